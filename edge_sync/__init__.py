@@ -1,0 +1,1 @@
+"""Every wire to the outside: outbox worker, MQTT/HTTPS transports, PSP connectors, platform."""

@@ -1,0 +1,1 @@
+"""Étika terminal core: money, profiles, store, journal, EMV kernel, CLI."""

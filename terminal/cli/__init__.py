@@ -1,0 +1,1 @@
+"""The ``etika`` command: the one place where every package is wired together."""

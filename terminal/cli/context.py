@@ -1,0 +1,55 @@
+"""What every ``etika`` subcommand receives: the chosen profile and data directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from terminal.profile import Profile
+
+__all__ = ["CliContext", "default_config_root"]
+
+
+def default_config_root() -> Path:
+    """``firmware-config/`` of this checkout, or ``ETIKA_CONFIG_ROOT`` when set."""
+    env = os.environ.get("ETIKA_CONFIG_ROOT")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "firmware-config"
+
+
+@dataclass
+class CliContext:
+    """The global options, resolved; subcommands load what they need from it lazily."""
+
+    profile_name: str
+    data_dir: Path
+    json_output: bool = False
+    _profile: Profile | None = field(default=None, repr=False)
+
+    @property
+    def profile_dir(self) -> Path:
+        """A profile is a name under ``firmware-config/`` or a path to a profile directory."""
+        candidate = Path(self.profile_name)
+        if candidate.is_dir() or os.sep in self.profile_name:
+            return candidate
+        return default_config_root() / self.profile_name
+
+    def profile(self) -> Profile:
+        """The validated profile; a broken one raises ``ConfigError`` (the terminal never starts)."""
+        if self._profile is None:
+            from terminal.profile import load_profile
+
+            self._profile = load_profile(self.profile_dir)
+        return self._profile
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "etika.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"

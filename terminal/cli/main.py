@@ -1,0 +1,69 @@
+"""Entry point of the ``etika`` console script.
+
+Every command group lives in its own ``cmd_<group>.py`` module exposing
+``register(subparsers)``; each command's handler takes the :class:`CliContext` and the
+parsed arguments and returns the process exit status. Errors of ours (``EtikaError``)
+end the command with their one-line message and exit status, never a traceback; a
+wrong argument is argparse's usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+
+from etika_errors import EtikaError
+from terminal.cli.context import CliContext
+
+__all__ = ["build_parser", "main"]
+
+# The command groups, in the order ``etika --help`` lists them. Each name is a module
+# ``terminal.cli.cmd_<name>`` with a ``register(subparsers)`` function.
+COMMAND_GROUPS = ("config", "db")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="etika",
+        description="Étika payment terminal and edge node.",
+    )
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("ETIKA_PROFILE", "default"),
+        help="terminal profile: a name under firmware-config/ or a directory "
+        "(env ETIKA_PROFILE; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("ETIKA_DATA_DIR", "var")),
+        help="where the database, logs and key-store token live "
+        "(env ETIKA_DATA_DIR; default: %(default)s)",
+    )
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for name in COMMAND_GROUPS:
+        import_module(f"terminal.cli.cmd_{name}").register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    context = CliContext(profile_name=args.profile, data_dir=args.data_dir)
+    try:
+        status: int = args.handler(context, args)
+    except EtikaError as exc:
+        print(f"etika: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("etika: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
