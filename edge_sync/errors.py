@@ -1,17 +1,53 @@
 """Errors of the links to the outside (outbox, MQTT, HTTPS, PSP connectors, platform).
 
-::
+One leaf per distinct recovery action::
 
     EtikaError
-    └── SyncError         (leaves added by the sync and connector modules)
+    └── SyncError                  root of the sync and connector errors
+        ├── MessageFormatError     a message does not match the wire contract: refuse it, say why
+        ├── SignatureError         a signature does not verify: refuse the message, report up
+        ├── TransportError         the link is down or failed mid-send: retry later / fall back
+        │   └── AckTimeout         sent, no acknowledgement in time: resend (receiver dedups)
+        └── DownlinkRejected       a downlink was refused (bad profile, unknown command): report up
+
+Leaves carry structured fields (``message_id``, ``topic``, ``url``, ``reason``) for logs and
+tests. Library exceptions (aiomqtt, httpx, pydantic, cryptography) are mapped at the edge
+that calls them with ``raise … from exc``.
 """
 
 from __future__ import annotations
 
 from etika_errors import EtikaError
 
-__all__ = ["SyncError"]
+__all__ = [
+    "AckTimeout",
+    "DownlinkRejected",
+    "MessageFormatError",
+    "SignatureError",
+    "SyncError",
+    "TransportError",
+]
 
 
 class SyncError(EtikaError):
     """Root of the sync and connector errors."""
+
+
+class MessageFormatError(SyncError):
+    """A message (envelope, ack, downlink) does not match the wire contract."""
+
+
+class SignatureError(SyncError):
+    """A signature is malformed or does not verify against the expected public key."""
+
+
+class TransportError(SyncError):
+    """The link (MQTT broker, HTTPS endpoint) is unavailable or failed while sending."""
+
+
+class AckTimeout(TransportError):
+    """A message was sent but its acknowledgement did not arrive in time."""
+
+
+class DownlinkRejected(SyncError):
+    """A downlink message was refused; ``reason`` says why (it is reported to the platform)."""

@@ -1,0 +1,382 @@
+"""The sync wire contract shared by the terminal and the platform (protocol version 1).
+
+Uplink envelope (terminal → platform), on MQTT topic ``etika/v1/t/{terminal_id}/up/{kind}`` or
+in an HTTPS batch ``POST /v1/terminals/{terminal_id}/messages`` ``{"messages": [...]}``::
+
+    {"v": 1, "message_id": "<uuid4>", "terminal_id": str, "kind": str, "seq": int,
+     "created_at": "<ISO 8601 UTC>", "idempotency_key": str, "payload": {...},
+     "key_version": int, "signature": "<base64 DER ECDSA P-256/SHA-256>"}
+
+Ack (platform → terminal, topic ``etika/v1/t/{terminal_id}/ack`` and HTTPS ``{"acks": [...]}``)::
+
+    {"v": 1, "message_id": str, "status": "accepted"|"duplicate"|"rejected", "reason": str|null}
+
+Downlink (platform → terminal, ``etika/v1/t/{terminal_id}/down/{config|blacklist|fx|cmd}``)::
+
+    {"v": 1, "message_id", "kind", "issued_at", "payload", "signature"}
+
+Every signature covers the *canonical JSON* of all the other fields of its object
+(:func:`canonical_json`): ``json.dumps(sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8. Field types are kept to what JSON carries as is (str,
+int, dict) so that ``model_dump(mode="json")`` gives back exactly the object that was signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edge_sync.errors import MessageFormatError, SignatureError
+from edge_sync.signing import Signer, verify_signature
+
+__all__ = [
+    "ACK_STATUSES",
+    "DOWNLINK_KINDS",
+    "PROTOCOL_VERSION",
+    "SHARED_SUBSCRIPTION_GROUP",
+    "SHARED_UPLINK_FILTER",
+    "Ack",
+    "AckBatch",
+    "AckStatus",
+    "Downlink",
+    "DownlinkKind",
+    "Envelope",
+    "MessageBatch",
+    "ack_topic",
+    "build_downlink",
+    "build_envelope",
+    "canonical_json",
+    "downlink_topic",
+    "downlink_wildcard",
+    "messages_path",
+    "parse_ack",
+    "parse_downlink",
+    "parse_envelope",
+    "parse_topic",
+    "uplink_topic",
+    "utc_now_iso",
+    "verify_downlink",
+    "verify_envelope",
+]
+
+PROTOCOL_VERSION: Literal[1] = 1
+AckStatus = Literal["accepted", "duplicate", "rejected"]
+ACK_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "rejected")
+DownlinkKind = Literal["config", "blacklist", "fx", "cmd"]
+DOWNLINK_KINDS: tuple[str, ...] = ("config", "blacklist", "fx", "cmd")
+
+SHARED_SUBSCRIPTION_GROUP = "etika-platform"
+#: What platform workers subscribe to: the broker splits the uplink among them.
+SHARED_UPLINK_FILTER = f"$share/{SHARED_SUBSCRIPTION_GROUP}/etika/v1/t/+/up/#"
+
+# Identifiers end up inside MQTT topics and URLs: no '/', '+', '#', spaces or control chars.
+_TERMINAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def utc_now_iso() -> str:
+    """Now as ISO 8601 UTC with milliseconds and a ``Z`` (``2026-11-22T00:13:12.123Z``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _check_utc_timestamp(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from exc
+    if parsed.utcoffset() is None or parsed.utcoffset() != UTC.utcoffset(None):
+        raise ValueError("timestamp must be in UTC (suffix Z or +00:00)")
+    return value
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError as exc:
+        raise ValueError(f"not a UUID: {value!r}") from exc
+    return value
+
+
+def _check_signature(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("signature is not base64") from exc
+    if not raw:
+        raise ValueError("signature is empty")
+    return value
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object as it goes on the wire."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.wire(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Envelope(_Wire):
+    """One uplink message; ``seq`` is the terminal's outbox row id (ordering is per destination)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    message_id: str
+    terminal_id: str = Field(pattern=_TERMINAL_ID.pattern)
+    kind: str = Field(pattern=_KIND.pattern)
+    seq: int = Field(ge=0)
+    created_at: str
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    payload: dict[str, Any]
+    key_version: int = Field(ge=0)
+    signature: str
+
+    _uuid = field_validator("message_id")(_check_uuid)
+    _ts = field_validator("created_at")(_check_utc_timestamp)
+    _sig = field_validator("signature")(_check_signature)
+
+
+class Ack(_Wire):
+    """The receiver's answer to one uplink message (``duplicate`` counts as delivered)."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    message_id: str
+    status: AckStatus
+    reason: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status in ("accepted", "duplicate")
+
+
+class Downlink(_Wire):
+    """One platform → terminal message, signed by the platform's key."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    message_id: str
+    kind: DownlinkKind
+    issued_at: str
+    payload: dict[str, Any]
+    signature: str
+
+    _uuid = field_validator("message_id")(_check_uuid)
+    _ts = field_validator("issued_at")(_check_utc_timestamp)
+    _sig = field_validator("signature")(_check_signature)
+
+
+class MessageBatch(BaseModel):
+    """HTTPS request body: ``{"messages": [envelope, ...]}`` (kept raw; parse each one alone
+    so that one malformed message is refused without refusing its neighbours)."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: list[dict[str, Any]] = Field(max_length=1000)
+
+
+class AckBatch(_Wire):
+    """HTTPS response body: ``{"acks": [ack, ...]}``."""
+
+    acks: list[Ack]
+
+
+_M = TypeVar("_M", bound=_Wire)
+
+
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """The signed bytes: every field but ``signature``, sorted keys, no spaces, UTF-8."""
+    unsigned = {key: value for key, value in obj.items() if key != "signature"}
+    return json.dumps(
+        unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _b64(signature: bytes) -> str:
+    return base64.b64encode(signature).decode("ascii")
+
+
+def build_envelope(
+    signer: Signer,
+    *,
+    terminal_id: str,
+    kind: str,
+    seq: int,
+    idempotency_key: str,
+    payload: Mapping[str, Any],
+    message_id: str | None = None,
+    created_at: str | None = None,
+) -> Envelope:
+    """A signed uplink envelope (``message_id`` defaults to a fresh uuid4)."""
+    unsigned: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "message_id": message_id or str(uuid.uuid4()),
+        "terminal_id": terminal_id,
+        "kind": kind,
+        "seq": seq,
+        "created_at": created_at or utc_now_iso(),
+        "idempotency_key": idempotency_key,
+        "payload": dict(payload),
+        "key_version": signer.key_version,
+    }
+    signature = _b64(signer.sign(canonical_json(unsigned)))
+    try:
+        return Envelope.model_validate({**unsigned, "signature": signature})
+    except ValidationError as exc:
+        raise ValueError(f"cannot build an uplink envelope: {_summary(exc)}") from exc
+
+
+def build_downlink(
+    signer: Signer,
+    *,
+    kind: str,
+    payload: Mapping[str, Any],
+    message_id: str | None = None,
+    issued_at: str | None = None,
+) -> Downlink:
+    """A downlink signed by the platform's key."""
+    unsigned: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "message_id": message_id or str(uuid.uuid4()),
+        "kind": kind,
+        "issued_at": issued_at or utc_now_iso(),
+        "payload": dict(payload),
+    }
+    signature = _b64(signer.sign(canonical_json(unsigned)))
+    try:
+        return Downlink.model_validate({**unsigned, "signature": signature})
+    except ValidationError as exc:
+        raise ValueError(f"cannot build a downlink: {_summary(exc)}") from exc
+
+
+def _verify(obj: _Wire, public_key_pem: bytes | str) -> None:
+    wire = obj.wire()
+    signature = base64.b64decode(wire["signature"])
+    verify_signature(public_key_pem, canonical_json(wire), signature)
+
+
+def verify_envelope(envelope: Envelope, public_key_pem: bytes | str) -> None:
+    """Raise :class:`SignatureError` unless the terminal's key signed this envelope."""
+    try:
+        _verify(envelope, public_key_pem)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"uplink {envelope.message_id} from {envelope.terminal_id}: {exc.message}",
+            message_id=envelope.message_id,
+            terminal_id=envelope.terminal_id,
+            reason=exc.fields.get("reason", "bad signature"),
+        ) from exc
+
+
+def verify_downlink(downlink: Downlink, public_key_pem: bytes | str) -> None:
+    """Raise :class:`SignatureError` unless the platform's key signed this downlink."""
+    try:
+        _verify(downlink, public_key_pem)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"downlink {downlink.message_id} ({downlink.kind}): {exc.message}",
+            message_id=downlink.message_id,
+            reason=exc.fields.get("reason", "bad signature"),
+        ) from exc
+
+
+def _summary(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _load(raw: bytes | str | Mapping[str, Any], what: str) -> Any:
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MessageFormatError(f"{what} is not JSON: {exc}", reason="not json") from exc
+
+
+def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> _M:
+    data = _load(raw, what)
+    if not isinstance(data, dict):
+        raise MessageFormatError(f"{what} is not a JSON object", reason="not an object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        reason = _summary(exc)
+        raise MessageFormatError(
+            f"{what} does not match the wire contract: {reason}",
+            reason=reason,
+            message_id=data.get("message_id") if isinstance(data.get("message_id"), str) else None,
+        ) from exc
+
+
+def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> Envelope:
+    """Validate an uplink envelope; :class:`MessageFormatError` (with ``reason``) when wrong."""
+    return _parse(Envelope, raw, "uplink envelope")
+
+
+def parse_ack(raw: bytes | str | Mapping[str, Any]) -> Ack:
+    return _parse(Ack, raw, "ack")
+
+
+def parse_downlink(raw: bytes | str | Mapping[str, Any]) -> Downlink:
+    return _parse(Downlink, raw, "downlink")
+
+
+def _check_terminal_id(terminal_id: str) -> None:
+    if not _TERMINAL_ID.match(terminal_id):
+        raise ValueError(f"terminal id {terminal_id!r} is not usable in a topic or URL")
+
+
+def uplink_topic(terminal_id: str, kind: str) -> str:
+    _check_terminal_id(terminal_id)
+    if not _KIND.match(kind):
+        raise ValueError(f"message kind {kind!r} is not usable in a topic")
+    return f"etika/v1/t/{terminal_id}/up/{kind}"
+
+
+def ack_topic(terminal_id: str) -> str:
+    _check_terminal_id(terminal_id)
+    return f"etika/v1/t/{terminal_id}/ack"
+
+
+def downlink_topic(terminal_id: str, kind: str) -> str:
+    _check_terminal_id(terminal_id)
+    if kind not in DOWNLINK_KINDS:
+        raise ValueError(f"downlink kind {kind!r} is not one of {', '.join(DOWNLINK_KINDS)}")
+    return f"etika/v1/t/{terminal_id}/down/{kind}"
+
+
+def downlink_wildcard(terminal_id: str) -> str:
+    _check_terminal_id(terminal_id)
+    return f"etika/v1/t/{terminal_id}/down/+"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str | None]:
+    """``(terminal_id, direction, kind)`` of an ``etika/v1/t/...`` topic.
+
+    ``direction`` is ``up``, ``down`` or ``ack`` (``kind`` is ``None`` for ``ack``).
+    """
+    parts = topic.split("/")
+    if len(parts) >= 5 and parts[:3] == ["etika", "v1", "t"]:
+        terminal_id, direction = parts[3], parts[4]
+        if direction == "ack" and len(parts) == 5:
+            return terminal_id, "ack", None
+        if direction in ("up", "down") and len(parts) == 6:
+            return terminal_id, direction, parts[5]
+    raise MessageFormatError(f"not an Étika v1 topic: {topic!r}", topic=topic)
+
+
+def messages_path(terminal_id: str) -> str:
+    """Path of the HTTPS fallback endpoint for one terminal."""
+    _check_terminal_id(terminal_id)
+    return f"/v1/terminals/{terminal_id}/messages"
