@@ -1,1 +1,1 @@
-"""EMV kernel: TLV, selection, GPO, records, ODA, restrictions, CVM, risk management, action analysis."""
+"""EMV kernel: TLV, selection, GPO, records, ODA, restrictions, CVM, risk, action analysis."""

@@ -1,0 +1,238 @@
+"""BER-TLV codec as EMV uses it (EMV 4.4 Book 3 Annex B, ISO/IEC 8825-1 subset).
+
+- Tags (Annex B1): bit b6 of the first byte says *constructed*; when b5–b1 of the first
+  byte are all 1 the tag continues, and each subsequent byte with b8 = 1 is followed by
+  another. Tags are handled as the integer of their bytes (``0x9F02``, ``0xBF0C``).
+- Lengths (Annex B2): b8 = 0 → one byte, 0–127; b8 = 1 → b7–b1 count the subsequent length
+  bytes (EMV uses at most three; we accept up to four). The indefinite form ``80`` is not
+  allowed in EMV and is rejected. Non-minimal long forms (``81 05``) are accepted on input,
+  since cards emit them, and never produced on output.
+- Padding (Annex B): ``00`` bytes may occur before, between and after data objects; they
+  are skipped where a tag is expected. (ISO/IEC 7816-4 also allows ``FF``; EMV does not, and
+  ``FF`` starts valid private-class tags, so it is decoded as a tag.)
+
+Written by hand rather than with :mod:`pyemv.tlv` because that decoder returns a dict: it
+loses the order and the repetitions (several ``61`` directory entries in a PPSE answer,
+several records), and its errors do not carry the absolute offset inside nested objects.
+Every malformed input raises :class:`~terminal.emv.errors.TlvError` with ``offset``: the
+index in the outermost buffer where the problem was found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from terminal.emv.errors import TlvError
+from terminal.emv.tags import SENSITIVE_TAGS
+
+__all__ = [
+    "Tlv",
+    "decode",
+    "encode",
+    "encode_constructed",
+    "encode_length",
+    "encode_tag",
+    "find",
+    "find_all",
+    "flatten",
+    "is_constructed",
+    "iter_tlv",
+    "read_tag",
+    "tag_bytes",
+]
+
+_PADDING = 0x00
+_MAX_LENGTH_BYTES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    """One data object: ``tag`` as an int, ``value`` as bytes, ``children`` if constructed.
+
+    ``offset`` is where the object's tag starts in the buffer given to :func:`decode`.
+    The ``repr`` masks the value of sensitive tags (PAN, track 2, …).
+    """
+
+    tag: int
+    value: bytes
+    children: list[Tlv] = field(default_factory=list)
+    offset: int = 0
+
+    @property
+    def constructed(self) -> bool:
+        return is_constructed(self.tag)
+
+    def encode(self) -> bytes:
+        """The object back as BER-TLV bytes (minimal length encoding)."""
+        return encode(self.tag, self.value)
+
+    def find(self, tag: int) -> Tlv | None:
+        """The first descendant with ``tag`` (depth first), or ``None``."""
+        return find(self.children, tag)
+
+    def __repr__(self) -> str:
+        if self.tag in SENSITIVE_TAGS:
+            shown = f"<{len(self.value)} bytes masked>"
+        else:
+            shown = self.value.hex().upper()
+        if self.children:
+            return f"Tlv({self.tag:X}, children={self.children!r})"
+        return f"Tlv({self.tag:X}, {shown})"
+
+
+def tag_bytes(tag: int) -> bytes:
+    """The bytes of an integer tag, checked for well-formedness (Annex B1)."""
+    if not isinstance(tag, int) or isinstance(tag, bool):
+        raise TypeError(f"tag must be an int, not {type(tag).__name__}")
+    if tag <= 0:
+        raise ValueError(f"tag must be positive, got {tag}")
+    raw = tag.to_bytes((tag.bit_length() + 7) // 8, "big")
+    more = (raw[0] & 0x1F) == 0x1F
+    if not more and len(raw) != 1:
+        raise ValueError(f"tag {tag:X}: first byte {raw[0]:02X} does not announce subsequent bytes")
+    if more:
+        if len(raw) == 1:
+            raise ValueError(f"tag {tag:X}: first byte announces subsequent bytes, none given")
+        for index, byte in enumerate(raw[1:], start=1):
+            last = index == len(raw) - 1
+            if bool(byte & 0x80) == last:
+                raise ValueError(f"tag {tag:X}: byte {index} has a wrong continuation bit b8")
+    return raw
+
+
+def encode_tag(tag: int) -> bytes:
+    return tag_bytes(tag)
+
+
+def is_constructed(tag: int) -> bool:
+    """Bit b6 of the tag's first byte (Annex B1)."""
+    first = tag >> (8 * ((tag.bit_length() - 1) // 8)) if tag > 0 else 0
+    return bool(first & 0x20)
+
+
+def encode_length(length: int) -> bytes:
+    """Definite-form length, minimal (Annex B2)."""
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    if length < 0x80:
+        return bytes([length])
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    if len(raw) > _MAX_LENGTH_BYTES:
+        raise ValueError(f"length {length} needs more than {_MAX_LENGTH_BYTES} length bytes")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def encode(tag: int, value: bytes) -> bytes:
+    """One data object: tag, length, value (EMV 4.4 Book 3 Annex B)."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"value must be bytes, not {type(value).__name__}")
+    value = bytes(value)
+    return tag_bytes(tag) + encode_length(len(value)) + value
+
+
+def encode_constructed(tag: int, children: Iterable[tuple[int, bytes] | Tlv]) -> bytes:
+    """A constructed object whose value is the concatenation of ``children``."""
+    if not is_constructed(tag):
+        raise ValueError(f"tag {tag:X} is primitive (b6 of its first byte is 0)")
+    body = b"".join(
+        child.encode() if isinstance(child, Tlv) else encode(child[0], child[1])
+        for child in children
+    )
+    return encode(tag, body)
+
+
+def read_tag(data: bytes, offset: int, *, base: int = 0) -> tuple[int, int]:
+    """Read a tag at ``offset``; return ``(tag, next_offset)``. ``base`` shifts error offsets."""
+    if offset >= len(data):
+        raise TlvError("tag expected, data ended", offset=base + offset)
+    start = offset
+    tag = data[offset]
+    offset += 1
+    if (tag & 0x1F) == 0x1F:
+        while True:
+            if offset >= len(data):
+                raise TlvError("multi-byte tag truncated", offset=base + start)
+            byte = data[offset]
+            tag = (tag << 8) | byte
+            offset += 1
+            if not byte & 0x80:
+                break
+            if offset - start > 4:
+                raise TlvError("tag longer than 4 bytes", offset=base + start)
+    return tag, offset
+
+
+def _read_length(data: bytes, offset: int, tag: int, base: int) -> tuple[int, int]:
+    if offset >= len(data):
+        raise TlvError("length expected, data ended", offset=base + offset, tag=tag)
+    first = data[offset]
+    if first < 0x80:
+        return first, offset + 1
+    count = first & 0x7F
+    if count == 0:
+        raise TlvError("indefinite length (80) is not allowed", offset=base + offset, tag=tag)
+    if count > _MAX_LENGTH_BYTES:
+        raise TlvError(f"length on {count} bytes is too long", offset=base + offset, tag=tag)
+    if offset + 1 + count > len(data):
+        raise TlvError("long-form length truncated", offset=base + offset, tag=tag)
+    return int.from_bytes(data[offset + 1 : offset + 1 + count], "big"), offset + 1 + count
+
+
+def iter_tlv(data: bytes, *, base: int = 0, recurse: bool = True) -> Iterator[Tlv]:
+    """Decode data objects one by one; constructed ones get their ``children`` decoded."""
+    data = bytes(data)
+    offset = 0
+    while offset < len(data):
+        if data[offset] == _PADDING:
+            offset += 1
+            continue
+        start = offset
+        tag, offset = read_tag(data, offset, base=base)
+        length, offset = _read_length(data, offset, tag, base)
+        end = offset + length
+        if end > len(data):
+            raise TlvError(
+                f"value of {length} bytes overruns the data ({len(data) - offset} left)",
+                offset=base + start,
+                tag=tag,
+            )
+        value = data[offset:end]
+        children: list[Tlv] = []
+        if recurse and is_constructed(tag):
+            children = list(iter_tlv(value, base=base + offset))
+        yield Tlv(tag=tag, value=value, children=children, offset=base + start)
+        offset = end
+
+
+def decode(data: bytes) -> list[Tlv]:
+    """Every top-level data object in ``data``, constructed ones with their children."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    return list(iter_tlv(bytes(data)))
+
+
+def find_all(tlvs: Iterable[Tlv], tag: int) -> Iterator[Tlv]:
+    """Every object with ``tag`` in ``tlvs`` and their descendants, depth first."""
+    for item in tlvs:
+        if item.tag == tag:
+            yield item
+        if item.children:
+            yield from find_all(item.children, tag)
+
+
+def find(tlvs: Iterable[Tlv], tag: int) -> Tlv | None:
+    """The first object with ``tag`` (depth first), or ``None``."""
+    return next(find_all(tlvs, tag), None)
+
+
+def flatten(tlvs: Iterable[Tlv]) -> dict[int, bytes]:
+    """Primitive objects by tag (first occurrence wins), constructed ones descended into."""
+    out: dict[int, bytes] = {}
+    for item in tlvs:
+        if item.constructed:
+            for tag, value in flatten(item.children).items():
+                out.setdefault(tag, value)
+        else:
+            out.setdefault(item.tag, item.value)
+    return out
