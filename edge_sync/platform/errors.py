@@ -1,0 +1,77 @@
+"""Errors of the platform side of the sync protocol.
+
+::
+
+    EtikaError
+    └── SyncError
+        └── PlatformError                 root of the platform's errors
+            ├── StorageError              the platform database failed (reconnect, retry later)
+            ├── RegistryError             a terminal key cannot be registered (fix the key file)
+            ├── UplinkRejected            one uplink message is refused; ``reason`` goes back
+            │   │                         to the terminal in a "rejected" ack
+            │   ├── MalformedUplink       not JSON, truncated, or not a valid envelope
+            │   ├── UnknownTerminal       no public key registered for that terminal/version
+            │   └── BadSignature          the signature does not verify with the registered key
+            └── DownlinkError             a downlink file cannot be signed and published
+                                          (fix the file or the broker address)
+
+Library errors (``sqlite3.Error``, ``psycopg.Error``, ``aiomqtt.MqttError``) are mapped
+to these leaves where they are raised (``raise … from exc``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_sync.errors import SyncError
+
+__all__ = [
+    "BadSignature",
+    "DownlinkError",
+    "MalformedUplink",
+    "PlatformError",
+    "RegistryError",
+    "StorageError",
+    "UnknownTerminal",
+    "UplinkRejected",
+]
+
+
+class PlatformError(SyncError):
+    """Root of the platform side's errors."""
+
+
+class StorageError(PlatformError):
+    """The platform database cannot be opened, migrated or written; nothing was acknowledged."""
+
+
+class RegistryError(PlatformError):
+    """A terminal's public key file is missing, unreadable or not an EC P-256 key."""
+
+    exit_code = 2
+
+
+class UplinkRejected(PlatformError):
+    """An uplink is refused; ``reason`` is the short text sent back in the ack."""
+
+    def __init__(self, reason: str, **fields: Any) -> None:
+        super().__init__(reason, **fields)
+        self.reason = reason
+
+
+class MalformedUplink(UplinkRejected):
+    """The payload is not JSON, is truncated, or does not match the envelope schema."""
+
+
+class UnknownTerminal(UplinkRejected):
+    """No public key is registered for the terminal (or for that key version)."""
+
+
+class BadSignature(UplinkRejected):
+    """The envelope's signature does not verify against the registered public key."""
+
+
+class DownlinkError(PlatformError):
+    """A downlink cannot be built or published (bad file, unknown kind, broker unreachable)."""
+
+    exit_code = 2

@@ -1,0 +1,271 @@
+"""Uplink ingestion: parse, check the channel, verify the signature, book, commit, then ack.
+
+Both entry points (the MQTT consumer and the HTTPS endpoint) hand :meth:`Ingestor.ingest`
+a batch of raw messages with the channel they came on (the terminal id of the topic or URL
+path, and the topic's kind). Every message gets exactly one :class:`~edge_sync.messages.Ack`:
+
+* ``rejected`` (with a reason the terminal can log) when it is not JSON, is truncated, does
+  not match the envelope schema, names another terminal or kind than its channel, comes from
+  a terminal or key version nobody registered, does not verify, or carries a payload the
+  platform cannot book (see :mod:`edge_sync.platform.records`);
+* ``accepted`` when this batch's commit stored it, ``duplicate`` when an earlier commit had.
+
+The acks are returned only after :meth:`PlatformStorage.ingest` committed: a crash before
+that leaves the message unacknowledged, the broker or the terminal sends it again, and the
+``message_id`` primary key makes the second delivery a ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from edge_sync.errors import MessageFormatError
+from edge_sync.messages import Ack, Envelope, canonical_json, parse_envelope, utc_now_iso
+from edge_sync.platform.errors import (
+    BadSignature,
+    MalformedUplink,
+    UnknownTerminal,
+    UplinkRejected,
+)
+from edge_sync.platform.records import (
+    COUNTED_STATES,
+    EodTotal,
+    Rejection,
+    TransactionFact,
+    Uplink,
+)
+from edge_sync.platform.storage import PlatformStorage
+
+__all__ = ["Ingestor", "RawUplink", "book_payload"]
+
+# A truncated body still often names its message id near the start: quote it back so the
+# terminal knows which outbox row was refused.
+_MESSAGE_ID = re.compile(rb'"message_id"\s*:\s*"([0-9A-Za-z-]{1,64})"')
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_KEY_CACHE_SECONDS = 30.0
+_SIGNS = {"sale": 1, "purchase": 1, "refund": -1}
+
+
+@dataclass(frozen=True)
+class RawUplink:
+    """One message as it arrived: the channel's terminal id (topic or URL) and its body."""
+
+    terminal_id: str
+    body: bytes | Mapping[str, Any]
+    #: The ``{kind}`` of an MQTT topic; ``None`` over HTTPS (the envelope says it).
+    topic_kind: str | None = None
+
+
+def _message_id_of(body: bytes | Mapping[str, Any]) -> str:
+    if isinstance(body, Mapping):
+        value = body.get("message_id")
+        return value if isinstance(value, str) else ""
+    match = _MESSAGE_ID.search(body[:4096])
+    return match.group(1).decode("ascii") if match else ""
+
+
+def _int(payload: Mapping[str, Any], key: str, *, minimum: int | None = None) -> int:
+    value = payload.get(key)
+    # bool is an int in Python but never an amount or a count on the wire.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedUplink(f"payload.{key} must be an integer")
+    if minimum is not None and value < minimum:
+        raise MalformedUplink(f"payload.{key} must be >= {minimum}")
+    return value
+
+
+def _date(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise MalformedUplink(f"payload.{key} must be a date YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise MalformedUplink(f"payload.{key} must be a date YYYY-MM-DD") from exc
+
+
+def _currency(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise MalformedUplink(f"payload.{key} must be an ISO 4217 code such as MAD")
+    return value
+
+
+def _transaction(envelope: Envelope) -> TransactionFact:
+    payload = envelope.payload
+    transaction_id = payload.get("transaction_id")
+    if not isinstance(transaction_id, str) or not transaction_id:
+        raise MalformedUplink("payload.transaction_id must be a non-empty string")
+    kind = payload.get("type", "sale")
+    if kind not in _SIGNS:
+        raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
+    state = payload.get("state")
+    if state is not None and not isinstance(state, str):
+        raise MalformedUplink("payload.state must be a string")
+    return TransactionFact(
+        transaction_id=transaction_id,
+        business_date=_date(payload.get("business_date", envelope.created_at[:10]),
+                            "business_date"),
+        currency=_currency(payload.get("currency"), "currency"),
+        amount_minor=_SIGNS[kind] * _int(payload, "amount_minor", minimum=0),
+        state=state,
+        counted=state is None or state in COUNTED_STATES,
+    )
+
+
+def _eod(envelope: Envelope) -> tuple[str, tuple[EodTotal, ...]]:
+    payload = envelope.payload
+    business_date = _date(payload.get("business_date"), "business_date")
+    lines = payload.get("totals")
+    if not isinstance(lines, list):
+        raise MalformedUplink("payload.totals must be a list")
+    totals: list[EodTotal] = []
+    for index, line in enumerate(lines):
+        where = f"totals[{index}]"
+        if not isinstance(line, Mapping):
+            raise MalformedUplink(f"payload.{where} must be an object")
+        totals.append(
+            EodTotal(
+                currency=_currency(line.get("currency"), f"{where}.currency"),
+                count=_int(line, "count", minimum=0),
+                amount_minor=_int(line, "amount_minor"),
+            )
+        )
+    currencies = [total.currency for total in totals]
+    if len(set(currencies)) != len(currencies):
+        raise MalformedUplink("payload.totals lists a currency twice")
+    return business_date, tuple(totals)
+
+
+def _backlog(envelope: Envelope) -> dict[str, int]:
+    value = envelope.payload.get("backlog")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return {"all": value}
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    ):
+        return dict(value)
+    raise MalformedUplink("payload.backlog must be a count or {destination: count}")
+
+
+def book_payload(envelope: Envelope) -> Uplink:
+    """The row(s) an envelope books; :class:`MalformedUplink` when its payload is unusable."""
+    uplink = Uplink(
+        message_id=envelope.message_id,
+        terminal_id=envelope.terminal_id,
+        kind=envelope.kind,
+        seq=envelope.seq,
+        idempotency_key=envelope.idempotency_key,
+        created_at=envelope.created_at,
+        envelope_json=json.dumps(envelope.wire(), sort_keys=True, ensure_ascii=False),
+    )
+    if envelope.kind == "transaction":
+        return replace(uplink, transaction=_transaction(envelope))
+    if envelope.kind == "eod_totals":
+        business_date, totals = _eod(envelope)
+        return replace(uplink, eod_date=business_date, eod_totals=totals)
+    if envelope.kind == "status" and "backlog" in envelope.payload:
+        return replace(uplink, backlog=_backlog(envelope))
+    return uplink
+
+
+class Ingestor:
+    """Turns raw uplinks into committed rows and acks (blocking: call it from a thread)."""
+
+    def __init__(
+        self, storage: PlatformStorage, clock: Callable[[], str] = utc_now_iso
+    ) -> None:
+        self.storage = storage
+        self._clock = clock
+        self._keys: dict[tuple[str, int], tuple[float, ec.EllipticCurvePublicKey]] = {}
+
+    def _public_key(self, terminal_id: str, key_version: int) -> ec.EllipticCurvePublicKey:
+        # Keys are cached briefly: a re-registered key takes effect within that time.
+        cached = self._keys.get((terminal_id, key_version))
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
+            return cached[1]
+        pem = self.storage.public_key(terminal_id, key_version)
+        if pem is None:
+            raise UnknownTerminal(
+                f"unknown terminal {terminal_id} (key version {key_version}): "
+                "no public key registered",
+                terminal_id=terminal_id,
+                key_version=key_version,
+            )
+        try:
+            key = serialization.load_pem_public_key(pem.encode())
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise UnknownTerminal(
+                f"the registered key of {terminal_id} is unreadable; register it again",
+                terminal_id=terminal_id,
+            ) from exc
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise UnknownTerminal(f"the registered key of {terminal_id} is not an EC key")
+        self._keys[(terminal_id, key_version)] = (now, key)
+        return key
+
+    def check(self, raw: RawUplink) -> Uplink:
+        """Parse, check the channel, verify and book one message; :class:`UplinkRejected`."""
+        try:
+            envelope = parse_envelope(raw.body)
+        except MessageFormatError as exc:
+            raise MalformedUplink(
+                f"malformed envelope: {exc.fields.get('reason') or exc.message}"
+            ) from exc
+        if envelope.terminal_id != raw.terminal_id:
+            raise MalformedUplink(
+                f"terminal_id {envelope.terminal_id} does not match the channel's "
+                f"{raw.terminal_id}"
+            )
+        if raw.topic_kind is not None and envelope.kind != raw.topic_kind:
+            raise MalformedUplink(
+                f"kind {envelope.kind} does not match the topic's {raw.topic_kind}"
+            )
+        key = self._public_key(envelope.terminal_id, envelope.key_version)
+        wire = envelope.wire()
+        try:
+            key.verify(
+                base64.b64decode(wire["signature"]),
+                canonical_json(wire),
+                ec.ECDSA(hashes.SHA256()),
+            )
+        except InvalidSignature as exc:
+            raise BadSignature(
+                "bad signature: does not verify with the registered key "
+                f"(version {envelope.key_version})"
+            ) from exc
+        except ValueError as exc:  # cryptography: not DER
+            raise BadSignature("bad signature: not DER-encoded ECDSA") from exc
+        return book_payload(envelope)
+
+    def ingest(self, batch: Sequence[RawUplink]) -> list[Ack]:
+        """One ack per message, in order, after the batch's commit (raises ``StorageError``)."""
+        acks: list[Ack | None] = [None] * len(batch)
+        good: list[tuple[int, Uplink]] = []
+        rejections: list[Rejection] = []
+        for index, raw in enumerate(batch):
+            try:
+                good.append((index, self.check(raw)))
+            except UplinkRejected as exc:
+                message_id = _message_id_of(raw.body)
+                acks[index] = Ack(message_id=message_id, status="rejected", reason=exc.reason)
+                rejections.append(Rejection(raw.terminal_id, message_id, exc.reason))
+        received_at = self._clock()
+        outcomes = self.storage.ingest([uplink for _, uplink in good], received_at)
+        for (index, _), outcome in zip(good, outcomes, strict=True):
+            acks[index] = Ack(
+                message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
+            )
+        self.storage.record_rejections(rejections, received_at)
+        return [ack for ack in acks if ack is not None]

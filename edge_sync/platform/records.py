@@ -1,0 +1,132 @@
+"""What the platform keeps: the typed rows ingestion writes and the fleet API reads.
+
+The uplink ``payload`` of three kinds feeds the platform's own books (every other kind is
+stored as received and only counted):
+
+``transaction``
+    ``{"transaction_id": str, "amount_minor": int, "currency": "MAD", "business_date":
+    "YYYY-MM-DD", "type": "sale"|"refund", "state": str}`` — one row per transaction id, the
+    highest ``seq`` wins (a terminal reports each state change). ``type`` defaults to sale
+    (a refund counts negative); ``business_date`` defaults to the date of ``created_at``; a
+    transaction counts in the totals when its latest ``state`` is absent or one of
+    :data:`COUNTED_STATES` (the financial leg stands).
+``eod_totals``
+    ``{"business_date": "YYYY-MM-DD", "totals": [{"currency": "MAD", "count": int,
+    "amount_minor": int}, ...]}`` — the terminal's end-of-day totals; a later report for the
+    same day replaces an earlier one.
+``status``
+    ``{"backlog": {"<destination>": int, ...}}`` (or a plain int) — what the terminal's
+    outbox still holds; shown by the fleet API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "COUNTED_STATES",
+    "EodTotal",
+    "IngestOutcome",
+    "Rejection",
+    "TerminalSummary",
+    "Total",
+    "TransactionFact",
+    "Uplink",
+]
+
+#: Latest states in which a transaction's money moved (DESIGN §6): they count in the totals.
+COUNTED_STATES = frozenset({"completed", "pop_deferred", "needs_reconciliation"})
+
+
+@dataclass(frozen=True)
+class TransactionFact:
+    """One transaction as the platform books it (amount signed: refunds are negative)."""
+
+    transaction_id: str
+    business_date: str
+    currency: str
+    amount_minor: int
+    state: str | None
+    counted: bool
+
+
+@dataclass(frozen=True)
+class EodTotal:
+    """One currency line of a terminal's end-of-day report."""
+
+    currency: str
+    count: int
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """A verified uplink, ready to be committed; the typed parts depend on ``kind``."""
+
+    message_id: str
+    terminal_id: str
+    kind: str
+    seq: int
+    idempotency_key: str
+    created_at: str
+    envelope_json: str
+    transaction: TransactionFact | None = None
+    eod_date: str | None = None
+    eod_totals: tuple[EodTotal, ...] = ()
+    backlog: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A refused uplink, kept for the fleet API (never its payload: it may be anything)."""
+
+    terminal_id: str
+    message_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """Per message: ``True`` when this commit stored it, ``False`` when it was there already."""
+
+    message_id: str
+    new: bool
+
+
+@dataclass(frozen=True)
+class Total:
+    """Count and signed sum of one terminal's transactions in one currency on one day."""
+
+    terminal_id: str
+    business_date: str
+    currency: str
+    count: int
+    amount_minor: int
+
+
+@dataclass
+class TerminalSummary:
+    """One terminal as the fleet API shows it."""
+
+    terminal_id: str
+    registered_at: str
+    key_versions: list[int] = field(default_factory=list)
+    last_seen_at: str | None = None
+    backlog: dict[str, int] | None = None
+    backlog_reported_at: str | None = None
+    messages: int = 0
+    rejected: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "terminal_id": self.terminal_id,
+            "registered_at": self.registered_at,
+            "key_versions": self.key_versions,
+            "last_seen_at": self.last_seen_at,
+            "backlog": self.backlog,
+            "backlog_total": sum(self.backlog.values()) if self.backlog else 0,
+            "backlog_reported_at": self.backlog_reported_at,
+            "messages": self.messages,
+            "rejected": self.rejected,
+        }

@@ -1,0 +1,598 @@
+"""The platform's database: a small Protocol, and one SQL implementation for two engines.
+
+SQLite (the default, a file under the data directory) and PostgreSQL (``postgresql://…``)
+run the same statements: ``?`` placeholders are rewritten to ``%s`` for psycopg, and
+idempotency is ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which both engines have. The
+first insert of a ``message_id`` returns it, a redelivery returns nothing: that is the whole
+deduplication, and it holds across several platform workers sharing one PostgreSQL.
+
+A batch of uplinks is committed in one transaction; the caller acknowledges only after
+:meth:`PlatformStorage.ingest` has returned (the commit is durable by then).
+
+A PostgreSQL URL may carry ``?schema=NAME``: the tables then live in that schema (created if
+missing), so that test runs and tenants stay apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from edge_sync.platform.errors import StorageError
+from edge_sync.platform.records import (
+    EodTotal,
+    IngestOutcome,
+    Rejection,
+    TerminalSummary,
+    Total,
+    Uplink,
+)
+
+__all__ = [
+    "PlatformStorage",
+    "PostgresStorage",
+    "SqliteStorage",
+    "open_storage",
+]
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS platform_terminals (
+        terminal_id TEXT PRIMARY KEY,
+        registered_at TEXT NOT NULL,
+        last_seen_at TEXT,
+        backlog TEXT,
+        backlog_seq BIGINT,
+        backlog_reported_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS platform_terminal_keys (
+        terminal_id TEXT NOT NULL REFERENCES platform_terminals (terminal_id),
+        key_version INTEGER NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        registered_at TEXT NOT NULL,
+        PRIMARY KEY (terminal_id, key_version))""",
+    """CREATE TABLE IF NOT EXISTS platform_messages (
+        message_id TEXT PRIMARY KEY,
+        terminal_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        envelope TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS platform_messages_by_terminal
+        ON platform_messages (terminal_id, seq)""",
+    """CREATE TABLE IF NOT EXISTS platform_transactions (
+        terminal_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        business_date TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        amount_minor BIGINT NOT NULL,
+        state TEXT,
+        counted INTEGER NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (terminal_id, transaction_id))""",
+    """CREATE INDEX IF NOT EXISTS platform_transactions_by_date
+        ON platform_transactions (business_date, terminal_id)""",
+    """CREATE TABLE IF NOT EXISTS platform_eod_totals (
+        terminal_id TEXT NOT NULL,
+        business_date TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        amount_minor BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (terminal_id, business_date, currency))""",
+    """CREATE TABLE IF NOT EXISTS platform_rejections (
+        terminal_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        received_at TEXT NOT NULL)""",
+)
+
+_INSERT_MESSAGE = """INSERT INTO platform_messages
+    (message_id, terminal_id, kind, seq, idempotency_key, created_at, received_at, envelope)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING message_id"""
+
+# A terminal reports each state change of a transaction: the highest seq is the truth.
+_UPSERT_TRANSACTION = """INSERT INTO platform_transactions
+    (terminal_id, transaction_id, business_date, currency, amount_minor, state, counted,
+     seq, message_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (terminal_id, transaction_id) DO UPDATE SET
+        business_date = excluded.business_date, currency = excluded.currency,
+        amount_minor = excluded.amount_minor, state = excluded.state,
+        counted = excluded.counted, seq = excluded.seq, message_id = excluded.message_id
+    WHERE excluded.seq > platform_transactions.seq"""
+
+_TERMINALS = """SELECT t.terminal_id, t.registered_at, t.last_seen_at, t.backlog,
+        t.backlog_reported_at,
+        (SELECT COUNT(*) FROM platform_messages m WHERE m.terminal_id = t.terminal_id),
+        (SELECT COUNT(*) FROM platform_rejections r WHERE r.terminal_id = t.terminal_id)
+    FROM platform_terminals t"""
+
+
+class PlatformStorage(Protocol):
+    """What the platform needs from its database (SQLite or PostgreSQL)."""
+
+    def register_key(
+        self, terminal_id: str, key_version: int, public_key_pem: str, now: str
+    ) -> None:
+        """Register (or replace) one public key of a terminal; the terminal row is created."""
+        ...
+
+    def public_key(self, terminal_id: str, key_version: int) -> str | None:
+        """The PEM registered for that terminal and key version, or ``None``."""
+        ...
+
+    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
+        """Commit a batch in one transaction; each outcome says new or already there."""
+        ...
+
+    def record_rejections(self, rejections: Sequence[Rejection], received_at: str) -> None:
+        """Keep refused uplinks for the fleet API."""
+        ...
+
+    def terminals(self) -> list[TerminalSummary]:
+        ...
+
+    def terminal(self, terminal_id: str) -> TerminalSummary | None:
+        ...
+
+    def message_count(self, terminal_id: str | None = None) -> int:
+        ...
+
+    def kind_counts(self, terminal_id: str) -> dict[str, int]:
+        ...
+
+    def transaction_totals(
+        self, business_date: str | None = None, terminal_id: str | None = None
+    ) -> list[Total]:
+        """The platform's own sums of counted transactions, per terminal, day and currency."""
+        ...
+
+    def reported_totals(self, business_date: str) -> list[Total]:
+        """The terminals' end-of-day reports for that day."""
+        ...
+
+    def eod_reporters(self, business_date: str) -> set[str]:
+        """Terminals that sent an end-of-day report for that day (even an empty one)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class _SqlStorage:
+    """The statements; subclasses say how to connect and which errors the driver raises."""
+
+    _errors: tuple[type[BaseException], ...] = ()
+    _begin = "BEGIN"
+
+    def __init__(self) -> None:
+        # One connection, used from the event loop's worker threads and from FastAPI's
+        # thread pool: the lock serialises them (each call is one short transaction).
+        self._lock = threading.Lock()
+
+    # -- engine specifics ---------------------------------------------------------------
+
+    def _conn(self) -> Any:
+        raise NotImplementedError
+
+    def _sql(self, statement: str) -> str:
+        return statement
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def _lock_schema(self, conn: Any) -> None:
+        """Serialise concurrent migrations (several workers starting together)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                conn = self._conn()
+                conn.execute(self._begin)
+            except self._errors as exc:
+                raise StorageError(
+                    f"cannot start a transaction on {self._describe()}: {exc}; "
+                    "check that the database is reachable",
+                    database=self._describe(),
+                ) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    conn.execute("ROLLBACK")
+                except self._errors:
+                    pass  # the connection is gone; the server rolled back already
+                if isinstance(exc, self._errors):
+                    raise StorageError(
+                        f"the platform database {self._describe()} failed: {exc}; "
+                        "nothing of this batch was committed",
+                        database=self._describe(),
+                    ) from exc
+                raise
+
+    def _run(self, conn: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(self._sql(statement), tuple(params))
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            self._lock_schema(conn)
+            for statement in SCHEMA:
+                self._run(conn, statement)
+
+    # -- registry -----------------------------------------------------------------------
+
+    def register_key(
+        self, terminal_id: str, key_version: int, public_key_pem: str, now: str
+    ) -> None:
+        with self._transaction() as conn:
+            self._run(
+                conn,
+                "INSERT INTO platform_terminals (terminal_id, registered_at) VALUES (?, ?) "
+                "ON CONFLICT (terminal_id) DO NOTHING",
+                (terminal_id, now),
+            )
+            self._run(
+                conn,
+                "INSERT INTO platform_terminal_keys "
+                "(terminal_id, key_version, public_key_pem, registered_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (terminal_id, key_version) DO UPDATE SET "
+                "public_key_pem = excluded.public_key_pem, registered_at = excluded.registered_at",
+                (terminal_id, key_version, public_key_pem, now),
+            )
+
+    def public_key(self, terminal_id: str, key_version: int) -> str | None:
+        with self._transaction() as conn:
+            row = self._run(
+                conn,
+                "SELECT public_key_pem FROM platform_terminal_keys "
+                "WHERE terminal_id = ? AND key_version = ?",
+                (terminal_id, key_version),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- ingestion ----------------------------------------------------------------------
+
+    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome] = []
+        if not uplinks:
+            return outcomes
+        with self._transaction() as conn:
+            for uplink in uplinks:
+                inserted = self._run(
+                    conn,
+                    _INSERT_MESSAGE,
+                    (
+                        uplink.message_id,
+                        uplink.terminal_id,
+                        uplink.kind,
+                        uplink.seq,
+                        uplink.idempotency_key,
+                        uplink.created_at,
+                        received_at,
+                        uplink.envelope_json,
+                    ),
+                ).fetchone()
+                outcomes.append(IngestOutcome(uplink.message_id, inserted is not None))
+                if inserted is not None:
+                    self._apply(conn, uplink, received_at)
+            # A duplicate still proves the terminal is alive: last seen counts every message.
+            for terminal_id in sorted({u.terminal_id for u in uplinks}):
+                self._run(
+                    conn,
+                    "UPDATE platform_terminals SET last_seen_at = ? WHERE terminal_id = ? "
+                    "AND (last_seen_at IS NULL OR last_seen_at < ?)",
+                    (received_at, terminal_id, received_at),
+                )
+        return outcomes
+
+    def _apply(self, conn: Any, uplink: Uplink, received_at: str) -> None:
+        """The typed effect of a newly stored message, in the same transaction."""
+        fact = uplink.transaction
+        if fact is not None:
+            self._run(
+                conn,
+                _UPSERT_TRANSACTION,
+                (
+                    uplink.terminal_id,
+                    fact.transaction_id,
+                    fact.business_date,
+                    fact.currency,
+                    fact.amount_minor,
+                    fact.state,
+                    int(fact.counted),
+                    uplink.seq,
+                    uplink.message_id,
+                ),
+            )
+        if uplink.eod_date is not None:
+            self._apply_eod(conn, uplink, uplink.eod_date, uplink.eod_totals)
+        if uplink.backlog is not None:
+            self._run(
+                conn,
+                "UPDATE platform_terminals SET backlog = ?, backlog_seq = ?, "
+                "backlog_reported_at = ? WHERE terminal_id = ? "
+                "AND (backlog_seq IS NULL OR backlog_seq < ?)",
+                (
+                    json.dumps(uplink.backlog, sort_keys=True),
+                    uplink.seq,
+                    received_at,
+                    uplink.terminal_id,
+                    uplink.seq,
+                ),
+            )
+
+    def _apply_eod(
+        self, conn: Any, uplink: Uplink, business_date: str, totals: Sequence[EodTotal]
+    ) -> None:
+        # A later report for the same day replaces the earlier one as a whole (a currency
+        # it no longer lists must go too); an older one arriving late changes nothing.
+        row = self._run(
+            conn,
+            "SELECT MAX(seq) FROM platform_eod_totals WHERE terminal_id = ? AND business_date = ?",
+            (uplink.terminal_id, business_date),
+        ).fetchone()
+        if row is not None and row[0] is not None and int(row[0]) > uplink.seq:
+            return
+        self._run(
+            conn,
+            "DELETE FROM platform_eod_totals WHERE terminal_id = ? AND business_date = ?",
+            (uplink.terminal_id, business_date),
+        )
+        # An empty report ("no sales today") is kept as a marker row without a currency.
+        lines = list(totals) or [EodTotal(currency="", count=0, amount_minor=0)]
+        for line in lines:
+            self._run(
+                conn,
+                "INSERT INTO platform_eod_totals (terminal_id, business_date, currency, count, "
+                "amount_minor, seq, message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uplink.terminal_id,
+                    business_date,
+                    line.currency,
+                    line.count,
+                    line.amount_minor,
+                    uplink.seq,
+                    uplink.message_id,
+                ),
+            )
+
+    def record_rejections(self, rejections: Sequence[Rejection], received_at: str) -> None:
+        if not rejections:
+            return
+        with self._transaction() as conn:
+            for rejection in rejections:
+                self._run(
+                    conn,
+                    "INSERT INTO platform_rejections (terminal_id, message_id, reason, "
+                    "received_at) VALUES (?, ?, ?, ?)",
+                    (rejection.terminal_id, rejection.message_id, rejection.reason, received_at),
+                )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _summaries(self, where: str = "", params: Sequence[Any] = ()) -> list[TerminalSummary]:
+        with self._transaction() as conn:
+            rows = self._run(conn, f"{_TERMINALS} {where} ORDER BY t.terminal_id", params)
+            summaries = [
+                TerminalSummary(
+                    terminal_id=row[0],
+                    registered_at=row[1],
+                    last_seen_at=row[2],
+                    backlog=json.loads(row[3]) if row[3] else None,
+                    backlog_reported_at=row[4],
+                    messages=int(row[5]),
+                    rejected=int(row[6]),
+                )
+                for row in rows.fetchall()
+            ]
+            keys = self._run(
+                conn,
+                "SELECT terminal_id, key_version FROM platform_terminal_keys "
+                "ORDER BY terminal_id, key_version",
+            ).fetchall()
+        by_id = {summary.terminal_id: summary for summary in summaries}
+        for terminal_id, key_version in keys:
+            if terminal_id in by_id:
+                by_id[terminal_id].key_versions.append(int(key_version))
+        return summaries
+
+    def terminals(self) -> list[TerminalSummary]:
+        return self._summaries()
+
+    def terminal(self, terminal_id: str) -> TerminalSummary | None:
+        found = self._summaries("WHERE t.terminal_id = ?", (terminal_id,))
+        return found[0] if found else None
+
+    def message_count(self, terminal_id: str | None = None) -> int:
+        with self._transaction() as conn:
+            if terminal_id is None:
+                row = self._run(conn, "SELECT COUNT(*) FROM platform_messages").fetchone()
+            else:
+                row = self._run(
+                    conn,
+                    "SELECT COUNT(*) FROM platform_messages WHERE terminal_id = ?",
+                    (terminal_id,),
+                ).fetchone()
+        return int(row[0])
+
+    def kind_counts(self, terminal_id: str) -> dict[str, int]:
+        with self._transaction() as conn:
+            rows = self._run(
+                conn,
+                "SELECT kind, COUNT(*) FROM platform_messages WHERE terminal_id = ? "
+                "GROUP BY kind ORDER BY kind",
+                (terminal_id,),
+            ).fetchall()
+        return {str(kind): int(count) for kind, count in rows}
+
+    def transaction_totals(
+        self, business_date: str | None = None, terminal_id: str | None = None
+    ) -> list[Total]:
+        clauses, params = ["counted = 1"], []
+        if business_date is not None:
+            clauses.append("business_date = ?")
+            params.append(business_date)
+        if terminal_id is not None:
+            clauses.append("terminal_id = ?")
+            params.append(terminal_id)
+        with self._transaction() as conn:
+            rows = self._run(
+                conn,
+                # The clauses are constants of this method; only the values are parameters.
+                "SELECT terminal_id, business_date, currency, COUNT(*), SUM(amount_minor) "  # noqa: S608
+                f"FROM platform_transactions WHERE {' AND '.join(clauses)} "
+                "GROUP BY terminal_id, business_date, currency "
+                "ORDER BY terminal_id, business_date, currency",
+                params,
+            ).fetchall()
+        return [Total(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def reported_totals(self, business_date: str) -> list[Total]:
+        with self._transaction() as conn:
+            rows = self._run(
+                conn,
+                "SELECT terminal_id, business_date, currency, count, amount_minor "
+                "FROM platform_eod_totals WHERE business_date = ? AND currency <> '' "
+                "ORDER BY terminal_id, currency",
+                (business_date,),
+            ).fetchall()
+        return [Total(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def eod_reporters(self, business_date: str) -> set[str]:
+        with self._transaction() as conn:
+            rows = self._run(
+                conn,
+                "SELECT DISTINCT terminal_id FROM platform_eod_totals WHERE business_date = ?",
+                (business_date,),
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+
+class SqliteStorage(_SqlStorage):
+    """The platform database in one SQLite file (WAL, synchronous=FULL)."""
+
+    _errors = (sqlite3.Error,)
+    # IMMEDIATE takes the write lock up front, so two processes on one file queue instead
+    # of failing half-way through a batch.
+    _begin = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")
+            self._connection.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(
+                f"cannot open the platform database {self.path}: {exc}", database=str(self.path)
+            ) from exc
+        self.migrate()
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._connection
+
+    def _describe(self) -> str:
+        return str(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class PostgresStorage(_SqlStorage):
+    """The platform database on PostgreSQL (psycopg 3); reconnects after a lost connection."""
+
+    _begin = "BEGIN"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        import psycopg
+
+        self._psycopg = psycopg
+        self._errors = (psycopg.Error,)
+        self.url, self.schema = _split_schema(url)
+        self._connection: Any = None
+        self.migrate()
+
+    def _describe(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        where = f"postgresql://{host}:{parts.port or 5432}{parts.path}"
+        return f"{where} (schema {self.schema})" if self.schema else where
+
+    def _conn(self) -> Any:
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            self._connection = self._psycopg.connect(self.url, autocommit=True)
+            if self.schema:
+                ident = self._psycopg.sql.Identifier(self.schema)
+                self._connection.execute(
+                    self._psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident)
+                )
+                self._connection.execute(
+                    self._psycopg.sql.SQL("SET search_path TO {}").format(ident)
+                )
+        return self._connection
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
+    def _lock_schema(self, conn: Any) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """Take our ``schema=`` parameter out of the URL (libpq would refuse it)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), None)
+    rest = [(key, value) for key, value in query if key != "schema"]
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema or None
+
+
+def open_storage(database: str | Path) -> PlatformStorage:
+    """SQLite for a path (or ``sqlite:///path``), PostgreSQL for ``postgresql://…``."""
+    text = str(database)
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            return PostgresStorage(text)
+        except StorageError:
+            raise
+        except Exception as exc:
+            # psycopg raises OperationalError when nothing answers; name the fix.
+            raise StorageError(
+                f"cannot connect to the platform database: {exc}; check --database "
+                "and that PostgreSQL is running",
+            ) from exc
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    elif "://" in text:
+        raise ValueError(f"unsupported database URL {text!r}: use a path or postgresql://…")
+    return SqliteStorage(Path(text))

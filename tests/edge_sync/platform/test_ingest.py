@@ -1,0 +1,187 @@
+"""Ingestion: idempotency, signatures, malformed input, booking — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from edge_sync.messages import canonical_json
+from edge_sync.platform.ingest import Ingestor, RawUplink
+from edge_sync.platform.storage import PlatformStorage
+from edge_sync.signing import SoftwareSigner
+from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
+
+pytestmark = pytest.mark.network  # the PostgreSQL half talks to 127.0.0.1:5432
+
+
+def raw(env: Any, terminal_id: str = TERMINAL_ID, kind: str | None = "transaction") -> RawUplink:
+    body = env if isinstance(env, bytes) else env.to_json()
+    return RawUplink(terminal_id=terminal_id, body=body, topic_kind=kind)
+
+
+def test_same_message_twice_is_one_row_and_a_duplicate_ack(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A redelivered message_id is stored once; the second ack says duplicate."""
+    ingestor = Ingestor(storage)
+    message = envelope(registered)
+    first = ingestor.ingest([raw(message)])
+    second = ingestor.ingest([raw(message)])
+    assert [a.status for a in first] == ["accepted"]
+    assert [a.status for a in second] == ["duplicate"]
+    assert second[0].message_id == message.message_id
+    assert storage.message_count() == 1
+
+
+def test_duplicates_inside_one_batch(storage: PlatformStorage, registered: SoftwareSigner) -> None:
+    """The same message twice in one batch: accepted then duplicate, one row."""
+    message = envelope(registered)
+    acks = Ingestor(storage).ingest([raw(message), raw(message)])
+    assert [a.status for a in acks] == ["accepted", "duplicate"]
+    assert storage.message_count() == 1
+
+
+def test_tampered_payload_is_rejected(storage: PlatformStorage, registered: SoftwareSigner) -> None:
+    """Changing one byte of a signed payload gives a rejected ack naming the signature."""
+    wire = envelope(registered).wire()
+    wire["payload"]["amount_minor"] = 1
+    ack, = Ingestor(storage).ingest([raw(json.dumps(wire).encode())])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and "bad signature" in ack.reason
+    assert ack.message_id == wire["message_id"]
+    assert storage.message_count() == 0
+    summary = storage.terminal(TERMINAL_ID)
+    assert summary is not None and summary.rejected == 1
+
+
+def test_unknown_terminal_is_rejected(storage: PlatformStorage) -> None:
+    """A terminal nobody registered is refused with a reason that names it."""
+    stranger = SoftwareSigner.generate()
+    message = envelope(stranger, terminal_id="T-9999")
+    ack, = Ingestor(storage).ingest([raw(message, terminal_id="T-9999")])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and "unknown terminal T-9999" in ack.reason
+
+
+def test_other_key_is_rejected(storage: PlatformStorage, registered: SoftwareSigner) -> None:
+    """A message signed by another key than the registered one is refused."""
+    impostor = SoftwareSigner.generate(key_version=1)
+    ack, = Ingestor(storage).ingest([raw(envelope(impostor))])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and "bad signature" in ack.reason
+
+
+@pytest.mark.parametrize(
+    ("body",                                         "reason"),
+    [
+        (b"",                                         "not json"),
+        (b"{\"v\": 1, \"message_id\": \"6f1c0b2e-1",   "not json"),
+        (b"\xff\xfe garbage",                         "not json"),
+        (b"[1, 2, 3]",                                "not an object"),
+        (b"{\"v\": 1}",                               "message_id"),
+    ],
+)
+def test_malformed_bodies_are_rejected_with_a_reason(
+    storage: PlatformStorage, body: bytes, reason: str
+) -> None:
+    """Truncated, non-JSON or schema-breaking bodies give a rejected ack, never an exception."""
+    ack, = Ingestor(storage).ingest([raw(body)])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and reason in ack.reason
+
+
+def test_truncated_body_quotes_its_message_id(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A body cut short still names its message_id in the rejection when it can be read."""
+    message = envelope(registered)
+    ack, = Ingestor(storage).ingest([raw(message.to_json()[:-20])])
+    assert ack.status == "rejected"
+    assert ack.message_id == message.message_id
+
+
+def test_a_bad_message_does_not_sink_its_batch(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """One malformed message among good ones: only it is rejected, acks keep their order."""
+    good1, good2 = envelope(registered), envelope(registered)
+    acks = Ingestor(storage).ingest([raw(good1), raw(b"{oops"), raw(good2)])
+    assert [a.status for a in acks] == ["accepted", "rejected", "accepted"]
+    assert [acks[0].message_id, acks[2].message_id] == [good1.message_id, good2.message_id]
+
+
+@pytest.mark.parametrize(
+    ("terminal_id", "kind",        "reason"),
+    [
+        ("T-0002",      "transaction", "does not match the channel"),
+        (TERMINAL_ID,   "status",      "does not match the topic"),
+    ],
+)
+def test_channel_must_match_the_envelope(
+    storage: PlatformStorage, registered: SoftwareSigner, terminal_id: str, kind: str, reason: str
+) -> None:
+    """A message published on another terminal's (or kind's) topic is refused."""
+    ack, = Ingestor(storage).ingest([raw(envelope(registered), terminal_id, kind)])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and reason in ack.reason
+
+
+@pytest.mark.parametrize(
+    ("payload",                                                               "reason"),
+    [
+        ({"amount_minor": 1, "currency": "MAD"},                               "transaction_id"),
+        ({"transaction_id": "t", "amount_minor": "1", "currency": "MAD"},      "amount_minor"),
+        ({"transaction_id": "t", "amount_minor": True, "currency": "MAD"},     "amount_minor"),
+        ({"transaction_id": "t", "amount_minor": 1, "currency": "dirham"},     "currency"),
+        ({"transaction_id": "t", "amount_minor": 1, "currency": "MAD",
+          "business_date": "21/11/2026"},                                      "business_date"),
+        ({"transaction_id": "t", "amount_minor": 1, "currency": "MAD",
+          "type": "gift"},                                                     "payload.type"),
+    ],
+)
+def test_unbookable_transaction_payloads_are_rejected(
+    storage: PlatformStorage, registered: SoftwareSigner, payload: dict[str, Any], reason: str
+) -> None:
+    """A signed transaction the platform cannot book is refused, naming the field."""
+    ack, = Ingestor(storage).ingest([raw(envelope(registered, payload=payload))])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and reason in ack.reason
+
+
+def test_later_state_of_a_transaction_wins(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A reversal reported after completion takes the transaction out of the totals."""
+    base = {"transaction_id": "tx-r", "amount_minor": 2500, "currency": "MAD",
+            "business_date": "2026-11-21"}
+    ingestor = Ingestor(storage)
+    ingestor.ingest([raw(envelope(registered, payload={**base, "state": "completed"}, seq=10))])
+    assert [t.amount_minor for t in storage.transaction_totals("2026-11-21")] == [2500]
+    ingestor.ingest([raw(envelope(registered, payload={**base, "state": "reversed"}, seq=11))])
+    assert storage.transaction_totals("2026-11-21") == []
+    # An older state arriving late changes nothing.
+    ingestor.ingest([raw(envelope(registered, payload={**base, "state": "completed"}, seq=9))])
+    assert storage.transaction_totals("2026-11-21") == []
+
+
+def test_status_backlog_and_last_seen(storage: PlatformStorage, registered: SoftwareSigner) -> None:
+    """A status message records the terminal's backlog; every message updates last seen."""
+    clock = iter(["2026-11-21T10:00:00.000Z", "2026-11-21T10:05:00.000Z"])
+    ingestor = Ingestor(storage, clock=lambda: next(clock))
+    status = envelope(registered, kind="status", payload={"backlog": {"platform": 7, "pop": 2}})
+    ingestor.ingest([raw(status, kind="status")])
+    ingestor.ingest([raw(status, kind="status")])
+    summary = storage.terminal(TERMINAL_ID)
+    assert summary is not None
+    assert summary.backlog == {"platform": 7, "pop": 2}
+    assert summary.last_seen_at == "2026-11-21T10:05:00.000Z"
+    assert summary.as_json()["backlog_total"] == 9
+
+
+def test_canonical_json_is_what_is_verified(registered: SoftwareSigner) -> None:
+    """The signature covers the contract's canonical JSON (sorted keys, no spaces)."""
+    message = envelope(registered)
+    text = canonical_json(message.wire()).decode()
+    assert '"signature"' not in text and ", " not in text
