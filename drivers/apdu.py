@@ -1,0 +1,121 @@
+"""Command APDUs and the T=0 response rules every card session applies.
+
+A card on T=0 cannot send data with a case 4 command in one exchange, and may ask for the
+command again with the right Le. ISO/IEC 7816-4 §5.3.4 and EMV 4.4 Book 1 §9.3.1 (GET
+RESPONSE, procedure bytes) define the rules; :meth:`T0Session.transmit` applies them so
+that the kernel only ever sees the final response:
+
+* ``61xx``: xx more bytes are waiting; send GET RESPONSE (``00 C0 00 00 xx``) and append
+  its data, repeating while the card says ``61xx``;
+* ``6Cxx``: wrong Le; send the same command again with Le = xx (the answer to the wrong
+  Le carries no data).
+
+Every session (pyscard, the scripted reader, the in-process card simulator) subclasses
+:class:`T0Session` and implements only :meth:`T0Session._transmit_raw`, so these rules are
+tested once against the scripted reader and hold for all of them.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from drivers.base import ResponseApdu
+from drivers.reader_errors import CardProtocolError
+
+__all__ = ["MAX_T0_ROUNDS", "T0Session", "apdu_case", "get_response", "with_le"]
+
+#: Exchanges one ``transmit`` may take; a card that keeps asking beyond this is broken.
+MAX_T0_ROUNDS = 32
+
+
+def apdu_case(apdu: bytes) -> int:
+    """ISO/IEC 7816-3 §12.1 case (1–4) of a short command APDU; ``ValueError`` if malformed."""
+    if len(apdu) < 4:
+        raise ValueError(f"a command APDU has at least 4 bytes, got {len(apdu)}")
+    if len(apdu) == 4:
+        return 1
+    if len(apdu) == 5:
+        return 2
+    lc = apdu[4]
+    if lc == 0:
+        raise ValueError("extended-length APDUs are not used by EMV and not supported")
+    if len(apdu) == 5 + lc:
+        return 3
+    if len(apdu) == 6 + lc:
+        return 4
+    raise ValueError(f"command APDU length {len(apdu)} does not match its Lc {lc}")
+
+
+def with_le(apdu: bytes, le: int) -> bytes:
+    """The same command with its Le set to ``le`` (added to a case 1/3 command)."""
+    case = apdu_case(apdu)
+    if case in (2, 4):
+        return apdu[:-1] + bytes([le])
+    return apdu + bytes([le])
+
+
+def get_response(le: int) -> bytes:
+    """GET RESPONSE for ``le`` bytes (EMV 4.4 Book 3 §6.5.6 names it; class ``00``)."""
+    return bytes([0x00, 0xC0, 0x00, 0x00, le])
+
+
+class T0Session(abc.ABC):
+    """A single-use card session; subclasses provide one raw exchange and the close."""
+
+    def __init__(self, reader: str, atr: bytes) -> None:
+        self._reader = reader
+        self._atr = atr
+        self._closed = False
+
+    @property
+    def reader(self) -> str:
+        return self._reader
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def transmit(self, apdu: bytes) -> ResponseApdu:
+        """Send one command APDU; return the final response after the T=0 rules."""
+        if self._closed:
+            raise RuntimeError("this card session is closed; connect again for a new one")
+        if not isinstance(apdu, bytes | bytearray):
+            raise TypeError(f"an APDU is bytes, not {type(apdu).__name__}")
+        apdu_case(bytes(apdu))
+        command = bytes(apdu)
+        collected = bytearray()
+        for _ in range(MAX_T0_ROUNDS):
+            response = await self._transmit_raw(command)
+            if response.sw1 == 0x6C:
+                command = with_le(command, response.sw2)
+                continue
+            collected += response.data
+            if response.sw1 == 0x61:
+                command = get_response(response.sw2)
+                continue
+            return ResponseApdu(bytes(collected), response.sw1, response.sw2)
+        raise CardProtocolError(
+            f"the card kept answering 61xx/6Cxx after {MAX_T0_ROUNDS} exchanges; "
+            "it cannot be used",
+            reader=self._reader,
+            ins=apdu[1],
+        )
+
+    async def close(self) -> None:
+        """Power the card off and end the session; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
+    @abc.abstractmethod
+    async def _transmit_raw(self, command: bytes) -> ResponseApdu:
+        """One command APDU to the card and its response, with no T=0 handling."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Power off / disconnect."""
