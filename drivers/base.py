@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CardEvent", "CardEventKind", "CardReader", "CardSession", "ResponseApdu"]
+__all__ = [
+    "CardEvent",
+    "CardEventKind",
+    "CardReader",
+    "CardSession",
+    "EncryptedPin",
+    "PinPad",
+    "ResponseApdu",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,4 +89,64 @@ class CardReader(Protocol):
 
     def events(self) -> AsyncIterator[CardEvent]:
         """Insert/remove and reader plug/unplug events, as they happen."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedPin:
+    """What a PIN pad hands back: the PIN block enciphered under a DUKPT key, and its KSN.
+
+    ``format`` is the ISO 9564-1 PIN block format: 0 (8-byte block, TDES DUKPT, ANSI
+    X9.24-1, 10-byte KSN) or 4 (16-byte block, AES DUKPT, ANSI X9.24-3, 12-byte KSN).
+    Only the acquirer, holding the BDK, can recover the PIN from it.
+    """
+
+    ksn: bytes
+    pin_block: bytes
+    format: int
+
+    def __post_init__(self) -> None:
+        expected = {0: (10, 8), 4: (12, 16)}.get(self.format)
+        if expected is None:
+            raise ValueError(f"PIN block format must be 0 or 4, not {self.format}")
+        if (len(self.ksn), len(self.pin_block)) != expected:
+            raise ValueError(
+                f"format {self.format} needs a {expected[0]}-byte KSN and a {expected[1]}-byte "
+                f"PIN block, got {len(self.ksn)} and {len(self.pin_block)}"
+            )
+
+    def as_json(self) -> dict[str, object]:
+        """``{"ksn", "pin_block", "format"}`` with upper-case hex, as the CLI prints it."""
+        return {
+            "ksn": self.ksn.hex().upper(),
+            "pin_block": self.pin_block.hex().upper(),
+            "format": self.format,
+        }
+
+
+@runtime_checkable
+class PinPad(Protocol):
+    """A PIN entry device: the clear PIN never leaves it, only an :class:`EncryptedPin`.
+
+    The serial driver (``drivers.pinpad.SerialPinPad``), the in-process fake
+    (``drivers.pinpad.FakePinPad``) and the simulator's in-process pad implement it.
+    Failures raise ``drivers.errors.PinPadError`` leaves.
+    """
+
+    async def get_pin(
+        self, pan: str, amount_minor: int, currency_numeric: int, timeout_s: float = 30.0
+    ) -> EncryptedPin:
+        """Ask the cardholder for the PIN for ``pan`` and this amount; return it enciphered."""
+        ...
+
+    async def display(self, text: str) -> None:
+        """Show a short message (at most 32 printable ASCII characters) on the pad."""
+        ...
+
+    async def cancel(self) -> None:
+        """Abort a PIN entry in progress (its ``get_pin`` raises ``PinEntryCancelled``)."""
+        ...
+
+    async def ping(self) -> dict[str, str]:
+        """Check the pad answers; return its status (model, key scheme, next KSN...)."""
         ...

@@ -5,17 +5,38 @@
     EtikaError
     └── DriverError
         ├── ReaderError           (card reader; leaves added by the reader driver)
-        └── PinPadError           (serial PIN pad; leaves added by the PIN pad driver)
+        └── PinPadError           (serial PIN pad; every leaf carries ``port``)
+            ├── PinPadPortError          the port cannot be opened: check the path/cable/permissions
+            ├── PinPadDisconnected       the device went away mid-exchange (unplugged, hang-up)
+            ├── PinPadNoAnswer           no ACK or answer after three tries: check power/baud rate
+            ├── PinPadFrameError         the device keeps sending frames we cannot decode
+            ├── PinPadDeviceError        the device refused the request (no key, key exhausted)
+            ├── PinEntryCancelled        the cardholder (or the terminal) cancelled PIN entry
+            └── PinEntryTimeout          the cardholder did not finish the PIN in time
 
 Each driver maps its library's exceptions (pyscard, pyserial) to these at its edge with
-``raise ... from exc``.
+``raise ... from exc``. No leaf ever carries a PAN or PIN: the PIN never reaches the
+terminal, and the PAN stays out of messages and fields.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from etika_errors import EtikaError
 
-__all__ = ["DriverError", "PinPadError", "ReaderError"]
+__all__ = [
+    "DriverError",
+    "PinEntryCancelled",
+    "PinEntryTimeout",
+    "PinPadDeviceError",
+    "PinPadDisconnected",
+    "PinPadError",
+    "PinPadFrameError",
+    "PinPadNoAnswer",
+    "PinPadPortError",
+    "ReaderError",
+]
 
 
 class DriverError(EtikaError):
@@ -27,4 +48,36 @@ class ReaderError(DriverError):
 
 
 class PinPadError(DriverError):
-    """The serial PIN pad failed."""
+    """The serial PIN pad failed; ``fields["port"]`` names the serial port."""
+
+    def __init__(self, message: str, *, port: str, **fields: Any) -> None:
+        super().__init__(message, port=port, **fields)
+        self.port = port
+
+
+class PinPadPortError(PinPadError):
+    """The serial port cannot be opened (missing device node, permissions, busy)."""
+
+
+class PinPadDisconnected(PinPadError):
+    """The PIN pad went away during an exchange (unplugged, line hung up)."""
+
+
+class PinPadNoAnswer(PinPadError):
+    """The PIN pad did not acknowledge or answer after every retransmission."""
+
+
+class PinPadFrameError(PinPadError):
+    """The PIN pad's frames stayed corrupt (bad LRC, bad layout) after every retry."""
+
+
+class PinPadDeviceError(PinPadError):
+    """The PIN pad answered but refused the request (no key loaded, KSN exhausted...)."""
+
+
+class PinEntryCancelled(PinPadError):
+    """PIN entry was cancelled: the cardholder pressed CANCEL or the terminal asked."""
+
+
+class PinEntryTimeout(PinPadError):
+    """The cardholder did not complete the PIN before the PIN pad's entry timeout."""

@@ -1,0 +1,286 @@
+"""Application messages of the PIN pad protocol (``drivers/PROTOCOL.md`` §3).
+
+Codes follow the VeriFone PINpad 1000SE where it has one (``Z2`` display, ``Z62`` DUKPT
+PIN entry, ``71`` its answer, ``72`` cancel, ``11``/``12`` status, ``90``/``91`` key load).
+Fields are ASCII; binary values (KSN, PIN block, key) travel as upper-case hex; FS
+(0x1C) separates variable-length fields.
+
+Both sides use these codecs: the driver encodes requests and decodes answers, the
+simulator the reverse. Each ``decode_*`` raises ``ValueError`` on a malformed message
+and never echoes the message (it may hold a PAN) in the error.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CancelRequest",
+    "DisplayRequest",
+    "LoadKeyRequest",
+    "LoadKeyResponse",
+    "PinEntryRequest",
+    "PinEntryResponse",
+    "PinResult",
+    "Request",
+    "Response",
+    "StatusRequest",
+    "StatusResponse",
+    "decode_request",
+    "decode_response",
+]
+
+_FS = "\x1c"
+MAX_DISPLAY = 32
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_HEX = re.compile(r"[0-9A-F]*")
+
+
+def _hex(data: bytes) -> str:
+    return data.hex().upper()
+
+
+def _unhex(text: str, what: str, lengths: tuple[int, ...]) -> bytes:
+    if not _HEX.fullmatch(text) or len(text) % 2 or len(text) // 2 not in lengths:
+        raise ValueError(f"{what} must be upper-case hex of {' or '.join(map(str, lengths))} bytes")
+    return bytes.fromhex(text)
+
+
+def _digits(text: str, what: str, low: int, high: int) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"{what} must be decimal digits")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be between {low} and {high}")
+    return value
+
+
+# --- requests: terminal to PIN pad ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayRequest:
+    """``Z2<text>``: show up to 32 printable ASCII characters. ACK then EOT, no answer."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if len(self.text) > MAX_DISPLAY or not _PRINTABLE.fullmatch(self.text):
+            raise ValueError(f"display text is at most {MAX_DISPLAY} printable ASCII characters")
+
+    def encode(self) -> bytes:
+        return b"Z2" + self.text.encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class PinEntryRequest:
+    """``Z62.<PAN>FS<amount>FS<currency>FS<timeout>FS<min><max>``: PIN entry; answer ``71``."""
+
+    pan: str = field(repr=False)
+    amount_minor: int
+    currency_numeric: int
+    timeout_s: int
+    min_length: int = 4
+    max_length: int = 12
+
+    def __post_init__(self) -> None:
+        if not (self.pan.isascii() and self.pan.isdigit() and 13 <= len(self.pan) <= 19):
+            raise ValueError("the PAN must be 13 to 19 digits")
+        if not 0 <= self.amount_minor <= 999_999_999_999:
+            raise ValueError("the amount must be 0 to 999999999999 minor units")
+        if not 0 <= self.currency_numeric <= 999:
+            raise ValueError("the currency must be an ISO 4217 numeric code (0-999)")
+        if not 1 <= self.timeout_s <= 300:
+            raise ValueError("the PIN entry timeout must be 1 to 300 seconds")
+        if not 4 <= self.min_length <= self.max_length <= 12:
+            raise ValueError("PIN lengths must satisfy 4 <= min <= max <= 12")
+
+    def __repr__(self) -> str:
+        return (
+            f"PinEntryRequest(pan='{self.pan[:6]}…{self.pan[-4:]}', "
+            f"amount_minor={self.amount_minor}, currency_numeric={self.currency_numeric}, "
+            f"timeout_s={self.timeout_s})"
+        )
+
+    def encode(self) -> bytes:
+        return (
+            f"Z62.{self.pan}{_FS}{self.amount_minor}{_FS}{self.currency_numeric:03d}{_FS}"
+            f"{self.timeout_s:03d}{_FS}{self.min_length:02d}{self.max_length:02d}"
+        ).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """``72``: abort the PIN entry in progress (it answers ``71.1``). ACK then EOT."""
+
+    def encode(self) -> bytes:
+        return b"72"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """``11``: are you there, and what are you? Answer ``12``."""
+
+    def encode(self) -> bytes:
+        return b"11"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadKeyRequest:
+    """``90<initial key hex>FS<KSN hex>``: load a *test* DUKPT initial key; answer ``91``."""
+
+    initial_key: bytes = field(repr=False)
+    ksn: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.initial_key) != 16 or len(self.ksn) not in (10, 12):
+            raise ValueError("a 16-byte initial key and a 10- or 12-byte KSN are needed")
+
+    def encode(self) -> bytes:
+        return f"90{_hex(self.initial_key)}{_FS}{_hex(self.ksn)}".encode("ascii")
+
+
+Request = DisplayRequest | PinEntryRequest | CancelRequest | StatusRequest | LoadKeyRequest
+
+
+def decode_request(message: bytes) -> Request:
+    """Parse a request message (the simulator's side)."""
+    try:
+        text = message.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("a request is ASCII") from None
+    if text.startswith("Z62."):
+        parts = text[4:].split(_FS)
+        if len(parts) != 5 or len(parts[4]) != 4:
+            raise ValueError("Z62 needs PAN, amount, currency, timeout and PIN lengths")
+        pan, amount, currency, timeout, lengths = parts
+        if not (pan.isascii() and pan.isdigit()):
+            raise ValueError("the PAN must be digits")
+        return PinEntryRequest(
+            pan=pan,
+            amount_minor=_digits(amount, "amount", 0, 999_999_999_999),
+            currency_numeric=_digits(currency, "currency", 0, 999),
+            timeout_s=_digits(timeout, "timeout", 1, 300),
+            min_length=_digits(lengths[:2], "minimum PIN length", 4, 12),
+            max_length=_digits(lengths[2:], "maximum PIN length", 4, 12),
+        )
+    if text.startswith("Z2"):
+        return DisplayRequest(text[2:])
+    if text == "72":
+        return CancelRequest()
+    if text == "11":
+        return StatusRequest()
+    if text.startswith("90"):
+        parts = text[2:].split(_FS)
+        if len(parts) != 2:
+            raise ValueError("90 needs an initial key and a KSN")
+        return LoadKeyRequest(
+            initial_key=_unhex(parts[0], "initial key", (16,)),
+            ksn=_unhex(parts[1], "KSN", (10, 12)),
+        )
+    raise ValueError("unknown request code")
+
+
+# --- answers: PIN pad to terminal -------------------------------------------------------
+
+
+class PinResult(enum.Enum):
+    """The result digit of a ``71`` answer."""
+
+    OK = "0"
+    CANCELLED = "1"
+    TIMEOUT = "2"
+    NO_KEY = "3"
+    KEY_EXHAUSTED = "4"
+    BAD_REQUEST = "5"
+
+
+@dataclass(frozen=True, slots=True)
+class PinEntryResponse:
+    """``71.<result>[<format>FS<KSN hex>FS<PIN block hex>]``; the data only when result is 0."""
+
+    result: PinResult
+    pin_format: int | None = None
+    ksn: bytes = b""
+    pin_block: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.result is PinResult.OK:
+            sizes = {0: (10, 8), 4: (12, 16)}.get(self.pin_format or 0)
+            if self.pin_format not in (0, 4) or sizes != (len(self.ksn), len(self.pin_block)):
+                raise ValueError("a format 0 answer has a 10/8-byte KSN/block, format 4 12/16")
+        elif self.pin_format is not None or self.ksn or self.pin_block:
+            raise ValueError("only a successful PIN entry carries a KSN and PIN block")
+
+    def encode(self) -> bytes:
+        text = f"71.{self.result.value}"
+        if self.result is PinResult.OK:
+            text += f"{self.pin_format}{_FS}{_hex(self.ksn)}{_FS}{_hex(self.pin_block)}"
+        return text.encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResponse:
+    """``12.<key>=<value>FS...``: model, firmware, key scheme, next KSN."""
+
+    fields: dict[str, str]
+
+    def __post_init__(self) -> None:
+        for key, value in self.fields.items():
+            if not re.fullmatch(r"[a-z_]+", key) or not _PRINTABLE.fullmatch(value) or "=" in key:
+                raise ValueError("status fields are lower-case names and printable values")
+
+    def encode(self) -> bytes:
+        return ("12." + _FS.join(f"{k}={v}" for k, v in self.fields.items())).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadKeyResponse:
+    """``91.<0|1>``: the test key was loaded (0) or refused (1)."""
+
+    ok: bool
+
+    def encode(self) -> bytes:
+        return b"91.0" if self.ok else b"91.1"
+
+
+Response = PinEntryResponse | StatusResponse | LoadKeyResponse
+
+
+def decode_response(message: bytes) -> Response:
+    """Parse an answer message (the driver's side)."""
+    try:
+        text = message.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("an answer is ASCII") from None
+    if text.startswith("71.") and len(text) >= 4:
+        try:
+            result = PinResult(text[3])
+        except ValueError:
+            raise ValueError("unknown PIN entry result") from None
+        if result is not PinResult.OK:
+            if len(text) != 4:
+                raise ValueError("a failed PIN entry carries no data")
+            return PinEntryResponse(result)
+        parts = text[4:].split(_FS)
+        if len(parts) != 3 or parts[0] not in ("0", "4"):
+            raise ValueError("71.0 needs format, KSN and PIN block")
+        return PinEntryResponse(
+            result,
+            pin_format=int(parts[0]),
+            ksn=_unhex(parts[1], "KSN", (10, 12)),
+            pin_block=_unhex(parts[2], "PIN block", (8, 16)),
+        )
+    if text.startswith("12."):
+        fields: dict[str, str] = {}
+        for item in text[3:].split(_FS) if len(text) > 3 else []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError("status fields are key=value")
+            fields[key] = value
+        return StatusResponse(fields)
+    if text in ("91.0", "91.1"):
+        return LoadKeyResponse(text == "91.0")
+    raise ValueError("unknown answer code")

@@ -1,0 +1,45 @@
+"""Errors of the PIN pad simulator and of the acquirer-side PIN verification.
+
+::
+
+    EtikaError
+    └── PinPadSimulatorError
+        ├── PinVerificationError       host side: the PIN block does not give the PIN
+        │   ├── PinBlockUnreadable     wrong BDK/KSN/PAN or a corrupt block: decline (ISO 8583 "81")
+        │   └── IncorrectPin           the block is sound but holds another PIN: decline ("55")
+        └── FaultSpecError             ``--faults`` could not be parsed
+
+No message or field ever holds a PIN, even a wrong one.
+"""
+
+from __future__ import annotations
+
+from etika_errors import EtikaError
+
+__all__ = [
+    "FaultSpecError",
+    "IncorrectPin",
+    "PinBlockUnreadable",
+    "PinPadSimulatorError",
+    "PinVerificationError",
+]
+
+
+class PinPadSimulatorError(EtikaError):
+    """Root of the PIN pad simulator's errors."""
+
+
+class PinVerificationError(PinPadSimulatorError):
+    """The acquirer could not verify the PIN block."""
+
+
+class PinBlockUnreadable(PinVerificationError):
+    """The PIN block did not decipher to a valid ISO 9564 block under the derived key."""
+
+
+class IncorrectPin(PinVerificationError):
+    """The PIN block is valid but carries a PIN other than the card's."""
+
+
+class FaultSpecError(PinPadSimulatorError, ValueError):
+    """A ``--faults`` specification the simulator does not understand."""
