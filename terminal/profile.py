@@ -1,0 +1,569 @@
+"""Terminal profiles: the TOML files of a ``firmware-config/<name>/`` directory, validated.
+
+A profile is one directory of files, each validated by its own pydantic model:
+
+=================  ===============================================================
+``terminal.toml``  identity and EMV terminal data (9F1C, 9F16, 9F15, 9F1A, 9F35, 9F33, 9F40)
+``currencies.toml`` accepted ISO 4217 currencies, the default one, FX rates with age limits
+``aids.toml``      supported applications: TACs, floor limits, random selection, TDOL/DDOL
+``capks.toml``     certification authority public keys, SHA-1 checksum verified at load
+``limits.toml``    offline approval limits
+``routing.toml``   PSP connectors and the routes that pick them
+``sync.toml``      MQTT / HTTPS endpoints of the platform
+=================  ===============================================================
+
+:func:`load_profile` reads them all and raises one :class:`~terminal.errors.ConfigError`
+listing every problem as ``path/file:key: reason`` — a broken profile never starts the terminal.
+Only ``terminal`` reads profiles; the other packages receive these values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from terminal.errors import ConfigError
+from terminal.money import CURRENCIES, Currency, FxRate
+
+__all__ = [
+    "PROFILE_FILES",
+    "AidConfig",
+    "Capk",
+    "CurrenciesFile",
+    "HsmConfig",
+    "OfflineLimits",
+    "Profile",
+    "PspConfig",
+    "Route",
+    "SyncConfig",
+    "TerminalConfig",
+    "load_profile",
+]
+
+
+def _hex(nbytes: int | None = None) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", value):
+            raise ValueError("must be an even number of hexadecimal digits")
+        if nbytes is not None and len(value) != 2 * nbytes:
+            raise ValueError(f"must be {nbytes} bytes ({2 * nbytes} hex digits)")
+        return value.upper()
+
+    return check
+
+
+def _hex_range(low: int, high: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = _hex()(value)
+        if not low <= len(value) // 2 <= high:
+            raise ValueError(f"must be {low} to {high} bytes")
+        return value
+
+    return check
+
+
+Hex1 = Annotated[str, AfterValidator(_hex(1))]
+Hex2 = Annotated[str, AfterValidator(_hex(2))]
+Hex3 = Annotated[str, AfterValidator(_hex(3))]
+Hex5 = Annotated[str, AfterValidator(_hex(5))]
+HexAny = Annotated[str, AfterValidator(_hex())]
+Aid = Annotated[str, AfterValidator(_hex_range(5, 16))]
+MinorUnits = Annotated[int, Field(ge=0, le=999_999_999_999)]
+Percent = Annotated[int, Field(ge=0, le=99)]
+
+
+def _currency_code(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError(f"unknown ISO 4217 currency {value!r}")
+    return value
+
+
+CurrencyCode = Annotated[str, AfterValidator(_currency_code)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- terminal.toml -----------------------------------------------------------------------
+
+
+class TerminalConfig(_Strict):
+    terminal_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{8}$")]
+    merchant_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9 ]{15}$")]
+    merchant_name: Annotated[str, Field(min_length=1, max_length=40)]
+    mcc: Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+    country_code: Annotated[int, Field(ge=1, le=999)]
+    ifd_serial: Annotated[str, Field(pattern=r"^[\x20-\x7e]{8}$")]
+    terminal_type: Hex1
+    capabilities: Hex3
+    additional_capabilities: Hex5
+
+    @field_validator("terminal_type")
+    @classmethod
+    def _known_terminal_type(cls, value: str) -> str:
+        # Book 4 Annex A1: tens digit 1-3 (operational control), units 1-6 (environment).
+        if not re.fullmatch(r"[123][1-6]", value):
+            raise ValueError("must be a terminal type of EMV Book 4 Annex A1 (11-16, 21-26, 31-36)")
+        return value
+
+
+class HsmConfig(_Strict):
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: Annotated[str, Field(min_length=1, max_length=32)] = "etika-terminal"
+
+
+class TerminalFile(_Strict):
+    terminal: TerminalConfig
+    hsm: HsmConfig = HsmConfig()
+
+
+# --- currencies.toml ---------------------------------------------------------------------
+
+
+class CurrencyEntry(_Strict):
+    code: CurrencyCode
+    numeric: Annotated[int, Field(ge=1, le=999)]
+    exponent: Annotated[int, Field(ge=0, le=4)]
+
+    @model_validator(mode="after")
+    def _matches_iso4217(self) -> CurrencyEntry:
+        iso = CURRENCIES[self.code]
+        if (self.numeric, self.exponent) != (iso.numeric, iso.exponent):
+            raise ValueError(
+                f"{self.code} is numeric {iso.numeric} with exponent {iso.exponent} in ISO 4217"
+            )
+        return self
+
+
+class FxRateEntry(_Strict):
+    base: CurrencyCode
+    quote: CurrencyCode
+    rate: Decimal = Field(gt=0)
+    as_of: datetime
+    max_age_s: Annotated[int, Field(gt=0)]
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate_is_text(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            raise ValueError('write the rate as a string ("10.8350") so no precision is lost')
+        return value
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a timezone, e.g. 2026-11-22T06:00:00Z")
+        return value
+
+    def to_rate(self) -> FxRate:
+        return FxRate(
+            base=CURRENCIES[self.base],
+            quote=CURRENCIES[self.quote],
+            rate=self.rate,
+            as_of=self.as_of.astimezone(UTC),
+            max_age=timedelta(seconds=self.max_age_s),
+        )
+
+
+class CurrenciesFile(_Strict):
+    default: CurrencyCode
+    currency: Annotated[list[CurrencyEntry], Field(min_length=1)]
+    fx_rate: list[FxRateEntry] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CurrenciesFile:
+        codes = [c.code for c in self.currency]
+        if len(set(codes)) != len(codes):
+            raise ValueError("a currency is listed twice")
+        if self.default not in codes:
+            raise ValueError(f"default currency {self.default} is not in the currency list")
+        for rate in self.fx_rate:
+            for code in (rate.base, rate.quote):
+                if code not in codes:
+                    raise ValueError(f"FX rate {rate.base}/{rate.quote} uses unlisted {code}")
+        return self
+
+    @property
+    def currencies(self) -> dict[str, Currency]:
+        return {c.code: CURRENCIES[c.code] for c in self.currency}
+
+    def rates(self) -> list[FxRate]:
+        return [r.to_rate() for r in self.fx_rate]
+
+
+# --- aids.toml ---------------------------------------------------------------------------
+
+Network = Literal["visa", "mastercard", "cb", "bancontact", "domestic", "amex", "jcb"]
+
+
+class AidConfig(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    network: Network
+    aid: Aid
+    label: Annotated[str, Field(min_length=1, max_length=16)]
+    partial_match: bool = True
+    application_version: Hex2
+    tac_denial: Hex5
+    tac_online: Hex5
+    tac_default: Hex5
+    floor_limit: MinorUnits
+    random_selection_threshold: MinorUnits
+    target_percent: Percent
+    max_target_percent: Percent
+    default_tdol: HexAny
+    default_ddol: HexAny
+    contactless: bool = False
+    priority: Annotated[int, Field(ge=0, le=15)] = 0
+
+    @model_validator(mode="after")
+    def _random_selection(self) -> AidConfig:
+        # Book 3 §10.6.2: the threshold is below the floor limit and the target below its max.
+        if self.random_selection_threshold > self.floor_limit:
+            raise ValueError("random_selection_threshold must not exceed floor_limit")
+        if self.target_percent > self.max_target_percent:
+            raise ValueError("target_percent must not exceed max_target_percent")
+        return self
+
+    @property
+    def rid(self) -> str:
+        return self.aid[:10]
+
+
+class AidsFile(_Strict):
+    aid: Annotated[list[AidConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> AidsFile:
+        for attr in ("name", "aid"):
+            values = [getattr(a, attr) for a in self.aid]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"{attr} listed twice: {', '.join(dupes)}")
+        return self
+
+
+# --- capks.toml --------------------------------------------------------------------------
+
+
+class Capk(_Strict):
+    rid: Hex5
+    index: Hex1
+    modulus: Annotated[str, AfterValidator(_hex_range(64, 248))]
+    exponent: Annotated[str, Field(pattern=r"^(03|010001)$")]
+    expiry: date
+    checksum: Annotated[str, AfterValidator(_hex(20))]
+
+    @model_validator(mode="after")
+    def _checksum(self) -> Capk:
+        # Book 2 Annex B2.1 / §11.2: SHA-1 over RID || index || modulus || exponent.
+        digest = hashlib.sha1(
+            bytes.fromhex(self.rid + self.index + self.modulus + self.exponent)
+        ).hexdigest()
+        if digest.upper() != self.checksum:
+            raise ValueError(
+                f"checksum does not match the key (SHA-1 of RID||index||modulus||exponent "
+                f"is {digest.upper()}): the key was altered or mistyped"
+            )
+        return self
+
+    @property
+    def modulus_int(self) -> int:
+        return int(self.modulus, 16)
+
+    @property
+    def exponent_int(self) -> int:
+        return int(self.exponent, 16)
+
+
+class CapksFile(_Strict):
+    capk: Annotated[list[Capk], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> CapksFile:
+        keys = [(c.rid, c.index) for c in self.capk]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a (rid, index) pair is listed twice")
+        return self
+
+
+# --- limits.toml -------------------------------------------------------------------------
+
+
+class OfflineLimits(_Strict):
+    max_count: Annotated[int, Field(ge=0)]
+    max_age_s: Annotated[int, Field(gt=0)]
+    max_per_transaction: dict[CurrencyCode, MinorUnits]
+    max_cumulative: dict[CurrencyCode, MinorUnits]
+
+    @model_validator(mode="after")
+    def _per_transaction_within_cumulative(self) -> OfflineLimits:
+        for code, limit in self.max_per_transaction.items():
+            total = self.max_cumulative.get(code)
+            if total is None:
+                raise ValueError(f"max_cumulative has no limit for {code}")
+            if limit > total:
+                raise ValueError(f"{code}: max_per_transaction exceeds max_cumulative")
+        return self
+
+
+class LimitsFile(_Strict):
+    offline: OfflineLimits
+
+
+# --- routing.toml ------------------------------------------------------------------------
+
+
+class PspConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    kind: Literal["iso8583", "stripe", "paypal"]
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    url: str | None = None
+    acquirer_id: Annotated[str, Field(pattern=r"^[0-9]{1,11}$")] | None = None
+    networks: list[Network]
+    currencies: list[CurrencyCode]
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    tls: bool = False
+    p2pe_public_key: str | None = None  # PEM file, relative to the profile directory
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> PspConfig:
+        if self.kind == "iso8583" and (self.host is None or self.port is None):
+            raise ValueError("an iso8583 connector needs host and port")
+        if self.kind != "iso8583" and self.url is None:
+            raise ValueError(f"a {self.kind} connector needs url")
+        return self
+
+
+class Route(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    networks: list[Network] = []
+    aid_prefixes: list[Aid] = []
+    bin_ranges: list[tuple[Annotated[str, Field(pattern=r"^[0-9]{6,8}$")], str]] = []
+    currencies: list[CurrencyCode] = []
+    min_amount: MinorUnits | None = None
+    max_amount: MinorUnits | None = None
+    connectors: Annotated[list[str], Field(min_length=1)]
+
+
+class RoutingFile(_Strict):
+    psp: Annotated[list[PspConfig], Field(min_length=1)]
+    route: Annotated[list[Route], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _routes_name_known_connectors(self) -> RoutingFile:
+        names = {p.name for p in self.psp}
+        for route in self.route:
+            unknown = [c for c in route.connectors if c not in names]
+            if unknown:
+                raise ValueError(f"route {route.name!r} names unknown connector(s) {unknown}")
+        return self
+
+
+# --- sync.toml ---------------------------------------------------------------------------
+
+
+class SyncConfig(_Strict):
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 8883
+    mqtt_tls: bool = True
+    https_url: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    platform_public_key: str | None = None  # PEM file, relative to the profile directory
+
+
+class SyncFile(_Strict):
+    sync: SyncConfig
+
+
+# --- the whole profile -------------------------------------------------------------------
+
+PROFILE_FILES: dict[str, type[_Strict]] = {
+    "terminal.toml": TerminalFile,
+    "currencies.toml": CurrenciesFile,
+    "aids.toml": AidsFile,
+    "capks.toml": CapksFile,
+    "limits.toml": LimitsFile,
+    "routing.toml": RoutingFile,
+    "sync.toml": SyncFile,
+}
+
+
+class Profile(BaseModel):
+    """A validated terminal profile; built only by :func:`load_profile`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    directory: Path
+    terminal: TerminalConfig
+    hsm: HsmConfig
+    currencies: CurrenciesFile
+    aids: list[AidConfig]
+    capks: list[Capk]
+    offline: OfflineLimits
+    psps: list[PspConfig]
+    routes: list[Route]
+    sync: SyncConfig
+
+    @property
+    def default_currency(self) -> Currency:
+        return CURRENCIES[self.currencies.default]
+
+    def currency(self, code: str) -> Currency:
+        """An accepted currency by code; ``ConfigError`` names the accepted ones otherwise."""
+        accepted = self.currencies.currencies
+        if code.upper() not in accepted:
+            raise ConfigError(
+                [f"currency {code!r} is not accepted by this terminal "
+                 f"(accepted: {', '.join(accepted)})"]
+            )
+        return accepted[code.upper()]
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseModel | None:
+    path = directory / filename
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problems.append(f"{filename}: missing (every profile has {', '.join(PROFILE_FILES)})")
+        return None
+    except OSError as exc:
+        problems.append(f"{filename}: cannot be read: {exc.strerror}")
+        return None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problems.append(f"{filename}: not UTF-8 text (byte {exc.start})")
+        return None
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{filename}: invalid TOML: {exc}")
+        return None
+    try:
+        return PROFILE_FILES[filename].model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{filename}:{_format_loc(error['loc'])}: {message}")
+        return None
+
+
+def load_profile(directory: Path | str) -> Profile:
+    """Read and validate every file of a profile directory.
+
+    Raises :class:`ConfigError` listing every problem as ``path/file:key: reason`` (all files
+    are checked, not just up to the first error).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(
+            [f"{directory}: no such profile directory (a profile is a folder of "
+             f"{', '.join(PROFILE_FILES)})"]
+        )
+    problems: list[str] = []
+    parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}
+    if problems:
+        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+    # Every file validated, so each entry holds its own model (casts only narrow the type).
+    terminal_file = cast(TerminalFile, parsed["terminal.toml"])
+    currencies = cast(CurrenciesFile, parsed["currencies.toml"])
+    aids = cast(AidsFile, parsed["aids.toml"])
+    capks = cast(CapksFile, parsed["capks.toml"])
+    limits = cast(LimitsFile, parsed["limits.toml"])
+    routing = cast(RoutingFile, parsed["routing.toml"])
+    sync = cast(SyncFile, parsed["sync.toml"])
+    _cross_check(directory, currencies, aids, capks, limits, routing, sync, problems)
+    if problems:
+        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+    return Profile(
+        directory=directory,
+        terminal=terminal_file.terminal,
+        hsm=terminal_file.hsm,
+        currencies=currencies,
+        aids=aids.aid,
+        capks=capks.capk,
+        offline=limits.offline,
+        psps=routing.psp,
+        routes=routing.route,
+        sync=sync.sync,
+    )
+
+
+def _cross_check(
+    directory: Path,
+    currencies: CurrenciesFile,
+    aids: AidsFile,
+    capks: CapksFile,
+    limits: LimitsFile,
+    routing: RoutingFile,
+    sync: SyncFile,
+    problems: list[str],
+) -> None:
+    """Rules that span files: every reference must point at something the profile has."""
+    accepted = {c.code for c in currencies.currency}
+    for field_name in ("max_per_transaction", "max_cumulative"):
+        for code in getattr(limits.offline, field_name):
+            if code not in accepted:
+                problems.append(
+                    f"limits.toml:offline.{field_name}.{code}: {code} is not in currencies.toml"
+                )
+    for code in accepted:
+        if code not in limits.offline.max_per_transaction:
+            problems.append(
+                f"limits.toml:offline.max_per_transaction: no offline limit for accepted {code}"
+            )
+    rids = {c.rid for c in capks.capk}
+    for i, aid in enumerate(aids.aid):
+        if aid.rid not in rids:
+            problems.append(
+                f"aids.toml:aid[{i}].aid: no CA public key for RID {aid.rid} in capks.toml "
+                "(offline data authentication would always fail)"
+            )
+    for i, psp in enumerate(routing.psp):
+        for code in psp.currencies:
+            if code not in accepted:
+                problems.append(f"routing.toml:psp[{i}].currencies: {code} is not accepted")
+        if psp.p2pe_public_key and not (directory / psp.p2pe_public_key).is_file():
+            problems.append(
+                f"routing.toml:psp[{i}].p2pe_public_key: no file {psp.p2pe_public_key} "
+                "in the profile directory"
+            )
+    networks = {a.network for a in aids.aid}
+    for i, route in enumerate(routing.route):
+        for network in route.networks:
+            if network not in networks:
+                problems.append(
+                    f"routing.toml:route[{i}].networks: no application of network {network}"
+                )
+    key = sync.sync.platform_public_key
+    if key and not (directory / key).is_file():
+        problems.append(f"sync.toml:sync.platform_public_key: no file {key} in the profile")

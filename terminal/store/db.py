@@ -1,0 +1,157 @@
+"""Opening the SQLite store: durability pragmas, versioned migrations, transactions.
+
+The store is one SQLite file in WAL mode with ``synchronous=FULL`` (a committed state
+change survives power loss) and foreign keys on. Migrations are the numbered files in
+``migrations/`` (``0001_initial.sql``, ``0002_….sql`` …), applied in order, each in its own
+transaction together with ``PRAGMA user_version``, so a crash mid-migration leaves the
+previous version intact.
+
+Blocking boundary: every method here is synchronous; asyncio callers cross into a thread
+with ``await asyncio.to_thread(store.record, change)``. One ``Store`` may be shared by
+threads — a lock serialises its transactions.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from terminal.errors import StoreError
+from terminal.store.changes import StateChange, record_change
+from terminal.store.journal import JournalEntry, verify_journal
+
+__all__ = ["PRAGMAS", "Store", "migrations"]
+
+#: Applied on every connection; ``bench/store.py`` uses the same for its raw baseline.
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 10000",
+)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, filename, sql)`` of every migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files("terminal.store.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migrations are not numbered 1..n without gaps: {versions}")
+    return found
+
+
+class Store:
+    """The terminal's durable store. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._conn = connection
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
+        """Open (creating if needed) the store at ``path`` and bring its schema up to date."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for pragma in PRAGMAS:
+                conn.execute(pragma)
+            conn.row_factory = sqlite3.Row
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the store at {path}: {exc}; check the data directory "
+                "(--data-dir / ETIKA_DATA_DIR) exists and is writable",
+                path=str(path),
+            ) from exc
+        store = cls(conn, path)
+        try:
+            if migrate:
+                store.migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for reads. Writes go through :meth:`transaction`."""
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back and propagates."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def record(self, change: StateChange) -> JournalEntry:
+        """Write a state change, its outbox rows and its journal entry in one transaction."""
+        with self.transaction() as conn:
+            return record_change(conn, change)
+
+    def verify_journal(self) -> int:
+        """Number of journal entries if the chain is intact; ``JournalError`` otherwise."""
+        with self._lock:
+            return verify_journal(self._conn)
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the database; return the resulting version."""
+        shipped = migrations()
+        current = self.schema_version()
+        if current > len(shipped):
+            raise StoreError(
+                f"the store at {self.path} has schema version {current}, newer than this "
+                f"software knows ({len(shipped)}); upgrade the terminal software",
+                path=str(self.path),
+            )
+        for version, name, sql in shipped[current:]:
+            try:
+                # executescript would commit first; wrapping the script keeps the migration
+                # and its user_version bump one atomic transaction.
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+                )
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
+        return self.schema_version()
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` or SQLite's description of the damage."""
+        rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(r[0]) for r in rows)
