@@ -1,0 +1,246 @@
+"""The outbox worker over the in-process outbox and receiver fakes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edge_sync.errors import TransportError
+from edge_sync.fake_transport import FakeReceiver
+from edge_sync.memory_outbox import MemoryOutbox
+from edge_sync.messages import verify_envelope
+from edge_sync.outbox import RetryPolicy
+from edge_sync.signing import SoftwareSigner
+from edge_sync.transport import FailoverTransport
+from edge_sync.worker import OutboxWorker, TokenBucket, WorkerSettings
+
+SIGNER = SoftwareSigner.generate()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_worker(
+    outbox: MemoryOutbox,
+    receiver: object,
+    clock: Clock,
+    *,
+    batch_size: int = 10,
+    max_in_flight: int = 30,
+    max_attempts: int | None = None,
+) -> OutboxWorker:
+    settings = WorkerSettings(
+        terminal_id="T-0001",
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+        ack_timeout_s=1.0,
+        retry=RetryPolicy(base_s=2.0, cap_s=60.0, max_attempts=max_attempts, rng=random.Random(7)),
+    )
+    transports = {"platform": receiver, "pop": receiver}
+    return OutboxWorker(outbox, transports, SIGNER, settings, clock=clock)  # type: ignore[arg-type]
+
+
+def fill(
+    outbox: MemoryOutbox, clock: Clock, count: int, destination: str = "platform"
+) -> list[str]:
+    return [
+        outbox.enqueue(destination, "transaction", {"n": i}, f"txn-{i}", clock.now)
+        for i in range(count)
+    ]
+
+
+async def test_drain_delivers_everything_once_in_order() -> None:
+    """A backlog drains with each message committed exactly once, in seq order, signed."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver(SIGNER.public_key_pem())
+    ids = fill(outbox, clock, 95)
+    worker = make_worker(outbox, receiver, clock)
+    report = await worker.drain()
+    assert report.delivered == 95
+    assert [e.message_id for e in receiver.committed] == ids
+    assert all(outbox.state_of(m) == "delivered" for m in ids)
+    verify_envelope(receiver.committed[0], SIGNER.public_key_pem())
+    worker.close()
+
+
+async def test_reversals_go_first() -> None:
+    """A reversal (priority 10) is sent before older ordinary rows of its destination."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    fill(outbox, clock, 3)
+    rev = outbox.enqueue("platform", "reversal", {}, "rev-1", clock.now, priority=10)
+    worker = make_worker(outbox, receiver, clock)
+    await worker.drain()
+    assert receiver.committed[0].message_id == rev
+    worker.close()
+
+
+async def test_pop_record_waits_for_its_financial_leg() -> None:
+    """A PoP record is not sent while its financial leg (same ref_id) is still open."""
+    outbox, clock = MemoryOutbox(), Clock()
+    psp = FakeReceiver(name="psp")
+    pop = FakeReceiver(name="pop")
+    psp.fail_next_calls = 1
+    fin = outbox.enqueue("psp:cmi", "advice", {}, "adv-1", clock.now, ref_id="txn-1")
+    rec = outbox.enqueue("pop", "pop_record", {}, "pop-1", clock.now, ref_id="txn-1")
+    settings = WorkerSettings(terminal_id="T1", batch_size=5, max_in_flight=5)
+    worker = OutboxWorker(outbox, {"psp:cmi": psp, "pop": pop}, SIGNER, settings, clock=clock)
+    await worker.drain()
+    assert outbox.state_of(fin) == "pending" and outbox.state_of(rec) == "pending"
+    assert pop.received == []
+    clock.now += 3600
+    await worker.drain()  # gather order: psp and pop drain together; pop sees leg still open
+    await worker.drain()
+    assert outbox.state_of(fin) == "delivered" and outbox.state_of(rec) == "delivered"
+    worker.close()
+
+
+async def test_link_down_schedules_backoff_and_keeps_order() -> None:
+    """A failed batch goes back to pending with backoff; nothing behind it overtakes it."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    ids = fill(outbox, clock, 25)
+    receiver.fail_next_calls = 1
+    worker = make_worker(outbox, receiver, clock, max_in_flight=10)
+    report = await worker.drain()
+    assert report.delivered == 0 and report.retried == 10
+    rows = {r.row.message_id: r for r in outbox.rows()}
+    first = rows[ids[0]]
+    assert first.state == "pending" and first.next_attempt_at > clock.now
+    assert first.next_attempt_at <= clock.now + 2.0
+    assert (await worker.drain()).delivered == 0  # not due yet: the head blocks the rest
+    clock.now += 60
+    await worker.drain()
+    assert [e.message_id for e in receiver.committed] == ids
+    status = {s.destination: s for s in outbox.status(clock.now)}["platform"]
+    assert status.last_error is not None and status.last_success_at == clock.now
+    worker.close()
+
+
+async def test_lost_ack_is_resent_and_deduplicated() -> None:
+    """A message whose ack was lost is resent; the receiver answers duplicate; it is delivered."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    ids = fill(outbox, clock, 5)
+    receiver.lose_ack_once.add(ids[2])
+    worker = make_worker(outbox, receiver, clock)
+    await worker.drain()
+    assert outbox.state_of(ids[2]) == "pending"
+    clock.now += 60
+    await worker.drain()
+    assert outbox.state_of(ids[2]) == "delivered"
+    assert len(receiver.committed) == 5 and len(receiver.received) == 6
+    worker.close()
+
+
+async def test_rejected_message_is_dead_lettered_with_an_alert() -> None:
+    """A message the receiver rejects goes dead with its reason and an alert row is queued."""
+    other = SoftwareSigner.generate()
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver(other.public_key_pem())
+    (mid,) = fill(outbox, clock, 1)
+    worker = make_worker(outbox, receiver, clock)
+    report = await worker.drain()
+    assert report.rejected == 1
+    dead = next(r for r in outbox.rows() if r.row.message_id == mid)
+    assert dead.state == "dead" and "signature" in (dead.last_error or "")
+    alerts = [r for r in outbox.rows() if r.row.kind == "alert"]
+    assert alerts[0].row.payload["message_id"] == mid
+    worker.close()
+
+
+async def test_ttl_expiry_dead_letters_with_alert() -> None:
+    """A row past its time to live is dead-lettered and reported by an alert row."""
+    outbox, clock = MemoryOutbox(), Clock()
+    mid = outbox.enqueue("platform", "advice", {}, "a", clock.now, ttl_s=10)
+    clock.now += 11
+    worker = make_worker(outbox, FakeReceiver(), clock)
+    report = await worker.drain()
+    assert report.expired == 1 and outbox.state_of(mid) == "dead"
+    assert [r.row.payload["alert"] for r in outbox.rows() if r.row.kind == "alert"] == [
+        "dead_letter"
+    ]
+    worker.close()
+
+
+async def test_attempts_exhausted_goes_dead() -> None:
+    """With max_attempts, a row that never gets an ack ends dead instead of retrying forever."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    (mid,) = fill(outbox, clock, 1)
+    receiver.fail_next_calls = 99
+    worker = make_worker(outbox, receiver, clock, max_attempts=2)
+    await worker.drain()
+    clock.now += 600
+    report = await worker.drain()
+    assert report.dead == 1 and outbox.state_of(mid) == "dead"
+    worker.close()
+
+
+async def test_restart_requeues_in_flight_rows() -> None:
+    """Rows left in flight by a crash are sent again after recover(); nothing is lost."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    ids = fill(outbox, clock, 4)
+    outbox.claim("platform", 2, clock.now)  # a previous run crashed with these in flight
+    worker = make_worker(outbox, receiver, clock)
+    assert await worker.recover() == 2
+    await worker.drain()
+    assert [e.message_id for e in receiver.committed] == ids
+    worker.close()
+
+
+async def test_failover_uses_https_while_mqtt_is_down() -> None:
+    """FailoverTransport sends through the second transport while the first raises."""
+    mqtt, https = FakeReceiver(name="mqtt"), FakeReceiver(name="https")
+    mqtt.fail_next_calls = 1
+    failover = FailoverTransport([mqtt, https], retry_preferred_s=0)
+    outbox, clock = MemoryOutbox(), Clock()
+    fill(outbox, clock, 3)
+    worker = make_worker(outbox, failover, clock)
+    await worker.drain()
+    assert len(https.committed) == 3 and failover.last_used == "https"
+    fill(outbox, clock, 2)
+    await worker.drain()
+    assert len(mqtt.committed) == 2 and failover.last_used == "mqtt"
+    worker.close()
+
+
+async def test_failover_raises_when_all_down() -> None:
+    """When every transport is down the error names them all."""
+    a, b = FakeReceiver(name="a"), FakeReceiver(name="b")
+    a.fail_next_calls = b.fail_next_calls = 1
+    with pytest.raises(TransportError, match="no sync transport"):
+        await FailoverTransport([a, b]).deliver([], 1.0)
+
+
+async def test_token_bucket_paces_bytes() -> None:
+    """The bandwidth limiter waits for tokens rather than sending over the limit."""
+    stamps = iter([0.0, 0.0, 0.0, 1.0])
+    bucket = TokenBucket(rate=100, burst=100, clock=lambda: next(stamps))
+    await bucket.take(100)
+    await bucket.take(50)  # empty bucket: sleeps (100-0)/100… then refills at t=1
+    assert bucket._tokens == pytest.approx(50)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "low", "high"),
+    [
+        (1,          1.0,   2.0),
+        (2,          2.0,   4.0),
+        (5,          16.0,  32.0),
+        (20,         30.0,  60.0),
+    ],
+)
+def test_backoff_is_exponential_with_jitter(attempts: int, low: float, high: float) -> None:
+    """Retry delay doubles per attempt, capped, with jitter in [½, 1) of the step."""
+    policy = RetryPolicy(base_s=2.0, cap_s=60.0)
+    for _ in range(50):
+        assert low <= policy.delay(attempts) < high or policy.delay(attempts) == high
+
+
+def test_settings_validate() -> None:
+    """Settings refuse nonsense limits with ValueError."""
+    with pytest.raises(ValueError):
+        WorkerSettings(terminal_id="T", batch_size=10, max_in_flight=5)
+    with pytest.raises(ValueError):
+        WorkerSettings(terminal_id="T", max_bytes_per_s=0)
