@@ -1,0 +1,56 @@
+"""What the key store needs from above, and what it offers to the layers above it.
+
+``hsm`` imports nothing of ours but ``etika_errors`` (DESIGN §2), so what it needs from the
+terminal is declared here as a :class:`typing.Protocol` and handed in: the terminal's
+SQLite store implements :class:`TokenRegistry` (``terminal/store/token_map.py``), and
+:class:`hsm.fake.InMemoryTokenRegistry` implements it for tests and tools.
+
+:class:`Signer` is what ``edge_sync`` and the journal need to sign checkpoints, sync
+batches and PoP records; :class:`hsm.keystore.KeyStore` implements it with the token's
+EC key, :class:`hsm.fake.SoftwareSigner` with a key in memory (tests only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Signer", "TokenRegistry"]
+
+
+@runtime_checkable
+class TokenRegistry(Protocol):
+    """The fingerprint → token map that makes tokens unique.
+
+    Six middle digits cannot hold an HMAC without collisions, so two PANs may draw the same
+    first candidate; the registry binds each fingerprint to exactly one token and each token
+    to exactly one fingerprint, across every key version.
+    """
+
+    def bind(self, fingerprint: str, key_version: int, candidates: Iterable[str]) -> str | None:
+        """The token bound to ``(fingerprint, key_version)``; binds one if there is none.
+
+        If the pair is already bound, return its token without consuming ``candidates``.
+        Otherwise bind and return the first candidate no other fingerprint holds, atomically
+        (two concurrent callers with the same fingerprint get the same token). Return
+        ``None`` if every candidate is taken.
+        """
+        ...
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Signs bytes with the terminal's key: ECDSA P-256 over SHA-256, DER signatures."""
+
+    @property
+    def signing_key_version(self) -> int:
+        """Version of the key :meth:`sign` uses now; record it beside every signature."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """DER-encoded ECDSA P-256/SHA-256 signature of ``data`` (X9.62 ``Ecdsa-Sig-Value``)."""
+        ...
+
+    def public_key_pem(self, version: int | None = None) -> bytes:
+        """PEM SubjectPublicKeyInfo of the signing key ``version`` (default: current)."""
+        ...
