@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
 
+import structlog
+
 from etika_errors import EtikaError
 from terminal.cli.context import CliContext
+from terminal.logs import LOG_FILE_NAME, configure_logging, mask_pan_text
 
 __all__ = ["build_parser", "main"]
 
@@ -55,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     context = CliContext(profile_name=args.profile, data_dir=args.data_dir)
     try:
+        configure_logging(context.log_dir)
+    except OSError as exc:
+        print(f"etika: error: cannot write logs under {context.log_dir}: {exc.strerror}; "
+              "check --data-dir / ETIKA_DATA_DIR", file=sys.stderr)
+        return 1
+    try:
         status: int = args.handler(context, args)
     except EtikaError as exc:
         print(f"etika: error: {exc}", file=sys.stderr)
@@ -62,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etika: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A bug, not a user mistake: the traceback goes to the log file (masked), the user
+        # gets one line saying where to find it.
+        structlog.get_logger("etika.cli").exception("internal error", command=args.group)
+        print(
+            f"etika: internal error: {type(exc).__name__}: {mask_pan_text(str(exc))} "
+            f"(details in {context.log_dir / LOG_FILE_NAME})",
+            file=sys.stderr,
+        )
+        return 70
     return status
 
 

@@ -47,8 +47,8 @@ def migrations() -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migrations are not numbered 1..n without gaps: {versions}")
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"two migrations share a number: {versions}")
     return found
 
 
@@ -129,26 +129,38 @@ class Store:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
-        """Apply every migration newer than the database; return the resulting version."""
+        """Apply every shipped migration the database has not recorded; return the version."""
         shipped = migrations()
-        current = self.schema_version()
-        if current > len(shipped):
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
+        unknown = applied - {version for version, _, _ in shipped}
+        if unknown:
             raise StoreError(
-                f"the store at {self.path} has schema version {current}, newer than this "
-                f"software knows ({len(shipped)}); upgrade the terminal software",
+                f"the store at {self.path} has migration(s) {sorted(unknown)} that this "
+                "software does not know; upgrade the terminal software",
                 path=str(self.path),
             )
-        for version, name, sql in shipped[current:]:
+        for version, name, sql in shipped:
+            if version in applied:
+                continue
+            top = max(applied | {version})
             try:
-                # executescript would commit first; wrapping the script keeps the migration
-                # and its user_version bump one atomic transaction.
+                # executescript would commit first; wrapping the script keeps the migration,
+                # its record and the user_version bump one atomic transaction.
                 self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+                    f"BEGIN IMMEDIATE;\n{sql}\n"
+                    f"INSERT INTO schema_migrations VALUES ({version}, '{name}',"
+                    " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));\n"
+                    f"PRAGMA user_version = {top};\nCOMMIT;"
                 )
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
+            applied.add(version)
         return self.schema_version()
 
     def integrity_check(self) -> str:
