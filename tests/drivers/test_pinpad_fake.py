@@ -1,0 +1,60 @@
+"""The in-process fake PIN pad replays its script and satisfies the PinPad protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.base import EncryptedPin, PinPad
+from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadNoAnswer
+from drivers.pinpad import FakePinPad, SerialPinPad
+
+BLOCK = EncryptedPin(bytes.fromhex("FFFF9876543210E00001"), bytes.fromhex("1B9C1845EB993A7A"), 0)
+
+
+def test_implementations_satisfy_the_protocol() -> None:
+    """Both the serial driver and the fake are PinPads (runtime-checkable protocol)."""
+    assert isinstance(FakePinPad(), PinPad)
+    assert isinstance(SerialPinPad("/dev/null"), PinPad)
+
+
+async def test_replays_outcomes_in_order() -> None:
+    """Scripted blocks come back in order, scripted errors are raised, then it runs dry."""
+    pad = FakePinPad([BLOCK, PinEntryTimeout("slow", port="fake")])
+    assert await pad.get_pin("4761739001010119", 100, 504) == BLOCK
+    with pytest.raises(PinEntryTimeout):
+        await pad.get_pin("4761739001010119", 100, 504)
+    with pytest.raises(PinPadNoAnswer):
+        await pad.get_pin("4761739001010119", 100, 504)
+    assert [r.masked_pan for r in pad.requests] == ["476173…0119"] * 3
+
+
+async def test_cancel_makes_the_next_entry_cancelled() -> None:
+    """A cancel() before get_pin makes that entry end as cancelled."""
+    pad = FakePinPad([BLOCK])
+    await pad.cancel()
+    with pytest.raises(PinEntryCancelled):
+        await pad.get_pin("4761739001010119", 100, 504)
+
+
+@pytest.mark.parametrize(
+    ("ksn_len", "block_len", "fmt"),
+    [
+        (10,        8,          4),
+        (12,        16,         0),
+        (10,        16,         0),
+        (12,        16,         3),
+    ],
+)  # fmt: skip
+def test_encrypted_pin_checks_its_shape(ksn_len: int, block_len: int, fmt: int) -> None:
+    """An EncryptedPin must be format 0 (10-byte KSN, 8-byte block) or 4 (12, 16)."""
+    with pytest.raises(ValueError):
+        EncryptedPin(bytes(ksn_len), bytes(block_len), fmt)
+
+
+def test_encrypted_pin_json() -> None:
+    """The CLI's JSON shape: upper-case hex and the format number."""
+    assert BLOCK.as_json() == {
+        "ksn": "FFFF9876543210E00001",
+        "pin_block": "1B9C1845EB993A7A",
+        "format": 0,
+    }
