@@ -1,0 +1,163 @@
+"""The platform's HTTP API: the HTTPS uplink fallback and the fleet/reconciliation views.
+
+=======  ===================================  =================================================
+POST     ``/v1/terminals/{id}/messages``      ``{"messages": [envelope…]}`` → ``{"acks": […]}``,
+                                              answered after the commit (503 if the database
+                                              fails: nothing was stored, send again)
+GET      ``/v1/terminals``                    every registered terminal: last seen, reported
+                                              backlog, message and rejection counts
+GET      ``/v1/terminals/{id}``               one terminal, its messages per kind and totals
+GET      ``/v1/fleet``                        fleet summary: terminals, backlog, totals
+GET      ``/v1/totals?date=&terminal_id=``    the platform's transaction totals
+GET      ``/v1/reconciliation?date=``         end-of-day reports against the platform's sums
+GET      ``/healthz``                         liveness, and whether the MQTT consumer is up
+=======  ===================================  =================================================
+
+Handlers are plain ``def``: FastAPI runs them in its thread pool, which is where blocking
+database calls belong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from edge_sync.messages import AckBatch, messages_path
+from edge_sync.platform.errors import StorageError
+from edge_sync.platform.ingest import Ingestor, RawUplink
+from edge_sync.platform.reconcile import reconcile
+from edge_sync.platform.records import Total
+from edge_sync.platform.storage import PlatformStorage
+
+__all__ = ["MAX_BATCH", "create_app"]
+
+#: Most messages one HTTPS request may carry (the contract's ``MessageBatch`` bound).
+MAX_BATCH = 1000
+
+
+def _totals_json(totals: list[Total]) -> list[dict[str, Any]]:
+    return [
+        {
+            "terminal_id": t.terminal_id,
+            "business_date": t.business_date,
+            "currency": t.currency,
+            "count": t.count,
+            "amount_minor": t.amount_minor,
+        }
+        for t in totals
+    ]
+
+
+def _by_currency(totals: list[Total]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for t in totals:
+        line = out.setdefault(t.currency, {"count": 0, "amount_minor": 0})
+        line["count"] += t.count
+        line["amount_minor"] += t.amount_minor
+    return out
+
+
+def create_app(
+    storage: PlatformStorage,
+    ingestor: Ingestor | None = None,
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """The FastAPI application over one storage (the ingestor defaults to one over it)."""
+    ingest = ingestor or Ingestor(storage)
+    app = FastAPI(title="Étika platform", version="1")
+
+    @app.exception_handler(StorageError)
+    async def _storage_down(_request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"platform database unavailable: {exc}"},
+            headers={"Retry-After": "5"},
+        )
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", **(health() if health else {})}
+
+    @app.post("/v1/terminals/{terminal_id}/messages")
+    async def post_messages(terminal_id: str, request: Request) -> JSONResponse:
+        try:
+            messages_path(terminal_id)
+        except ValueError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        body = await request.body()
+        try:
+            document = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, detail=f"body is not JSON: {exc}") from exc
+        messages = document.get("messages") if isinstance(document, dict) else None
+        if not isinstance(messages, list):
+            raise HTTPException(400, detail='body must be {"messages": [envelope, ...]}')
+        if len(messages) > MAX_BATCH:
+            raise HTTPException(413, detail=f"at most {MAX_BATCH} messages per request")
+        # Each message on its own: a malformed one is rejected, its neighbours are not.
+        raws = [
+            RawUplink(
+                terminal_id,
+                item if isinstance(item, dict) else json.dumps(item).encode(),
+            )
+            for item in messages
+        ]
+        acks = await run_in_threadpool(ingest.ingest, raws)
+        return JSONResponse(AckBatch(acks=acks).wire())
+
+    @app.get("/v1/terminals")
+    def terminals() -> dict[str, Any]:
+        return {"terminals": [t.as_json() for t in storage.terminals()]}
+
+    @app.get("/v1/terminals/{terminal_id}")
+    def terminal(terminal_id: str, date: str | None = Query(default=None)) -> dict[str, Any]:
+        summary = storage.terminal(terminal_id)
+        if summary is None:
+            raise HTTPException(404, detail=f"no terminal {terminal_id} is registered")
+        totals = storage.transaction_totals(_date(date), terminal_id)
+        return {
+            **summary.as_json(),
+            "messages_by_kind": storage.kind_counts(terminal_id),
+            "totals": _totals_json(totals),
+        }
+
+    @app.get("/v1/fleet")
+    def fleet(date: str | None = Query(default=None)) -> dict[str, Any]:
+        summaries = storage.terminals()
+        totals = storage.transaction_totals(_date(date))
+        return {
+            "terminals": len(summaries),
+            "seen": sum(1 for s in summaries if s.last_seen_at is not None),
+            "backlog_total": sum(s.as_json()["backlog_total"] for s in summaries),
+            "messages": sum(s.messages for s in summaries),
+            "rejected": sum(s.rejected for s in summaries),
+            "business_date": date,
+            "totals_by_currency": _by_currency(totals),
+        }
+
+    @app.get("/v1/totals")
+    def totals(
+        date: str | None = Query(default=None), terminal_id: str | None = Query(default=None)
+    ) -> dict[str, Any]:
+        return {"totals": _totals_json(storage.transaction_totals(_date(date), terminal_id))}
+
+    @app.get("/v1/reconciliation")
+    def reconciliation(date: str = Query(...)) -> dict[str, Any]:
+        return reconcile(storage, _date(date) or date).as_json()
+
+    return app
+
+
+def _date(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise HTTPException(422, detail=f"date must be YYYY-MM-DD, not {value!r}") from exc
