@@ -118,6 +118,11 @@ class SerialPinPad:
         self._cancel_requested: asyncio.Event | None = None
         self._down: PinPadError | None = None
 
+    @property
+    def noise_bytes(self) -> int:
+        """Bytes received outside packets and ignored (line noise), for diagnostics."""
+        return self._decoder.noise_bytes
+
     # --- lifetime -----------------------------------------------------------------------
 
     async def __aenter__(self) -> SerialPinPad:

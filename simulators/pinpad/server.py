@@ -78,7 +78,9 @@ class PinPadSimulator:
         self.tries = tries
         self.keypress_delay = keypress_delay
         self.slave_path = ""
-        self.received: list[bytes] = []  # command codes only, for tests
+        self.received: list[bytes] = []  # command codes it acted on, for tests
+        self.frames_seen = 0  # every well-formed packet, including ignored retransmissions
+        self.answers_sent = 0  # answer packets written, retransmissions included
         self._master: int | None = None
         self._slave: int | None = None
         self._decoder = FrameDecoder()
@@ -158,6 +160,7 @@ class PinPadSimulator:
         self._write(bytes([byte]))
 
     def _send_answer(self, message: bytes) -> None:
+        self.answers_sent += 1
         frame = bytearray(encode_frame(message))
         if self.faults.take("bad_lrc"):
             frame[-1] ^= 0xFF
@@ -211,6 +214,7 @@ class PinPadSimulator:
             await asyncio.sleep(self.faults.slow)
 
     async def _on_frame(self, message: bytes) -> None:
+        self.frames_seen += 1
         if self.faults.silent or self.faults.take("mute"):
             return
         if self.faults.take("nak"):
