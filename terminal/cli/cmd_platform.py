@@ -1,0 +1,274 @@
+"""``etika platform …``: the central platform side of the sync protocol.
+
+``serve`` runs one worker (HTTP API + MQTT consumer on the shared subscription);
+``register-terminal`` puts a terminal's public key in the registry; ``terminals`` lists the
+fleet; ``reconcile`` compares end-of-day reports with the platform's sums; ``push`` signs and
+publishes a downlink; ``key`` prints the platform's public key for the terminals.
+
+The database is SQLite under ``<data-dir>/platform/platform.db`` unless ``--database`` (or
+``ETIKA_PLATFORM_DATABASE``) names another file or a ``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_sync.messages import DOWNLINK_KINDS, utc_now_iso
+from edge_sync.platform.keys import load_or_create_signing_key, read_terminal_public_key
+from edge_sync.platform.reconcile import reconcile
+from edge_sync.platform.storage import PlatformStorage, open_storage
+
+if TYPE_CHECKING:
+    from edge_sync.platform.mqtt import MqttSettings
+
+# uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
+# other ``etika`` command starts without paying for them.
+from etika_errors import EtikaError
+from terminal.cli.context import CliContext
+
+__all__ = ["PlatformUsageError", "register"]
+
+
+class PlatformUsageError(EtikaError):
+    """A value given on the command line cannot be used (checked after parsing)."""
+
+    exit_code = 2
+
+
+def _database(ctx: CliContext, args: argparse.Namespace) -> str:
+    chosen = args.database or os.environ.get("ETIKA_PLATFORM_DATABASE")
+    return str(chosen) if chosen else str(ctx.data_dir / "platform" / "platform.db")
+
+
+def _open(ctx: CliContext, args: argparse.Namespace) -> PlatformStorage:
+    try:
+        return open_storage(_database(ctx, args))
+    except ValueError as exc:
+        raise PlatformUsageError(f"--database: {exc}") from exc
+
+
+def _signing_key_path(ctx: CliContext) -> Path:
+    return ctx.data_dir / "platform" / "signing-key.pem"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from exc
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="SQLite file or postgresql://… URL (?schema=NAME to use a schema) "
+        "(env ETIKA_PLATFORM_DATABASE; default: <data-dir>/platform/platform.db)",
+    )
+
+
+def _add_mqtt(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mqtt-host", default="127.0.0.1", help="broker host (%(default)s)")
+    parser.add_argument("--mqtt-port", type=_port, default=1883, help="broker port (%(default)s)")
+    parser.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="CA file: enables TLS")
+    parser.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="client certificate")
+    parser.add_argument("--mqtt-key", type=Path, metavar="FILE", help="client private key")
+
+
+def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
+    from edge_sync.platform.mqtt import MqttSettings
+
+    for option in ("mqtt_ca", "mqtt_cert", "mqtt_key"):
+        path = getattr(args, option)
+        if path is not None and not path.is_file():
+            flag = "--" + option.replace("_", "-")
+            raise PlatformUsageError(f"{flag}: no such file {path}")
+    return MqttSettings(
+        host=args.mqtt_host,
+        port=args.mqtt_port,
+        client_id=client_id,
+        ca_file=args.mqtt_ca,
+        cert_file=args.mqtt_cert,
+        key_file=args.mqtt_key,
+    )
+
+
+def register(groups: Any) -> None:
+    platform = groups.add_parser("platform", help="the central platform (ingestion, fleet)")
+    commands = platform.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "serve", help="run one platform worker: HTTP API and MQTT consumer (shared subscription)"
+    )
+    _add_database(run)
+    _add_mqtt(run)
+    run.add_argument("--http-host", default="127.0.0.1", help="HTTP bind address (%(default)s)")
+    run.add_argument("--http-port", type=_port, default=8080, help="HTTP port (%(default)s)")
+    run.add_argument(
+        "--worker-id",
+        default=socket.gethostname(),
+        help="this worker's name, unique per worker: its MQTT session is etika-platform-<id> "
+        "(default: the host name)",
+    )
+    run.add_argument("--no-mqtt", action="store_true", help="HTTP only, no MQTT consumer")
+    run.add_argument(
+        "--batch", type=_positive, default=500, help="most uplinks per commit (%(default)s)"
+    )
+    run.set_defaults(handler=_serve)
+
+    reg = commands.add_parser(
+        "register-terminal", help="register (or replace) a terminal's public key"
+    )
+    _add_database(reg)
+    reg.add_argument("--terminal-id", required=True, help="the terminal's id")
+    reg.add_argument(
+        "--public-key",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="PEM public key or certificate (EC P-256)",
+    )
+    reg.add_argument(
+        "--key-version", type=int, default=1, help="key version the terminal signs with (1)"
+    )
+    reg.set_defaults(handler=_register_terminal)
+
+    fleet = commands.add_parser("terminals", help="list registered terminals")
+    _add_database(fleet)
+    fleet.add_argument("--json", action="store_true", help="print JSON")
+    fleet.set_defaults(handler=_terminals)
+
+    rec = commands.add_parser(
+        "reconcile",
+        help="compare end-of-day totals with the platform's sums; exit 1 when any differ",
+    )
+    _add_database(rec)
+    rec.add_argument("--date", required=True, help="business date YYYY-MM-DD")
+    rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.set_defaults(handler=_reconcile)
+
+    push = commands.add_parser(
+        "push", help="sign and publish a downlink to one terminal (config is retained)"
+    )
+    push.add_argument("kind", choices=DOWNLINK_KINDS, help="downlink kind")
+    push.add_argument("file", type=Path, help="payload file: JSON object (or TOML for config)")
+    push.add_argument("--terminal-id", required=True, help="the terminal to send to")
+    _add_mqtt(push)
+    push.set_defaults(handler=_push)
+
+    key = commands.add_parser(
+        "key", help="print the platform's public key (created on first use) for the terminals"
+    )
+    key.set_defaults(handler=_key)
+
+
+def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
+    from edge_sync.platform.server import ServeSettings, serve
+
+    storage = _open(ctx, args)
+    mqtt = None if args.no_mqtt else _mqtt_settings(args, f"etika-platform-{args.worker_id}")
+    settings = ServeSettings(
+        http_host=args.http_host, http_port=args.http_port, mqtt=mqtt, max_batch=args.batch
+    )
+    # The signing key exists before the first push, so terminals can be given it.
+    load_or_create_signing_key(_signing_key_path(ctx))
+    try:
+        asyncio.run(serve(storage, settings))
+    finally:
+        storage.close()
+    return 0
+
+
+def _register_terminal(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.key_version < 0:
+        raise PlatformUsageError("--key-version must be >= 0")
+    pem = read_terminal_public_key(args.public_key)
+    storage = _open(ctx, args)
+    try:
+        storage.register_key(args.terminal_id, args.key_version, pem, utc_now_iso())
+    finally:
+        storage.close()
+    print(f"registered {args.terminal_id} (key version {args.key_version})")
+    return 0
+
+
+def _terminals(ctx: CliContext, args: argparse.Namespace) -> int:
+    storage = _open(ctx, args)
+    try:
+        rows = [summary.as_json() for summary in storage.terminals()]
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps({"terminals": rows}, indent=2))
+        return 0
+    print(f"{'terminal':<20} {'last seen':<25} {'backlog':>8} {'messages':>9} {'rejected':>9}")
+    for row in rows:
+        print(
+            f"{row['terminal_id']:<20} {row['last_seen_at'] or '-':<25} "
+            f"{row['backlog_total']:>8} {row['messages']:>9} {row['rejected']:>9}"
+        )
+    return 0
+
+
+def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
+    storage = _open(ctx, args)
+    try:
+        try:
+            result = reconcile(storage, args.date)
+        except ValueError as exc:
+            raise PlatformUsageError(f"--date: {exc}") from exc
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+        return 0 if result.ok else 1
+    print(
+        f"reconciliation {result.business_date}: {len(result.terminals_checked)} terminal(s), "
+        f"{len(result.matched)} matched, {len(result.mismatches)} mismatch(es)"
+    )
+    for m in result.mismatches:
+        theirs = f"{m.terminal.count}/{m.terminal.amount_minor}" if m.terminal else "-"
+        ours = f"{m.platform.count}/{m.platform.amount_minor}" if m.platform else "-"
+        print(
+            f"  {m.terminal_id:<20} {m.currency or '*':<4} {m.kind:<26} "
+            f"terminal {theirs:>16}  platform {ours:>16}   (count/amount in minor units)"
+        )
+    return 0 if result.ok else 1
+
+
+def _push(ctx: CliContext, args: argparse.Namespace) -> int:
+    from edge_sync.platform.downlink import publish_downlink, read_payload, sign_downlink
+
+    payload = read_payload(args.file)
+    signer = load_or_create_signing_key(_signing_key_path(ctx))
+    downlink = sign_downlink(signer, args.kind, payload)
+    settings = _mqtt_settings(args, "etika-platform-push")
+    topic = asyncio.run(publish_downlink(settings, args.terminal_id, downlink))
+    retained = " (retained)" if args.kind == "config" else ""
+    print(f"published {args.kind} {downlink.message_id} to {topic}{retained}")
+    return 0
+
+
+def _key(ctx: CliContext, args: argparse.Namespace) -> int:
+    signer = load_or_create_signing_key(_signing_key_path(ctx))
+    print(signer.public_key_pem().decode(), end="")
+    return 0

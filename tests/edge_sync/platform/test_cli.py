@@ -1,0 +1,109 @@
+"""``etika platform`` commands run in-process: registry, reconcile, key, argument errors."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from edge_sync.platform.ingest import Ingestor, RawUplink
+from edge_sync.platform.storage import open_storage
+from edge_sync.signing import SoftwareSigner
+from terminal.cli.main import main
+from tests.edge_sync.platform.conftest import envelope
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_register_then_ingest_then_reconcile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A terminal registered from a PEM file can send; reconcile --json lists the mismatch."""
+    signer = SoftwareSigner.generate()
+    key_file = tmp_path / "t1.pem"
+    key_file.write_bytes(signer.public_key_pem())
+    database = str(tmp_path / "p.db")
+    status, out, _ = _run(capsys, "platform", "register-terminal", "--database", database,
+                          "--terminal-id", "T-0001", "--public-key", str(key_file))
+    assert status == 0 and "registered T-0001" in out
+
+    storage = open_storage(database)
+    eod = {"business_date": "2026-11-21",
+           "totals": [{"currency": "MAD", "count": 1, "amount_minor": 999}]}
+    acks = Ingestor(storage).ingest([
+        RawUplink("T-0001", envelope(signer).to_json(), "transaction"),
+        RawUplink("T-0001", envelope(signer, "eod_totals", eod).to_json(), "eod_totals"),
+    ])
+    storage.close()
+    assert [a.status for a in acks] == ["accepted", "accepted"]
+
+    status, out, _ = _run(capsys, "platform", "reconcile", "--database", database,
+                          "--date", "2026-11-21", "--json")
+    assert status == 1
+    result = json.loads(out)
+    assert [(m["terminal_id"], m["kind"]) for m in result["mismatches"]] == [
+        ("T-0001", "amount_mismatch")]
+    status, out, _ = _run(capsys, "platform", "reconcile", "--database", database,
+                          "--date", "2026-11-21")
+    assert status == 1 and "amount_mismatch" in out and "1 mismatch" in out
+    status, out, _ = _run(capsys, "platform", "terminals", "--database", database, "--json")
+    assert json.loads(out)["terminals"][0]["messages"] == 2
+
+
+def test_key_is_created_once_owner_only(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``platform key`` creates the signing key 0600 on first use and prints the same key after."""
+    status, first, _ = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
+    assert status == 0 and first.startswith("-----BEGIN PUBLIC KEY-----")
+    mode = stat.S_IMODE((data_dir / "platform" / "signing-key.pem").stat().st_mode)
+    assert mode == 0o600
+    _, second, _ = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
+    assert second == first
+
+
+@pytest.mark.parametrize(
+    ("argv",                                                                      "message"),
+    [
+        (["register-terminal", "--terminal-id", "T", "--public-key", "/nope.pem"], "cannot read"),
+        (["register-terminal", "--terminal-id", "T", "--public-key", "{junk}"],   "neither a PEM"),
+        (["reconcile", "--date", "yesterday"],                                    "--date"),
+        (["reconcile", "--date", "2026-11-21", "--database", "mysql://x"],        "--database"),
+        (["push", "fx", "{missing}", "--terminal-id", "T"],                       "cannot read"),
+        (["push", "fx", "{junk}", "--terminal-id", "T"],                          "not valid"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Wrong files, dates and URLs end with 'etika: error: …' and a non-zero status."""
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a key, not json")
+    argv = [a.replace("{junk}", str(junk)).replace("{missing}", str(tmp_path / "no.json"))
+            for a in argv]
+    status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", *argv)
+    assert status != 0
+    assert err.startswith("etika: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_register_refuses_a_non_p256_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An RSA or P-384 key cannot be registered: terminals sign with P-256."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1()).public_key()
+    path = tmp_path / "p384.pem"
+    path.write_bytes(key.public_bytes(serialization.Encoding.PEM,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", "register-terminal",
+                          "--terminal-id", "T", "--public-key", str(path))
+    assert status == 2 and "P-256" in err
