@@ -126,7 +126,7 @@ class TerminalConfig(_Strict):
 
 class HsmConfig(_Strict):
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    token_label: Annotated[str, Field(min_length=1, max_length=32)] = "etika-terminal"
+    token_label: Annotated[str, Field(min_length=1, max_length=32)] = "etika-terminal"  # noqa: S105
 
 
 class TerminalFile(_Strict):
@@ -275,7 +275,8 @@ class Capk(_Strict):
     def _checksum(self) -> Capk:
         # Book 2 Annex B2.1 / §11.2: SHA-1 over RID || index || modulus || exponent.
         digest = hashlib.sha1(
-            bytes.fromhex(self.rid + self.index + self.modulus + self.exponent)
+            bytes.fromhex(self.rid + self.index + self.modulus + self.exponent),
+            usedforsecurity=False,  # EMV's own checksum algorithm, not our choice
         ).hexdigest()
         if digest.upper() != self.checksum:
             raise ValueError(

@@ -39,7 +39,7 @@ class CliContext:
         return default_config_root() / self.profile_name
 
     def profile(self) -> Profile:
-        """The validated profile; a broken one raises ``ConfigError`` (the terminal never starts)."""
+        """The validated profile; a broken one raises ``ConfigError`` and nothing starts."""
         if self._profile is None:
             from terminal.profile import load_profile
 

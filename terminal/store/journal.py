@@ -24,7 +24,9 @@ from terminal.errors import JournalError
 __all__ = ["GENESIS_HASH", "JournalEntry", "append_entry", "canonical_json", "verify_journal"]
 
 GENESIS_HASH = "0" * 64
-_CONTENT_COLUMNS = ("at", "actor", "entity", "entity_id", "action", "from_state", "to_state", "data")
+_CONTENT_COLUMNS = (
+    "at", "actor", "entity", "entity_id", "action", "from_state", "to_state", "data",
+)
 
 
 def canonical_json(value: Any) -> str:
@@ -132,9 +134,10 @@ def verify_journal(conn: sqlite3.Connection) -> int:
                 "deleted",
                 f"entries {count + 1} to {head[0]} were deleted from the end of the journal",
             )
-        _broken(count, "edited", "the journal head does not match its last entry")
+        _broken(count, "edited", f"the journal head does not match entry {count}, the last one")
     if head is None and count:
-        _broken(count, "edited", "the journal head is missing")
+        _broken(count, "edited", f"the journal head is missing: entry {count}, the last one, "
+                "cannot be vouched for")
     return count
 
 
