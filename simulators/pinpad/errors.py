@@ -7,7 +7,8 @@
         ├── PinVerificationError       host side: the PIN block does not give the PIN
         │   ├── PinBlockUnreadable     wrong BDK/KSN/PAN or a corrupt block: decline (ISO 8583 "81")
         │   └── IncorrectPin           the block is sound but holds another PIN: decline ("55")
-        └── FaultSpecError             ``--faults`` could not be parsed
+        ├── FaultSpecError             ``--faults`` could not be parsed
+        └── SimulatorSetupError        ``--bdk``/``--ksn``/``--pin`` cannot make a PIN pad
 
 No message or field ever holds a PIN, even a wrong one.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "PinBlockUnreadable",
     "PinPadSimulatorError",
     "PinVerificationError",
+    "SimulatorSetupError",
 ]
 
 
@@ -43,3 +45,7 @@ class IncorrectPin(PinVerificationError):
 
 class FaultSpecError(PinPadSimulatorError, ValueError):
     """A ``--faults`` specification the simulator does not understand."""
+
+
+class SimulatorSetupError(PinPadSimulatorError, ValueError):
+    """``etika sim pinpad`` options that cannot make a PIN pad (bad hex, lengths, PIN)."""
