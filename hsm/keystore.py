@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pkcs11
+import pkcs11.exceptions as p11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import GCMParams
 
@@ -295,6 +296,15 @@ class KeyStore:
                     id=label.encode(), label=label, store=True, capabilities=MechanismFlag(0),
                     mechanism=Mechanism.AES_KEY_WRAP, template=k.secret_template(purpose),
                 )
+            except (p11.GeneralError, p11.FunctionFailed, p11.EncryptedDataInvalid,
+                    p11.EncryptedDataLenRange) as exc:
+                # SoftHSM 2.6.1 reports a failed RFC 3394 integrity check as
+                # CKR_GENERAL_ERROR: here it can only mean a wrong KEK or a damaged file.
+                raise KeyImportFailed(
+                    f"the wrapped {purpose.value} key did not unwrap ({type(exc).__name__}): "
+                    "check the transport key and the import file",
+                    pkcs11_error=type(exc).__name__,
+                ) from exc
             finally:
                 kek.destroy()
             kcv = k.token_kcv(session, purpose, version)

@@ -62,6 +62,8 @@ def parse_import_file(text: str) -> WrappedKey:
         raise ValueError(
             'not a key import file: expected JSON {"purpose", "wrapped" (hex), "kcv"}'
         ) from exc
+    if purpose is KeyPurpose.SIGNING:
+        raise ValueError("signing keys are generated in the token, never imported")
     if len(kcv) != 6 or any(c not in "0123456789abcdef" for c in kcv):
         raise ValueError(f"the kcv must be 6 hex digits, got {kcv!r}")
     return WrappedKey(purpose, wrapped, kcv)

@@ -1,0 +1,91 @@
+"""Importing tokenisation and vault keys wrapped under the transport key (RFC 3394)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hsm import KeyPurpose, KeyStore
+from hsm.errors import KeyImportFailed
+from hsm.fake import InMemoryTokenRegistry
+from hsm.keys import software_kcv
+from hsm.keystore import PAN_DOMAIN
+from hsm.transport import TEST_TRANSPORT_KEY, parse_import_file, wrap_for_import
+
+pytestmark = pytest.mark.hsm
+
+PAN = "4761739001010119"
+
+
+@pytest.fixture
+def store(hsm_keystore: KeyStore) -> KeyStore:
+    return KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
+
+
+def test_imported_tokenisation_key_gives_the_platforms_fingerprints(store: KeyStore) -> None:
+    """Two terminals importing one wrapped key compute the fingerprint the platform computes."""
+    clear = os.urandom(32)
+    delivery = parse_import_file(wrap_for_import(KeyPurpose.TOKENISATION, clear).to_json())
+    info = store.import_wrapped(delivery.purpose, delivery.wrapped, TEST_TRANSPORT_KEY,
+                                delivery.kcv)
+    assert info.kcv == software_kcv(KeyPurpose.TOKENISATION, clear) == delivery.kcv
+    assert info.current and store.tokenisation_key_version == info.version
+    assert info.attributes["sensitive"] and not info.attributes["extractable"]
+    expected = hmac.new(clear, PAN_DOMAIN + PAN.encode(), hashlib.sha256).hexdigest()
+    assert store.tokenise_pan(PAN).fingerprint == expected
+
+
+def test_imported_vault_key_lets_the_platform_open_blobs(store: KeyStore) -> None:
+    """A blob sealed under an imported vault key opens with the clear key and the
+    documented layout (header | IV | ciphertext+tag, AAD = header | token)."""
+    clear = os.urandom(32)
+    delivery = wrap_for_import(KeyPurpose.VAULT, clear)
+    store.import_wrapped(KeyPurpose.VAULT, delivery.wrapped, TEST_TRANSPORT_KEY, delivery.kcv)
+    card = store.tokenise(PAN, "2712")
+    blob = card.vault_blob
+    plain = AESGCM(clear).decrypt(blob[3:15], blob[15:], blob[:3] + card.token.encode())
+    assert plain == f"{PAN}=2712".encode()
+
+
+def test_wrong_kcv_discards_the_key(store: KeyStore) -> None:
+    """A KCV that differs from the unwrapped key's aborts the import and keeps no key."""
+    before = store.key_versions()
+    delivery = wrap_for_import(KeyPurpose.VAULT, os.urandom(32))
+    with pytest.raises(KeyImportFailed, match="expected 000000"):
+        store.import_wrapped(KeyPurpose.VAULT, delivery.wrapped, TEST_TRANSPORT_KEY, "000000")
+    store.refresh()
+    assert store.key_versions() == before
+
+
+def test_wrong_transport_key_is_reported(store: KeyStore) -> None:
+    """A key wrapped under another KEK fails to unwrap with advice about the transport key."""
+    delivery = wrap_for_import(KeyPurpose.VAULT, os.urandom(32), transport_key=bytes(32))
+    with pytest.raises(KeyImportFailed, match="transport key"):
+        store.import_wrapped(KeyPurpose.VAULT, delivery.wrapped, TEST_TRANSPORT_KEY)
+
+
+@pytest.mark.parametrize(
+    ("text",                                                   "message"),
+    [
+        ("not json",                                               "not a key import file"),
+        ('{"purpose": "signing", "wrapped": "00", "kcv": "abcdef"}', "never imported"),
+        ('{"purpose": "vault", "wrapped": "zz", "kcv": "abcdef"}',   "not a key import file"),
+        ('{"purpose": "vault", "wrapped": "00", "kcv": "abc"}',      "6 hex digits"),
+    ],
+)
+def test_bad_import_files(text: str, message: str) -> None:
+    """Malformed import files are refused with a message naming the expected format."""
+    with pytest.raises(ValueError, match=message):
+        parse_import_file(text)
+
+
+def test_signing_keys_are_never_imported(store: KeyStore) -> None:
+    """Importing a signing key is a caller mistake."""
+    with pytest.raises(ValueError, match="never imported"):
+        store.import_wrapped(KeyPurpose.SIGNING, b"", TEST_TRANSPORT_KEY)
+    with pytest.raises(ValueError, match="never imported"):
+        wrap_for_import(KeyPurpose.SIGNING, bytes(32))
