@@ -1,0 +1,205 @@
+"""Cardholder verification (EMV 4.4 Book 3 §10.5, CVM codes and conditions Annex C3).
+
+The CVM List (8E) is amount X (4), amount Y (4) and two-byte CV Rules: the first byte is
+the method (b6–b1) with b7 "apply succeeding CV Rule if this CVM is unsuccessful"; the
+second is the condition. Rules are tried in order; the first whose condition holds and
+whose method succeeds ends processing. CVM Results (9F34) record the method, condition
+and result (``00`` unknown, ``01`` failed, ``02`` successful).
+
+Methods this kernel performs:
+
+- ``02`` enciphered PIN verified online: the PIN entry device returns an enciphered PIN
+  block (ISO 9564 under DUKPT) that goes to the acquirer; result *unknown*, TVR "online
+  PIN entered". Cancelled → TVR "PIN not entered"; device failure → "PIN pad not present
+  or not working";
+- ``1E`` signature (result *unknown*: the merchant checks it on the receipt), ``1F`` no
+  CVM required (*successful*), ``00`` fail CVM processing.
+
+**Offline PIN (``01``, ``03``, ``04``, ``05``) is not supported:** the PIN pad never
+releases a clear PIN (DESIGN §5), which VERIFY would need, so these methods count as not
+supported by the terminal (TVR "PIN entry required and PIN pad not present or not working"),
+and the profile adapter clears their bits from 9F33 so the card is told the truth.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.errors import PinEntryCancelled, PinEntryTimeout
+from etika_errors import EtikaError
+from terminal.emv.config import KernelConfig, TransactionData, TransactionType
+from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
+
+__all__ = ["CvmOutcome", "CvmResult", "OnlinePinRequest", "process_cvm"]
+
+FAIL = 0x00
+PLAINTEXT_PIN_ICC = 0x01
+ONLINE_PIN = 0x02
+PLAINTEXT_PIN_ICC_AND_SIGNATURE = 0x03
+ENCIPHERED_PIN_ICC = 0x04
+ENCIPHERED_PIN_ICC_AND_SIGNATURE = 0x05
+SIGNATURE = 0x1E
+NO_CVM = 0x1F
+_RECOGNISED = {FAIL, PLAINTEXT_PIN_ICC, ONLINE_PIN, PLAINTEXT_PIN_ICC_AND_SIGNATURE,
+               ENCIPHERED_PIN_ICC, ENCIPHERED_PIN_ICC_AND_SIGNATURE, SIGNATURE, NO_CVM}
+_OFFLINE_PIN = {PLAINTEXT_PIN_ICC, PLAINTEXT_PIN_ICC_AND_SIGNATURE, ENCIPHERED_PIN_ICC,
+                ENCIPHERED_PIN_ICC_AND_SIGNATURE}
+_NAMES = {
+    FAIL: "fail", PLAINTEXT_PIN_ICC: "offline_plaintext_pin", ONLINE_PIN: "online_pin",
+    PLAINTEXT_PIN_ICC_AND_SIGNATURE: "offline_plaintext_pin_and_signature",
+    ENCIPHERED_PIN_ICC: "offline_enciphered_pin",
+    ENCIPHERED_PIN_ICC_AND_SIGNATURE: "offline_enciphered_pin_and_signature",
+    SIGNATURE: "signature", NO_CVM: "no_cvm",
+}
+
+RESULT_UNKNOWN = 0x00
+RESULT_FAILED = 0x01
+RESULT_SUCCESSFUL = 0x02
+
+
+class CvmOutcome(enum.Enum):
+    SUCCESS = "success"
+    UNKNOWN = "unknown"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OnlinePinRequest:
+    """What the PIN entry callback gets; ``pan`` is clear (the PIN pad needs it for the block)."""
+
+    pan: str
+    amount: int
+    currency_numeric: int
+
+
+#: Returns the enciphered PIN (``drivers.base.EncryptedPin``, opaque to the kernel) or raises:
+#: ``PinEntryCancelled``/``PinEntryTimeout`` mean the cardholder did not enter it; any other
+#: ``EtikaError`` means the pad failed.
+PinCallback = Callable[[OnlinePinRequest], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class CvmResult:
+    results: bytes = b"\x3f\x00\x00"
+    method: str = "none"
+    online_pin: Any = None
+    signature_required: bool = False
+
+    @property
+    def cvm_results_hex(self) -> str:
+        return self.results.hex().upper()
+
+
+def method_name(code: int) -> str:
+    return _NAMES.get(code & 0x3F, f"unknown_{code & 0x3F:02X}")
+
+
+def _terminal_supports(method: int, config: KernelConfig, pin_entry: PinCallback | None) -> bool:
+    if method == ONLINE_PIN:
+        return config.supports(2, 7) and pin_entry is not None
+    if method == SIGNATURE:
+        return config.supports(2, 6)
+    if method == NO_CVM:
+        return config.supports(2, 4)
+    if method == FAIL:
+        return True
+    return False  # offline PIN: see the module docstring
+
+
+def _condition(cond: int, method: int, x: int, y: int, card: dict[int, bytes],
+               txn: TransactionData, config: KernelConfig,
+               pin_entry: PinCallback | None) -> bool:
+    unattended = config.terminal_type % 10 in (4, 5, 6)
+    cash = txn.transaction_type == TransactionType.CASH
+    cashback = txn.transaction_type == TransactionType.CASHBACK
+    if cond == 0x00:
+        return True
+    if cond == 0x01:
+        return cash and unattended
+    if cond == 0x02:
+        return not cash and not cashback
+    if cond == 0x03:
+        return _terminal_supports(method, config, pin_entry)
+    if cond == 0x04:
+        return cash and not unattended
+    if cond == 0x05:
+        return cashback
+    if cond in (0x06, 0x07, 0x08, 0x09):
+        app_currency = card.get(0x9F42)
+        if app_currency is None or int(app_currency.hex() or "0") != txn.currency_numeric:
+            return False
+        limit = x if cond in (0x06, 0x07) else y
+        return txn.amount < limit if cond in (0x06, 0x08) else txn.amount > limit
+    return False  # RFU conditions are never satisfied (Book 3 §10.5)
+
+
+async def process_cvm(
+    card: dict[int, bytes],
+    aip: bytes,
+    txn: TransactionData,
+    config: KernelConfig,
+    tvr: Tvr,
+    tsi: Tsi,
+    pan: str,
+    pin_entry: PinCallback | None,
+) -> CvmResult:
+    """Run the card's CVM List; set TVR byte 3, TSI b7 and return the CVM Results (9F34)."""
+    result = CvmResult()
+    if not aip[0] & 0x10:
+        return result  # the card does not support cardholder verification: 3F0000
+    cvm_list = card.get(0x8E, b"")
+    if len(cvm_list) < 10 or len(cvm_list) % 2:
+        tvr.set(TvrBit.ICC_DATA_MISSING)
+        return result
+    x = int.from_bytes(cvm_list[0:4], "big")
+    y = int.from_bytes(cvm_list[4:8], "big")
+    tsi.set(TsiBit.CARDHOLDER_VERIFICATION_PERFORMED)
+    last_failed: tuple[int, int] | None = None
+    for i in range(8, len(cvm_list), 2):
+        code, cond = cvm_list[i], cvm_list[i + 1]
+        method = code & 0x3F
+        if not _condition(cond, method, x, y, card, txn, config, pin_entry):
+            continue
+        outcome = CvmOutcome.FAILED
+        if method not in _RECOGNISED:
+            tvr.set(TvrBit.UNRECOGNISED_CVM)
+        elif not _terminal_supports(method, config, pin_entry):
+            if method in _OFFLINE_PIN or method == ONLINE_PIN:
+                tvr.set(TvrBit.PIN_PAD_NOT_PRESENT)
+        elif method == NO_CVM:
+            outcome = CvmOutcome.SUCCESS
+        elif method == SIGNATURE:
+            outcome = CvmOutcome.UNKNOWN
+            result.signature_required = True
+        elif method == ONLINE_PIN:
+            assert pin_entry is not None  # _terminal_supports checked it
+            try:
+                result.online_pin = await pin_entry(
+                    OnlinePinRequest(pan, txn.amount, txn.currency_numeric)
+                )
+            except (PinEntryCancelled, PinEntryTimeout):
+                tvr.set(TvrBit.PIN_NOT_ENTERED)
+            except EtikaError:  # any other PIN pad failure: the pad is not working
+                tvr.set(TvrBit.PIN_PAD_NOT_PRESENT)
+            else:
+                tvr.set(TvrBit.ONLINE_PIN_ENTERED)
+                outcome = CvmOutcome.UNKNOWN
+        if outcome is not CvmOutcome.FAILED:
+            status = RESULT_SUCCESSFUL if outcome is CvmOutcome.SUCCESS else RESULT_UNKNOWN
+            result.results = bytes([code, cond, status])
+            result.method = method_name(code)
+            return result
+        last_failed = (code, cond)
+        if not code & 0x40:
+            break
+    tvr.set(TvrBit.CARDHOLDER_VERIFICATION_FAILED)
+    if last_failed is None:
+        result.results = b"\x3f\x00\x01"
+        result.method = "none"
+    else:
+        result.results = bytes([last_failed[0], last_failed[1], RESULT_FAILED])
+        result.method = "failed"
+    return result

@@ -1,0 +1,191 @@
+"""Processing restrictions, terminal risk management and terminal action analysis.
+
+- Processing restrictions (EMV 4.4 Book 3 §10.4): application version (9F08 vs 9F09),
+  Application Usage Control (9F07, Annex C2) against the terminal type, the transaction
+  type and domestic/international (5F28 vs 9F1A), effective (5F25) and expiration (5F24)
+  dates. Each failed check sets its TVR bit; nothing here stops the transaction.
+- Terminal risk management (§10.6, performed when AIP byte 1 b4 says so): terminal
+  exception file, floor limit, random transaction selection (with the biased selection
+  between threshold and floor limit), velocity checking with LCOL (9F14)/UCOL (9F23) and
+  GET DATA of ATC (9F36) and last online ATC (9F13); "new card" when the latter is zero.
+  (The transaction log that would add a recent same-card amount to the floor-limit check is
+  not kept: the terminal does not store PANs.)
+- Terminal action analysis (§10.7): TVR against IAC/TAC denial, online, default, in that
+  order; absent IACs default to ``00…`` for denial and ``FF…`` for online and default.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+
+from terminal.emv import apdu
+from terminal.emv.apdu import CardChannel
+from terminal.emv.config import AidConfig, KernelConfig, TransactionData, TransactionType
+from terminal.emv.tlv import decode, flatten
+from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
+
+__all__ = [
+    "Cryptogram",
+    "action_analysis",
+    "default_action",
+    "processing_restrictions",
+    "terminal_risk_management",
+]
+
+
+class Cryptogram(enum.Enum):
+    """Cryptogram types and their GENERATE AC P1 / CID bits (Book 3 §6.5.5)."""
+
+    AAC = 0x00
+    TC = 0x40
+    ARQC = 0x80
+
+    @classmethod
+    def from_cid(cls, cid: int) -> Cryptogram:
+        kind = cid & 0xC0
+        if kind == 0xC0:
+            raise ValueError("AAR (CID C0) is not used by EMV 4.x")
+        return cls(kind)
+
+
+def _date(raw: bytes | None) -> date | None:
+    """YYMMDD n6 → date (years 00–49 are 20xx, 50–99 are 19xx, Book 3 §5.2.1.2 note)."""
+    if raw is None or len(raw) != 3 or not raw.hex().isdigit():
+        return None
+    yy, mm, dd = int(raw.hex()[0:2]), int(raw.hex()[2:4]), int(raw.hex()[4:6])
+    try:
+        return date((2000 if yy < 50 else 1900) + yy, mm, dd)
+    except ValueError:
+        return None
+
+
+def processing_restrictions(
+    card: dict[int, bytes], aid: AidConfig, txn: TransactionData, config: KernelConfig,
+    tvr: Tvr,
+) -> None:
+    """Book 3 §10.4: set TVR byte 2 bits 8–5."""
+    card_version = card.get(0x9F08)
+    if card_version is not None and card_version != aid.application_version:
+        tvr.set(TvrBit.DIFFERENT_APP_VERSIONS)
+
+    auc = card.get(0x9F07)
+    if auc is not None and len(auc) >= 2:
+        allowed = True
+        if config.is_atm and not auc[0] & 0x02:
+            allowed = False
+        if not config.is_atm and not auc[0] & 0x01:
+            allowed = False
+        country = card.get(0x5F28)
+        if country is not None and country.hex().isdigit():
+            domestic = int(country.hex()) == config.country_code
+            kind = txn.transaction_type
+            if kind == TransactionType.CASH:
+                bit = 0x80 if domestic else 0x40
+                allowed = allowed and bool(auc[0] & bit)
+            elif kind in (TransactionType.PURCHASE, TransactionType.CASHBACK):
+                # A purchase is valid for goods or for services (the terminal sells both).
+                bits = 0x20 | 0x08 if domestic else 0x10 | 0x04
+                allowed = allowed and bool(auc[0] & bits)
+                if kind == TransactionType.CASHBACK or txn.amount_other:
+                    allowed = allowed and bool(auc[1] & (0x80 if domestic else 0x40))
+        if not allowed:
+            tvr.set(TvrBit.SERVICE_NOT_ALLOWED)
+
+    today = txn.when.date()
+    effective = _date(card.get(0x5F25))
+    if effective is not None and effective > today:
+        tvr.set(TvrBit.APPLICATION_NOT_YET_EFFECTIVE)
+    expiry = _date(card.get(0x5F24))
+    if expiry is not None and expiry < today:
+        tvr.set(TvrBit.EXPIRED_APPLICATION)
+
+
+async def _get_data(channel: CardChannel, tag: int) -> bytes | None:
+    response = await channel.transmit(apdu.get_data(tag))
+    if not response.ok:
+        return None
+    try:
+        value = flatten(decode(response.data)).get(tag)
+    except ValueError:
+        return None
+    return value if value is not None and len(value) == 2 else None
+
+
+def _random_percent(config: KernelConfig) -> int:
+    """A uniform number 1–99 (Book 3 §10.6.2)."""
+    return int.from_bytes(config.random_bytes(2), "big") % 99 + 1
+
+
+async def terminal_risk_management(
+    channel: CardChannel,
+    card: dict[int, bytes],
+    aid: AidConfig,
+    txn: TransactionData,
+    config: KernelConfig,
+    pan: str,
+    tvr: Tvr,
+    tsi: Tsi,
+) -> None:
+    """Book 3 §10.6: set TVR byte 4 (and byte 1 b5/b6, byte 2 b4) and TSI b4."""
+    if pan in config.exception_file:
+        tvr.set(TvrBit.CARD_ON_EXCEPTION_FILE)
+    if txn.merchant_forced_online:
+        tvr.set(TvrBit.MERCHANT_FORCED_ONLINE)
+
+    amount = txn.amount
+    if amount >= aid.floor_limit:
+        tvr.set(TvrBit.FLOOR_LIMIT_EXCEEDED)
+    elif aid.max_target_percent or aid.target_percent:
+        rand = _random_percent(config)
+        if amount < aid.random_selection_threshold:
+            selected = rand <= aid.target_percent
+        else:
+            span = max(aid.floor_limit - aid.random_selection_threshold, 1)
+            fraction = (amount - aid.random_selection_threshold) / span
+            target = aid.target_percent + (aid.max_target_percent - aid.target_percent) * fraction
+            selected = rand <= target
+        if selected:
+            tvr.set(TvrBit.RANDOMLY_SELECTED_ONLINE)
+
+    lcol = card.get(0x9F14)
+    ucol = card.get(0x9F23)
+    if lcol is not None and ucol is not None:
+        atc = await _get_data(channel, 0x9F36)
+        last_online = await _get_data(channel, 0x9F13)
+        if atc is None or last_online is None:
+            tvr.set(TvrBit.ICC_DATA_MISSING)
+            tvr.set(TvrBit.LCOL_EXCEEDED)
+            tvr.set(TvrBit.UCOL_EXCEEDED)
+        else:
+            delta = int.from_bytes(atc, "big") - int.from_bytes(last_online, "big")
+            if delta > lcol[0]:
+                tvr.set(TvrBit.LCOL_EXCEEDED)
+            if delta > ucol[0]:
+                tvr.set(TvrBit.UCOL_EXCEEDED)
+            if int.from_bytes(last_online, "big") == 0:
+                tvr.set(TvrBit.NEW_CARD)
+    tsi.set(TsiBit.TERMINAL_RISK_MANAGEMENT_PERFORMED)
+
+
+def action_analysis(
+    card: dict[int, bytes], aid: AidConfig, tvr: Tvr, *, online_capable: bool
+) -> Cryptogram:
+    """The cryptogram to ask for in GENERATE AC 1 (Book 3 §10.7)."""
+    iac_denial = card.get(0x9F0E, bytes(5))
+    if tvr.matches(aid.tac_denial) or tvr.matches(iac_denial):
+        return Cryptogram.AAC
+    if online_capable:
+        iac_online = card.get(0x9F0F, b"\xff" * 5)
+        if tvr.matches(aid.tac_online) or tvr.matches(iac_online):
+            return Cryptogram.ARQC
+        return Cryptogram.TC
+    return default_action(card, aid, tvr)
+
+
+def default_action(card: dict[int, bytes], aid: AidConfig, tvr: Tvr) -> Cryptogram:
+    """TAC/IAC default: offline-only terminals and the unable-to-go-online path (§10.7)."""
+    iac_default = card.get(0x9F0D, b"\xff" * 5)
+    if tvr.matches(aid.tac_default) or tvr.matches(iac_default):
+        return Cryptogram.AAC
+    return Cryptogram.TC

@@ -1,0 +1,300 @@
+"""Application selection (EMV 4.4 Book 1 §12; EMV Contactless Book B §3.3 for the PPSE).
+
+Building the candidate list:
+
+1. *Directory*: SELECT ``1PAY.SYS.DDF01`` (contact) or ``2PAY.SYS.DDF01`` (contactless).
+   Contact: the FCI names the directory SFI (88); READ RECORD 1, 2, … until ``6A83``; each
+   record's ``61`` entries give ADF name (4F), label (50), preferred name (9F12) and
+   priority (87). Contactless: the ``61`` entries are inside BF0C of the FCI itself.
+   SELECT answering ``6A81`` means the card is blocked: selection ends (Book 1 §12.3.2).
+   Directory entries naming a DDF (9D) are not followed (no deployed scheme uses them).
+2. *List of AIDs* (Book 1 §12.3.3), contact only, when the PSE is absent or yields nothing:
+   SELECT each terminal AID; a DF name equal to it is a candidate; a longer one that starts
+   with it is a candidate if the terminal AID allows partial matching, and SELECT *next
+   occurrence* looks for more; ``6283`` (application blocked) drops that one; ``6A82``
+   moves to the next terminal AID.
+3. Candidates are ordered by priority indicator (87 b4–b1, 1 highest, 0 = none, last),
+   then in the order found (Book 1 §12.4). Priority bit b8 means the application needs
+   cardholder confirmation.
+
+Final selection SELECTs the chosen ADF; a non-``9000`` answer removes it from the list and
+the choice is made again (Book 1 §12.4, last paragraph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from terminal.emv import apdu
+from terminal.emv.apdu import CardChannel
+from terminal.emv.config import AidConfig, KernelConfig
+from terminal.emv.errors import (
+    ApplicationBlocked,
+    CardBlocked,
+    CardDataError,
+    CardError,
+    NoApplication,
+    TlvError,
+)
+from terminal.emv.tlv import Tlv, decode, find, find_all, flatten
+
+__all__ = [
+    "PPSE",
+    "PSE",
+    "Candidate",
+    "Chooser",
+    "SelectedApplication",
+    "build_candidates",
+    "choose_first",
+    "select_application",
+]
+
+PSE = b"1PAY.SYS.DDF01"
+PPSE = b"2PAY.SYS.DDF01"
+_MAX_RECORDS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One application both the card and the terminal support."""
+
+    aid: bytes
+    config: AidConfig
+    label: str = ""
+    preferred_name: str = ""
+    priority: int = 0
+    needs_confirmation: bool = False
+    order: int = 0
+
+    @property
+    def display_name(self) -> str:
+        return self.preferred_name or self.label or self.config.label or self.aid.hex().upper()
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.priority if self.priority else 16, self.order)
+
+
+@dataclass(slots=True)
+class SelectedApplication:
+    """The application after final selection, with its FCI."""
+
+    candidate: Candidate
+    fci: list[Tlv]
+    data: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def aid(self) -> bytes:
+        return self.candidate.aid
+
+    @property
+    def pdol(self) -> bytes | None:
+        return self.data.get(0x9F38)
+
+
+Chooser = Callable[[Sequence[Candidate]], Awaitable[Candidate]]
+
+
+async def choose_first(candidates: Sequence[Candidate]) -> Candidate:
+    """The default chooser: the highest priority application (Book 1 §12.4 without a display)."""
+    return candidates[0]
+
+
+def _text(data: dict[int, bytes], tag: int) -> str:
+    raw = data.get(tag, b"")
+    return raw.decode("ascii", errors="replace").strip()
+
+
+def _match(card_aid: bytes, aids: Sequence[AidConfig]) -> AidConfig | None:
+    """The terminal AID the card AID matches: exact, or as a prefix if partial allowed."""
+    for cfg in aids:
+        if card_aid == cfg.aid:
+            return cfg
+    for cfg in aids:
+        if cfg.partial_match and card_aid.startswith(cfg.aid):
+            return cfg
+    return None
+
+
+def _candidate_from_entry(entry: Tlv, aids: Sequence[AidConfig], order: int) -> Candidate | None:
+    data = flatten(entry.children)
+    card_aid = data.get(0x4F)
+    if card_aid is None or not 5 <= len(card_aid) <= 16:
+        return None
+    cfg = _match(card_aid, aids)
+    if cfg is None:
+        return None
+    api = data.get(0x87, b"\x00")[:1] or b"\x00"
+    return Candidate(
+        aid=card_aid,
+        config=cfg,
+        label=_text(data, 0x50),
+        preferred_name=_text(data, 0x9F12),
+        priority=api[0] & 0x0F,
+        needs_confirmation=bool(api[0] & 0x80),
+        order=order,
+    )
+
+
+async def _directory_contact(channel: CardChannel, aids: Sequence[AidConfig]) -> list[Candidate]:
+    response = await channel.transmit(apdu.select(PSE))
+    if response.sw == 0x6A81:
+        raise CardBlocked("the card is blocked (SELECT PSE refused)", sw=response.sw)
+    if not response.ok:
+        return []
+    try:
+        fci = decode(response.data)
+    except TlvError:
+        return []
+    sfi_tlv = find(fci, 0x88)
+    if sfi_tlv is None or len(sfi_tlv.value) != 1 or not 1 <= sfi_tlv.value[0] <= 10:
+        return []
+    sfi = sfi_tlv.value[0]
+    found: list[Candidate] = []
+    for number in range(1, _MAX_RECORDS + 1):
+        record = await channel.transmit(apdu.read_record(sfi, number))
+        if record.sw == 0x6A83 or not record.ok:
+            break
+        try:
+            items = decode(record.data)
+        except TlvError:
+            # A malformed directory: Book 1 §12.3.2 says to fall back to the list of AIDs.
+            return []
+        for entry in find_all(items, 0x61):
+            candidate = _candidate_from_entry(entry, aids, len(found))
+            if candidate is not None:
+                found.append(candidate)
+    return found
+
+
+async def _directory_contactless(
+    channel: CardChannel, aids: Sequence[AidConfig]
+) -> list[Candidate]:
+    response = await channel.transmit(apdu.select(PPSE))
+    if response.sw == 0x6A81:
+        raise CardBlocked("the card is blocked (SELECT PPSE refused)", sw=response.sw)
+    if not response.ok:
+        raise NoApplication(
+            f"the card has no contactless directory (SW {response.sw:04X}); insert the card",
+            sw=response.sw,
+        )
+    try:
+        fci = decode(response.data)
+    except TlvError as exc:
+        raise CardDataError(f"the PPSE answer is malformed: {exc.message}") from exc
+    found: list[Candidate] = []
+    for entry in find_all(fci, 0x61):
+        candidate = _candidate_from_entry(entry, aids, len(found))
+        if candidate is not None:
+            found.append(candidate)
+    return found
+
+
+async def _list_of_aids(
+    channel: CardChannel, aids: Sequence[AidConfig], blocked: list[bytes]
+) -> list[Candidate]:
+    found: list[Candidate] = []
+    for cfg in aids:
+        next_occurrence = False
+        for _ in range(_MAX_RECORDS):
+            response = await channel.transmit(apdu.select(cfg.aid, next_occurrence=next_occurrence))
+            if response.sw not in (0x9000, 0x6283):
+                break  # 6A82 and any other error: next terminal AID
+            try:
+                fci = decode(response.data)
+            except TlvError:
+                break
+            data = flatten(fci)
+            df_name = data.get(0x84, b"")
+            if response.sw == 0x9000 and df_name == cfg.aid:
+                found.append(_fci_candidate(df_name, cfg, data, len(found)))
+                break
+            if response.sw == 0x9000 and cfg.partial_match and df_name.startswith(cfg.aid):
+                found.append(_fci_candidate(df_name, cfg, data, len(found)))
+            if response.sw == 0x6283:
+                blocked.append(df_name or cfg.aid)
+            if not df_name.startswith(cfg.aid) or not cfg.partial_match:
+                break
+            next_occurrence = True
+    return found
+
+
+def _fci_candidate(df_name: bytes, cfg: AidConfig, data: dict[int, bytes], order: int) -> Candidate:
+    api = data.get(0x87, b"\x00")[:1] or b"\x00"
+    return Candidate(
+        aid=df_name,
+        config=cfg,
+        label=_text(data, 0x50),
+        preferred_name=_text(data, 0x9F12),
+        priority=api[0] & 0x0F,
+        needs_confirmation=bool(api[0] & 0x80),
+        order=order,
+    )
+
+
+async def build_candidates(
+    channel: CardChannel, config: KernelConfig, *, contactless: bool = False
+) -> list[Candidate]:
+    """The candidate list, highest priority first (Book 1 §12.3)."""
+    if contactless:
+        aids = [cfg for cfg in config.aids if cfg.contactless]
+        found = await _directory_contactless(channel, aids)
+    else:
+        aids = list(config.aids)
+        found = await _directory_contact(channel, aids)
+        if not found:
+            blocked: list[bytes] = []
+            found = await _list_of_aids(channel, aids, blocked)
+            if not found and blocked:
+                raise ApplicationBlocked(
+                    f"the card's application {blocked[0].hex().upper()} is blocked",
+                    sw=0x6283,
+                    command="SELECT",
+                )
+    unique: dict[bytes, Candidate] = {}
+    for candidate in found:
+        unique.setdefault(candidate.aid, candidate)
+    return sorted(unique.values(), key=lambda c: c.sort_key)
+
+
+async def select_application(
+    channel: CardChannel,
+    config: KernelConfig,
+    *,
+    contactless: bool = False,
+    chooser: Chooser = choose_first,
+) -> SelectedApplication:
+    """Build the candidate list, let ``chooser`` pick, and SELECT it (Book 1 §12.4)."""
+    candidates = await build_candidates(channel, config, contactless=contactless)
+    last_error: CardError | None = None
+    while candidates:
+        chosen = await chooser(candidates)
+        if chosen not in candidates:
+            raise ValueError("the chooser must return one of the candidates it was given")
+        response = await channel.transmit(apdu.select(chosen.aid))
+        fci: list[Tlv] = []
+        if response.ok:
+            try:
+                fci = decode(response.data)
+            except TlvError as exc:
+                raise CardDataError(f"the FCI of the application is malformed: {exc.message}",
+                                    offset=exc.offset) from exc
+            data = flatten(fci)
+            if data.get(0x84, chosen.aid) != chosen.aid:
+                last_error = CardError("the card answered SELECT with another DF name",
+                                       sw=response.sw, command="SELECT")
+            else:
+                return SelectedApplication(candidate=chosen, fci=fci, data=data)
+        elif response.sw == 0x6283:
+            last_error = ApplicationBlocked(
+                f"the application {chosen.display_name} is blocked", sw=response.sw,
+                command="SELECT",
+            )
+        else:
+            last_error = CardError(f"the card refused to select {chosen.display_name}",
+                                   sw=response.sw, command="SELECT")
+        candidates = [c for c in candidates if c is not chosen]
+    if last_error is not None:
+        raise last_error
+    raise NoApplication("the card has no application this terminal accepts")
