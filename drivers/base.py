@@ -115,6 +115,12 @@ class EncryptedPin:
                 f"PIN block, got {len(self.ksn)} and {len(self.pin_block)}"
             )
 
+    def __repr__(self) -> str:
+        return (
+            f"EncryptedPin(ksn={self.ksn.hex().upper()}, "
+            f"pin_block={self.pin_block.hex().upper()}, format={self.format})"
+        )
+
     def as_json(self) -> dict[str, object]:
         """``{"ksn", "pin_block", "format"}`` with upper-case hex, as the CLI prints it."""
         return {
