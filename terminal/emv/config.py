@@ -98,7 +98,7 @@ class KernelConfig:
     capks: tuple[Capk, ...] = ()
     #: 9F35 as its two decimal digits (n2): 22 = attended, offline with online capability.
     terminal_type: int = 22
-    capabilities: bytes = bytes.fromhex("E0B8C8")
+    capabilities: bytes = bytes.fromhex("E068C8")
     additional_capabilities: bytes = bytes.fromhex("6000F0A001")
     country_code: int = 504
     terminal_id: str = "ETK00001"
