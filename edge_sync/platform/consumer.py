@@ -15,6 +15,7 @@ stays unacknowledged; a broker failure ends the session and the worker reconnect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -115,6 +116,7 @@ class UplinkConsumer:
             self.stats.connected = True
             queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
             reader = asyncio.create_task(self._read(client, queue), name="platform-mqtt-read")
+            processor: asyncio.Task[None] | None = None
             try:
                 await client.subscribe(SHARED_UPLINK_FILTER, qos=1)
                 self.subscribed.set()
@@ -124,11 +126,14 @@ class UplinkConsumer:
                 done, _ = await asyncio.wait(
                     {reader, processor}, return_when=asyncio.FIRST_COMPLETED
                 )
-                processor.cancel()
                 for task in done:
                     task.result()  # re-raises what ended the session
             finally:
-                reader.cancel()
+                tasks = [t for t in (reader, processor) if t is not None]
+                for task in tasks:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
         async for message in client.messages:
@@ -138,23 +143,41 @@ class UplinkConsumer:
     async def _process(
         self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]
     ) -> None:
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
-            await self._handle(client, batch)
+        # Two batches overlap: while one batch's acks travel to the broker, the next one
+        # is verified and committed. PUBACKs still leave in arrival order.
+        finishing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < self.max_batch and not queue.empty():
+                    batch.append(queue.get_nowait())
+                decoded = [_raw(message) for message in batch]
+                self.stats.received += len(batch)
+                acks = await self._ingest([raw for raw, _ in decoded])
+                if finishing is not None:
+                    await finishing
+                finishing = asyncio.create_task(
+                    self._finish(client, batch, decoded, acks), name="platform-mqtt-ack"
+                )
+        finally:
+            if finishing is not None and not finishing.done():
+                finishing.cancel()
 
-    async def _handle(self, client: aiomqtt.Client, batch: Sequence[aiomqtt.Message]) -> None:
-        decoded = [_raw(message) for message in batch]
-        self.stats.received += len(batch)
-        acks = await self._ingest([raw for raw, _ in decoded])
-        # Committed: now, and only now, tell the terminals and then the broker.
-        publishes = [
-            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
-            for (_, terminal_id), ack in zip(decoded, acks, strict=True)
-            if terminal_id is not None
-        ]
-        await asyncio.gather(*publishes)
+    async def _finish(
+        self,
+        client: aiomqtt.Client,
+        batch: Sequence[aiomqtt.Message],
+        decoded: Sequence[tuple[RawUplink, str | None]],
+        acks: Sequence[Ack],
+    ) -> None:
+        """After the commit: the acks to the terminals, then the PUBACKs to the broker."""
+        await asyncio.gather(
+            *(
+                client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+                for (_, terminal_id), ack in zip(decoded, acks, strict=True)
+                if terminal_id is not None
+            )
+        )
         for message in batch:
             # PUBACKs in arrival order, as MQTT 5 §4.6 asks.
             client._client.ack(message.mid, message.qos)

@@ -60,6 +60,9 @@ def make_client(settings: MqttSettings, *, manual_ack: bool, persistent: bool) -
         properties=properties,
         tls_context=settings.tls_context(),
     )
+    # aiomqtt warns above 10 publishes awaiting their PUBACK; a batch of acks is many more
+    # by design (bounded by the batch size), so warn only well beyond that.
+    client.pending_calls_threshold = max(settings.receive_maximum, 1000)
     if manual_ack:
         # aiomqtt 2.5 has no switch for this; paho's does exactly what we need, and must be
         # set before the session resumes (queued uplinks arrive right after CONNACK).

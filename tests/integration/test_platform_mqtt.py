@@ -1,0 +1,274 @@
+"""The platform worker on a real Mosquitto, with SQLite and the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+
+from edge_sync.messages import Ack, Envelope, parse_ack, uplink_topic
+from edge_sync.platform.consumer import UplinkConsumer
+from edge_sync.platform.ingest import Ingestor
+from edge_sync.platform.mqtt import MqttSettings
+from edge_sync.platform.records import IngestOutcome, Uplink
+from edge_sync.platform.storage import PlatformStorage, open_storage
+from edge_sync.signing import SoftwareSigner
+from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
+from tests.integration._platform_broker import Broker, free_port, start_broker
+
+pytestmark = pytest.mark.network
+
+REPO = Path(__file__).resolve().parents[2]
+_client_ids = itertools.count(1)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    started = start_broker(tmp_path)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "platform.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def storage(database: str) -> Iterator[PlatformStorage]:
+    opened = open_storage(database)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def signer(storage: PlatformStorage) -> SoftwareSigner:
+    key = SoftwareSigner.generate()
+    storage.register_key(TERMINAL_ID, 1, key.public_key_pem().decode(), "2026-11-21T00:00:00Z")
+    return key
+
+
+class AckListener:
+    """Everything the platform says on ``etika/v1/t/+/ack``, in arrival order."""
+
+    def __init__(self) -> None:
+        self.acks: list[Ack] = []
+        self._changed = asyncio.Condition()
+
+    async def run(self, broker: Broker, ready: asyncio.Event) -> None:
+        async with aiomqtt.Client(broker.host, broker.port, identifier=f"acks-{os.getpid()}",
+                                  protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.subscribe("etika/v1/t/+/ack", qos=1)
+            ready.set()
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                async with self._changed:
+                    self.acks.append(parse_ack(message.payload))
+                    self._changed.notify_all()
+
+    async def wait_for(self, count: int, timeout: float = 60.0) -> list[Ack]:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.acks) >= count)
+        return list(self.acks)
+
+    def delivered(self) -> set[str]:
+        return {a.message_id for a in self.acks if a.status in ("accepted", "duplicate")}
+
+
+@pytest.fixture
+async def acks(broker: Broker) -> AsyncIterator[AckListener]:
+    listener = AckListener()
+    ready = asyncio.Event()
+    task = asyncio.create_task(listener.run(broker, ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    yield listener
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def publish(broker: Broker, bodies: Sequence[tuple[str, bytes]]) -> None:
+    """Publish (topic, body) pairs at QoS 1, a bounded number in flight."""
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"pub-{next(_client_ids)}",
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+        client.pending_calls_threshold = 1000  # 200 in flight is the point, not a leak
+        for start in range(0, len(bodies), 200):
+            await asyncio.gather(*(client.publish(topic, body, qos=1)
+                                   for topic, body in bodies[start:start + 200]))
+
+
+def up(message: Envelope) -> tuple[str, bytes]:
+    return uplink_topic(message.terminal_id, message.kind), message.to_json()
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    storage: Any, broker: Broker, client_id: str = "etika-platform-w1"
+) -> AsyncIterator[UplinkConsumer]:
+    settings = MqttSettings(host=broker.host, port=broker.port, client_id=client_id)
+    consumer = UplinkConsumer(Ingestor(storage), settings, max_batch=100)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.subscribed.wait(), 10)
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_consumer_acks_dedups_and_refuses_with_reasons(
+    broker: Broker, acks: AckListener, storage: PlatformStorage, signer: SoftwareSigner
+) -> None:
+    """Accepted, duplicate, and rejected (truncated, tampered, unknown) — and it keeps going."""
+    good = envelope(signer)
+    tampered = good.wire()
+    tampered["payload"]["amount_minor"] = 1
+    stranger = envelope(SoftwareSigner.generate(), terminal_id="T-9999")
+    async with worker(storage, broker):
+        await publish(broker, [
+            up(good),
+            up(good),
+            (uplink_topic(TERMINAL_ID, "transaction"), good.to_json()[:-30]),
+            (uplink_topic(TERMINAL_ID, "transaction"), b"\x00\xffnot json at all"),
+            (uplink_topic(TERMINAL_ID, "transaction"), json.dumps(tampered).encode()),
+            up(stranger),
+        ])
+        seen = await acks.wait_for(6)
+        later = envelope(signer)
+        await publish(broker, [up(later)])
+        seen = await acks.wait_for(7)
+    statuses = [(a.status, a.reason or "") for a in seen]
+    assert statuses[0] == ("accepted", "")
+    assert statuses[1] == ("duplicate", "")
+    assert statuses[2][0] == "rejected" and "not json" in statuses[2][1]
+    assert seen[2].message_id == good.message_id  # quoted back from the truncated body
+    assert statuses[3][0] == "rejected" and "not json" in statuses[3][1]
+    assert statuses[4][0] == "rejected" and "bad signature" in statuses[4][1]
+    assert seen[5].message_id == stranger.message_id
+    assert statuses[5][0] == "rejected" and "unknown terminal T-9999" in statuses[5][1]
+    assert (seen[6].message_id, seen[6].status) == (later.message_id, "accepted")
+    assert storage.message_count() == 2
+
+
+class DiesBeforeCommit:
+    """A storage whose ``ingest`` blocks and then fails: a worker dying before its commit."""
+
+    def __init__(self, inner: PlatformStorage) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
+        self.entered.set()
+        self.release.wait(30)
+        raise RuntimeError("worker died before its commit")
+
+
+async def test_no_ack_before_commit_and_redelivery_after_a_crash(
+    broker: Broker, acks: AckListener, storage: PlatformStorage, signer: SoftwareSigner
+) -> None:
+    """A worker lost between receive and commit acks nothing; its successor stores it once."""
+    message = envelope(signer)
+    dying = DiesBeforeCommit(storage)
+    async with worker(dying, broker, "etika-platform-crash"):
+        await publish(broker, [up(message)])
+        await asyncio.to_thread(dying.entered.wait, 10)
+    dying.release.set()
+    assert storage.message_count() == 0
+    async with worker(storage, broker, "etika-platform-crash"):
+        seen = await acks.wait_for(1)
+    # The only ack ever sent is the successor's, after its commit.
+    assert [(a.message_id, a.status) for a in seen] == [(message.message_id, "accepted")]
+    assert storage.message_count() == 1
+
+
+async def test_two_workers_share_the_load(
+    broker: Broker, acks: AckListener, database: str, signer: SoftwareSigner
+) -> None:
+    """Two workers on the shared subscription both ingest some; none is stored twice."""
+    messages = [envelope(signer) for _ in range(300)]
+    first, second = open_storage(database), open_storage(database)
+    try:
+        async with worker(first, broker, "etika-platform-a") as a, \
+                worker(second, broker, "etika-platform-b") as b:
+            await publish(broker, [up(m) for m in messages])
+            seen = await acks.wait_for(len(messages))
+        assert a.stats.received > 0 and b.stats.received > 0
+        assert a.stats.received + b.stats.received == len(messages)
+        assert [ack.status for ack in seen].count("accepted") == len(messages)
+        assert {ack.message_id for ack in seen} == {m.message_id for m in messages}
+        assert first.message_count() == len(messages)
+    finally:
+        first.close()
+        second.close()
+
+
+def _serve(database: str, broker: Broker, http_port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli.main", "platform", "serve",
+         "--database", database, "--mqtt-host", broker.host, "--mqtt-port", str(broker.port),
+         "--http-port", str(http_port), "--worker-id", "killme", "--batch", "50"],
+        cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+async def _until_subscribed(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    async with httpx.AsyncClient() as http, asyncio.timeout(30):
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"platform exited: {log.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+                if health.get("mqtt") == "subscribed":
+                    return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_platform_killed_and_restarted_mid_drain(
+    broker: Broker, acks: AckListener, database: str, storage: PlatformStorage,
+    signer: SoftwareSigner, tmp_path: Path,
+) -> None:
+    """SIGKILL the serving process mid-drain, restart it: every message is stored exactly once."""
+    messages = [envelope(signer) for _ in range(2000)]
+    port, log = free_port(), tmp_path / "platform.log"
+    process = _serve(database, broker, port, log)
+    try:
+        await _until_subscribed(process, port, log)
+        await publish(broker, [up(m) for m in messages[:1200]])
+        await acks.wait_for(200)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        # The rest is published while no platform runs: the broker keeps it for the session.
+        await publish(broker, [up(m) for m in messages[1200:]])
+        process = _serve(database, broker, port, log)
+        await _until_subscribed(process, port, log)
+        async with asyncio.timeout(60):
+            while acks.delivered() != {m.message_id for m in messages}:
+                await acks.wait_for(len(acks.acks) + 1)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+    assert storage.message_count(TERMINAL_ID) == len(messages)
+    assert not [a for a in acks.acks if a.status == "rejected"]
