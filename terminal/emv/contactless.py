@@ -26,7 +26,9 @@ Rules implemented (and only these):
 6. CVM (when the amount is at or above the CVM-required limit): CTQ byte 1 b8 online PIN
    (the PIN entry device gives the enciphered block, the transaction goes online), b7
    signature, byte 2 b8 consumer device CVM performed; below the limit no CVM.
-7. An expired application (5F24) declines a TC unless CTQ byte 1 b4 "go online if
+7. Data objects repeated with the *same* value in the GPO answer and the records are
+   accepted (cards repeat 5F34/57 there); a different value terminates as on contact.
+8. An expired application (5F24) declines a TC unless CTQ byte 1 b4 "go online if
    application expired" and the terminal can go online; the exception file declines.
 """
 
@@ -61,6 +63,10 @@ __all__ = ["QvsdcFlow"]
 
 class QvsdcFlow(_ContactFlow):
     """One qVSDC transaction (see the module docstring for the rules)."""
+
+    # qVSDC cards repeat some GPO objects (5F34, 57) in their records; identical values are
+    # accepted, a different value still terminates.
+    tolerate_identical_duplicates = True
 
     def __init__(self, kernel: EmvKernel, channel: CardChannel, selected: SelectedApplication,
                  txn: TransactionData | None) -> None:

@@ -313,6 +313,9 @@ class EmvKernel:
 class _ContactFlow:
     """State of one contact transaction; one method per Book 3 §10 step."""
 
+    #: Book 3 §10.2: a repeated primitive object terminates a contact transaction.
+    tolerate_identical_duplicates = False
+
     def __init__(
         self,
         kernel: EmvKernel,
@@ -370,6 +373,8 @@ class _ContactFlow:
                 self._store(item.children, where=where)
                 continue
             if item.tag in self.card and item.tag not in (0x9F36,):
+                if self.tolerate_identical_duplicates and self.card[item.tag] == item.value:
+                    continue
                 raise CardDataError(
                     f"the card sent data object {item.tag:X} twice ({where})", tag=item.tag
                 )
