@@ -28,16 +28,17 @@ __all__ = [
 HASHED_CANDIDATES = 64
 
 
+# Digit bytes to their value, and to the Luhn value of the doubled digit (2d, minus 9 if
+# over 9); bytes.translate + sum is ~4x faster than a Python loop, and tokenisation's
+# overhead over the bare HMAC is what bench/hsm.py measures.
+_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+
+
 def luhn_valid(digits: str) -> bool:
-    """ISO/IEC 7812-1 annex B (mod-10) check over a string of digits, check digit last."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    """ISO/IEC 7812-1 annex B (mod-10) check over ASCII digits, check digit last."""
+    data = digits.encode("ascii")
+    total = sum(data[-1::-2].translate(_VALUE)) + sum(data[-2::-2].translate(_DOUBLED))
     return total % 10 == 0
 
 

@@ -29,6 +29,7 @@ of a key import.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -66,6 +67,7 @@ class KeyPurpose(enum.StrEnum):
     SIGNING = "signing"
 
 
+@functools.lru_cache(maxsize=256)
 def key_label(purpose: KeyPurpose, version: int) -> str:
     if version < 1:
         raise ValueError(f"key versions start at 1, got {version}")
