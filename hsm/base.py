@@ -6,8 +6,8 @@ SQLite store implements :class:`TokenRegistry` (``terminal/store/token_map.py``)
 :class:`hsm.fake.InMemoryTokenRegistry` implements it for tests and tools.
 
 :class:`Signer` is what ``edge_sync`` and the journal need to sign checkpoints, sync
-batches and PoP records; :class:`hsm.keystore.KeyStore` implements it with the token's
-EC key, :class:`hsm.fake.SoftwareSigner` with a key in memory (tests only).
+batches and PoP records; :meth:`hsm.keystore.KeyStore.signer` gives one that signs in the
+token, :class:`hsm.fake.SoftwareSigner` one with a key in memory (tests only).
 """
 
 from __future__ import annotations
@@ -40,17 +40,22 @@ class TokenRegistry(Protocol):
 
 @runtime_checkable
 class Signer(Protocol):
-    """Signs bytes with the terminal's key: ECDSA P-256 over SHA-256, DER signatures."""
+    """Signs bytes with the terminal's key: ECDSA P-256 over SHA-256, DER signatures.
+
+    The same shape as ``edge_sync.signing.Signer`` (``key_version``, ``sign``,
+    ``public_key_pem``), so :meth:`hsm.KeyStore.signer` can be handed to the sync engine
+    as is.
+    """
 
     @property
-    def signing_key_version(self) -> int:
-        """Version of the key :meth:`sign` uses now; record it beside every signature."""
+    def key_version(self) -> int:
+        """Version of the key :meth:`sign` uses now; send it beside every signature."""
         ...
 
     def sign(self, data: bytes) -> bytes:
         """DER-encoded ECDSA P-256/SHA-256 signature of ``data`` (X9.62 ``Ecdsa-Sig-Value``)."""
         ...
 
-    def public_key_pem(self, version: int | None = None) -> bytes:
-        """PEM SubjectPublicKeyInfo of the signing key ``version`` (default: current)."""
+    def public_key_pem(self) -> bytes:
+        """PEM SubjectPublicKeyInfo of the key :meth:`sign` uses now."""
         ...

@@ -51,7 +51,7 @@ class SoftwareSigner:
         self._version = version
 
     @property
-    def signing_key_version(self) -> int:
+    def key_version(self) -> int:
         return self._version
 
     def rotate(self) -> int:

@@ -41,7 +41,7 @@ from hsm.p2pe import encrypt_card
 from hsm.session import SessionOwner
 from hsm.signing import raw_to_der
 
-__all__ = ["AsyncKeyStore", "KeyStore", "KeyStoreStatus"]
+__all__ = ["AsyncKeyStore", "KeyStore", "KeyStoreStatus", "TokenSigner"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -245,6 +245,10 @@ class KeyStore:
                               where=f"reading the public key {label}", key_label=label)
         return k.public_key_pem_from_der(der)
 
+    def signer(self) -> TokenSigner:
+        """A :class:`hsm.base.Signer` (= ``edge_sync.signing.Signer``) signing in the token."""
+        return TokenSigner(self)
+
     # --- administration --------------------------------------------------------------
 
     def rotate(self, purpose: KeyPurpose) -> int:
@@ -358,6 +362,26 @@ class KeyStore:
     def __repr__(self) -> str:
         versions = ", ".join(f"{p.value}=v{v[-1]}" for p, v in self._versions.items() if v)
         return f"<KeyStore {self._owner.settings.token_label!r} {versions}>"
+
+
+class TokenSigner:
+    """:class:`hsm.base.Signer` over a :class:`KeyStore`: always the current signing key."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+
+    @property
+    def key_version(self) -> int:
+        return self._store.signing_key_version
+
+    def sign(self, data: bytes) -> bytes:
+        return self._store.sign(data)
+
+    def public_key_pem(self) -> bytes:
+        return self._store.public_key_pem()
+
+    def __repr__(self) -> str:
+        return f"<TokenSigner {self._store!r}>"
 
 
 def _generate_first(session: pkcs11.Session, purpose: KeyPurpose) -> None:

@@ -311,3 +311,16 @@ def test_pan_is_not_a_key_label_or_object(hsm_keystore: KeyStore) -> None:
     before = hsm_keystore.owner.run(count, where="test")
     KeyStore(hsm_keystore.owner, InMemoryTokenRegistry()).tokenise(PAN, EXPIRY)
     assert hsm_keystore.owner.run(count, where="test") == before
+
+
+def test_token_signer_satisfies_both_signer_protocols(hsm_keystore: KeyStore) -> None:
+    """KeyStore.signer() is an hsm.base.Signer and an edge_sync.signing.Signer; its
+    signatures verify with edge_sync's own verify helper."""
+    from edge_sync.signing import Signer as SyncSigner
+    from edge_sync.signing import verify_signature as sync_verify
+    from hsm.base import Signer
+
+    signer = hsm_keystore.signer()
+    assert isinstance(signer, Signer) and isinstance(signer, SyncSigner)
+    assert signer.key_version == hsm_keystore.signing_key_version
+    sync_verify(signer.public_key_pem(), b"uplink", signer.sign(b"uplink"))

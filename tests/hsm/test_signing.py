@@ -55,7 +55,7 @@ def test_software_signer_rotation_keeps_old_public_keys() -> None:
     """The fake signer rotates like the token: old versions' public keys stay available."""
     signer = SoftwareSigner()
     old = signer.sign(b"x")
-    assert signer.rotate() == 2 and signer.signing_key_version == 2
+    assert signer.rotate() == 2 and signer.key_version == 2
     verify_signature(signer.public_key_pem(1), b"x", old)
     key = serialization.load_pem_public_key(signer.public_key_pem())
     assert isinstance(key, ec.EllipticCurvePublicKey)
