@@ -59,7 +59,7 @@ class ScriptedSession(T0Session):
         return owner.respond(command)
 
     async def _close(self) -> None:
-        self._owner.closed_sessions += 1
+        self._owner.session_closed()
 
 
 class ScriptedReader:
@@ -96,6 +96,10 @@ class ScriptedReader:
             )
         data, sw1, sw2 = self.script.popleft()
         return ResponseApdu(bytes(data), sw1, sw2)
+
+    def session_closed(self) -> None:
+        """A session was closed (the card powered off). Override to react."""
+        self.closed_sessions += 1
 
     def add(self, *responses: tuple[bytes, int, int]) -> None:
         """Append answers to the script."""
