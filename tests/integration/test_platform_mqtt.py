@@ -21,6 +21,7 @@ import pytest
 
 from edge_sync.messages import Ack, Envelope, parse_ack, uplink_topic
 from edge_sync.platform.consumer import UplinkConsumer
+from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.records import IngestOutcome, Uplink
@@ -99,7 +100,7 @@ async def acks(broker: Broker) -> AsyncIterator[AckListener]:
     await asyncio.wait_for(ready.wait(), 10)
     yield listener
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
         await task
 
 
@@ -272,3 +273,61 @@ async def test_platform_killed_and_restarted_mid_drain(
             process.wait(timeout=10)
     assert storage.message_count(TERMINAL_ID) == len(messages)
     assert not [a for a in acks.acks if a.status == "rejected"]
+
+
+class FailsTwice:
+    """A storage whose first two commits fail (database restarting), then works."""
+
+    def __init__(self, inner: PlatformStorage) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
+        if self.failures < 2:
+            self.failures += 1
+            raise StorageError("database restarting")
+        return self.inner.ingest(uplinks, received_at)
+
+
+async def test_database_failure_keeps_the_batch_until_it_commits(
+    broker: Broker, acks: AckListener, storage: PlatformStorage, signer: SoftwareSigner
+) -> None:
+    """A StorageError acks nothing; the batch is retried and acked once it commits."""
+    message = envelope(signer)
+    flaky = FailsTwice(storage)
+    async with worker(flaky, broker) as consumer:
+        await publish(broker, [up(message)])
+        seen = await acks.wait_for(1)
+    assert flaky.failures == 2
+    assert consumer.stats.last_error is not None and "database" in consumer.stats.last_error
+    assert [(a.message_id, a.status) for a in seen] == [(message.message_id, "accepted")]
+    assert storage.message_count() == 1
+
+
+async def test_broker_restart_is_survived(
+    broker: Broker, storage: PlatformStorage, signer: SoftwareSigner
+) -> None:
+    """The consumer reconnects by itself after the broker went away and came back."""
+    async with worker(storage, broker) as consumer:
+        broker.stop()
+        broker.start()
+        await asyncio.wait_for(_resubscribed(consumer), 30)
+        # The ack listener lost its session with the broker too: ask over a fresh one.
+        listener = AckListener()
+        ready = asyncio.Event()
+        task = asyncio.create_task(listener.run(broker, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        message = envelope(signer)
+        await publish(broker, [up(message)])
+        seen = await listener.wait_for(1)
+        task.cancel()
+    assert consumer.stats.sessions >= 2
+    assert [(a.message_id, a.status) for a in seen] == [(message.message_id, "accepted")]
+
+
+async def _resubscribed(consumer: UplinkConsumer) -> None:
+    while consumer.stats.sessions < 2 or not consumer.subscribed.is_set():
+        await asyncio.sleep(0.05)

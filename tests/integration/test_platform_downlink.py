@@ -1,0 +1,70 @@
+"""``etika platform push`` on a real Mosquitto: signed, verifiable, config retained."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from edge_sync.errors import SignatureError
+from edge_sync.messages import Downlink, downlink_wildcard, parse_downlink, verify_downlink
+from terminal.cli.main import main
+from tests.integration._platform_broker import Broker, start_broker
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    started = start_broker(tmp_path)
+    yield started
+    started.stop()
+
+
+async def _retained(broker: Broker, terminal_id: str) -> list[tuple[Downlink, bool]]:
+    """What a terminal coming online now receives on its downlink topics."""
+    found: list[tuple[Downlink, bool]] = []
+    async with aiomqtt.Client(broker.host, broker.port, identifier="late-terminal",
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe(downlink_wildcard(terminal_id), qos=1)
+        # Retained messages arrive right after SUBACK; a marker published after the
+        # subscription tells us we have seen all of them.
+        await client.subscribe("test/marker", qos=1)
+        await client.publish("test/marker", b"end", qos=1)
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                if message.topic.value == "test/marker":
+                    break
+                assert isinstance(message.payload, bytes)
+                found.append((parse_downlink(message.payload), message.retain))
+    return found
+
+
+def test_pushed_config_is_retained_and_verifies(
+    broker: Broker, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A late terminal gets the retained config (not the cmd), signed by the platform key."""
+    config = tmp_path / "profile.toml"
+    config.write_text('[offline]\nfloor_limit_minor = 50000\ncurrency = "MAD"\n')
+    command = tmp_path / "cmd.json"
+    command.write_text('{"command": "sync_now"}')
+    base = ["--data-dir", str(data_dir), "platform", "push", "--terminal-id", "T-0001",
+            "--mqtt-port", str(broker.port)]
+    assert main([*base, "config", str(config)]) == 0
+    assert "(retained)" in capsys.readouterr().out
+    assert main([*base, "cmd", str(command)]) == 0
+    capsys.readouterr()
+    assert main(["--data-dir", str(data_dir), "platform", "key"]) == 0
+    public_key = capsys.readouterr().out
+
+    received = asyncio.run(_retained(broker, "T-0001"))
+    assert [(d.kind, retained) for d, retained in received] == [("config", True)]
+    downlink = received[0][0]
+    assert downlink.payload == {"offline": {"floor_limit_minor": 50000, "currency": "MAD"}}
+    verify_downlink(downlink, public_key)
+    tampered = downlink.model_copy(update={"payload": {"offline": {"floor_limit_minor": 1}}})
+    with pytest.raises(SignatureError):
+        verify_downlink(tampered, public_key)
