@@ -14,8 +14,9 @@ cardholder verification     Book 3 §10.5                                   ``cv
 terminal risk management    Book 3 §10.6                                   ``risk``
 terminal action analysis    Book 3 §10.7                                   ``risk``
 card action analysis        Book 3 §10.8: GENERATE AC 1 (+ CDA)            here
-online processing           Book 3 §10.9: EXTERNAL AUTHENTICATE or 91 in   here
-                            CDOL2 (as the AIP/CDOL2 say)
+online processing           Book 3 §10.9: 91 in GENERATE AC 2 when CDOL2   here
+                            asks for it, else EXTERNAL AUTHENTICATE when
+                            the AIP says issuer authentication
 issuer-to-card scripts      Book 3 §10.10: 71 before, 72 after GEN AC 2    here
 completion                  Book 3 §10.11: GENERATE AC 2, unable-online    here
 ==========================  =============================================  ==================
@@ -683,14 +684,14 @@ class _ContactFlow:
         self.arc = answer.arc
         iad = answer.issuer_authentication_data
         cdol2_has_91 = any(tag == 0x91 for tag, _ in parse_dol(self.card[0x8D]))
-        if iad is not None and self.aip[0] & 0x04:
+        if iad is not None and cdol2_has_91:
+            # The card checks the ARPC itself in GENERATE AC 2 (Book 3 §10.9, §6.5.5).
+            self.card[0x91] = iad
+        elif iad is not None and self.aip[0] & 0x04:
             self.tsi.set(TsiBit.ISSUER_AUTHENTICATION_PERFORMED)
-            if cdol2_has_91:
-                self.card[0x91] = iad  # travels in GENERATE AC 2 (Book 3 §10.9)
-            else:
-                response = await self.channel.transmit(apdu.external_authenticate(iad))
-                if not response.ok:
-                    self.tvr.set(TvrBit.ISSUER_AUTHENTICATION_FAILED)
+            response = await self.channel.transmit(apdu.external_authenticate(iad))
+            if not response.ok:
+                self.tvr.set(TvrBit.ISSUER_AUTHENTICATION_FAILED)
         await self._run_scripts(answer.scripts, 0x71)
         wanted = Cryptogram.TC if answer.approved else Cryptogram.AAC
         self.final = await self.generate_ac(wanted, 0x8D)

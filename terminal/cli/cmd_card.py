@@ -1,0 +1,176 @@
+"""``etika card read|transact``: run the EMV kernel on a card.
+
+The card is in a PC/SC reader (pyscard through pcscd, ``--reader NAME`` or the first
+reader holding a card) or, with ``--simulated PROFILE``, in the card simulator's
+in-process reader (no pcscd needed; profiles of ``simulators.card.profiles``).
+
+Online path. There is no PSP connector in this command (that is the payment manager's
+job, a later issue), so an ARQC takes the kernel's *unable to go online* path: TAC/IAC
+default decide the second cryptogram (ARC ``Y3``/``Z3``). With ``--simulated`` and
+``--issuer simulated`` the card's own test issuer answers instead: it verifies the
+ARQC with the issuer master keys (pyemv) and returns an ARPC, so an online approval is
+a real one, never faked. ``--offline`` forces the unable-to-go-online path.
+
+Online PIN needs ``--pinpad PORT`` (the serial PIN pad); without it a card asking for
+online PIN moves on to its next CVM (TVR "PIN pad not present").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from drivers.base import CardReader, CardSession
+from terminal.cli.context import CliContext
+from terminal.emv.config import TransactionData
+from terminal.emv.cvm import OnlinePinRequest
+from terminal.emv.errors import EmvError
+from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
+from terminal.emv.profile_adapter import kernel_config_from_profile
+from terminal.money import parse_amount
+
+__all__ = ["register"]
+
+_READ_KEYS = ("aid", "label", "pan_masked", "expiry")
+_TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
+                  "tsi", "first_cryptogram", "cryptogram", "decision")
+
+
+def register(groups: Any) -> None:
+    card = groups.add_parser("card", help="read a card and run EMV transactions")
+    commands = card.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--reader", metavar="NAME",
+                            help="PC/SC reader name (default: the first holding a card)")
+        parser.add_argument("--simulated", metavar="PROFILE",
+                            help="use the in-process card simulator with this card profile "
+                                 "instead of pcscd (e.g. visa-credit, cb, domestic-visa)")
+        parser.add_argument("--contactless", action="store_true",
+                            help="run the contactless (PPSE, qVSDC) path")
+        parser.add_argument("--timeout", type=float, default=30.0,
+                            help="seconds to wait for a card (default: %(default)s)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    read = commands.add_parser("read", help="select the application and print its identity")
+    common(read)
+    read.set_defaults(handler=_read)
+
+    transact = commands.add_parser("transact", help="run a transaction to its final cryptogram")
+    common(transact)
+    transact.add_argument("--amount", required=True, help="amount, e.g. 25.00")
+    transact.add_argument("--currency", default=None,
+                          help="ISO 4217 code (default: the profile's default currency)")
+    transact.add_argument("--offline", action="store_true",
+                          help="the terminal cannot go online (unable-to-go-online path)")
+    transact.add_argument("--issuer", choices=("none", "simulated"), default="none",
+                          help="who answers an ARQC: none (unable to go online) or the "
+                               "simulated card's test issuer (needs --simulated)")
+    transact.add_argument("--pinpad", metavar="PORT",
+                          help="serial PIN pad for online PIN (e.g. /dev/ttyUSB0)")
+    transact.set_defaults(handler=_transact)
+
+
+@asynccontextmanager
+async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession, Any]]:
+    reader: CardReader
+    sim_card = None
+    if args.simulated:
+        # pyemv (the simulator's cryptography) uses TDES through a deprecated import path.
+        warnings.filterwarnings("ignore", message=".*TripleDES.*")
+        from simulators.card.profiles import PROFILES
+        from simulators.card.reader import in_process_reader
+
+        if args.simulated not in PROFILES:
+            raise _UsageError(f"unknown card profile {args.simulated!r}; known: "
+                              f"{', '.join(PROFILES)}")
+        try:
+            sim = in_process_reader(args.simulated,
+                                    "contactless" if args.contactless else "contact")
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from exc
+        reader, sim_card = sim, sim.card
+    else:
+        from drivers.pcsc import PcscReader
+
+        reader = PcscReader()
+    name = await reader.wait_for_card(args.reader, timeout=args.timeout)
+    session = await reader.connect(name)
+    try:
+        yield session, sim_card
+    finally:
+        await session.close()
+        closer = getattr(reader, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+class _UsageError(EmvError):
+    exit_code = 2
+
+
+def _print(result: TransactionResult, keys: tuple[str, ...], as_json: bool) -> None:
+    data = result.as_json()
+    shown = {key: data[key] for key in keys}
+    if as_json:
+        print(json.dumps(shown, ensure_ascii=False))
+        return
+    width = max(len(k) for k in keys)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value if value is not None else '-'}")
+
+
+def _read(ctx: CliContext, args: argparse.Namespace) -> int:
+    config = kernel_config_from_profile(ctx.profile())
+
+    async def go() -> TransactionResult:
+        async with _session(args) as (session, _):
+            return await EmvKernel(config).read(session, contactless=args.contactless)
+
+    _print(asyncio.run(go()), _READ_KEYS, args.json)
+    return 0
+
+
+def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
+    profile = ctx.profile()
+    config = kernel_config_from_profile(profile)
+    currency = profile.currency(args.currency) if args.currency else profile.default_currency
+    amount = parse_amount(args.amount, currency)
+    if args.issuer == "simulated" and not args.simulated:
+        raise _UsageError("--issuer simulated needs --simulated PROFILE (the test issuer "
+                          "only knows the simulated cards' keys)")
+    data = TransactionData(
+        amount=amount.minor,
+        currency_numeric=currency.numeric,
+        currency_exponent=currency.exponent,
+        online_available=not args.offline,
+    )
+
+    async def go() -> TransactionResult:
+        async with _session(args) as (session, sim_card):
+            authoriser: OnlineAuthoriser | None = None
+            if args.issuer == "simulated" and sim_card is not None:
+                from terminal.cli.sim_issuer import SimulatedIssuer
+
+                authoriser = SimulatedIssuer(sim_card.profile)
+            if args.pinpad:
+                from drivers.pinpad.serial_pinpad import SerialPinPad
+
+                async with SerialPinPad(args.pinpad) as pad:
+
+                    async def pin_entry(request: OnlinePinRequest) -> Any:
+                        return await pad.get_pin(request.pan, request.amount,
+                                                 request.currency_numeric)
+
+                    kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser)
+                    return await kernel.transact(session, data, contactless=args.contactless)
+            kernel = EmvKernel(config, authoriser=authoriser)
+            return await kernel.transact(session, data, contactless=args.contactless)
+
+    _print(asyncio.run(go()), _TRANSACT_KEYS, args.json)
+    return 0
