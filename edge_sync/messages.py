@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.signing import Signer, verify_signature
@@ -117,13 +117,29 @@ def _check_signature(value: str) -> str:
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _json: bytes | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # Fields only: the cached serialisation (a private attribute) is not part of the value.
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
 
     def wire(self) -> dict[str, Any]:
         """The JSON object as it goes on the wire."""
         return self.model_dump(mode="json")
 
     def to_json(self) -> bytes:
-        return json.dumps(self.wire(), separators=(",", ":"), ensure_ascii=False).encode()
+        """Compact UTF-8 JSON (pydantic's serializer); the receiver re-canonicalises to verify.
+
+        Cached: the worker serialises in its thread and the transport reuses the bytes.
+        """
+        if self._json is None:
+            self._json = self.model_dump_json().encode()
+        return self._json
 
 
 class Envelope(_Wire):

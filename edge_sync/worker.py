@@ -216,14 +216,18 @@ class OutboxWorker:
                     slots.release()
                     break
                 envelopes = await self._db(self._sign, rows)
-                await self._bucket.take(sum(len(e.to_json()) for e in envelopes))
+                if self._bucket.rate is not None:
+                    await self._bucket.take(sum(len(e.to_json()) for e in envelopes))
                 group.create_task(
                     self._send(destination, transport, rows, envelopes, report, slots, stalled),
                     name=f"sync-send-{destination}-{rows[0].id}",
                 )
 
     def _sign(self, rows: Sequence[OutboxRow]) -> list[Envelope]:
-        return [self._envelope(row) for row in rows]
+        envelopes = [self._envelope(row) for row in rows]
+        for envelope in envelopes:
+            envelope.to_json()  # serialise here, in the store thread, not on the event loop
+        return envelopes
 
     def _envelope(self, row: OutboxRow) -> Envelope:
         created = datetime.fromtimestamp(row.created_at, UTC)

@@ -1,0 +1,284 @@
+"""The terminal's MQTT link (aiomqtt): uplink, acks and downlinks over one persistent session.
+
+MQTT 5, QoS 1, a fixed client id per terminal with ``clean_start=False`` and a session expiry,
+so acks and downlinks published while the terminal is offline wait for it at the broker. TLS
+with the terminal's client certificate when a CA file is given.
+
+Topics (:mod:`edge_sync.messages`): publishes ``etika/v1/t/{id}/up/{kind}``, subscribes
+``etika/v1/t/{id}/ack`` and ``etika/v1/t/{id}/down/+``.
+
+aiomqtt has no back-pressure: :meth:`MqttTransport.deliver` bounds the publishes awaiting a
+PUBACK with a semaphore (``max_inflight``) and hands them to paho in claim order under a lock,
+so batches never interleave on the wire. A connection loop (a named task) reconnects with
+jittered backoff; while it is down ``deliver`` raises :class:`TransportError` at once, which
+lets :class:`~edge_sync.transport.FailoverTransport` switch to HTTPS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_sync.errors import MessageFormatError, TransportError
+from edge_sync.messages import (
+    Ack,
+    Envelope,
+    ack_topic,
+    downlink_wildcard,
+    parse_ack,
+    parse_topic,
+    uplink_topic,
+)
+
+__all__ = ["DownlinkCallback", "MqttLinkSettings", "MqttTransport"]
+
+log = logging.getLogger(__name__)
+
+#: ``(kind, raw_payload)`` of a message received on ``down/{kind}``.
+DownlinkCallback = Callable[[str, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MqttLinkSettings:
+    """Where the broker is and who the terminal is (from the profile's ``[sync]``)."""
+
+    terminal_id: str
+    host: str = "127.0.0.1"
+    port: int = 8883
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_id: str | None = None
+    keepalive: int = 30
+    #: How long the broker keeps the session (acks, downlinks) while the terminal is away.
+    session_expiry_s: int = 7 * 24 * 3600
+    #: Publishes awaiting a PUBACK at once (our back-pressure; aiomqtt has none).
+    max_inflight: int = 1000
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 30.0
+
+    @property
+    def identifier(self) -> str:
+        return self.client_id or f"etika-terminal-{self.terminal_id}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+            if self.cert_file is not None:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file or self.cert_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(
+                f"cannot load the MQTT TLS files ({self.ca_file}, {self.cert_file}): {exc}; "
+                "run scripts/setup to create the test PKI or fix the [sync] paths",
+                host=self.host,
+                port=self.port,
+            ) from exc
+        return context
+
+
+def _fast_ack(raw: bytes) -> Ack:
+    # The hot path (one ack per uplink message): pydantic's JSON parser straight away; the
+    # slow path only to build a good error message.
+    try:
+        return Ack.model_validate_json(raw)
+    except ValueError:
+        return parse_ack(raw)
+
+
+class MqttTransport:
+    """A :class:`~edge_sync.transport.Transport` over MQTT; use as ``async with``."""
+
+    def __init__(
+        self,
+        settings: MqttLinkSettings,
+        *,
+        on_downlink: DownlinkCallback | None = None,
+        on_late_ack: Callable[[Ack], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_downlink = on_downlink
+        self._on_late_ack = on_late_ack
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._waiters: dict[str, asyncio.Future[Ack]] = {}
+        self._window = asyncio.Semaphore(settings.max_inflight)
+        self._send_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._tls = settings.tls_context()
+        self.last_error: str | None = None
+        self.connections = 0
+
+    @property
+    def name(self) -> str:
+        return "mqtt"
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def __aenter__(self) -> MqttTransport:
+        self._task = asyncio.create_task(self._connection_loop(), name="sync-mqtt-connection")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once connected (subscriptions in place), False after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _make_client(self) -> aiomqtt.Client:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._settings.session_expiry_s
+        client = aiomqtt.Client(
+            self._settings.host,
+            self._settings.port,
+            identifier=self._settings.identifier,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            keepalive=self._settings.keepalive,
+            properties=properties,
+            tls_context=self._tls,
+            max_inflight_messages=self._settings.max_inflight,
+            timeout=10,
+        )
+        # aiomqtt logs a warning per publish beyond 10 pending ones; ours are bounded on purpose.
+        client.pending_calls_threshold = self._settings.max_inflight + 1
+        return client
+
+    async def _connection_loop(self) -> None:
+        delay = self._settings.reconnect_min_s
+        terminal_id = self._settings.terminal_id
+        while True:
+            try:
+                async with self._make_client() as client:
+                    await client.subscribe(
+                        [(ack_topic(terminal_id), 1), (downlink_wildcard(terminal_id), 1)]
+                    )
+                    self._client = client
+                    self._connected.set()
+                    self.connections += 1
+                    self.last_error = None
+                    delay = self._settings.reconnect_min_s
+                    log.info(
+                        "sync: MQTT connected to %s:%s", self._settings.host, self._settings.port
+                    )
+                    async for message in client.messages:
+                        await self._dispatch(str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                self.last_error = str(exc)
+                log.warning("sync: MQTT link down (%s); reconnecting in %.1f s", exc, delay)
+            finally:
+                self._client = None
+                self._connected.clear()
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(self._settings.reconnect_max_s, delay * 2)
+
+    async def _dispatch(self, topic: str, payload: object) -> None:
+        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+        try:
+            _, direction, kind = parse_topic(topic)
+        except MessageFormatError:
+            log.warning("sync: message on unexpected topic %r ignored", topic)
+            return
+        if direction == "ack":
+            try:
+                ack = _fast_ack(raw)
+            except MessageFormatError as exc:
+                log.warning("sync: malformed ack ignored: %s", exc)
+                return
+            waiter = self._waiters.pop(ack.message_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(ack)
+            elif self._on_late_ack is not None:
+                self._on_late_ack(ack)
+        elif direction == "down" and kind is not None and self._on_downlink is not None:
+            try:
+                await self._on_downlink(kind, raw)
+            except Exception:  # a bad downlink must not take the link down; it is reported
+                log.exception("sync: downlink handler failed on %s", topic)
+
+    async def _publish(
+        self, client: aiomqtt.Client, envelope: Envelope, waiter: asyncio.Future[Ack]
+    ) -> None:
+        try:
+            await client.publish(
+                uplink_topic(envelope.terminal_id, envelope.kind),
+                envelope.to_json(),
+                qos=1,
+                timeout=math.inf,
+            )
+        except aiomqtt.MqttError as exc:
+            if not waiter.done():
+                waiter.set_exception(TransportError(f"MQTT publish failed: {exc}"))
+        finally:
+            self._window.release()
+
+    async def deliver(self, envelopes: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
+        client = self._client
+        if client is None:
+            raise TransportError(
+                f"MQTT broker {self._settings.host}:{self._settings.port} is not connected"
+                + (f" ({self.last_error})" if self.last_error else ""),
+                host=self._settings.host,
+                port=self._settings.port,
+            )
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[Ack]] = {}
+        publishes: list[asyncio.Task[None]] = []
+        async with self._send_lock:
+            for envelope in envelopes:
+                waiter: asyncio.Future[Ack] = loop.create_future()
+                futures[envelope.message_id] = waiter
+                self._waiters[envelope.message_id] = waiter
+                await self._window.acquire()
+                publishes.append(asyncio.create_task(self._publish(client, envelope, waiter)))
+        try:
+            if futures:
+                await asyncio.wait(futures.values(), timeout=timeout)
+        finally:
+            for task in publishes:
+                task.cancel()  # those still waiting for a PUBACK: the row is retried anyway
+            for message_id in futures:
+                self._waiters.pop(message_id, None)
+        acks: dict[str, Ack] = {}
+        failures: list[BaseException] = []
+        for message_id, waiter in futures.items():
+            if not waiter.done():
+                waiter.cancel()
+            elif waiter.cancelled():
+                continue
+            elif (error := waiter.exception()) is not None:
+                failures.append(error)
+            else:
+                acks[message_id] = waiter.result()
+        if failures and not acks:
+            raise TransportError(str(failures[0]), host=self._settings.host) from failures[0]
+        return acks
