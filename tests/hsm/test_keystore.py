@@ -16,7 +16,7 @@ from pkcs11 import Attribute, ObjectClass
 
 from hsm import AsyncKeyStore, KeyPurpose, KeyStore, luhn_valid, verify_signature
 from hsm import keys as k
-from hsm.cards import CardData, candidate_tokens, mask_pan
+from hsm.cards import CardData, TokenisedCard, candidate_tokens, mask_pan
 from hsm.errors import KeyMissing, SignatureInvalid, TokenSpaceExhausted, VaultBlobInvalid
 from hsm.fake import InMemoryTokenRegistry
 from tests.hsm.pans import pan_with_middle, with_check_digit
@@ -248,21 +248,30 @@ def test_rotation_keeps_old_blobs_and_signatures_usable(hsm_keystore: KeyStore) 
 
 
 def test_eight_threads_agree_with_one(hsm_keystore: KeyStore) -> None:
-    """8 threads × 1,000 tokenisations give exactly what one thread gives (and no crash)."""
+    """8 threads × 1,000 tokenisations (token, fingerprint, version and a vault blob each)
+    give exactly what one thread gives, every blob opens, and nothing crashes."""
     rng = random.Random(7)
     pans = [with_check_digit(str(rng.randrange(10**14, 10**15))) for _ in range(1000)]
     single = KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
-    expected = {pan: single.tokenise_pan(pan) for pan in pans}
+
+    def summary(card: TokenisedCard) -> tuple[str, str, int, int]:
+        return card.token, card.fingerprint, card.key_version, card.vault_key_version
+
+    expected = {pan: summary(single.tokenise(pan, EXPIRY)) for pan in pans}
     shared = KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
-    results: list[dict[str, object]] = [{} for _ in range(8)]
+    results: list[dict[str, tuple[str, str, int, int]]] = [{} for _ in range(8)]
+    blobs: list[tuple[str, str, bytes]] = []
     start = threading.Barrier(8)
 
     def work(n: int) -> None:
         order = pans[:]
         random.Random(n).shuffle(order)
         start.wait()
-        for pan in order:
-            results[n][pan] = shared.tokenise_pan(pan)
+        for i, pan in enumerate(order):
+            card = shared.tokenise(pan, EXPIRY)
+            results[n][pan] = summary(card)
+            if i % 100 == n:
+                blobs.append((pan, card.token, card.vault_blob))
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -271,6 +280,9 @@ def test_eight_threads_agree_with_one(hsm_keystore: KeyStore) -> None:
         thread.join()
     for result in results:
         assert result == expected
+    assert len(blobs) == 80
+    for pan, token, blob in blobs:
+        assert shared.detokenise(token, blob).pan == pan
 
 
 async def test_async_facade(hsm_keystore: KeyStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,29 @@ def test_database_holds_no_clear_pan(hsm_keystore: KeyStore, tmp_path: Path) -> 
         KeyStore(hsm_keystore.owner, StoreTokenRegistry(store)).tokenise(pan, "2712")
         written = b"".join(p.read_bytes() for p in tmp_path.glob("etika.db*"))
     assert pan.encode() not in written and pan[6:12].encode() not in written
+
+
+def test_threads_through_the_store_registry_agree(hsm_keystore: KeyStore,
+                                                  tmp_path: Path) -> None:
+    """4 threads tokenising the same 200 colliding-prone PANs through one store-backed key
+    store get one token per PAN, all distinct, equal to a single-threaded run."""
+    pans = [pan_with_middle("476173", f"{p:02d}0", "0119") for p in range(100)]
+    pans += [pan_with_middle("535110", f"{p:02d}0", "0027") for p in range(100)]
+    with Store.open(tmp_path / "single.db") as store:
+        single = KeyStore(hsm_keystore.owner, StoreTokenRegistry(store))
+        expected = {pan: single.tokenise_pan(pan).token for pan in pans}
+    results: list[dict[str, str]] = [{} for _ in range(4)]
+    with Store.open(tmp_path / "shared.db") as store:
+        shared = KeyStore(hsm_keystore.owner, StoreTokenRegistry(store))
+
+        def work(n: int) -> None:
+            for pan in pans:
+                results[n][pan] = shared.tokenise_pan(pan).token
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert all(result == expected for result in results)
+    assert len(set(expected.values())) == len(pans)
