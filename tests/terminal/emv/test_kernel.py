@@ -319,7 +319,7 @@ async def test_floor_limit_sends_online_and_issuer_approves() -> None:
     assert (result.first_cryptogram, result.cryptogram, result.decision) == (
         "ARQC", "TC", "approved_online")
     assert any(c[1] == 0x82 for c in card.commands)
-    assert int(result.tsi, 16) & 0x0800  # TSI byte 1 b5 issuer authentication performed
+    assert int(result.tsi, 16) & 0x1000  # TSI byte 1 b5 issuer authentication performed
     assert issuer.requests[0].icc_data[0x9F27] == b"\x80"
 
 
