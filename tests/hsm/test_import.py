@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,3 +91,25 @@ def test_signing_keys_are_never_imported(store: KeyStore) -> None:
         store.import_wrapped(KeyPurpose.SIGNING, b"", TEST_TRANSPORT_KEY)
     with pytest.raises(ValueError, match="never imported"):
         wrap_for_import(KeyPurpose.SIGNING, bytes(32))
+
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "hsm_key_import.json").read_text())
+
+
+@pytest.mark.parametrize("vector", VECTORS["aes_key_wrap"], ids=lambda v: v["source"][:16])
+def test_rfc3394_vector_unwraps_in_the_token(store: KeyStore, vector: dict[str, str]) -> None:
+    """The RFC 3394 §4.6 known answer: our software wrap matches it, and the token unwraps
+    it under the test transport key to a key whose KCV is the clear key data's."""
+    kek, key_data = bytes.fromhex(vector["kek"]), bytes.fromhex(vector["key_data"])
+    assert kek == TEST_TRANSPORT_KEY
+    delivery = wrap_for_import(KeyPurpose.VAULT, key_data, kek)
+    assert delivery.wrapped == bytes.fromhex(vector["wrapped"])
+    info = store.import_wrapped(KeyPurpose.VAULT, bytes.fromhex(vector["wrapped"]), kek,
+                                software_kcv(KeyPurpose.VAULT, key_data))
+    assert info.kcv == software_kcv(KeyPurpose.VAULT, key_data)
+
+
+@pytest.mark.parametrize("vector", VECTORS["aes_kcv"], ids=lambda v: v["kcv"])
+def test_aes_kcv_known_answer(vector: dict[str, str]) -> None:
+    """The AES KCV is the first 3 bytes of AES-ECB over a zero block (AESAVS known answer)."""
+    assert software_kcv(KeyPurpose.VAULT, bytes.fromhex(vector["key"])) == vector["kcv"]
