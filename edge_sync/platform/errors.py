@@ -6,6 +6,8 @@
     └── SyncError
         └── PlatformError                 root of the platform's errors
             ├── StorageError              the platform database failed (reconnect, retry later)
+            │   └── UnstorableData        a value cannot be stored (never retry as is: the
+            │                             batch is split and the culprit rejected)
             ├── RegistryError             a terminal key cannot be registered (fix the key file)
             ├── UplinkRejected            one uplink message is refused; ``reason`` goes back
             │   │                         to the terminal in a "rejected" ack
@@ -33,6 +35,7 @@ __all__ = [
     "RegistryError",
     "StorageError",
     "UnknownTerminal",
+    "UnstorableData",
     "UplinkRejected",
 ]
 
@@ -43,6 +46,10 @@ class PlatformError(SyncError):
 
 class StorageError(PlatformError):
     """The platform database cannot be opened, migrated or written; nothing was acknowledged."""
+
+
+class UnstorableData(StorageError):
+    """The database refuses a value of the batch (out of range, invalid text): not an outage."""
 
 
 class RegistryError(PlatformError):

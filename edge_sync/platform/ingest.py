@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,9 @@ from edge_sync.messages import Ack, Envelope, canonical_json, parse_envelope, ut
 from edge_sync.platform.errors import (
     BadSignature,
     MalformedUplink,
+    StorageError,
     UnknownTerminal,
+    UnstorableData,
     UplinkRejected,
 )
 from edge_sync.platform.records import (
@@ -49,11 +52,15 @@ from edge_sync.platform.storage import PlatformStorage
 
 __all__ = ["Ingestor", "RawUplink", "book_payload"]
 
+log = logging.getLogger("etika.platform.ingest")
+
 # A truncated body still often names its message id near the start: quote it back so the
 # terminal knows which outbox row was refused.
 _MESSAGE_ID = re.compile(rb'"message_id"\s*:\s*"([0-9A-Za-z-]{1,64})"')
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _KEY_CACHE_SECONDS = 30.0
+_INT64 = 2**63
+_INT32 = 2**31
 _SIGNS = {"sale": 1, "purchase": 1, "refund": -1}
 
 
@@ -75,6 +82,11 @@ def _message_id_of(body: bytes | Mapping[str, Any]) -> str:
     return match.group(1).decode("ascii") if match else ""
 
 
+def _printable(text: str) -> str:
+    """A channel's terminal id as the rejection log can always store it."""
+    return text[:64].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+
+
 def _int(payload: Mapping[str, Any], key: str, *, minimum: int | None = None) -> int:
     value = payload.get(key)
     # bool is an int in Python but never an amount or a count on the wire.
@@ -82,6 +94,23 @@ def _int(payload: Mapping[str, Any], key: str, *, minimum: int | None = None) ->
         raise MalformedUplink(f"payload.{key} must be an integer")
     if minimum is not None and value < minimum:
         raise MalformedUplink(f"payload.{key} must be >= {minimum}")
+    if not -_INT64 <= value < _INT64:
+        raise MalformedUplink(f"payload.{key} is out of range")
+    return value
+
+
+def _text(value: Any, key: str, *, required: bool = True) -> str | None:
+    """A string the database can hold: no NUL, valid UTF-8, at most 200 characters."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise MalformedUplink(f"{key} must be a non-empty string")
+    if len(value) > 200 or "\x00" in value:
+        raise MalformedUplink(f"{key} must be at most 200 characters, without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedUplink(f"{key} is not valid Unicode text") from exc
     return value
 
 
@@ -102,17 +131,13 @@ def _currency(value: Any, key: str) -> str:
 
 def _transaction(envelope: Envelope) -> TransactionFact:
     payload = envelope.payload
-    transaction_id = payload.get("transaction_id")
-    if not isinstance(transaction_id, str) or not transaction_id:
-        raise MalformedUplink("payload.transaction_id must be a non-empty string")
+    transaction_id = _text(payload.get("transaction_id"), "payload.transaction_id")
     kind = payload.get("type", "sale")
     if kind not in _SIGNS:
         raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
-    state = payload.get("state")
-    if state is not None and not isinstance(state, str):
-        raise MalformedUplink("payload.state must be a string")
+    state = _text(payload.get("state"), "payload.state", required=False)
     return TransactionFact(
-        transaction_id=transaction_id,
+        transaction_id=str(transaction_id),
         business_date=_date(payload.get("business_date", envelope.created_at[:10]),
                             "business_date"),
         currency=_currency(payload.get("currency"), "currency"),
@@ -160,6 +185,12 @@ def _backlog(envelope: Envelope) -> dict[str, int]:
 
 def book_payload(envelope: Envelope) -> Uplink:
     """The row(s) an envelope books; :class:`MalformedUplink` when its payload is unusable."""
+    # The envelope fits the wire contract; these are the limits of the database columns.
+    if envelope.seq >= _INT64:
+        raise MalformedUplink("seq is out of range")
+    if envelope.key_version >= _INT32:
+        raise MalformedUplink("key_version is out of range")
+    _text(envelope.idempotency_key, "idempotency_key")
     uplink = Uplink(
         message_id=envelope.message_id,
         terminal_id=envelope.terminal_id,
@@ -167,7 +198,8 @@ def book_payload(envelope: Envelope) -> Uplink:
         seq=envelope.seq,
         idempotency_key=envelope.idempotency_key,
         created_at=envelope.created_at,
-        envelope_json=json.dumps(envelope.wire(), sort_keys=True, ensure_ascii=False),
+        # ASCII escapes: a NUL or a lone surrogate in a payload string stays storable text.
+        envelope_json=json.dumps(envelope.wire(), sort_keys=True),
     )
     if envelope.kind == "transaction":
         return replace(uplink, transaction=_transaction(envelope))
@@ -235,11 +267,11 @@ class Ingestor:
         key = self._public_key(envelope.terminal_id, envelope.key_version)
         wire = envelope.wire()
         try:
-            key.verify(
-                base64.b64decode(wire["signature"]),
-                canonical_json(wire),
-                ec.ECDSA(hashes.SHA256()),
-            )
+            signed = canonical_json(wire)
+        except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
+            raise MalformedUplink("malformed envelope: text is not valid Unicode") from exc
+        try:
+            key.verify(base64.b64decode(wire["signature"]), signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
             raise BadSignature(
                 "bad signature: does not verify with the registered key "
@@ -257,13 +289,38 @@ class Ingestor:
         for index, raw in enumerate(batch):
             try:
                 good.append((index, self.check(raw)))
-            except UplinkRejected as exc:
+            except StorageError:
+                raise  # the registry lookup failed: the whole batch waits
+            except Exception as exc:
+                # Whatever a message does to our checks, it must not stall the ones after it
+                # (an unexpected error here would be redelivered and fail again for ever).
+                if isinstance(exc, UplinkRejected):
+                    reason = exc.reason
+                else:
+                    log.exception("checking an uplink failed unexpectedly")
+                    reason = f"the platform could not check this message ({type(exc).__name__})"
                 message_id = _message_id_of(raw.body)
-                acks[index] = Ack(message_id=message_id, status="rejected", reason=exc.reason)
-                rejections.append(Rejection(raw.terminal_id, message_id, exc.reason))
+                acks[index] = Ack(message_id=message_id, status="rejected", reason=reason)
+                rejections.append(Rejection(_printable(raw.terminal_id), message_id, reason))
         received_at = self._clock()
-        outcomes = self.storage.ingest([uplink for _, uplink in good], received_at)
-        for (index, _), outcome in zip(good, outcomes, strict=True):
+        try:
+            stored = list(zip(good, self.storage.ingest([u for _, u in good], received_at),
+                              strict=True))
+        except UnstorableData:
+            # One value the database refuses must not block its neighbours for ever:
+            # store one by one and refuse the culprit.
+            stored = []
+            for index, uplink in good:
+                try:
+                    outcome, = self.storage.ingest([uplink], received_at)
+                except UnstorableData as exc:
+                    reason = f"the platform cannot store this message: {exc.__cause__}"
+                    acks[index] = Ack(message_id=uplink.message_id, status="rejected",
+                                      reason=reason)
+                    rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
+                    continue
+                stored.append(((index, uplink), outcome))
+        for (index, _), outcome in stored:
             acks[index] = Ack(
                 message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
             )

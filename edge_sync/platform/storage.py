@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from edge_sync.platform.errors import StorageError
+from edge_sync.platform.errors import StorageError, UnstorableData
 from edge_sync.platform.records import (
     EodTotal,
     IngestOutcome,
@@ -174,6 +174,8 @@ class _SqlStorage:
     """The statements; subclasses say how to connect and which errors the driver raises."""
 
     _errors: tuple[type[BaseException], ...] = ()
+    #: Errors about the values, not the database: retrying the same rows cannot help.
+    _data_errors: tuple[type[BaseException], ...] = (OverflowError, UnicodeEncodeError)
     _begin = "BEGIN"
 
     def __init__(self) -> None:
@@ -220,6 +222,12 @@ class _SqlStorage:
                     conn.execute("ROLLBACK")
                 except self._errors:
                     pass  # the connection is gone; the server rolled back already
+                if isinstance(exc, self._data_errors):
+                    raise UnstorableData(
+                        f"the platform database {self._describe()} cannot store a value of "
+                        f"this batch: {exc}; nothing of it was committed",
+                        database=self._describe(),
+                    ) from exc
                 if isinstance(exc, self._errors):
                     raise StorageError(
                         f"the platform database {self._describe()} failed: {exc}; "
@@ -490,6 +498,7 @@ class SqliteStorage(_SqlStorage):
     """The platform database in one SQLite file (WAL, synchronous=FULL)."""
 
     _errors = (sqlite3.Error,)
+    _data_errors = (sqlite3.DataError, OverflowError, UnicodeEncodeError)
     # IMMEDIATE takes the write lock up front, so two processes on one file queue instead
     # of failing half-way through a batch.
     _begin = "BEGIN IMMEDIATE"
@@ -533,6 +542,7 @@ class PostgresStorage(_SqlStorage):
 
         self._psycopg = psycopg
         self._errors = (psycopg.Error,)
+        self._data_errors = (psycopg.DataError, OverflowError, UnicodeEncodeError)
         self.url, self.schema = _split_schema(url)
         self._connection: Any = None
         self.migrate()

@@ -185,3 +185,93 @@ def test_canonical_json_is_what_is_verified(registered: SoftwareSigner) -> None:
     message = envelope(registered)
     text = canonical_json(message.wire()).decode()
     assert '"signature"' not in text and ", " not in text
+
+
+@pytest.mark.parametrize(
+    ("change",                                                            "reason"),
+    [
+        ({"payload": {"transaction_id": "t", "amount_minor": 2**70,
+                      "currency": "MAD"}},                                  "out of range"),
+        ({"payload": {"transaction_id": "t\x00x", "amount_minor": 1,
+                      "currency": "MAD"}},                                  "without NUL"),
+        ({"seq": 2**64},                                                    "seq is out of range"),
+        ({"idempotency_key": "k\x00"},                                      "without NUL"),
+    ],
+)
+def test_values_the_database_cannot_hold_are_rejected(
+    storage: PlatformStorage, registered: SoftwareSigner, change: dict[str, Any], reason: str
+) -> None:
+    """Signed values beyond the columns' limits are refused, never retried for ever."""
+    from edge_sync.messages import build_envelope
+
+    fields: dict[str, Any] = {"terminal_id": TERMINAL_ID, "kind": "transaction", "seq": 1,
+                              "idempotency_key": "k", "payload": {}}
+    fields.update(change)
+    message = build_envelope(registered, **fields)
+    neighbour = envelope(registered)
+    acks = Ingestor(storage).ingest([raw(message), raw(neighbour)])
+    assert acks[0].status == "rejected" and acks[0].reason is not None
+    assert reason in acks[0].reason
+    assert acks[1].status == "accepted"
+
+
+class RefusesOne:
+    """A database that cannot store one particular message (a value it refuses)."""
+
+    def __init__(self, inner: PlatformStorage, message_id: str) -> None:
+        self.inner, self.message_id = inner, message_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def ingest(self, uplinks: Any, received_at: str) -> Any:
+        from edge_sync.platform.errors import UnstorableData
+
+        if any(u.message_id == self.message_id for u in uplinks):
+            raise UnstorableData("refused") from ValueError("value out of range")
+        return self.inner.ingest(uplinks, received_at)
+
+
+def test_unstorable_message_is_isolated_from_its_batch(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """When the database refuses a value, the batch is split and only the culprit rejected."""
+    batch = [envelope(registered) for _ in range(3)]
+    ingestor = Ingestor(RefusesOne(storage, batch[1].message_id))  # type: ignore[arg-type]
+    acks = ingestor.ingest([raw(m) for m in batch])
+    assert [a.status for a in acks] == ["accepted", "rejected", "accepted"]
+    assert acks[1].reason is not None and "cannot store" in acks[1].reason
+    assert storage.message_count() == 2
+
+
+def test_lone_surrogate_is_rejected_not_raised(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """JSON may escape a lone surrogate no UTF-8 can carry: a rejection, not a crash."""
+    wire = envelope(registered).wire()
+    body = json.dumps(wire).replace('"state": "completed"', '"state": "\\ud800"').encode()
+    assert b"ud800" in body
+    ack, = Ingestor(storage).ingest([raw(body)])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and "not valid Unicode" in ack.reason
+
+
+def test_an_unexpected_error_in_checks_rejects_only_that_message(
+    storage: PlatformStorage, registered: SoftwareSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug hit by one message rejects it with a reason; its neighbours are stored."""
+    import edge_sync.platform.ingest as ingest_module
+
+    poisoned = envelope(registered, kind="note", payload={})
+    real = ingest_module.book_payload
+
+    def explode(env: Any) -> Any:
+        if env.message_id == poisoned.message_id:
+            raise KeyError("boom")
+        return real(env)
+
+    monkeypatch.setattr(ingest_module, "book_payload", explode)
+    good = envelope(registered)
+    acks = Ingestor(storage).ingest([raw(poisoned, kind="note"), raw(good)])
+    assert [a.status for a in acks] == ["rejected", "accepted"]
+    assert acks[0].reason is not None and "KeyError" in acks[0].reason
