@@ -4,11 +4,11 @@ The names other packages use::
 
     from hsm import HsmSettings, KeyStore, AsyncKeyStore, KeyPurpose
     from hsm import verify_signature, encrypt_card, decrypt_card
-    from hsm import Signer, TokenRegistry            # Protocols
-    from hsm.fake import InMemoryTokenRegistry, SoftwareSigner
+    from hsm import CardKeyStore, Signer, TokenRegistry   # Protocols
+    from hsm.fake import InMemoryTokenRegistry, SoftwareKeyStore, SoftwareSigner
 """
 
-from hsm.base import Signer, TokenRegistry
+from hsm.base import CardKeyStore, Signer, TokenRegistry
 from hsm.cards import CardData, CardToken, TokenisedCard, luhn_valid, mask_pan
 from hsm.config import DEFAULT_MODULE, DEFAULT_TOKEN_LABEL, HsmSettings
 from hsm.keys import KeyInfo, KeyPurpose
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_TOKEN_LABEL",
     "AsyncKeyStore",
     "CardData",
+    "CardKeyStore",
     "CardToken",
     "HsmSettings",
     "KeyInfo",

@@ -5,6 +5,10 @@ terminal is declared here as a :class:`typing.Protocol` and handed in: the termi
 SQLite store implements :class:`TokenRegistry` (``terminal/store/token_map.py``), and
 :class:`hsm.fake.InMemoryTokenRegistry` implements it for tests and tools.
 
+:class:`CardKeyStore` is what the terminal asks of the key store for cards and signatures:
+:class:`hsm.keystore.KeyStore` does it in the PKCS#11 token, :class:`hsm.fake.SoftwareKeyStore`
+in process memory with the same formats (tests and demos without a token).
+
 :class:`Signer` is what ``edge_sync`` and the journal need to sign checkpoints, sync
 batches and PoP records; :meth:`hsm.keystore.KeyStore.signer` gives one that signs in the
 token, :class:`hsm.fake.SoftwareSigner` one with a key in memory (tests only).
@@ -15,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Signer", "TokenRegistry"]
+from hsm.cards import CardData, CardToken, TokenisedCard
+
+__all__ = ["CardKeyStore", "Signer", "TokenRegistry"]
 
 
 @runtime_checkable
@@ -59,3 +65,36 @@ class Signer(Protocol):
     def public_key_pem(self) -> bytes:
         """PEM SubjectPublicKeyInfo of the key :meth:`sign` uses now."""
         ...
+
+
+@runtime_checkable
+class CardKeyStore(Protocol):
+    """Tokenisation, vault, the P2PE hand-off and signing, as the terminal uses them."""
+
+    @property
+    def signing_key_version(self) -> int: ...
+
+    def tokenise(self, pan: str, expiry: str) -> TokenisedCard:
+        """Token, fingerprint, vault blob and key versions of a card (offline)."""
+        ...
+
+    def tokenise_pan(self, pan: str) -> CardToken:
+        """Token and fingerprint only (velocity checks, blacklists)."""
+        ...
+
+    def fingerprint(self, pan: str, key_version: int | None = None) -> str: ...
+
+    def detokenise(self, token: str, vault_blob: bytes) -> CardData:
+        """Open a vault blob: only on the authorised path to the PSP."""
+        ...
+
+    def encrypt_for_psp(self, token: str, vault_blob: bytes, psp_public_key_pem: bytes,
+                        context: bytes = b"") -> bytes:
+        """Open a vault blob and encrypt the card for one PSP (:mod:`hsm.p2pe`)."""
+        ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key_pem(self, version: int | None = None) -> bytes: ...
+
+    def signer(self) -> Signer: ...

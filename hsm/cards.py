@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "HASHED_CANDIDATES",
+    "PAN_DOMAIN",
     "CardData",
     "CardToken",
     "TokenisedCard",
@@ -26,6 +27,9 @@ __all__ = [
 
 #: Candidates drawn from hashes of the fingerprint before the exhaustive sweep starts.
 HASHED_CANDIDATES = 64
+
+#: Domain prefix of the tokenisation HMAC: fingerprint = HMAC-SHA256(key, PAN_DOMAIN || PAN).
+PAN_DOMAIN = b"etika-pan:"
 
 
 # Digit bytes to their value, and to the Luhn value of the doubled digit (2d, minus 9 if

@@ -33,7 +33,15 @@ from hsm import keys as k
 from hsm import session as sess
 from hsm import vault
 from hsm.base import TokenRegistry
-from hsm.cards import CardData, CardToken, TokenisedCard, candidate_tokens, check_pan, mask_pan
+from hsm.cards import (
+    PAN_DOMAIN,
+    CardData,
+    CardToken,
+    TokenisedCard,
+    candidate_tokens,
+    check_pan,
+    mask_pan,
+)
 from hsm.config import HsmSettings
 from hsm.errors import KeyImportFailed, KeyMissing, TokenSpaceExhausted
 from hsm.keys import KeyInfo, KeyPurpose
@@ -41,12 +49,11 @@ from hsm.p2pe import encrypt_card
 from hsm.session import SessionOwner
 from hsm.signing import raw_to_der
 
-__all__ = ["AsyncKeyStore", "KeyStore", "KeyStoreStatus", "TokenSigner"]
+__all__ = ["PAN_DOMAIN", "AsyncKeyStore", "KeyStore", "KeyStoreStatus", "TokenSigner"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-PAN_DOMAIN = b"etika-pan:"
 
 
 @dataclass(frozen=True)

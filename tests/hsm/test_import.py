@@ -113,3 +113,23 @@ def test_rfc3394_vector_unwraps_in_the_token(store: KeyStore, vector: dict[str, 
 def test_aes_kcv_known_answer(vector: dict[str, str]) -> None:
     """The AES KCV is the first 3 bytes of AES-ECB over a zero block (AESAVS known answer)."""
     assert software_kcv(KeyPurpose.VAULT, bytes.fromhex(vector["key"])) == vector["kcv"]
+
+
+def test_software_key_store_agrees_with_the_token(store: KeyStore) -> None:
+    """With the same keys, the in-memory fake and the token give the same tokens and
+    fingerprints, and each opens the other's vault blobs: the formats are one."""
+    from hsm.base import CardKeyStore
+    from hsm.fake import SoftwareKeyStore
+
+    tok_key, vault_key = os.urandom(32), os.urandom(32)
+    for purpose, key in ((KeyPurpose.TOKENISATION, tok_key), (KeyPurpose.VAULT, vault_key)):
+        delivery = wrap_for_import(purpose, key)
+        store.import_wrapped(purpose, delivery.wrapped, TEST_TRANSPORT_KEY, delivery.kcv)
+    fake = SoftwareKeyStore(tokenisation_keys={store.tokenisation_key_version: tok_key},
+                            vault_keys={store.vault_key_version: vault_key})
+    assert isinstance(fake, CardKeyStore) and isinstance(store, CardKeyStore)
+    in_token, in_memory = store.tokenise(PAN, "2712"), fake.tokenise(PAN, "2712")
+    assert (in_token.token, in_token.fingerprint, in_token.key_version) == \
+        (in_memory.token, in_memory.fingerprint, in_memory.key_version)
+    assert fake.detokenise(in_token.token, in_token.vault_blob).pan == PAN
+    assert store.detokenise(in_memory.token, in_memory.vault_blob).pan == PAN
