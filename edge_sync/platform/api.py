@@ -137,6 +137,7 @@ def create_app(
             "backlog_total": sum(s.as_json()["backlog_total"] for s in summaries),
             "messages": sum(s.messages for s in summaries),
             "rejected": sum(s.rejected for s in summaries),
+            "unbooked": sum(s.unbooked for s in summaries),
             "business_date": date,
             "totals_by_currency": _by_currency(totals),
         }

@@ -129,15 +129,20 @@ def _currency(value: Any, key: str) -> str:
     return value
 
 
-def _transaction(envelope: Envelope) -> TransactionFact:
+def _transaction(envelope: Envelope) -> TransactionFact | None:
+    """The booked transaction, or ``None`` when the payload carries no amount to book."""
     payload = envelope.payload
-    transaction_id = _text(payload.get("transaction_id"), "payload.transaction_id")
+    if "amount_minor" not in payload and "currency" not in payload:
+        # A record without money (an early state report, another writer's shape): kept as
+        # received and counted as unbooked, never refused — refusing would dead-letter it.
+        return None
+    transaction_id = payload.get("transaction_id", payload.get("id", envelope.idempotency_key))
     kind = payload.get("type", "sale")
     if kind not in _SIGNS:
         raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
     state = _text(payload.get("state"), "payload.state", required=False)
     return TransactionFact(
-        transaction_id=str(transaction_id),
+        transaction_id=str(_text(transaction_id, "payload.transaction_id")),
         business_date=_date(payload.get("business_date", envelope.created_at[:10]),
                             "business_date"),
         currency=_currency(payload.get("currency"), "currency"),
@@ -202,7 +207,8 @@ def book_payload(envelope: Envelope) -> Uplink:
         envelope_json=json.dumps(envelope.wire(), sort_keys=True),
     )
     if envelope.kind == "transaction":
-        return replace(uplink, transaction=_transaction(envelope))
+        fact = _transaction(envelope)
+        return replace(uplink, transaction=fact, booked=fact is not None)
     if envelope.kind == "eod_totals":
         business_date, totals = _eod(envelope)
         return replace(uplink, eod_date=business_date, eod_totals=totals)

@@ -6,10 +6,13 @@ stored as received and only counted):
 ``transaction``
     ``{"transaction_id": str, "amount_minor": int, "currency": "MAD", "business_date":
     "YYYY-MM-DD", "type": "sale"|"refund", "state": str}`` — one row per transaction id, the
-    highest ``seq`` wins (a terminal reports each state change). ``type`` defaults to sale
-    (a refund counts negative); ``business_date`` defaults to the date of ``created_at``; a
-    transaction counts in the totals when its latest ``state`` is absent or one of
-    :data:`COUNTED_STATES` (the financial leg stands).
+    highest ``seq`` wins (a terminal reports each state change). The id falls back to
+    ``id`` then to the envelope's ``idempotency_key``; ``type`` defaults to sale (a refund
+    counts negative); ``business_date`` to the date of ``created_at``. A transaction counts
+    in the totals when its latest ``state`` is absent or one of :data:`COUNTED_STATES` (the
+    financial leg stands). A transaction message with neither ``amount_minor`` nor
+    ``currency`` is stored but not booked (the fleet API counts it as ``unbooked``); one
+    whose booking fields are present but wrong is refused.
 ``eod_totals``
     ``{"business_date": "YYYY-MM-DD", "totals": [{"currency": "MAD", "count": int,
     "amount_minor": int}, ...]}`` — the terminal's end-of-day totals; a later report for the
@@ -75,6 +78,8 @@ class Uplink:
     eod_date: str | None = None
     eod_totals: tuple[EodTotal, ...] = ()
     backlog: dict[str, int] | None = None
+    #: ``False`` for a transaction message without an amount: stored, not in the totals.
+    booked: bool = True
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class TerminalSummary:
     backlog_reported_at: str | None = None
     messages: int = 0
     rejected: int = 0
+    unbooked: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -129,4 +135,5 @@ class TerminalSummary:
             "backlog_reported_at": self.backlog_reported_at,
             "messages": self.messages,
             "rejected": self.rejected,
+            "unbooked": self.unbooked,
         }

@@ -63,6 +63,7 @@ SCHEMA = (
         idempotency_key TEXT NOT NULL,
         created_at TEXT NOT NULL,
         received_at TEXT NOT NULL,
+        booked INTEGER NOT NULL,
         envelope TEXT NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS platform_messages_by_terminal
         ON platform_messages (terminal_id, seq)""",
@@ -96,8 +97,9 @@ SCHEMA = (
 )
 
 _INSERT_MESSAGE = """INSERT INTO platform_messages
-    (message_id, terminal_id, kind, seq, idempotency_key, created_at, received_at, envelope)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    (message_id, terminal_id, kind, seq, idempotency_key, created_at, received_at, booked,
+     envelope)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (message_id) DO NOTHING
     RETURNING message_id"""
 
@@ -115,7 +117,9 @@ _UPSERT_TRANSACTION = """INSERT INTO platform_transactions
 _TERMINALS = """SELECT t.terminal_id, t.registered_at, t.last_seen_at, t.backlog,
         t.backlog_reported_at,
         (SELECT COUNT(*) FROM platform_messages m WHERE m.terminal_id = t.terminal_id),
-        (SELECT COUNT(*) FROM platform_rejections r WHERE r.terminal_id = t.terminal_id)
+        (SELECT COUNT(*) FROM platform_rejections r WHERE r.terminal_id = t.terminal_id),
+        (SELECT COUNT(*) FROM platform_messages m
+            WHERE m.terminal_id = t.terminal_id AND m.booked = 0)
     FROM platform_terminals t"""
 
 
@@ -295,6 +299,7 @@ class _SqlStorage:
                         uplink.idempotency_key,
                         uplink.created_at,
                         received_at,
+                        int(uplink.booked),
                         uplink.envelope_json,
                     ),
                 ).fetchone()
@@ -408,6 +413,7 @@ class _SqlStorage:
                     backlog_reported_at=row[4],
                     messages=int(row[5]),
                     rejected=int(row[6]),
+                    unbooked=int(row[7]),
                 )
                 for row in rows.fetchall()
             ]

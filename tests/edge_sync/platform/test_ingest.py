@@ -131,7 +131,8 @@ def test_channel_must_match_the_envelope(
 @pytest.mark.parametrize(
     ("payload",                                                               "reason"),
     [
-        ({"amount_minor": 1, "currency": "MAD"},                               "transaction_id"),
+        ({"amount_minor": 1, "currency": "MAD", "transaction_id": ""},         "transaction_id"),
+        ({"amount_minor": 1},                                                  "currency"),
         ({"transaction_id": "t", "amount_minor": "1", "currency": "MAD"},      "amount_minor"),
         ({"transaction_id": "t", "amount_minor": True, "currency": "MAD"},     "amount_minor"),
         ({"transaction_id": "t", "amount_minor": 1, "currency": "dirham"},     "currency"),
@@ -275,3 +276,30 @@ def test_an_unexpected_error_in_checks_rejects_only_that_message(
     acks = Ingestor(storage).ingest([raw(poisoned, kind="note"), raw(good)])
     assert [a.status for a in acks] == ["rejected", "accepted"]
     assert acks[0].reason is not None and "KeyError" in acks[0].reason
+
+
+def test_transaction_without_an_amount_is_stored_unbooked(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A signed transaction record with no money is kept (never dead-lettered) and flagged."""
+    message = envelope(registered, payload={"id": "pay-1", "state": "authorising"})
+    ack, = Ingestor(storage).ingest([raw(message)])
+    assert ack.status == "accepted"
+    assert storage.transaction_totals() == []
+    summary = storage.terminal(TERMINAL_ID)
+    assert summary is not None and (summary.messages, summary.unbooked) == (1, 1)
+
+
+def test_transaction_id_falls_back_to_id_then_idempotency_key(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """Two records of one payment (by ``id``) are one transaction; the later state wins."""
+    money = {"amount_minor": 700, "currency": "MAD", "business_date": "2026-11-21"}
+    ingestor = Ingestor(storage)
+    ingestor.ingest([raw(envelope(registered, payload={**money, "id": "p", "state": "completed"},
+                                  seq=1)),
+                     raw(envelope(registered, payload={**money, "id": "p", "state": "reversed"},
+                                  seq=2)),
+                     raw(envelope(registered, payload=money, seq=3))])
+    totals = storage.transaction_totals("2026-11-21")
+    assert [(t.count, t.amount_minor) for t in totals] == [(1, 700)]
