@@ -21,8 +21,10 @@ from hsm.provision import init_token
 from hsm.transport import TEST_TRANSPORT_KEY, parse_import_file
 from terminal.cli.context import CliContext
 from terminal.errors import ConfigError
+from terminal.store import Store
+from terminal.store.token_map import StoreTokenRegistry
 
-__all__ = ["register"]
+__all__ = ["hsm_settings", "open_key_store", "register"]
 
 
 def register(groups: Any) -> None:
@@ -68,8 +70,13 @@ def register(groups: Any) -> None:
     public.set_defaults(handler=_public_key)
 
 
-def _settings(ctx: CliContext, args: argparse.Namespace) -> HsmSettings:
-    module = args.module or os.environ.get("ETIKA_PKCS11_MODULE")
+def hsm_settings(ctx: CliContext, module: str | None = None) -> HsmSettings:
+    """Where the key store is for this command: data dir, module and token label.
+
+    ``module`` (a ``--module`` option) beats ``ETIKA_PKCS11_MODULE``, which beats the
+    profile's ``[hsm] pkcs11_module``; the label is the profile's ``[hsm] token_label``.
+    """
+    module = module or os.environ.get("ETIKA_PKCS11_MODULE")
     label = None
     try:
         profile_hsm = ctx.profile().hsm
@@ -84,6 +91,17 @@ def _settings(ctx: CliContext, args: argparse.Namespace) -> HsmSettings:
     return settings if label is None else HsmSettings(
         data_dir=settings.data_dir, module=settings.module, token_label=label
     )
+
+
+def open_key_store(ctx: CliContext, store: Store | None = None,
+                   module: str | None = None) -> KeyStore:
+    """The wired key store: tokenising through ``store``'s token map when one is given."""
+    registry = StoreTokenRegistry(store) if store is not None else None
+    return KeyStore.open(hsm_settings(ctx, module), registry)
+
+
+def _settings(ctx: CliContext, args: argparse.Namespace) -> HsmSettings:
+    return hsm_settings(ctx, args.module)
 
 
 def _init(ctx: CliContext, args: argparse.Namespace) -> int:

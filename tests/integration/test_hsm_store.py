@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hsm import KeyStore, luhn_valid
+from hsm import HsmSettings, KeyStore, luhn_valid
 from terminal.store import Store
 from terminal.store.token_map import StoreTokenRegistry
 from tests.hsm.pans import pan_with_middle
@@ -64,3 +64,21 @@ def test_threads_through_the_store_registry_agree(hsm_keystore: KeyStore,
             thread.join()
     assert all(result == expected for result in results)
     assert len(set(expected.values())) == len(pans)
+
+
+def test_cli_wiring_opens_the_store_backed_key_store(
+    hsm_keystore: KeyStore, hsm_settings: HsmSettings, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """open_key_store(ctx, store) takes the profile's token label and the store's token map."""
+    from terminal.cli.cmd_hsm import hsm_settings as settings_for
+    from terminal.cli.cmd_hsm import open_key_store
+    from terminal.cli.context import CliContext
+
+    monkeypatch.setenv("ETIKA_HSM_PIN", hsm_settings.pin())
+    ctx = CliContext(profile_name="default", data_dir=tmp_path)
+    assert settings_for(ctx).token_label == "etika-terminal"
+    assert settings_for(ctx, "/x/lib.so").module == "/x/lib.so"
+    with Store.open(tmp_path / "etika.db") as store, open_key_store(ctx, store) as keystore:
+        token = keystore.tokenise_pan("4761739001010119").token
+        assert StoreTokenRegistry(store).fingerprint_of(token) is not None
