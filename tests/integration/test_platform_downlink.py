@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -12,16 +11,15 @@ import pytest
 from edge_sync.errors import SignatureError
 from edge_sync.messages import Downlink, downlink_wildcard, parse_downlink, verify_downlink
 from terminal.cli.main import main
-from tests.integration._platform_broker import Broker, start_broker
+from tests.fixtures.mosquitto import MosquittoBroker as Broker
 
 pytestmark = pytest.mark.network
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    started = start_broker(tmp_path)
-    yield started
-    started.stop()
+def broker(mosquitto: Broker) -> Broker:
+    """The shared Mosquitto fixture (plain and TLS listeners, free loopback ports)."""
+    return mosquitto
 
 
 async def _retained(broker: Broker, terminal_id: str) -> list[tuple[Downlink, bool]]:

@@ -28,7 +28,8 @@ from edge_sync.platform.records import IngestOutcome, Uplink
 from edge_sync.platform.storage import PlatformStorage, open_storage
 from edge_sync.signing import SoftwareSigner
 from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
-from tests.integration._platform_broker import Broker, free_port, start_broker
+from tests.fixtures.mosquitto import MosquittoBroker as Broker
+from tests.fixtures.mosquitto import free_port
 
 pytestmark = pytest.mark.network
 
@@ -37,10 +38,9 @@ _client_ids = itertools.count(1)
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    started = start_broker(tmp_path)
-    yield started
-    started.stop()
+def broker(mosquitto: Broker) -> Broker:
+    """The shared Mosquitto fixture (plain and TLS listeners, free loopback ports)."""
+    return mosquitto
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
