@@ -55,7 +55,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-
 @dataclass(frozen=True)
 class KeyStoreStatus:
     """``etika hsm status``: the token and every key, never key material."""
@@ -260,10 +259,14 @@ class KeyStore:
 
     def rotate(self, purpose: KeyPurpose) -> int:
         """Create the next version of ``purpose``'s key; new work uses it. Returns it."""
-        version = (self._versions.get(purpose) or [0])[-1] + 1
-        label = k.key_label(purpose, version)
-        self._owner.run(lambda s: k.generate_key(s, purpose, version),
-                        where=f"generating {label}", key_label=label)
+        def create(session: pkcs11.Session) -> int:
+            # The next version is read from the token under the lock, not from this
+            # store's cache: another process (etika hsm rotate) may have rotated since.
+            version = _next_version(session, purpose)
+            k.generate_key(session, purpose, version)
+            return version
+
+        version = self._owner.run(create, where=f"generating the next {purpose.value} key")
         self.refresh()
         return version
 
@@ -291,10 +294,9 @@ class KeyStore:
             raise ValueError("signing keys are generated in the token, never imported")
         if len(transport_key) not in (16, 24, 32):
             raise ValueError("a transport key is an AES key of 16, 24 or 32 bytes")
-        version = (self._versions.get(purpose) or [0])[-1] + 1
-        label = k.key_label(purpose, version)
-
         def unwrap(session: pkcs11.Session) -> KeyInfo:
+            version = _next_version(session, purpose)
+            label = k.key_label(purpose, version)
             kek = session.create_object({
                 Attribute.CLASS: ObjectClass.SECRET_KEY,
                 Attribute.KEY_TYPE: KeyType.AES,
@@ -332,7 +334,7 @@ class KeyStore:
                 )
             return k.describe_key(session, purpose, version, current=True)
 
-        info = self._owner.run(unwrap, where=f"importing {label}", key_label=label)
+        info = self._owner.run(unwrap, where=f"importing a {purpose.value} key")
         self.refresh()
         return info
 
@@ -389,6 +391,10 @@ class TokenSigner:
 
     def __repr__(self) -> str:
         return f"<TokenSigner {self._store!r}>"
+
+
+def _next_version(session: pkcs11.Session, purpose: KeyPurpose) -> int:
+    return (k.list_keys(session)[purpose] or [0])[-1] + 1
 
 
 def _generate_first(session: pkcs11.Session, purpose: KeyPurpose) -> None:

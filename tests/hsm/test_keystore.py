@@ -336,3 +336,14 @@ def test_token_signer_satisfies_both_signer_protocols(hsm_keystore: KeyStore) ->
     assert isinstance(signer, Signer) and isinstance(signer, SyncSigner)
     assert signer.key_version == hsm_keystore.signing_key_version
     sync_verify(signer.public_key_pem(), b"uplink", signer.sign(b"uplink"))
+
+
+def test_rotation_from_a_stale_store_takes_the_next_free_version(hsm_keystore: KeyStore) -> None:
+    """A store whose cached versions are stale (another process rotated) still creates the
+    next free version, never a second key with an existing label."""
+    first = KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
+    stale = KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
+    v1 = first.rotate(KeyPurpose.SIGNING)
+    v2 = stale.rotate(KeyPurpose.SIGNING)
+    assert v2 == v1 + 1 and stale.signing_key_version == v2
+    verify_signature(stale.public_key_pem(), b"x", stale.sign(b"x"))
