@@ -344,6 +344,10 @@ class PspConfig(_Strict):
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     tls: bool = False
     p2pe_public_key: str | None = None  # PEM file, relative to the profile directory
+    # Circuit breaker: open after this many failures within the window, probe after reset.
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_window_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    breaker_reset_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
 
     @model_validator(mode="after")
     def _endpoint(self) -> PspConfig:

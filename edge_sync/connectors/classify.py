@@ -48,8 +48,9 @@ def classify_stripe(status: str | None, code: str | None) -> Outcome:
 
 
 _PAYPAL_APPROVED = frozenset({"0000", "00N7", "0100"})
-_PAYPAL_RETRY = frozenset({"9500", "9520", "1000", "5400"})
-_PAYPAL_REFER = frozenset({"0500"})
+#: Processor "9100" (issuer unavailable) and the HTTP error names of a 429/5xx answer.
+_PAYPAL_RETRY = frozenset({"9100", "SERVICE_UNAVAILABLE", "INTERNAL_SERVER_ERROR",
+                           "RATE_LIMIT_REACHED"})
 
 
 def classify_paypal(status: str | None, code: str | None) -> Outcome:
@@ -60,6 +61,4 @@ def classify_paypal(status: str | None, code: str | None) -> Outcome:
         return Outcome.APPROVE
     if code in _PAYPAL_RETRY:
         return Outcome.RETRY
-    if code in _PAYPAL_REFER:
-        return Outcome.REFER
-    return Outcome.DECLINE
+    return Outcome.DECLINE  # PayPal has no voice referral: "refer" never comes from it

@@ -44,7 +44,13 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.classify import classify_paypal
 from edge_sync.connectors.errors import MalformedResponse
-from edge_sync.connectors.rest import HttpAnswer, RestClient, RestSettings, require
+from edge_sync.connectors.rest import (
+    HttpAnswer,
+    RestClient,
+    RestSettings,
+    SentRequests,
+    require,
+)
 
 __all__ = ["PayPalConnector"]
 
@@ -63,6 +69,9 @@ class PayPalConnector:
         self.settings = settings
         self._http = RestClient(settings, auth_header=f"Bearer {settings.api_key}",
                                 transport=transport)
+        # A resent request must be byte-for-byte the first one (the PSP refuses a known
+        # idempotency key with other parameters), and a fresh P2PE envelope never is.
+        self._sent = SentRequests()
 
     @property
     def name(self) -> str:
@@ -90,6 +99,9 @@ class PayPalConnector:
     async def _create(self, request: AuthorisationRequest, operation: Operation) -> PspResponse:
         key = request.idempotency_key
         card = request.card
+        cached = self._sent.get(key, operation.value)
+        if cached is not None:
+            return await self._send_create(cached, operation, key, request.amount)
         envelope = card.encryptor.envelope_for(self.settings.p2pe_public_key, key.encode())
         source: dict[str, Any] = {
             "p2pe_envelope": base64.b64encode(envelope).decode(),
@@ -111,9 +123,14 @@ class PayPalConnector:
                                 "amount": _money(request.amount)}],
             "payment_source": {"card": source},
         }
+        self._sent.put(key, operation.value, body)
+        return await self._send_create(body, operation, key, request.amount)
+
+    async def _send_create(self, body: dict[str, Any], operation: Operation, key: str,
+                           amount: Amount) -> PspResponse:
         where = self._where(operation, key)
         answer = await self._post("/v2/checkout/orders", body, key, where)
-        return self._order_response(answer, operation, key, request.amount, where)
+        return self._order_response(answer, operation, key, amount, where)
 
     def _retry(self, answer: HttpAnswer, operation: Operation, reference: PspReference
                ) -> PspResponse:
@@ -246,7 +263,8 @@ class PayPalConnector:
         outcome = Outcome.APPROVE if answer.status < 300 else Outcome.RETRY
         return PspResponse(outcome=outcome, code=str(answer.status),
                            message=str(answer.body.get("status", "")), operation=Operation.ECHO,
-                           reference=PspReference(connector=self.name, transaction_id=""))
+                           reference=PspReference(connector=self.name, transaction_id="",
+                                                  operation=Operation.ECHO.value))
 
     async def aclose(self) -> None:
         await self._http.aclose()

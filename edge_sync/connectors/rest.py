@@ -24,6 +24,7 @@ being processed) — Stripe's documented semantics, which PayPal's mostly share.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,14 @@ from edge_sync.connectors.errors import (
     PspUnreachable,
 )
 
-__all__ = ["HttpAnswer", "RestClient", "RestSettings", "map_httpx_error", "require"]
+__all__ = [
+    "HttpAnswer",
+    "RestClient",
+    "RestSettings",
+    "SentRequests",
+    "map_httpx_error",
+    "require",
+]
 
 
 @dataclass(frozen=True)
@@ -149,3 +157,23 @@ def require(body: Mapping[str, Any], key: str, where: Mapping[str, Any]) -> Any:
         )
     return body[key]
 
+
+
+class SentRequests:
+    """The last few create bodies by idempotency key, so a resend repeats them exactly.
+
+    Bounded (oldest dropped first): a terminal has few payments in doubt at a time. The
+    bodies hold the P2PE envelope only, never clear card data.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._bodies: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._limit = limit
+
+    def get(self, key: str, operation: str) -> dict[str, Any] | None:
+        return self._bodies.get((key, operation))
+
+    def put(self, key: str, operation: str, body: dict[str, Any]) -> None:
+        self._bodies[(key, operation)] = body
+        while len(self._bodies) > self._limit:
+            self._bodies.popitem(last=False)

@@ -45,7 +45,13 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.classify import classify_stripe
 from edge_sync.connectors.errors import MalformedResponse
-from edge_sync.connectors.rest import HttpAnswer, RestClient, RestSettings, require
+from edge_sync.connectors.rest import (
+    HttpAnswer,
+    RestClient,
+    RestSettings,
+    SentRequests,
+    require,
+)
 
 __all__ = ["StripeConnector"]
 
@@ -60,6 +66,9 @@ class StripeConnector:
         self.settings = settings
         self._http = RestClient(settings, auth_header=f"Bearer {settings.api_key}",
                                 transport=transport)
+        # A resent request must be byte-for-byte the first one (the PSP refuses a known
+        # idempotency key with other parameters), and a fresh P2PE envelope never is.
+        self._sent = SentRequests()
 
     @property
     def name(self) -> str:
@@ -82,6 +91,9 @@ class StripeConnector:
     async def _create(self, request: AuthorisationRequest, operation: Operation) -> PspResponse:
         key = request.idempotency_key
         card = request.card
+        cached = self._sent.get(key, operation.value)
+        if cached is not None:
+            return await self._send_create(cached, operation, key, request.amount)
         envelope = card.encryptor.envelope_for(self.settings.p2pe_public_key, key.encode())
         prefix = "payment_method_data[card_present]"
         advice = operation is Operation.ADVICE
@@ -104,10 +116,15 @@ class StripeConnector:
         if card.pin_block is not None and card.ksn is not None:
             data[f"{prefix}[encrypted_pin_block]"] = card.pin_block.hex().upper()
             data[f"{prefix}[ksn]"] = card.ksn.hex().upper()
+        self._sent.put(key, operation.value, data)
+        return await self._send_create(data, operation, key, request.amount)
+
+    async def _send_create(self, data: dict[str, Any], operation: Operation, key: str,
+                           amount: Amount) -> PspResponse:
         where = self._where(operation, key)
         answer = await self._http.request("POST", "/v1/payment_intents", where=where, data=data,
                                           idempotency_header=_IDEMPOTENCY, idempotency_key=key)
-        return self._intent_response(answer, operation, key, request.amount, where)
+        return self._intent_response(answer, operation, key, amount, where)
 
     def _intent_response(self, answer: HttpAnswer, operation: Operation, key: str,
                          amount: Amount | None, where: dict[str, Any]) -> PspResponse:
@@ -246,7 +263,8 @@ class StripeConnector:
         outcome = Outcome.APPROVE if answer.status < 300 else Outcome.RETRY
         return PspResponse(outcome=outcome, code=str(answer.status), message="balance",
                            operation=Operation.ECHO,
-                           reference=PspReference(connector=self.name, transaction_id=""))
+                           reference=PspReference(connector=self.name, transaction_id="",
+                                                     operation=Operation.ECHO.value))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etika_errors import EtikaError
+from simulators.psp.errors import FaultSpecError
 
 __all__ = ["FaultSpecError", "Faults", "parse_faults"]
 
 _COUNTED = {"timeout": "timeout", "drop": "drop", "drop-after": "drop_after",
             "duplicate": "duplicate", "malformed": "malformed", "truncated": "truncated"}
-
-
-class FaultSpecError(EtikaError, ValueError):
-    """A ``--faults`` specification the PSP simulator does not understand."""
 
 
 @dataclass

@@ -12,13 +12,14 @@ from typing import Any
 
 from terminal.cli.context import CliContext
 
-__all__ = ["register", "register_pinpad"]
+__all__ = ["register", "register_pinpad", "register_psp"]
 
 
 def register(groups: Any) -> None:
     sim = groups.add_parser("sim", help="run a simulator (PIN pad, cards, PSP, ...)")
     kinds = sim.add_subparsers(dest="kind", metavar="KIND", required=True)
     register_pinpad(kinds)
+    register_psp(kinds)
 
 
 # --- PIN pad ----------------------------------------------------------------------------
@@ -62,3 +63,51 @@ def _pinpad(ctx: CliContext, args: argparse.Namespace) -> int:
     device = build_device(args.bdk, args.ksn, args.pin, args.scheme)
     parse_faults(args.faults)  # refuse a bad spec before printing a path
     return serve(device, args.faults)
+
+
+# --- PSP (acquirer hosts and REST gateways) ---------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 1 and 65535")
+    return port
+
+
+def register_psp(kinds: Any) -> None:
+    psp = kinds.add_parser(
+        "psp",
+        help="a simulated acquirer: ISO 8583 host or Stripe/PayPal-like REST gateway",
+        description="Serve a simulated PSP on 127.0.0.1 until interrupted. It opens the "
+        "P2PE envelope with its TEST private key (simulators/psp/keys/), verifies ARQCs with "
+        "the card simulator's issuer keys and PIN blocks with the test BDKs, applies issuer "
+        "rules (balance, limits, expiry, lost/stolen) and deduplicates by idempotency key.",
+    )
+    psp.add_argument("--kind", required=True, choices=("iso8583", "stripe", "paypal"),
+                     help="which protocol to speak")
+    psp.add_argument("--port", required=True, type=_port, metavar="N", help="TCP port")
+    psp.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    psp.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="comma-separated faults: latency=SECONDS, timeout=N, drop=N, drop-after=N, "
+        "decline=CODE[:N], duplicate=N, malformed=N, truncated=N",
+    )
+    psp.add_argument("--key", metavar="PEM", help="P2PE private key (default: the TEST key)")
+    psp.set_defaults(handler=_psp)
+
+
+def _psp(ctx: CliContext, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulators.psp.faults import parse_faults
+    from simulators.psp.server import run
+
+    parse_faults(args.faults)  # refuse a bad spec before binding
+    key = Path(args.key) if args.key else None
+    return run(args.kind, host=args.host, port=args.port, faults=args.faults, key=key)
+

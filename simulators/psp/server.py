@@ -1,0 +1,108 @@
+"""Running the PSP simulators: in a thread for tests and benches, or in the foreground for
+``etika sim psp``.
+
+::
+
+    with RestGatewayThread(stripe_app(acquirer)) as gateway:   # uvicorn on a free port
+        url = gateway.url
+    run("iso8583", port=8583, faults="latency=0.2")           # blocks until interrupted
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from simulators.psp.acquirer import Acquirer
+from simulators.psp.errors import SimulatorKeyError
+from simulators.psp.faults import Faults, parse_faults
+from simulators.psp.iso_host import Iso8583Host
+from simulators.psp.keys import KINDS, private_key_path
+from simulators.psp.paypal_gateway import paypal_app
+from simulators.psp.stripe_gateway import stripe_app
+
+__all__ = ["KINDS", "RestGatewayThread", "build_app", "free_port", "run"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_app(kind: str, acquirer: Acquirer, faults: Faults) -> Any:
+    if kind == "stripe":
+        return stripe_app(acquirer, faults)
+    if kind == "paypal":
+        return paypal_app(acquirer, faults)
+    raise ValueError(f"{kind!r} is not a REST gateway kind (stripe, paypal)")
+
+
+class RestGatewayThread:
+    """A uvicorn server on a free loopback port, in a daemon thread, stopped on exit."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="critical",
+                                lifespan="off", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=f"psp-rest-{self.port}",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> RestGatewayThread:
+        self._thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        raise RuntimeError(f"the REST gateway did not start on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RestGatewayThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = None,
+        key: Path | None = None) -> int:
+    """Serve one simulator in the foreground until interrupted; returns the exit status."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown PSP kind {kind!r}; known: {', '.join(KINDS)}")
+    fault_state = parse_faults(faults)
+    key_path = key or private_key_path(kind)
+    try:
+        acquirer = Acquirer(key_path.read_bytes())
+    except OSError as exc:
+        raise SimulatorKeyError(f"cannot read the P2PE private key {key_path}: "
+                                f"{exc.strerror}; give a PEM file with --key",
+                                path=str(key_path)) from exc
+    print(f"etika sim psp: {kind} on {host}:{port}"
+          + (f" with faults {faults}" if faults else ""), flush=True)
+    if kind == "iso8583":
+        host_sim = Iso8583Host(acquirer, fault_state, host=host, port=port)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(host_sim.serve_forever())
+        return 0
+    uvicorn.run(build_app(kind, acquirer, fault_state), host=host, port=port,
+                log_level="warning")
+    return 0
