@@ -79,7 +79,9 @@ async def run_in_worker(call: Callable[[], T]) -> T:
 
 def find_token(settings: HsmSettings) -> pkcs11.Token:
     """The token labelled ``settings.token_label``; :class:`TokenMissing` if absent."""
-    ensure_softhsm_conf(settings.data_dir)
+    if settings.module not in _modules:
+        # SoftHSM2 reads SOFTHSM2_CONF once, in C_Initialize: only the first load needs it.
+        ensure_softhsm_conf(settings.data_dir)
     lib = load_module(settings.module)
     with PKCS11_LOCK:
         try:

@@ -82,3 +82,13 @@ def test_pin_missing_and_pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_settings_repr_hides_the_pin(hsm_settings: HsmSettings) -> None:
     """HsmSettings never shows the user PIN."""
     assert hsm_settings.user_pin and hsm_settings.user_pin not in repr(hsm_settings)
+
+
+def test_session_token_does_not_leak_into_the_environment(hsm_settings: HsmSettings) -> None:
+    """After the fixture loaded the module, SOFTHSM2_CONF no longer names the session token,
+    so other tests' subprocesses cannot land on it."""
+    conf = str(hsm_settings.data_dir / "softhsm" / "softhsm2.conf")
+    assert os.environ.get("SOFTHSM2_CONF") != conf
+    with KeyStore.open(hsm_settings) as store:
+        store.sign(b"x")
+    assert os.environ.get("SOFTHSM2_CONF") != conf
