@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,10 +80,19 @@ async def run_in_worker(call: Callable[[], T]) -> T:
 
 def find_token(settings: HsmSettings) -> pkcs11.Token:
     """The token labelled ``settings.token_label``; :class:`TokenMissing` if absent."""
-    if settings.module not in _modules:
-        # SoftHSM2 reads SOFTHSM2_CONF once, in C_Initialize: only the first load needs it.
+    if settings.module in _modules:
+        lib = _modules[settings.module]
+    else:
+        # SoftHSM2 reads SOFTHSM2_CONF once, in C_Initialize: only the first load needs it,
+        # and a load that fails leaves the environment as it found it.
+        before = os.environ.get("SOFTHSM2_CONF")
         ensure_softhsm_conf(settings.data_dir)
-    lib = load_module(settings.module)
+        try:
+            lib = load_module(settings.module)
+        except ModuleMissing:
+            if before is None:
+                os.environ.pop("SOFTHSM2_CONF", None)
+            raise
     with PKCS11_LOCK:
         try:
             return lib.get_token(token_label=settings.token_label)
