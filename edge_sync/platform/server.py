@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -33,6 +35,17 @@ class ServeSettings:
     #: ``None``: HTTP only (no broker), e.g. a worker that serves the fleet API.
     mqtt: MqttSettings | None = None
     max_batch: int = 500
+    #: Serve HTTPS with this certificate chain and key (plain HTTP when ``None``).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Require a client certificate issued by this CA (the terminals' PKI).
+    tls_client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("HTTPS needs both a certificate and its key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("a client CA only makes sense with HTTPS (certificate and key)")
 
 
 async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
@@ -65,6 +78,10 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
         port=settings.http_port,
         log_level="warning",
         lifespan="off",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        ssl_ca_certs=str(settings.tls_client_ca) if settings.tls_client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca else ssl.CERT_NONE,
     )
     server = uvicorn.Server(config)
     task = None

@@ -130,6 +130,14 @@ def register(groups: Any) -> None:
         "(default: the host name)",
     )
     run.add_argument("--no-mqtt", action="store_true", help="HTTP only, no MQTT consumer")
+    run.add_argument("--https-cert", type=Path, metavar="FILE", help="serve HTTPS: certificate")
+    run.add_argument("--https-key", type=Path, metavar="FILE", help="serve HTTPS: private key")
+    run.add_argument(
+        "--https-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="require client certificates issued by this CA (the terminals')",
+    )
     run.add_argument(
         "--batch", type=_positive, default=500, help="most uplinks per commit (%(default)s)"
     )
@@ -184,13 +192,26 @@ def register(groups: Any) -> None:
 def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
     from edge_sync.platform.server import ServeSettings, serve
 
-    storage = _open(ctx, args)
     mqtt = None if args.no_mqtt else _mqtt_settings(args, f"etika-platform-{args.worker_id}")
-    settings = ServeSettings(
-        http_host=args.http_host, http_port=args.http_port, mqtt=mqtt, max_batch=args.batch
-    )
+    for option in ("https_cert", "https_key", "https_client_ca"):
+        path = getattr(args, option)
+        if path is not None and not path.is_file():
+            raise PlatformUsageError(f"--{option.replace('_', '-')}: no such file {path}")
+    try:
+        settings = ServeSettings(
+            http_host=args.http_host,
+            http_port=args.http_port,
+            mqtt=mqtt,
+            max_batch=args.batch,
+            tls_cert=args.https_cert,
+            tls_key=args.https_key,
+            tls_client_ca=args.https_client_ca,
+        )
+    except ValueError as exc:
+        raise PlatformUsageError(f"--https-*: {exc}") from exc
     # The signing key exists before the first push, so terminals can be given it.
     load_or_create_signing_key(_signing_key_path(ctx))
+    storage = _open(ctx, args)
     try:
         asyncio.run(serve(storage, settings))
     finally:
