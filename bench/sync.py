@@ -22,8 +22,10 @@ import math
 import multiprocessing
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,15 +46,11 @@ TERMINAL_ID = "ETK00001"
 MAX_INFLIGHT = 200
 
 
-def _receiver_process(host: str, port: int, ready: multiprocessing.synchronize.Event) -> None:
-    async def main() -> None:
-        receiver = AckingReceiver(host, port)
-        task = asyncio.create_task(receiver.run())
-        await receiver.ready.wait()
-        ready.set()
-        await task
-
-    asyncio.run(main())
+def _receiver_process(host: str, port: int, ready: Any) -> None:
+    receiver = AckingReceiver(host, port, client_id="bench-receiver")
+    receiver.start()
+    ready.set()
+    threading.Event().wait()  # until the bench terminates this process
 
 
 def _payload(i: int) -> dict[str, object]:
@@ -159,6 +157,7 @@ async def raw(broker: MosquittoBroker, count: int, size: int, progress: Progress
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="etika-bench-sync-") as tmp:
         root = Path(tmp)
@@ -193,12 +192,18 @@ def main(argv: list[str] | None = None) -> int:
                 transient=True,
                 console=None,
             ) as progress:
-                raw_rate = asyncio.run(raw(broker, args.messages, size, progress))
-                our_rate = asyncio.run(ours(broker, root / "etika.db", args.messages, progress))
+                # Alternate the two, best of each: the machine is shared, and a burst of
+                # someone else's load should not decide the ratio.
+                raw_rates, our_rates = [], []
+                for round_no in range(args.rounds):
+                    raw_rates.append(asyncio.run(raw(broker, args.messages, size, progress)))
+                    db = root / f"etika-{round_no}.db"
+                    our_rates.append(asyncio.run(ours(broker, db, args.messages, progress)))
         finally:
             receiver.terminate()
             receiver.join(5)
             broker.kill()
+    raw_rate, our_rate = max(raw_rates), max(our_rates)
     print(
         json.dumps(
             {
@@ -209,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                 "raw_qos1_publish_msgs_per_s": round(raw_rate, 1),
                 "ratio": round(our_rate / raw_rate, 3),
                 "target_ratio": 0.5,
+                "rounds": {
+                    "ours": [round(r, 1) for r in our_rates],
+                    "raw": [round(r, 1) for r in raw_rates],
+                },
             }
         )
     )

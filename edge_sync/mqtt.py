@@ -7,11 +7,11 @@ with the terminal's client certificate when a CA file is given.
 Topics (:mod:`edge_sync.messages`): publishes ``etika/v1/t/{id}/up/{kind}``, subscribes
 ``etika/v1/t/{id}/ack`` and ``etika/v1/t/{id}/down/+``.
 
-aiomqtt has no back-pressure: :meth:`MqttTransport.deliver` bounds the publishes awaiting a
-PUBACK with a semaphore (``max_inflight``) and hands them to paho in claim order under a lock,
-so batches never interleave on the wire. A connection loop (a named task) reconnects with
-jittered backoff; while it is down ``deliver`` raises :class:`TransportError` at once, which
-lets :class:`~edge_sync.transport.FailoverTransport` switch to HTTPS.
+aiomqtt has no back-pressure: :meth:`MqttTransport.deliver` bounds the messages sent and not
+yet acknowledged with a semaphore (``max_inflight``) and hands them to paho in claim order
+under a lock, so batches never interleave on the wire. A connection loop (a named task)
+reconnects with jittered backoff; while it is down ``deliver`` raises :class:`TransportError`
+at once, which lets :class:`~edge_sync.transport.FailoverTransport` switch to HTTPS.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiomqtt
+from paho.mqtt.client import MQTT_ERR_SUCCESS, error_string
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -179,6 +180,13 @@ class MqttTransport:
         while True:
             try:
                 async with self._make_client() as client:
+                    # Acks are the hot path (one per uplink message): paho's per-topic
+                    # callback settles them in place, on this event loop's thread, skipping
+                    # aiomqtt's message queue and its task per message. Downlinks (rare)
+                    # still come through ``client.messages``.
+                    client._client.message_callback_add(
+                        ack_topic(terminal_id), self._on_paho_ack
+                    )
                     await client.subscribe(
                         [(ack_topic(terminal_id), 1), (downlink_wildcard(terminal_id), 1)]
                     )
@@ -198,8 +206,33 @@ class MqttTransport:
             finally:
                 self._client = None
                 self._connected.clear()
+                self._fail_waiters("MQTT link lost before the ack arrived")
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(self._settings.reconnect_max_s, delay * 2)
+
+    def _release_window(self, _future: asyncio.Future[Ack]) -> None:
+        self._window.release()
+
+    def _fail_waiters(self, why: str) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(TransportError(why))
+
+    def _on_paho_ack(self, _client: object, _userdata: object, message: Any) -> None:
+        self._settle_ack(message.payload)
+
+    def _settle_ack(self, raw: bytes) -> None:
+        try:
+            ack = _fast_ack(raw)
+        except MessageFormatError as exc:
+            log.warning("sync: malformed ack ignored: %s", exc)
+            return
+        waiter = self._waiters.pop(ack.message_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ack)
+        elif self._on_late_ack is not None:
+            self._on_late_ack(ack)
 
     async def _dispatch(self, topic: str, payload: object) -> None:
         raw = payload if isinstance(payload, bytes) else str(payload).encode()
@@ -209,37 +242,12 @@ class MqttTransport:
             log.warning("sync: message on unexpected topic %r ignored", topic)
             return
         if direction == "ack":
-            try:
-                ack = _fast_ack(raw)
-            except MessageFormatError as exc:
-                log.warning("sync: malformed ack ignored: %s", exc)
-                return
-            waiter = self._waiters.pop(ack.message_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(ack)
-            elif self._on_late_ack is not None:
-                self._on_late_ack(ack)
+            self._settle_ack(raw)
         elif direction == "down" and kind is not None and self._on_downlink is not None:
             try:
                 await self._on_downlink(kind, raw)
             except Exception:  # a bad downlink must not take the link down; it is reported
                 log.exception("sync: downlink handler failed on %s", topic)
-
-    async def _publish(
-        self, client: aiomqtt.Client, envelope: Envelope, waiter: asyncio.Future[Ack]
-    ) -> None:
-        try:
-            await client.publish(
-                uplink_topic(envelope.terminal_id, envelope.kind),
-                envelope.to_json(),
-                qos=1,
-                timeout=math.inf,
-            )
-        except aiomqtt.MqttError as exc:
-            if not waiter.done():
-                waiter.set_exception(TransportError(f"MQTT publish failed: {exc}"))
-        finally:
-            self._window.release()
 
     async def deliver(self, envelopes: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
         client = self._client
@@ -251,21 +259,33 @@ class MqttTransport:
                 port=self._settings.port,
             )
         loop = asyncio.get_running_loop()
+        paho = client._client
         futures: dict[str, asyncio.Future[Ack]] = {}
-        publishes: list[asyncio.Task[None]] = []
         async with self._send_lock:
             for envelope in envelopes:
+                # The window counts messages sent and not yet answered (ack, failure or
+                # timeout); paho queues what exceeds the broker's receive maximum.
+                await self._window.acquire()
                 waiter: asyncio.Future[Ack] = loop.create_future()
+                waiter.add_done_callback(self._release_window)
                 futures[envelope.message_id] = waiter
                 self._waiters[envelope.message_id] = waiter
-                await self._window.acquire()
-                publishes.append(asyncio.create_task(self._publish(client, envelope, waiter)))
+                # paho's publish, as aiomqtt's own publish calls it, minus the wait for the
+                # PUBACK: the application ack (after the receiver's commit) is what counts,
+                # and it implies the PUBACK. A dropped link fails the waiters at once.
+                info = paho.publish(
+                    uplink_topic(envelope.terminal_id, envelope.kind),
+                    envelope.to_json(),
+                    qos=1,
+                )
+                if info.rc != MQTT_ERR_SUCCESS:
+                    waiter.set_exception(
+                        TransportError(f"MQTT publish refused: {error_string(info.rc)}")
+                    )
         try:
             if futures:
                 await asyncio.wait(futures.values(), timeout=timeout)
         finally:
-            for task in publishes:
-                task.cancel()  # those still waiting for a PUBACK: the row is retried anyway
             for message_id in futures:
                 self._waiters.pop(message_id, None)
         acks: dict[str, Ack] = {}

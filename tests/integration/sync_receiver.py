@@ -1,21 +1,28 @@
-"""A small MQTT receiver for the terminal-side sync tests: validates, verifies, dedups, acks.
+"""A small MQTT receiver for the terminal-side sync tests and the bench: validates, verifies,
+deduplicates and acks by message id, exactly as the wire contract says.
 
-It stands in for the platform's consumer (``edge_sync.platform``), answering on the ack topic
-exactly as the wire contract says, and keeps what it committed so tests can check that
-nothing was lost or duplicated.
+It stands in for the platform's consumer (``edge_sync.platform``, whose own end-to-end tests
+are the platform's), and keeps what it committed so tests can check that nothing was lost or
+duplicated. It is a plain paho client on its own network thread (``loop_start``), which
+reconnects by itself when the broker is restarted under it, and keeps its broker-side session
+(``clean_start=False``) so uplinks published while it was away reach it afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
-import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.messages import Ack, ack_topic, parse_envelope, parse_topic, verify_envelope
+
+__all__ = ["AckingReceiver"]
 
 
 @dataclass
@@ -23,18 +30,16 @@ class AckingReceiver:
     host: str
     port: int
     public_key_pem: bytes | None = None
+    client_id: str = "test-receiver"
     committed: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: threading.Event = field(default_factory=threading.Event)
+    _client: Any = None
 
-    def judge(self, raw: bytes, topic: str) -> Ack | None:
-        try:
-            parse_topic(topic)
-        except MessageFormatError:
-            return None
+    def judge(self, raw: bytes) -> Ack | None:
         try:
             env = parse_envelope(raw)
             if self.public_key_pem is not None:
@@ -53,47 +58,55 @@ class AckingReceiver:
         self.seqs.append(env.seq)
         return Ack(message_id=env.message_id, status="accepted")
 
-    async def run(self) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier="test-receiver",
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    max_inflight_messages=1000,
-                ) as client:
-                    client.pending_calls_threshold = 1_000_000
-                    await client.subscribe("etika/v1/t/+/up/#", qos=1)
-                    self.ready.set()
-                    pending: set[asyncio.Task[None]] = set()
-                    async for message in client.messages:
-                        topic = str(message.topic)
-                        raw = message.payload if isinstance(message.payload, bytes) else b""
-                        ack = self.judge(raw, topic)
-                        if ack is None:
-                            continue
-                        terminal_id = topic.split("/")[3]
-                        task = asyncio.create_task(
-                            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
-                        )
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
-            except aiomqtt.MqttError:
-                self.ready.clear()
-                await asyncio.sleep(0.1)
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        client.subscribe("etika/v1/t/+/up/#", qos=1)
 
+    def _on_subscribe(self, *_: object) -> None:
+        self.ready.set()
 
-@contextlib.asynccontextmanager
-async def acking_receiver(
-    host: str, port: int, public_key_pem: bytes | None = None
-) -> AsyncIterator[AckingReceiver]:
-    receiver = AckingReceiver(host, port, public_key_pem)
-    task = asyncio.create_task(receiver.run(), name="test-acking-receiver")
-    try:
-        await asyncio.wait_for(receiver.ready.wait(), 10)
-        yield receiver
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    def _on_disconnect(self, *_: object) -> None:
+        self.ready.clear()
+
+    def _on_message(self, client: mqtt.Client, _userdata: object, message: Any) -> None:
+        try:
+            terminal_id, _, _ = parse_topic(message.topic)
+        except MessageFormatError:
+            return
+        ack = self.judge(message.payload)
+        if ack is not None:
+            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+
+    def start(self, timeout: float = 10) -> None:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(1, 2)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        client.connect(self.host, self.port, clean_start=False, properties=properties)
+        client.loop_start()
+        self._client = client
+        if not self.ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("the test receiver did not subscribe in time")
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+
+    def __enter__(self) -> AckingReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -15,7 +15,7 @@ from edge_sync.worker import OutboxWorker, WorkerSettings
 from terminal.store import Store
 from terminal.store.outbox import SqliteOutbox
 from tests.fixtures.mosquitto import MosquittoBroker
-from tests.integration.sync_receiver import acking_receiver
+from tests.integration.sync_receiver import AckingReceiver
 
 pytestmark = pytest.mark.network
 
@@ -61,7 +61,7 @@ async def test_backlog_of_10000_drains_none_lost_or_duplicated(
     store = Store.open(tmp_path / "etika.db")
     fill_backlog(store, 10_000)
     settings = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
-    async with acking_receiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
         async with MqttTransport(settings) as transport:
             assert await transport.wait_connected(10)
             worker = worker_for(store, transport)
