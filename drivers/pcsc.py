@@ -25,6 +25,7 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,6 +61,7 @@ _STALE = frozenset(
         "SCARD_E_UNKNOWN_RES_MNG",
     }
 )
+_JUST_INSERTED = frozenset({"SCARD_W_UNPOWERED_CARD", "SCARD_W_UNRESPONSIVE_CARD"})
 # SCardStatus's "card present" bit (pcsclite.h); pyscard does not export it.
 _SCARD_PRESENT = 0x0004
 # A transmit that failed with one of these may really be a card pulled out mid-exchange.
@@ -95,6 +97,8 @@ class _Context:
         self._api = api
         self._handle: int | None = None
         self._lock = threading.Lock()
+        #: How many times a context was established: a change means pcscd restarted.
+        self.generation = 0
 
     def handle(self) -> int:
         with self._lock:
@@ -108,6 +112,7 @@ class _Context:
                 if hresult != 0:
                     raise error_for_hresult(hresult, operation="connecting to pcscd")
                 self._handle = handle
+                self.generation += 1
             return self._handle
 
     def release(self) -> None:
@@ -269,14 +274,19 @@ class PcscReader:
     def _connect_sync(self, reader: str) -> tuple[int, int, bytes]:
         api = self.api
         operation = "powering the card on"
-        hresult, card, protocol = self._context.call(
-            operation,
-            reader,
-            api.SCardConnect,
-            reader,
-            self._share,
-            api.SCARD_PROTOCOL_T0 | api.SCARD_PROTOCOL_T1,
-        )
+        for attempt in range(3):
+            hresult, card, protocol = self._context.call(
+                operation,
+                reader,
+                api.SCardConnect,
+                reader,
+                self._share,
+                api.SCARD_PROTOCOL_T0 | api.SCARD_PROTOCOL_T1,
+            )
+            # A card inserted a moment ago may not be powered by pcscd yet: give it time.
+            if code_name(hresult) not in _JUST_INSERTED or attempt == 2:
+                break
+            time.sleep(0.1 * (attempt + 1))
         if hresult != 0:
             raise error_for_hresult(hresult, operation=operation, reader=reader)
         hresult, _name, _state, _protocol, atr = _guarded(
@@ -337,6 +347,7 @@ class PcscReader:
         delay = self._backoff[0]
         try:
             while True:
+                generation = context.generation
                 try:
                     snapshot = await self._blocking(self._wait_change_sync, context, states)
                 except PcscServiceError:
@@ -348,6 +359,12 @@ class PcscReader:
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 delay = self._backoff[0]
+                if generation and context.generation != generation:
+                    # pcscd restarted between two polls: every reader and card we knew is
+                    # gone with the old daemon (sessions on it are dead); report it so.
+                    for event in _diff(known, {}):
+                        yield event
+                    known = {}
                 states = {name: state for name, (state, _) in snapshot.items()}
                 current = {
                     name: _ReaderState(
