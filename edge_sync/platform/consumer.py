@@ -103,6 +103,8 @@ class UplinkConsumer:
                 self.stats.last_error = f"internal: {exc!r}"
                 log.exception("platform consumer failed; reconnecting")
             finally:
+                if self.subscribed.is_set():
+                    delay = 0.2  # that session worked: start the backoff afresh
                 self.subscribed.clear()
                 self.stats.connected = False
             # Jittered backoff so a fleet of workers does not reconnect in lockstep.
