@@ -1,0 +1,130 @@
+"""The HTTPS fallback (httpx): ``POST /v1/terminals/{id}/messages`` when MQTT is unavailable.
+
+One request carries a batch ``{"messages": [envelope, ...]}`` (at most ``max_batch``; longer
+batches are split and sent in order) and the platform answers ``{"acks": [ack, ...]}`` after
+its commit. TLS verifies the platform against the test or production CA and presents the
+terminal's client certificate. httpx errors are mapped to :class:`TransportError` here, at
+the edge; a 4xx other than 408/429 is a contract problem and says so.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from edge_sync.errors import TransportError
+from edge_sync.messages import Ack, AckBatch, Envelope, messages_path
+
+__all__ = ["HttpsLinkSettings", "HttpsTransport"]
+
+
+@dataclass(frozen=True)
+class HttpsLinkSettings:
+    """The platform's base URL and the terminal's TLS identity (from the profile's ``[sync]``)."""
+
+    terminal_id: str
+    base_url: str
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    max_batch: int = 500
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if self.ca_file is None:
+            return True  # the system's CAs
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            if self.cert_file is not None:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file or self.cert_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(
+                f"cannot load the HTTPS TLS files ({self.ca_file}, {self.cert_file}): {exc}; "
+                "run scripts/setup to create the test PKI or fix the [sync] paths",
+                url=self.base_url,
+            ) from exc
+        return context
+
+
+class HttpsTransport:
+    """A :class:`~edge_sync.transport.Transport` over HTTPS; ``async with`` closes its client."""
+
+    def __init__(
+        self, settings: HttpsLinkSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        if settings.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._settings = settings
+        self._url = settings.base_url.rstrip("/") + messages_path(settings.terminal_id)
+        self._client = httpx.AsyncClient(
+            verify=settings.ssl_context() if transport is None else True,
+            transport=transport,
+            headers={"content-type": "application/json"},
+        )
+
+    @property
+    def name(self) -> str:
+        return "https"
+
+    async def __aenter__(self) -> HttpsTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def deliver(self, envelopes: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
+        acks: dict[str, Ack] = {}
+        size = self._settings.max_batch
+        for start in range(0, len(envelopes), size):
+            try:
+                acks.update(await self._post(envelopes[start : start + size], timeout))
+            except TransportError:
+                if not acks:
+                    raise
+                return acks  # what was acknowledged stays acknowledged; the rest is retried
+        return acks
+
+    async def _post(self, batch: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
+        body = b'{"messages":[' + b",".join(e.to_json() for e in batch) + b"]}"
+        try:
+            response = await self._client.post(self._url, content=body, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                f"HTTPS POST {self._url} timed out after {timeout:g} s", url=self._url
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"HTTPS POST {self._url} failed: {exc!s} ({type(exc).__name__})", url=self._url
+            ) from exc
+        if response.status_code != 200:
+            hint = (
+                "the platform refused the request itself (contract mismatch?)"
+                if 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+                else "the platform is unavailable; retrying later"
+            )
+            raise TransportError(
+                f"HTTPS POST {self._url} answered {response.status_code}: "
+                f"{response.text[:200]}; {hint}",
+                url=self._url,
+                status=response.status_code,
+            )
+        try:
+            answer = AckBatch.model_validate_json(response.content)
+        except ValueError as exc:
+            # Retried like an outage: the messages' fate is unknown, the receiver dedups.
+            raise TransportError(
+                f"HTTPS answer from {self._url} is not an ack batch: {exc}", url=self._url
+            ) from exc
+        return {ack.message_id: ack for ack in answer.acks}

@@ -1,0 +1,127 @@
+"""The HTTPS fallback transport: request shape, ack parsing and error mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_sync.errors import TransportError
+from edge_sync.https import HttpsLinkSettings, HttpsTransport
+from edge_sync.memory_outbox import MemoryOutbox
+from edge_sync.messages import Ack, AckBatch, build_envelope
+from edge_sync.signing import SoftwareSigner
+from edge_sync.worker import OutboxWorker, WorkerSettings
+
+SIGNER = SoftwareSigner.generate()
+SETTINGS = HttpsLinkSettings(terminal_id="ETK00001", base_url="https://platform.test/", max_batch=2)
+
+
+def envelopes(n: int) -> list:  # type: ignore[type-arg]
+    return [
+        build_envelope(SIGNER, terminal_id="ETK00001", kind="transaction", seq=i,
+                       idempotency_key=f"k{i}", payload={"i": i})
+        for i in range(n)
+    ]
+
+
+async def test_posts_batches_in_order_and_reads_acks() -> None:
+    """Envelopes go in order as {"messages": [...]}, split by max_batch; acks come back by id."""
+    bodies: list[dict] = []  # type: ignore[type-arg]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/terminals/ETK00001/messages"
+        body = json.loads(request.content)
+        bodies.append(body)
+        acks = [Ack(message_id=m["message_id"], status="accepted") for m in body["messages"]]
+        return httpx.Response(200, content=AckBatch(acks=acks).to_json())
+
+    batch = envelopes(3)
+    async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
+        acks = await https.deliver(batch, timeout=5)
+    assert [len(b["messages"]) for b in bodies] == [2, 1]
+    assert [m["seq"] for b in bodies for m in b["messages"]] == [0, 1, 2]
+    assert set(acks) == {e.message_id for e in batch}
+
+
+@pytest.mark.parametrize(
+    ("failure",                                                   "match"),
+    [
+        (httpx.ConnectError("refused"),                             "failed"),
+        (httpx.ReadTimeout("slow"),                                 "timed out"),
+        (httpx.Response(503, text="db down"),                       "503"),
+        (httpx.Response(400, text="bad"),                           "contract mismatch"),
+        (httpx.Response(200, text="not json"),                      "not an ack batch"),
+    ],
+)
+async def test_errors_map_to_transport_error(failure: object, match: str) -> None:
+    """httpx errors, non-200 answers and garbage answers all become TransportError."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(failure, Exception):
+            raise failure
+        assert isinstance(failure, httpx.Response)
+        return failure
+
+    async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
+        with pytest.raises(TransportError, match=match):
+            await https.deliver(envelopes(1), timeout=5)
+
+
+async def test_partial_failure_keeps_what_was_acked() -> None:
+    """When a later request of a split batch fails, acks already received are returned."""
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise httpx.ConnectError("gone")
+        body = json.loads(request.content)
+        acks = [Ack(message_id=m["message_id"], status="accepted") for m in body["messages"]]
+        return httpx.Response(200, content=AckBatch(acks=acks).to_json())
+
+    async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
+        acks = await https.deliver(envelopes(3), timeout=5)
+    assert len(acks) == 2
+
+
+def test_missing_tls_files_say_what_to_do(tmp_path: Path) -> None:
+    """A missing CA file is a TransportError that points at scripts/setup."""
+    settings = HttpsLinkSettings(terminal_id="T1", base_url="https://x", ca_file=tmp_path / "no.pem")
+    with pytest.raises(TransportError, match="scripts/setup"):
+        HttpsTransport(settings)
+
+
+async def test_malformed_uplink_refused_by_the_platform_and_terminal_told_why(
+    tmp_path: Path,
+) -> None:
+    """The platform's real HTTP API rejects a malformed transaction; the worker dead-letters
+    it with the platform's reason and queues an alert; a good one is accepted."""
+    from edge_sync.platform.api import create_app
+    from edge_sync.platform.storage import SqliteStorage
+
+    storage = SqliteStorage(tmp_path / "platform.db")
+    storage.register_key("ETK00001", 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
+    app = create_app(storage)
+    settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test")
+    outbox = MemoryOutbox()
+    good = outbox.enqueue("platform", "transaction",
+                          {"amount_minor": 1500, "currency": "MAD"}, "txn-good", 1.0)
+    bad = outbox.enqueue("platform", "transaction",
+                         {"amount_minor": 1500, "currency": "MAD", "type": "bogus"}, "txn-bad", 1.0)
+    async with HttpsTransport(settings, transport=httpx.ASGITransport(app=app)) as https:
+        worker = OutboxWorker(outbox, {"platform": https}, SIGNER,
+                              WorkerSettings(terminal_id="ETK00001", batch_size=10, max_in_flight=10))
+        report = await worker.drain()
+        worker.close()
+    storage.close()
+    assert (report.delivered, report.rejected) == (2, 1)  # the good one, then the alert
+    assert outbox.state_of(good) == "delivered" and outbox.state_of(bad) == "dead"
+    dead = next(r for r in outbox.rows() if r.row.message_id == bad)
+    assert "payload.type" in (dead.last_error or "")
+    alert = next(r for r in outbox.rows() if r.row.kind == "alert")
+    assert "payload.type" in alert.row.payload["reason"]
+    assert alert.state == "delivered"
