@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.errors import PinEntryCancelled, PinEntryTimeout
 from etika_errors import EtikaError
 from terminal.emv.config import KernelConfig, TransactionData, TransactionType
+from terminal.emv.pan import mask_pan
 from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 
 __all__ = ["CvmOutcome", "CvmResult", "OnlinePinRequest", "process_cvm"]
@@ -70,9 +71,13 @@ class CvmOutcome(enum.Enum):
 class OnlinePinRequest:
     """What the PIN entry callback gets; ``pan`` is clear (the PIN pad needs it for the block)."""
 
-    pan: str
+    pan: str = field(repr=False)
     amount: int
     currency_numeric: int
+
+    @property
+    def pan_masked(self) -> str:
+        return mask_pan(self.pan)
 
 
 #: Returns the enciphered PIN (``drivers.base.EncryptedPin``, opaque to the kernel) or raises:

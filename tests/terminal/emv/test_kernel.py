@@ -472,3 +472,11 @@ def test_online_response_approval_codes() -> None:
     assert OnlineResponse(arc=b"00").approved
     assert not OnlineResponse(arc=b"51").approved
     assert encode(0x8A, b"00") == bytes.fromhex("8A023030")
+
+
+def test_pin_request_repr_masks_the_pan() -> None:
+    """The PIN entry request carries the clear PAN for the pad, never in its repr."""
+    from terminal.emv.cvm import OnlinePinRequest
+
+    request = OnlinePinRequest(PAN, 2500, 504)
+    assert PAN not in repr(request) and request.pan_masked == "476173…0010"
