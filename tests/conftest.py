@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.pinpad",
     "tests.fixtures.mosquitto",
     "tests.fixtures.postgres",
+    "tests.fixtures.psp",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

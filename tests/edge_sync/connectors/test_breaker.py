@@ -1,0 +1,86 @@
+"""The circuit breaker: closed → open after N failures in the window → half-open probe."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_sync.connectors import BreakerSettings, BreakerState, CircuitBreaker
+from edge_sync.connectors.errors import CircuitOpen
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(clock: Clock) -> CircuitBreaker:
+    return CircuitBreaker("cih", BreakerSettings(failures=3, window_s=10, reset_s=5),
+                          clock=clock)
+
+
+def test_opens_after_failures_within_window() -> None:
+    """Three failures within ten seconds open it; calls are then refused with the wait."""
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.before_call()
+        b.record_failure()
+    assert b.state is BreakerState.OPEN
+    with pytest.raises(CircuitOpen) as info:
+        b.before_call()
+    assert info.value.fields["connector"] == "cih"
+
+
+def test_failures_spread_out_do_not_open() -> None:
+    """Failures further apart than the window never add up."""
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(5):
+        b.record_failure()
+        clock.now += 6
+    assert b.state is BreakerState.CLOSED
+
+
+def test_success_resets_the_count() -> None:
+    """A success in between clears the failures seen so far."""
+    clock = Clock()
+    b = breaker(clock)
+    b.record_failure()
+    b.record_failure()
+    b.record_success()
+    b.record_failure()
+    assert b.state is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("probe_succeeds", "after"),
+    [
+        (True,             BreakerState.CLOSED),
+        (False,            BreakerState.OPEN),
+    ],
+)
+def test_half_open_lets_one_probe(probe_succeeds: bool, after: BreakerState) -> None:
+    """After reset_s one probe goes through, a second is refused; its result decides."""
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure()
+    clock.now += 5
+    assert b.state is BreakerState.HALF_OPEN
+    b.before_call()
+    with pytest.raises(CircuitOpen):
+        b.before_call()
+    if probe_succeeds:
+        b.record_success()
+    else:
+        b.record_failure()
+    assert b.state is after
+
+
+def test_settings_are_validated() -> None:
+    """Nonsense settings are a caller mistake."""
+    with pytest.raises(ValueError, match="failures"):
+        BreakerSettings(failures=0)

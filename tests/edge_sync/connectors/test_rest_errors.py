@@ -1,0 +1,68 @@
+"""Every httpx exception becomes one of ours (or ValueError for a configuration mistake)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from edge_sync.connectors.errors import (
+    MalformedResponse,
+    OutcomeUnknown,
+    PspError,
+    PspTimeout,
+    PspUnreachable,
+)
+from edge_sync.connectors.rest import map_httpx_error
+
+
+def _all_subclasses(root: type) -> set[type]:
+    out = {root}
+    for sub in root.__subclasses__():
+        out |= _all_subclasses(sub)
+    return out
+
+
+HTTPX_ERRORS = sorted(
+    {c for c in _all_subclasses(httpx.HTTPError) | _all_subclasses(httpx.StreamError)
+     | {httpx.InvalidURL, httpx.CookieConflict} if c.__module__.startswith("httpx")},
+    key=lambda c: c.__name__,
+)
+
+
+def _instance(cls: type) -> Exception:
+    request = httpx.Request("GET", "http://127.0.0.1/")
+    if issubclass(cls, httpx.HTTPStatusError):
+        return cls("boom", request=request, response=httpx.Response(500, request=request))
+    if issubclass(cls, httpx.RequestError):
+        return cls("boom", request=request)
+    try:
+        return cls("boom")
+    except TypeError:  # StreamConsumed, StreamClosed, RequestNotRead… take no message
+        return cls()
+
+
+@pytest.mark.parametrize("cls", HTTPX_ERRORS, ids=lambda c: c.__name__)
+def test_every_httpx_error_is_mapped(cls: type) -> None:
+    """No httpx exception escapes the connector unmapped."""
+    mapped = map_httpx_error(_instance(cls), {"connector": "stripe"})  # type: ignore[arg-type]
+    assert isinstance(mapped, PspError | ValueError)
+    assert "stripe" in str(mapped)
+
+
+@pytest.mark.parametrize(
+    ("cls",                        "ours"),
+    [
+        (httpx.ConnectError,           PspUnreachable),
+        (httpx.ConnectTimeout,         PspUnreachable),
+        (httpx.ReadTimeout,            PspTimeout),
+        (httpx.WriteTimeout,           PspTimeout),
+        (httpx.PoolTimeout,            PspTimeout),
+        (httpx.RemoteProtocolError,    OutcomeUnknown),
+        (httpx.ReadError,              OutcomeUnknown),
+        (httpx.DecodingError,          MalformedResponse),
+        (httpx.InvalidURL,             ValueError),
+    ],
+)
+def test_mapping_table(cls: type, ours: type) -> None:
+    """Not connected → unreachable; sent but unanswered → unknown; unreadable → malformed."""
+    assert type(map_httpx_error(_instance(cls), {"connector": "x"})) is ours  # type: ignore[arg-type]
