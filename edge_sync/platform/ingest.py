@@ -62,6 +62,7 @@ _KEY_CACHE_SECONDS = 30.0
 _INT64 = 2**63
 _INT32 = 2**31
 _SIGNS = {"sale": 1, "purchase": 1, "refund": -1}
+_ID_KEYS = ("transaction_id", "payment_id", "id")
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,14 @@ def _transaction(envelope: Envelope) -> TransactionFact | None:
         # A record without money (an early state report, another writer's shape): kept as
         # received and counted as unbooked, never refused — refusing would dead-letter it.
         return None
-    transaction_id = payload.get("transaction_id", payload.get("id", envelope.idempotency_key))
+    # Terminal-side writers name these differently (payment_id, status): accept the aliases.
+    transaction_id = next(
+        (payload[key] for key in _ID_KEYS if key in payload), envelope.idempotency_key
+    )
     kind = payload.get("type", "sale")
     if kind not in _SIGNS:
         raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
-    state = _text(payload.get("state"), "payload.state", required=False)
+    state = _text(payload.get("state", payload.get("status")), "payload.state", required=False)
     return TransactionFact(
         transaction_id=str(_text(transaction_id, "payload.transaction_id")),
         business_date=_date(payload.get("business_date", envelope.created_at[:10]),

@@ -6,8 +6,9 @@ stored as received and only counted):
 ``transaction``
     ``{"transaction_id": str, "amount_minor": int, "currency": "MAD", "business_date":
     "YYYY-MM-DD", "type": "sale"|"refund", "state": str}`` — one row per transaction id, the
-    highest ``seq`` wins (a terminal reports each state change). The id falls back to
-    ``id`` then to the envelope's ``idempotency_key``; ``type`` defaults to sale (a refund
+    highest ``seq`` wins (a terminal reports each state change). The id may be named
+    ``payment_id`` or ``id`` and falls back to the envelope's ``idempotency_key``; ``state``
+    may be named ``status``; ``type`` defaults to sale (a refund
     counts negative); ``business_date`` to the date of ``created_at``. A transaction counts
     in the totals when its latest ``state`` is absent or one of :data:`COUNTED_STATES` (the
     financial leg stands). A transaction message with neither ``amount_minor`` nor

@@ -303,3 +303,23 @@ def test_transaction_id_falls_back_to_id_then_idempotency_key(
                      raw(envelope(registered, payload=money, seq=3))])
     totals = storage.transaction_totals("2026-11-21")
     assert [(t.count, t.amount_minor) for t in totals] == [(1, 700)]
+
+
+@pytest.mark.parametrize(
+    ("payload",                                                              "counted"),
+    [
+        ({"payment_id": "p1", "status": "completed"},                         True),
+        ({"payment_id": "p1", "status": "reversed"},                          False),
+        ({"id": "p1", "state": "financial_declined"},                         False),
+        ({"transaction_id": "p1"},                                            True),
+    ],
+)
+def test_aliases_of_the_transaction_fields(
+    storage: PlatformStorage, registered: SoftwareSigner, payload: dict[str, Any], counted: bool
+) -> None:
+    """payment_id/id name the transaction and status/state its state, as terminals send them."""
+    money = {"amount_minor": 900, "currency": "MAD", "business_date": "2026-11-21"}
+    ack, = Ingestor(storage).ingest([raw(envelope(registered, payload={**money, **payload}))])
+    assert ack.status == "accepted"
+    totals = storage.transaction_totals("2026-11-21")
+    assert [(t.count, t.amount_minor) for t in totals] == ([(1, 900)] if counted else [])
