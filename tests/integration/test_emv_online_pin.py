@@ -1,0 +1,60 @@
+"""Online PIN end to end: simulated card → kernel → serial PIN pad on a pty → issuer checks."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.base import EncryptedPin
+from simulators.pinpad.device import DEFAULT_TDES_BDK
+from simulators.pinpad.host import verify_pin
+from terminal.emv.config import TransactionData
+from terminal.emv.cvm import OnlinePinRequest
+from terminal.emv.kernel import EmvKernel
+from terminal.emv.profile_adapter import kernel_config_from_profile
+from terminal.emv.tvr import Tvr, TvrBit
+from terminal.profile import load_profile
+from tests.fixtures.pinpad import TEST_PIN
+
+reader_module = pytest.importorskip("simulators.card.reader")
+sim_issuer = pytest.importorskip("terminal.cli.sim_issuer")
+warnings.filterwarnings("ignore", message=".*TripleDES.*")
+
+pytestmark = pytest.mark.hardware
+
+
+async def test_online_pin_through_the_serial_pin_pad(
+    pinpad_sim: Callable[..., Awaitable[Any]], open_pinpad: Callable[..., Awaitable[Any]]
+) -> None:
+    """visa-credit asks online PIN: the pad's enciphered block reaches the issuer and verifies."""
+    sim = await pinpad_sim()
+    pad = await open_pinpad(sim)
+    profile_dir = Path(__file__).parents[2] / "firmware-config" / "default"
+    config = replace(kernel_config_from_profile(load_profile(profile_dir)),
+                     random_bytes=lambda n: b"\xff" * n)
+    reader = reader_module.in_process_reader("visa-credit")
+    session = await reader.connect(await reader.wait_for_card())
+    pans: list[str] = []
+
+    async def pin_entry(request: OnlinePinRequest) -> EncryptedPin:
+        pans.append(request.pan)
+        pin: EncryptedPin = await pad.get_pin(request.pan, request.amount,
+                                              request.currency_numeric)
+        return pin
+
+    issuer = sim_issuer.SimulatedIssuer(reader.card.profile)
+    kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=issuer)
+    result = await kernel.transact(session, TransactionData(
+        amount=75000, currency_numeric=504, when=datetime(2026, 11, 22, 10, 0)))
+    assert result.cvm == "online_pin"
+    assert TvrBit.ONLINE_PIN_ENTERED in Tvr(bytes.fromhex(result.tvr))
+    assert (result.first_cryptogram, result.cryptogram, result.decision) == (
+        "ARQC", "TC", "approved_online")
+    block = result.online_pin
+    verify_pin(DEFAULT_TDES_BDK, block.ksn, block.pin_block, pans[0], TEST_PIN)
