@@ -156,6 +156,8 @@ class TransactionResult:
     interface: str = "contact"
     network: str = ""
     script_results: list[str] = field(default_factory=list)
+    #: Issuer Script Results (9F5B) for the online advice / reversal.
+    issuer_script_results: str = ""
     online_pin: Any = field(default=None, repr=False)
     #: Card and terminal data of the transaction (clear PAN inside: never log, never print).
     emv_data: dict[int, bytes] = field(default_factory=dict, repr=False)
@@ -301,14 +303,23 @@ class EmvKernel:
     ) -> TransactionResult:
         """Run one transaction to its final cryptogram."""
         channel = CardChannel(session)
-        selected = await select_application(
-            channel, self.config, contactless=contactless, chooser=self.chooser
-        )
         if contactless:
             from terminal.emv.contactless import QvsdcFlow
 
+            selected = await select_application(
+                channel, self.config, contactless=True, chooser=self.chooser
+            )
             return await QvsdcFlow(self, channel, selected, txn).run()
-        return await _ContactFlow(self, channel, selected, txn).run()
+        refused: set[bytes] = set()
+        while True:
+            selected = await select_application(
+                channel, self.config, chooser=self.chooser, exclude=frozenset(refused)
+            )
+            try:
+                return await _ContactFlow(self, channel, selected, txn).run()
+            except _GpoRefused:
+                # Book 3 §10.1: GPO 6985 → drop the application, back to selection.
+                refused.add(selected.aid)
 
 
 class _ContactFlow:
@@ -347,6 +358,7 @@ class _ContactFlow:
         self.decision = ""
         self.arc = b""
         self.script_results: list[str] = []
+        self.issuer_script_results = b""
         self.cdol1_data = b""
         self.gen_ac: dict[int, bytes] = {}
 
@@ -392,7 +404,7 @@ class _ContactFlow:
                 raise CardDataError(f"the card's PDOL is malformed: {exc}", tag=0x9F38) from exc
         response = await self.channel.transmit(apdu.get_processing_options(self.pdol_data))
         if response.sw == 0x6985:
-            raise TransactionNotAllowed(
+            raise _GpoRefused(
                 "the card refuses this transaction (GPO: conditions of use not satisfied)",
                 sw=response.sw,
             )
@@ -645,10 +657,15 @@ class _ContactFlow:
             script_id = find(script.children, 0x9F18)
             ident = script_id.value.hex().upper() if script_id else ""
             status = "ok"
-            for command in (c for c in script.children if c.tag == 0x86):
+            # Issuer Script Results (9F5B, Book 4 Annex A5): result nibble 2 = successful,
+            # 1 = failed with the failing command's sequence number (1–14, 15 beyond).
+            result_byte = 0x20
+            commands = [c for c in script.children if c.tag == 0x86]
+            for number, command in enumerate(commands, start=1):
                 response = await self.channel.transmit(command.value)
                 if response.sw1 not in (0x90, 0x62, 0x63):
                     status = f"failed:{response.sw:04X}"
+                    result_byte = 0x10 | min(number, 0x0F)
                     self.tvr.set(
                         TvrBit.SCRIPT_FAILED_BEFORE_FINAL_GENAC
                         if template == 0x71
@@ -656,6 +673,8 @@ class _ContactFlow:
                     )
                     break
             self.script_results.append(f"{template:X}:{ident}:{status}")
+            raw_id = (script_id.value if script_id else b"")[:4].rjust(4, b"\x00")
+            self.issuer_script_results += bytes([result_byte]) + raw_id
 
     def _online_request(self) -> OnlineRequest:
         icc = {tag: value for tag, value in self._dol_source().items()
@@ -743,6 +762,8 @@ class _ContactFlow:
         label = (self.card.get(0x50) or self.selected.data.get(0x50) or b"").decode(
             "ascii", errors="replace").strip() or self.selected.candidate.display_name
         emv = self._dol_source() if self.txn is not None else dict(self.card)
+        if self.issuer_script_results:
+            emv[0x9F5B] = self.issuer_script_results
         return TransactionResult(
             aid=self.selected.aid.hex().upper(),
             label=label,
@@ -762,9 +783,14 @@ class _ContactFlow:
             application_cryptogram=self.card.get(0x9F26, b"").hex().upper(),
             network=cfg.network,
             script_results=self.script_results,
+            issuer_script_results=self.issuer_script_results.hex().upper(),
             online_pin=self.cvm.online_pin,
             emv_data=emv,
         )
+
+
+class _GpoRefused(TransactionNotAllowed):
+    """GPO answered 6985: this application refuses; selection goes on without it."""
 
 
 class _Missing(Exception):

@@ -36,6 +36,7 @@ from terminal.emv.errors import (
     CardError,
     NoApplication,
     TlvError,
+    TransactionNotAllowed,
 )
 from terminal.emv.tlv import Tlv, decode, find, find_all, flatten
 
@@ -264,9 +265,20 @@ async def select_application(
     *,
     contactless: bool = False,
     chooser: Chooser = choose_first,
+    exclude: frozenset[bytes] = frozenset(),
 ) -> SelectedApplication:
-    """Build the candidate list, let ``chooser`` pick, and SELECT it (Book 1 §12.4)."""
+    """Build the candidate list, let ``chooser`` pick, and SELECT it (Book 1 §12.4).
+
+    ``exclude`` removes applications already refused during this transaction (GPO ``6985``,
+    Book 3 §10.1: back to selection without them).
+    """
     candidates = await build_candidates(channel, config, contactless=contactless)
+    if exclude:
+        candidates = [c for c in candidates if c.aid not in exclude]
+        if not candidates:
+            raise TransactionNotAllowed(
+                "the card refuses this transaction with every application it offers"
+            )
     last_error: CardError | None = None
     while candidates:
         chosen = await chooser(candidates)

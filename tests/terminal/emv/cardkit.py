@@ -168,6 +168,8 @@ class App:
     aip_extra: int = 0x1C  # CVM supported, TRM, issuer authentication
     #: qVSDC: the GPO answers with the cryptogram (and the fDDA signature when oda="dda").
     qvsdc: bool = False
+    #: Status word GPO answers with (6985: conditions of use not satisfied).
+    gpo_sw: int = 0x9000
     ctq: bytes = b"\x00\x00"
 
     @property
@@ -270,6 +272,8 @@ class KitCard:
         if app is None:
             return b"", 0x6985
         if ins == 0xA8:
+            if app.gpo_sw != 0x9000:
+                return b"", app.gpo_sw
             self.pdol_data = body[2:]
             if app.qvsdc:
                 return self._qvsdc_gpo(app), 0x9000

@@ -362,6 +362,7 @@ async def test_issuer_scripts_before_and_after_final_generate_ac() -> None:
     ins = [c[1] for c in card.commands]
     assert ins.index(0x1E) < max(i for i, x in enumerate(ins) if x == 0xAE) < ins.index(0xDA)
     assert result.script_results == ["71:00000001:ok", "72:00000002:failed:6D00"]
+    assert result.issuer_script_results == "2000000001" "1100000002"  # 9F5B
     tvr = tvr_of(result)
     assert TvrBit.SCRIPT_FAILED_AFTER_FINAL_GENAC in tvr
     assert TvrBit.SCRIPT_FAILED_BEFORE_FINAL_GENAC not in tvr
@@ -480,3 +481,21 @@ def test_pin_request_repr_masks_the_pan() -> None:
 
     request = OnlinePinRequest(PAN, 2500, 504)
     assert PAN not in repr(request) and request.pan_masked == "476173…0010"
+
+
+async def test_gpo_refusal_returns_to_selection() -> None:
+    """GPO 6985 drops that application and selection goes on with the next (Book 3 §10.1)."""
+    domestic = bytes.fromhex("D5040000011010")
+    card = KitCard(App(aid=domestic, label="CARTE NATIONALE", priority=1, gpo_sw=0x6985),
+                   App(priority=2))
+    config = kernel_config(aid_config(), aid_config(aid=domestic, label="CN"))
+    result = await run(card, config=config)
+    assert result.aid == "A0000000031010"
+
+
+async def test_gpo_refusal_by_every_application() -> None:
+    """When every application refuses GPO the transaction is not allowed."""
+    from terminal.emv.errors import TransactionNotAllowed
+
+    with pytest.raises(TransactionNotAllowed):
+        await run(KitCard(App(gpo_sw=0x6985)))
