@@ -1,0 +1,356 @@
+"""Downlinks on the terminal: verify, validate, apply once, and report refusals up.
+
+The platform publishes signed messages on ``etika/v1/t/{id}/down/{config|blacklist|fx|cmd}``
+(``config`` retained, so it comes again on every connection). For each one the handler:
+
+1. parses the envelope (:func:`edge_sync.messages.parse_downlink`) and checks the topic's kind;
+2. verifies the platform's signature with the platform public key from the profile;
+3. skips it if this message id was already applied or refused (retained redelivery);
+4. validates the payload against the schema of its kind (below);
+5. applies it through the terminal's :class:`DownlinkHooks` (``edge_sync`` does not import
+   ``terminal``: the CLI wires the store and the profile loader in);
+6. records the outcome, and for a refusal queues an ``alert`` row
+   (``{"alert": "downlink_rejected", "message_id", "kind", "reason"}``) for the platform.
+
+A downlink whose signature does not verify is refused and reported but *not* recorded as
+seen: its message id is not trustworthy, and a forger must not be able to burn the id of a
+genuine message still to come.
+
+Payload schemas (protocol version 1)::
+
+    config     {"version": str, "files": {"<name>.toml": "<TOML text>", ...}}
+               files replace those of the current profile; the result must load.
+    blacklist  {"version": int, "mode": "replace"|"add"|"remove",
+                "entries": [{"type": "token"|"bin"|"pan_sha256", "value": str,
+                             "reason": str|null}, ...]}
+               never a clear PAN: tokens, 6–8 digit BINs or SHA-256 hex digests only.
+    fx         {"base": "MAD", "as_of": "<ISO 8601 UTC>", "rates": {"EUR": "10.8500", ...}}
+               decimal strings: 1 unit of the currency = rate units of base.
+    cmd        {"command": "sync_now"|"rotate_keys"|"report_diagnostics", "args": {...}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edge_sync.errors import DownlinkRejected, MessageFormatError, SignatureError
+from edge_sync.messages import Downlink, parse_downlink, verify_downlink
+from edge_sync.outbox import ALERT_DESTINATION, ALERT_KIND, ALERT_PRIORITY, Outbox, alert_payload
+
+__all__ = [
+    "BlacklistEntry",
+    "BlacklistUpdate",
+    "Command",
+    "ConfigUpdate",
+    "DownlinkHandler",
+    "DownlinkHooks",
+    "DownlinkResult",
+    "FxUpdate",
+    "MemoryDownlinkHooks",
+]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_PROFILE_FILE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.toml$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigUpdate(_Payload):
+    version: str = Field(min_length=1, max_length=64)
+    files: dict[str, str] = Field(min_length=1, max_length=32)
+
+    @field_validator("files")
+    @classmethod
+    def _names(cls, files: dict[str, str]) -> dict[str, str]:
+        for name, text in files.items():
+            if not _PROFILE_FILE.match(name):
+                raise ValueError(f"{name!r} is not a profile file name (<name>.toml, no paths)")
+            if len(text) > 256_000:
+                raise ValueError(f"{name} is larger than 256 kB")
+        return files
+
+
+class BlacklistEntry(_Payload):
+    type: Literal["token", "bin", "pan_sha256"]
+    value: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(default=None, max_length=200)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str, info: Any) -> str:
+        kind = info.data.get("type")
+        patterns = {
+            "token": r"^[A-Za-z0-9_.:-]{1,128}$",
+            "bin": r"^[0-9]{6,8}$",  # a BIN, never more: a full PAN is refused here
+            "pan_sha256": r"^[0-9a-f]{64}$",
+        }
+        if kind in patterns and not re.match(patterns[kind], value):
+            raise ValueError(f"not a valid {kind} value")
+        return value
+
+
+class BlacklistUpdate(_Payload):
+    version: int = Field(ge=0)
+    mode: Literal["replace", "add", "remove"]
+    entries: list[BlacklistEntry] = Field(max_length=100_000)
+
+
+class FxUpdate(_Payload):
+    base: str
+    as_of: str
+    rates: dict[str, str] = Field(min_length=1, max_length=300)
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if not _CURRENCY.match(value):
+            raise ValueError("base must be an ISO 4217 alphabetic code")
+        return value
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, str]) -> dict[str, str]:
+        for code, rate in rates.items():
+            if not _CURRENCY.match(code):
+                raise ValueError(f"{code!r} is not an ISO 4217 alphabetic code")
+            try:
+                value = Decimal(rate)
+            except InvalidOperation as exc:
+                raise ValueError(f"rate of {code} is not a decimal string") from exc
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"rate of {code} must be a positive decimal")
+        return rates
+
+
+class Command(_Payload):
+    command: Literal["sync_now", "rotate_keys", "report_diagnostics"]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DownlinkHooks(Protocol):
+    """What the terminal provides to apply downlinks (blocking: called from a thread)."""
+
+    def seen(self, message_id: str) -> bool:
+        """Whether this downlink was already applied or refused."""
+        ...
+
+    def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
+        """Remember a verified downlink's outcome (``applied`` or ``rejected``)."""
+        ...
+
+    def apply_config(self, update: ConfigUpdate) -> None:
+        """Write, validate and swap in the profile; :class:`DownlinkRejected` if invalid."""
+        ...
+
+    def store_blacklist(self, update: BlacklistUpdate) -> None: ...
+
+    def store_fx(self, update: FxUpdate) -> None: ...
+
+    def rotate_keys(self) -> Mapping[str, Any]:
+        """Rotate the terminal's keys; what to tell the platform (new key version, …)."""
+        ...
+
+    def diagnostics(self) -> Mapping[str, Any]:
+        """A snapshot for the platform (versions, outbox depth, links); no card data."""
+        ...
+
+
+@dataclass(frozen=True)
+class DownlinkResult:
+    message_id: str | None
+    kind: str
+    outcome: Literal["applied", "rejected", "duplicate"]
+    reason: str | None = None
+
+
+_SCHEMAS: dict[str, type[_Payload]] = {
+    "config": ConfigUpdate,
+    "blacklist": BlacklistUpdate,
+    "fx": FxUpdate,
+    "cmd": Command,
+}
+
+
+class DownlinkHandler:
+    """Handles one downlink at a time; give :meth:`handle` to the MQTT transport."""
+
+    def __init__(
+        self,
+        platform_public_key_pem: bytes | str,
+        hooks: DownlinkHooks,
+        outbox: Outbox,
+        *,
+        on_sync_now: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        run_blocking: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
+        self._key = platform_public_key_pem
+        self._hooks = hooks
+        self._outbox = outbox
+        self._on_sync_now = on_sync_now
+        self._clock = clock
+        self._run_blocking = run_blocking or asyncio.to_thread
+        self._lock = asyncio.Lock()  # one downlink at a time: config swaps never overlap
+        self.results: list[DownlinkResult] = []
+
+    async def _blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
+        result: _T = await self._run_blocking(fn, *args)
+        return result
+
+    async def handle(self, topic_kind: str, raw: bytes) -> DownlinkResult:
+        async with self._lock:
+            result = await self._handle(topic_kind, raw)
+        self.results.append(result)
+        if result.outcome == "rejected":
+            log.warning(
+                "sync: downlink %s (%s) refused: %s", result.message_id, result.kind, result.reason
+            )
+        else:
+            log.info("sync: downlink %s (%s) %s", result.message_id, result.kind, result.outcome)
+        return result
+
+    async def _handle(self, topic_kind: str, raw: bytes) -> DownlinkResult:
+        try:
+            downlink = parse_downlink(raw)
+        except MessageFormatError as exc:
+            message_id = exc.fields.get("message_id")
+            return await self._refuse(None, message_id, topic_kind, exc.message, record=False)
+        if downlink.kind != topic_kind:
+            reason = f"kind {downlink.kind!r} arrived on the {topic_kind!r} topic"
+            return await self._refuse(
+                downlink, downlink.message_id, topic_kind, reason, record=False
+            )
+        try:
+            verify_downlink(downlink, self._key)
+        except SignatureError as exc:
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind, exc.message, record=False
+            )
+        if await self._blocking(self._hooks.seen, downlink.message_id):
+            return DownlinkResult(downlink.message_id, downlink.kind, "duplicate")
+        try:
+            payload = _SCHEMAS[downlink.kind].model_validate(downlink.payload)
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+                for e in exc.errors()[:3]
+            )
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind, f"invalid payload: {reason}"
+            )
+        try:
+            await self._apply(downlink, payload)
+        except DownlinkRejected as exc:
+            return await self._refuse(downlink, downlink.message_id, downlink.kind, exc.message)
+        await self._blocking(self._hooks.record, downlink, "applied", None)
+        return DownlinkResult(downlink.message_id, downlink.kind, "applied")
+
+    async def _apply(self, downlink: Downlink, payload: _Payload) -> None:
+        if isinstance(payload, ConfigUpdate):
+            await self._blocking(self._hooks.apply_config, payload)
+            await self._report("downlink_applied", downlink, {"version": payload.version})
+        elif isinstance(payload, BlacklistUpdate):
+            await self._blocking(self._hooks.store_blacklist, payload)
+        elif isinstance(payload, FxUpdate):
+            await self._blocking(self._hooks.store_fx, payload)
+        elif isinstance(payload, Command):
+            await self._command(downlink, payload)
+
+    async def _command(self, downlink: Downlink, command: Command) -> None:
+        if command.command == "sync_now":
+            if self._on_sync_now is not None:
+                self._on_sync_now()
+        elif command.command == "rotate_keys":
+            facts = await self._blocking(self._hooks.rotate_keys)
+            await self._report("keys_rotated", downlink, dict(facts))
+        elif command.command == "report_diagnostics":
+            facts = await self._blocking(self._hooks.diagnostics)
+            await self._report("diagnostics", downlink, dict(facts))
+
+    async def _report(self, kind: str, downlink: Downlink, facts: Mapping[str, Any]) -> None:
+        await self._blocking(
+            self._outbox.enqueue,
+            ALERT_DESTINATION,
+            kind,
+            {"downlink_id": downlink.message_id, "downlink_kind": downlink.kind, **facts},
+            f"{kind}:{downlink.message_id}",
+            self._clock(),
+        )
+
+    async def _refuse(
+        self,
+        downlink: Downlink | None,
+        message_id: Any,
+        kind: str,
+        reason: str,
+        *,
+        record: bool = True,
+    ) -> DownlinkResult:
+        mid = message_id if isinstance(message_id, str) else None
+        if record and downlink is not None:
+            await self._blocking(self._hooks.record, downlink, "rejected", reason[:500])
+        now = self._clock()
+        await self._blocking(
+            functools.partial(self._outbox.enqueue, priority=ALERT_PRIORITY),
+            ALERT_DESTINATION,
+            ALERT_KIND,
+            alert_payload("downlink_rejected", message_id=mid, kind=kind, reason=reason[:500]),
+            f"downlink-rejected:{mid or 'unknown'}:{now:.6f}",
+            now,
+        )
+        return DownlinkResult(mid, kind, "rejected", reason)
+
+
+class MemoryDownlinkHooks:
+    """In-memory :class:`DownlinkHooks` (tests, demos): records what it was asked to apply.
+
+    ``refuse_config`` makes :meth:`apply_config` refuse every profile with that reason, as
+    the terminal does when the pushed profile does not load.
+    """
+
+    def __init__(self, refuse_config: str | None = None) -> None:
+        self.log: dict[str, tuple[str, str | None]] = {}
+        self.configs: list[ConfigUpdate] = []
+        self.blacklists: list[BlacklistUpdate] = []
+        self.fx: list[FxUpdate] = []
+        self.rotations = 0
+        self.refuse_config = refuse_config
+
+    def seen(self, message_id: str) -> bool:
+        return message_id in self.log
+
+    def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
+        self.log[downlink.message_id] = (outcome, reason)
+
+    def apply_config(self, update: ConfigUpdate) -> None:
+        if self.refuse_config is not None:
+            raise DownlinkRejected(self.refuse_config, reason="invalid profile")
+        self.configs.append(update)
+
+    def store_blacklist(self, update: BlacklistUpdate) -> None:
+        self.blacklists.append(update)
+
+    def store_fx(self, update: FxUpdate) -> None:
+        self.fx.append(update)
+
+    def rotate_keys(self) -> Mapping[str, Any]:
+        self.rotations += 1
+        return {"key_version": 1 + self.rotations}
+
+    def diagnostics(self) -> Mapping[str, Any]:
+        return {"software": "test", "outbox_depth": 0}

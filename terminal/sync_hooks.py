@@ -1,0 +1,80 @@
+"""The terminal's side of fleet downlinks: :class:`edge_sync.downlink.DownlinkHooks` over the
+store (log, blacklist, FX), the profile directory (atomic config swap) and two callbacks the
+CLI provides (key rotation, diagnostics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, FxUpdate
+from edge_sync.errors import DownlinkRejected
+from edge_sync.messages import Downlink
+from terminal.errors import ConfigError
+from terminal.profile_swap import swap_in_profile
+from terminal.store.fleet import FleetStore
+
+__all__ = ["TerminalDownlinkHooks"]
+
+
+def _no_rotation() -> Mapping[str, Any]:
+    raise DownlinkRejected(
+        "key rotation is not available on this terminal (no key store wired)",
+        reason="unsupported",
+    )
+
+
+class TerminalDownlinkHooks:
+    def __init__(
+        self,
+        fleet: FleetStore,
+        profile_dir: Path,
+        *,
+        rotate_keys: Callable[[], Mapping[str, Any]] = _no_rotation,
+        diagnostics: Callable[[], Mapping[str, Any]] = dict,
+        on_profile_applied: Callable[[], None] | None = None,
+    ) -> None:
+        self._fleet = fleet
+        self._profile_dir = Path(profile_dir)
+        self._rotate = rotate_keys
+        self._diagnostics = diagnostics
+        self._on_profile_applied = on_profile_applied
+
+    def seen(self, message_id: str) -> bool:
+        return self._fleet.seen(message_id)
+
+    def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
+        self._fleet.record_downlink(
+            downlink.message_id, downlink.kind, downlink.issued_at, outcome, reason
+        )
+
+    def apply_config(self, update: ConfigUpdate) -> None:
+        try:
+            swap_in_profile(self._profile_dir, update.files)
+        except ConfigError as exc:
+            raise DownlinkRejected(
+                f"profile version {update.version} does not validate: {exc}",
+                reason="invalid profile",
+            ) from exc
+        except OSError as exc:
+            raise DownlinkRejected(
+                f"profile version {update.version} could not be written: {exc}",
+                reason="write failed",
+            ) from exc
+        if self._on_profile_applied is not None:
+            self._on_profile_applied()
+
+    def store_blacklist(self, update: BlacklistUpdate) -> None:
+        self._fleet.replace_blacklist(
+            update.version, update.mode, [(e.type, e.value, e.reason) for e in update.entries]
+        )
+
+    def store_fx(self, update: FxUpdate) -> None:
+        self._fleet.store_fx(update.base, update.as_of, update.rates)
+
+    def rotate_keys(self) -> Mapping[str, Any]:
+        return self._rotate()
+
+    def diagnostics(self) -> Mapping[str, Any]:
+        return self._diagnostics()
