@@ -12,7 +12,7 @@ from typing import Any
 
 from terminal.cli.context import CliContext
 
-__all__ = ["register", "register_pinpad", "register_psp"]
+__all__ = ["register", "register_card", "register_pinpad", "register_psp"]
 
 
 def register(groups: Any) -> None:
@@ -20,6 +20,7 @@ def register(groups: Any) -> None:
     kinds = sim.add_subparsers(dest="kind", metavar="KIND", required=True)
     register_pinpad(kinds)
     register_psp(kinds)
+    register_card(kinds)
 
 
 # --- PIN pad ----------------------------------------------------------------------------
@@ -111,3 +112,42 @@ def _psp(ctx: CliContext, args: argparse.Namespace) -> int:
     key = Path(args.key) if args.key else None
     return run(args.kind, host=args.host, port=args.port, faults=args.faults, key=key)
 
+
+
+# --- EMV card (on pcscd through vsmartcard-vpcd) -----------------------------------------
+
+
+def register_card(kinds: Any) -> None:
+    card = kinds.add_parser(
+        "card",
+        help="an EMV card on pcscd's virtual reader (vsmartcard-vpcd), served until stopped",
+        description="Connect a simulated EMV card to the vpcd driver inside pcscd: port "
+        "35963 is reader 'Virtual PCD 00 00', 35964 is 'Virtual PCD 00 01'. The card is "
+        "inserted while this runs; Ctrl-C removes it. Cryptograms are real (test issuer "
+        "keys, simulators/card/issuer.py) and the RSA certificates chain to the default "
+        "profile's test CAPKs. --list-profiles shows the cards.",
+    )
+    card.add_argument("--profile", metavar="NAME", help="card profile, e.g. visa-credit, cb")
+    card.add_argument("--port", type=_port, default=35963, metavar="N",
+                      help="vpcd port (default: %(default)s = Virtual PCD 00 00)")
+    card.add_argument("--host", default="127.0.0.1", help="vpcd address (default: %(default)s)")
+    card.add_argument("--contactless", action="store_true",
+                      help="present the contactless interface (PPSE, qVSDC)")
+    card.add_argument("--faults", metavar="LIST",
+                      help="comma-separated: tamper-issuer-cert, tamper-icc-cert, "
+                      "tamper-ssad, tamper-sdad, t0")
+    card.add_argument("--list-profiles", action="store_true", help="list the card profiles")
+    card.set_defaults(handler=_card)
+
+
+def _card(ctx: CliContext, args: argparse.Namespace) -> int:
+    from simulators.card.errors import CardSimulatorError
+    from simulators.card.run import build_card, describe_profiles, serve
+
+    if args.list_profiles:
+        print(describe_profiles())
+        return 0
+    if not args.profile:
+        raise CardSimulatorError("--profile NAME is required (see --list-profiles)")
+    card = build_card(args.profile, args.contactless, args.faults)
+    return serve(card, args.host, args.port)

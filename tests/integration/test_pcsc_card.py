@@ -147,3 +147,31 @@ async def test_pcscd_restart_recovery(pcscd, vpcd_card, pcsc_reader: PcscReader)
     assert (await session.transmit(_select("A0000000041010"))).ok
     await session.close()
     await events.aclose()
+
+
+async def test_etika_sim_card_command(pcscd, pcsc_reader: PcscReader) -> None:
+    """`etika sim card --profile` puts the card on vpcd; SIGTERM removes it and exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fixtures.pcsc import _wait_empty
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli.main", "sim", "card", "--profile", "domestic-visa"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        assert await pcsc_reader.wait_for_card(R0, timeout=20) == R0
+        session = await pcsc_reader.connect(R0)
+        assert (await session.transmit(_select("D5040000011010"))).ok
+        await session.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert b"domestic-visa" in out and b"Virtual PCD 00 00" in out
+    await asyncio.to_thread(_wait_empty, R0)
