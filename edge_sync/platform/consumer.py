@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from edge_sync.messages import SHARED_UPLINK_FILTER, Ack, ack_topic
 from edge_sync.platform.errors import StorageError
@@ -145,44 +146,39 @@ class UplinkConsumer:
     async def _process(
         self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]
     ) -> None:
-        # Two batches overlap: while one batch's acks travel to the broker, the next one
-        # is verified and committed. PUBACKs still leave in arrival order.
-        finishing: asyncio.Task[None] | None = None
-        try:
-            while True:
-                batch = [await queue.get()]
-                while len(batch) < self.max_batch and not queue.empty():
-                    batch.append(queue.get_nowait())
-                decoded = [_raw(message) for message in batch]
-                self.stats.received += len(batch)
-                acks = await self._ingest([raw for raw, _ in decoded])
-                if finishing is not None:
-                    await finishing
-                finishing = asyncio.create_task(
-                    self._finish(client, batch, decoded, acks), name="platform-mqtt-ack"
-                )
-        finally:
-            if finishing is not None and not finishing.done():
-                finishing.cancel()
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            decoded = [_raw(message) for message in batch]
+            self.stats.received += len(batch)
+            acks = await self._ingest([raw for raw, _ in decoded])
+            self._finish(client, batch, decoded, acks)
 
-    async def _finish(
+    def _finish(
         self,
         client: aiomqtt.Client,
         batch: Sequence[aiomqtt.Message],
         decoded: Sequence[tuple[RawUplink, str | None]],
         acks: Sequence[Ack],
     ) -> None:
-        """After the commit: the acks to the terminals, then the PUBACKs to the broker."""
-        await asyncio.gather(
-            *(
-                client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
-                for (_, terminal_id), ack in zip(decoded, acks, strict=True)
-                if terminal_id is not None
-            )
-        )
+        """After the commit: the acks to the terminals, then the PUBACKs to the broker.
+
+        The acks are handed to paho without awaiting their own PUBACKs: paho writes them
+        before the PUBACKs that follow, and an ack lost anyway only makes the terminal send
+        again (the answer is then ``duplicate``). What matters — no ack before the commit —
+        holds because this runs after it.
+        """
+        paho = client._client
+        for (_, terminal_id), ack in zip(decoded, acks, strict=True):
+            if terminal_id is None:
+                continue
+            info = paho.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise aiomqtt.MqttCodeError(info.rc, "could not publish an ack")
         for message in batch:
             # PUBACKs in arrival order, as MQTT 5 §4.6 asks.
-            client._client.ack(message.mid, message.qos)
+            paho.ack(message.mid, message.qos)
         self.stats.batches += 1
         for ack in acks:
             self.stats.by_status[ack.status] = self.stats.by_status.get(ack.status, 0) + 1

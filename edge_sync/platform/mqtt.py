@@ -59,6 +59,8 @@ def make_client(settings: MqttSettings, *, manual_ack: bool, persistent: bool) -
         keepalive=settings.keepalive,
         properties=properties,
         tls_context=settings.tls_context(),
+        # Acks go out without waiting on each other; let paho keep them all on the wire.
+        max_inflight_messages=settings.receive_maximum,
     )
     # aiomqtt warns above 10 publishes awaiting their PUBACK; a batch of acks is many more
     # by design (bounded by the batch size), so warn only well beyond that.
