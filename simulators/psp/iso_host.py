@@ -73,6 +73,9 @@ class Iso8583Host:
         self._answers: dict[tuple[str, str, str, str], dict[str, str]] = {}
         self._connections: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
+        #: (terminal, STAN, DE 7) of each financial request → its idempotency key, so that
+        #: DE 90 of a reversal, completion or refund finds the original.
+        self._originals: dict[tuple[str, str, str], str] = {}
         #: Every request the host received, decoded (tests inspect what went on the wire).
         self.received: list[dict[str, str]] = []
 
@@ -201,6 +204,9 @@ class Iso8583Host:
             return answer
         key = _require_key(fields)
         processing = fields.get("3", "")
+        if mti in ("0100", "0200", "0220", "0221") and "90" not in fields:
+            self._originals[(fields.get("41", ""), fields.get("11", ""),
+                             fields.get("7", ""))] = key
         decision: Decision
         if mti == "0100" or (mti == "0200" and processing.startswith("00")):
             decision = self._authorise(fields, key, EntryKind.AUTH if mti == "0100"
@@ -209,14 +215,13 @@ class Iso8583Host:
             original = self._original_key(fields)
             decision = self.acquirer.refund(original, key, _amount(fields))
         elif mti in ("0220", "0221") and "90" in fields:
-            decision = self.acquirer.complete(key, _amount(fields))
+            decision = self.acquirer.complete(self._original_key(fields), _amount(fields))
         elif mti in ("0220", "0221"):
             decision = self._authorise(fields, key, EntryKind.ADVICE)
         elif mti in ("0400", "0401"):
-            self._original_key(fields)  # DE 90 is mandatory, even if the key finds it
-            decision = self.acquirer.reverse(key)
+            decision = self.acquirer.reverse(self._original_key(fields))
         elif mti == "0600":
-            decision = self.acquirer.status(key)
+            decision = self.acquirer.status(self._original_key(fields))
         else:
             raise _FormatError(f"PROCESSING {processing} NOT SUPPORTED")
         answer["39"] = decision.code
@@ -230,12 +235,18 @@ class Iso8583Host:
         return answer
 
     def _original_key(self, fields: dict[str, str]) -> str:
+        """The original's idempotency key, found by DE 90 (STAN and DE 7 of the original);
+        a reversal or completion that names it in DE 48 is believed when DE 90 finds none."""
         try:
-            decode_de90(fields["90"])
+            _, stan, transmitted, _ = decode_de90(fields["90"])
         except (KeyError, ValueError) as exc:
             raise _FormatError("DE 90 MISSING OR BAD") from exc
-        original = _require_key(fields)
-        return original
+        found = self._originals.get((fields.get("41", ""), stan, transmitted))
+        if found is not None:
+            return found
+        if fields.get("3", "").startswith("20"):
+            return ""  # a refund's own key is not its original's: not found (25)
+        return _require_key(fields)
 
     def _authorise(self, fields: dict[str, str], key: str, kind: EntryKind) -> Decision:
         try:
