@@ -3,7 +3,6 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 export ETIKA_DATA_DIR ?= $(CURDIR)/var
-export SOFTHSM2_CONF  ?= $(ETIKA_DATA_DIR)/softhsm/softhsm2.conf
 
 .PHONY: setup demo test lint bench clean
 

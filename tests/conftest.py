@@ -28,6 +28,9 @@ DEFAULT_PROFILE_DIR = REPO_ROOT / "firmware-config" / "default"
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's profile choice or writes into the checkout's ``var/``."""
     monkeypatch.delenv("ETIKA_PROFILE", raising=False)
+    # The CLI derives the token's config from the data dir; an inherited SOFTHSM2_CONF
+    # would point a test's subprocess at the developer's token instead.
+    monkeypatch.delenv("SOFTHSM2_CONF", raising=False)
     monkeypatch.setenv("ETIKA_DATA_DIR", str(tmp_path / "var"))
     yield
 
