@@ -112,7 +112,8 @@ class CardChannel:
                 f"the card reader failed: {exc.message}", reader=getattr(exc, "reader", None)
             ) from exc
         self.exchanges += 1
-        log.debug("apdu %s -> %02X%02X", apdu[:4].hex().upper(), response.sw1, response.sw2)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("apdu %s -> %02X%02X", apdu[:4].hex().upper(), response.sw1, response.sw2)
         return response
 
     async def transmit(self, apdu: bytes) -> ResponseApdu:

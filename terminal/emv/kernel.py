@@ -361,12 +361,20 @@ class _ContactFlow:
         self.issuer_script_results = b""
         self.cdol1_data = b""
         self.gen_ac: dict[int, bytes] = {}
+        self._static_terminal: dict[int, bytes] | None = None
 
     # -- data --------------------------------------------------------------------------
 
     def _terminal(self) -> dict[int, bytes]:
         assert self.txn is not None
-        data = terminal_data(self.config, self.aid_config, self.txn, self.un, self.tvr, self.tsi)
+        if self._static_terminal is None:
+            self._static_terminal = terminal_data(
+                self.config, self.aid_config, self.txn, self.un, self.tvr, self.tsi
+            )
+        data = dict(self._static_terminal)
+        # The objects that change during the transaction, always current.
+        data[0x95] = bytes(self.tvr)
+        data[0x9B] = bytes(self.tsi)
         data[0x9F34] = self.cvm.results
         if self.arc:
             data[0x8A] = self.arc
