@@ -9,6 +9,7 @@ GET      ``/v1/terminals``                    every registered terminal: last se
 GET      ``/v1/terminals/{id}``               one terminal, its messages per kind and totals
 GET      ``/v1/fleet``                        fleet summary: terminals, backlog, totals
 GET      ``/v1/totals?date=&terminal_id=``    the platform's transaction totals
+GET      ``/v1/rejections?terminal_id=``      the latest refused uplinks and why, newest first
 GET      ``/v1/reconciliation?date=``         end-of-day reports against the platform's sums
 GET      ``/healthz``                         liveness, and whether the MQTT consumer is up
 =======  ===================================  =================================================
@@ -147,6 +148,23 @@ def create_app(
         date: str | None = Query(default=None), terminal_id: str | None = Query(default=None)
     ) -> dict[str, Any]:
         return {"totals": _totals_json(storage.transaction_totals(_date(date), terminal_id))}
+
+    @app.get("/v1/rejections")
+    def rejections(
+        terminal_id: str | None = Query(default=None),
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        return {
+            "rejections": [
+                {
+                    "terminal_id": r.terminal_id,
+                    "message_id": r.message_id,
+                    "reason": r.reason,
+                    "received_at": r.received_at,
+                }
+                for r in storage.rejections(terminal_id, limit)
+            ]
+        }
 
     @app.get("/v1/reconciliation")
     def reconciliation(date: str = Query(...)) -> dict[str, Any]:

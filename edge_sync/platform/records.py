@@ -90,6 +90,8 @@ class Rejection:
     terminal_id: str
     message_id: str
     reason: str
+    #: Set when read back from the database.
+    received_at: str | None = None
 
 
 @dataclass(frozen=True)

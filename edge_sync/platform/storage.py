@@ -170,6 +170,10 @@ class PlatformStorage(Protocol):
         """Terminals that sent an end-of-day report for that day (even an empty one)."""
         ...
 
+    def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
+        """The latest refused uplinks, newest first."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -181,6 +185,7 @@ class _SqlStorage:
     #: Errors about the values, not the database: retrying the same rows cannot help.
     _data_errors: tuple[type[BaseException], ...] = (OverflowError, UnicodeEncodeError)
     _begin = "BEGIN"
+    _begin_read = "BEGIN"
 
     def __init__(self) -> None:
         # One connection, used from the event loop's worker threads and from FastAPI's
@@ -207,11 +212,11 @@ class _SqlStorage:
     # -- plumbing -----------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, *, write: bool = True) -> Iterator[Any]:
         with self._lock:
             try:
                 conn = self._conn()
-                conn.execute(self._begin)
+                conn.execute(self._begin if write else self._begin_read)
             except self._errors as exc:
                 raise StorageError(
                     f"cannot start a transaction on {self._describe()}: {exc}; "
@@ -271,7 +276,7 @@ class _SqlStorage:
             )
 
     def public_key(self, terminal_id: str, key_version: int) -> str | None:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             row = self._run(
                 conn,
                 "SELECT public_key_pem FROM platform_terminal_keys "
@@ -402,7 +407,7 @@ class _SqlStorage:
     # -- reads --------------------------------------------------------------------------
 
     def _summaries(self, where: str = "", params: Sequence[Any] = ()) -> list[TerminalSummary]:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = self._run(conn, f"{_TERMINALS} {where} ORDER BY t.terminal_id", params)
             summaries = [
                 TerminalSummary(
@@ -436,7 +441,7 @@ class _SqlStorage:
         return found[0] if found else None
 
     def message_count(self, terminal_id: str | None = None) -> int:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             if terminal_id is None:
                 row = self._run(conn, "SELECT COUNT(*) FROM platform_messages").fetchone()
             else:
@@ -448,7 +453,7 @@ class _SqlStorage:
         return int(row[0])
 
     def kind_counts(self, terminal_id: str) -> dict[str, int]:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = self._run(
                 conn,
                 "SELECT kind, COUNT(*) FROM platform_messages WHERE terminal_id = ? "
@@ -467,7 +472,7 @@ class _SqlStorage:
         if terminal_id is not None:
             clauses.append("terminal_id = ?")
             params.append(terminal_id)
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = self._run(
                 conn,
                 # The clauses are constants of this method; only the values are parameters.
@@ -480,7 +485,7 @@ class _SqlStorage:
         return [Total(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
     def reported_totals(self, business_date: str) -> list[Total]:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = self._run(
                 conn,
                 "SELECT terminal_id, business_date, currency, count, amount_minor "
@@ -491,7 +496,7 @@ class _SqlStorage:
         return [Total(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
     def eod_reporters(self, business_date: str) -> set[str]:
-        with self._transaction() as conn:
+        with self._transaction(write=False) as conn:
             rows = self._run(
                 conn,
                 "SELECT DISTINCT terminal_id FROM platform_eod_totals WHERE business_date = ?",
@@ -500,14 +505,28 @@ class _SqlStorage:
         return {str(row[0]) for row in rows}
 
 
+    def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._transaction(write=False) as conn:
+            rows = self._run(
+                conn,
+                "SELECT terminal_id, message_id, reason, received_at FROM platform_rejections "
+                "WHERE (? = 1 OR terminal_id = ?) ORDER BY received_at DESC LIMIT ?",
+                (int(terminal_id is None), terminal_id or "", limit),
+            ).fetchall()
+        return [Rejection(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 class SqliteStorage(_SqlStorage):
     """The platform database in one SQLite file (WAL, synchronous=FULL)."""
 
     _errors = (sqlite3.Error,)
     _data_errors = (sqlite3.DataError, OverflowError, UnicodeEncodeError)
     # IMMEDIATE takes the write lock up front, so two processes on one file queue instead
-    # of failing half-way through a batch.
+    # of failing half-way through a batch; reads stay deferred (WAL readers never block).
     _begin = "BEGIN IMMEDIATE"
+    _begin_read = "BEGIN"
 
     def __init__(self, path: Path) -> None:
         super().__init__()

@@ -102,7 +102,7 @@ async def test_fleet_views(
         envelope(registered, payload=_tx(3, 700, "EUR")).wire(),
         envelope(registered, kind="status", payload={"backlog": {"platform": 4}}).wire(),
     ])
-    await post(client, [b"x".decode()])
+    await post(client, ["x"])
     listing = (await client.get("/v1/terminals")).json()["terminals"]
     assert len(listing) == 1
     row = listing[0]
@@ -118,6 +118,10 @@ async def test_fleet_views(
         "MAD": {"count": 2, "amount_minor": 4000},
     }
     assert fleet["backlog_total"] == 4 and fleet["terminals"] == 1
+    refused = (await client.get("/v1/rejections", params={"terminal_id": TERMINAL_ID})).json()
+    assert [r["reason"] for r in refused["rejections"]] == ["malformed envelope: not an object"]
+    assert (await client.get("/v1/rejections", params={"terminal_id": "T-X"})).json() == {
+        "rejections": []}
     assert (await client.get("/v1/terminals/T-NOPE")).status_code == 404
     assert (await client.get("/v1/fleet", params={"date": "21/11"})).status_code == 422
 
