@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import json
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,9 +29,10 @@ from drivers.base import CardReader, CardSession
 from terminal.cli.context import CliContext
 from terminal.emv.config import TransactionData
 from terminal.emv.cvm import OnlinePinRequest
-from terminal.emv.errors import EmvError
+from terminal.emv.errors import EmvError, NoApplication
 from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
 from terminal.emv.profile_adapter import kernel_config_from_profile
+from terminal.emv.selection import Candidate, Chooser, choose_first
 from terminal.money import parse_amount
 
 __all__ = ["register"]
@@ -55,6 +56,9 @@ def register(groups: Any) -> None:
                             help="run the contactless (PPSE, qVSDC) path")
         parser.add_argument("--timeout", type=float, default=30.0,
                             help="seconds to wait for a card (default: %(default)s)")
+        parser.add_argument("--aid", metavar="HEX",
+                            help="on a card with several applications, the one to use (an AID "
+                                 "or its prefix); default: the card's highest priority")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     read = commands.add_parser("read", help="select the application and print its identity")
@@ -114,6 +118,25 @@ class _UsageError(EmvError):
     exit_code = 2
 
 
+def _chooser(args: argparse.Namespace) -> Chooser:
+    """The application choice: ``--aid`` when given, else the card's priority order."""
+    if not args.aid:
+        return choose_first
+    try:
+        wanted = bytes.fromhex(args.aid)
+    except ValueError:
+        raise _UsageError(f"--aid {args.aid!r} is not hexadecimal") from None
+
+    async def choose(candidates: Sequence[Candidate]) -> Candidate:
+        for candidate in candidates:
+            if candidate.aid.startswith(wanted):
+                return candidate
+        offered = ", ".join(f"{c.aid.hex().upper()} ({c.display_name})" for c in candidates)
+        raise NoApplication(f"the card has no application {args.aid.upper()}; it offers {offered}")
+
+    return choose
+
+
 def _print(result: TransactionResult, keys: tuple[str, ...], as_json: bool) -> None:
     data = result.as_json()
     shown = {key: data[key] for key in keys}
@@ -130,7 +153,8 @@ def _read(ctx: CliContext, args: argparse.Namespace) -> int:
 
     async def go() -> TransactionResult:
         async with _session(args) as (session, _):
-            return await EmvKernel(config).read(session, contactless=args.contactless)
+            kernel = EmvKernel(config, chooser=_chooser(args))
+            return await kernel.read(session, contactless=args.contactless)
 
     _print(asyncio.run(go()), _READ_KEYS, args.json)
     return 0
@@ -167,9 +191,10 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                         return await pad.get_pin(request.pan, request.amount,
                                                  request.currency_numeric)
 
-                    kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser)
+                    kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser,
+                                       chooser=_chooser(args))
                     return await kernel.transact(session, data, contactless=args.contactless)
-            kernel = EmvKernel(config, authoriser=authoriser)
+            kernel = EmvKernel(config, authoriser=authoriser, chooser=_chooser(args))
             return await kernel.transact(session, data, contactless=args.contactless)
 
     _print(asyncio.run(go()), _TRANSACT_KEYS, args.json)

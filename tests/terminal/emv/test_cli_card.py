@@ -83,3 +83,25 @@ def test_no_pan_in_output(capsys: pytest.CaptureFixture[str]) -> None:
         main(["card", "transact", "--amount", "750", "--simulated", "visa-credit", *extra])
         out = capsys.readouterr()
         assert pan not in out.out and pan not in out.err
+
+
+@pytest.mark.parametrize(
+    ("aid",            "expected"),
+    [
+        (None,             "D5040000011010"),
+        ("A000000003",     "A0000000031010"),
+    ],
+)
+def test_aid_option_chooses_among_applications(capsys: pytest.CaptureFixture[str],
+                                               aid: str | None, expected: str) -> None:
+    """The co-badged card: priority picks domestic; --aid picks Visa."""
+    extra = ["--aid", aid] if aid else []
+    out = run_json(capsys, "card", "read", "--simulated", "domestic-visa", "--json", *extra)
+    assert out["aid"] == expected
+
+
+def test_aid_option_names_what_the_card_offers(capsys: pytest.CaptureFixture[str]) -> None:
+    """An --aid the card does not have fails with the list of its applications."""
+    assert main(["card", "read", "--simulated", "domestic-visa", "--aid", "A000000004"]) == 1
+    err = capsys.readouterr().err
+    assert "D5040000011010" in err and "A0000000031010" in err
