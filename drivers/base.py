@@ -68,7 +68,10 @@ class CardSession(Protocol):
     @property
     def atr(self) -> bytes: ...
 
-    async def transmit(self, apdu: bytes) -> ResponseApdu: ...
+    async def transmit(self, apdu: bytes) -> ResponseApdu:
+        """The final response; failures raise ``drivers.reader_errors`` leaves
+        (``CardRemovedError`` when the card left, ``ReaderGoneError``...)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -88,7 +91,12 @@ class CardReader(Protocol):
         ...
 
     def events(self) -> AsyncIterator[CardEvent]:
-        """Insert/remove and reader plug/unplug events, as they happen."""
+        """Insert/remove and reader plug/unplug events, as they happen.
+
+        The stream starts by describing what is there (``READER_ADDED`` per reader, then
+        ``INSERTED`` per card present), so a consumer needs no separate initial scan. A
+        reader unplugged with its card gives ``REMOVED`` then ``READER_REMOVED``.
+        """
         ...
 
 

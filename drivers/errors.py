@@ -4,7 +4,17 @@
 
     EtikaError
     └── DriverError
-        ├── ReaderError           (card reader; leaves added by the reader driver)
+        ├── ReaderError           (card reader; leaves in drivers.reader_errors, every one
+        │   │                      carries ``reader`` and, from PC/SC, ``hresult``)
+        │   ├── PcscServiceError     pcscd not running / restarted: the driver reconnects
+        │   ├── NoReaderError        no reader, or no reader by that name
+        │   ├── ReaderGoneError      the reader was unplugged while in use
+        │   ├── NoCardError          no card in the reader
+        │   ├── CardRemovedError     the card left mid-transaction: restart the transaction
+        │   ├── CardProtocolError    unusable answers (bad ATR, no SW, endless 61xx/6Cxx)
+        │   ├── ReaderBusyError      another process holds the reader
+        │   ├── ReaderTimeoutError   no card before the caller's timeout
+        │   └── ReaderFaultError     any other PC/SC failure
         └── PinPadError           (serial PIN pad; every leaf carries ``port``)
             ├── PinPadPortError          the port cannot be opened: check the path/cable/permissions
             ├── PinPadDisconnected       the device went away mid-exchange (unplugged, hang-up)

@@ -99,6 +99,10 @@ class Personalised:
     def contactless(self) -> bool:
         return self.interface is Interface.CONTACTLESS
 
+    def __repr__(self) -> str:  # records hold the PAN and track 2: never show them
+        records = len(self.records)
+        return f"Personalised({self.app.label!r}, {self.interface.value}, {records} records)"
+
 
 def _fci(app: AppProfile, pdol: bytes) -> bytes:
     proprietary = tlv.encode(0x50, app.label.encode()) + tlv.encode(0x87, bytes([app.priority]))

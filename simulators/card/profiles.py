@@ -106,7 +106,7 @@ class AppProfile:
     aid: str
     label: str
     issuer: str  # key of simulators.card.issuer.ISSUERS
-    pan: str
+    pan: str = field(repr=False)  # card data: kept out of every repr and log
     psn: int = 1
     priority: int = 1
     preferred_name: str = ""
@@ -134,7 +134,7 @@ class AppProfile:
     internal_auth_format: int = 1
     arpc: ArpcMode = ArpcMode.METHOD1_GENAC2
     offline_limit: int = 10000  # the card's own limit for approving offline (TC)
-    pin: str = "1234"
+    pin: str = field(default="1234", repr=False)
     pin_try_limit: int = 3
     lcol: int = 2
     ucol: int = 5

@@ -434,3 +434,35 @@ async def test_card_removed_mid_transaction() -> None:
     with pytest.raises(CardRemovedError):
         await session.transmit(select("A0000000031010"))
     assert not reader.card.powered  # type: ignore[union-attr]
+
+
+def test_no_card_data_in_reprs() -> None:
+    """Profiles, personalised applications and cards never show the PAN or PIN in a repr."""
+    for profile in PROFILES.values():
+        card = EmvCard(profile)
+        text = repr(profile) + repr(card.apps) + repr(card)
+        for app in profile.apps:
+            assert app.pan not in text and app.pan[-10:] not in text
+            assert f"pin='{app.pin}'" not in text
+
+
+def test_cda_on_second_generate_ac() -> None:
+    """A TC from the second GENERATE AC with CDA: the hash also covers the CDOL2 data."""
+    import hashlib
+
+    flow, values, atc, arqc = _online_first_ac("mastercard-debit", "A0000000041010")
+    app = flow.card.apps[0].personalised.app
+    imk = issuer.issuer_master_keys(app.issuer)
+    tag_91 = issuer.arpc_method_1(imk, app.pan, app.psn, atc, arqc, b"00")
+    assert flow.send(bytes([0, 0x82, 0, 0, len(tag_91)]) + tag_91)[1] == 0x9000
+    cdol1 = dol.build_dol(values[0x8C], TERMINAL)
+    cdol2 = dol.build_dol(values[0x8D], TERMINAL | {0x8A: b"00"})
+    data, sw = flow.send(generate_ac(AC_TC | 0x10, cdol2))
+    assert sw == 0x9000
+    children = tlv.decode(data)[0].children
+    icc_mod, icc_exp = recover_icc_key("A000000004", values, flow.static)
+    dynamic = check_sdad(icc_mod, icc_exp, children[2].value, TERMINAL[0x9F37])
+    returned = b"".join(c.encode() for c in children if c.tag != 0x9F4B)
+    assert dynamic[9] == AC_TC
+    expected = hashlib.sha1(flow.pdol_data + cdol1 + cdol2 + returned).digest()  # noqa: S324
+    assert dynamic[18:38] == expected
