@@ -266,13 +266,13 @@ def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
         f"reconciliation {result.business_date}: {len(result.terminals_checked)} terminal(s), "
         f"{len(result.matched)} matched, {len(result.mismatches)} mismatch(es)"
     )
+    if result.mismatches:
+        print(f"  {'terminal':<20} {'cur':<4} {'difference':<26} "
+              f"{'terminal says':>16} {'platform has':>16}   (count/amount, minor units)")
     for m in result.mismatches:
         theirs = f"{m.terminal.count}/{m.terminal.amount_minor}" if m.terminal else "-"
         ours = f"{m.platform.count}/{m.platform.amount_minor}" if m.platform else "-"
-        print(
-            f"  {m.terminal_id:<20} {m.currency or '*':<4} {m.kind:<26} "
-            f"terminal {theirs:>16}  platform {ours:>16}   (count/amount in minor units)"
-        )
+        print(f"  {m.terminal_id:<20} {m.currency or '*':<4} {m.kind:<26} {theirs:>16} {ours:>16}")
     return 0 if result.ok else 1
 
 
