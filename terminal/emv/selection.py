@@ -15,7 +15,8 @@ Building the candidate list:
    moves to the next terminal AID.
 3. Candidates are ordered by priority indicator (87 b4–b1, 1 highest, 0 = none, last),
    then in the order found (Book 1 §12.4). Priority bit b8 means the application needs
-   cardholder confirmation.
+   cardholder confirmation: a terminal without it (``cardholder_confirmation=False``)
+   leaves such applications out.
 
 Final selection SELECTs the chosen ADF; a non-``9000`` answer removes it from the list and
 the choice is made again (Book 1 §12.4, last paragraph).
@@ -273,6 +274,10 @@ async def select_application(
     Book 3 §10.1: back to selection without them).
     """
     candidates = await build_candidates(channel, config, contactless=contactless)
+    if not config.cardholder_confirmation:
+        # Book 1 §12.4: without a way to confirm, applications that require cardholder
+        # confirmation (87 b8) are not selectable.
+        candidates = [c for c in candidates if not c.needs_confirmation]
     if exclude:
         candidates = [c for c in candidates if c.aid not in exclude]
         if not candidates:

@@ -499,3 +499,13 @@ async def test_gpo_refusal_by_every_application() -> None:
 
     with pytest.raises(TransactionNotAllowed):
         await run(KitCard(App(gpo_sw=0x6985)))
+
+
+async def test_confirmation_required_application_is_skipped_without_confirmation() -> None:
+    """87 b8 set: an unattended terminal (no confirmation) selects the next application."""
+    domestic = bytes.fromhex("D5040000011010")
+    card = KitCard(App(aid=domestic, label="CARTE NATIONALE", priority=0x81), App(priority=2))
+    config = kernel_config(aid_config(), aid_config(aid=domestic, label="CN"),
+                           cardholder_confirmation=False)
+    result = await run(card, config=config)
+    assert result.aid == "A0000000031010"
