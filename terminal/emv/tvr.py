@@ -2,7 +2,10 @@
 
 Bit-exact per EMV 4.4 Book 3 Annex C5 (TVR, 5 bytes) and C6 (TSI, 2 bytes). Each bit is
 named by ``(byte, bit)`` with bytes counted from 1 (leftmost) and bits b8 (0x80) to b1
-(0x01), as the books draw them. RFU bits are never set.
+(0x01), as the books draw them. EMV 4.4 also defines XDA, biometric and ECC bits; this
+kernel does none of those, so it never sets them (nor any RFU bit). Byte 3 b3 is named
+"Online CVM captured" in 4.4 ("Online PIN entered" before); here online PIN is the only
+online CVM.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class TvrBit(enum.Enum):
     PIN_TRY_LIMIT_EXCEEDED = (3, 6)
     PIN_PAD_NOT_PRESENT = (3, 5)
     PIN_NOT_ENTERED = (3, 4)
-    ONLINE_PIN_ENTERED = (3, 3)
+    ONLINE_PIN_ENTERED = (3, 3)  # 4.4: "Online CVM captured"
     # Byte 4
     FLOOR_LIMIT_EXCEEDED = (4, 8)
     LCOL_EXCEEDED = (4, 7)
