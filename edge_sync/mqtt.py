@@ -48,7 +48,7 @@ __all__ = ["DownlinkCallback", "MqttLinkSettings", "MqttTransport"]
 log = logging.getLogger(__name__)
 
 #: ``(kind, raw_payload)`` of a message received on ``down/{kind}``.
-DownlinkCallback = Callable[[str, bytes], Awaitable[None]]
+DownlinkCallback = Callable[[str, bytes], Awaitable[object]]
 
 
 @dataclass(frozen=True)

@@ -395,6 +395,14 @@ class SyncConfig(_Strict):
     cert_file: str | None = None
     key_file: str | None = None
     platform_public_key: str | None = None  # PEM file, relative to the profile directory
+    # Outbox worker pacing (edge_sync.worker.WorkerSettings).
+    batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    max_bytes_per_s: Annotated[int, Field(gt=0)] | None = None  # metered links
+    retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    retry_cap_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    max_attempts: Annotated[int, Field(ge=1)] | None = None  # None: retry until the TTL
 
 
 class SyncFile(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -71,4 +72,83 @@ async def test_backlog_of_10000_drains_none_lost_or_duplicated(
     assert states(store) == {"delivered": 10_000}
     assert len(rx.committed) == len(set(rx.committed)) == 10_000
     assert rx.seqs == sorted(rx.seqs)
+    store.close()
+
+
+async def drain_until_empty(worker: OutboxWorker, store: Store) -> None:
+    """Drain passes until no platform row is open (retries wait their short backoff)."""
+
+    async def loop() -> None:
+        while states(store).get("pending", 0) + states(store).get("in_flight", 0):
+            await worker.drain()
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(loop(), 90)  # a guard against a hang, not a timing assertion
+
+
+@pytest.mark.slow
+async def test_broker_killed_and_restarted_mid_drain(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """SIGKILL the broker while a backlog drains: after it restarts every message is
+    delivered, and the receiver committed each exactly once."""
+    store = Store.open(tmp_path / "etika.db")
+    fill_backlog(store, 3000)
+    settings = MqttLinkSettings(
+        terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port, reconnect_max_s=0.5
+    )
+    delivered = 0
+    killed = asyncio.Event()
+
+    def progress(_destination: str, n: int) -> None:
+        nonlocal delivered
+        delivered += n
+        if delivered >= 500 and not killed.is_set():
+            killed.set()
+            mosquitto.kill()
+
+    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+        async with MqttTransport(settings) as transport:
+            assert await transport.wait_connected(10)
+            worker = OutboxWorker(
+                SqliteOutbox(store), {"platform": transport}, SIGNER,
+                WorkerSettings(terminal_id=TERMINAL_ID, batch_size=200, max_in_flight=400,
+                               ack_timeout_s=2.0, retry=RetryPolicy(base_s=0.05, cap_s=0.3)),
+                on_progress=progress,
+            )
+            first = await worker.drain()
+            assert killed.is_set() and first.retried > 0
+            mosquitto.start()
+            await drain_until_empty(worker, store)
+            worker.close()
+        assert transport.connections >= 2
+    assert states(store) == {"delivered": 3000}
+    assert len(rx.committed) == len(set(rx.committed)) == 3000
+    store.close()
+
+
+async def test_tls_with_client_certificates(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    """Over the TLS listener with the terminal's certificate the backlog drains; without a
+    client certificate the broker refuses the connection."""
+    pki = mosquitto.pki
+    store = Store.open(tmp_path / "etika.db")
+    fill_backlog(store, 50)
+    good = MqttLinkSettings(
+        terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
+        ca_file=pki.ca_pem, cert_file=pki.terminal_pem, key_file=pki.terminal_key,
+    )
+    no_cert = MqttLinkSettings(
+        terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
+        ca_file=pki.ca_pem, client_id="etika-terminal-nocert",
+    )
+    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+        async with MqttTransport(no_cert) as refused:
+            assert not await refused.wait_connected(1.5)
+            assert not refused.connected
+        async with MqttTransport(good) as transport:
+            assert await transport.wait_connected(10)
+            worker = worker_for(store, transport)
+            report = await worker.drain()
+            worker.close()
+    assert report.delivered == 50 and len(rx.committed) == 50
     store.close()
