@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulators.card import certs
 from simulators.card.personalise import CA_BITS, ca_key, issuer_key
 from simulators.card.pki import DeterministicRandom, is_probable_prime, rsa_key
-from tests.simulators.card.terminal_side import rsa_recover
+from tests.simulators.card.terminal_side import check_sdad, recover_icc_key, rsa_recover
 
 
 def test_same_seed_same_key() -> None:
@@ -80,3 +82,30 @@ def test_signed_dynamic_data_refuses_oversize() -> None:
     """ICC dynamic data too long for the key is a caller mistake."""
     with pytest.raises(ValueError):
         certs.signed_dynamic_data(rsa_key("test/small", 512), bytes(60), b"")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    static=st.binary(max_size=300),
+    pan=st.from_regex(r"\A[0-9]{12,19}\Z", fullmatch=True),
+    ddol_data=st.binary(min_size=1, max_size=40),
+)
+def test_icc_chain_round_trip(static: bytes, pan: str, ddol_data: bytes) -> None:
+    """For any static data and PAN, the ICC certificate and a DDA signature verify via the CA."""
+    ca, iss = ca_key("A000000004", 0xF1), issuer_key("mastercard", "A000000004")
+    icc = rsa_key("test/icc-round-trip", 1024)
+    icert = certs.issuer_certificate(ca, iss, pan[:6], "1230", b"\x00\x00\x02")
+    ccert = certs.icc_certificate(iss, icc, pan, "1230", b"\x00\x00\x03", static)
+    data = {
+        0x8F: b"\xf1",
+        0x90: icert.certificate,
+        0x92: icert.remainder,
+        0x9F32: icert.exponent,
+        0x9F46: ccert.certificate,
+        0x9F47: ccert.exponent,
+        0x9F48: ccert.remainder,
+    }
+    modulus, exponent = recover_icc_key("A000000004", data, static)
+    assert modulus == icc.modulus
+    sdad = certs.signed_dynamic_data(icc, b"\x02\xab\xcd", ddol_data)
+    assert check_sdad(modulus, exponent, sdad, ddol_data) == b"\x02\xab\xcd"
