@@ -1,0 +1,107 @@
+"""``etika sync run --once`` and ``etika sync status --json`` end to end over TLS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_sync.messages import build_envelope, verify_envelope
+from edge_sync.signing import SoftwareSigner
+from terminal.cli import cmd_sync
+from terminal.cli.main import main
+from terminal.store import OutboxMessage, StateChange, Store
+from tests.fixtures.mosquitto import MosquittoBroker
+from tests.integration.sync_receiver import AckingReceiver
+
+SIGNER = SoftwareSigner.generate()
+PLATFORM = SoftwareSigner.generate()
+
+
+class _KeyStore:
+    def rotate(self, _purpose: object) -> int:
+        return 2
+
+    def public_key_pem(self) -> bytes:
+        return SIGNER.public_key_pem()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def profile(tmp_path: Path, default_profile_dir: Path, mosquitto: MosquittoBroker) -> Path:
+    target = tmp_path / "profile"
+    shutil.copytree(default_profile_dir, target)
+    (target / "platform.pem").write_bytes(PLATFORM.public_key_pem())
+    pki = mosquitto.pki
+    (target / "sync.toml").write_text(
+        f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
+        f'mqtt_tls = true\nca_file = "{pki.ca_pem}"\ncert_file = "{pki.terminal_pem}"\n'
+        f'key_file = "{pki.terminal_key}"\nplatform_public_key = "platform.pem"\n'
+        "batch_size = 100\nmax_in_flight = 300\n"
+    )
+    return target
+
+
+@pytest.mark.network
+def test_sync_run_once_then_status(
+    profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """run --once drains the platform rows over TLS and leaves PoP rows to their connector;
+    status --json then shows depth 0 and a last success for the platform."""
+    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
+    with Store.open(data_dir / "etika.db") as store:
+        for i in range(250):
+            store.record(StateChange(
+                entity="terminal", entity_id=f"e{i}", to_state=None, action="report",
+                outbox=(OutboxMessage("platform", "transaction",
+                                      {"amount_minor": i, "currency": "MAD"}, f"t{i}"),),
+            ))
+        store.record(StateChange(
+            entity="terminal", entity_id="p", to_state=None, action="report",
+            outbox=(OutboxMessage("pop", "pop_record", {"x": 1}, "pop-1"),),
+        ))
+    common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
+    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+        assert main([*common, "run", "--once", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["delivered"], report["remaining"]) == (250, 0)
+    assert len(rx.committed) == 250
+
+    assert main([*common, "status", "--json"]) == 0
+    status = {d["destination"]: d for d in json.loads(capsys.readouterr().out)["destinations"]}
+    assert status["platform"]["depth"] == 0 and status["platform"]["last_success"]
+    assert status["pop"]["depth"] == 1 and status["pop"]["oldest_pending_age_s"] >= 0
+
+
+def test_status_on_an_empty_store(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """status works on a fresh data directory and says the outbox is empty."""
+    assert main(["--data-dir", str(data_dir), "sync", "status"]) == 0
+    assert "outbox empty" in capsys.readouterr().out
+
+
+def test_run_without_the_pki_is_a_clear_error(
+    data_dir: Path, default_profile_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without the TLS files the profile names, run exits non-zero pointing at scripts/setup."""
+    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
+    code = main(["--data-dir", str(data_dir), "--profile", str(default_profile_dir),
+                 "sync", "run", "--once", "--transport", "https"])
+    err = capsys.readouterr().err
+    assert code != 0 and "scripts/setup" in err and "Traceback" not in err
+
+
+@pytest.mark.hsm
+def test_the_key_store_signer_signs_verifiable_envelopes(hsm_keystore: Any) -> None:
+    """The real PKCS#11 signer satisfies edge_sync's Signer: its envelopes verify."""
+    signer = hsm_keystore.signer()
+    envelope = build_envelope(signer, terminal_id="ETK00001", kind="transaction", seq=1,
+                              idempotency_key="k", payload={"t": time.time()})
+    verify_envelope(envelope, signer.public_key_pem())
