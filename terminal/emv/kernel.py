@@ -453,12 +453,9 @@ class _ContactFlow:
                 if sfi <= 10 and (len(items) != 1 or items[0].tag != 0x70):
                     raise CardDataError(f"record {number} of SFI {sfi} is not a 70 template")
                 if number - first < oda_count:
-                    if sfi <= 10:
-                        static += items[0].value
-                    elif items and items[0].tag == 0x70:
-                        static += response.data
-                    else:
-                        self.static_data_ok = False
+                    # Book 3 §10.3: SFI 1–10 records count without their 70 tag and length;
+                    # SFI 11–30 records count whole, tag and length included.
+                    static += items[0].value if sfi <= 10 else response.data
                 self._store(items, where=f"SFI {sfi} record {number}")
         for tag in mandatory:
             if tag not in self.card:

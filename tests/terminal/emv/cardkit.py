@@ -168,6 +168,8 @@ class App:
     aip_extra: int = 0x1C  # CVM supported, TRM, issuer authentication
     #: qVSDC: the GPO answers with the cryptogram (and the fDDA signature when oda="dda").
     qvsdc: bool = False
+    #: Put the second ODA record in SFI 11 (counted whole, tag and length included).
+    sfi11: bool = False
     #: Status word GPO answers with (6985: conditions of use not satisfied).
     gpo_sw: int = 0x9000
     ctq: bytes = b"\x00\x00"
@@ -212,7 +214,8 @@ class KitCard:
         if app.lcol is not None and app.ucol is not None:
             r2_items += [(0x9F14, bytes([app.lcol])), (0x9F23, bytes([app.ucol]))]
         r2 = encode_constructed(0x70, r2_items)
-        static = decode(r1)[0].value + decode(r2)[0].value + app.aip
+        r2_static = r2 if app.sfi11 else decode(r2)[0].value
+        static = decode(r1)[0].value + r2_static + app.aip
         cert, rem = issuer_certificate()
         r3_items: list[tuple[int, bytes]] = [(0x8C, CDOL1), (0x8D, app.cdol2),
                                              (0xDF7F, b"\x01\x02")]
@@ -240,13 +243,14 @@ class KitCard:
         sfi3.append(encode(0x70, chunk))
         if app.tamper_static:
             r1 = r1.replace(bytes.fromhex("5F340101"), bytes.fromhex("5F340102"))
-        self.records = {(1, 1): r1, (2, 1): r2}
+        self.records = {(1, 1): r1, (11 if app.sfi11 else 2, 1): r2}
         self.records.update({(3, i + 1): rec for i, rec in enumerate(sfi3)})
 
     @property
     def afl(self) -> bytes:
         last = max(n for (sfi, n) in self.records if sfi == 3)
-        return bytes([1 << 3, 1, 1, 1, 2 << 3, 1, 1, 1, 3 << 3, 1, last, 0])
+        second = 11 if (11, 1) in self.records else 2
+        return bytes([1 << 3, 1, 1, 1, second << 3, 1, 1, 1, 3 << 3, 1, last, 0])
 
     # -- answering --------------------------------------------------------------------
 

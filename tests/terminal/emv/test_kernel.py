@@ -509,3 +509,12 @@ async def test_confirmation_required_application_is_skipped_without_confirmation
                            cardholder_confirmation=False)
     result = await run(card, config=config)
     assert result.aid == "A0000000031010"
+
+
+@pytest.mark.parametrize("oda", ["sda", "dda"])
+async def test_oda_record_in_sfi_11_counts_whole(oda: str) -> None:
+    """An ODA record from SFI 11–30 is authenticated with its 70 tag and length."""
+    card = KitCard(App(oda=oda, sfi11=True))
+    result = await run(card)
+    assert result.oda_result == "ok"
+    assert any(c[1] == 0xB2 and c[3] >> 3 == 11 for c in card.commands)
