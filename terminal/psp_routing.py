@@ -8,27 +8,45 @@ breaker settings, and the routes as :class:`~edge_sync.connectors.routing.RouteR
 
 from __future__ import annotations
 
+import logging
 import ssl
+import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from edge_sync.connectors import (
+    Amount,
+    AuthorisationRequest,
     BreakerSettings,
+    CardDataEncryptor,
+    CardInput,
     Connector,
     ConnectorScope,
     HostContext,
     Iso8583Connector,
     Iso8583Settings,
     PayPalConnector,
+    PspResponse,
     RestSettings,
     Router,
     RouteRule,
+    RoutingKey,
     StanSource,
     StripeConnector,
 )
+from edge_sync.connectors.base import EntryMode
+from edge_sync.connectors.errors import PspError
+from edge_sync.connectors.iso8583_messages import encode_icc
+from hsm.cards import CardData
+from terminal.emv import tlv
+from terminal.emv.kernel import OnlineRequest, OnlineResponse
+from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.errors import ConfigError
 from terminal.profile import Profile, PspConfig, Route
 
-__all__ = ["build_connector", "build_router", "route_rule"]
+__all__ = ["KernelAuthoriser", "build_connector", "build_router", "route_rule"]
+
+log = logging.getLogger(__name__)
 
 
 def _public_key(profile: Profile, psp: PspConfig) -> bytes:
@@ -91,3 +109,61 @@ def build_router(profile: Profile, *, stans: StanSource | None = None,
         breakers={p.name: BreakerSettings(p.breaker_failures, p.breaker_window_s,
                                           p.breaker_reset_s) for p in profile.psps},
     )
+
+
+class KernelAuthoriser:
+    """The EMV kernel's :class:`~terminal.emv.kernel.OnlineAuthoriser` over the router.
+
+    One per payment: it seals the card data the kernel read (5A/5F24) in a P2PE envelope
+    per PSP, sends the rest of the ICC data as DE 55 (card-data tags dropped), the online
+    PIN block and KSN the PIN pad gave (``online_pin`` as ``(pin_block, ksn)``), and gives
+    the kernel the ARC (from the PSP's code) and tag 91 for issuer authentication. A PSP
+    failure is "unable to go online" for the kernel (``None``); the error is kept in
+    :attr:`error` and the answer in :attr:`response` for the transaction manager.
+    """
+
+    def __init__(self, router: Router, transaction_id: uuid.UUID, amount: Amount, *,
+                 network: str, capture: bool = True,
+                 entry_mode: EntryMode = EntryMode.CHIP) -> None:
+        self.router = router
+        self.transaction_id = transaction_id
+        self.amount = amount
+        self.network = network
+        self.capture = capture
+        self.entry_mode = entry_mode
+        self.response: PspResponse | None = None
+        self.error: PspError | None = None
+
+    async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
+        icc = dict(request.icc_data)
+        pan, expiry = pan_from_card(icc), expiry_from_card(icc)
+        if pan is None or expiry is None:
+            raise ValueError("the kernel's online request has no PAN or expiry to seal")
+        pin: Any = request.online_pin
+        pin_block, ksn = (pin if isinstance(pin, tuple) else (None, None))
+        psn = icc.get(0x5F34)
+        card = CardInput(
+            encryptor=CardDataEncryptor(CardData(pan, expiry)), entry_mode=self.entry_mode,
+            emv_data=encode_icc(icc), pan_sequence=psn.hex() if psn else None,
+            pin_block=pin_block, ksn=ksn, masked_pan=request.pan_masked,
+        )
+        key = RoutingKey(network=self.network, currency=self.amount.currency,
+                         amount_minor=self.amount.minor, aid=request.aid.hex().upper(),
+                         bin=pan[:8])
+        try:
+            self.response = await self.router.authorise(
+                AuthorisationRequest(self.transaction_id, self.amount, card,
+                                     capture=self.capture, network=self.network), key)
+        except PspError as exc:
+            log.warning("online authorisation %s failed: %s", self.transaction_id, exc)
+            self.error = exc
+            return None
+        arc = self.response.code if len(self.response.code) == 2 else (
+            "00" if self.response.approved else "05")
+        issuer_data = None
+        if self.response.emv_data:
+            found = tlv.find(tlv.decode(self.response.emv_data), 0x91)
+            issuer_data = found.value if found is not None else None
+        code = self.response.reference.approval_code
+        return OnlineResponse(arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
+                              authorisation_code=code.encode("ascii") if code else None)

@@ -88,8 +88,9 @@ MTI_RESPONSE = {
     "0800": "0810",
 }
 
-#: EMV tags that carry clear card data and must never be put in DE 55 (EMV Book 3 Annex A).
-FORBIDDEN_ICC_TAGS = frozenset({"5A", "57", "56", "5F20", "9F1F", "9F20", "9F6B"})
+#: EMV tags that carry cardholder data and must never be put in DE 55 (EMV Book 3 Annex A):
+#: PAN, track 1/2 equivalents, cardholder name, expiry date. They travel in the P2PE block.
+FORBIDDEN_ICC_TAGS = frozenset({"5A", "57", "56", "5F20", "5F24", "9F1F", "9F20", "9F6B"})
 
 
 def _field(data_enc: str, len_type: int, max_len: int, desc: str, len_enc: str = "ascii"

@@ -336,8 +336,9 @@ class Acquirer:
                 self.ledger[key] = tomb
                 return decision
             if entry.state in ("held", "captured") and entry.account is not None:
-                entry.account.balance += entry.amount - entry.refunded
-                entry.account.spent_today -= entry.amount
+                held = entry.amount if entry.state == "held" else entry.captured
+                entry.account.balance += held - entry.refunded
+                entry.account.spent_today -= held
                 self.postings += 1
             entry.state = "reversed" if entry.decision.approved else entry.state
             decision = Decision(code="00", reason="REVERSED")
@@ -357,6 +358,7 @@ class Acquirer:
             if amount > entry.amount:
                 return _decline("13", "CAPTURE OVER AUTHORISED")
             entry.account.balance += entry.amount - amount
+            entry.account.spent_today -= entry.amount - amount
             entry.captured = amount
             entry.state = "captured"
             self.postings += 1
