@@ -1,0 +1,70 @@
+"""The MQTT transport's edges that need no broker: error mapping and ack dispatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_sync.errors import TransportError
+from edge_sync.messages import Ack, build_envelope
+from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.signing import SoftwareSigner
+from tests.fixtures.mosquitto import free_port
+
+SIGNER = SoftwareSigner.generate()
+MID = "8a4f1c1e-4a39-4d36-9b44-8d0c4bd1f3a1"
+
+
+def envelope() -> object:
+    return build_envelope(SIGNER, terminal_id="T1", kind="transaction", seq=1,
+                          idempotency_key="k", payload={})
+
+
+async def test_deliver_while_disconnected_raises_transport_error() -> None:
+    """With no broker connection, deliver fails at once (so failover can use HTTPS)."""
+    transport = MqttTransport(MqttLinkSettings(terminal_id="T1", port=free_port()))
+    with pytest.raises(TransportError, match="not connected"):
+        await transport.deliver([envelope()], timeout=1)  # type: ignore[list-item]
+
+
+def test_missing_tls_files_are_a_transport_error(tmp_path: Path) -> None:
+    """Unreadable CA/cert files are reported with what to do, not as an ssl traceback."""
+    settings = MqttLinkSettings(terminal_id="T1", ca_file=tmp_path / "missing.pem")
+    with pytest.raises(TransportError, match="scripts/setup"):
+        MqttTransport(settings)
+
+
+@pytest.mark.network
+async def test_refused_connection_is_mapped_and_retried() -> None:
+    """A port with no broker: the connection loop records the aiomqtt error and keeps trying."""
+    settings = MqttLinkSettings(terminal_id="T1", port=free_port(), reconnect_min_s=0.01,
+                                reconnect_max_s=0.02)
+    async with MqttTransport(settings) as transport:
+        assert not await transport.wait_connected(0.5)
+        assert transport.last_error is not None and not transport.connected
+
+
+async def test_acks_settle_waiters_and_late_acks_are_passed_on() -> None:
+    """An ack for an unknown message goes to on_late_ack; malformed acks and foreign topics
+    are ignored without raising."""
+    late: list[Ack] = []
+    transport = MqttTransport(MqttLinkSettings(terminal_id="T1"), on_late_ack=late.append)
+    ack = Ack(message_id=MID, status="duplicate")
+    await transport._dispatch("etika/v1/t/T1/ack", ack.to_json())
+    await transport._dispatch("etika/v1/t/T1/ack", b"{garbage")
+    await transport._dispatch("elsewhere/topic", b"{}")
+    assert late == [ack]
+
+
+async def test_downlinks_reach_the_callback_and_its_errors_are_contained() -> None:
+    """A downlink is handed to the callback; a failing callback does not break the link."""
+    seen: list[tuple[str, bytes]] = []
+
+    async def on_downlink(kind: str, raw: bytes) -> None:
+        seen.append((kind, raw))
+        raise RuntimeError("handler bug")
+
+    transport = MqttTransport(MqttLinkSettings(terminal_id="T1"), on_downlink=on_downlink)
+    await transport._dispatch("etika/v1/t/T1/down/fx", b"{}")
+    assert seen == [("fx", b"{}")]
