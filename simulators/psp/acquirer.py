@@ -31,6 +31,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from hsm.cards import CardData, luhn_valid, mask_pan
 from hsm.errors import EnvelopeInvalid
 from hsm.p2pe import decrypt_card
@@ -165,7 +168,12 @@ class Acquirer:
         require_arqc: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._key = p2pe_private_key
+        # Loaded once: parsing a PEM private key validates it, which costs far more than
+        # the decryption itself.
+        loaded = serialization.load_pem_private_key(p2pe_private_key, password=None)
+        if not isinstance(loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ValueError("the P2PE private key must be RSA or EC P-256")
+        self._key = loaded
         self.accounts = {a.pan: a for a in (accounts or default_accounts())}
         self._bdks = dict(bdks or {10: DEFAULT_TDES_BDK, 12: DEFAULT_AES_BDK})
         self.require_arqc = require_arqc
