@@ -72,7 +72,7 @@ AC_DATA_TAGS: tuple[int, ...] = (
 )
 
 #: The simulated issuers; each has its own master keys derived from the public test seed.
-ISSUERS: tuple[str, ...] = ("visa", "mastercard", "cb", "domestic")
+ISSUERS: tuple[str, ...] = ("visa", "mastercard", "cb", "domestic", "bancontact")
 
 
 class CryptogramMismatch(EtikaError):

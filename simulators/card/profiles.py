@@ -6,19 +6,21 @@ application into records, certificates and keys; :mod:`simulators.card.card` run
 
 Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILES`:
 
-=====================  ==============================================================
-``visa-credit``        Visa credit, contact (DDA, format 1 GPO, ARPC method 1 in
-                       GENERATE AC 2) and contactless (qVSDC with fDDA); online PIN
-                       first in the CVM list
-``mastercard-debit``   Mastercard debit, CDA, format 2 GPO, EXTERNAL AUTHENTICATE
-``cb``                 CB (Cartes Bancaires), SDA, no PSE, offline plaintext PIN,
-                       answers in T=0 style (61xx / 6Cxx)
-``domestic-visa``      Moroccan domestic debit co-badged with Visa: two applications in
-                       the PSE (domestic ``D5040000011010`` first, Visa second), ARPC
-                       method 2 for the domestic one
-``visa-expired``       the Visa credit card with an application expiry date in the past
-``visa-blocked``       a Visa card whose application is blocked (SELECT answers 6283)
-=====================  ==============================================================
+======================  ==============================================================
+``visa-credit``         Visa credit, contact (DDA, format 1 GPO, ARPC method 1 in
+                        GENERATE AC 2) and contactless (qVSDC with fDDA); online PIN
+                        first in the CVM list
+``mastercard-debit``    Mastercard debit, CDA, format 2 GPO, EXTERNAL AUTHENTICATE
+``bancontact-maestro``  Bancontact Maestro (``A0000000043060``): CDA, online PIN only,
+                        never approves offline
+``cb``                  CB (Cartes Bancaires), SDA, no PSE, offline plaintext PIN,
+                        answers in T=0 style (61xx / 6Cxx)
+``domestic-visa``       Moroccan domestic debit co-badged with Visa: two applications in
+                        the PSE (domestic ``D5040000011010`` first, Visa second), ARPC
+                        method 2 for the domestic one
+``visa-expired``        the Visa credit card with an application expiry date in the past
+``visa-blocked``        a Visa card whose application is blocked (SELECT answers 6283)
+======================  ==============================================================
 
 Test PANs are Luhn-valid numbers from the schemes' test ranges; they are card data all
 the same, so nothing here prints them.
@@ -245,6 +247,31 @@ _CB = AppProfile(
     arpc=ArpcMode.METHOD1_EXTERNAL,
 )
 
+_MAESTRO = AppProfile(
+    aid="A0000000043060",
+    label="MAESTRO",
+    preferred_name="Bancontact Maestro",
+    issuer="bancontact",
+    pan="6703123400000029",
+    issuer_country=56,
+    currency=978,
+    oda=Oda.CDA,
+    aip=bytes.fromhex("3D00"),
+    cvm_list=bytes.fromhex("00000000" "00000000" "0200"),  # online PIN, always, no fallback
+    app_version=bytes.fromhex("0002"),
+    iac_default=bytes.fromhex("F040008800"),
+    iac_online=bytes.fromhex("F04004F800"),
+    iac_denial=bytes.fromhex("0000800000"),  # no CVM performed → decline
+    pdol=bytes.fromhex("9F3501"),
+    cdol1=_CDOL1_CDA,
+    cdol2=_CDOL2,
+    gpo_format=2,
+    genac_format=2,
+    internal_auth_format=2,
+    arpc=ArpcMode.METHOD1_EXTERNAL,
+    offline_limit=0,  # debit with no offline approval: every TC request becomes an ARQC
+)
+
 _DOMESTIC = AppProfile(
     aid="D5040000011010",
     label="CARTE NATIONALE",
@@ -292,6 +319,12 @@ PROFILES: dict[str, CardProfile] = {
             "mastercard-debit",
             "Mastercard debit: CDA, format 2 responses, EXTERNAL AUTHENTICATE",
             (_MASTERCARD,),
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "bancontact-maestro",
+            "Bancontact Maestro: CDA, online PIN only, always online",
+            (_MAESTRO,),
             atr=ATR_T1,
         ),
         CardProfile(

@@ -466,3 +466,14 @@ def test_cda_on_second_generate_ac() -> None:
     assert dynamic[9] == AC_TC
     expected = hashlib.sha1(flow.pdol_data + cdol1 + cdol2 + returned).digest()  # noqa: S324
     assert dynamic[18:38] == expected
+
+
+def test_bancontact_never_approves_offline() -> None:
+    """The Maestro debit card answers a TC request with an ARQC, and signs it with CDA."""
+    flow = Flow(EmvCard(get_profile("bancontact-maestro")))
+    values = flow.start("A0000000043060")
+    assert values[0x8E][8:] == bytes.fromhex("0200")  # online PIN, always
+    data, sw = flow.send(generate_ac(AC_TC | 0x10, dol.build_dol(values[0x8C], TERMINAL)))
+    children = tlv.decode(data)[0].children
+    assert sw == 0x9000 and children[0].value == bytes([AC_ARQC])
+    assert [c.tag for c in children] == [0x9F27, 0x9F36, 0x9F4B, 0x9F10]

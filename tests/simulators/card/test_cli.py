@@ -27,6 +27,6 @@ def test_list_profiles(capsys: pytest.CaptureFixture[str]) -> None:
     """--list-profiles prints every profile name with its description."""
     assert main(["sim", "card", "--list-profiles"]) == 0
     out = capsys.readouterr().out
-    for name in ("visa-credit", "mastercard-debit", "cb", "domestic-visa", "visa-expired",
-                 "visa-blocked"):
+    for name in ("visa-credit", "mastercard-debit", "bancontact-maestro", "cb",
+                 "domestic-visa", "visa-expired", "visa-blocked"):
         assert name in out
