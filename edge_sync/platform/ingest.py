@@ -259,8 +259,20 @@ class Ingestor:
 
     def check(self, raw: RawUplink) -> Uplink:
         """Parse, check the channel, verify and book one message; :class:`UplinkRejected`."""
+        # Parsed once here so that the signature is checked over the object *as sent*: the
+        # model coerces ("1" → 1) and fills defaults (v), and a message the terminal did not
+        # sign byte for byte must not verify just because it means the same.
+        if isinstance(raw.body, Mapping):
+            data: Any = dict(raw.body)
+        else:
+            try:
+                data = json.loads(raw.body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise MalformedUplink("malformed envelope: not json") from exc
+        if not isinstance(data, dict):
+            raise MalformedUplink("malformed envelope: not an object")
         try:
-            envelope = parse_envelope(raw.body)
+            envelope = parse_envelope(data)
         except MessageFormatError as exc:
             raise MalformedUplink(
                 f"malformed envelope: {exc.fields.get('reason') or exc.message}"
@@ -275,13 +287,12 @@ class Ingestor:
                 f"kind {envelope.kind} does not match the topic's {raw.topic_kind}"
             )
         key = self._public_key(envelope.terminal_id, envelope.key_version)
-        wire = envelope.wire()
         try:
-            signed = canonical_json(wire)
+            signed = canonical_json(data)
         except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
             raise MalformedUplink("malformed envelope: text is not valid Unicode") from exc
         try:
-            key.verify(base64.b64decode(wire["signature"]), signed, ec.ECDSA(hashes.SHA256()))
+            key.verify(base64.b64decode(envelope.signature), signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
             raise BadSignature(
                 "bad signature: does not verify with the registered key "

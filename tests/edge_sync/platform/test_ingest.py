@@ -323,3 +323,29 @@ def test_aliases_of_the_transaction_fields(
     assert ack.status == "accepted"
     totals = storage.transaction_totals("2026-11-21")
     assert [(t.count, t.amount_minor) for t in totals] == ([(1, 900)] if counted else [])
+
+
+@pytest.mark.parametrize(
+    ("field",        "value"),
+    [
+        ("key_version",  "1"),
+        ("seq",          "{seq}.0"),
+        ("v",            None),
+    ],
+)
+def test_signature_covers_the_object_as_sent(
+    storage: PlatformStorage, registered: SoftwareSigner, field: str, value: str | None
+) -> None:
+    """A value the model would coerce back ("1" → 1) or default (v) does not verify."""
+    wire = envelope(registered).wire()
+    if value is None:
+        del wire[field]
+        body = json.dumps(wire).encode()
+    elif value == "{seq}.0":
+        body = json.dumps(wire).replace(f'"seq": {wire["seq"]}', f'"seq": {wire["seq"]}.0').encode()
+    else:
+        wire[field] = value
+        body = json.dumps(wire).encode()
+    ack, = Ingestor(storage).ingest([raw(body)])
+    assert ack.status == "rejected", ack
+    assert storage.message_count() == 0
