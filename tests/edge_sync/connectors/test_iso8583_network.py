@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +29,10 @@ from edge_sync.connectors.errors import (
     PspTimeout,
     PspUnreachable,
 )
-from simulators.psp.acquirer import LOW_BALANCE_PAN
-from simulators.psp.keys import public_key_path
+from edge_sync.pki import ensure_test_pki
+from simulators.psp.acquirer import LOW_BALANCE_PAN, Acquirer
+from simulators.psp.iso_host import Iso8583Host
+from simulators.psp.keys import private_key_path, public_key_path
 from simulators.psp.server import free_port
 from tests.fixtures.psp import MAD, VISA_PAN, authorisation, host_context
 
@@ -205,3 +210,44 @@ async def test_reversal_of_an_unknown_original_is_confirmed(iso_host: IsoFactory
         late = await sim.connector.authorise(request)
         assert not late.approved
         assert sim.acquirer.postings == 0
+
+
+async def test_tls_link(tmp_path: Path) -> None:
+    """With TLS the same exchange runs over a verified server certificate."""
+    pki = ensure_test_pki(tmp_path / "pki")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pki.broker_pem, pki.broker_key)
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_pem))
+    acquirer = Acquirer(private_key_path("iso8583").read_bytes())
+    async with Iso8583Host(acquirer, ssl_context=server_ctx) as host:
+        connector = Iso8583Connector(Iso8583Settings(
+            host_context(), "127.0.0.1", host.port, public_key_path("iso8583").read_bytes(),
+            timeout_s=2, ssl_context=client_ctx, server_hostname="127.0.0.1"))
+        assert (await connector.authorise(authorisation())).approved
+        await connector.aclose()
+        untrusting = Iso8583Connector(Iso8583Settings(
+            host_context(), "127.0.0.1", host.port, public_key_path("iso8583").read_bytes(),
+            timeout_s=2, ssl_context=ssl.create_default_context(),
+            server_hostname="127.0.0.1"))
+        with pytest.raises(PspUnreachable, match="SSL"):
+            await untrusting.echo()
+        await untrusting.aclose()
+
+
+async def test_no_card_data_on_the_wire_in_errors_or_logs(
+        iso_host: IsoFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Across approvals, reversals and garbled answers no PAN reaches the wire, an error
+    or a log line: card data travels only inside the P2PE envelope."""
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    async with iso_host("malformed=1,timeout=1,duplicate=1") as sim:
+        r = router(sim.connector)
+        for _ in range(4):
+            try:
+                answer = await r.authorise(authorisation(), KEY)
+                seen.append(repr(answer))
+            except Exception as exc:
+                seen.append(f"{exc} {exc!r} {getattr(exc, 'fields', '')}")
+        wire = [repr(fields) for fields in sim.host.received]
+    text = "\n".join(seen + wire) + caplog.text
+    assert VISA_PAN not in text and VISA_PAN[-10:] not in text
