@@ -144,6 +144,9 @@ class SerialPinPad:
             raise map_serial_error(exc, self.port, opening=True) from exc
         self._serial = port
         self._down = None
+        self._decoder.reset()
+        self._events = asyncio.Queue()
+        self._stash.clear()
         asyncio.get_running_loop().add_reader(port.fileno(), self._on_readable)
         log.info("pinpad opened", extra={"port": self.port, "baudrate": self.baudrate})
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 import structlog
+from psec.pinblock import encode_pinblock_iso_0
 
 from drivers.errors import (
     PinEntryCancelled,
@@ -28,6 +30,14 @@ from simulators.pinpad.server import PinPadSimulator
 from tests.fixtures.pinpad import KEYS, TEST_ACK_TIMEOUT, TEST_PAN, TEST_PIN, PadFactory, SimFactory
 
 pytestmark = pytest.mark.hardware
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true; fail (rather than hang) after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
 
 MAD = 504
 
@@ -115,8 +125,7 @@ async def test_terminal_cancel(pinpad_sim: SimFactory, open_pinpad: PadFactory) 
     sim = await pinpad_sim("tdes", keypress_delay=5.0)
     pad = await open_pinpad(sim)
     entry = asyncio.create_task(pad.get_pin(TEST_PAN, 100, MAD, timeout_s=30))
-    while sim.received != [b"Z62"]:
-        await asyncio.sleep(0.01)
+    await _until(lambda: sim.received == [b"Z62"])
     await pad.cancel()
     with pytest.raises(PinEntryCancelled):
         await entry
@@ -130,13 +139,11 @@ async def test_cancelling_the_task_aborts_the_entry(
     sim = await pinpad_sim("tdes", keypress_delay=5.0)
     pad = await open_pinpad(sim)
     entry = asyncio.create_task(pad.get_pin(TEST_PAN, 100, MAD, timeout_s=30))
-    while sim.received != [b"Z62"]:
-        await asyncio.sleep(0.01)
+    await _until(lambda: sim.received == [b"Z62"])
     entry.cancel()
     with pytest.raises(asyncio.CancelledError):
         await entry
-    while b"72" not in sim.received:
-        await asyncio.sleep(0.01)
+    await _until(lambda: b"72" in sim.received)
 
 
 async def test_pin_entry_timeout(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
@@ -163,8 +170,7 @@ async def test_unplugged_mid_entry(pinpad_sim: SimFactory, open_pinpad: PadFacto
     sim = await pinpad_sim("tdes", keypress_delay=5.0)
     pad = await open_pinpad(sim)
     entry = asyncio.create_task(pad.get_pin(TEST_PAN, 100, MAD, timeout_s=30))
-    while sim.received != [b"Z62"]:
-        await asyncio.sleep(0.01)
+    await _until(lambda: sim.received == [b"Z62"])
     await sim.stop()
     with pytest.raises(PinPadDisconnected):
         await entry
@@ -234,3 +240,32 @@ async def test_no_pin_or_pan_in_logs_or_errors(
     blob = "\n".join(texts)
     assert TEST_PIN not in blob
     assert TEST_PAN not in blob
+
+
+async def test_pad_never_sends_a_clear_pin(
+    pinpad_sim: SimFactory, open_pinpad: PadFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every byte the pad writes is free of the PIN, as digits or as a clear PIN block."""
+    sim = await pinpad_sim("tdes", "noise,bad-lrc=1")
+    written: list[bytes] = []
+    original = sim._write
+    monkeypatch.setattr(sim, "_write", lambda data: (written.append(data), original(data)))
+    pad = await open_pinpad(sim)
+    for _ in range(3):
+        await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=2)
+    wire = b"".join(written)
+    assert wire.count(b"71.00") == 4  # three answers, one sent twice
+    clear_block = encode_pinblock_iso_0(TEST_PIN, TEST_PAN)
+    for secret in (TEST_PIN.encode(), clear_block, clear_block.hex().upper().encode()):
+        assert secret not in wire
+
+
+async def test_cancel_when_idle_and_reopen(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
+    """cancel() with no entry running is a plain 72 exchange; a closed pad reopens cleanly."""
+    sim = await pinpad_sim("tdes")
+    pad = await open_pinpad(sim)
+    await pad.cancel()
+    assert sim.received == [b"72"]
+    await pad.close()
+    await pad.open()
+    assert (await pad.ping())["scheme"] == "tdes"
