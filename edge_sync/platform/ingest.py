@@ -286,6 +286,8 @@ class Ingestor:
             raise MalformedUplink(
                 f"kind {envelope.kind} does not match the topic's {raw.topic_kind}"
             )
+        if envelope.key_version >= _INT32:
+            raise MalformedUplink("key_version is out of range")
         key = self._public_key(envelope.terminal_id, envelope.key_version)
         try:
             signed = canonical_json(data)
@@ -310,8 +312,13 @@ class Ingestor:
         for index, raw in enumerate(batch):
             try:
                 good.append((index, self.check(raw)))
-            except StorageError:
-                raise  # the registry lookup failed: the whole batch waits
+            except StorageError as exc:
+                if not isinstance(exc, UnstorableData):
+                    raise  # the registry lookup failed: the whole batch waits
+                reason = f"the platform cannot look this message up: {exc.__cause__}"
+                message_id = _message_id_of(raw.body)
+                acks[index] = Ack(message_id=message_id, status="rejected", reason=reason)
+                rejections.append(Rejection(_printable(raw.terminal_id), message_id, reason))
             except Exception as exc:
                 # Whatever a message does to our checks, it must not stall the ones after it
                 # (an unexpected error here would be redelivered and fail again for ever).

@@ -349,3 +349,15 @@ def test_signature_covers_the_object_as_sent(
     ack, = Ingestor(storage).ingest([raw(body)])
     assert ack.status == "rejected", ack
     assert storage.message_count() == 0
+
+
+def test_key_version_beyond_the_column_is_refused_alone(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A key_version no registry column can hold is one rejection, not a failed batch."""
+    wire = envelope(registered).wire()
+    wire["key_version"] = 2**63
+    neighbour = envelope(registered)
+    acks = Ingestor(storage).ingest([raw(json.dumps(wire).encode()), raw(neighbour)])
+    assert [a.status for a in acks] == ["rejected", "accepted"]
+    assert acks[0].reason is not None and "key_version" in acks[0].reason
