@@ -1,0 +1,66 @@
+"""The profile → connectors and router hand-over, and the durable STAN source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_sync.connectors import (
+    Iso8583Connector,
+    PayPalConnector,
+    Router,
+    RoutingKey,
+    StripeConnector,
+)
+from terminal.profile import load_profile
+from terminal.psp_routing import build_router
+from terminal.store import Store
+from terminal.store.psp_trace import SqliteStanSource
+
+
+@pytest.fixture
+def router(default_profile_dir: Path) -> Router:
+    return build_router(load_profile(default_profile_dir))
+
+
+def test_every_psp_gets_its_connector_and_breaker(router: Router) -> None:
+    """Each [[psp]] becomes a connector of its kind with the profile's breaker settings."""
+    kinds = {name: type(c) for name, c in router.connectors.items()}
+    assert kinds == {"cih": Iso8583Connector, "attijariwafa": Iso8583Connector,
+                     "bmce": Iso8583Connector, "stripe": StripeConnector,
+                     "paypal": PayPalConnector}
+    assert router.breakers["cih"].settings.failures == 5
+    bmce = router.connectors["bmce"]
+    assert isinstance(bmce, Iso8583Connector)
+    assert bmce.settings.context.acquirer_id == "504003"
+
+
+@pytest.mark.parametrize(
+    ("network",   "currency", "connectors"),
+    [
+        ("domestic",  "MAD",      ["cih", "bmce"]),
+        ("visa",      "MAD",      ["attijariwafa", "cih"]),
+        ("cb",        "MAD",      ["attijariwafa"]),
+        ("visa",      "EUR",      ["stripe", "paypal", "attijariwafa"]),
+        ("cb",        "EUR",      ["stripe", "attijariwafa"]),
+    ],
+)
+def test_default_routes(router: Router, network: str, currency: str,
+                        connectors: list[str]) -> None:
+    """The default profile's routes and PSP scopes give these connectors, in order."""
+    key = RoutingKey(network=network, currency=currency, amount_minor=2500)
+    assert router.candidates(key) == connectors
+
+
+def test_stans_survive_a_restart(tmp_path: Path) -> None:
+    """A reopened store never hands out a STAN again; each connector counts on its own."""
+    with Store.open(tmp_path / "etika.db") as store:
+        first = SqliteStanSource(store, "cih", block=10)
+        seen = [first.next_stan() for _ in range(3)]
+        other = SqliteStanSource(store, "bmce", block=10)
+        assert other.next_stan() == "000001"
+    with Store.open(tmp_path / "etika.db") as store:
+        again = SqliteStanSource(store, "cih", block=10)
+        assert seen == ["000001", "000002", "000003"]
+        assert again.next_stan() == "000011"  # the crashed block is skipped, not reused
