@@ -323,7 +323,8 @@ class Ingestor:
                 # Whatever a message does to our checks, it must not stall the ones after it
                 # (an unexpected error here would be redelivered and fail again for ever).
                 if isinstance(exc, UplinkRejected):
-                    reason = exc.reason
+                    # Reasons may quote the sender's input: keep them short for the ack.
+                    reason = exc.reason if len(exc.reason) <= 300 else exc.reason[:297] + "..."
                 else:
                     log.exception("checking an uplink failed unexpectedly")
                     reason = f"the platform could not check this message ({type(exc).__name__})"

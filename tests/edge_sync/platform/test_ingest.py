@@ -361,3 +361,11 @@ def test_key_version_beyond_the_column_is_refused_alone(
     acks = Ingestor(storage).ingest([raw(json.dumps(wire).encode()), raw(neighbour)])
     assert [a.status for a in acks] == ["rejected", "accepted"]
     assert acks[0].reason is not None and "key_version" in acks[0].reason
+
+
+def test_reasons_quoting_huge_input_are_kept_short(storage: PlatformStorage) -> None:
+    """A megabyte of junk in a field does not come back in the ack's reason."""
+    body = json.dumps({"v": 1, "message_id": "x" * 1_000_000}).encode()
+    ack, = Ingestor(storage).ingest([raw(body)])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and len(ack.reason) <= 300
