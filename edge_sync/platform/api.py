@@ -36,10 +36,25 @@ from edge_sync.platform.reconcile import reconcile
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
 
-__all__ = ["MAX_BATCH", "create_app"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
 #: Most messages one HTTPS request may carry (the contract's ``MessageBatch`` bound).
 MAX_BATCH = 1000
+#: Largest request body read: a full batch of ordinary envelopes is far below this.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+async def _read_capped(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, detail=f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, detail=f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _totals_json(totals: list[Total]) -> list[dict[str, Any]]:
@@ -91,7 +106,7 @@ def create_app(
             messages_path(terminal_id)
         except ValueError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
-        body = await request.body()
+        body = await _read_capped(request)
         try:
             document = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

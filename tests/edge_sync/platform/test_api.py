@@ -76,11 +76,12 @@ async def test_https_message_for_another_terminal_is_rejected(
 
 
 @pytest.mark.parametrize(
-    ("content",                    "status"),
+    ("content",                         "status"),
     [
-        (b"{not json",               400),
-        (b'{"messages": 3}',         400),
-        (b"[]",                      400),
+        (b"{not json",                       400),
+        (b'{"messages": 3}',                 400),
+        (b"[]",                              400),
+        (b" " * (16 * 1024 * 1024 + 1),      413),
     ],
 )
 async def test_https_malformed_body_is_a_400(
