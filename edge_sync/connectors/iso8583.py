@@ -12,8 +12,9 @@ flight. What the link does on trouble:
   it or ask for its status: no transaction is lost;
 * an answer nobody waits for (a duplicate, a late answer) is logged and dropped.
 
-Reversals, completions and advices are sent as repeats (0401, 0221) from their second
-attempt on, as ISO 8583 §4.1.3 asks, so the host can recognise them.
+Reversals, completions and advices are resent as repeats (0401, 0221): the very first
+message with the MTI's last digit set to 1, same STAN and DE 7 (ISO 8583 §4.1.3), so the
+host recognises them and answers once.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ __all__ = ["Iso8583Connector", "Iso8583Settings"]
 
 log = logging.getLogger(__name__)
 
+_REPEATS_KEPT = 1024
 _RETRY_SAFE = frozenset({Operation.REVERSE, Operation.ADVICE, Operation.COMPLETE,
                          Operation.STATUS, Operation.ECHO})  # fmt: skip
 
@@ -126,7 +128,9 @@ class Iso8583Connector:
         self._clock = clock
         self._link: _Link | None = None
         self._lock = asyncio.Lock()
-        self._repeats: set[tuple[Operation, str]] = set()
+        # First message of each repeatable exchange (reversal, completion, advice), so that
+        # a resend is its exact repeat.
+        self._repeats: dict[tuple[Operation, str], dict[str, str]] = {}
 
     @property
     def name(self) -> str:
@@ -147,35 +151,50 @@ class Iso8583Connector:
 
     async def _financial(self, request: AuthorisationRequest, *, advice: bool) -> PspResponse:
         operation = Operation.ADVICE if advice else Operation.AUTHORISE
-        envelope = request.card.encryptor.envelope_for(
-            self.settings.p2pe_public_key, request.idempotency_key.encode()
-        )
-        now, stan = self._clock(), self._stans.next_stan()
-        fields = build_authorisation(self.settings.context, request, stan=stan, now=now,
-                                     p2pe_envelope=envelope, advice=advice)
-        repeat_key = (operation, request.idempotency_key)
-        if advice and repeat_key in self._repeats:
-            fields["t"] = "0221"
-        reference = self._reference(operation, fields, request.idempotency_key, request.amount)
-        self._repeats.add(repeat_key)
+        key = request.idempotency_key
+        fields = self._repeat_of(operation, key) if advice else None
+        if fields is None:
+            envelope = request.card.encryptor.envelope_for(self.settings.p2pe_public_key,
+                                                           key.encode())
+            fields = build_authorisation(self.settings.context, request,
+                                         stan=self._stans.next_stan(), now=self._clock(),
+                                         p2pe_envelope=envelope, advice=advice)
+            if advice:
+                self._remember(operation, key, fields)
+        reference = self._reference(operation, fields, key, request.amount)
         return await self._exchange(fields, operation, reference)
 
+    def _repeat_of(self, operation: Operation, key: str) -> dict[str, str] | None:
+        """The first message of a repeatable exchange, as its repeat (ISO 8583 §4.1.3:
+        the same message, same STAN and DE 7, MTI xxx1), or ``None`` the first time."""
+        first = self._repeats.get((operation, key))
+        if first is None:
+            return None
+        return {**first, "t": first["t"][:3] + "1"}
+
+    def _remember(self, operation: Operation, key: str, fields: dict[str, str]) -> None:
+        self._repeats[(operation, key)] = fields
+        while len(self._repeats) > _REPEATS_KEPT:
+            self._repeats.pop(next(iter(self._repeats)))
+
     async def complete(self, original: PspReference, amount: Amount) -> PspResponse:
-        key = (Operation.COMPLETE, original.transaction_id)
-        fields = build_completion(self.settings.context, original, amount,
-                                  stan=self._stans.next_stan(), now=self._clock(),
-                                  repeat=key in self._repeats)
-        self._repeats.add(key)
-        reference = self._reference(Operation.COMPLETE, fields, original.transaction_id, amount)
+        key = original.transaction_id
+        fields = self._repeat_of(Operation.COMPLETE, key)
+        if fields is None:
+            fields = build_completion(self.settings.context, original, amount,
+                                      stan=self._stans.next_stan(), now=self._clock())
+            self._remember(Operation.COMPLETE, key, fields)
+        reference = self._reference(Operation.COMPLETE, fields, key, amount)
         return await self._exchange(fields, Operation.COMPLETE, reference)
 
     async def reverse(self, original: PspReference, amount: Amount) -> PspResponse:
-        key = (Operation.REVERSE, original.transaction_id)
-        fields = build_reversal(self.settings.context, original, amount,
-                                stan=self._stans.next_stan(), now=self._clock(),
-                                repeat=key in self._repeats)
-        self._repeats.add(key)
-        reference = self._reference(Operation.REVERSE, fields, original.transaction_id, amount)
+        key = original.transaction_id
+        fields = self._repeat_of(Operation.REVERSE, key)
+        if fields is None:
+            fields = build_reversal(self.settings.context, original, amount,
+                                    stan=self._stans.next_stan(), now=self._clock())
+            self._remember(Operation.REVERSE, key, fields)
+        reference = self._reference(Operation.REVERSE, fields, key, amount)
         response = await self._exchange(fields, Operation.REVERSE, reference)
         if response.code == "25":
             # "Unable to locate original": the host never saw it, so nothing is left to undo.

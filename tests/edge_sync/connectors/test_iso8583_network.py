@@ -251,3 +251,29 @@ async def test_no_card_data_on_the_wire_in_errors_or_logs(
         wire = [repr(fields) for fields in sim.host.received]
     text = "\n".join(seen + wire) + caplog.text
     assert VISA_PAN not in text and VISA_PAN[-10:] not in text
+
+
+async def test_advice_and_its_repeat(iso_host: IsoFactory) -> None:
+    """An offline approval is advised with 0220; a resend is the same message as 0221,
+    answered once, even for a card now short of funds."""
+    async with iso_host("drop-after=1") as sim:
+        request = authorisation(pan=LOW_BALANCE_PAN)
+        answer = await router(sim.connector).advice("cih", request)
+        assert answer.approved and answer.replayed
+        first, repeat = sim.host.received
+        assert (first["t"], repeat["t"]) == ("0220", "0221")
+        assert (first["11"], first["7"]) == (repeat["11"], repeat["7"])
+        assert sim.acquirer.postings == 1
+
+
+async def test_reversal_repeat_is_the_same_message(iso_host: IsoFactory) -> None:
+    """A reversal resent after a lost answer is 0401 with the first one's STAN; once undone."""
+    async with iso_host() as sim:
+        sale = await sim.connector.authorise(authorisation())
+        sim.host.faults.timeout = 1
+        answer = await router(sim.connector).reverse(sale.reference, MAD)
+        assert answer.approved
+        reversal, repeat = sim.host.received[1:]
+        assert (reversal["t"], repeat["t"]) == ("0400", "0401")
+        assert reversal["11"] == repeat["11"]
+        assert sim.acquirer.postings == 2  # the sale and one reversal
