@@ -202,6 +202,17 @@ class MemoryOutbox:
             self.dead_letter(expired, "expired (time to live passed)", now)
             return expired
 
+    def requeue_dead(self, destination: str | None, now: float) -> int:
+        with self._lock:
+            count = 0
+            for stored in self._rows.values():
+                if stored.state == "dead" and destination in (None, stored.row.destination):
+                    stored.state = "pending"
+                    stored.next_attempt_at = now
+                    stored.row = replace(stored.row, attempts=0, expires_at=None)
+                    count += 1
+            return count
+
     def note_result(
         self, destination: str, *, ok: bool, now: float, error: str | None = None
     ) -> None:

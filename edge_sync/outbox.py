@@ -158,6 +158,11 @@ class Outbox(Protocol):
         """Dead-letter open rows whose ``expires_at`` has passed; their message ids."""
         ...
 
+    def requeue_dead(self, destination: str | None, now: float) -> int:
+        """Put dead rows (of one destination, or all) back to pending, due now, with a fresh
+        attempt count and no expiry: the operator fixed what killed them. How many."""
+        ...
+
     def enqueue(
         self,
         destination: str,

@@ -44,14 +44,15 @@ from terminal.sync_hooks import TerminalDownlinkHooks
 __all__ = ["register"]
 
 PLATFORM = "platform"
+STATUS_TTL_S = 3600.0
+#: How often a long-running ``sync run`` reports its backlog to the platform.
+STATUS_EVERY_S = 60.0
 
 
 def register(groups: Any) -> None:
     sync = groups.add_parser("sync", help="store-and-forward to the platform (MQTT / HTTPS)")
     commands = sync.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    run = commands.add_parser(
-        "run", help="drain the outbox to the platform and apply downlinks"
-    )
+    run = commands.add_parser("run", help="drain the outbox to the platform and apply downlinks")
     run.add_argument("--once", action="store_true", help="stop when nothing is due")
     run.add_argument("--json", action="store_true", help="print the drain report as JSON")
     run.add_argument(
@@ -73,6 +74,12 @@ def register(groups: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_status)
+    requeue = commands.add_parser(
+        "requeue-dead",
+        help="give dead-lettered messages another chance, once their cause is fixed",
+    )
+    requeue.add_argument("--destination", help="only this destination (default: all)")
+    requeue.set_defaults(handler=_requeue_dead)
 
 
 def _data_path(ctx: CliContext, value: str | None) -> Path | None:
@@ -138,8 +145,16 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
     if not rows:
         print("outbox empty: nothing was ever queued")
         return 0
-    table = Table("destination", "depth", "dead", "delivered", "oldest", "last success",
-                  "last error", box=None)
+    table = Table(
+        "destination",
+        "depth",
+        "dead",
+        "delivered",
+        "oldest",
+        "last success",
+        "last error",
+        box=None,
+    )
     for row in rows:
         age = row["oldest_pending_age_s"]
         table.add_row(
@@ -155,9 +170,31 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _diagnostics(
-    profile: Profile, store: Store, mqtt: MqttTransport | None
-) -> Mapping[str, Any]:
+def _requeue_dead(ctx: CliContext, args: argparse.Namespace) -> int:
+    with Store.open(ctx.database_path) as store:
+        count = SqliteOutbox(store).requeue_dead(args.destination, time.time())
+    where = f" for {args.destination}" if args.destination else ""
+    print(f"sync: {count} dead message(s){where} queued again")
+    return 0
+
+
+def _queue_status_report(outbox: SqliteOutbox, store: Store) -> None:
+    """Tell the platform the backlog per destination (its fleet API shows it): ahead of the
+    transactions (priority 50), and dropped after an hour if it could not be sent."""
+    backlog = {row["destination"]: row["depth"] for row in _status_rows(store)}
+    now = time.time()
+    outbox.enqueue(
+        PLATFORM,
+        "status",
+        {"backlog": backlog},
+        f"status:{now:.3f}",
+        now,
+        priority=50,
+        ttl_s=STATUS_TTL_S,
+    )
+
+
+def _diagnostics(profile: Profile, store: Store, mqtt: MqttTransport | None) -> Mapping[str, Any]:
     return {
         "terminal_id": profile.terminal.terminal_id,
         "schema_version": store.schema_version(),
@@ -278,6 +315,7 @@ async def _drive(
             _worker_settings(profile),
             on_progress=lambda _destination, n: progress.advance(task, n),
         )
+        await asyncio.to_thread(_queue_status_report, outbox, store)
         try:
             with progress:
                 if args.once:
@@ -286,7 +324,22 @@ async def _drive(
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, stop.set)
-                await worker.run(stop)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(worker.run(stop), name="sync-worker")
+                    group.create_task(
+                        _report_status(outbox, store, worker, stop), name="sync-status-report"
+                    )
                 return DrainReport()
         finally:
             worker.close()
+
+
+async def _report_status(
+    outbox: SqliteOutbox, store: Store, worker: OutboxWorker, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+        if not stop.is_set():
+            await asyncio.to_thread(_queue_status_report, outbox, store)
+            worker.wake()

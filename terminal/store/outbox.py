@@ -111,7 +111,7 @@ class SqliteOutbox:
             for chunk in _chunks([row.id for row in claimed]):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(
-                    "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1"  # noqa: S608
+                    "UPDATE outbox SET state = 'in_flight', attempts = attempts + 1"
                     f" WHERE id IN ({marks})",
                     tuple(chunk),
                 )
@@ -123,7 +123,7 @@ class SqliteOutbox:
             for chunk in _chunks(message_ids):
                 marks = ",".join("?" * len(chunk))
                 count += conn.execute(
-                    "UPDATE outbox SET state = 'delivered', delivered_at = ?,"  # noqa: S608
+                    "UPDATE outbox SET state = 'delivered', delivered_at = ?,"
                     f" last_error = NULL WHERE message_id IN ({marks})"
                     " AND state IN ('pending', 'in_flight')",
                     (now, *chunk),
@@ -208,6 +208,36 @@ class SqliteOutbox:
             ]
             self._dead_letter(conn, expired, "expired (time to live passed)", now)
         return expired
+
+    def requeue_dead(self, destination: str | None, now: float) -> int:
+        with self._store.transaction() as conn:
+            ids = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT message_id FROM outbox WHERE state = 'dead'"
+                    " AND (? IS NULL OR destination = ?) ORDER BY id",
+                    (destination, destination),
+                )
+            ]
+            conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+                " expires_at = NULL, dead_at = NULL"
+                " WHERE state = 'dead' AND (? IS NULL OR destination = ?)",
+                (now, destination, destination),
+            )
+            if ids:
+                record_change(
+                    conn,
+                    StateChange(
+                        entity="outbox",
+                        entity_id=destination or "*",
+                        to_state=None,
+                        action="requeue_dead",
+                        fields={"message_ids": ids},
+                        actor="operator",
+                    ),
+                )
+        return len(ids)
 
     def enqueue(
         self,

@@ -167,3 +167,15 @@ def test_enqueue_adds_a_pending_row(harness: Harness) -> None:
     mid = harness.outbox.enqueue("platform", "alert", {"alert": "x"}, "k-1", NOW, priority=50)
     claimed = harness.outbox.claim("platform", 10, NOW + 1)
     assert [r.message_id for r in claimed] == [mid]
+
+
+def test_requeue_dead_gives_rows_another_chance(harness: Harness) -> None:
+    """requeue_dead() puts dead rows of a destination back to pending, due now, no TTL."""
+    a = harness.add(destination="pop", kind="pop_record", ttl_s=1)
+    other = harness.add(destination="psp:cmi", kind="advice", ttl_s=1)
+    harness.outbox.expire(NOW + 5)
+    assert harness.outbox.requeue_dead("pop", NOW + 10) == 1
+    assert (harness.state(a), harness.state(other)) == ("pending", "dead")
+    (row,) = harness.outbox.claim("pop", 10, NOW + 10)
+    assert row.message_id == a and row.attempts == 1 and row.expires_at is None
+    assert harness.outbox.requeue_dead(None, NOW + 10) == 1

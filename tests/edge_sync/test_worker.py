@@ -244,3 +244,27 @@ def test_settings_validate() -> None:
         WorkerSettings(terminal_id="T", batch_size=10, max_in_flight=5)
     with pytest.raises(ValueError):
         WorkerSettings(terminal_id="T", max_bytes_per_s=0)
+
+
+async def test_run_drains_on_wake_until_stopped() -> None:
+    """run() drains what is queued, drains again when woken, and returns once stop is set."""
+    import asyncio
+
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    fill(outbox, clock, 3)
+    worker = OutboxWorker(
+        outbox, {"platform": receiver}, SIGNER,
+        WorkerSettings(terminal_id="T1", batch_size=10, max_in_flight=10, idle_poll_s=30),
+        clock=clock,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    while len(receiver.committed) < 3:
+        await asyncio.sleep(0.01)
+    fill(outbox, clock, 2)
+    worker.wake()
+    while len(receiver.committed) < 5:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    worker.close()

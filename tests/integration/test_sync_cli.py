@@ -53,8 +53,9 @@ def test_sync_run_once_then_status(
     profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """run --once drains the platform rows over TLS and leaves PoP rows to their connector;
-    status --json then shows depth 0 and a last success for the platform."""
+    """run --once reports its backlog, drains the platform rows over TLS and leaves PoP rows
+    to their connector; status --json then shows depth 0 and a last success for the platform;
+    requeue-dead has nothing to do."""
     monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     with Store.open(data_dir / "etika.db") as store:
         for i in range(250):
@@ -71,13 +72,19 @@ def test_sync_run_once_then_status(
     with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
         assert main([*common, "run", "--once", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["delivered"], report["remaining"]) == (250, 0)
-    assert len(rx.committed) == 250
+    assert (report["delivered"], report["remaining"]) == (251, 0)  # + the status report
+    assert len(rx.committed) == 251
 
     assert main([*common, "status", "--json"]) == 0
     status = {d["destination"]: d for d in json.loads(capsys.readouterr().out)["destinations"]}
     assert status["platform"]["depth"] == 0 and status["platform"]["last_success"]
     assert status["pop"]["depth"] == 1 and status["pop"]["oldest_pending_age_s"] >= 0
+    with Store.open(data_dir / "etika.db") as store:
+        (payload,) = store.connection.execute(
+            "SELECT payload FROM outbox WHERE kind = 'status'").fetchone()
+    assert json.loads(payload) == {"backlog": {"platform": 250, "pop": 1}}
+    assert main([*common, "requeue-dead"]) == 0
+    assert "0 dead message(s) queued again" in capsys.readouterr().out
 
 
 def test_status_on_an_empty_store(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
