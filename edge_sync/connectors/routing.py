@@ -13,8 +13,9 @@ connector, in order:
    (:class:`AuthorisationReversed` is recorded), an unconfirmed one stops everything with
    :class:`ReversalPending`, whose ``reversal`` the terminal queues in the outbox — trying
    another PSP then could charge the card twice;
-4. a connector that cannot be reached, answers "retry", or was reversed counts as a breaker
-   failure and the next connector is tried; a decline or referral is final.
+4. a connector that cannot be reached, rejects the request, answers "retry", or was
+   reversed counts as a breaker failure and the next connector is tried; a decline or a
+   referral is final.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from edge_sync.connectors.errors import (
     NoRoute,
     OutcomeUnknown,
     PspError,
+    PspRejected,
     PspUnreachable,
     ReversalPending,
 )
@@ -185,7 +187,9 @@ class Router:
                 continue
             try:
                 response = await self._authorise_one(connector, request)
-            except (PspUnreachable, AuthorisationReversed) as exc:
+            except (PspUnreachable, AuthorisationReversed, PspRejected) as exc:
+                # A rejection is our request or credentials being wrong for this PSP: it
+                # did nothing, another PSP may take the payment, the breaker counts it.
                 breaker.record_failure()
                 attempts.add(name, type(exc).__name__, detail=str(exc))
                 continue

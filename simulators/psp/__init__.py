@@ -3,7 +3,8 @@ Stripe and PayPal (FastAPI), over one acquirer/issuer core with fault injection.
 
 Public API::
 
-    from simulators.psp import Acquirer, Iso8583Host, parse_faults, stripe_app, paypal_app
+    from simulators.psp import Acquirer, Iso8583Host, RestGatewayThread, parse_faults
+    from simulators.psp import paypal_app, stripe_app
 
 ``etika sim psp --kind iso8583|stripe|paypal --port N [--faults SPEC]`` runs one.
 """
@@ -12,6 +13,9 @@ from simulators.psp.acquirer import Account, Acquirer, Decision, default_account
 from simulators.psp.faults import Faults, FaultSpecError, parse_faults
 from simulators.psp.iso_host import Iso8583Host
 from simulators.psp.keys import private_key_path, public_key_path
+from simulators.psp.paypal_gateway import paypal_app
+from simulators.psp.server import RestGatewayThread
+from simulators.psp.stripe_gateway import stripe_app
 
 __all__ = [
     "Account",
@@ -20,8 +24,11 @@ __all__ = [
     "FaultSpecError",
     "Faults",
     "Iso8583Host",
+    "RestGatewayThread",
     "default_accounts",
     "parse_faults",
+    "paypal_app",
     "private_key_path",
     "public_key_path",
+    "stripe_app",
 ]

@@ -11,19 +11,27 @@ from edge_sync.connectors import (
     AuthorisationRequest,
     BreakerSettings,
     CardInput,
+    Connector,
     ConnectorScope,
+    HostContext,
+    Iso8583Connector,
+    Iso8583Settings,
     Operation,
     Outcome,
+    PayPalConnector,
     PspReference,
     RefundRequest,
+    RestSettings,
     Router,
     RouteRule,
     RoutingKey,
+    StripeConnector,
 )
 from edge_sync.connectors.errors import (
     AuthorisationReversed,
     ConnectorsExhausted,
     NoRoute,
+    PspRejected,
     PspTimeout,
     PspUnreachable,
     ReversalPending,
@@ -189,3 +197,26 @@ async def test_safe_operations_retry_unsafe_do_not() -> None:
     assert (await r.status(ref)).approved
     with pytest.raises(PspTimeout):
         await r.refund(RefundRequest(uuid.uuid4(), MAD, ref))
+
+
+async def test_rejection_falls_through_without_reversal() -> None:
+    """A PSP refusing the request (bad credentials) did nothing: no reversal, next one."""
+    a = ScriptedConnector("a", {Operation.AUTHORISE: [PspRejected("401", connector="a")]})
+    answer = await router(a, ScriptedConnector("b")).authorise(request(), KEY)
+    assert answer.reference.connector == "b"
+    assert [op for op, _ in a.calls] == [Operation.AUTHORISE]
+
+
+@pytest.mark.parametrize("kind", ["iso8583", "stripe", "paypal"])
+def test_connectors_implement_the_protocol(kind: str) -> None:
+    """Every real connector satisfies the Connector Protocol, like the scripted one."""
+    connector: object
+    if kind == "iso8583":
+        connector = Iso8583Connector(Iso8583Settings(
+            HostContext("c", "1", "ETK00001", "ETIKA0000000001"), "127.0.0.1", 1, b""))
+    elif kind == "stripe":
+        connector = StripeConnector(RestSettings("s", "http://127.0.0.1:1", b""))
+    else:
+        connector = PayPalConnector(RestSettings("p", "http://127.0.0.1:1", b""))
+    assert isinstance(connector, Connector)
+    assert isinstance(ScriptedConnector("x"), Connector)
