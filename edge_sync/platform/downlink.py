@@ -1,15 +1,20 @@
 """Signed downlinks: config, blacklist, FX rates and commands, platform → one terminal.
 
-The payload comes from a JSON file (or TOML, for a profile update). It is signed with the
-platform key (:func:`edge_sync.messages.build_downlink`) and published with QoS 1 on
-``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so a terminal that comes
-online later still receives its latest configuration.
+The payload must match the schema the terminal applies (:mod:`edge_sync.downlink`:
+``ConfigUpdate``, ``BlacklistUpdate``, ``FxUpdate``, ``Command``); a payload that does not is
+refused here, before anything is signed or sent. It is read from a JSON file, except for
+``config``, which may also be given as the profile itself — one ``<name>.toml`` file or a
+profile directory — and is then wrapped as ``{"version": …, "files": {name: text}}``.
+
+The downlink is signed with the platform key (:func:`edge_sync.messages.build_downlink`) and
+published with QoS 1 on ``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so
+a terminal that comes online later still receives its latest configuration.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -17,43 +22,78 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from pydantic import BaseModel, ValidationError
 
+from edge_sync.downlink import BlacklistUpdate, Command, ConfigUpdate, FxUpdate
 from edge_sync.messages import DOWNLINK_KINDS, Downlink, build_downlink, downlink_topic
 from edge_sync.platform.errors import DownlinkError
 from edge_sync.platform.mqtt import MqttSettings, make_client
 from edge_sync.signing import Signer
 
-__all__ = ["RETAINED_KINDS", "publish_downlink", "read_payload", "sign_downlink"]
+__all__ = [
+    "RETAINED_KINDS",
+    "SCHEMAS",
+    "publish_downlink",
+    "read_payload",
+    "sign_downlink",
+]
 
 RETAINED_KINDS = frozenset({"config"})
+#: What each kind's payload must be: the models the terminal validates with.
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "config": ConfigUpdate,
+    "blacklist": BlacklistUpdate,
+    "fx": FxUpdate,
+    "cmd": Command,
+}
 
 
-def read_payload(path: Path) -> dict[str, Any]:
-    """The payload object of a downlink file (``.toml`` is read as TOML, anything else JSON)."""
-    path = Path(path)
+def _text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DownlinkError(f"cannot read {path}: {exc.strerror}", path=str(path)) from exc
     except UnicodeDecodeError as exc:
         raise DownlinkError(f"{path} is not UTF-8 text", path=str(path)) from exc
+
+
+def read_payload(path: Path, kind: str, config_version: str | None = None) -> dict[str, Any]:
+    """The payload of a downlink file (for ``config``, also a ``.toml`` file or a directory)."""
+    path = Path(path)
+    if kind == "config" and (path.is_dir() or path.suffix == ".toml"):
+        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        if not files:
+            raise DownlinkError(f"{path} holds no <name>.toml profile file", path=str(path))
+        version = config_version or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        return {"version": version, "files": {f.name: _text(f) for f in files}}
+    text = _text(path)
     try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DownlinkError(f"{path} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from exc
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DownlinkError(f"{path} is not valid JSON: {exc}", path=str(path)) from exc
     if not isinstance(data, dict):
         raise DownlinkError(f"{path} must hold an object (the downlink payload)", path=str(path))
     return data
 
 
 def sign_downlink(signer: Signer, kind: str, payload: Mapping[str, Any]) -> Downlink:
+    """Check the payload against its kind's schema, then sign it with the platform key."""
     if kind not in DOWNLINK_KINDS:
         raise DownlinkError(f"unknown downlink kind {kind!r}: use {', '.join(DOWNLINK_KINDS)}")
     try:
-        # TOML dates are not JSON: refuse them here rather than send an unsignable payload.
         json.dumps(payload)
     except TypeError as exc:
         raise DownlinkError(f"the {kind} payload is not JSON-serialisable: {exc}") from exc
+    try:
+        SCHEMAS[kind].model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'payload'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        raise DownlinkError(
+            f"the {kind} payload does not match what terminals accept: {problems}", kind=kind
+        ) from exc
     return build_downlink(signer, kind=kind, payload=payload, message_id=str(uuid.uuid4()))
 
 

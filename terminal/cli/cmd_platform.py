@@ -178,8 +178,16 @@ def register(groups: Any) -> None:
         "push", help="sign and publish a downlink to one terminal (config is retained)"
     )
     push.add_argument("kind", choices=DOWNLINK_KINDS, help="downlink kind")
-    push.add_argument("file", type=Path, help="payload file: JSON object (or TOML for config)")
+    push.add_argument(
+        "file",
+        type=Path,
+        help="payload: a JSON object; for config also a <name>.toml file or a profile directory",
+    )
     push.add_argument("--terminal-id", required=True, help="the terminal to send to")
+    push.add_argument(
+        "--config-version",
+        help="version of a config given as TOML files (default: the UTC time, 20261122T003800Z)",
+    )
     _add_mqtt(push)
     push.set_defaults(handler=_push)
 
@@ -279,7 +287,7 @@ def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
 def _push(ctx: CliContext, args: argparse.Namespace) -> int:
     from edge_sync.platform.downlink import publish_downlink, read_payload, sign_downlink
 
-    payload = read_payload(args.file)
+    payload = read_payload(args.file, args.kind, args.config_version)
     signer = load_or_create_signing_key(_signing_key_path(ctx))
     downlink = sign_downlink(signer, args.kind, payload)
     settings = _mqtt_settings(args, "etika-platform-push")

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from edge_sync.downlink import ConfigUpdate
 from edge_sync.errors import SignatureError
 from edge_sync.messages import Downlink, downlink_wildcard, parse_downlink, verify_downlink
 from terminal.cli.main import main
@@ -45,13 +46,13 @@ def test_pushed_config_is_retained_and_verifies(
     broker: Broker, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A late terminal gets the retained config (not the cmd), signed by the platform key."""
-    config = tmp_path / "profile.toml"
+    config = tmp_path / "offline.toml"
     config.write_text('[offline]\nfloor_limit_minor = 50000\ncurrency = "MAD"\n')
     command = tmp_path / "cmd.json"
     command.write_text('{"command": "sync_now"}')
     base = ["--data-dir", str(data_dir), "platform", "push", "--terminal-id", "T-0001",
             "--mqtt-port", str(broker.port)]
-    assert main([*base, "config", str(config)]) == 0
+    assert main([*base, "config", str(config), "--config-version", "v42"]) == 0
     assert "(retained)" in capsys.readouterr().out
     assert main([*base, "cmd", str(command)]) == 0
     capsys.readouterr()
@@ -61,8 +62,24 @@ def test_pushed_config_is_retained_and_verifies(
     received = asyncio.run(_retained(broker, "T-0001"))
     assert [(d.kind, retained) for d, retained in received] == [("config", True)]
     downlink = received[0][0]
-    assert downlink.payload == {"offline": {"floor_limit_minor": 50000, "currency": "MAD"}}
+    assert downlink.payload == {"version": "v42", "files": {"offline.toml": config.read_text()}}
+    ConfigUpdate.model_validate(downlink.payload)  # what the terminal's handler checks
     verify_downlink(downlink, public_key)
-    tampered = downlink.model_copy(update={"payload": {"offline": {"floor_limit_minor": 1}}})
+    tampered = downlink.model_copy(
+        update={"payload": {"version": "v42", "files": {"offline.toml": "[offline]\n"}}})
     with pytest.raises(SignatureError):
         verify_downlink(tampered, public_key)
+
+
+def test_push_refuses_a_payload_terminals_would_refuse(
+    broker: Broker, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blacklist carrying a full PAN never leaves the platform: exit 2, nothing published."""
+    bad = tmp_path / "blacklist.json"
+    bad.write_text('{"version": 1, "mode": "add", '
+                   '"entries": [{"type": "bin", "value": "4111111111111111"}]}')
+    status = main(["--data-dir", str(data_dir), "platform", "push", "blacklist", str(bad),
+                   "--terminal-id", "T-0001", "--mqtt-port", str(broker.port)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "does not match what terminals accept" in err and "4111111111111111" not in err

@@ -77,6 +77,7 @@ def test_key_is_created_once_owner_only(
         (["reconcile", "--date", "2026-11-21", "--database", "mysql://x"],        "--database"),
         (["push", "fx", "{missing}", "--terminal-id", "T"],                       "cannot read"),
         (["push", "fx", "{junk}", "--terminal-id", "T"],                          "not valid"),
+        (["push", "config", "{empty_dir}", "--terminal-id", "T"],                 "no <name>.toml"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(
@@ -85,8 +86,10 @@ def test_bad_arguments_give_one_line_errors(
     """Wrong files, dates and URLs end with 'etika: error: …' and a non-zero status."""
     junk = tmp_path / "junk.txt"
     junk.write_text("not a key, not json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     argv = [a.replace("{junk}", str(junk)).replace("{missing}", str(tmp_path / "no.json"))
-            for a in argv]
+            .replace("{empty_dir}", str(empty)) for a in argv]
     status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", *argv)
     assert status != 0
     assert err.startswith("etika: error:") and message in err

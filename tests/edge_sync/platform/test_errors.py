@@ -96,16 +96,25 @@ def test_postgres_lost_connection_is_mapped_then_recovered(
 async def test_push_without_a_broker_is_a_downlink_error() -> None:
     """aiomqtt's MqttError (connection refused) becomes DownlinkError naming the broker."""
     downlink = sign_downlink(SoftwareSigner.generate(), "cmd", {"command": "sync_now"})
+    assert downlink.kind == "cmd"
     settings = MqttSettings(port=_closed_port())
     with pytest.raises(DownlinkError, match=f"127.0.0.1:{settings.port}"):
         await publish_downlink(settings, TERMINAL_ID, downlink)
 
 
+_FULL_PAN_BIN = {"version": 1, "mode": "add", "entries": [{"type": "bin",
+                                                             "value": "4111111111111111"}]}
+
+
 @pytest.mark.parametrize(
-    ("kind",    "payload",                         "message"),
+    ("kind",       "payload",                                              "message"),
     [
-        ("reboot",  {},                                "unknown downlink kind"),
-        ("fx",      {"at": datetime.date(2026, 1, 1)},  "not JSON-serialisable"),
+        ("reboot",     {},                                                  "unknown downlink kind"),
+        ("fx",         {"at": datetime.date(2026, 1, 1)},                   "not JSON-serialisable"),
+        ("fx",         {"base": "MAD", "as_of": "x", "rates": {"EUR": "-1"}}, "rates: Value error"),
+        ("cmd",        {"command": "format_disk"},                          "command"),
+        ("blacklist",  _FULL_PAN_BIN,                                       "not a valid bin"),
+        ("config",     {"version": "1", "files": {"../etc/passwd": "x"}},   "not a profile file"),
     ],
 )
 def test_unsignable_downlinks_are_refused(kind: str, payload: dict[str, Any], message: str) -> None:
