@@ -518,3 +518,13 @@ async def test_oda_record_in_sfi_11_counts_whole(oda: str) -> None:
     result = await run(card)
     assert result.oda_result == "ok"
     assert any(c[1] == 0xB2 and c[3] >> 3 == 11 for c in card.commands)
+
+
+async def test_cda_on_both_generate_ac() -> None:
+    """CDA online: both GENERATE AC answers are signed and verify (hash over PDOL+CDOL1+CDOL2)."""
+    card = KitCard(App(oda="cda"))
+    result = await run(card, txn(60000), authoriser=Issuer(OnlineResponse(arc=b"00")))
+    assert (result.oda_result, result.first_cryptogram, result.cryptogram) == ("ok", "ARQC", "TC")
+    gen_acs = [c for c in card.commands if c[1] == 0xAE]
+    assert [c[2] for c in gen_acs] == [0x90, 0x50]  # ARQC+CDA, then TC+CDA
+    assert TvrBit.CDA_FAILED not in tvr_of(result)
