@@ -129,14 +129,21 @@ class StatusRequest:
 
 @dataclass(frozen=True, slots=True)
 class LoadKeyRequest:
-    """``90<initial key hex>FS<KSN hex>``: load a *test* DUKPT initial key; answer ``91``."""
+    """``90<initial key hex>FS<KSN hex>``: load a *test* DUKPT initial key; answer ``91``.
+
+    TDES DUKPT: 16-byte key, 10-byte KSN. AES DUKPT: 16/24/32-byte key, 12-byte KSN.
+    """
 
     initial_key: bytes = field(repr=False)
     ksn: bytes
 
     def __post_init__(self) -> None:
-        if len(self.initial_key) != 16 or len(self.ksn) not in (10, 12):
-            raise ValueError("a 16-byte initial key and a 10- or 12-byte KSN are needed")
+        key_lengths = (16,) if len(self.ksn) == 10 else (16, 24, 32)
+        if len(self.ksn) not in (10, 12) or len(self.initial_key) not in key_lengths:
+            raise ValueError(
+                "a 10-byte KSN with a 16-byte TDES key, or a 12-byte KSN with a 16-, 24- or "
+                "32-byte AES key, is needed"
+            )
 
     def encode(self) -> bytes:
         return f"90{_hex(self.initial_key)}{_FS}{_hex(self.ksn)}".encode("ascii")
@@ -177,7 +184,7 @@ def decode_request(message: bytes) -> Request:
         if len(parts) != 2:
             raise ValueError("90 needs an initial key and a KSN")
         return LoadKeyRequest(
-            initial_key=_unhex(parts[0], "initial key", (16,)),
+            initial_key=_unhex(parts[0], "initial key", (16, 24, 32)),
             ksn=_unhex(parts[1], "KSN", (10, 12)),
         )
     raise ValueError("unknown request code")

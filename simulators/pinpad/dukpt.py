@@ -1,4 +1,4 @@
-"""DUKPT key derivation: TDES (ANSI X9.24-1:2009 §A) and AES-128 (ANSI X9.24-3:2017 §6).
+"""DUKPT key derivation: TDES (ANSI X9.24-1:2009 §A) and AES (ANSI X9.24-3:2017 §6).
 
 Written by hand: neither ``psec`` nor ``pyemv`` (nor anything else installed) derives
 DUKPT keys — psec has the PIN block formats and the block ciphers, pyemv the EMV session
@@ -14,9 +14,12 @@ transaction counter. The initial key (IPEK) is the BDK's encryption of the initi
 ``00000000000000FF 00000000000000FF`` (A.6 "Request PIN Entry", variant constants).
 
 AES DUKPT (X9.24-3:2017 §6.3): the 96-bit KSN is a 64-bit initial key ID and a 32-bit
-counter. Every key is AES-ECB of a 16-byte derivation data block (§6.3.2, Table 2):
-version 01, block counter 01, key usage, algorithm, length in bits, then 8 bytes (the
-initial key ID for the initial key; the ID's low 4 bytes and a counter otherwise).
+counter. Every key is AES-ECB of 16-byte derivation data blocks (§6.3.2, Table 2):
+version 01, block counter (01, 02 for the second half of a 256-bit key), key usage,
+algorithm, length in bits, then 8 bytes (the initial key ID for the initial key; the ID's
+low 4 bytes and a counter otherwise). The BDK may be AES-128, -192 or -256; the initial,
+derivation and PIN working keys here are of the BDK's type (so the acquirer needs only
+the BDK and the KSN to know which key to derive).
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ _PIN_VARIANT = bytes.fromhex("00000000000000FF00000000000000FF")
 _USAGE_KEY_DERIVATION = 0x8000
 _USAGE_INITIAL_KEY = 0x8001
 _USAGE_PIN_ENCRYPTION = 0x1000
-_ALGORITHM_AES128 = 0x0002
-_AES128_BITS = 128
+# Algorithm indicator per AES key length in bytes (Table 3: 0002 AES-128 ... 0004 AES-256).
+_AES_ALGORITHM = {16: 0x0002, 24: 0x0003, 32: 0x0004}
 
 
 class KsnExhausted(Exception):
@@ -161,20 +164,22 @@ def tdes_pin_key(initial_key: bytes, ksn: bytes) -> bytes:
 # --- AES DUKPT (ANSI X9.24-3:2017), AES-128 keys ----------------------------------------
 
 
-def _aes_derivation_data(usage: int, tail: bytes) -> bytes:
-    # version 01, key block counter 01, usage, algorithm AES-128, length 128 bits, 8 bytes
-    return (
-        b"\x01\x01"
-        + usage.to_bytes(2, "big")
-        + _ALGORITHM_AES128.to_bytes(2, "big")
-        + _AES128_BITS.to_bytes(2, "big")
-        + tail
+def _aes_derive(key: bytes, usage: int, tail: bytes, length: int) -> bytes:
+    """X9.24-3 §6.3.2 "Derive Key": AES-ECB under ``key`` of one derivation data block per
+    128 bits of the derived key (of ``length`` bytes)."""
+    header = usage.to_bytes(2, "big") + _AES_ALGORITHM[length].to_bytes(2, "big")
+    header += (length * 8).to_bytes(2, "big")
+    blocks = (length + 15) // 16
+    derived = b"".join(
+        encrypt_aes_ecb(key, bytes([0x01, counter]) + header + tail)
+        for counter in range(1, blocks + 1)
     )
+    return derived[:length]
 
 
 def _check_aes(key: bytes, ksn: bytes) -> None:
-    if len(key) != 16:
-        raise ValueError("this AES DUKPT supports AES-128 keys (16 bytes)")
+    if len(key) not in _AES_ALGORITHM:
+        raise ValueError("AES DUKPT keys are 16, 24 or 32 bytes")
     if len(ksn) != AES_KSN_LENGTH:
         raise ValueError("an AES DUKPT KSN is 12 bytes")
 
@@ -187,7 +192,7 @@ def aes_counter(ksn: bytes) -> int:
 def aes_initial_key(bdk: bytes, ksn: bytes) -> bytes:
     """Initial key from BDK and the KSN's initial key ID (X9.24-3:2017 §6.3.1)."""
     _check_aes(bdk, ksn)
-    return encrypt_aes_ecb(bdk, _aes_derivation_data(_USAGE_INITIAL_KEY, ksn[:8]))
+    return _aes_derive(bdk, _USAGE_INITIAL_KEY, ksn[:8], len(bdk))
 
 
 def aes_derivation_key(initial_key: bytes, ksn: bytes) -> bytes:
@@ -201,19 +206,18 @@ def aes_derivation_key(initial_key: bytes, ksn: bytes) -> bytes:
     while mask:
         if counter & mask:
             working |= mask
-            data = _aes_derivation_data(
-                _USAGE_KEY_DERIVATION, device_id + working.to_bytes(4, "big")
-            )
-            key = encrypt_aes_ecb(key, data)
+            tail = device_id + working.to_bytes(4, "big")
+            key = _aes_derive(key, _USAGE_KEY_DERIVATION, tail, len(initial_key))
         mask >>= 1
     return key
 
 
 def aes_pin_key(initial_key: bytes, ksn: bytes) -> bytes:
-    """The AES-128 PIN encryption working key for ``ksn`` (§6.3.3, usage 1000)."""
+    """The PIN encryption working key for ``ksn`` (§6.3.3, usage 1000), of the IK's type."""
     derivation_key = aes_derivation_key(initial_key, ksn)
-    data = _aes_derivation_data(_USAGE_PIN_ENCRYPTION, ksn[4:8] + ksn[8:12])
-    return encrypt_aes_ecb(derivation_key, data)
+    return _aes_derive(
+        derivation_key, _USAGE_PIN_ENCRYPTION, ksn[4:8] + ksn[8:12], len(initial_key)
+    )
 
 
 # --- the PIN pad's side -----------------------------------------------------------------

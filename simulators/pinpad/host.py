@@ -8,9 +8,10 @@ Public API (what a PSP host calls with fields 52/53 of an authorisation)::
     pin = recover_pin(bdk, ksn, pin_block, pan)          # when the host compares itself
 
 The scheme follows the KSN: 10 bytes means TDES DUKPT (ANSI X9.24-1) and an ISO 9564
-format 0 block of 8 bytes; 12 bytes means AES-128 DUKPT (ANSI X9.24-3) and a format 4
-block of 16 bytes. Errors are :class:`~simulators.pinpad.errors.PinVerificationError`
-leaves; their messages carry the KSN, never a PIN.
+format 0 block of 8 bytes; 12 bytes means AES DUKPT (ANSI X9.24-3) and a format 4
+block of 16 bytes, with a PIN key of the BDK's AES length (16, 24 or 32 bytes).
+Errors are :class:`~simulators.pinpad.errors.PinVerificationError` leaves; their
+messages carry the KSN, never a PIN.
 
 This module lives in ``simulators`` on purpose: the terminal never holds a BDK, so it can
 never recover a PIN (import-linter forbids ``terminal``/``drivers`` from importing it).

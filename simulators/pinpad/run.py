@@ -46,7 +46,7 @@ def build_device(
         raise SimulatorSetupError("give --bdk and --ksn together (or neither for the test keys)")
     if bdk is not None and ksn is not None:
         ksn_bytes = _hex(ksn, "--ksn", (10, 12))
-        bdk_bytes = _hex(bdk, "--bdk", (16,))
+        bdk_bytes = _hex(bdk, "--bdk", (16,) if len(ksn_bytes) == 10 else (16, 24, 32))
     elif scheme == "aes":
         bdk_bytes, ksn_bytes = DEFAULT_AES_BDK, DEFAULT_AES_KSN
     else:

@@ -35,7 +35,11 @@ def register_pinpad(kinds: Any) -> None:
         "a 10-byte KSN means TDES DUKPT and ISO 9564 format 0, a 12-byte KSN AES DUKPT and "
         "format 4.",
     )
-    pinpad.add_argument("--bdk", metavar="HEX", help="test base derivation key (16 bytes)")
+    pinpad.add_argument(
+        "--bdk",
+        metavar="HEX",
+        help="test base derivation key (16 bytes TDES; 16, 24 or 32 bytes AES)",
+    )
     pinpad.add_argument(
         "--ksn", metavar="HEX", help="initial key serial number (10 bytes TDES, 12 bytes AES)"
     )
@@ -88,8 +92,12 @@ def register_psp(kinds: Any) -> None:
         "the card simulator's issuer keys and PIN blocks with the test BDKs, applies issuer "
         "rules (balance, limits, expiry, lost/stolen) and deduplicates by idempotency key.",
     )
-    psp.add_argument("--kind", required=True, choices=("iso8583", "stripe", "paypal"),
-                     help="which protocol to speak")
+    psp.add_argument(
+        "--kind",
+        required=True,
+        choices=("iso8583", "stripe", "paypal"),
+        help="which protocol to speak",
+    )
     psp.add_argument("--port", required=True, type=_port, metavar="N", help="TCP port")
     psp.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     psp.add_argument(
@@ -113,7 +121,6 @@ def _psp(ctx: CliContext, args: argparse.Namespace) -> int:
     return run(args.kind, host=args.host, port=args.port, faults=args.faults, key=key)
 
 
-
 # --- EMV card (on pcscd through vsmartcard-vpcd) -----------------------------------------
 
 
@@ -128,14 +135,22 @@ def register_card(kinds: Any) -> None:
         "profile's test CAPKs. --list-profiles shows the cards.",
     )
     card.add_argument("--profile", metavar="NAME", help="card profile, e.g. visa-credit, cb")
-    card.add_argument("--port", type=_port, default=35963, metavar="N",
-                      help="vpcd port (default: %(default)s = Virtual PCD 00 00)")
+    card.add_argument(
+        "--port",
+        type=_port,
+        default=35963,
+        metavar="N",
+        help="vpcd port (default: %(default)s = Virtual PCD 00 00)",
+    )
     card.add_argument("--host", default="127.0.0.1", help="vpcd address (default: %(default)s)")
-    card.add_argument("--contactless", action="store_true",
-                      help="present the contactless interface (PPSE, qVSDC)")
-    card.add_argument("--faults", metavar="LIST",
-                      help="comma-separated: tamper-issuer-cert, tamper-icc-cert, "
-                      "tamper-ssad, tamper-sdad, t0")
+    card.add_argument(
+        "--contactless", action="store_true", help="present the contactless interface (PPSE, qVSDC)"
+    )
+    card.add_argument(
+        "--faults",
+        metavar="LIST",
+        help="comma-separated: tamper-issuer-cert, tamper-icc-cert, tamper-ssad, tamper-sdad, t0",
+    )
     card.add_argument("--list-profiles", action="store_true", help="list the card profiles")
     card.set_defaults(handler=_card)
 

@@ -80,6 +80,23 @@ def test_aes_pin_encryption_keys(case: dict[str, str]) -> None:
     assert aes_pin_key(h(AES["initial_key"]), h(case["ksn"])) == h(case["pin_key"])
 
 
+AES256 = AES["aes256"]
+
+
+def test_aes256_initial_key() -> None:
+    """An AES-256 BDK gives the supplement's AES-256 initial key (two derivation blocks)."""
+    ksn = h(AES["initial_key_id"] + "00000000")
+    assert aes_initial_key(h(AES256["bdk"]), ksn) == h(AES256["initial_key"])
+
+
+@pytest.mark.parametrize("case", AES256["keys"], ids=[c["ksn"] for c in AES256["keys"]])
+def test_aes256_derivation_and_pin_keys(case: dict[str, str]) -> None:
+    """AES-256 derivation keys and AES-256 PIN working keys from the supplement."""
+    ik, ksn = h(AES256["initial_key"]), h(case["ksn"])
+    assert aes_derivation_key(ik, ksn) == h(case["derivation_key"])
+    assert aes_pin_key(ik, ksn) == h(case["pin_key"])
+
+
 def test_format4_known_decipherment() -> None:
     """A published format 4 block deciphers to its PIN under its AES key."""
     case = AES["format4_decipher_example"]
@@ -117,7 +134,7 @@ def test_tdes_counter_exhaustion() -> None:
     [
         (16,        9),
         (8,         10),
-        (24,        12),
+        (20,        12),
     ],
 )  # fmt: skip
 def test_bad_lengths_are_caller_mistakes(key_len: int, ksn_len: int) -> None:

@@ -17,9 +17,11 @@ from simulators.pinpad.host import derive_pin_key, pin_block_format, recover_pin
 
 PAN = "4761739001010119"
 PIN = "739184625017"
+AES256_BDK = DEFAULT_AES_BDK * 2
 SCHEMES = [
     (DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, 0),
     (DEFAULT_AES_BDK,  DEFAULT_AES_KSN,  4),
+    (AES256_BDK,       DEFAULT_AES_KSN,  4),
 ]  # fmt: skip
 
 
@@ -31,7 +33,7 @@ def _entry(bdk: bytes, ksn: bytes, pin: str = PIN) -> tuple[bytes, bytes, int]:
     return answer.ksn, answer.pin_block, answer.pin_format
 
 
-@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes"])
+@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes128", "aes256"])
 def test_host_recovers_the_pin_the_device_was_given(bdk: bytes, ksn: bytes, fmt: int) -> None:
     """The PIN typed on the simulated pad comes back out with the BDK alone."""
     used_ksn, block, pin_format = _entry(bdk, ksn)
@@ -40,7 +42,7 @@ def test_host_recovers_the_pin_the_device_was_given(bdk: bytes, ksn: bytes, fmt:
     verify_pin(bdk, used_ksn, block, PAN, PIN, pin_format)
 
 
-@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes"])
+@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes128", "aes256"])
 def test_wrong_pin_is_incorrect_pin(bdk: bytes, ksn: bytes, fmt: int) -> None:
     """A sound block holding another PIN raises IncorrectPin, without any digits."""
     used_ksn, block, _ = _entry(bdk, ksn)
@@ -50,7 +52,7 @@ def test_wrong_pin_is_incorrect_pin(bdk: bytes, ksn: bytes, fmt: int) -> None:
     assert PIN not in repr(caught.value)
 
 
-@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes"])
+@pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes128", "aes256"])
 @pytest.mark.parametrize("damage", ["bdk", "pan", "block", "ksn"])
 def test_damaged_inputs_are_unreadable(bdk: bytes, ksn: bytes, fmt: int, damage: str) -> None:
     """Wrong BDK, PAN, KSN or a flipped bit: PinBlockUnreadable (or a mismatch), never the PIN."""
