@@ -125,3 +125,36 @@ async def test_malformed_uplink_refused_by_the_platform_and_terminal_told_why(
     alert = next(r for r in outbox.rows() if r.row.kind == "alert")
     assert "payload.type" in alert.row.payload["reason"]
     assert alert.state == "delivered"
+
+
+@pytest.mark.network
+async def test_failover_to_https_while_the_broker_is_down(tmp_path: Path) -> None:
+    """With no broker listening, the worker delivers through HTTPS to the platform's API."""
+    from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+    from edge_sync.platform.api import create_app
+    from edge_sync.platform.storage import SqliteStorage
+    from edge_sync.transport import FailoverTransport
+    from tests.fixtures.mosquitto import free_port
+
+    storage = SqliteStorage(tmp_path / "platform.db")
+    storage.register_key("ETK00001", 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
+    outbox = MemoryOutbox()
+    ids = [outbox.enqueue("platform", "transaction", {"amount_minor": i, "currency": "MAD"},
+                          f"t{i}", 1.0) for i in range(20)]
+    link = MqttLinkSettings(terminal_id="ETK00001", port=free_port(), reconnect_min_s=0.05)
+    https_settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test")
+    async with (
+        MqttTransport(link) as mqtt,
+        HttpsTransport(https_settings,
+                       transport=httpx.ASGITransport(app=create_app(storage))) as https,
+    ):
+        failover = FailoverTransport([mqtt, https])
+        worker = OutboxWorker(outbox, {"platform": failover}, SIGNER,
+                              WorkerSettings(terminal_id="ETK00001", batch_size=10,
+                                             max_in_flight=10))
+        report = await worker.drain()
+        worker.close()
+    assert report.delivered == 20 and failover.last_used == "https"
+    assert all(outbox.state_of(m) == "delivered" for m in ids)
+    assert storage.message_count("ETK00001") == 20
+    storage.close()
