@@ -95,7 +95,7 @@ def paypal_app(acquirer: Acquirer, faults: Faults | None = None) -> Any:
         if not key:
             return await handler(body, None)
         fingerprint = state.store.fingerprint(request.method, request.url.path, body)
-        with state.store.lock:
+        async with state.store.lock:
             stored = state.store.get(key)
             if stored is not None:
                 if stored.fingerprint != fingerprint:

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +120,9 @@ class IdempotencyStore:
 
     def __init__(self) -> None:
         self._answers: dict[str, StoredAnswer] = {}
-        self.lock = threading.RLock()
+        # The gateways' endpoints run on uvicorn's event loop: an asyncio lock serialises
+        # "look up key, act, store answer" without blocking the loop.
+        self.lock = asyncio.Lock()
 
     @staticmethod
     def fingerprint(method: str, path: str, body: Any) -> str:

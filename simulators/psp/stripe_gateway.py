@@ -107,7 +107,7 @@ def stripe_app(acquirer: Acquirer, faults: Faults | None = None) -> Any:
         if not key:
             return await handler(data, None)
         fingerprint = state.store.fingerprint(request.method, request.url.path, data)
-        with state.store.lock:
+        async with state.store.lock:
             stored = state.store.get(key)
             if stored is not None:
                 if stored.fingerprint != fingerprint:
