@@ -36,11 +36,13 @@ from edge_sync.messages import Ack, Envelope, canonical_json, parse_envelope, ut
 from edge_sync.platform.errors import (
     BadSignature,
     MalformedUplink,
+    RegistryError,
     StorageError,
     UnknownTerminal,
     UnstorableData,
     UplinkRejected,
 )
+from edge_sync.platform.keys import public_key_pem
 from edge_sync.platform.records import (
     COUNTED_STATES,
     EodTotal,
@@ -218,7 +220,25 @@ def book_payload(envelope: Envelope) -> Uplink:
         return replace(uplink, eod_date=business_date, eod_totals=totals)
     if envelope.kind == "status" and "backlog" in envelope.payload:
         return replace(uplink, backlog=_backlog(envelope))
+    if envelope.kind == "keys_rotated" and "public_key" in envelope.payload:
+        return replace(uplink, new_key=_rotated_key(envelope))
     return uplink
+
+
+def _rotated_key(envelope: Envelope) -> tuple[int, str]:
+    """The next key a terminal announces, signed with a key the platform already trusts."""
+    version = _int(envelope.payload, "key_version", minimum=0)
+    if not envelope.key_version < version < _INT32:
+        raise MalformedUplink(
+            f"payload.key_version must be above the signing key's ({envelope.key_version})"
+        )
+    pem = envelope.payload["public_key"]
+    if not isinstance(pem, str):
+        raise MalformedUplink("payload.public_key must be a PEM string")
+    try:
+        return version, public_key_pem(pem.encode())
+    except RegistryError as exc:
+        raise MalformedUplink(f"payload.public_key: {exc.message}") from exc
 
 
 class Ingestor:

@@ -19,7 +19,7 @@ from cryptography.x509 import load_pem_x509_certificate
 from edge_sync.platform.errors import RegistryError
 from edge_sync.signing import SoftwareSigner
 
-__all__ = ["load_or_create_signing_key", "read_terminal_public_key"]
+__all__ = ["load_or_create_signing_key", "public_key_pem", "read_terminal_public_key"]
 
 
 def load_or_create_signing_key(path: Path) -> SoftwareSigner:
@@ -53,6 +53,14 @@ def read_terminal_public_key(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"cannot read the public key file {path}: {exc.strerror}") from exc
+    try:
+        return public_key_pem(data)
+    except RegistryError as exc:
+        raise RegistryError(f"{path}: {exc.message}", path=str(path)) from exc
+
+
+def public_key_pem(data: bytes) -> str:
+    """Normalise a PEM public key or certificate to the SubjectPublicKeyInfo PEM of its key."""
     key: object
     try:
         if b"BEGIN CERTIFICATE" in data:
@@ -60,11 +68,9 @@ def read_terminal_public_key(path: Path) -> str:
         else:
             key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise RegistryError(
-            f"{path} holds neither a PEM public key nor a PEM certificate", path=str(path)
-        ) from exc
+        raise RegistryError("holds neither a PEM public key nor a PEM certificate") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise RegistryError(f"{path}: terminal keys must be EC P-256", path=str(path))
+        raise RegistryError("terminal keys must be EC P-256")
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()

@@ -21,6 +21,12 @@ stored as received and only counted):
 ``status``
     ``{"backlog": {"<destination>": int, ...}}`` (or a plain int) — what the terminal's
     outbox still holds; shown by the fleet API.
+``keys_rotated``
+    ``{"key_version": int, "public_key": "<PEM>", ...}`` — the terminal's answer to a
+    ``rotate_keys`` command. Signed with a key already registered, it registers the new
+    version (higher than the signing one; an existing version is never replaced), so the
+    terminal's next messages verify without an operator step. Without ``public_key`` it is
+    only stored.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class Uplink:
     backlog: dict[str, int] | None = None
     #: ``False`` for a transaction message without an amount: stored, not in the totals.
     booked: bool = True
+    #: ``(key_version, pem)`` a ``keys_rotated`` message announces.
+    new_key: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)

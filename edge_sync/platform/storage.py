@@ -342,6 +342,16 @@ class _SqlStorage:
             )
         if uplink.eod_date is not None:
             self._apply_eod(conn, uplink, uplink.eod_date, uplink.eod_totals)
+        if uplink.new_key is not None:
+            version, pem = uplink.new_key
+            # Never replaces a version: a key once trusted stays what it was.
+            self._run(
+                conn,
+                "INSERT INTO platform_terminal_keys "
+                "(terminal_id, key_version, public_key_pem, registered_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (terminal_id, key_version) DO NOTHING",
+                (uplink.terminal_id, version, pem, received_at),
+            )
         if uplink.backlog is not None:
             self._run(
                 conn,
