@@ -12,6 +12,8 @@ Record layout (every profile; both interfaces)::
                   IACs, LCOL/UCOL, 9F4A (= 82: the AIP is static data too)   ← ODA record
     SFI 3 rec 1   8F CA index, 90 issuer certificate, 92 remainder, 9F32 exponent
     SFI 3 rec 2   9F46/9F47/9F48 ICC key and 9F49 DDOL (DDA/CDA), or 93 SSAD (SDA)
+    SFI 11 rec 1  (``sfi11_oda`` profiles: domestic) the IACs and DF7E, an ODA record
+                  hashed whole, template included (Book 3 §10.3)
 
 The AIP differs between contact and contactless, and it is part of the static data, so
 each interface gets its own ICC certificate / SSAD (as real dual-interface cards do).
@@ -133,6 +135,11 @@ def personalise(
     record1 = tlv.encode(0x57, track2(app)) + tlv.encode(0x5F20, app.cardholder_name.encode())
     record1 += tlv.encode(0xDF7F, b"\x45\x54\x4b")  # proprietary, unknown to any kernel
 
+    iacs = (
+        tlv.encode(0x9F0D, app.iac_default)
+        + tlv.encode(0x9F0E, app.iac_denial)
+        + tlv.encode(0x9F0F, app.iac_online)
+    )
     oda_body = b"".join(
         [
             tlv.encode(0x5A, bytes.fromhex(app.pan + ("F" if len(app.pan) % 2 else ""))),
@@ -147,20 +154,23 @@ def personalise(
             tlv.encode(0x8C, app.cdol1),
             tlv.encode(0x8D, app.cdol2),
             tlv.encode(0x8E, app.cvm_list),
-            tlv.encode(0x9F0D, app.iac_default),
-            tlv.encode(0x9F0E, app.iac_denial),
-            tlv.encode(0x9F0F, app.iac_online),
+            iacs if not app.sfi11_oda else b"",
             tlv.encode(0x9F14, bytes([app.lcol])),
             tlv.encode(0x9F23, bytes([app.ucol])),
             tlv.encode(0x9F4A, b"\x82") if oda is not Oda.NONE else b"",
         ]
     )
-    static_data = oda_body + (aip if oda is not Oda.NONE else b"")
-
     records: dict[tuple[int, int], bytes] = {
         (1, 1): tlv.encode(0x70, record1),
         (2, 1): tlv.encode(0x70, oda_body),
     }
+    static_data = oda_body
+    if app.sfi11_oda:
+        # Book 3 §10.3: a record from SFI 11–30 enters the static data whole (tag 70 and
+        # length included), unlike SFI 1–10 records whose template is stripped.
+        records[(11, 1)] = tlv.encode(0x70, iacs + tlv.encode(0xDF7E, b"\x01"))
+        static_data += records[(11, 1)]
+    static_data += aip if oda is not Oda.NONE else b""
     icc: RsaKey | None = None
     if oda is not Oda.NONE:
         ca = ca_key(app.rid, app.ca_index)
@@ -197,6 +207,8 @@ def personalise(
 
     # AFL (Book 3 §10.2): SFI<<3, first, last, number of records for ODA from the first.
     afl = bytes([1 << 3, 1, 1, 0, 2 << 3, 1, 1, 1])
+    if (11, 1) in records:
+        afl += bytes([11 << 3, 1, 1, 1])
     if (3, 1) in records:
         afl += bytes([3 << 3, 1, 2, 0])
     if contactless:

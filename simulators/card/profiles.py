@@ -143,6 +143,7 @@ class AppProfile:
     blocked: bool = False
     contactless: Contactless | None = None
     cvn: int = 0x12
+    sfi11_oda: bool = False  # put the IACs in an ODA record of SFI 11 (hashed whole)
 
     @property
     def rid(self) -> str:
@@ -288,6 +289,7 @@ _DOMESTIC = AppProfile(
     genac_format=2,
     internal_auth_format=2,
     arpc=ArpcMode.METHOD2_GENAC2,
+    sfi11_oda=True,
 )
 
 

@@ -77,7 +77,8 @@ class Flow:
                 assert sw == 0x9000
                 self.records.append(record)
                 if number < first + oda:
-                    self.static += tlv.decode(record)[0].value
+                    # Book 3 §10.3: SFI 1–10 without the template, SFI 11–30 whole.
+                    self.static += tlv.decode(record)[0].value if sfi <= 10 else record
         self.data = records_data(self.records) | gpo_values
         if self.data.get(0x9F4A) == b"\x82":
             self.static += self.aip
@@ -203,6 +204,19 @@ def test_sda_signature_verifies() -> None:
     block = rsa_recover(modulus, exponent, values[0x93])
     assert block[:2] == b"\x6a\x03"
     assert block[-21:-1] == hashlib.sha1(block[1:-21] + flow.static).digest()  # noqa: S324
+
+
+def test_sfi11_record_is_hashed_whole() -> None:
+    """The domestic card's SFI 11 ODA record enters the ICC certificate hash template and all."""
+    flow = Flow(EmvCard(get_profile("domestic-visa")))
+    values = flow.start("D5040000011010")
+    assert 0x9F0D in values and 0xDF7E in values
+    recover_icc_key("D504000001", values, flow.static)
+    sfi2, sfi11 = flow.records[1], flow.records[2]
+    assert flow.static == tlv.decode(sfi2)[0].value + sfi11 + flow.aip
+    template_stripped = tlv.decode(sfi2)[0].value + tlv.decode(sfi11)[0].value + flow.aip
+    with pytest.raises(AssertionError):
+        recover_icc_key("D504000001", values, template_stripped)
 
 
 def test_dda_internal_authenticate() -> None:
