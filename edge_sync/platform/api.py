@@ -7,6 +7,7 @@ POST     ``/v1/terminals/{id}/messages``      ``{"messages": [envelopeâ€¦]}`` â†
 GET      ``/v1/terminals``                    every registered terminal: last seen, reported
                                               backlog, message and rejection counts
 GET      ``/v1/terminals/{id}``               one terminal, its messages per kind and totals
+GET      ``/v1/terminals/{id}/messages``      its latest envelopes (``?kind=alert&limit=``)
 GET      ``/v1/fleet``                        fleet summary: terminals, backlog, totals
 GET      ``/v1/totals?date=&terminal_id=``    the platform's transaction totals
 GET      ``/v1/rejections?terminal_id=``      the latest refused uplinks and why, newest first
@@ -142,6 +143,16 @@ def create_app(
             "messages_by_kind": storage.kind_counts(terminal_id),
             "totals": _totals_json(totals),
         }
+
+    @app.get("/v1/terminals/{terminal_id}/messages")
+    def terminal_messages(
+        terminal_id: str,
+        kind: str | None = Query(default=None),
+        limit: int = Query(default=50, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        if storage.terminal(terminal_id) is None:
+            raise HTTPException(404, detail=f"no terminal {terminal_id} is registered")
+        return {"messages": storage.messages(terminal_id, kind, limit)}
 
     @app.get("/v1/fleet")
     def fleet(date: str | None = Query(default=None)) -> dict[str, Any]:

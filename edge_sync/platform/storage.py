@@ -174,6 +174,12 @@ class PlatformStorage(Protocol):
         """The latest refused uplinks, newest first."""
         ...
 
+    def messages(
+        self, terminal_id: str, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A terminal's latest stored envelopes (highest seq first), with ``received_at``."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -526,6 +532,21 @@ class _SqlStorage:
                 (int(terminal_id is None), terminal_id or "", limit),
             ).fetchall()
         return [Rejection(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+    def messages(
+        self, terminal_id: str, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._transaction(write=False) as conn:
+            rows = self._run(
+                conn,
+                "SELECT envelope, received_at FROM platform_messages WHERE terminal_id = ? "
+                "AND (? = 1 OR kind = ?) ORDER BY seq DESC LIMIT ?",
+                (terminal_id, int(kind is None), kind or "", limit),
+            ).fetchall()
+        return [{"received_at": r[1], "envelope": json.loads(r[0])} for r in rows]
 
 
 class SqliteStorage(_SqlStorage):

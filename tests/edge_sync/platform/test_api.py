@@ -111,6 +111,13 @@ async def test_fleet_views(
     assert row["last_seen_at"] is not None
     assert row["backlog"] == {"platform": 4} and row["backlog_total"] == 4
     assert (row["messages"], row["rejected"]) == (4, 1)
+    listed = (await client.get(f"/v1/terminals/{TERMINAL_ID}/messages",
+                               params={"kind": "status"})).json()["messages"]
+    assert [m["envelope"]["payload"] for m in listed] == [{"backlog": {"platform": 4}}]
+    assert listed[0]["received_at"] is not None
+    every = (await client.get(f"/v1/terminals/{TERMINAL_ID}/messages",
+                              params={"limit": 2})).json()["messages"]
+    assert len(every) == 2 and every[0]["envelope"]["seq"] > every[1]["envelope"]["seq"]
     one = (await client.get(f"/v1/terminals/{TERMINAL_ID}")).json()
     assert one["messages_by_kind"] == {"status": 1, "transaction": 3}
     fleet = (await client.get("/v1/fleet", params={"date": "2026-11-21"})).json()
