@@ -2,9 +2,10 @@
 
 The payload must match the schema the terminal applies (:mod:`edge_sync.downlink`:
 ``ConfigUpdate``, ``BlacklistUpdate``, ``FxUpdate``, ``Command``); a payload that does not is
-refused here, before anything is signed or sent. It is read from a JSON file, except for
-``config``, which may also be given as the profile itself — one ``<name>.toml`` file or a
-profile directory — and is then wrapped as ``{"version": …, "files": {name: text}}``.
+refused here, before anything is signed or sent. It is read from a JSON file; ``config``
+may also be a TOML file holding the payload (top-level ``version`` and ``[files]``), or the
+profile itself — one ``<name>.toml`` file or a profile directory — which is then wrapped as
+``{"version": …, "files": {name: text}}``.
 
 The downlink is signed with the platform key (:func:`edge_sync.messages.build_downlink`) and
 published with QoS 1 on ``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -60,6 +62,13 @@ def _text(path: Path) -> str:
 def read_payload(path: Path, kind: str, config_version: str | None = None) -> dict[str, Any]:
     """The payload of a downlink file (for ``config``, also a ``.toml`` file or a directory)."""
     path = Path(path)
+    if kind == "config" and path.suffix == ".toml" and path.is_file():
+        try:
+            document = tomllib.loads(_text(path))
+        except tomllib.TOMLDecodeError as exc:
+            raise DownlinkError(f"{path} is not valid TOML: {exc}", path=str(path)) from exc
+        if set(document) == {"version", "files"}:
+            return document  # the payload itself, written as TOML
     if kind == "config" and (path.is_dir() or path.suffix == ".toml"):
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         if not files:

@@ -83,3 +83,17 @@ def test_push_refuses_a_payload_terminals_would_refuse(
     err = capsys.readouterr().err
     assert status == 2
     assert "does not match what terminals accept" in err and "4111111111111111" not in err
+
+
+def test_config_payload_written_as_toml(
+    broker: Broker, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TOML file with version and [files] is the payload itself, as the sync docs show."""
+    payload = tmp_path / "update.toml"
+    payload.write_text('version = "7"\n[files]\n"sync.toml" = """\n[sync]\nmqtt_port = 8883\n"""\n')
+    status = main(["--data-dir", str(data_dir), "platform", "push", "config", str(payload),
+                   "--terminal-id", "T-0001", "--mqtt-port", str(broker.port)])
+    assert status == 0, capsys.readouterr().err
+    received = asyncio.run(_retained(broker, "T-0001"))
+    assert received[0][0].payload == {"version": "7",
+                                      "files": {"sync.toml": "[sync]\nmqtt_port = 8883\n"}}
