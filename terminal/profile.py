@@ -231,6 +231,12 @@ class AidConfig(_Strict):
     default_tdol: HexAny
     default_ddol: HexAny
     contactless: bool = False
+    # Contactless reader limits (EMV Book A §5.7; Visa qVSDC), minor units of the default
+    # currency: above the transaction limit contactless is refused, above the CVM limit a
+    # CVM is required, above the floor limit the payment goes online.
+    cl_transaction_limit: MinorUnits | None = None
+    cl_floor_limit: MinorUnits | None = None
+    cl_cvm_limit: MinorUnits = 30000
     priority: Annotated[int, Field(ge=0, le=15)] = 0
 
     @model_validator(mode="after")
@@ -240,6 +246,8 @@ class AidConfig(_Strict):
             raise ValueError("random_selection_threshold must not exceed floor_limit")
         if self.target_percent > self.max_target_percent:
             raise ValueError("target_percent must not exceed max_target_percent")
+        if self.cl_transaction_limit is not None and self.cl_cvm_limit > self.cl_transaction_limit:
+            raise ValueError("cl_cvm_limit must not exceed cl_transaction_limit")
         return self
 
     @property

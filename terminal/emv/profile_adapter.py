@@ -6,11 +6,8 @@ What it decides, beyond copying values:
   releases a clear PIN, see :mod:`terminal.emv.cvm`), so byte 2 b8 (plaintext PIN for ICC
   verification) and b5 (enciphered PIN for offline verification) are cleared from the
   profile's capabilities: the card and the CVM list see the terminal's real abilities.
-- **Contactless limits.** The profile has no contactless limits yet; each contactless AID
-  gets its contact floor limit as contactless floor limit, a CVM-required limit of
-  :data:`CONTACTLESS_CVM_LIMIT` and no transaction limit. Add them to ``aids.toml`` to
-  override (keys ``cl_transaction_limit``, ``cl_floor_limit``, ``cl_cvm_limit``) once the
-  profile model has them.
+- **Contactless limits.** ``cl_transaction_limit``, ``cl_floor_limit`` (the contact floor
+  limit when absent) and ``cl_cvm_limit`` of each AID in ``aids.toml``.
 """
 
 from __future__ import annotations
@@ -20,12 +17,10 @@ from datetime import date
 from terminal.emv.config import AidConfig, Capk, ContactlessLimits, KernelConfig
 from terminal.profile import Profile
 
-__all__ = ["CONTACTLESS_CVM_LIMIT", "OFFLINE_PIN_BITS", "kernel_config_from_profile"]
+__all__ = ["OFFLINE_PIN_BITS", "kernel_config_from_profile"]
 
 #: 9F33 byte 2 b8 and b5 (EMV 4.4 Book 4 Annex A2).
 OFFLINE_PIN_BITS = 0x80 | 0x10
-#: Minor units of the transaction currency from which a contactless payment needs a CVM.
-CONTACTLESS_CVM_LIMIT = 30000
 
 
 def kernel_config_from_profile(profile: Profile) -> KernelConfig:
@@ -51,9 +46,9 @@ def kernel_config_from_profile(profile: Profile) -> KernelConfig:
             default_ddol=bytes.fromhex(a.default_ddol),
             contactless=a.contactless,
             contactless_limits=ContactlessLimits(
-                transaction_limit=None,
-                floor_limit=a.floor_limit,
-                cvm_required_limit=CONTACTLESS_CVM_LIMIT,
+                transaction_limit=a.cl_transaction_limit,
+                floor_limit=a.cl_floor_limit if a.cl_floor_limit is not None else a.floor_limit,
+                cvm_required_limit=a.cl_cvm_limit,
             ),
         )
         for a in profile.aids
