@@ -320,6 +320,7 @@ class PcscReader:
                     await self._blocking(context.release)
                     snapshot = {}
                     await asyncio.sleep(self._backoff[0] * random.uniform(0.5, 1.5))
+                snapshot = snapshot or {}
                 states = {name: state for name, (state, _) in snapshot.items()}
                 for name, (state, _atr) in snapshot.items():
                     if name == PNP_NOTIFICATION or (reader is not None and name != reader):
@@ -365,6 +366,8 @@ class PcscReader:
                     for event in _diff(known, {}):
                         yield event
                     known = {}
+                if snapshot is None:
+                    continue
                 states = {name: state for name, (state, _) in snapshot.items()}
                 current = {
                     name: _ReaderState(
@@ -382,8 +385,11 @@ class PcscReader:
 
     def _wait_change_sync(
         self, context: _Context, states: dict[str, int]
-    ) -> dict[str, tuple[int, bytes]]:
-        """Block until a reader or card changes (or ``poll_ms``); the new states and ATRs."""
+    ) -> dict[str, tuple[int, bytes]] | None:
+        """Block until a reader or card changes (or ``poll_ms``); the new states and ATRs.
+
+        ``None`` when the reader list changed under the call: no picture, poll again.
+        """
         api = self.api
         readers = self._list_sync(context)
         pnp_state = states.get(PNP_NOTIFICATION, api.SCARD_STATE_UNAWARE)
@@ -394,7 +400,7 @@ class PcscReader:
         )
         name = code_name(hresult)
         if name == "SCARD_E_UNKNOWN_READER":
-            return {}  # a reader left between listing and waiting: list again
+            return None  # a reader left between listing and waiting: list again
         if hresult != 0 and name != "SCARD_E_TIMEOUT":
             raise error_for_hresult(hresult, operation="waiting for a card")
         snapshot: dict[str, tuple[int, bytes]] = {}

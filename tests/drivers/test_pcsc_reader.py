@@ -228,3 +228,27 @@ async def test_events_see_a_swapped_card(api: FakeScard, reader: PcscReader) -> 
         CardEventKind.INSERTED,
     ]
     await events.aclose()
+
+
+async def test_reader_list_race_gives_no_spurious_events(api: FakeScard) -> None:
+    """SCARD_E_UNKNOWN_READER from a wait (list changed under it) is not read as 'all gone'."""
+    from tests.drivers.fake_scard import E_UNKNOWN_READER
+
+    class Racy(FakeScard):
+        races = 0
+
+        def SCardGetStatusChange(self, context, timeout_ms, states):  # type: ignore[no-untyped-def]
+            if self.races == 1:
+                self.races += 1
+                return E_UNKNOWN_READER, []
+            self.races += 1
+            return super().SCardGetStatusChange(context, timeout_ms, states)
+
+    racy = Racy(api.world)
+    reader = PcscReader(api=racy, poll_ms=20, backoff=(0.01, 0.05))
+    events = reader.events()
+    assert [e.kind for e in await _next(events, 2)] == [CardEventKind.READER_ADDED] * 2
+    racy.insert(R0, _echo_card())
+    assert [(e.kind, e.reader) for e in await _next(events, 1)] == [(CardEventKind.INSERTED, R0)]
+    assert racy.races >= 3
+    await events.aclose()
