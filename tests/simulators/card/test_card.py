@@ -491,3 +491,24 @@ def test_bancontact_never_approves_offline() -> None:
     children = tlv.decode(data)[0].children
     assert sw == 0x9000 and children[0].value == bytes([AC_ARQC])
     assert [c.tag for c in children] == [0x9F27, 0x9F36, 0x9F4B, 0x9F10]
+
+
+def test_no_card_data_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A full exchange with every profile logs nothing that contains a PAN."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    for name, profile in PROFILES.items():
+        aid = profile.apps[0].aid
+        flow = Flow(EmvCard(profile))
+        flow.card.t0 = False
+        if profile.apps[0].blocked:
+            assert flow.send(select(aid))[1] == 0x6283
+            continue
+        values = flow.start(aid)
+        flow.send(generate_ac(AC_ARQC, dol.build_dol(values[0x8C], TERMINAL)))
+        assert name
+    text = caplog.text
+    for profile in PROFILES.values():
+        for app in profile.apps:
+            assert app.pan not in text and app.pan[:6] + app.pan[-4:] not in text
