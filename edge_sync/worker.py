@@ -199,6 +199,16 @@ class OutboxWorker:
                     waiter.cancel()
 
     async def _drain_destination(self, destination: str, report: DrainReport) -> None:
+        try:
+            await self._pipeline(destination, report)
+        except BaseExceptionGroup as group:
+            # One failure (the key store, the store) is what the caller should see, not a
+            # group: the CLI prints an EtikaError's message, never a traceback.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    async def _pipeline(self, destination: str, report: DrainReport) -> None:
         transport = self._transports[destination]
         settings = self._settings
         slots = asyncio.Semaphore(max(1, settings.max_in_flight // settings.batch_size))
@@ -215,7 +225,16 @@ class OutboxWorker:
                 if not rows:
                     slots.release()
                     break
-                envelopes = await self._db(self._sign, rows)
+                try:
+                    rows, envelopes = await self._db(self._sign, rows, report)
+                except BaseException:
+                    # The signer failed (key store unavailable): not the rows' fault. Put
+                    # them back on their backoff instead of leaving them in flight.
+                    await self._db(self._release, rows, "signing failed")
+                    raise
+                if not rows:
+                    slots.release()
+                    continue
                 if self._bucket.rate is not None:
                     await self._bucket.take(sum(len(e.to_json()) for e in envelopes))
                 group.create_task(
@@ -223,11 +242,34 @@ class OutboxWorker:
                     name=f"sync-send-{destination}-{rows[0].id}",
                 )
 
-    def _sign(self, rows: Sequence[OutboxRow]) -> list[Envelope]:
-        envelopes = [self._envelope(row) for row in rows]
-        for envelope in envelopes:
-            envelope.to_json()  # serialise here, in the store thread, not on the event loop
-        return envelopes
+    def _sign(
+        self, rows: Sequence[OutboxRow], report: DrainReport
+    ) -> tuple[list[OutboxRow], list[Envelope]]:
+        """Envelopes for the rows that can form one; the others are dead-lettered (a row
+        that breaks the wire contract — a kind unusable in a topic, a payload that is not
+        JSON — would fail the same way on every retry)."""
+        good: list[OutboxRow] = []
+        envelopes: list[Envelope] = []
+        bad: list[tuple[str, str]] = []
+        for row in rows:
+            try:
+                envelope = self._envelope(row)
+                envelope.to_json()  # serialise here, in the store thread, not on the loop
+            except (ValueError, TypeError) as exc:
+                bad.append((row.message_id, f"cannot form an uplink envelope: {exc}"))
+                continue
+            good.append(row)
+            envelopes.append(envelope)
+        now = self._clock()
+        for message_id, reason in bad:
+            self._outbox.dead_letter([message_id], reason, now)
+            report.dead += 1
+            report.errors.append(f"{rows[0].destination}: {reason}")
+        return good, envelopes
+
+    def _release(self, rows: Sequence[OutboxRow], why: str) -> None:
+        at = self._clock() + self._settings.retry.delay(1)
+        self._outbox.retry_later([(row.message_id, at) for row in rows], why)
 
     def _envelope(self, row: OutboxRow) -> Envelope:
         created = datetime.fromtimestamp(row.created_at, UTC)

@@ -268,3 +268,33 @@ async def test_run_drains_on_wake_until_stopped() -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     worker.close()
+
+
+async def test_row_that_cannot_form_an_envelope_is_dead_lettered() -> None:
+    """A row whose kind cannot go in a topic is dead-lettered; its neighbours still go."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    bad = outbox.enqueue("platform", "Bad Kind/#", {}, "k-bad", clock.now)
+    (good,) = fill(outbox, clock, 1)
+    worker = make_worker(outbox, receiver, clock)
+    report = await worker.drain()
+    assert outbox.state_of(bad) == "dead" and outbox.state_of(good) == "delivered"
+    assert report.dead == 1 and "envelope" in report.errors[0]
+    worker.close()
+
+
+async def test_signer_failure_puts_rows_back_instead_of_in_flight() -> None:
+    """When the key store fails, the drain raises and the claimed rows wait their backoff."""
+
+    class BrokenSigner(SoftwareSigner):
+        def sign(self, data: bytes) -> bytes:
+            raise RuntimeError("token removed")
+
+    outbox, clock = MemoryOutbox(), Clock()
+    (mid,) = fill(outbox, clock, 1)
+    settings = WorkerSettings(terminal_id="T1", batch_size=5, max_in_flight=5)
+    worker = OutboxWorker(outbox, {"platform": FakeReceiver()}, BrokenSigner.generate(),
+                          settings, clock=clock)
+    with pytest.raises(RuntimeError, match="token removed"):
+        await worker.drain()
+    assert outbox.state_of(mid) == "pending"
+    worker.close()
