@@ -126,7 +126,8 @@ def create_app(
             for item in messages
         ]
         acks = await run_in_threadpool(ingest.ingest, raws)
-        return JSONResponse(AckBatch(acks=acks).wire())
+        # A held message gets no ack: the contract's "unknown, send again later".
+        return JSONResponse(AckBatch(acks=[a for a in acks if a is not None]).wire())
 
     @app.get("/v1/terminals")
     def terminals() -> dict[str, Any]:

@@ -42,6 +42,7 @@ class ConsumerStats:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    held: int = 0
     batches: int = 0
     sessions: int = 0
     connected: bool = False
@@ -160,7 +161,7 @@ class UplinkConsumer:
         client: aiomqtt.Client,
         batch: Sequence[aiomqtt.Message],
         decoded: Sequence[tuple[RawUplink, str | None]],
-        acks: Sequence[Ack],
+        acks: Sequence[Ack | None],
     ) -> None:
         """After the commit: the acks to the terminals, then the PUBACKs to the broker.
 
@@ -171,7 +172,7 @@ class UplinkConsumer:
         """
         paho = client._client
         for (_, terminal_id), ack in zip(decoded, acks, strict=True):
-            if terminal_id is None:
+            if terminal_id is None or ack is None:  # None: held, the terminal sends again
                 continue
             info = paho.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -181,6 +182,9 @@ class UplinkConsumer:
             paho.ack(message.mid, message.qos)
         self.stats.batches += 1
         for ack in acks:
+            if ack is None:
+                self.stats.held += 1
+                continue
             self.stats.by_status[ack.status] = self.stats.by_status.get(ack.status, 0) + 1
             if ack.status == "accepted":
                 self.stats.accepted += 1
@@ -190,7 +194,7 @@ class UplinkConsumer:
                 self.stats.rejected += 1
                 log.info("refused uplink %s: %s", ack.message_id, ack.reason)
 
-    async def _ingest(self, raws: list[RawUplink]) -> list[Ack]:
+    async def _ingest(self, raws: list[RawUplink]) -> list[Ack | None]:
         delay = 0.2
         while True:
             try:

@@ -9,6 +9,9 @@
             │   └── UnstorableData        a value cannot be stored (never retry as is: the
             │                             batch is split and the culprit rejected)
             ├── RegistryError             a terminal key cannot be registered (fix the key file)
+            ├── KeyNotRegistered          a known terminal signs with a key version the
+            │                             platform lacks (rotation): the message is held,
+            │                             not acked, until an operator registers that version
             ├── UplinkRejected            one uplink message is refused; ``reason`` goes back
             │   │                         to the terminal in a "rejected" ack
             │   ├── MalformedUplink       not JSON, truncated, or not a valid envelope
@@ -30,6 +33,7 @@ from edge_sync.errors import SyncError
 __all__ = [
     "BadSignature",
     "DownlinkError",
+    "KeyNotRegistered",
     "MalformedUplink",
     "PlatformError",
     "RegistryError",
@@ -56,6 +60,10 @@ class RegistryError(PlatformError):
     """A terminal's public key file is missing, unreadable or not an EC P-256 key."""
 
     exit_code = 2
+
+
+class KeyNotRegistered(PlatformError):
+    """A registered terminal used a key version the registry does not hold (yet)."""
 
 
 class UplinkRejected(PlatformError):

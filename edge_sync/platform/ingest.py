@@ -35,6 +35,7 @@ from edge_sync.errors import MessageFormatError
 from edge_sync.messages import Ack, Envelope, canonical_json, parse_envelope, utc_now_iso
 from edge_sync.platform.errors import (
     BadSignature,
+    KeyNotRegistered,
     MalformedUplink,
     RegistryError,
     StorageError,
@@ -220,7 +221,9 @@ def book_payload(envelope: Envelope) -> Uplink:
         return replace(uplink, eod_date=business_date, eod_totals=totals)
     if envelope.kind == "status" and "backlog" in envelope.payload:
         return replace(uplink, backlog=_backlog(envelope))
-    if envelope.kind == "keys_rotated" and "public_key" in envelope.payload:
+    if envelope.kind == "keys_rotated" and (
+        "public_key_pem" in envelope.payload or "public_key" in envelope.payload
+    ):
         return replace(uplink, new_key=_rotated_key(envelope))
     return uplink
 
@@ -232,7 +235,8 @@ def _rotated_key(envelope: Envelope) -> tuple[int, str]:
         raise MalformedUplink(
             f"payload.key_version must be above the signing key's ({envelope.key_version})"
         )
-    pem = envelope.payload["public_key"]
+    # The terminal's rotate hook reports it as public_key_pem.
+    pem = envelope.payload.get("public_key_pem", envelope.payload.get("public_key"))
     if not isinstance(pem, str):
         raise MalformedUplink("payload.public_key must be a PEM string")
     try:
@@ -258,6 +262,14 @@ class Ingestor:
         if cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
             return cached[1]
         pem = self.storage.public_key(terminal_id, key_version)
+        if pem is None and self.storage.key_versions(terminal_id):
+            raise KeyNotRegistered(
+                f"key version {key_version} of {terminal_id} is not registered yet (rotated "
+                f"key?): held without ack; register it with etika platform register-terminal "
+                f"--terminal-id {terminal_id} --key-version {key_version} --public-key FILE",
+                terminal_id=terminal_id,
+                key_version=key_version,
+            )
         if pem is None:
             raise UnknownTerminal(
                 f"unknown terminal {terminal_id} (key version {key_version}): "
@@ -324,14 +336,24 @@ class Ingestor:
             raise BadSignature("bad signature: not DER-encoded ECDSA") from exc
         return book_payload(envelope)
 
-    def ingest(self, batch: Sequence[RawUplink]) -> list[Ack]:
-        """One ack per message, in order, after the batch's commit (raises ``StorageError``)."""
+    def ingest(self, batch: Sequence[RawUplink]) -> list[Ack | None]:
+        """Per message, in order, its ack after the batch's commit (raises ``StorageError``).
+
+        ``None`` means *held*: no ack at all, so the terminal sends it again later (the
+        contract's "missing ack"). That is the answer for a known terminal signing with a
+        key version not registered yet — refusing would dead-letter everything it sends
+        after a key rotation until an operator registers the new key.
+        """
         acks: list[Ack | None] = [None] * len(batch)
         good: list[tuple[int, Uplink]] = []
         rejections: list[Rejection] = []
         for index, raw in enumerate(batch):
             try:
                 good.append((index, self.check(raw)))
+            except KeyNotRegistered as exc:
+                rejections.append(
+                    Rejection(raw.terminal_id, _message_id_of(raw.body), f"held: {exc.message}")
+                )
             except StorageError as exc:
                 if not isinstance(exc, UnstorableData):
                     raise  # the registry lookup failed: the whole batch waits
@@ -374,4 +396,4 @@ class Ingestor:
                 message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
             )
         self.storage.record_rejections(rejections, received_at)
-        return [ack for ack in acks if ack is not None]
+        return acks

@@ -68,6 +68,7 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
             "accepted": stats.accepted,
             "duplicate": stats.duplicate,
             "rejected": stats.rejected,
+            "held": stats.held,
             "last_error": stats.last_error,
         }
 

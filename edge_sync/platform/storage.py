@@ -136,6 +136,10 @@ class PlatformStorage(Protocol):
         """The PEM registered for that terminal and key version, or ``None``."""
         ...
 
+    def key_versions(self, terminal_id: str) -> list[int]:
+        """The key versions registered for a terminal (empty: the terminal is unknown)."""
+        ...
+
     def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
         """Commit a batch in one transaction; each outcome says new or already there."""
         ...
@@ -290,6 +294,16 @@ class _SqlStorage:
                 (terminal_id, key_version),
             ).fetchone()
         return None if row is None else str(row[0])
+
+    def key_versions(self, terminal_id: str) -> list[int]:
+        with self._transaction(write=False) as conn:
+            rows = self._run(
+                conn,
+                "SELECT key_version FROM platform_terminal_keys WHERE terminal_id = ? "
+                "ORDER BY key_version",
+                (terminal_id,),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
 
     # -- ingestion ----------------------------------------------------------------------
 

@@ -331,3 +331,21 @@ async def test_broker_restart_is_survived(
 async def _resubscribed(consumer: UplinkConsumer) -> None:
     while consumer.stats.sessions < 2 or not consumer.subscribed.is_set():
         await asyncio.sleep(0.05)
+
+
+async def test_held_message_gets_no_ack_until_its_key_is_registered(
+    broker: Broker, acks: AckListener, storage: PlatformStorage, signer: SoftwareSigner
+) -> None:
+    """After a key rotation nothing is acked (so nothing dead-letters) until registration."""
+    rotated = SoftwareSigner.generate(key_version=2)
+    held = envelope(rotated)
+    marker = envelope(signer)
+    async with worker(storage, broker) as consumer:
+        await publish(broker, [up(held), up(marker)])
+        seen = await acks.wait_for(1)
+        assert [a.message_id for a in seen] == [marker.message_id]
+        assert consumer.stats.held == 1
+        storage.register_key(TERMINAL_ID, 2, rotated.public_key_pem().decode(), "later")
+        await publish(broker, [up(held)])  # the terminal's retry
+        seen = await acks.wait_for(2)
+    assert (seen[1].message_id, seen[1].status) == (held.message_id, "accepted")

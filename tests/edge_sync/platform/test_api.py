@@ -195,3 +195,14 @@ async def test_later_eod_report_replaces_the_earlier(
     await post(client, [envelope(registered, "eod_totals", wrong, seq=49).wire()])
     result = (await client.get("/v1/reconciliation", params={"date": "2026-11-21"})).json()
     assert result["ok"] is True, json.dumps(result)
+
+
+async def test_https_held_message_gets_no_ack(
+    client: httpx.AsyncClient, registered: SoftwareSigner
+) -> None:
+    """A message signed with an unregistered key version is left out of the acks."""
+    rotated = SoftwareSigner.generate(key_version=2)
+    good = envelope(registered).wire()
+    held = envelope(rotated).wire()
+    response = await post(client, [held, good])
+    assert [a["message_id"] for a in response.json()["acks"]] == [good["message_id"]]

@@ -26,10 +26,10 @@ def test_announced_key_is_registered_and_then_verifies(
     """keys_rotated signed by v1 registers v2; messages signed by v2 are then accepted."""
     ingestor = Ingestor(storage)
     new = SoftwareSigner.generate(key_version=2)
-    assert send(ingestor, new, "note", {}).status == "rejected"  # not yet known
+    assert send(ingestor, new, "note", {}) is None  # not yet known: held, no ack
     ack = send(ingestor, registered, "keys_rotated",
-               {"key_version": 2, "public_key": new.public_key_pem().decode(),
-                "downlink_id": "d-1"})
+               {"key_version": 2, "public_key_pem": new.public_key_pem().decode(),
+                "downlink_id": "d-1", "downlink_kind": "cmd"})
     assert ack.status == "accepted"
     assert send(ingestor, new, "note", {}).status == "accepted"
     summary = storage.terminal(TERMINAL_ID)
@@ -79,3 +79,20 @@ def test_without_a_public_key_it_is_only_stored(
     assert ack.status == "accepted"
     summary = storage.terminal(TERMINAL_ID)
     assert summary is not None and summary.key_versions == [1]
+
+
+def test_unregistered_version_of_a_known_terminal_is_held_not_rejected(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """No ack (the terminal retries) instead of a rejection that would dead-letter it."""
+    ingestor = Ingestor(storage)
+    rotated = SoftwareSigner.generate(key_version=3)
+    message = envelope(rotated, kind="note", payload={})
+    held, = ingestor.ingest([RawUplink(TERMINAL_ID, message.to_json(), "note")])
+    assert held is None
+    assert storage.message_count() == 0
+    reason = storage.rejections(TERMINAL_ID)[0].reason
+    assert reason.startswith("held:") and "--key-version 3" in reason
+    storage.register_key(TERMINAL_ID, 3, rotated.public_key_pem().decode(), "later")
+    again, = ingestor.ingest([RawUplink(TERMINAL_ID, message.to_json(), "note")])
+    assert again is not None and again.status == "accepted"
