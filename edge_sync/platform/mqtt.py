@@ -30,8 +30,11 @@ class MqttSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive: int = 30
-    #: How long the broker keeps a disconnected worker's session (and its queued uplinks).
-    session_expiry_s: int = 3600
+    #: How long the broker keeps a disconnected worker's session. Mosquitto keeps handing
+    #: an offline member of a shared subscription its share of the uplink: a worker that
+    #: comes back finds it, one removed for good strands it until expiry (the terminals
+    #: resend after their ack timeout meanwhile). Hence minutes, not hours.
+    session_expiry_s: int = 300
     #: Unacknowledged QoS 1 messages the broker may have in flight to this worker.
     receive_maximum: int = 1000
 

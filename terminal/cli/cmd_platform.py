@@ -95,6 +95,8 @@ def _add_mqtt(parser: argparse.ArgumentParser) -> None:
 
 
 def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
+    from dataclasses import replace
+
     from edge_sync.platform.mqtt import MqttSettings
 
     for option in ("mqtt_ca", "mqtt_cert", "mqtt_key"):
@@ -102,7 +104,7 @@ def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
         if path is not None and not path.is_file():
             flag = "--" + option.replace("_", "-")
             raise PlatformUsageError(f"{flag}: no such file {path}")
-    return MqttSettings(
+    settings = MqttSettings(
         host=args.mqtt_host,
         port=args.mqtt_port,
         client_id=client_id,
@@ -110,6 +112,8 @@ def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
         cert_file=args.mqtt_cert,
         key_file=args.mqtt_key,
     )
+    expiry = getattr(args, "session_expiry", None)
+    return settings if expiry is None else replace(settings, session_expiry_s=expiry)
 
 
 def register(groups: Any) -> None:
@@ -140,6 +144,14 @@ def register(groups: Any) -> None:
     )
     run.add_argument(
         "--batch", type=_positive, default=500, help="most uplinks per commit (%(default)s)"
+    )
+    run.add_argument(
+        "--session-expiry",
+        type=_positive,
+        default=300,
+        metavar="SECONDS",
+        help="how long the broker keeps this worker's session and its share of the uplink "
+        "while it is away (%(default)s)",
     )
     run.set_defaults(handler=_serve)
 
