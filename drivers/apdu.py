@@ -10,19 +10,31 @@ that the kernel only ever sees the final response:
 * ``6Cxx``: wrong Le; send the same command again with Le = xx (the answer to the wrong
   Le carries no data).
 
-Every session (pyscard, the scripted reader, the in-process card simulator) subclasses
-:class:`T0Session` and implements only :meth:`T0Session._transmit_raw`, so these rules are
+The rules are written once, as the generator :func:`t0_rounds`, which yields each command
+to send and receives each raw response. Every session (pyscard, the scripted reader, the
+in-process card simulator) subclasses :class:`T0Session`: async sessions implement
+:meth:`T0Session._transmit_raw`; the PC/SC session drives the same generator synchronously
+inside its I/O thread (one thread hop per APDU, GET RESPONSEs included). So the rules are
 tested once against the scripted reader and hold for all of them.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Generator
 
 from drivers.base import ResponseApdu
 from drivers.reader_errors import CardProtocolError
 
-__all__ = ["MAX_T0_ROUNDS", "T0Session", "apdu_case", "get_response", "with_le"]
+__all__ = [
+    "MAX_T0_ROUNDS",
+    "T0Session",
+    "apdu_case",
+    "exchange_sync",
+    "get_response",
+    "t0_rounds",
+    "with_le",
+]
 
 #: Exchanges one ``transmit`` may take; a card that keeps asking beyond this is broken.
 MAX_T0_ROUNDS = 32
@@ -59,6 +71,47 @@ def get_response(le: int) -> bytes:
     return bytes([0x00, 0xC0, 0x00, 0x00, le])
 
 
+def t0_rounds(apdu: bytes, reader: str) -> Generator[bytes, ResponseApdu, ResponseApdu]:
+    """The T=0 rules as a dialogue: yields each command to send, receives its raw answer.
+
+    Returns the final response (data of every ``61xx`` round concatenated); raises
+    :class:`CardProtocolError` when the card keeps asking beyond :data:`MAX_T0_ROUNDS`.
+    """
+    command = apdu
+    collected = bytearray()
+    for _ in range(MAX_T0_ROUNDS):
+        response = yield command
+        if response.sw1 == 0x6C:
+            command = with_le(command, response.sw2)
+            continue
+        collected += response.data
+        if response.sw1 == 0x61:
+            command = get_response(response.sw2)
+            continue
+        return ResponseApdu(bytes(collected), response.sw1, response.sw2)
+    raise CardProtocolError(
+        f"the card kept answering 61xx/6Cxx after {MAX_T0_ROUNDS} exchanges; "
+        "it cannot be used",
+        reader=reader,
+        ins=apdu[1],
+    )
+
+
+def exchange_sync(
+    send: Callable[[bytes], ResponseApdu], apdu: bytes, reader: str
+) -> ResponseApdu:
+    """Drive :func:`t0_rounds` with a blocking ``send``; for sessions that own a thread."""
+    rounds = t0_rounds(apdu, reader)
+    command = next(rounds)
+    while True:
+        response = send(command)
+        try:
+            command = rounds.send(response)
+        except StopIteration as done:
+            final: ResponseApdu = done.value
+            return final
+
+
 class T0Session(abc.ABC):
     """A single-use card session; subclasses provide one raw exchange and the close."""
 
@@ -79,31 +132,25 @@ class T0Session(abc.ABC):
     def closed(self) -> bool:
         return self._closed
 
-    async def transmit(self, apdu: bytes) -> ResponseApdu:
-        """Send one command APDU; return the final response after the T=0 rules."""
+    def _check_command(self, apdu: bytes) -> bytes:
         if self._closed:
             raise RuntimeError("this card session is closed; connect again for a new one")
         if not isinstance(apdu, bytes | bytearray):
             raise TypeError(f"an APDU is bytes, not {type(apdu).__name__}")
         apdu_case(bytes(apdu))
-        command = bytes(apdu)
-        collected = bytearray()
-        for _ in range(MAX_T0_ROUNDS):
+        return bytes(apdu)
+
+    async def transmit(self, apdu: bytes) -> ResponseApdu:
+        """Send one command APDU; return the final response after the T=0 rules."""
+        rounds = t0_rounds(self._check_command(apdu), self._reader)
+        command = next(rounds)
+        while True:
             response = await self._transmit_raw(command)
-            if response.sw1 == 0x6C:
-                command = with_le(command, response.sw2)
-                continue
-            collected += response.data
-            if response.sw1 == 0x61:
-                command = get_response(response.sw2)
-                continue
-            return ResponseApdu(bytes(collected), response.sw1, response.sw2)
-        raise CardProtocolError(
-            f"the card kept answering 61xx/6Cxx after {MAX_T0_ROUNDS} exchanges; "
-            "it cannot be used",
-            reader=self._reader,
-            ins=apdu[1],
-        )
+            try:
+                command = rounds.send(response)
+            except StopIteration as done:
+                final: ResponseApdu = done.value
+                return final
 
     async def close(self) -> None:
         """Power the card off and end the session; closing twice is harmless."""

@@ -7,11 +7,14 @@ thread dies with its context and nothing notices. Here every PC/SC call goes thr
 event loop of :meth:`PcscReader.events` is ours, so it reports the readers and cards that
 disappeared with pcscd and picks them up again when it is back.
 
-Threading: pyscard blocks. Every call into it is a plain function run by
-:meth:`PcscReader._blocking` (``asyncio.to_thread``) — the one boundary between the
-asyncio side and PC/SC. Waiting (``SCardGetStatusChange``) uses its own context so that it
-never holds the lock of the context that card sessions transmit on; pcsc-lite serialises
-calls per context.
+Threading: pyscard blocks. Every call into it is a plain function run in a thread — the
+one boundary between the asyncio side and PC/SC. Short calls (connect, transmit, status,
+disconnect) run on the reader's own I/O thread (:meth:`PcscReader._blocking`): one hop per
+command APDU, with the T=0 GET RESPONSE / Le rounds done inside that hop, and no queueing
+behind other users of asyncio's default pool. Waiting (``SCardGetStatusChange``, up to
+``poll_ms``) runs on the default pool (:meth:`PcscReader._waiting`) with its own context,
+so it never delays a card exchange nor holds the lock of the context that card sessions
+transmit on; pcsc-lite serialises calls per context.
 
 Errors: every failure leaves as a :mod:`drivers.reader_errors` leaf, mapped by
 :mod:`drivers.pcsc_errors`. A failed transmit is told apart as "card removed" or "reader
@@ -27,10 +30,11 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from drivers.apdu import T0Session
+from drivers.apdu import T0Session, exchange_sync
 from drivers.base import CardEvent, CardEventKind, ResponseApdu
 from drivers.pcsc_errors import code_name, error_for_exception, error_for_hresult
 from drivers.reader_errors import (
@@ -162,6 +166,11 @@ class PcscSession(T0Session):
         self._card = card
         self._protocol = protocol
 
+    async def transmit(self, apdu: bytes) -> ResponseApdu:
+        """One thread hop for the whole T=0 exchange (see the module docstring)."""
+        command = self._check_command(apdu)
+        return await self._owner._blocking(exchange_sync, self._transmit_sync, command, self.reader)
+
     async def _transmit_raw(self, command: bytes) -> ResponseApdu:
         return await self._owner._blocking(self._transmit_sync, command)
 
@@ -245,11 +254,17 @@ class PcscReader:
         self._poll_ms = poll_ms
         self._backoff = backoff
         self._context = _Context(api)
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcsc-io")
 
     # -- the thread boundary -----------------------------------------------------------
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Every blocking pyscard call goes through here, into a worker thread."""
+        """A short blocking pyscard call, on the reader's I/O thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, fn, *args)
+
+    async def _waiting(self, fn: Callable[..., T], *args: Any) -> T:
+        """A status wait (up to ``poll_ms``), on the default pool so it delays no exchange."""
         return await asyncio.to_thread(fn, *args)
 
     # -- CardReader ----------------------------------------------------------------------
@@ -314,10 +329,10 @@ class PcscReader:
         try:
             while True:
                 try:
-                    snapshot = await self._blocking(self._wait_change_sync, context, states)
+                    snapshot = await self._waiting(self._wait_change_sync, context, states)
                 except PcscServiceError:
                     # pcscd restarting: keep waiting for it (and the card) until the deadline
-                    await self._blocking(context.release)
+                    await self._waiting(context.release)
                     snapshot = {}
                     await asyncio.sleep(self._backoff[0] * random.uniform(0.5, 1.5))
                 snapshot = snapshot or {}
@@ -333,7 +348,7 @@ class PcscReader:
                     )
         finally:
             context.cancel()
-            await self._blocking(context.release)
+            await self._waiting(context.release)
 
     async def events(self) -> AsyncIterator[CardEvent]:
         """Reader and card events; the first ones describe what is there already.
@@ -350,12 +365,12 @@ class PcscReader:
             while True:
                 generation = context.generation
                 try:
-                    snapshot = await self._blocking(self._wait_change_sync, context, states)
+                    snapshot = await self._waiting(self._wait_change_sync, context, states)
                 except PcscServiceError:
                     for event in _diff(known, {}):
                         yield event
                     known, states = {}, {}
-                    await self._blocking(context.release)
+                    await self._waiting(context.release)
                     await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                     delay = min(delay * 2, self._backoff[1])
                     continue
@@ -381,7 +396,7 @@ class PcscReader:
                 known = current
         finally:
             context.cancel()
-            await self._blocking(context.release)
+            await self._waiting(context.release)
 
     def _wait_change_sync(
         self, context: _Context, states: dict[str, int]
@@ -414,8 +429,9 @@ class PcscReader:
         return snapshot
 
     async def aclose(self) -> None:
-        """Release the command context (sessions should be closed first)."""
+        """Release the command context and the I/O thread (close sessions first)."""
         await self._blocking(self._context.release)
+        self._io.shutdown(wait=False)
 
 
 def _diff(before: dict[str, _ReaderState], after: dict[str, _ReaderState]) -> list[CardEvent]:
