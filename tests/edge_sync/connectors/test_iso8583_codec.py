@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import iso8583
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -230,3 +231,13 @@ def test_read_answer_refuses_broken_answers(fields: dict[str, str], message: str
     """An answer without a usable DE 39, or with a broken DE 55/48, is a ValueError."""
     with pytest.raises(ValueError, match=message):
         read_answer(fields)
+
+
+def test_pyiso8583_errors_are_mapped() -> None:
+    """pyiso8583's EncodeError becomes a ValueError naming the field; DecodeError is a
+    ValueError the connector turns into MalformedResponse."""
+    with pytest.raises(ValueError, match="field 41") as info:
+        encode({"t": "0800", "41": "TOO-LONG-TERMINAL-ID"})
+    assert isinstance(info.value.__cause__, iso8583.EncodeError)
+    with pytest.raises(iso8583.DecodeError):
+        decode(b"\x00garbage")
