@@ -26,7 +26,7 @@ __all__ = ["build_parser", "main"]
 
 # The command groups, in the order ``etika --help`` lists them. Each name is a module
 # ``terminal.cli.cmd_<name>`` with a ``register(subparsers)`` function.
-COMMAND_GROUPS = ("config", "db", "hsm", "platform", "pinpad", "sim", "card", "sync")
+COMMAND_GROUPS = ("config", "db", "hsm", "platform", "pinpad", "sim", "card", "sync", "psp")
 
 
 def build_parser() -> argparse.ArgumentParser:
