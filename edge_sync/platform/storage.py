@@ -308,11 +308,13 @@ class _SqlStorage:
     # -- ingestion ----------------------------------------------------------------------
 
     def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
-        outcomes: list[IngestOutcome] = []
         if not uplinks:
-            return outcomes
+            return []
+        new: dict[int, bool] = {}
         with self._transaction() as conn:
-            for uplink in uplinks:
+            # In message_id order: two workers' batches then lock rows in the same order
+            # and cannot deadlock on PostgreSQL (the outcome of each row is order-free).
+            for position, uplink in sorted(enumerate(uplinks), key=lambda p: p[1].message_id):
                 inserted = self._run(
                     conn,
                     _INSERT_MESSAGE,
@@ -328,7 +330,8 @@ class _SqlStorage:
                         uplink.envelope_json,
                     ),
                 ).fetchone()
-                outcomes.append(IngestOutcome(uplink.message_id, inserted is not None))
+                # sorted() is stable: of one message twice in a batch, the first is the new one.
+                new[position] = inserted is not None
                 if inserted is not None:
                     self._apply(conn, uplink, received_at)
             # A duplicate still proves the terminal is alive: last seen counts every message.
@@ -339,7 +342,7 @@ class _SqlStorage:
                     "AND (last_seen_at IS NULL OR last_seen_at < ?)",
                     (received_at, terminal_id, received_at),
                 )
-        return outcomes
+        return [IngestOutcome(u.message_id, new[i]) for i, u in enumerate(uplinks)]
 
     def _apply(self, conn: Any, uplink: Uplink, received_at: str) -> None:
         """The typed effect of a newly stored message, in the same transaction."""
