@@ -17,6 +17,7 @@ from edge_sync.connectors.base import (
 from edge_sync.connectors.breaker import BreakerSettings, BreakerState, CircuitBreaker
 from edge_sync.connectors.iso8583 import Iso8583Connector, Iso8583Settings
 from edge_sync.connectors.iso8583_messages import HostContext, StanCounter, StanSource
+from edge_sync.connectors.outbox_transport import PspOutboxTransport
 from edge_sync.connectors.p2pe import CardDataEncryptor
 from edge_sync.connectors.paypal import PayPalConnector
 from edge_sync.connectors.rest import RestSettings
@@ -41,6 +42,7 @@ __all__ = [
     "Operation",
     "Outcome",
     "PayPalConnector",
+    "PspOutboxTransport",
     "PspReference",
     "PspResponse",
     "RefundRequest",

@@ -1,0 +1,100 @@
+"""Store-and-forward to a PSP: the outbox worker's :class:`~edge_sync.transport.Transport`
+for destination ``psp:<connector>``.
+
+What the terminal queues for a PSP (outbox ``kind`` → payload → call):
+
+=============  =====================================================  ====================
+kind           payload (JSON, no card data)                           call
+=============  =====================================================  ====================
+``reversal``   ``ReversalPending.reversal``: connector, original       ``Router.reverse``
+               (:class:`PspReference` as a dict), amount
+``completion`` ``{"original": {...}, "amount": {...}}`` (same forms)   ``Router.complete``
+=============  =====================================================  ====================
+
+Rows go in order and stop at the first one without a definite answer (it and the rest stay
+unacknowledged and come back later, sent as ISO 8583 repeats or under the same idempotency
+key). An approval is ``accepted`` (``duplicate`` when the PSP replayed it); a decline is
+``rejected`` with the PSP's code, so the worker dead-letters it and raises an alert — a
+reversal the PSP refuses needs a person. A PSP that cannot be reached before anything was
+acknowledged is a :class:`~edge_sync.errors.TransportError`, as the worker expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from edge_sync.connectors.base import Amount, Outcome, PspReference, PspResponse
+from edge_sync.connectors.errors import CircuitOpen, OutcomeUnknown, PspRejected, PspUnreachable
+from edge_sync.connectors.routing import Router
+from edge_sync.errors import TransportError
+from edge_sync.messages import Ack, Envelope
+
+__all__ = ["KINDS", "PspOutboxTransport"]
+
+KINDS = ("reversal", "completion")
+
+
+def _reference_and_amount(payload: Mapping[str, Any]) -> tuple[PspReference, Amount]:
+    try:
+        return PspReference.from_dict(payload["original"]), Amount(**payload["amount"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"payload lacks a valid original/amount ({exc})") from exc
+
+
+class PspOutboxTransport:
+    """Delivers ``psp:<connector>`` outbox rows through ``router``."""
+
+    def __init__(self, router: Router, connector: str) -> None:
+        if connector not in router.connectors:
+            raise ValueError(f"the router has no connector {connector!r}")
+        self.router = router
+        self.connector = connector
+
+    @property
+    def name(self) -> str:
+        return f"psp:{self.connector}"
+
+    async def _send(self, envelope: Envelope) -> PspResponse:
+        original, amount = _reference_and_amount(envelope.payload)
+        if original.connector != self.connector:
+            raise ValueError(f"row for {original.connector!r} queued to {self.name}")
+        if envelope.kind == "reversal":
+            return await self.router.reverse(original, amount)
+        if envelope.kind == "completion":
+            return await self.router.complete(original, amount)
+        raise ValueError(f"{self.name} does not carry {envelope.kind!r} rows (only {KINDS})")
+
+    async def deliver(self, envelopes: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
+        acks: dict[str, Ack] = {}
+        deadline = time.monotonic() + timeout
+        for envelope in envelopes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                response = await asyncio.wait_for(self._send(envelope), remaining)
+            except (PspUnreachable, CircuitOpen) as exc:
+                if not acks:
+                    raise TransportError(f"{self.name}: {exc}", destination=self.name) from exc
+                break
+            except (OutcomeUnknown, TimeoutError):
+                break  # no definite answer: this row and the rest come back later
+            except (PspRejected, ValueError) as exc:
+                acks[envelope.message_id] = Ack(message_id=envelope.message_id,
+                                                status="rejected", reason=str(exc))
+                continue
+            if response.outcome is Outcome.RETRY:
+                break
+            if response.outcome is Outcome.APPROVE:
+                acks[envelope.message_id] = Ack(
+                    message_id=envelope.message_id,
+                    status="duplicate" if response.replayed else "accepted")
+            else:
+                acks[envelope.message_id] = Ack(
+                    message_id=envelope.message_id, status="rejected",
+                    reason=f"{self.name} answered {response.code} "
+                    f"({response.message or response.outcome.value})")
+        return acks

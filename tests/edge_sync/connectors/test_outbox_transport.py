@@ -1,0 +1,88 @@
+"""Queued reversals and completions drained to a PSP through the outbox worker's Transport."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from edge_sync.connectors import Operation, Outcome, PspReference, Router, RouteRule
+from edge_sync.connectors.errors import PspTimeout, PspUnreachable
+from edge_sync.connectors.fake import ScriptedConnector, response
+from edge_sync.connectors.outbox_transport import PspOutboxTransport
+from edge_sync.errors import TransportError
+from edge_sync.messages import Envelope, build_envelope
+from edge_sync.signing import SoftwareSigner
+from edge_sync.transport import Transport
+
+SIGNER = SoftwareSigner.generate()
+ORIGINAL = PspReference(connector="cih", transaction_id="t-1", mti="0200", stan="000001",
+                        transmitted_at="1122100000").as_dict()
+AMOUNT = {"minor": 2500, "currency": "MAD", "numeric": 504, "exponent": 2}
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def envelope(kind: str = "reversal", payload: dict[str, Any] | None = None, seq: int = 1
+             ) -> Envelope:
+    return build_envelope(SIGNER, terminal_id="ETK00001", kind=kind, seq=seq,
+                          idempotency_key=f"k{seq}",
+                          payload=payload or {"original": ORIGINAL, "amount": AMOUNT})
+
+
+def transport(connector: ScriptedConnector) -> PspOutboxTransport:
+    router = Router([RouteRule("all", ("cih",))], {"cih": connector}, {}, sleep=no_sleep,
+                    max_attempts=1)
+    return PspOutboxTransport(router, "cih")
+
+
+async def test_is_a_transport_and_acks_in_order() -> None:
+    """Approved reversal and completion are accepted; a replayed one counts as duplicate."""
+    cih = ScriptedConnector("cih", {Operation.COMPLETE: [replace(response(), replayed=True)]})
+    t = transport(cih)
+    assert isinstance(t, Transport) and t.name == "psp:cih"
+    batch = [envelope("reversal", seq=1), envelope("completion", seq=2)]
+    acks = await t.deliver(batch, timeout=5)
+    assert [acks[e.message_id].status for e in batch] == ["accepted", "duplicate"]
+    assert [op for op, _ in cih.calls] == [Operation.REVERSE, Operation.COMPLETE]
+
+
+@pytest.mark.parametrize(
+    ("script",                                                  "statuses"),
+    [
+        ([response(Outcome.DECLINE, "12")],                         ["rejected", "accepted"]),
+        ([PspTimeout("no answer", connector="cih")],                []),
+        ([response(Outcome.RETRY, "96")],                           []),
+    ],
+)
+async def test_decline_is_rejected_unknown_stops_the_batch(script: list[Any],
+                                                           statuses: list[str]) -> None:
+    """A refusal dead-letters its row; no definite answer leaves it and the rest for later."""
+    t = transport(ScriptedConnector("cih", {Operation.REVERSE: script}))
+    batch = [envelope(seq=1), envelope(seq=2)]
+    acks = await t.deliver(batch, timeout=5)
+    assert [acks[e.message_id].status for e in batch if e.message_id in acks] == statuses
+
+
+async def test_unreachable_before_any_ack_is_a_transport_error() -> None:
+    """A PSP that cannot be reached is the link being down, as the worker expects."""
+    t = transport(ScriptedConnector("cih", {Operation.REVERSE: [PspUnreachable("down")]}))
+    with pytest.raises(TransportError, match="psp:cih"):
+        await t.deliver([envelope()], timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("kind",        "payload"),
+    [
+        ("advice",      {"original": ORIGINAL, "amount": AMOUNT}),
+        ("reversal",    {"amount": AMOUNT}),
+        ("reversal",    {"original": {**ORIGINAL, "connector": "bmce"}, "amount": AMOUNT}),
+    ],
+)
+async def test_rows_it_cannot_carry_are_rejected(kind: str, payload: dict[str, Any]) -> None:
+    """Unknown kinds, broken payloads and rows for another PSP are rejected, not retried."""
+    acks = await transport(ScriptedConnector("cih")).deliver([envelope(kind, payload)], 5)
+    assert [a.status for a in acks.values()] == ["rejected"]
