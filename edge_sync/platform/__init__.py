@@ -10,11 +10,13 @@ contract) and never ``terminal``.
 from edge_sync.platform.errors import (
     BadSignature,
     DownlinkError,
+    KeyNotRegistered,
     MalformedUplink,
     PlatformError,
     RegistryError,
     StorageError,
     UnknownTerminal,
+    UnstorableData,
     UplinkRejected,
 )
 from edge_sync.platform.ingest import Ingestor, RawUplink
@@ -24,6 +26,7 @@ __all__ = [
     "BadSignature",
     "DownlinkError",
     "Ingestor",
+    "KeyNotRegistered",
     "MalformedUplink",
     "PlatformError",
     "PlatformStorage",
@@ -31,6 +34,7 @@ __all__ = [
     "RegistryError",
     "StorageError",
     "UnknownTerminal",
+    "UnstorableData",
     "UplinkRejected",
     "open_storage",
 ]

@@ -8,8 +8,10 @@ its commit acknowledged nothing: the broker redelivers to it when it returns (pe
 session) and the ``message_id`` key turns any second delivery into a ``duplicate``.
 
 A body that is not JSON, truncated or badly signed never stops the loop: it gets a
-``rejected`` ack with a reason. A database failure is retried with backoff while the batch
-stays unacknowledged; a broker failure ends the session and the worker reconnects.
+``rejected`` ack with a reason. A message signed with a key version not registered yet is
+*held*: PUBACKed to the broker but given no ack, so the terminal sends it again later. A
+database failure is retried with backoff while the batch stays unacknowledged; a broker
+failure ends the session and the worker reconnects.
 """
 
 from __future__ import annotations
