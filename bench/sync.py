@@ -44,7 +44,7 @@ from tests.fixtures.mosquitto import MosquittoBroker
 from tests.integration.sync_receiver import AckingReceiver
 
 TERMINAL_ID = "ETK00001"
-MAX_INFLIGHT = 200
+MAX_INFLIGHT = 1000
 
 
 def _receiver_process(host: str, port: int, ready: Any) -> None:

@@ -191,7 +191,7 @@ class DownlinkHandler:
 
     def __init__(
         self,
-        platform_public_key_pem: bytes | str,
+        platform_public_key_pem: bytes | str | None,
         hooks: DownlinkHooks,
         outbox: Outbox,
         *,
@@ -234,6 +234,14 @@ class DownlinkHandler:
             reason = f"kind {downlink.kind!r} arrived on the {topic_kind!r} topic"
             return await self._refuse(
                 downlink, downlink.message_id, topic_kind, reason, record=False
+            )
+        if self._key is None:
+            reason = (
+                "no platform public key is configured on this terminal "
+                "(sync.toml platform_public_key): downlinks cannot be verified"
+            )
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind, reason, record=False
             )
         try:
             verify_downlink(downlink, self._key)

@@ -253,12 +253,9 @@ async def _drive(
         diagnostics=lambda: _diagnostics(profile, store, mqtt),
     )
     platform_key = _platform_key(profile)
-    handler = (
-        None
-        if platform_key is None
-        else DownlinkHandler(
-            platform_key, hooks, outbox, on_sync_now=lambda: worker.wake() if worker else None
-        )
+    # Without a platform key every downlink is refused (and the platform told why).
+    handler = DownlinkHandler(
+        platform_key, hooks, outbox, on_sync_now=lambda: worker.wake() if worker else None
     )
     transports: list[Transport] = []
     console = Console(stderr=True)
@@ -273,7 +270,7 @@ async def _drive(
                 key_file=_data_path(ctx, sync.key_file) if sync.mqtt_tls else None,
             )
             link_transport = await stack.enter_async_context(
-                MqttTransport(link, on_downlink=handler.handle if handler else None)
+                MqttTransport(link, on_downlink=handler.handle)
             )
             mqtt = link_transport
             if not await link_transport.wait_connected(args.connect_timeout):

@@ -129,3 +129,12 @@ async def test_commands() -> None:
     assert woken == ["now"] and hooks.rotations == 1
     kinds = [r.row.kind for r in outbox.rows()]
     assert kinds == ["keys_rotated", "diagnostics"]
+
+
+async def test_without_a_platform_key_every_downlink_is_refused() -> None:
+    """A terminal with no platform key configured refuses downlinks and says why."""
+    hooks, outbox = MemoryDownlinkHooks(), MemoryOutbox()
+    handler = DownlinkHandler(None, hooks, outbox, run_blocking=_inline)
+    result = await handler.handle("fx", signed("fx", FX))
+    assert result.outcome == "rejected" and "platform_public_key" in (result.reason or "")
+    assert hooks.fx == [] and len(alerts(outbox)) == 1
