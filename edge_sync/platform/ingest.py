@@ -2,12 +2,14 @@
 
 Both entry points (the MQTT consumer and the HTTPS endpoint) hand :meth:`Ingestor.ingest`
 a batch of raw messages with the channel they came on (the terminal id of the topic or URL
-path, and the topic's kind). Every message gets exactly one :class:`~edge_sync.messages.Ack`:
+path, and the topic's kind). Every message gets at most one :class:`~edge_sync.messages.Ack`:
 
 * ``rejected`` (with a reason the terminal can log) when it is not JSON, is truncated, does
   not match the envelope schema, names another terminal or kind than its channel, comes from
-  a terminal or key version nobody registered, does not verify, or carries a payload the
-  platform cannot book (see :mod:`edge_sync.platform.records`);
+  a terminal nobody registered, does not verify, or carries a payload the platform cannot
+  book (see :mod:`edge_sync.platform.records`);
+* none at all (*held*) when a registered terminal signs with a key version not registered
+  yet — after a key rotation — so that it sends the message again later;
 * ``accepted`` when this batch's commit stored it, ``duplicate`` when an earlier commit had.
 
 The acks are returned only after :meth:`PlatformStorage.ingest` committed: a crash before
