@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from edge_sync.connectors import (
     Iso8583Connector,
     Iso8583Settings,
     Outcome,
+    PspOutboxTransport,
     RefundRequest,
     Router,
     RouteRule,
@@ -28,8 +30,13 @@ from edge_sync.connectors.errors import (
     OutcomeUnknown,
     PspTimeout,
     PspUnreachable,
+    ReversalPending,
 )
+from edge_sync.memory_outbox import MemoryOutbox
+from edge_sync.outbox import RetryPolicy
 from edge_sync.pki import ensure_test_pki
+from edge_sync.signing import SoftwareSigner
+from edge_sync.worker import OutboxWorker, WorkerSettings
 from simulators.psp.acquirer import LOW_BALANCE_PAN, Acquirer
 from simulators.psp.iso_host import Iso8583Host
 from simulators.psp.keys import private_key_path, public_key_path
@@ -277,3 +284,27 @@ async def test_reversal_repeat_is_the_same_message(iso_host: IsoFactory) -> None
         assert (reversal["t"], repeat["t"]) == ("0400", "0401")
         assert reversal["11"] == repeat["11"]
         assert sim.acquirer.postings == 2  # the sale and one reversal
+
+
+async def test_pending_reversal_is_queued_and_drained_later(iso_host: IsoFactory) -> None:
+    """A host that goes silent: the reversal cannot be confirmed, is queued in the outbox,
+    and the worker delivers it (as a repeat, answered once) when the host answers again."""
+    async with iso_host("timeout=4") as sim:  # the sale and its three reversal tries
+        r = router(sim.connector)
+        request = authorisation()
+        with pytest.raises(ReversalPending) as info:
+            await r.authorise(request, KEY)
+        outbox = MemoryOutbox()
+        message_id = outbox.enqueue("psp:cih", "reversal", info.value.reversal,
+                                    str(request.transaction_id), time.time(), priority=10)
+        worker = OutboxWorker(outbox, {"psp:cih": PspOutboxTransport(r, "cih")},
+                              SoftwareSigner.generate(),
+                              WorkerSettings(terminal_id="ETK00001", batch_size=10,
+                                             max_in_flight=10, ack_timeout_s=5,
+                                             retry=RetryPolicy(base_s=0.01, cap_s=0.01)))
+        report = await worker.drain()
+        assert report.delivered == 1 and outbox.state_of(message_id) == "delivered"
+        assert sim.host.received[-1]["t"] == "0401"
+        assert sim.acquirer.entry(str(request.transaction_id)).state == "reversed"
+        assert sim.acquirer.account(VISA_PAN).balance == 10_000_000
+        worker.close()
