@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from drivers.base import EncryptedPin
 from edge_sync.connectors import (
     Amount,
     AuthorisationRequest,
@@ -116,7 +117,8 @@ class KernelAuthoriser:
 
     One per payment: it seals the card data the kernel read (5A/5F24) in a P2PE envelope
     per PSP, sends the rest of the ICC data as DE 55 (card-data tags dropped), the online
-    PIN block and KSN the PIN pad gave (``online_pin`` as ``(pin_block, ksn)``), and gives
+    PIN block and KSN the PIN pad gave (``online_pin``, a :class:`drivers.base.EncryptedPin`),
+    and gives
     the kernel the ARC (from the PSP's code) and tag 91 for issuer authentication. A PSP
     failure is "unable to go online" for the kernel (``None``); the error is kept in
     :attr:`error` and the answer in :attr:`response` for the transaction manager.
@@ -140,7 +142,8 @@ class KernelAuthoriser:
         if pan is None or expiry is None:
             raise ValueError("the kernel's online request has no PAN or expiry to seal")
         pin: Any = request.online_pin
-        pin_block, ksn = (pin if isinstance(pin, tuple) else (None, None))
+        pin_block, ksn = ((pin.pin_block, pin.ksn) if isinstance(pin, EncryptedPin)
+                          else (None, None))
         psn = icc.get(0x5F34)
         card = CardInput(
             encryptor=CardDataEncryptor(CardData(pan, expiry)), entry_mode=self.entry_mode,

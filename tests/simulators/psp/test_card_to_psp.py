@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from drivers.base import EncryptedPin
 from drivers.pinpad.messages import PinEntryRequest
 from edge_sync.connectors import Router, RouteRule
 from terminal.emv.config import KernelConfig, TransactionData
@@ -43,12 +44,13 @@ def config() -> KernelConfig:
 def pin_pad(pin: str) -> Callable[[OnlinePinRequest], Any]:
     device = PinPadDevice.from_bdk(DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, pin=pin)
 
-    async def enter(request: OnlinePinRequest) -> tuple[bytes, bytes]:
+    async def enter(request: OnlinePinRequest) -> EncryptedPin:
         answer = device.encipher_pin(PinEntryRequest(
             pan=request.pan, amount_minor=request.amount,
             currency_numeric=request.currency_numeric, timeout_s=30))
         assert answer.pin_block is not None and answer.ksn is not None
-        return answer.pin_block, answer.ksn
+        return EncryptedPin(ksn=answer.ksn, pin_block=answer.pin_block,
+                            format=answer.pin_format or 0)
 
     return enter
 
