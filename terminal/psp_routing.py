@@ -118,8 +118,7 @@ class KernelAuthoriser:
     One per payment: it seals the card data the kernel read (5A/5F24) in a P2PE envelope
     per PSP, sends the rest of the ICC data as DE 55 (card-data tags dropped), the online
     PIN block and KSN the PIN pad gave (``online_pin``, a :class:`drivers.base.EncryptedPin`),
-    and gives
-    the kernel the ARC (from the PSP's code) and tag 91 for issuer authentication. A PSP
+    and gives the kernel the ARC (from the PSP's code) and tag 91 for issuer authentication. A PSP
     failure is "unable to go online" for the kernel (``None``); the error is kept in
     :attr:`error` and the answer in :attr:`response` for the transaction manager.
     """
