@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from drivers.base import EncryptedPin
@@ -97,11 +97,20 @@ def route_rule(route: Route) -> RouteRule:
     )
 
 
-def build_router(profile: Profile, *, stans: StanSource | None = None,
+def build_router(profile: Profile, *,
+                 stan_source: Callable[[str], StanSource] | None = None,
                  api_keys: Mapping[str, str] | None = None) -> Router:
-    """A router over every ``[[psp]]`` of the profile, with its routes and breakers."""
-    connectors = {p.name: build_connector(profile, p, stans=stans, api_keys=api_keys)
-                  for p in profile.psps}
+    """A router over every ``[[psp]]`` of the profile, with its routes and breakers.
+
+    ``stan_source(connector_name)`` gives each ISO 8583 connector its STAN counter — the
+    terminal passes ``lambda name: SqliteStanSource(store, name)`` so STANs survive
+    restarts; without it they are in memory.
+    """
+    connectors = {
+        p.name: build_connector(profile, p, api_keys=api_keys,
+                                stans=stan_source(p.name) if stan_source else None)
+        for p in profile.psps
+    }
     return Router(
         [route_rule(r) for r in profile.routes],
         connectors,

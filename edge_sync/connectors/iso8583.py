@@ -136,6 +136,11 @@ class Iso8583Connector:
     def name(self) -> str:
         return self.settings.name
 
+    @property
+    def stans(self) -> StanSource:
+        """Where this connector's STANs come from (in memory unless the terminal gave one)."""
+        return self._stans
+
     def retry_safe(self, operation: Operation) -> bool:
         # Financial requests (0100/0200) have no repeat form the host must deduplicate;
         # after an unknown outcome they are reversed, never resent.

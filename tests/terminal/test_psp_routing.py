@@ -64,3 +64,16 @@ def test_stans_survive_a_restart(tmp_path: Path) -> None:
         again = SqliteStanSource(store, "cih", block=10)
         assert seen == ["000001", "000002", "000003"]
         assert again.next_stan() == "000011"  # the crashed block is skipped, not reused
+
+
+def test_router_takes_durable_stans_per_connector(tmp_path: Path,
+                                                  default_profile_dir: Path) -> None:
+    """Each ISO 8583 connector gets its own STAN source from the factory."""
+    with Store.open(tmp_path / "etika.db") as store:
+        router = build_router(load_profile(default_profile_dir),
+                              stan_source=lambda name: SqliteStanSource(store, name))
+        cih = router.connectors["cih"]
+        assert isinstance(cih, Iso8583Connector)
+        assert cih.stans.next_stan() == "000001"
+        names = [r[0] for r in store.connection.execute("SELECT connector FROM psp_trace")]
+        assert names == ["cih"]
