@@ -13,6 +13,7 @@ GET      ``/v1/totals?date=&terminal_id=``    the platform's transaction totals
 GET      ``/v1/rejections?terminal_id=``      the latest refused uplinks and why, newest first
 GET      ``/v1/reconciliation?date=``         end-of-day reports against the platform's sums
 GET      ``/healthz``                         liveness, and whether the MQTT consumer is up
+GET      ``/metrics``                         Prometheus (:mod:`edge_sync.platform.metrics`)
 =======  ===================================  =================================================
 
 Handlers are plain ``def``: FastAPI runs them in its thread pool, which is where blocking
@@ -28,11 +29,13 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from edge_sync.messages import AckBatch, messages_path
 from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor, RawUplink
+from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.reconcile import reconcile
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
@@ -84,10 +87,16 @@ def create_app(
     storage: PlatformStorage,
     ingestor: Ingestor | None = None,
     health: Callable[[], dict[str, Any]] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The FastAPI application over one storage (the ingestor defaults to one over it)."""
     ingest = ingestor or Ingestor(storage)
+    metrics = registry or platform_registry(ingest)
     app = FastAPI(title="Étika platform", version="1")
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(StorageError)
     async def _storage_down(_request: Request, exc: StorageError) -> JSONResponse:

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -55,7 +56,10 @@ from edge_sync.platform.records import (
 )
 from edge_sync.platform.storage import PlatformStorage
 
-__all__ = ["Ingestor", "RawUplink", "book_payload"]
+__all__ = ["OUTCOMES", "Ingestor", "RawUplink", "book_payload"]
+
+#: What can become of an uplink (``held``: no ack, the terminal sends it again).
+OUTCOMES = ("accepted", "duplicate", "rejected", "held")
 
 log = logging.getLogger("etika.platform.ingest")
 
@@ -256,6 +260,12 @@ class Ingestor:
         self.storage = storage
         self._clock = clock
         self._keys: dict[tuple[str, int], tuple[float, ec.EllipticCurvePublicKey]] = {}
+        #: Messages by outcome (accepted, duplicate, rejected, held) and commit timings,
+        #: across both entry points; read by the metrics endpoint.
+        self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self.commits = 0
+        self.commit_seconds = 0.0
+        self._counts_lock = threading.Lock()
 
     def _public_key(self, terminal_id: str, key_version: int) -> ec.EllipticCurvePublicKey:
         # Keys are cached briefly: a re-registered key takes effect within that time.
@@ -376,6 +386,7 @@ class Ingestor:
                 acks[index] = Ack(message_id=message_id, status="rejected", reason=reason)
                 rejections.append(Rejection(_printable(raw.terminal_id), message_id, reason))
         received_at = self._clock()
+        started = time.perf_counter()
         try:
             stored = list(zip(good, self.storage.ingest([u for _, u in good], received_at),
                               strict=True))
@@ -398,4 +409,9 @@ class Ingestor:
                 message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
             )
         self.storage.record_rejections(rejections, received_at)
+        with self._counts_lock:
+            self.commits += 1
+            self.commit_seconds += time.perf_counter() - started
+            for ack in acks:
+                self.counts["held" if ack is None else ack.status] += 1
         return acks

@@ -20,6 +20,7 @@ import uvicorn
 from edge_sync.platform.api import create_app
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.ingest import Ingestor
+from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import PlatformStorage
 
@@ -72,7 +73,7 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
             "last_error": stats.last_error,
         }
 
-    app = create_app(storage, ingestor, health)
+    app = create_app(storage, ingestor, health, platform_registry(ingestor, consumer))
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -275,12 +275,18 @@ async def test_platform_killed_and_restarted_mid_drain(
         async with asyncio.timeout(60):
             while acks.delivered() != {m.message_id for m in messages}:
                 await acks.wait_for(len(acks.acks) + 1)
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines()
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=10)
     assert storage.message_count(TERMINAL_ID) == len(messages)
     assert not [a for a in acks.acks if a.status == "rejected"]
+    # The restarted worker's own view: connected, and it ingested the rest.
+    assert "etika_platform_mqtt_connected 1.0" in metrics
+    assert any(line.startswith('etika_platform_uplinks_total{outcome="accepted"}')
+               for line in metrics)
 
 
 class FailsTwice:

@@ -206,3 +206,18 @@ async def test_https_held_message_gets_no_ack(
     held = envelope(rotated).wire()
     response = await post(client, [held, good])
     assert [a["message_id"] for a in response.json()["acks"]] == [good["message_id"]]
+
+
+async def test_metrics_count_outcomes(
+    client: httpx.AsyncClient, registered: SoftwareSigner
+) -> None:
+    """/metrics exposes uplinks by outcome in the Prometheus text format."""
+    good = envelope(registered).wire()
+    await post(client, [good, good, "junk", envelope(SoftwareSigner.generate(2)).wire()])
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = set(response.text.splitlines())
+    for outcome, count in (("accepted", 1), ("duplicate", 1), ("rejected", 1), ("held", 1)):
+        assert f'etika_platform_uplinks_total{{outcome="{outcome}"}} {count}.0' in lines
+    assert "etika_platform_commits_total 1.0" in lines
