@@ -5,8 +5,9 @@ the HTTPS fallback) from the profile's ``[sync]`` section, and the downlink hand
 drains the platform destination with a progress bar; ``--once`` stops when nothing is due,
 otherwise it keeps syncing (and applying downlinks) until interrupted.
 
-Only the ``platform`` destination travels over these links; ``pop`` and ``psp:*`` rows are
-carried by their connectors. ``status`` shows every destination.
+The ``platform`` destination travels over these links; each ``psp:<connector>`` of the
+profile goes through its PSP connector (``edge_sync.connectors.PspOutboxTransport``);
+``pop`` rows wait for the PoP client. ``status`` shows every destination.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def register(groups: Any) -> None:
         choices=("auto", "mqtt", "https"),
         default="auto",
         help="auto: MQTT, falling back to HTTPS while the broker is unavailable",
+    )
+    run.add_argument(
+        "--destinations",
+        default="platform,psp",
+        metavar="LIST",
+        help="what to drain: platform (MQTT/HTTPS) and/or psp (every psp:<connector> of the "
+        "profile, through its connector) (default: %(default)s)",
     )
     run.add_argument(
         "--connect-timeout",
@@ -238,6 +246,9 @@ async def _drive(
 ) -> DrainReport:
     sync = profile.sync
     terminal_id = profile.terminal.terminal_id
+    wanted = {d.strip() for d in args.destinations.split(",") if d.strip()}
+    if not wanted or wanted - {"platform", "psp"}:
+        raise SyncError(f"--destinations {args.destinations!r}: use platform, psp or platform,psp")
     outbox = SqliteOutbox(store)
     worker: OutboxWorker | None = None
     mqtt: MqttTransport | None = None
@@ -295,7 +306,12 @@ async def _drive(
                 f"no transport to use: --transport {args.transport} but the profile's [sync] "
                 "has no https_url; set one or use --transport mqtt"
             )
-        depth = sum(r["depth"] for r in _status_rows(store) if r["destination"] == PLATFORM)
+        routes: dict[str, Transport] = {PLATFORM: FailoverTransport(transports)}
+        if "psp" in wanted:
+            routes.update(await _psp_transports(profile, stack))
+        if "platform" not in wanted:
+            del routes[PLATFORM]
+        depth = sum(r["depth"] for r in _status_rows(store) if r["destination"] in routes)
         progress = Progress(
             TextColumn("sync → platform"),
             BarColumn(),
@@ -307,7 +323,7 @@ async def _drive(
         task = progress.add_task("drain", total=depth or None)
         worker = OutboxWorker(
             outbox,
-            {PLATFORM: FailoverTransport(transports)},
+            routes,
             signer,
             _worker_settings(profile),
             on_progress=lambda _destination, n: progress.advance(task, n),
@@ -329,6 +345,18 @@ async def _drive(
                 return DrainReport()
         finally:
             worker.close()
+
+
+async def _psp_transports(
+    profile: Profile, stack: contextlib.AsyncExitStack
+) -> dict[str, Transport]:
+    """``psp:<name>`` → the PSP engineer's outbox transport over the profile's router."""
+    from edge_sync.connectors import PspOutboxTransport
+    from terminal.psp_routing import build_router
+
+    router = build_router(profile)
+    stack.push_async_callback(router.aclose)
+    return {f"psp:{name}": PspOutboxTransport(router, name) for name in router.connectors}
 
 
 async def _report_status(

@@ -112,3 +112,29 @@ def test_the_key_store_signer_signs_verifiable_envelopes(hsm_keystore: Any) -> N
     envelope = build_envelope(signer, terminal_id="ETK00001", kind="transaction", seq=1,
                               idempotency_key="k", payload={"t": time.time()})
     verify_envelope(envelope, signer.public_key_pem())
+
+
+@pytest.mark.network
+def test_psp_rows_go_through_their_connector(
+    profile: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--destinations psp hands psp:<connector> rows to that connector; with the PSP host
+    down the reversal waits for a retry (exit 1) instead of being lost or dead-lettered."""
+    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
+    reversal = {"original": {"connector": "cih", "transaction_id": "t1", "mti": "0100",
+                             "stan": "000001", "transmitted_at": "1122003000"},
+                "amount": {"minor": 1000, "currency": "MAD", "numeric": 504, "exponent": 2}}
+    with Store.open(data_dir / "etika.db") as store:
+        store.record(StateChange(
+            entity="terminal", entity_id="r", to_state=None, action="report",
+            outbox=(OutboxMessage("psp:cih", "reversal", reversal, "rev-1", priority=10),),
+        ))
+    code = main(["--data-dir", str(data_dir), "--profile", str(profile), "sync", "run",
+                 "--once", "--json", "--destinations", "psp"])
+    report = json.loads(capsys.readouterr().out)
+    with Store.open(data_dir / "etika.db") as store:
+        (state, error) = store.connection.execute(
+            "SELECT state, last_error FROM outbox WHERE destination = 'psp:cih'").fetchone()
+    assert code == 1 and report["delivered"] == 0 and report["retried"] == 1
+    assert state == "pending" and "cih" in error
