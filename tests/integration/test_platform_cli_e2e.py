@@ -1,0 +1,132 @@
+"""Both command lines against each other: ``etika sync run`` into ``etika platform serve``.
+
+The terminal's CLI (profile ``sync.toml`` pointing at the fixture broker's TLS listener,
+the terminal certificate) drains its outbox into a real platform process (platform
+certificate); the platform's fleet API then shows the terminal, its reported backlog and
+what it booked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge_sync.signing import SoftwareSigner
+from terminal.cli import cmd_sync
+from terminal.cli.main import main
+from terminal.store import OutboxMessage, StateChange, Store
+from tests.fixtures.mosquitto import MosquittoBroker, free_port
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL_ID = "ETK00001"  # the default profile's, and the CN of the fixture's certificate
+SIGNER = SoftwareSigner.generate()
+
+
+class _KeyStore:
+    """What ``sync run`` needs of the key store besides the signer (as in test_sync_cli)."""
+
+    def rotate(self, _purpose: object) -> int:
+        return 2
+
+    def public_key_pem(self) -> bytes:
+        return SIGNER.public_key_pem()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def platform(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A platform process on the broker's TLS listener; yields its data dir and base URL."""
+    data = tmp_path / "platform-data"
+    pki = mosquitto.pki
+    port = free_port()
+    log = tmp_path / "platform.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform",
+         "serve", "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.tls_port),
+         "--mqtt-ca", str(pki.ca_pem), "--mqtt-cert", str(pki.platform_pem),
+         "--mqtt-key", str(pki.platform_key), "--http-port", str(port), "--worker-id", "cli"],
+        cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"platform exited: {log.read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz").json().get("mqtt") == "subscribed":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"platform never subscribed: {log.read_text()}")
+            time.sleep(0.05)
+        yield data, url
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+
+
+def test_sync_run_drains_into_platform_serve(
+    platform: tuple[Path, str], mosquitto: MosquittoBroker, default_profile_dir: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The terminal's rows arrive once; the fleet API shows backlog, counts and totals."""
+    platform_data, url = platform
+    # The operator's two steps: give the terminal the platform key, register the terminal.
+    assert main(["--data-dir", str(platform_data), "platform", "key"]) == 0
+    profile = tmp_path / "profile"
+    shutil.copytree(default_profile_dir, profile)
+    (profile / "platform.pem").write_text(capsys.readouterr().out)
+    key_file = tmp_path / "terminal.pub.pem"
+    key_file.write_bytes(SIGNER.public_key_pem())
+    assert main(["--data-dir", str(platform_data), "platform", "register-terminal",
+                 "--terminal-id", TERMINAL_ID, "--public-key", str(key_file)]) == 0
+    pki = mosquitto.pki
+    (profile / "sync.toml").write_text(
+        f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
+        f'mqtt_tls = true\nca_file = "{pki.ca_pem}"\ncert_file = "{pki.terminal_pem}"\n'
+        f'key_file = "{pki.terminal_key}"\nplatform_public_key = "platform.pem"\n'
+        "batch_size = 100\nmax_in_flight = 300\n"
+    )
+    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
+    terminal_data = tmp_path / "terminal-data"
+    with Store.open(terminal_data / "etika.db") as store:
+        for i in range(200):
+            payload = {"payment_id": f"pay-{i}", "amount_minor": 500, "currency": "MAD",
+                       "business_date": "2026-11-21", "status": "completed"}
+            store.record(StateChange(
+                entity="terminal", entity_id=f"e{i}", to_state=None, action="report",
+                outbox=(OutboxMessage("platform", "transaction", payload, f"t{i}"),),
+            ))
+    capsys.readouterr()
+    common = ["--data-dir", str(terminal_data), "--profile", str(profile), "sync"]
+    assert main([*common, "run", "--once", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["delivered"], report["remaining"]) == (201, 0)  # + its backlog report
+
+    terminal = httpx.get(f"{url}/v1/terminals/{TERMINAL_ID}",
+                         params={"date": "2026-11-21"}).json()
+    assert terminal["messages_by_kind"] == {"status": 1, "transaction": 200}
+    assert terminal["backlog"] == {"platform": 200}  # what it had queued when it started
+    assert terminal["totals"] == [{"terminal_id": TERMINAL_ID, "business_date": "2026-11-21",
+                                   "currency": "MAD", "count": 200, "amount_minor": 100_000}]
+    # A second run has nothing left for the platform and stores nothing twice.
+    assert main([*common, "run", "--once", "--json"]) == 0
+    capsys.readouterr()
+    assert httpx.get(f"{url}/v1/fleet").json()["messages"] == 202  # two backlog reports
