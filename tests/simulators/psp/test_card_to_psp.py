@@ -25,7 +25,7 @@ from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.profile import load_profile
 from terminal.psp_routing import KernelAuthoriser
 from tests.conftest import DEFAULT_PROFILE_DIR
-from tests.fixtures.psp import MAD
+from tests.fixtures.psp import EUR, MAD
 
 reader_module = pytest.importorskip("simulators.card.reader")
 from simulators.pinpad.device import DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, PinPadDevice  # noqa: E402
@@ -119,3 +119,23 @@ async def test_wrong_pin_from_the_pin_pad_is_declined(config: KernelConfig,
         result, bridge = await transact(config, router, "visa-credit", pin="9999")
         assert bridge.response is not None and bridge.response.code == "55"
         assert result.cryptogram == "AAC"
+
+
+@pytest.mark.parametrize("kind", ["stripe", "paypal"])
+async def test_card_through_a_rest_gateway(config: KernelConfig, rest_gateway: Any,
+                                           kind: str) -> None:
+    """The same card, paying in euros through a REST gateway: ARQC verified, ARPC back in
+    the charge's EMV data, TC from the card."""
+    with rest_gateway(kind) as sim:
+        router = Router([RouteRule("all", (kind,))], {kind: sim.connector}, {})
+        reader = reader_module.in_process_reader("visa-credit")
+        session = await reader.connect(await reader.wait_for_card())
+        bridge = KernelAuthoriser(router, uuid.uuid4(), EUR, network="visa")
+        kernel = EmvKernel(config, pin_entry=pin_pad("1234"), authoriser=bridge)
+        result = await kernel.transact(session, TransactionData(
+            amount=EUR.minor, currency_numeric=978, when=datetime.now(),
+            merchant_forced_online=True))
+        assert bridge.response is not None and bridge.response.approved
+        assert result.decision == "approved_online" and result.cryptogram == "TC"
+        assert sim.acquirer.postings == 1
+        await sim.connector.aclose()
