@@ -203,6 +203,9 @@ class MqttTransport:
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc)
                 log.warning("sync: MQTT link down (%s); reconnecting in %.1f s", exc, delay)
+            except Exception as exc:  # the loop must outlive a surprise; it is logged
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("sync: MQTT connection loop failed; reconnecting")
             finally:
                 self._client = None
                 self._connected.clear()
@@ -261,44 +264,46 @@ class MqttTransport:
         loop = asyncio.get_running_loop()
         paho = client._client
         futures: dict[str, asyncio.Future[Ack]] = {}
-        async with self._send_lock:
-            for envelope in envelopes:
-                # The window counts messages sent and not yet answered (ack, failure or
-                # timeout); paho queues what exceeds the broker's receive maximum.
-                await self._window.acquire()
-                waiter: asyncio.Future[Ack] = loop.create_future()
-                waiter.add_done_callback(self._release_window)
-                futures[envelope.message_id] = waiter
-                self._waiters[envelope.message_id] = waiter
-                # paho's publish, as aiomqtt's own publish calls it, minus the wait for the
-                # PUBACK: the application ack (after the receiver's commit) is what counts,
-                # and it implies the PUBACK. A dropped link fails the waiters at once.
-                info = paho.publish(
-                    uplink_topic(envelope.terminal_id, envelope.kind),
-                    envelope.to_json(),
-                    qos=1,
-                )
-                if info.rc != MQTT_ERR_SUCCESS:
-                    waiter.set_exception(
-                        TransportError(f"MQTT publish refused: {error_string(info.rc)}")
-                    )
         try:
+            async with self._send_lock:
+                for envelope in envelopes:
+                    # The window counts messages sent and not yet answered (ack, failure or
+                    # timeout); paho queues what exceeds the broker's receive maximum.
+                    await self._window.acquire()
+                    waiter: asyncio.Future[Ack] = loop.create_future()
+                    waiter.add_done_callback(self._release_window)
+                    futures[envelope.message_id] = waiter
+                    self._waiters[envelope.message_id] = waiter
+                    # paho's publish, as aiomqtt's own publish calls it, minus the wait for
+                    # the PUBACK: the application ack (after the receiver's commit) is what
+                    # counts, and it implies the PUBACK. A dropped link fails the waiters.
+                    info = paho.publish(
+                        uplink_topic(envelope.terminal_id, envelope.kind),
+                        envelope.to_json(),
+                        qos=1,
+                    )
+                    if info.rc != MQTT_ERR_SUCCESS:
+                        waiter.set_exception(
+                            TransportError(f"MQTT publish refused: {error_string(info.rc)}")
+                        )
             if futures:
                 await asyncio.wait(futures.values(), timeout=timeout)
         finally:
-            for message_id in futures:
+            # Whatever happened (timeout, cancellation), every waiter ends here, so each
+            # gives its window slot back exactly once.
+            for message_id, waiter in futures.items():
                 self._waiters.pop(message_id, None)
+                if not waiter.done():
+                    waiter.cancel()
         acks: dict[str, Ack] = {}
         failures: list[BaseException] = []
-        for message_id, waiter in futures.items():
-            if not waiter.done():
-                waiter.cancel()
-            elif waiter.cancelled():
+        for waiter_id, done in futures.items():
+            if done.cancelled():
                 continue
-            elif (error := waiter.exception()) is not None:
+            if (error := done.exception()) is not None:
                 failures.append(error)
             else:
-                acks[message_id] = waiter.result()
+                acks[waiter_id] = done.result()
         if failures and not acks:
             raise TransportError(str(failures[0]), host=self._settings.host) from failures[0]
         return acks

@@ -178,7 +178,14 @@ class OutboxWorker:
         report.dead += len(expired)
         open_destinations = set(await self._db(self._outbox.destinations))
         targets = [d for d in self.destinations if d in open_destinations]
-        await asyncio.gather(*(self._drain_destination(d, report) for d in targets))
+        # One destination's failure must not abort the others mid-batch: all finish, then
+        # the first error is raised.
+        results = await asyncio.gather(
+            *(self._drain_destination(d, report) for d in targets), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return report
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -68,3 +68,31 @@ async def test_downlinks_reach_the_callback_and_its_errors_are_contained() -> No
     transport = MqttTransport(MqttLinkSettings(terminal_id="T1"), on_downlink=on_downlink)
     await transport._dispatch("etika/v1/t/T1/down/fx", b"{}")
     assert seen == [("fx", b"{}")]
+
+
+async def test_cancelled_deliver_gives_its_window_back() -> None:
+    """A deliver cancelled while waiting for acks frees every in-flight slot it took."""
+    import asyncio
+
+    class _Info:
+        rc = 0
+
+    class _Paho:
+        def publish(self, *args: object, **kwargs: object) -> _Info:
+            return _Info()
+
+    class _Client:
+        _client = _Paho()
+
+    transport = MqttTransport(MqttLinkSettings(terminal_id="T1", max_inflight=3))
+    transport._client = _Client()  # type: ignore[assignment]
+    batch = [build_envelope(SIGNER, terminal_id="T1", kind="transaction", seq=i,
+                            idempotency_key=f"k{i}", payload={}) for i in range(3)]
+    task = asyncio.create_task(transport.deliver(batch, timeout=30))
+    await asyncio.sleep(0.05)
+    assert transport._window.locked()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert not transport._window.locked() and transport._waiters == {}
