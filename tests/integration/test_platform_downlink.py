@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -97,3 +98,34 @@ def test_config_payload_written_as_toml(
     received = asyncio.run(_retained(broker, "T-0001"))
     assert received[0][0].payload == {"version": "7",
                                       "files": {"sync.toml": "[sync]\nmqtt_port = 8883\n"}}
+
+
+async def _handled_by_a_terminal(broker: Broker, public_key: str) -> list[Any]:
+    """The terminal side's DownlinkHandler applying what a late terminal receives."""
+    from edge_sync.downlink import DownlinkHandler, MemoryDownlinkHooks
+    from edge_sync.memory_outbox import MemoryOutbox
+
+    hooks = MemoryDownlinkHooks()
+    handler = DownlinkHandler(public_key, hooks, MemoryOutbox())
+    for downlink, _flag in await _retained(broker, "T-0001"):
+        await handler.handle(downlink.kind, downlink.to_json())
+    return [hooks, handler.results]
+
+
+def test_terminal_handler_applies_what_the_platform_pushes(
+    broker: Broker, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config pushed from a profile directory verifies and applies on the terminal side."""
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "limits.toml").write_text("[limits]\noffline_floor_minor = 10000\n")
+    (profile / "sync.toml").write_text("[sync]\nbatch_size = 50\n")
+    assert main(["--data-dir", str(data_dir), "platform", "push", "config", str(profile),
+                 "--terminal-id", "T-0001", "--mqtt-port", str(broker.port),
+                 "--config-version", "2026-11-22.1"]) == 0
+    assert main(["--data-dir", str(data_dir), "platform", "key"]) == 0
+    public_key = capsys.readouterr().out.split("(retained)\n")[-1]
+    hooks, results = asyncio.run(_handled_by_a_terminal(broker, public_key))
+    assert [(r.kind, r.outcome) for r in results] == [("config", "applied")]
+    assert hooks.configs[0].version == "2026-11-22.1"
+    assert sorted(hooks.configs[0].files) == ["limits.toml", "sync.toml"]
