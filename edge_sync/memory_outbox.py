@@ -16,6 +16,7 @@ from edge_sync.outbox import (
     ALERT_DESTINATION,
     ALERT_KIND,
     ALERT_PRIORITY,
+    FINANCIAL_PREFIX,
     OPEN_STATES,
     DestinationStatus,
     OutboxRow,
@@ -108,7 +109,7 @@ class MemoryOutbox:
             return False
         return any(
             other.row.ref_id == row.ref_id
-            and other.row.kind != "pop_record"
+            and other.row.destination.startswith(FINANCIAL_PREFIX)
             and other.row.id < row.id
             and other.state in OPEN_STATES
             for other in self._rows.values()

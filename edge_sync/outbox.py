@@ -11,7 +11,12 @@ fake with the same semantics. Both follow these rules, which the worker relies o
   (backing off after a failure) or that waits on a dependency: nothing behind it in its
   destination is sent before it is delivered or dead (head-of-line blocking, on purpose).
 * **Dependencies** — a ``pop_record`` row waits until every earlier row with the same
-  ``ref_id`` and another kind (its financial leg) is ``delivered`` or ``dead``.
+  ``ref_id`` bound for a PSP (``psp:*``: its financial leg — advice, completion, reversal)
+  is ``delivered`` or ``dead``.
+* **Pipelining** — the worker keeps several batches of a destination in flight, handed to
+  the transport in claim order (MQTT keeps that order on the wire). When a batch fails, the
+  ones already sent behind it may be acknowledged first; the receiver deduplicates, and
+  ``seq`` lets it see the order the terminal wrote.
 * **Crash safety** — rows only leave ``in_flight`` when an ack marks them ``delivered`` (or
   ``dead``) or when a retry is scheduled; :meth:`Outbox.recover` puts every ``in_flight`` row
   back to ``pending`` at start, so a restart re-sends (the receiver deduplicates by
@@ -32,6 +37,7 @@ __all__ = [
     "ALERT_DESTINATION",
     "ALERT_KIND",
     "ALERT_PRIORITY",
+    "FINANCIAL_PREFIX",
     "OPEN_STATES",
     "DestinationStatus",
     "Outbox",
@@ -45,6 +51,8 @@ ALERT_KIND = "alert"
 #: Destination of alerts (dead letters, refused downlinks): the central platform.
 ALERT_DESTINATION = "platform"
 ALERT_PRIORITY = 50
+#: Destinations whose rows are a payment's financial leg (a PoP record waits for them).
+FINANCIAL_PREFIX = "psp:"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from edge_sync.outbox import (
     ALERT_DESTINATION,
     ALERT_KIND,
     ALERT_PRIORITY,
+    FINANCIAL_PREFIX,
     DestinationStatus,
     OutboxRow,
     alert_payload,
@@ -69,9 +70,9 @@ class SqliteOutbox:
         if kind != "pop_record" or ref_id is None:
             return False
         found = conn.execute(
-            "SELECT 1 FROM outbox WHERE ref_id = ? AND id < ? AND kind != 'pop_record'"
+            "SELECT 1 FROM outbox WHERE ref_id = ? AND id < ? AND destination LIKE ?"
             " AND state IN ('pending', 'in_flight') LIMIT 1",
-            (ref_id, row_id),
+            (ref_id, row_id, FINANCIAL_PREFIX + "%"),
         ).fetchone()
         return found is not None
 

@@ -104,7 +104,9 @@ def test_claim_stops_at_a_row_backing_off(harness: Harness) -> None:
 
 
 def test_pop_record_waits_for_financial_leg(harness: Harness) -> None:
-    """A pop_record is not claimable while an earlier row with its ref_id is open."""
+    """A pop_record is not claimable while an earlier PSP row with its ref_id is open; the
+    payment's platform record does not hold it back."""
+    harness.add(destination="platform", kind="transaction", ref_id="pay-1")
     fin = harness.add(destination="psp:cmi", kind="advice", ref_id="pay-1")
     pop = harness.add(destination="pop", kind="pop_record", ref_id="pay-1")
     unrelated = harness.add(destination="pop", kind="pop_record", ref_id="pay-2")
