@@ -265,9 +265,12 @@ class SerialPinPad:
                 for waiter in waiters - {wait_answer}:
                     waiter.cancel()
                 if not wait_answer.done():
+                    # asyncio.wait, not "await" under suppress(CancelledError): a cancel
+                    # aimed at *our* task must propagate, not be swallowed here.
                     wait_answer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await wait_answer
+                    await asyncio.wait({wait_answer})
+                    if not wait_answer.cancelled():
+                        wait_answer.exception()  # retrieved; the loop re-raises line errors
             if wait_answer in done:
                 answer = wait_answer.result()
                 if isinstance(answer, PinEntryResponse):
@@ -384,8 +387,11 @@ class SerialPinPad:
     async def _next_event(self, timeout: float) -> Control | Frame | BadFrame | None:
         if self._down is not None:
             raise self._down
+        # asyncio.timeout, not wait_for: on 3.11 wait_for with a zero timeout turns a
+        # cancellation of the caller into TimeoutError.
         try:
-            event = await asyncio.wait_for(self._events.get(), max(0.0, timeout))
+            async with asyncio.timeout(max(0.0, timeout)):
+                event = await self._events.get()
         except TimeoutError:
             return None
         if isinstance(event, _LineDown):

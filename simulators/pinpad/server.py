@@ -117,8 +117,9 @@ class PinPadSimulator:
         for task in (self._entry_task, self._link_task):
             if task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task})
+            if task is not None and not task.cancelled() and task.exception() is not None:
+                log.error("pinpad simulator task failed", exc_info=task.exception())
         self._hang_up()
         if self._slave is not None:
             os.close(self._slave)
@@ -175,8 +176,11 @@ class PinPadSimulator:
         deadline: float | None = None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for with a zero timeout turns our
+            # own cancellation (stop()) into TimeoutError and the loop would never end.
             try:
-                event = await asyncio.wait_for(self._queue.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    event = await self._queue.get()
             except TimeoutError:
                 deadline = self._retransmit(loop.time())
                 continue
