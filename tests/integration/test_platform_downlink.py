@@ -123,9 +123,10 @@ def test_terminal_handler_applies_what_the_platform_pushes(
     assert main(["--data-dir", str(data_dir), "platform", "push", "config", str(profile),
                  "--terminal-id", "T-0001", "--mqtt-port", str(broker.port),
                  "--config-version", "2026-11-22.1"]) == 0
+    capsys.readouterr()
     assert main(["--data-dir", str(data_dir), "platform", "key"]) == 0
-    public_key = capsys.readouterr().out.split("(retained)\n")[-1]
+    public_key = capsys.readouterr().out
     hooks, results = asyncio.run(_handled_by_a_terminal(broker, public_key))
-    assert [(r.kind, r.outcome) for r in results] == [("config", "applied")]
+    assert [(r.kind, r.outcome) for r in results] == [("config", "applied")], results
     assert hooks.configs[0].version == "2026-11-22.1"
     assert sorted(hooks.configs[0].files) == ["limits.toml", "sync.toml"]
