@@ -81,8 +81,6 @@ def _get_pin(ctx: CliContext, args: argparse.Namespace) -> int:
             raise
         print(json.dumps({"error": str(exc), "type": type(exc).__name__, **exc.fields}))
         return exc.exit_code
-    finally:
-        del pan
     if args.json:
         print(json.dumps(encrypted.as_json()))
     else:
