@@ -9,6 +9,7 @@
             │   └── UnstorableData        a value cannot be stored (never retry as is: the
             │                             batch is split and the culprit rejected)
             ├── RegistryError             a terminal key cannot be registered (fix the key file)
+            ├── ListenError               the HTTP address cannot be listened on (choose another)
             ├── KeyNotRegistered          a known terminal signs with a key version the
             │                             platform lacks (rotation): the message is held,
             │                             not acked, until an operator registers that version
@@ -34,6 +35,7 @@ __all__ = [
     "BadSignature",
     "DownlinkError",
     "KeyNotRegistered",
+    "ListenError",
     "MalformedUplink",
     "PlatformError",
     "RegistryError",
@@ -58,6 +60,12 @@ class UnstorableData(StorageError):
 
 class RegistryError(PlatformError):
     """A terminal's public key file is missing, unreadable or not an EC P-256 key."""
+
+    exit_code = 2
+
+
+class ListenError(PlatformError):
+    """The worker cannot listen on its HTTP address (in use, not local, not resolvable)."""
 
     exit_code = 2
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,13 @@ import uvicorn
 
 from edge_sync.platform.api import create_app
 from edge_sync.platform.consumer import UplinkConsumer
+from edge_sync.platform.errors import ListenError
 from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import PlatformStorage
 
-__all__ = ["ServeSettings", "serve"]
+__all__ = ["ServeSettings", "listen", "serve"]
 
 log = logging.getLogger("etika.platform")
 
@@ -47,6 +49,34 @@ class ServeSettings:
             raise ValueError("HTTPS needs both a certificate and its key")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("a client CA only makes sense with HTTPS (certificate and key)")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; :class:`ListenError` when that cannot be."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --http-host",
+            host=host,
+            port=port,
+        ) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --http-port (or stop what uses it)",
+            host=host,
+            port=port,
+        ) from exc
+    return sock
 
 
 async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
@@ -86,6 +116,9 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
         ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca else ssl.CERT_NONE,
     )
     server = uvicorn.Server(config)
+    # Bound here rather than by uvicorn, so that a taken port is our one-line error (and
+    # no MQTT session is opened for a worker that cannot serve).
+    listener = listen(settings.http_host, settings.http_port)
     task = None
     if consumer is not None:
         task = asyncio.create_task(consumer.run(), name="platform-mqtt")
@@ -93,8 +126,9 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
         # that answers /healthz but consumes nothing would hide the failure.
         task.add_done_callback(lambda _t: setattr(server, "should_exit", True))
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
+        listener.close()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

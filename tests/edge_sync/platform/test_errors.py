@@ -142,3 +142,16 @@ async def test_https_answers_503_when_the_database_is_down() -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
         assert (await http.get("/v1/terminals")).status_code == 503
+
+
+def test_taken_http_port_is_a_listen_error() -> None:
+    """A port already in use is ListenError naming it, before any worker starts."""
+    from edge_sync.platform.errors import ListenError
+    from edge_sync.platform.server import listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
+            listen("127.0.0.1", port)
