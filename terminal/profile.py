@@ -3,7 +3,8 @@
 A profile is one directory of files, each validated by its own pydantic model:
 
 =================  ===============================================================
-``terminal.toml``  identity and EMV terminal data (9F1C, 9F16, 9F15, 9F1A, 9F35, 9F33, 9F40)
+``terminal.toml``  identity, EMV terminal data (9F1C, 9F16, 9F15, 9F1A, 9F35, 9F33, 9F40),
+                   the PKCS#11 module and the serial PIN pad
 ``currencies.toml`` accepted ISO 4217 currencies, the default one, FX rates with age limits
 ``aids.toml``      supported applications: TACs, floor limits, random selection, TDOL/DDOL
 ``capks.toml``     certification authority public keys, SHA-1 checksum verified at load
@@ -48,6 +49,7 @@ __all__ = [
     "CurrenciesFile",
     "HsmConfig",
     "OfflineLimits",
+    "PinPadConfig",
     "Profile",
     "PspConfig",
     "Route",
@@ -129,9 +131,18 @@ class HsmConfig(_Strict):
     token_label: Annotated[str, Field(min_length=1, max_length=32)] = "etika-terminal"  # noqa: S105
 
 
+class PinPadConfig(_Strict):
+    """The serial PIN pad: its port (as pyserial opens it) and line speed."""
+
+    port: Annotated[str, Field(min_length=1)] = "/dev/ttyUSB0"
+    baud: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    pin_timeout_s: Annotated[float, Field(ge=5, le=300)] = 30.0
+
+
 class TerminalFile(_Strict):
     terminal: TerminalConfig
     hsm: HsmConfig = HsmConfig()
+    pinpad: PinPadConfig = PinPadConfig()
 
 
 # --- currencies.toml ---------------------------------------------------------------------
@@ -438,6 +449,7 @@ class Profile(BaseModel):
     directory: Path
     terminal: TerminalConfig
     hsm: HsmConfig
+    pinpad: PinPadConfig
     currencies: CurrenciesFile
     aids: list[AidConfig]
     capks: list[Capk]
@@ -529,6 +541,7 @@ def load_profile(directory: Path | str) -> Profile:
         directory=directory,
         terminal=terminal_file.terminal,
         hsm=terminal_file.hsm,
+        pinpad=terminal_file.pinpad,
         currencies=currencies,
         aids=aids.aid,
         capks=capks.capk,

@@ -185,11 +185,13 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
             if args.pinpad:
                 from drivers.pinpad.serial_pinpad import SerialPinPad
 
-                async with SerialPinPad(args.pinpad) as pad:
+                pinpad_settings = ctx.profile().pinpad
+                async with SerialPinPad(args.pinpad, pinpad_settings.baud) as pad:
 
                     async def pin_entry(request: OnlinePinRequest) -> Any:
                         return await pad.get_pin(request.pan, request.amount,
-                                                 request.currency_numeric)
+                                                 request.currency_numeric,
+                                                 timeout_s=pinpad_settings.pin_timeout_s)
 
                     kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser,
                                        chooser=_chooser(args))

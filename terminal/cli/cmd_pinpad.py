@@ -39,15 +39,18 @@ def register(groups: Any) -> None:
         description="Read the PAN from standard input, run one PIN entry on the PIN pad and "
         'print {"ksn", "pin_block", "format"}.',
     )
-    get_pin.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    get_pin.add_argument("--baud", type=int, default=9600, help="baud rate (default %(default)s)")
+    get_pin.add_argument(
+        "--port", help="serial port, e.g. /dev/ttyUSB0 (default: the profile's [pinpad] port)"
+    )
+    get_pin.add_argument(
+        "--baud", type=int, help="baud rate (default: the profile's [pinpad] baud)"
+    )
     get_pin.add_argument("--amount", required=True, help="amount as typed, e.g. 12.00 or 12,50")
     get_pin.add_argument("--currency", default="MAD", help="ISO 4217 code (default %(default)s)")
     get_pin.add_argument(
         "--timeout",
         type=float,
-        default=30.0,
-        help="seconds the cardholder has to enter the PIN (default %(default)s)",
+        help="seconds the cardholder has to enter the PIN (default: the profile's)",
     )
     get_pin.add_argument("--json", action="store_true", help="print one line of JSON")
     get_pin.set_defaults(handler=_get_pin)
@@ -70,6 +73,11 @@ async def _run(args: argparse.Namespace, pan: str, amount_minor: int, numeric: i
 
 
 def _get_pin(ctx: CliContext, args: argparse.Namespace) -> int:
+    if args.port is None or args.baud is None or args.timeout is None:
+        pinpad = ctx.profile().pinpad
+        args.port = args.port or pinpad.port
+        args.baud = args.baud or pinpad.baud
+        args.timeout = args.timeout if args.timeout is not None else pinpad.pin_timeout_s
     if not 1 <= args.timeout <= 300:
         raise PanInputError("--timeout must be between 1 and 300 seconds")
     amount = parse_amount(args.amount, args.currency)
