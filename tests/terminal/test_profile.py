@@ -51,6 +51,7 @@ def test_default_profile_is_a_moroccan_terminal(default_profile_dir: Path) -> No
         ("terminal.toml",   'terminal_id = "ETK00001"',         'terminal_id = "ETK1"',            "terminal.terminal_id",          "String should match"),
         ("terminal.toml",   'terminal_type = "22"',             'terminal_type = "99"',            "terminal.terminal_type",        "Annex A1"),
         ("terminal.toml",   'capabilities = "E0F8C8"',          'capabilities = "E0F8"',           "terminal.capabilities",         "3 bytes"),
+        ("terminal.toml",   "baud = 9600",                      "baud = 9601",                     "pinpad.baud",                   "Input should be"),
         ("currencies.toml", 'default = "MAD"',                  'default = "GBP"',                 "(top level)",                   "not in the currency list"),
         ("currencies.toml", 'rate = "10.8350"',                 "rate = 10.835",                   "fx_rate[0].rate",               "as a string"),
         ("currencies.toml", 'as_of = "2026-11-22T06:00:00Z"',   'as_of = "2026-11-22T06:00:00"',   "fx_rate[0].as_of",              "timezone"),
