@@ -196,6 +196,7 @@ def create_app(
                     "terminal_id": r.terminal_id,
                     "message_id": r.message_id,
                     "reason": r.reason,
+                    "held": r.held,
                     "received_at": r.received_at,
                 }
                 for r in storage.rejections(terminal_id, limit)

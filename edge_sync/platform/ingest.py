@@ -49,6 +49,7 @@ from edge_sync.platform.errors import (
 from edge_sync.platform.keys import public_key_pem
 from edge_sync.platform.records import (
     COUNTED_STATES,
+    HELD_PREFIX,
     EodTotal,
     Rejection,
     TransactionFact,
@@ -364,7 +365,8 @@ class Ingestor:
                 good.append((index, self.check(raw)))
             except KeyNotRegistered as exc:
                 rejections.append(
-                    Rejection(raw.terminal_id, _message_id_of(raw.body), f"held: {exc.message}")
+                    Rejection(raw.terminal_id, _message_id_of(raw.body),
+                              f"{HELD_PREFIX}{exc.message}")
                 )
             except StorageError as exc:
                 if not isinstance(exc, UnstorableData):

@@ -36,6 +36,7 @@ from typing import Any
 
 __all__ = [
     "COUNTED_STATES",
+    "HELD_PREFIX",
     "EodTotal",
     "IngestOutcome",
     "Rejection",
@@ -44,6 +45,9 @@ __all__ = [
     "TransactionFact",
     "Uplink",
 ]
+
+#: How the reason of a held (not refused) message begins in the rejection log.
+HELD_PREFIX = "held: "
 
 #: Latest states in which a transaction's money moved (DESIGN §6): they count in the totals.
 COUNTED_STATES = frozenset({"completed", "pop_deferred", "needs_reconciliation"})
@@ -100,6 +104,11 @@ class Rejection:
     reason: str
     #: Set when read back from the database.
     received_at: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """Kept without an ack (unregistered key version), not refused."""
+        return self.reason.startswith(HELD_PREFIX)
 
 
 @dataclass(frozen=True)

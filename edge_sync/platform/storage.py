@@ -48,7 +48,10 @@ SCHEMA = (
         last_seen_at TEXT,
         backlog TEXT,
         backlog_seq BIGINT,
-        backlog_reported_at TEXT)""",
+        backlog_reported_at TEXT,
+        messages BIGINT NOT NULL DEFAULT 0,
+        unbooked BIGINT NOT NULL DEFAULT 0,
+        rejected BIGINT NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS platform_terminal_keys (
         terminal_id TEXT NOT NULL REFERENCES platform_terminals (terminal_id),
         key_version INTEGER NOT NULL,
@@ -114,12 +117,10 @@ _UPSERT_TRANSACTION = """INSERT INTO platform_transactions
         counted = excluded.counted, seq = excluded.seq, message_id = excluded.message_id
     WHERE excluded.seq > platform_transactions.seq"""
 
+# The counters are kept up to date by each commit: a fleet of thousands of terminals with
+# millions of messages is listed without counting them again.
 _TERMINALS = """SELECT t.terminal_id, t.registered_at, t.last_seen_at, t.backlog,
-        t.backlog_reported_at,
-        (SELECT COUNT(*) FROM platform_messages m WHERE m.terminal_id = t.terminal_id),
-        (SELECT COUNT(*) FROM platform_rejections r WHERE r.terminal_id = t.terminal_id),
-        (SELECT COUNT(*) FROM platform_messages m
-            WHERE m.terminal_id = t.terminal_id AND m.booked = 0)
+        t.backlog_reported_at, t.messages, t.rejected, t.unbooked
     FROM platform_terminals t"""
 
 
@@ -311,6 +312,7 @@ class _SqlStorage:
         if not uplinks:
             return []
         new: dict[int, bool] = {}
+        added: dict[str, list[int]] = {u.terminal_id: [0, 0] for u in uplinks}
         with self._transaction() as conn:
             # In message_id order: two workers' batches then lock rows in the same order
             # and cannot deadlock on PostgreSQL (the outcome of each row is order-free).
@@ -334,13 +336,17 @@ class _SqlStorage:
                 new[position] = inserted is not None
                 if inserted is not None:
                     self._apply(conn, uplink, received_at)
+                    added[uplink.terminal_id][0] += 1
+                    added[uplink.terminal_id][1] += 0 if uplink.booked else 1
             # A duplicate still proves the terminal is alive: last seen counts every message.
-            for terminal_id in sorted({u.terminal_id for u in uplinks}):
+            for terminal_id in sorted(added):
+                stored, unbooked = added[terminal_id]
                 self._run(
                     conn,
-                    "UPDATE platform_terminals SET last_seen_at = ? WHERE terminal_id = ? "
-                    "AND (last_seen_at IS NULL OR last_seen_at < ?)",
-                    (received_at, terminal_id, received_at),
+                    "UPDATE platform_terminals SET messages = messages + ?, "
+                    "unbooked = unbooked + ?, last_seen_at = CASE WHEN last_seen_at IS NULL "
+                    "OR last_seen_at < ? THEN ? ELSE last_seen_at END WHERE terminal_id = ?",
+                    (stored, unbooked, received_at, received_at, terminal_id),
                 )
         return [IngestOutcome(u.message_id, new[i]) for i, u in enumerate(uplinks)]
 
@@ -435,6 +441,16 @@ class _SqlStorage:
                     "INSERT INTO platform_rejections (terminal_id, message_id, reason, "
                     "received_at) VALUES (?, ?, ?, ?)",
                     (rejection.terminal_id, rejection.message_id, rejection.reason, received_at),
+                )
+            counts: dict[str, int] = {}
+            for rejection in rejections:
+                if not rejection.held:
+                    counts[rejection.terminal_id] = counts.get(rejection.terminal_id, 0) + 1
+            for terminal_id in sorted(counts):
+                self._run(
+                    conn,
+                    "UPDATE platform_terminals SET rejected = rejected + ? WHERE terminal_id = ?",
+                    (counts[terminal_id], terminal_id),
                 )
 
     # -- reads --------------------------------------------------------------------------

@@ -91,8 +91,10 @@ def test_unregistered_version_of_a_known_terminal_is_held_not_rejected(
     held, = ingestor.ingest([RawUplink(TERMINAL_ID, message.to_json(), "note")])
     assert held is None
     assert storage.message_count() == 0
-    reason = storage.rejections(TERMINAL_ID)[0].reason
-    assert reason.startswith("held:") and "--key-version 3" in reason
+    logged = storage.rejections(TERMINAL_ID)[0]
+    assert logged.held and "--key-version 3" in logged.reason
+    summary = storage.terminal(TERMINAL_ID)
+    assert summary is not None and summary.rejected == 0  # held is not refused
     storage.register_key(TERMINAL_ID, 3, rotated.public_key_pem().decode(), "later")
     again, = ingestor.ingest([RawUplink(TERMINAL_ID, message.to_json(), "note")])
     assert again is not None and again.status == "accepted"
