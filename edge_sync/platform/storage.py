@@ -97,6 +97,10 @@ SCHEMA = (
         message_id TEXT NOT NULL,
         reason TEXT NOT NULL,
         received_at TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS platform_rejections_by_time
+        ON platform_rejections (received_at)""",
+    """CREATE INDEX IF NOT EXISTS platform_rejections_by_terminal
+        ON platform_rejections (terminal_id, received_at)""",
 )
 
 _INSERT_MESSAGE = """INSERT INTO platform_messages
