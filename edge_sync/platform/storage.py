@@ -561,13 +561,19 @@ class _SqlStorage:
     def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        select = "SELECT terminal_id, message_id, reason, received_at FROM platform_rejections"
+        # Two statements rather than "(? IS NULL OR …)", which keeps planners off the index.
         with self._transaction(write=False) as conn:
-            rows = self._run(
-                conn,
-                "SELECT terminal_id, message_id, reason, received_at FROM platform_rejections "
-                "WHERE (? = 1 OR terminal_id = ?) ORDER BY received_at DESC LIMIT ?",
-                (int(terminal_id is None), terminal_id or "", limit),
-            ).fetchall()
+            if terminal_id is None:
+                rows = self._run(
+                    conn, f"{select} ORDER BY received_at DESC LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = self._run(
+                    conn,
+                    f"{select} WHERE terminal_id = ? ORDER BY received_at DESC LIMIT ?",
+                    (terminal_id, limit),
+                ).fetchall()
         return [Rejection(r[0], r[1], r[2], r[3]) for r in rows]
 
 
