@@ -1,0 +1,59 @@
+"""The terminal's MQTT drain against the platform's own consumer (their code, our wire)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.platform.consumer import UplinkConsumer
+from edge_sync.platform.ingest import Ingestor
+from edge_sync.platform.mqtt import MqttSettings
+from edge_sync.platform.storage import SqliteStorage
+from terminal.store import Store
+from tests.fixtures.mosquitto import MosquittoBroker
+from tests.integration.test_sync_mqtt import (
+    SIGNER,
+    TERMINAL_ID,
+    drain_until_empty,
+    fill_backlog,
+    states,
+    worker_for,
+)
+
+pytestmark = pytest.mark.network
+
+
+async def test_backlog_drains_into_the_platform_consumer(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """1,000 queued transactions reach the platform's shared-subscription consumer over
+    MQTT, are committed once each and acknowledged: the terminal marks all delivered."""
+    storage = SqliteStorage(tmp_path / "platform.db")
+    storage.register_key(TERMINAL_ID, 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
+    consumer = UplinkConsumer(
+        Ingestor(storage), MqttSettings(host=mosquitto.host, port=mosquitto.port)
+    )
+    consumer_task = asyncio.create_task(consumer.run())
+    store = Store.open(tmp_path / "etika.db")
+    fill_backlog(store, 1000)
+    try:
+        await asyncio.wait_for(consumer.subscribed.wait(), 10)
+        link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
+        async with MqttTransport(link) as transport:
+            assert await transport.wait_connected(10)
+            worker = worker_for(store, transport)
+            await drain_until_empty(worker, store)
+            worker.close()
+    finally:
+        consumer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer_task
+    assert states(store) == {"delivered": 1000}
+    assert storage.message_count(TERMINAL_ID) == 1000
+    assert consumer.stats.rejected == 0
+    storage.close()
+    store.close()
