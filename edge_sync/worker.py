@@ -154,6 +154,16 @@ class OutboxWorker:
         """Drain now instead of at the next poll (the ``sync now`` command, a new row)."""
         self._wake.set()
 
+    def late_ack(self, ack: Ack) -> None:
+        """An ack that arrived after its batch timed out (give it to the transport's
+        ``on_late_ack``): the row is marked delivered instead of being sent again."""
+        if not ack.delivered:
+            return  # a rejection is met again on the resend, with its reason
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(
+            self._executor, self._outbox.mark_delivered, [ack.message_id], self._clock()
+        )
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 

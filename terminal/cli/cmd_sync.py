@@ -281,7 +281,11 @@ async def _drive(
                 key_file=_data_path(ctx, sync.key_file) if sync.mqtt_tls else None,
             )
             link_transport = await stack.enter_async_context(
-                MqttTransport(link, on_downlink=handler.handle)
+                MqttTransport(
+                    link,
+                    on_downlink=handler.handle,
+                    on_late_ack=lambda ack: worker.late_ack(ack) if worker else None,
+                )
             )
             mqtt = link_transport
             if not await link_transport.wait_connected(args.connect_timeout):

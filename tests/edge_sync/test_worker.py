@@ -298,3 +298,22 @@ async def test_signer_failure_puts_rows_back_instead_of_in_flight() -> None:
         await worker.drain()
     assert outbox.state_of(mid) == "pending"
     worker.close()
+
+
+async def test_late_ack_marks_the_row_delivered() -> None:
+    """An ack arriving after its batch timed out marks the row delivered (no resend)."""
+    import asyncio
+
+    from edge_sync.messages import Ack
+
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    (mid,) = fill(outbox, clock, 1)
+    receiver.lose_ack_once.add(mid)
+    worker = make_worker(outbox, receiver, clock)
+    await worker.drain()
+    assert outbox.state_of(mid) == "pending"
+    worker.late_ack(Ack(message_id=mid, status="rejected", reason="x"))
+    worker.late_ack(Ack(message_id=mid, status="accepted"))
+    await asyncio.get_running_loop().run_in_executor(worker._executor, lambda: None)
+    assert outbox.state_of(mid) == "delivered"
+    worker.close()
