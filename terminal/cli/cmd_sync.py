@@ -315,6 +315,8 @@ async def _drive(
             routes.update(await _psp_transports(profile, stack))
         if "platform" not in wanted:
             del routes[PLATFORM]
+        if PLATFORM in routes:
+            await asyncio.to_thread(_queue_status_report, outbox, store)
         depth = sum(r["depth"] for r in _status_rows(store) if r["destination"] in routes)
         progress = Progress(
             TextColumn("sync → platform"),
@@ -332,7 +334,6 @@ async def _drive(
             _worker_settings(profile),
             on_progress=lambda _destination, n: progress.advance(task, n),
         )
-        await asyncio.to_thread(_queue_status_report, outbox, store)
         try:
             with progress:
                 if args.once:
@@ -343,9 +344,11 @@ async def _drive(
                     loop.add_signal_handler(sig, stop.set)
                 async with asyncio.TaskGroup() as group:
                     group.create_task(worker.run(stop), name="sync-worker")
-                    group.create_task(
-                        _report_status(outbox, store, worker, stop), name="sync-status-report"
-                    )
+                    if PLATFORM in routes:
+                        group.create_task(
+                            _report_status(outbox, store, worker, stop),
+                            name="sync-status-report",
+                        )
                 return DrainReport()
         finally:
             worker.close()
