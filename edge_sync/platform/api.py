@@ -23,8 +23,9 @@ database calls belong.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -88,11 +89,40 @@ def create_app(
     ingestor: Ingestor | None = None,
     health: Callable[[], dict[str, Any]] | None = None,
     registry: CollectorRegistry | None = None,
+    operator_token: str | None = None,
 ) -> FastAPI:
-    """The FastAPI application over one storage (the ingestor defaults to one over it)."""
+    """The FastAPI application over one storage (the ingestor defaults to one over it).
+
+    With ``operator_token``, the fleet views, reconciliation and metrics want
+    ``Authorization: Bearer <token>``; the uplink endpoint never does (each message is
+    signed by its terminal) and neither does ``/healthz``. Without it they are open: bind
+    the worker to loopback or put it behind the operator's gateway.
+    """
+    if operator_token is not None and len(operator_token) < 16:
+        raise ValueError("the operator token must be at least 16 characters")
     ingest = ingestor or Ingestor(storage)
     metrics = registry or platform_registry(ingest)
     app = FastAPI(title="Étika platform", version="1")
+
+    if operator_token is not None:
+        expected = f"Bearer {operator_token}".encode()
+
+        @app.middleware("http")
+        async def _operators_only(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            path = request.url.path
+            open_path = path == "/healthz" or (
+                request.method == "POST" and path.endswith("/messages")
+            )
+            given = request.headers.get("authorization", "").encode()
+            if not open_path and not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    status_code=401,
+                    content={"detail": "operator token required (Authorization: Bearer …)"},
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return await call_next(request)
 
     @app.get("/metrics")
     def prometheus() -> Response:

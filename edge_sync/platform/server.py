@@ -12,7 +12,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class ServeSettings:
     tls_key: Path | None = None
     #: Require a client certificate issued by this CA (the terminals' PKI).
     tls_client_ca: Path | None = None
+    #: Bearer token the fleet, reconciliation and metrics endpoints require (None: open).
+    operator_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -103,7 +105,13 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
             "last_error": stats.last_error,
         }
 
-    app = create_app(storage, ingestor, health, platform_registry(ingestor, consumer))
+    app = create_app(
+        storage,
+        ingestor,
+        health,
+        platform_registry(ingestor, consumer),
+        operator_token=settings.operator_token,
+    )
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -137,6 +137,13 @@ def register(groups: Any) -> None:
     run.add_argument("--https-cert", type=Path, metavar="FILE", help="serve HTTPS: certificate")
     run.add_argument("--https-key", type=Path, metavar="FILE", help="serve HTTPS: private key")
     run.add_argument(
+        "--operator-token-file",
+        type=Path,
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>' (the file's first line) on the fleet, "
+        "reconciliation and metrics endpoints (env ETIKA_PLATFORM_OPERATOR_TOKEN)",
+    )
+    run.add_argument(
         "--https-client-ca",
         type=Path,
         metavar="FILE",
@@ -217,6 +224,16 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
         path = getattr(args, option)
         if path is not None and not path.is_file():
             raise PlatformUsageError(f"--{option.replace('_', '-')}: no such file {path}")
+    token = os.environ.get("ETIKA_PLATFORM_OPERATOR_TOKEN") or None
+    if args.operator_token_file is not None:
+        try:
+            token = args.operator_token_file.read_text().strip().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise PlatformUsageError(
+                f"--operator-token-file: cannot read a token from {args.operator_token_file}"
+            ) from exc
+    if token is not None and len(token) < 16:
+        raise PlatformUsageError("the operator token must be at least 16 characters")
     try:
         settings = ServeSettings(
             http_host=args.http_host,
@@ -226,6 +243,7 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
             tls_cert=args.https_cert,
             tls_key=args.https_key,
             tls_client_ca=args.https_client_ca,
+            operator_token=token,
         )
     except ValueError as exc:
         raise PlatformUsageError(f"--https-*: {exc}") from exc

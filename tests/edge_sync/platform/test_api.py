@@ -221,3 +221,31 @@ async def test_metrics_count_outcomes(
     for outcome, count in (("accepted", 1), ("duplicate", 1), ("rejected", 1), ("held", 1)):
         assert f'etika_platform_uplinks_total{{outcome="{outcome}"}} {count}.0' in lines
     assert "etika_platform_commits_total 1.0" in lines
+
+
+TOKEN = "operator-token-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("method", "path",                                    "authorization",      "status"),
+    [
+        ("GET",  "/v1/terminals",                           None,                 401),
+        ("GET",  "/v1/terminals",                           "Bearer wrong-token", 401),
+        ("GET",  "/v1/terminals",                           f"Bearer {TOKEN}",    200),
+        ("GET",  "/v1/reconciliation?date=2026-11-21",      None,                 401),
+        ("GET",  "/metrics",                                None,                 401),
+        ("GET",  "/healthz",                                None,                 200),
+        ("POST", f"/v1/terminals/{TERMINAL_ID}/messages",   None,                 200),
+    ],
+)
+async def test_operator_token_guards_the_fleet_views_not_the_uplink(
+    storage: PlatformStorage, method: str, path: str, authorization: str | None, status: int
+) -> None:
+    """With a token, operators' endpoints want it; terminals' uplink and health stay open."""
+    app = create_app(storage, operator_token=TOKEN)
+    headers = {"authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://platform") as http:
+        body = {"json": {"messages": []}} if method == "POST" else {}
+        response = await http.request(method, path, headers=headers, **body)
+    assert response.status_code == status

@@ -78,6 +78,8 @@ def test_key_is_created_once_owner_only(
         (["push", "fx", "{missing}", "--terminal-id", "T"],                       "cannot read"),
         (["push", "fx", "{junk}", "--terminal-id", "T"],                          "not valid"),
         (["push", "config", "{empty_dir}", "--terminal-id", "T"],                 "no <name>.toml"),
+        (["serve", "--no-mqtt", "--operator-token-file", "{short}"],              "16 characters"),
+        (["serve", "--no-mqtt", "--operator-token-file", "{missing}"],            "cannot read"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(
@@ -88,8 +90,10 @@ def test_bad_arguments_give_one_line_errors(
     junk.write_text("not a key, not json")
     empty = tmp_path / "empty"
     empty.mkdir()
+    short = tmp_path / "token"
+    short.write_text("secret\n")
     argv = [a.replace("{junk}", str(junk)).replace("{missing}", str(tmp_path / "no.json"))
-            .replace("{empty_dir}", str(empty)) for a in argv]
+            .replace("{empty_dir}", str(empty)).replace("{short}", str(short)) for a in argv]
     status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", *argv)
     assert status != 0
     assert err.startswith("etika: error:") and message in err
