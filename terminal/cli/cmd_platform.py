@@ -19,7 +19,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_sync.messages import DOWNLINK_KINDS, utc_now_iso
+from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.keys import load_or_create_signing_key, read_terminal_public_key
 from edge_sync.platform.reconcile import reconcile
 from edge_sync.platform.storage import PlatformStorage, open_storage
@@ -258,8 +258,12 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _register_terminal(ctx: CliContext, args: argparse.Namespace) -> int:
-    if args.key_version < 0:
-        raise PlatformUsageError("--key-version must be >= 0")
+    if not 0 <= args.key_version < 2**31:
+        raise PlatformUsageError("--key-version must be between 0 and 2147483647")
+    try:
+        ack_topic(args.terminal_id)  # the id must be usable in topics and URLs
+    except ValueError as exc:
+        raise PlatformUsageError(f"--terminal-id: {exc}") from exc
     pem = read_terminal_public_key(args.public_key)
     storage = _open(ctx, args)
     try:

@@ -79,6 +79,9 @@ def test_key_is_created_once_owner_only(
         (["push", "fx", "{junk}", "--terminal-id", "T"],                          "not valid"),
         (["push", "config", "{empty_dir}", "--terminal-id", "T"],                 "no <name>.toml"),
         (["serve", "--no-mqtt", "--operator-token-file", "{short}"],              "16 characters"),
+        (["register-terminal", "--terminal-id", "T/1", "--public-key", "{junk}"], "--terminal-id"),
+        (["register-terminal", "--terminal-id", "T", "--public-key", "{junk}",
+          "--key-version", "-1"],                                                 "--key-version"),
         (["serve", "--no-mqtt", "--operator-token-file", "{missing}"],            "cannot read"),
     ],
 )
