@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,10 +31,17 @@ from terminal.cli.context import CliContext
 from terminal.emv.config import TransactionData
 from terminal.emv.cvm import OnlinePinRequest
 from terminal.emv.errors import EmvError, NoApplication
-from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
+from terminal.emv.kernel import (
+    EmvKernel,
+    OnlineAuthoriser,
+    OnlineRequest,
+    OnlineResponse,
+    TransactionResult,
+)
 from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.emv.selection import Candidate, Chooser, choose_first
-from terminal.money import parse_amount
+from terminal.money import Amount, parse_amount
+from terminal.profile import Profile
 
 __all__ = ["register"]
 
@@ -72,9 +80,10 @@ def register(groups: Any) -> None:
                           help="ISO 4217 code (default: the profile's default currency)")
     transact.add_argument("--offline", action="store_true",
                           help="the terminal cannot go online (unable-to-go-online path)")
-    transact.add_argument("--issuer", choices=("none", "simulated"), default="none",
-                          help="who answers an ARQC: none (unable to go online) or the "
-                               "simulated card's test issuer (needs --simulated)")
+    transact.add_argument("--issuer", choices=("none", "simulated", "psp"), default="none",
+                          help="who answers an ARQC: none (unable to go online), the "
+                               "simulated card's test issuer (needs --simulated), or the "
+                               "profile's PSPs through its routes (ISO 8583 / REST)")
     transact.add_argument("--pinpad", metavar="PORT",
                           help="serial PIN pad for online PIN (e.g. /dev/ttyUSB0)")
     transact.set_defaults(handler=_transact)
@@ -116,6 +125,43 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession,
 
 class _UsageError(EmvError):
     exit_code = 2
+
+
+class _PspAuthoriser:
+    """The kernel's online authoriser over the profile's PSP routes.
+
+    The route depends on the card's network, known only once the kernel has selected the
+    application: the network is looked up from the profile's AID table when the ARQC
+    arrives, then :class:`terminal.psp_routing.KernelAuthoriser` seals the card data (P2PE)
+    and goes through the router (breakers, fall-through, reversal on timeout).
+    """
+
+    def __init__(self, profile: Profile, amount: Amount) -> None:
+        from terminal.psp_routing import build_router
+
+        self._profile = profile
+        self._amount = amount
+        self._router = build_router(profile)
+
+    def _network(self, aid: bytes) -> str:
+        wanted = aid.hex().upper()
+        for entry in self._profile.aids:
+            if wanted == entry.aid or (entry.partial_match and wanted.startswith(entry.aid)):
+                return entry.network
+        raise NoApplication(f"application {wanted} is not in the profile: no route for it")
+
+    async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
+        from edge_sync.connectors import Amount as PspAmount
+        from terminal.psp_routing import KernelAuthoriser
+
+        bridge = KernelAuthoriser(
+            self._router,
+            uuid.uuid4(),
+            PspAmount(self._amount.minor, self._amount.currency.code,
+                      self._amount.currency.numeric, self._amount.currency.exponent),
+            network=self._network(request.aid),
+        )
+        return await bridge.authorise(request)
 
 
 def _chooser(args: argparse.Namespace) -> Chooser:
@@ -182,6 +228,8 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                 from terminal.cli.sim_issuer import SimulatedIssuer
 
                 authoriser = SimulatedIssuer(sim_card.profile)
+            elif args.issuer == "psp":
+                authoriser = _PspAuthoriser(profile, amount)
             if args.pinpad:
                 from drivers.pinpad.serial_pinpad import SerialPinPad
 
@@ -199,5 +247,8 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
             kernel = EmvKernel(config, authoriser=authoriser, chooser=_chooser(args))
             return await kernel.transact(session, data, contactless=args.contactless)
 
-    _print(asyncio.run(go()), _TRANSACT_KEYS, args.json)
+    result = asyncio.run(go())
+    # With a real acquirer the issuer's answer (ARC, tag 8A) is worth showing too.
+    keys: tuple[str, ...] = (*_TRANSACT_KEYS, "arc") if args.issuer == "psp" else _TRANSACT_KEYS
+    _print(result, keys, args.json)
     return 0
