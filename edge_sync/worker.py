@@ -201,11 +201,12 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Drain, then wait for :meth:`wake` or the poll interval, until ``stop`` is set."""
         while not stop.is_set():
+            # Cleared before the pass, so a wake() arriving during it starts the next at once.
+            self._wake.clear()
             try:
                 await self.drain()
             except Exception:  # the loop must outlive a bad pass; the error is logged
                 log.exception("sync: drain pass failed")
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             try:
                 await asyncio.wait(
