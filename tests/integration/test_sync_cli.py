@@ -138,3 +138,23 @@ def test_psp_rows_go_through_their_connector(
             "SELECT state, last_error FROM outbox WHERE destination = 'psp:cih'").fetchone()
     assert code == 1 and report["delivered"] == 0 and report["retried"] == 1
     assert state == "pending" and "cih" in error
+
+
+def test_status_table_and_bad_destinations(
+    data_dir: Path, default_profile_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """status prints one line per destination; a wrong --destinations is a clear error."""
+    with Store.open(data_dir / "etika.db") as store:
+        store.record(StateChange(
+            entity="terminal", entity_id="p", to_state=None, action="report",
+            outbox=(OutboxMessage("pop", "pop_record", {"x": 1}, "pop-1"),),
+        ))
+    assert main(["--data-dir", str(data_dir), "sync", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "destination" in out and "pop" in out
+    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
+    code = main(["--data-dir", str(data_dir), "--profile", str(default_profile_dir),
+                 "sync", "run", "--once", "--destinations", "pop"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--destinations" in err and "Traceback" not in err
