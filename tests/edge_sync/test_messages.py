@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -173,3 +175,28 @@ def test_verify_signature_maps_library_errors(pem: bytes, signature: bytes) -> N
     """Bad keys and non-DER signatures become SignatureError, not library exceptions."""
     with pytest.raises(SignatureError):
         verify_signature(pem, b"data", signature)
+
+
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "sync_v1.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize(
+    ("name",       "parse",          "verify"),
+    [
+        ("uplink",   parse_envelope,   verify_envelope),
+        ("downlink", parse_downlink,   verify_downlink),
+    ],
+)
+def test_known_answer_vectors(name: str, parse: Any, verify: Any) -> None:
+    """The stored v1 vectors keep their canonical bytes (as the contract spells the rule)
+    and their signatures still verify: the contract has not drifted."""
+    obj = VECTORS[name]
+    expected = bytes.fromhex(VECTORS[f"{name}_canonical_hex"])
+    by_the_rule = json.dumps(
+        {k: v for k, v in obj.items() if k != "signature"},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    ).encode()
+    assert canonical_json(obj) == by_the_rule == expected
+    verify(parse(json.dumps(obj)), VECTORS["public_key_pem"])
