@@ -406,7 +406,14 @@ class Ingestor:
                     rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
                     continue
                 stored.append(((index, uplink), outcome))
-        for (index, _), outcome in stored:
+        for (index, uplink), outcome in stored:
+            if outcome.conflict:
+                # Never "duplicate" for another message: the terminal would drop it as
+                # delivered. A reused id is a terminal bug to be seen, not absorbed.
+                reason = "message_id already used by a different message; nothing stored"
+                acks[index] = Ack(message_id=outcome.message_id, status="rejected", reason=reason)
+                rejections.append(Rejection(uplink.terminal_id, outcome.message_id, reason))
+                continue
             acks[index] = Ack(
                 message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
             )

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CONTENT_FIELDS",
     "COUNTED_STATES",
     "HELD_PREFIX",
     "EodTotal",
@@ -113,10 +114,18 @@ class Rejection:
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """Per message: ``True`` when this commit stored it, ``False`` when it was there already."""
+    """Per message: ``new`` when this commit stored it; else it was there already, and
+    ``conflict`` says the stored one has other content under the same ``message_id``."""
 
     message_id: str
     new: bool
+    conflict: bool = False
+
+
+#: The envelope fields that make a message what it is. A resend of the same outbox row
+#: repeats them exactly; its signature differs (ECDSA is randomised) and so may its
+#: ``key_version`` (the terminal rotated its key in between).
+CONTENT_FIELDS = ("terminal_id", "kind", "seq", "idempotency_key", "created_at", "payload")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from edge_sync.platform.errors import StorageError, UnstorableData
 from edge_sync.platform.records import (
+    CONTENT_FIELDS,
     EodTotal,
     IngestOutcome,
     Rejection,
@@ -316,6 +317,7 @@ class _SqlStorage:
         if not uplinks:
             return []
         new: dict[int, bool] = {}
+        conflicts: dict[int, bool] = {}
         added: dict[str, list[int]] = {u.terminal_id: [0, 0] for u in uplinks}
         with self._transaction() as conn:
             # In message_id order: two workers' batches then lock rows in the same order
@@ -338,7 +340,9 @@ class _SqlStorage:
                 ).fetchone()
                 # sorted() is stable: of one message twice in a batch, the first is the new one.
                 new[position] = inserted is not None
-                if inserted is not None:
+                if inserted is None:
+                    conflicts[position] = self._differs(conn, uplink)
+                else:
                     self._apply(conn, uplink, received_at)
                     added[uplink.terminal_id][0] += 1
                     added[uplink.terminal_id][1] += 0 if uplink.booked else 1
@@ -352,7 +356,19 @@ class _SqlStorage:
                     "OR last_seen_at < ? THEN ? ELSE last_seen_at END WHERE terminal_id = ?",
                     (stored, unbooked, received_at, received_at, terminal_id),
                 )
-        return [IngestOutcome(u.message_id, new[i]) for i, u in enumerate(uplinks)]
+        return [
+            IngestOutcome(u.message_id, new[i], conflicts.get(i, False))
+            for i, u in enumerate(uplinks)
+        ]
+
+    def _differs(self, conn: Any, uplink: Uplink) -> bool:
+        """Whether the message stored under this id has other content than ``uplink``."""
+        row = self._run(
+            conn, "SELECT envelope FROM platform_messages WHERE message_id = ?",
+            (uplink.message_id,),
+        ).fetchone()
+        stored, arriving = json.loads(row[0]), json.loads(uplink.envelope_json)
+        return any(stored.get(f) != arriving.get(f) for f in CONTENT_FIELDS)
 
     def _apply(self, conn: Any, uplink: Uplink, received_at: str) -> None:
         """The typed effect of a newly stored message, in the same transaction."""

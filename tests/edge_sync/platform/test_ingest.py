@@ -369,3 +369,42 @@ def test_reasons_quoting_huge_input_are_kept_short(storage: PlatformStorage) -> 
     ack, = Ingestor(storage).ingest([raw(body)])
     assert ack.status == "rejected"
     assert ack.reason is not None and len(ack.reason) <= 300
+
+
+def _again(signer: SoftwareSigner, first: Any, **changes: Any) -> bytes:
+    """The same outbox row sent again (a fresh signature), with ``changes`` if any."""
+    from edge_sync.messages import build_envelope
+
+    fields = {name: getattr(first, name) for name in
+              ("terminal_id", "kind", "seq", "idempotency_key", "payload", "message_id",
+               "created_at")}
+    fields.update(changes)
+    return build_envelope(signer, **fields).to_json()
+
+
+def test_resend_with_a_new_signature_or_key_is_a_duplicate(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """A retry re-signed (ECDSA is randomised), even after a key rotation, is a duplicate."""
+    ingestor = Ingestor(storage)
+    first = envelope(registered)
+    rotated = SoftwareSigner.generate(key_version=2)
+    storage.register_key(TERMINAL_ID, 2, rotated.public_key_pem().decode(), "later")
+    acks = ingestor.ingest([raw(first), raw(_again(registered, first)),
+                            raw(_again(rotated, first))])
+    assert [a.status for a in acks] == ["accepted", "duplicate", "duplicate"]
+
+
+def test_a_reused_message_id_with_other_content_is_rejected(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """Another message under a stored id is refused, never absorbed as a duplicate."""
+    ingestor = Ingestor(storage)
+    first = envelope(registered)
+    ingestor.ingest([raw(first)])
+    other = _again(registered, first, payload={**first.payload, "amount_minor": 1})
+    ack, = ingestor.ingest([raw(other)])
+    assert ack.status == "rejected"
+    assert ack.reason is not None and "already used by a different message" in ack.reason
+    totals = storage.transaction_totals("2026-11-21")
+    assert [t.amount_minor for t in totals] == [10000]
