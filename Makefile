@@ -9,9 +9,10 @@ export ETIKA_DATA_DIR ?= $(CURDIR)/var
 setup:
 	@scripts/setup
 
+# Payments at a simulated counter: pcscd + virtual cards, a PIN pad on a pty and ISO 8583
+# acquirers, each a real process (scripts/demo.py says what runs).
 demo: setup
-	$(VENV)/bin/etika config check
-	$(VENV)/bin/etika db status
+	$(PY) scripts/demo.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -34,6 +34,7 @@ Rules implemented (and only these):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from etika_errors import EtikaError
@@ -44,6 +45,7 @@ from terminal.emv.cvm import OnlinePinRequest
 from terminal.emv.dol import build_dol
 from terminal.emv.errors import CardDataError, CardError, OdaError, TransactionNotAllowed
 from terminal.emv.kernel import (
+    OnlineRequest,
     OnlineResponse,
     TransactionResult,
     _ContactFlow,
@@ -72,6 +74,7 @@ class QvsdcFlow(_ContactFlow):
                  txn: TransactionData | None) -> None:
         super().__init__(kernel, channel, selected, txn)
         self.ttq = b"\x00\x00\x00\x00"
+        self.pdol_tvr = bytes(5)
 
     def _terminal(self) -> dict[int, bytes]:
         data = super()._terminal()
@@ -101,7 +104,11 @@ class QvsdcFlow(_ContactFlow):
 
     async def _gpo(self) -> None:
         pdol = self.selected.pdol or b""
-        self.pdol_data = build_dol(pdol, self._dol_source()) if pdol else b""
+        source = self._dol_source()
+        self.pdol_data = build_dol(pdol, source) if pdol else b""
+        # The card's qVSDC cryptogram covers the terminal data as sent in the PDOL; the TVR
+        # the kernel sets afterwards (ODA not performed, …) is for the terminal's own log.
+        self.pdol_tvr = source.get(0x95, bytes(5))
         response = await self.channel.transmit(apdu.get_processing_options(self.pdol_data))
         if response.sw in (0x6984, 0x6985, 0x6986):
             raise TransactionNotAllowed(
@@ -230,6 +237,13 @@ class QvsdcFlow(_ContactFlow):
         result = self.result()
         result.interface = "contactless"
         return result
+
+    def _online_request(self) -> OnlineRequest:
+        """DE 55 must let the issuer recompute the ARQC: TVR as it went into the cryptogram."""
+        request = super()._online_request()
+        icc = dict(request.icc_data)
+        icc[0x95] = self.pdol_tvr
+        return replace(request, icc_data=icc)
 
     async def _cvm(self, txn: TransactionData, ctq: bytes) -> None:
         if not self.ttq[1] & 0x40:

@@ -92,34 +92,41 @@ def pinpad_process_factory() -> Iterator[object]:
             process.stdout.close()
 
 
-def _transact(profile: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _transact(profile: Path, data_dir: Path, amount: str, *extra: str,
+              ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     return subprocess.run(
         [*ETIKA, "--profile", str(profile), "--data-dir", str(data_dir), "card", "transact",
-         "--amount", "750.00", "--issuer", "psp", "--json", *extra],
+         "--amount", amount, "--issuer", "psp", "--json", *extra],
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )
 
 
 @pytest.mark.parametrize(
-    ("card",           "pin",  "cryptogram", "decision",         "arc"),
+    ("card",           "pin",  "interface",   "cryptogram", "decision",         "arc"),
     [
-        ("visa-credit",    "1234", "TC",         "approved_online",  "00"),
-        ("visa-credit",    "9999", "AAC",        "declined_online",  "55"),
-        ("domestic-visa",  None,   "TC",         "approved_online",  "00"),
+        ("visa-credit",    "1234", "contact",     "TC",         "approved_online",  "00"),
+        ("visa-credit",    "9999", "contact",     "AAC",        "declined_online",  "55"),
+        ("domestic-visa",  None,   "contact",     "TC",         "approved_online",  "00"),
+        ("visa-credit",    None,   "contactless", "ARQC",       "approved_online",  "00"),
     ],
 )
 def test_online_authorisation_through_the_acquirer(
-    acquirers: Path, data_dir: Path, pinpad_process_factory: object,
-    card: str, pin: str | None, cryptogram: str, decision: str, arc: str,
+    acquirers: Path, data_dir: Path, pinpad_process_factory: object, card: str,
+    pin: str | None, interface: str, cryptogram: str, decision: str, arc: str,
 ) -> None:
     """An ARQC goes through the profile's route to the ISO 8583 acquirer and back to the card."""
     extra = ["--simulated", card]
     if pin is not None:
         extra += ["--pinpad", pinpad_process_factory(pin)]  # type: ignore[operator]
-    result = _transact(acquirers, data_dir, *extra)
+    if interface == "contactless":
+        extra.append("--contactless")
+    # Above the floor limit (contact) and the card's contactless offline limit: online.
+    result = _transact(acquirers, data_dir, "750.00" if interface == "contact" else "120.00",
+                       *extra)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert (answer["first_cryptogram"], answer["cryptogram"], answer["decision"], answer["arc"]) \
         == ("ARQC", cryptogram, decision, arc)
-    assert answer["cvm"] == ("online_pin" if pin else "signature")
+    if interface == "contact":
+        assert answer["cvm"] == ("online_pin" if pin else "signature")
