@@ -18,6 +18,7 @@ from edge_sync.outbox import (
     ALERT_PRIORITY,
     FINANCIAL_PREFIX,
     OPEN_STATES,
+    SILENT_KINDS,
     DestinationStatus,
     OutboxRow,
     alert_payload,
@@ -173,7 +174,7 @@ class MemoryOutbox:
                 stored.state = "dead"
                 stored.last_error = reason
                 count += 1
-                if stored.row.kind != ALERT_KIND:
+                if stored.row.kind not in SILENT_KINDS:
                     row = stored.row
                     self.enqueue(
                         ALERT_DESTINATION,

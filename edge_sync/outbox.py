@@ -23,7 +23,7 @@ fake with the same semantics. Both follow these rules, which the worker relies o
   ``message_id``) and loses nothing.
 * **Dead letters** — a row whose ``expires_at`` passed, or that the receiver rejected, becomes
   ``dead`` and an ``alert`` row for the platform is written in the same transaction (except
-  for dead alerts themselves, which would loop).
+  for :data:`SILENT_KINDS`: dead alerts would loop, expired status reports are superseded).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "ALERT_PRIORITY",
     "FINANCIAL_PREFIX",
     "OPEN_STATES",
+    "SILENT_KINDS",
     "DestinationStatus",
     "Outbox",
     "OutboxRow",
@@ -48,6 +49,9 @@ __all__ = [
 
 OPEN_STATES = ("pending", "in_flight")
 ALERT_KIND = "alert"
+#: Kinds whose dead letters raise no alert: an alert about an alert would loop, and a
+#: periodic status report that expired is simply superseded by the next one.
+SILENT_KINDS = frozenset({ALERT_KIND, "status"})
 #: Destination of alerts (dead letters, refused downlinks): the central platform.
 ALERT_DESTINATION = "platform"
 ALERT_PRIORITY = 50

@@ -22,6 +22,7 @@ from edge_sync.outbox import (
     ALERT_KIND,
     ALERT_PRIORITY,
     FINANCIAL_PREFIX,
+    SILENT_KINDS,
     DestinationStatus,
     OutboxRow,
     alert_payload,
@@ -159,9 +160,9 @@ class SqliteOutbox:
                 (now, reason[:500], row["id"]),
             )
             count += 1
-            # An alert about a dead alert would loop; the journal entry still records it.
+            # No alert for SILENT_KINDS (see edge_sync.outbox); the journal still records it.
             alerts: tuple[OutboxMessage, ...] = ()
-            if row["kind"] != ALERT_KIND:
+            if row["kind"] not in SILENT_KINDS:
                 alerts = (
                     OutboxMessage(
                         destination=ALERT_DESTINATION,

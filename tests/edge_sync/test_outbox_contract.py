@@ -181,3 +181,10 @@ def test_requeue_dead_gives_rows_another_chance(harness: Harness) -> None:
     (row,) = harness.outbox.claim("pop", 10, NOW + 10)
     assert row.message_id == a and row.attempts == 1 and row.expires_at is None
     assert harness.outbox.requeue_dead(None, NOW + 10) == 1
+
+
+def test_expired_status_report_raises_no_alert(harness: Harness) -> None:
+    """A status report that outlived its TTL is dropped silently (the next one supersedes it)."""
+    report = harness.add(kind="status", ttl_s=10)
+    assert harness.outbox.expire(NOW + 60) == [report]
+    assert harness.state(report) == "dead" and harness.kinds() == ["status"]
