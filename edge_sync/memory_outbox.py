@@ -208,7 +208,11 @@ class MemoryOutbox:
         with self._lock:
             count = 0
             for stored in self._rows.values():
-                if stored.state == "dead" and destination in (None, stored.row.destination):
+                if (
+                    stored.state == "dead"
+                    and destination in (None, stored.row.destination)
+                    and stored.row.kind != "status"  # stale by now; a fresh one follows
+                ):
                     stored.state = "pending"
                     stored.next_attempt_at = now
                     stored.row = replace(stored.row, attempts=0, expires_at=None)

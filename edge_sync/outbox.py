@@ -172,7 +172,8 @@ class Outbox(Protocol):
 
     def requeue_dead(self, destination: str | None, now: float) -> int:
         """Put dead rows (of one destination, or all) back to pending, due now, with a fresh
-        attempt count and no expiry: the operator fixed what killed them. How many."""
+        attempt count and no expiry: the operator fixed what killed them. How many.
+        Expired status reports stay dead (stale; a fresh one follows)."""
         ...
 
     def enqueue(

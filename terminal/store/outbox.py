@@ -216,7 +216,7 @@ class SqliteOutbox:
             ids = [
                 str(r[0])
                 for r in conn.execute(
-                    "SELECT message_id FROM outbox WHERE state = 'dead'"
+                    "SELECT message_id FROM outbox WHERE state = 'dead' AND kind != 'status'"
                     " AND (? IS NULL OR destination = ?) ORDER BY id",
                     (destination, destination),
                 )
@@ -224,7 +224,7 @@ class SqliteOutbox:
             conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?,"
                 " expires_at = NULL, dead_at = NULL"
-                " WHERE state = 'dead' AND (? IS NULL OR destination = ?)",
+                " WHERE state = 'dead' AND kind != 'status' AND (? IS NULL OR destination = ?)",
                 (now, destination, destination),
             )
             if ids:
