@@ -42,8 +42,10 @@ class Transport(Protocol):
 class FailoverTransport:
     """Prefer the first transport (MQTT); use the next (HTTPS) while it is unavailable.
 
-    After a failure the preferred transport is skipped for ``retry_preferred_s`` seconds, so
-    a dead broker costs one connection attempt per period rather than one per batch.
+    Unavailable means it raised :class:`TransportError`, or it took a batch and no ack at
+    all came back in time. After a failure the preferred transport is skipped for
+    ``retry_preferred_s`` seconds, so a dead broker costs one attempt per period rather than
+    one per batch.
     """
 
     def __init__(
@@ -79,7 +81,15 @@ class FailoverTransport:
                 errors.append(f"{transport.name}: {exc}")
                 log.warning("sync transport %s unavailable: %s", transport.name, exc)
                 continue
-            self._retry_after[index] = 0.0
+            if envelopes and not acks and index < last:
+                # Connected but nobody answered (the platform's MQTT consumers are down,
+                # say): try the next link with the same batch; the receiver dedups.
+                self._retry_after[index] = self._clock() + self._retry_preferred_s
+                errors.append(f"{transport.name}: no acknowledgement within {timeout:g} s")
+                log.warning("sync transport %s: no acks, trying the next", transport.name)
+                continue
+            if acks:
+                self._retry_after[index] = 0.0
             self.last_used = transport.name
             return acks
         raise TransportError(

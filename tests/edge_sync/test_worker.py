@@ -317,3 +317,24 @@ async def test_late_ack_marks_the_row_delivered() -> None:
     await asyncio.get_running_loop().run_in_executor(worker._executor, lambda: None)
     assert outbox.state_of(mid) == "delivered"
     worker.close()
+
+
+async def test_failover_when_the_preferred_link_gets_no_acks() -> None:
+    """MQTT connected but silent (no consumer): the same batch goes over HTTPS instead."""
+
+    class Silent(FakeReceiver):
+        async def deliver(self, envelopes, timeout):  # type: ignore[no-untyped-def]
+            self.received.extend(envelopes)
+            return {}
+
+    mqtt, https = Silent(name="mqtt"), FakeReceiver(name="https")
+    failover = FailoverTransport([mqtt, https], retry_preferred_s=60)
+    outbox, clock = MemoryOutbox(), Clock()
+    ids = fill(outbox, clock, 4)
+    worker = make_worker(outbox, failover, clock)
+    await worker.drain()
+    assert [e.message_id for e in https.committed] == ids and len(mqtt.received) == 4
+    fill(outbox, clock, 1)
+    await worker.drain()  # MQTT is skipped for retry_preferred_s
+    assert len(mqtt.received) == 4 and len(https.committed) == 5
+    worker.close()
