@@ -41,9 +41,8 @@ from smartcard import scard
 
 from drivers.base import ResponseApdu
 from drivers.pcsc import PcscReader
-from simulators.card.card import EmvCard
-from simulators.card.profiles import Interface, get_profile
-from simulators.card.vpcd import VPCD_PORT, VpcdCardThread
+from etika_errors import EtikaError
+from simulators.card.vpcd import VPCD_PORT
 from terminal.emv.config import TransactionData
 from terminal.emv.kernel import EmvKernel
 from terminal.emv.profile_adapter import kernel_config_from_profile
@@ -139,19 +138,26 @@ def percentile(values: list[float], pct: float) -> float:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     config = kernel_config_from_profile(load_profile(ROOT / "firmware-config" / "default"))
     kernel = EmvKernel(config)
-    card = EmvCard(get_profile("visa-credit"), Interface.CONTACT)
-    vpcd = VpcdCardThread(card, port=args.port).start()
+    # The card runs in its own process, as a real card runs on its own chip: in a thread of
+    # this process its RSA and TDES work would compete with the terminal for the GIL and
+    # the bench would measure that contention rather than the terminal's stack.
+    card = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli.main", "sim", "card", "--profile", "visa-credit",
+         "--port", str(args.port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
     reader = PcscReader(exclusive=True)
     slot = args.port - VPCD_PORT
     name = f"Virtual PCD 00 {slot:02d}"
     try:
-        if not vpcd.wait_connected(10):
-            raise SystemExit(f"the simulated card could not reach vpcd on port {args.port}")
         readers = await reader.list_readers()
         reader_name = next((r for r in readers if r.startswith(name)), None)
         if reader_name is None:
             raise SystemExit(f"no reader {name!r} in {readers}")
-        await reader.wait_for_card(reader_name, timeout=10)
+        try:
+            await reader.wait_for_card(reader_name, timeout=20)
+        except EtikaError as exc:
+            raise SystemExit(f"the simulated card never reached {reader_name}: {exc}") from exc
         data = TransactionData(amount=2500, currency_numeric=504)
 
         async def one() -> tuple[float, Recorder]:
@@ -175,7 +181,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         with Progress(transient=True) as progress:
             task = progress.add_task("EMV transactions", total=args.transactions)
             for _ in range(args.transactions):
-                elapsed, recorded = await one()
+                # The whole transaction on the reader's I/O thread, as the terminal runs it.
+                elapsed, recorded = await reader.run_card_job(one)
                 ours.append(elapsed)
                 counts.append(len(recorded.sent))
                 # The same APDUs, raw, right after: the card's state drifts alike for both.
@@ -193,7 +200,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         scard.SCardReleaseContext(raw_ctx)
     finally:
         await reader.aclose()
-        vpcd.stop()
+        card.terminate()
+        card.wait(timeout=10)
     ratio = statistics.median(ours) / statistics.median(raw)
     return {
         "bench": "emv",

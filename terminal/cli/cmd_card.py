@@ -22,9 +22,9 @@ import asyncio
 import json
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from drivers.base import CardReader, CardSession
 from terminal.cli.context import CliContext
@@ -44,6 +44,8 @@ from terminal.money import Amount, parse_amount
 from terminal.profile import Profile
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 _READ_KEYS = ("aid", "label", "pan_masked", "expiry")
 _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
@@ -109,18 +111,33 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession,
             raise _UsageError(str(exc)) from exc
         reader, sim_card = sim, sim.card
     else:
-        from drivers.pcsc import PcscReader
-
-        reader = PcscReader()
+        reader = args.pcsc_reader
     name = await reader.wait_for_card(args.reader, timeout=args.timeout)
     session = await reader.connect(name)
     try:
         yield session, sim_card
     finally:
         await session.close()
-        closer = getattr(reader, "aclose", None)
-        if closer is not None:
-            await closer()
+
+
+def _run_card_job(args: argparse.Namespace, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``job`` to completion: in-process for a simulated card, else on the PC/SC
+    reader's own I/O thread (:meth:`drivers.pcsc.PcscReader.run_card_job`), where its APDUs
+    need no thread hop."""
+    if args.simulated:
+        return asyncio.run(job())
+    from drivers.pcsc import PcscReader
+
+    reader = PcscReader()
+    args.pcsc_reader = reader
+
+    async def on_reader_thread() -> T:
+        try:
+            return await reader.run_card_job(job)
+        finally:
+            await reader.aclose()
+
+    return asyncio.run(on_reader_thread())
 
 
 class _UsageError(EmvError):
@@ -202,7 +219,7 @@ def _read(ctx: CliContext, args: argparse.Namespace) -> int:
             kernel = EmvKernel(config, chooser=_chooser(args))
             return await kernel.read(session, contactless=args.contactless)
 
-    _print(asyncio.run(go()), _READ_KEYS, args.json)
+    _print(_run_card_job(args, go), _READ_KEYS, args.json)
     return 0
 
 
@@ -247,7 +264,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
             kernel = EmvKernel(config, authoriser=authoriser, chooser=_chooser(args))
             return await kernel.transact(session, data, contactless=args.contactless)
 
-    result = asyncio.run(go())
+    result = _run_card_job(args, go)
     # With a real acquirer the issuer's answer (ARC, tag 8A) is worth showing too.
     keys: tuple[str, ...] = (*_TRANSACT_KEYS, "arc") if args.issuer == "psp" else _TRANSACT_KEYS
     _print(result, keys, args.json)

@@ -107,8 +107,9 @@ def encode_tag(tag: int) -> bytes:
 
 def is_constructed(tag: int) -> bool:
     """Bit b6 of the tag's first byte (Annex B1)."""
-    first = tag >> (8 * ((tag.bit_length() - 1) // 8)) if tag > 0 else 0
-    return bool(first & 0x20)
+    while tag > 0xFF:
+        tag >>= 8
+    return bool(tag & 0x20)
 
 
 def encode_length(length: int) -> bytes:
@@ -199,7 +200,7 @@ def iter_tlv(data: bytes, *, base: int = 0, recurse: bool = True) -> Iterator[Tl
             )
         value = data[offset:end]
         children: list[Tlv] = []
-        if recurse and is_constructed(tag):
+        if recurse and data[start] & 0x20:  # b6 of the first tag byte: constructed
             children = list(iter_tlv(value, base=base + offset))
         yield Tlv(tag=tag, value=value, children=children, offset=base + start)
         offset = end
