@@ -16,7 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge_sync.errors import SignatureError
 
-__all__ = ["Signer", "SoftwareSigner", "verify_signature"]
+__all__ = ["ANNOUNCED_WITH", "RotatingSigner", "Signer", "SoftwareSigner", "verify_signature"]
+
+#: Payload field of a ``keys_rotated`` report naming the (previous) key version to sign it
+#: with, so that the platform, which trusts that key, can register the new one by itself.
+ANNOUNCED_WITH = "announced_with_key_version"
 
 
 @runtime_checkable
@@ -34,6 +38,15 @@ class Signer(Protocol):
 
     def public_key_pem(self) -> bytes:
         """The matching public key, SubjectPublicKeyInfo PEM."""
+        ...
+
+
+@runtime_checkable
+class RotatingSigner(Signer, Protocol):
+    """A :class:`Signer` whose store keeps older key versions (the token does)."""
+
+    def for_version(self, version: int) -> Signer:
+        """A signer bound to key ``version``; ``ValueError`` if it is not held."""
         ...
 
 

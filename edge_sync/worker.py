@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from edge_sync.errors import TransportError
 from edge_sync.messages import Ack, Envelope, build_envelope
 from edge_sync.outbox import Outbox, OutboxRow, RetryPolicy
-from edge_sync.signing import Signer
+from edge_sync.signing import ANNOUNCED_WITH, RotatingSigner, Signer
 from edge_sync.transport import Transport
 
 __all__ = ["DrainReport", "OutboxWorker", "TokenBucket", "WorkerSettings"]
@@ -289,10 +289,18 @@ class OutboxWorker:
         at = self._clock() + self._settings.retry.delay(1)
         self._outbox.retry_later([(row.message_id, at) for row in rows], why)
 
+    def _signer_for(self, row: OutboxRow) -> Signer:
+        """The terminal key, except for a key rotation's report: that one is signed with
+        the previous key, which the platform trusts, so it can register the new key."""
+        announced_with = row.payload.get(ANNOUNCED_WITH) if row.kind == "keys_rotated" else None
+        if isinstance(announced_with, int) and isinstance(self._signer, RotatingSigner):
+            return self._signer.for_version(announced_with)
+        return self._signer
+
     def _envelope(self, row: OutboxRow) -> Envelope:
         created = datetime.fromtimestamp(row.created_at, UTC)
         return build_envelope(
-            self._signer,
+            self._signer_for(row),
             terminal_id=self._settings.terminal_id,
             kind=row.kind,
             seq=row.id,

@@ -229,9 +229,10 @@ class KeyStore:
 
     # --- signing ---------------------------------------------------------------------
 
-    def sign(self, data: bytes) -> bytes:
-        """DER ECDSA P-256/SHA-256 signature of ``data`` with the current signing key."""
-        version = self.signing_key_version
+    def sign(self, data: bytes, version: int | None = None) -> bytes:
+        """DER ECDSA P-256/SHA-256 signature of ``data`` with the current signing key, or
+        with signing key ``version`` (a rotation is announced under the previous key)."""
+        version = version or self.signing_key_version
         label = k.key_label(KeyPurpose.SIGNING, version)
         # SoftHSM 2.6.1 has no CKM_ECDSA_SHA256: hash here, sign the digest with CKM_ECDSA.
         digest = hashlib.sha256(data).digest()
@@ -374,20 +375,28 @@ class KeyStore:
 
 
 class TokenSigner:
-    """:class:`hsm.base.Signer` over a :class:`KeyStore`: always the current signing key."""
+    """:class:`hsm.base.Signer` over a :class:`KeyStore`: the current signing key, or one
+    fixed ``version`` (see :meth:`for_version`)."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, version: int | None = None) -> None:
         self._store = store
+        self._version = version
 
     @property
     def key_version(self) -> int:
-        return self._store.signing_key_version
+        return self._version or self._store.signing_key_version
 
     def sign(self, data: bytes) -> bytes:
-        return self._store.sign(data)
+        return self._store.sign(data, self._version)
 
     def public_key_pem(self) -> bytes:
-        return self._store.public_key_pem()
+        return self._store.public_key_pem(self._version)
+
+    def for_version(self, version: int) -> TokenSigner:
+        """A signer bound to signing key ``version`` (which the token must still hold)."""
+        if version not in self._store.key_versions().get(KeyPurpose.SIGNING, []):
+            raise ValueError(f"the token holds no signing key version {version}")
+        return TokenSigner(self._store, version)
 
     def __repr__(self) -> str:
         return f"<TokenSigner {self._store!r}>"

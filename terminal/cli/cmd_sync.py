@@ -32,7 +32,7 @@ from edge_sync.errors import SyncError
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.outbox import RetryPolicy
-from edge_sync.signing import Signer
+from edge_sync.signing import ANNOUNCED_WITH, Signer
 from edge_sync.transport import FailoverTransport, Transport
 from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
 from terminal.cli.context import CliContext
@@ -254,8 +254,10 @@ async def _drive(
     mqtt: MqttTransport | None = None
 
     def rotate() -> Mapping[str, Any]:
+        previous = keystore.signing_key_version
         version = keystore.rotate(signing)
-        return {"key_version": version, "public_key_pem": keystore.public_key_pem().decode()}
+        return {"key_version": version, "public_key_pem": keystore.public_key_pem().decode(),
+                ANNOUNCED_WITH: previous}
 
     hooks = TerminalDownlinkHooks(
         FleetStore(store),

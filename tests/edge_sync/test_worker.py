@@ -11,7 +11,7 @@ from edge_sync.fake_transport import FakeReceiver
 from edge_sync.memory_outbox import MemoryOutbox
 from edge_sync.messages import verify_envelope
 from edge_sync.outbox import RetryPolicy
-from edge_sync.signing import SoftwareSigner
+from edge_sync.signing import ANNOUNCED_WITH, SoftwareSigner
 from edge_sync.transport import FailoverTransport
 from edge_sync.worker import OutboxWorker, TokenBucket, WorkerSettings
 
@@ -337,4 +337,42 @@ async def test_failover_when_the_preferred_link_gets_no_acks() -> None:
     fill(outbox, clock, 1)
     await worker.drain()  # MQTT is skipped for retry_preferred_s
     assert len(mqtt.received) == 4 and len(https.committed) == 5
+    worker.close()
+
+
+class _Keyring:
+    """A RotatingSigner over two software keys: version 1 (old) and 2 (current)."""
+
+    def __init__(self) -> None:
+        self.keys = {1: SoftwareSigner.generate(1), 2: SoftwareSigner.generate(2)}
+
+    @property
+    def key_version(self) -> int:
+        return 2
+
+    def sign(self, data: bytes) -> bytes:
+        return self.keys[2].sign(data)
+
+    def public_key_pem(self) -> bytes:
+        return self.keys[2].public_key_pem()
+
+    def for_version(self, version: int) -> SoftwareSigner:
+        return self.keys[version]
+
+
+async def test_key_rotation_report_is_signed_with_the_announcing_key() -> None:
+    """A keys_rotated report is signed with the key it names, which the platform trusts,
+    so the platform can register the new key without an operator."""
+    keyring, outbox, clock = _Keyring(), MemoryOutbox(), Clock()
+    receiver = FakeReceiver(keyring.keys[1].public_key_pem())  # knows only the old key
+    outbox.enqueue("platform", "keys_rotated", {"key_version": 2, ANNOUNCED_WITH: 1}, "rot-2",
+                   clock.now)
+    settings = WorkerSettings(terminal_id="T-0001", batch_size=10, max_in_flight=10,
+                              ack_timeout_s=1.0)
+    worker = OutboxWorker(outbox, {"platform": receiver}, keyring, settings,  # type: ignore[arg-type]
+                          clock=clock)
+    report = await worker.drain()
+    assert report.delivered == 1
+    assert receiver.committed[0].key_version == 1
+    verify_envelope(receiver.committed[0], keyring.keys[1].public_key_pem())
     worker.close()

@@ -247,6 +247,23 @@ def test_rotation_keeps_old_blobs_and_signatures_usable(hsm_keystore: KeyStore) 
     assert hsm_keystore.key_versions() == store.key_versions()
 
 
+def test_signer_bound_to_an_older_version_signs_with_it(hsm_keystore: KeyStore) -> None:
+    """After a rotation, for_version(old) signs under the old key (rotation announcements);
+    a version the token does not hold is refused."""
+    store = KeyStore(hsm_keystore.owner, InMemoryTokenRegistry())
+    old_version = store.signing_key_version
+    new_version = store.rotate(KeyPurpose.SIGNING)
+    current, previous = store.signer(), store.signer().for_version(old_version)
+    assert (current.key_version, previous.key_version) == (new_version, old_version)
+    verify_signature(store.public_key_pem(old_version), b"announce", previous.sign(b"announce"))
+    assert previous.public_key_pem() == store.public_key_pem(old_version)
+    with pytest.raises(SignatureInvalid):
+        verify_signature(store.public_key_pem(new_version), b"announce", previous.sign(b"announce"))
+    with pytest.raises(ValueError, match="no signing key version 999"):
+        store.signer().for_version(999)
+    hsm_keystore.refresh()
+
+
 def test_eight_threads_agree_with_one(hsm_keystore: KeyStore) -> None:
     """8 threads × 1,000 tokenisations (token, fingerprint, version and a vault blob each)
     give exactly what one thread gives, every blob opens, and nothing crashes."""
