@@ -182,35 +182,50 @@ def _read_length(data: bytes, offset: int, tag: int, base: int) -> tuple[int, in
 
 def iter_tlv(data: bytes, *, base: int = 0, recurse: bool = True) -> Iterator[Tlv]:
     """Decode data objects one by one; constructed ones get their ``children`` decoded."""
-    data = bytes(data)
+    yield from _decode_list(bytes(data), base, recurse)
+
+
+def _decode_list(data: bytes, base: int, recurse: bool) -> list[Tlv]:
+    # The kernel decodes every card answer, several times per transaction: this loop reads
+    # one-byte lengths and short tags inline and leaves the rarer forms to the helpers.
+    out: list[Tlv] = []
+    size = len(data)
     offset = 0
-    while offset < len(data):
-        if data[offset] == _PADDING:
+    while offset < size:
+        first = data[offset]
+        if first == _PADDING:
             offset += 1
             continue
         start = offset
-        tag, offset = read_tag(data, offset, base=base)
-        length, offset = _read_length(data, offset, tag, base)
+        if (first & 0x1F) != 0x1F:
+            tag, offset = first, offset + 1
+        elif offset + 1 < size and data[offset + 1] < 0x80:
+            tag, offset = (first << 8) | data[offset + 1], offset + 2
+        else:
+            tag, offset = read_tag(data, offset, base=base)
+        if offset < size and data[offset] < 0x80:
+            length, offset = data[offset], offset + 1
+        else:
+            length, offset = _read_length(data, offset, tag, base)
         end = offset + length
-        if end > len(data):
+        if end > size:
             raise TlvError(
-                f"value of {length} bytes overruns the data ({len(data) - offset} left)",
+                f"value of {length} bytes overruns the data ({size - offset} left)",
                 offset=base + start,
                 tag=tag,
             )
         value = data[offset:end]
-        children: list[Tlv] = []
-        if recurse and data[start] & 0x20:  # b6 of the first tag byte: constructed
-            children = list(iter_tlv(value, base=base + offset))
-        yield Tlv(tag=tag, value=value, children=children, offset=base + start)
+        children = _decode_list(value, base + offset, True) if recurse and first & 0x20 else []
+        out.append(Tlv(tag, value, children, base + start))
         offset = end
+    return out
 
 
 def decode(data: bytes) -> list[Tlv]:
     """Every top-level data object in ``data``, constructed ones with their children."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    return list(iter_tlv(bytes(data)))
+    return _decode_list(bytes(data), 0, True)
 
 
 def find_all(tlvs: Iterable[Tlv], tag: int) -> Iterator[Tlv]:
