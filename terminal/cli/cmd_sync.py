@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import signal
 import time
@@ -36,6 +37,8 @@ from edge_sync.signing import ANNOUNCED_WITH, Signer
 from edge_sync.transport import FailoverTransport, Transport
 from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
 from terminal.cli.context import CliContext
+from terminal.eod import report_end_of_day
+from terminal.money import Amount, currency
 from terminal.profile import Profile
 from terminal.store import Store
 from terminal.store.fleet import FleetStore
@@ -88,6 +91,39 @@ def register(groups: Any) -> None:
     )
     requeue.add_argument("--destination", help="only this destination (default: all)")
     requeue.set_defaults(handler=_requeue_dead)
+    eod = commands.add_parser(
+        "eod",
+        help="queue the day's totals per currency for the platform's reconciliation",
+    )
+    eod.add_argument("--date", type=_business_date, default=None,
+                     help="business day, YYYY-MM-DD (default: today, UTC)")
+    eod.add_argument("--json", action="store_true", help="print JSON")
+    eod.set_defaults(handler=_eod)
+
+
+def _business_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-22") from None
+
+
+def _eod(ctx: CliContext, args: argparse.Namespace) -> int:
+    profile = ctx.profile()
+    day = args.date or dt.datetime.now(dt.UTC).date()
+    with Store.open(ctx.database_path) as store:
+        totals = report_end_of_day(store, profile.terminal.terminal_id, day)
+    if args.json:
+        print(json.dumps({"business_date": day.isoformat(),
+                          "totals": [t.as_json() for t in totals]}))
+        return 0
+    print(f"end of day {day.isoformat()} queued for the platform"
+          + ("" if totals else ": no counted payments"))
+    for total in totals:
+        amount = Amount(abs(total.amount_minor), currency(total.currency))
+        sign = "-" if total.amount_minor < 0 else ""
+        print(f"  {total.currency}  {total.count:>6} payments  {sign}{amount}")
+    return 0
 
 
 def _data_path(ctx: CliContext, value: str | None) -> Path | None:
