@@ -21,7 +21,7 @@ Payload schemas (protocol version 1)::
     config     {"version": str, "files": {"<name>.toml": "<TOML text>", ...}}
                files replace those of the current profile; the result must load.
     blacklist  {"version": int, "mode": "replace"|"add"|"remove",
-                "entries": [{"type": "token"|"bin"|"pan_sha256", "value": str,
+                "entries": [{"type": "token"|"bin"|"fingerprint", "value": str,
                              "reason": str|null}, ...]}
                never a clear PAN: tokens, 6–8 digit BINs or SHA-256 hex digests only.
     fx         {"base": "MAD", "as_of": "<ISO 8601 UTC>", "rates": {"EUR": "10.8500", ...}}
@@ -86,7 +86,7 @@ class ConfigUpdate(_Payload):
 
 
 class BlacklistEntry(_Payload):
-    type: Literal["token", "bin", "pan_sha256"]
+    type: Literal["token", "bin", "fingerprint"]
     value: str = Field(min_length=1, max_length=128)
     reason: str | None = Field(default=None, max_length=200)
 
@@ -97,7 +97,8 @@ class BlacklistEntry(_Payload):
         patterns = {
             "token": r"^[A-Za-z0-9_.:-]{1,128}$",
             "bin": r"^[0-9]{6,8}$",  # a BIN, never more: a full PAN is refused here
-            "pan_sha256": r"^[0-9a-f]{64}$",
+            # the keyed HMAC-SHA256 of the PAN (hsm fingerprint), never an unkeyed digest
+            "fingerprint": r"^[0-9a-f]{64}$",
         }
         if kind in patterns and not re.match(patterns[kind], value):
             raise ValueError(f"not a valid {kind} value")

@@ -88,6 +88,10 @@ async def test_downlink_signed_by_another_key_is_refused() -> None:
         ("config",    {"version": "1", "files": {"../etc/passwd.toml": "x"}},    "profile file"),
         ("blacklist", {"version": 1, "mode": "add",
                        "entries": [{"type": "bin", "value": "4761739001010010"}]}, "bin"),
+        ("blacklist", {"version": 1, "mode": "add",                              # unkeyed digest
+                       "entries": [{"type": "pan_sha256", "value": "ab" * 32}]}, "type"),
+        ("blacklist", {"version": 1, "mode": "add",
+                       "entries": [{"type": "fingerprint", "value": "xyz"}]},    "fingerprint"),
         ("fx",        {"base": "MAD", "as_of": "x", "rates": {"EUR": "-1"}},     "positive"),
         ("cmd",       {"command": "format_disk"},                                "command"),
     ],

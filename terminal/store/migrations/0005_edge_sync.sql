@@ -26,9 +26,11 @@ CREATE TABLE downlink_log (
     reason      TEXT
 );
 
--- Blacklist pushed by the platform: card tokens, BIN prefixes or PAN SHA-256 digests.
+-- Blacklist pushed by the platform: card tokens, BIN prefixes or card fingerprints (the
+-- keyed HMAC-SHA256 of the PAN made in the HSM with the merchant's shared tokenisation key;
+-- an unkeyed PAN digest could be reversed by trying every PAN of a BIN).
 CREATE TABLE blacklist (
-    entry_type TEXT NOT NULL CHECK (entry_type IN ('token', 'bin', 'pan_sha256')),
+    entry_type TEXT NOT NULL CHECK (entry_type IN ('token', 'bin', 'fingerprint')),
     value      TEXT NOT NULL,
     reason     TEXT,
     version    INTEGER NOT NULL,
