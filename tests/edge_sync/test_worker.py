@@ -251,7 +251,7 @@ async def test_run_drains_on_wake_until_stopped() -> None:
     import asyncio
 
     outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
-    fill(outbox, clock, 3)
+    first = fill(outbox, clock, 3)
     worker = OutboxWorker(
         outbox, {"platform": receiver}, SIGNER,
         WorkerSettings(terminal_id="T1", batch_size=10, max_in_flight=10, idle_poll_s=30),
@@ -259,14 +259,23 @@ async def test_run_drains_on_wake_until_stopped() -> None:
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    while len(receiver.committed) < 3:
-        await asyncio.sleep(0.01)
-    fill(outbox, clock, 2)
-    worker.wake()
-    while len(receiver.committed) < 5:
-        await asyncio.sleep(0.01)
+
+    async def committed(count: int) -> None:
+        while len(receiver.committed) < count and not task.done():
+            await asyncio.sleep(0.01)
+
+    # The bound only keeps a broken worker from hanging the suite; it times nothing.
+    await asyncio.wait_for(committed(3), 30)
+    assert not task.done(), "run() returned before it was told to stop"
+    assert [e.message_id for e in receiver.committed] == first
+    second = [outbox.enqueue("platform", "transaction", {"n": i}, f"later-{i}", clock.now)
+              for i in range(2)]
+    worker.wake()  # idle_poll_s=30: only the wake can make it drain again before the bound
+    await asyncio.wait_for(committed(5), 20)
+    assert [e.message_id for e in receiver.committed] == first + second
     stop.set()
-    await asyncio.wait_for(task, 5)
+    assert await asyncio.wait_for(task, 5) is None
+    assert all(outbox.state_of(m) == "delivered" for m in first + second)
     worker.close()
 
 

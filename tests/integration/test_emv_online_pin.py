@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+import simulators.card.reader as reader_module
+import terminal.cli.sim_issuer as sim_issuer
 from drivers.base import EncryptedPin
 from simulators.pinpad.device import DEFAULT_TDES_BDK
 from simulators.pinpad.host import verify_pin
@@ -20,9 +22,6 @@ from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.emv.tvr import Tvr, TvrBit
 from terminal.profile import load_profile
 from tests.fixtures.pinpad import TEST_PIN
-
-reader_module = pytest.importorskip("simulators.card.reader")
-sim_issuer = pytest.importorskip("terminal.cli.sim_issuer")
 
 pytestmark = [
     pytest.mark.hardware,

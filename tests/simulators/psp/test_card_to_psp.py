@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+import simulators.card.reader as reader_module
 from drivers.base import EncryptedPin
 from drivers.pinpad.messages import PinEntryRequest
 from edge_sync.connectors import Router, RouteRule
+from simulators.pinpad.device import DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, PinPadDevice
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import OnlinePinRequest
 from terminal.emv.kernel import EmvKernel, OnlineRequest, OnlineResponse, TransactionResult
@@ -26,9 +28,6 @@ from terminal.profile import load_profile
 from terminal.psp_routing import KernelAuthoriser
 from tests.conftest import DEFAULT_PROFILE_DIR
 from tests.fixtures.psp import EUR, MAD
-
-reader_module = pytest.importorskip("simulators.card.reader")
-from simulators.pinpad.device import DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, PinPadDevice  # noqa: E402
 
 pytestmark = [pytest.mark.network, pytest.mark.filterwarnings("ignore:.*TripleDES")]
 

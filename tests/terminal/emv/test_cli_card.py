@@ -8,8 +8,6 @@ import pytest
 
 from terminal.cli.main import main
 
-pytest.importorskip("simulators.card.reader")
-
 # pyemv (the simulated card and issuer) uses TDES through a deprecated import path.
 pytestmark = pytest.mark.filterwarnings("ignore:.*TripleDES.*")
 

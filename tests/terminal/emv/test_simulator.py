@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import simulators.card.reader as reader_module
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.errors import ApplicationBlocked
 from terminal.emv.kernel import EmvKernel, TransactionResult
@@ -16,8 +17,6 @@ from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.emv.selection import Candidate
 from terminal.emv.tvr import Tvr, TvrBit
 from terminal.profile import load_profile
-
-reader_module = pytest.importorskip("simulators.card.reader")
 
 # pyemv (the simulated card and issuer) uses TDES through a deprecated import path.
 pytestmark = pytest.mark.filterwarnings("ignore:.*TripleDES.*")
