@@ -25,11 +25,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ResponseApdu:
-    """A response APDU (ISO/IEC 7816-4 §5.1): data field and the two status bytes."""
+    """A response APDU (ISO/IEC 7816-4 §5.1): data field and the two status bytes.
+
+    The ``repr`` gives the data's length, never its bytes: a READ RECORD answer carries the
+    PAN (5A) and track 2 (57), and reprs end up in logs, tracebacks and test reports.
+    """
 
     data: bytes
     sw1: int
     sw2: int
+
+    def __repr__(self) -> str:
+        return f"ResponseApdu(<{len(self.data)} bytes>, sw={self.sw:04X})"
 
     @property
     def sw(self) -> int:

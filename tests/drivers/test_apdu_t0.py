@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.apdu import MAX_T0_ROUNDS, apdu_case, with_le
+from drivers.base import ResponseApdu
 from drivers.reader_errors import CardProtocolError
 from drivers.scripted import ScriptedReader
 
@@ -122,3 +123,16 @@ async def test_transmit_checks_the_apdu() -> None:
     with pytest.raises(ValueError):
         await session.transmit(b"\x00\xa4")
     assert reader.sent == []
+
+
+async def test_response_repr_shows_no_card_data() -> None:
+    """A READ RECORD answer's repr (log, traceback) gives its length and SW, not PAN or track 2."""
+    pan, track2 = "4761739001010119", "4761739001010119D25122011234567890"
+    record = bytes.fromhex("701D" + "5A08" + pan + "5711" + track2)
+    reader = ScriptedReader([(record, 0x90, 0x00)])
+    response = await (await _session(reader)).transmit(READ_RECORD)
+    assert response.data == record
+    for text in (repr(response), str(response), f"{response!r}", repr([response])):
+        assert "ResponseApdu(<31 bytes>, sw=9000)" in text
+        for clear in (pan, pan[6:12], record.hex(), record.hex().upper(), repr(record)[2:20]):
+            assert clear not in text
