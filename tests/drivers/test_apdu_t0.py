@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from drivers.apdu import MAX_T0_ROUNDS, apdu_case, with_le
-from drivers.base import ResponseApdu
 from drivers.reader_errors import CardProtocolError
 from drivers.scripted import ScriptedReader
 
