@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -68,6 +69,44 @@ async def test_errors_map_to_transport_error(failure: object, match: str) -> Non
     async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
         with pytest.raises(TransportError, match=match):
             await https.deliver(envelopes(1), timeout=5)
+
+
+#: Every exception class httpx exports, read from the module so a new one cannot hide.
+HTTPX_EXCEPTIONS = frozenset(
+    cls for _, cls in inspect.getmembers(httpx, inspect.isclass) if issubclass(cls, Exception)
+)
+#: Raised by httpx only for a caller's mistake (bad URL, cookies, stream misuse); a POST of
+#: bytes to the configured URL cannot raise them, so the transport does not map them.
+CALLER_MISTAKES = frozenset({
+    httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError, httpx.StreamConsumed,
+    httpx.StreamClosed, httpx.ResponseNotRead, httpx.RequestNotRead,
+})
+
+
+def test_every_httpx_exception_is_classified() -> None:
+    """Each httpx exception is an HTTPError (mapped below) or a known caller mistake."""
+    assert {c for c in HTTPX_EXCEPTIONS if not issubclass(c, httpx.HTTPError)} == CALLER_MISTAKES
+
+
+@pytest.mark.parametrize(
+    "cls",
+    sorted((c for c in HTTPX_EXCEPTIONS if issubclass(c, httpx.HTTPError)), key=lambda c: c.__name__),
+    ids=lambda c: c.__name__,
+)
+async def test_every_httpx_error_from_the_link_is_a_transport_error(cls: type) -> None:
+    """Whatever httpx error the link raises, deliver() raises TransportError from it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if issubclass(cls, httpx.HTTPStatusError):
+            raise cls("boom", request=request, response=httpx.Response(500, request=request))
+        if issubclass(cls, httpx.RequestError):
+            raise cls("boom", request=request)
+        raise cls("boom")
+
+    async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
+        with pytest.raises(TransportError, match=r"platform\.test") as caught:
+            await https.deliver(envelopes(1), timeout=5)
+    assert type(caught.value.__cause__) is cls
 
 
 async def test_partial_failure_keeps_what_was_acked() -> None:
