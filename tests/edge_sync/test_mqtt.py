@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from edge_sync.errors import TransportError
@@ -43,6 +47,54 @@ async def test_refused_connection_is_mapped_and_retried() -> None:
     async with MqttTransport(settings) as transport:
         assert not await transport.wait_connected(0.5)
         assert transport.last_error is not None and not transport.connected
+
+
+#: Every exception class aiomqtt exports, read from the module (not a hand-picked list).
+AIOMQTT_ERRORS = sorted(
+    (cls for _, cls in inspect.getmembers(aiomqtt, inspect.isclass)
+     if issubclass(cls, BaseException)),
+    key=lambda cls: cls.__name__,
+)
+
+
+def _aiomqtt_error(cls: type[BaseException]) -> BaseException:
+    return cls(7, "injected") if issubclass(cls, aiomqtt.MqttCodeError) else cls("injected")
+
+
+def test_aiomqtt_exceptions_all_derive_from_mqtt_error() -> None:
+    """Catching aiomqtt.MqttError (link loop, platform consumer, pusher) catches all of them."""
+    assert len(AIOMQTT_ERRORS) >= 3
+    assert all(issubclass(cls, aiomqtt.MqttError) for cls in AIOMQTT_ERRORS)
+
+
+@pytest.mark.parametrize("cls", AIOMQTT_ERRORS, ids=lambda cls: cls.__name__)
+async def test_every_aiomqtt_error_keeps_the_link_retrying(cls: type[BaseException]) -> None:
+    """Whatever aiomqtt raises, the link records it, fails deliveries with TransportError, retries."""
+    settings = MqttLinkSettings(terminal_id="T1", port=free_port(), reconnect_min_s=0.01,
+                                reconnect_max_s=0.02)
+    attempts = 0
+
+    class Failing:
+        async def __aenter__(self) -> Any:
+            nonlocal attempts
+            attempts += 1
+            raise _aiomqtt_error(cls)
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    transport = MqttTransport(settings)
+    transport._make_client = Failing  # type: ignore[method-assign]
+    async with transport:
+        async def retried() -> None:
+            while attempts < 3:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(retried(), 30)  # a hang guard, not a timing assertion
+        assert transport.last_error == str(_aiomqtt_error(cls))
+        assert not transport.connected
+        with pytest.raises(TransportError, match="not connected"):
+            await transport.deliver([envelope()], timeout=1)  # type: ignore[list-item]
 
 
 async def test_acks_settle_waiters_and_late_acks_are_passed_on() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,12 @@ from edge_sync.errors import SyncError
 from edge_sync.platform import errors
 from edge_sync.platform.api import create_app
 from edge_sync.platform.downlink import publish_downlink, sign_downlink
-from edge_sync.platform.errors import DownlinkError, PlatformError, StorageError
+from edge_sync.platform.errors import (
+    DownlinkError,
+    PlatformError,
+    StorageError,
+    UnstorableData,
+)
 from edge_sync.platform.ingest import Ingestor, RawUplink
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import PlatformStorage, PostgresStorage, open_storage
@@ -53,6 +60,38 @@ def test_sqlite_failure_mid_batch_commits_nothing(
     storage.close()
 
 
+def _exception_classes(*modules: Any) -> set[type[BaseException]]:
+    """Every exception class the modules define or export, read with inspect (no hand list)."""
+    return {cls for module in modules for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, BaseException)}
+
+
+#: DB-API's Warning is not an Error subclass; neither driver raises it for our statements
+#: (Python 3.11's sqlite3 raises ProgrammingError where it once warned).
+SQLITE_ERRORS = sorted(_exception_classes(sqlite3) - {sqlite3.Warning}, key=lambda c: c.__name__)
+
+
+def test_every_sqlite3_exception_is_under_the_caught_root() -> None:
+    """sqlite3 defines nothing outside sqlite3.Error (which storage maps) but DB-API's Warning."""
+    assert all(issubclass(cls, sqlite3.Error) for cls in SQLITE_ERRORS)
+    assert len(SQLITE_ERRORS) == 9
+
+
+@pytest.mark.parametrize("cls", SQLITE_ERRORS, ids=lambda c: c.__name__)
+def test_every_sqlite3_error_in_a_batch_is_mapped(cls: type[sqlite3.Error], tmp_path: Path) -> None:
+    """Each sqlite3 error in a write is a StorageError (DataError: UnstorableData); none is kept."""
+    storage = open_storage(str(tmp_path / "p.db"))
+    with pytest.raises(StorageError, match=r"nothing of (this batch|it) was committed") as caught:
+        with storage._transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("INSERT INTO platform_terminals (terminal_id, registered_at) "
+                         "VALUES (?, 'now')", (TERMINAL_ID,))
+            raise cls("injected")
+    assert type(caught.value.__cause__) is cls
+    assert isinstance(caught.value, UnstorableData) == issubclass(cls, sqlite3.DataError)
+    assert storage.terminals() == []
+    storage.close()
+
+
 def test_unsupported_url_is_a_value_error() -> None:
     """A URL scheme the platform does not speak is a caller mistake (ValueError)."""
     with pytest.raises(ValueError, match="unsupported database URL"):
@@ -69,6 +108,47 @@ def test_postgres_unreachable_is_a_storage_error() -> None:
     """psycopg's OperationalError (nothing listening) is a StorageError with a hint."""
     with pytest.raises(StorageError, match="check that the database is reachable"):
         open_storage(f"postgresql://127.0.0.1:{_closed_port()}/test?connect_timeout=2")
+
+
+def _psycopg_exception_classes() -> tuple[set[type[BaseException]], set[type[BaseException]]]:
+    """(every psycopg exception class, those outside psycopg.Error), from both modules."""
+    import psycopg
+    import psycopg.errors
+
+    classes = _exception_classes(psycopg, psycopg.errors)
+    return classes, {cls for cls in classes if not issubclass(cls, psycopg.Error)}
+
+
+def test_every_psycopg_exception_is_under_the_caught_root() -> None:
+    """psycopg raises nothing at us outside psycopg.Error (which storage maps) but non-errors."""
+    import asyncio
+
+    import psycopg
+
+    classes, outside = _psycopg_exception_classes()
+    assert len(classes) > 200  # the SQLSTATE classes were found: the check is not vacuous
+    # Warning (DB-API, unused by psycopg 3), Rollback (a with-block's control flow, which
+    # storage does not use), asyncio's CancelledError (re-exported).
+    assert outside == {psycopg.Warning, psycopg.Rollback, asyncio.CancelledError}
+
+
+@pytest.mark.network
+def test_every_psycopg_error_in_a_batch_is_mapped(postgres_url: str) -> None:
+    """Each psycopg error class inside a write is a StorageError (DataError: UnstorableData)."""
+    import psycopg
+
+    classes, outside = _psycopg_exception_classes()
+    storage = open_storage(postgres_url)
+    for cls in sorted(classes - outside, key=lambda c: c.__qualname__):
+        with pytest.raises(StorageError) as caught:
+            with storage._transaction() as conn:  # type: ignore[attr-defined]
+                conn.execute("INSERT INTO platform_terminals (terminal_id, registered_at) "
+                             "VALUES (%s, 'now')", (TERMINAL_ID,))
+                raise cls("injected")
+        assert type(caught.value.__cause__) is cls, cls
+        assert isinstance(caught.value, UnstorableData) == issubclass(cls, psycopg.DataError), cls
+    assert storage.terminals() == []
+    storage.close()
 
 
 @pytest.mark.network
