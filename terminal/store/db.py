@@ -101,7 +101,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back and propagates."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back and propagates.
+
+        A failed ``COMMIT`` (deferred constraint, disk full, I/O error) is a ``StoreError``
+        and is rolled back too: SQLite can leave the transaction open after a refused
+        ``COMMIT``, and an open one would make every later ``BEGIN`` on this store fail.
+        """
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -112,8 +117,15 @@ class Store:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            else:
+            try:
                 self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError(
+                    f"cannot commit on {self.path}: {exc}; nothing of this change was written",
+                    path=str(self.path),
+                ) from exc
 
     def record(self, change: StateChange) -> JournalEntry:
         """Write a state change, its outbox rows and its journal entry in one transaction."""

@@ -141,6 +141,22 @@ def test_failure_mid_change_rolls_back_everything(store: Store) -> None:
     assert store.verify_journal() == 1
 
 
+def test_refused_commit_is_a_store_error_and_the_store_stays_usable(store: Store) -> None:
+    """A COMMIT SQLite refuses is a StoreError, rolled back; the next change still commits."""
+    store.connection.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    store.connection.execute(
+        "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(StoreError, match="nothing of this change was written") as caught:
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO child VALUES (42)")  # checked only at COMMIT
+    assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+    assert not store.connection.in_transaction
+    assert store.connection.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+    payment_id = _new_payment(store)
+    assert store.connection.execute(
+        "SELECT status FROM payments WHERE id = ?", (payment_id,)).fetchone()[0] == "created"
+
+
 def test_unknown_field_is_a_caller_mistake(store: Store) -> None:
     """Setting a column the table does not have (e.g. a clear PAN) is refused."""
     with pytest.raises(ValueError, match="no column"):
