@@ -50,6 +50,7 @@ __all__ = [
     "icc_tags",
     "make_rrn",
     "read_answer",
+    "refuse_card_data_tags",
 ]
 
 PROCESSING_PURCHASE = "000000"
@@ -165,13 +166,22 @@ def encode_icc(tags: Mapping[int, bytes]) -> bytes:
     return bytes(out)
 
 
-def _check_icc(emv_data: bytes) -> str:
+def refuse_card_data_tags(emv_data: bytes, where: str) -> None:
+    """``ValueError`` (naming the tags, never their values) if ICC data carries card data.
+
+    Every connector calls it before ICC data goes on its wire: PAN, track data and name
+    travel only in the P2PE envelope, whichever PSP protocol carries the rest.
+    """
     forbidden = sorted(set(icc_tags(emv_data)) & FORBIDDEN_ICC_TAGS)
     if forbidden:
         raise ValueError(
-            f"ICC data for DE 55 holds card-data tag(s) {forbidden}: card data travels only "
+            f"ICC data for {where} holds card-data tag(s) {forbidden}: card data travels only "
             "in the P2PE envelope"
         )
+
+
+def _check_icc(emv_data: bytes) -> str:
+    refuse_card_data_tags(emv_data, "DE 55")
     if len(emv_data) > 255:
         raise ValueError("ICC data for DE 55 is longer than 255 bytes")
     return emv_data.hex().upper()

@@ -44,6 +44,7 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.classify import classify_paypal
 from edge_sync.connectors.errors import MalformedResponse
+from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
 from edge_sync.connectors.rest import (
     HttpAnswer,
     RestClient,
@@ -110,6 +111,7 @@ class PayPalConnector:
         if operation is Operation.ADVICE:
             source["offline"] = True
         if card.emv_data:
+            refuse_card_data_tags(card.emv_data, "the paypal request")
             source["emv_data"] = card.emv_data.hex().upper()
         if card.pan_sequence is not None:
             source["card_sequence_number"] = card.pan_sequence

@@ -45,6 +45,7 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.classify import classify_stripe
 from edge_sync.connectors.errors import MalformedResponse
+from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
 from edge_sync.connectors.rest import (
     HttpAnswer,
     RestClient,
@@ -110,6 +111,7 @@ class StripeConnector:
         if advice:
             data[f"{prefix}[offline]"] = "true"
         if card.emv_data:
+            refuse_card_data_tags(card.emv_data, "the stripe request")
             data[f"{prefix}[emv_data]"] = card.emv_data.hex().upper()
         if card.pan_sequence is not None:
             data[f"{prefix}[card_sequence_number]"] = card.pan_sequence

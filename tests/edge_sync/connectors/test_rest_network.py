@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -154,4 +155,21 @@ async def test_wrong_credentials_are_rejected(rest_gateway: RestFactory) -> None
     with rest_gateway("stripe", api_key="pk_live_nope") as sim:
         with pytest.raises(PspRejected, match="credentials"):
             await sim.connector.authorise(authorisation(EUR))
+        await sim.connector.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_card_data_tags_in_icc_data_are_refused_before_sending(
+    rest_gateway: RestFactory, kind: str
+) -> None:
+    """ICC data carrying 5A/57 is refused (tags named, values not) and nothing reaches the PSP."""
+    request = authorisation(EUR)
+    track2 = bytes.fromhex(f"{VISA_PAN}D30122010000000000")
+    leaky = replace(request.card, emv_data=request.card.emv_data
+                    + bytes.fromhex(f"5A08{VISA_PAN}") + b"\x57" + bytes([len(track2)]) + track2)
+    with rest_gateway(kind) as sim:
+        with pytest.raises(ValueError, match=r"\['57', '5A'\].*P2PE") as caught:
+            await sim.connector.authorise(replace(request, card=leaky))
+        assert VISA_PAN not in str(caught.value) and VISA_PAN[6:12] not in str(caught.value)
+        assert sim.acquirer.account(VISA_PAN).balance == 10_000_000
         await sim.connector.aclose()
