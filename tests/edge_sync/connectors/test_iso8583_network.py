@@ -171,11 +171,18 @@ async def test_dropped_connection_is_an_unknown_outcome(iso_host: IsoFactory) ->
         assert (await sim.connector.echo()).approved
 
 
-async def test_duplicate_answer_is_ignored(iso_host: IsoFactory) -> None:
+async def test_duplicate_answer_is_ignored(
+    iso_host: IsoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     """A duplicated answer is dropped; the next exchange on the link is not confused."""
+    caplog.set_level(logging.WARNING, logger="edge_sync.connectors.iso8583")
     async with iso_host("duplicate=1") as sim:
         assert (await sim.connector.authorise(authorisation())).approved
         assert (await sim.connector.echo()).approved
+    # The host did send the duplicate (it precedes the echo's answer on the stream), and
+    # it was the one dropped: without this the test would pass with the fault never fired.
+    dropped = [r for r in caplog.records if "dropped an answer nobody waits for" in r.getMessage()]
+    assert len(dropped) == 1 and "MTI 0210" in dropped[0].getMessage()
 
 
 async def test_unreachable_host() -> None:

@@ -84,8 +84,11 @@ def test_no_pan_in_output(capsys: pytest.CaptureFixture[str]) -> None:
 
     pan = get_profile("visa-credit").apps[0].pan
     for extra in ([], ["--json"]):
-        main(["card", "transact", "--amount", "750", "--simulated", "visa-credit", *extra])
+        assert main(["card", "transact", "--amount", "750", "--simulated", "visa-credit",
+                     *extra]) == 0
         out = capsys.readouterr()
+        # The run did print the card (masked): an empty output would prove nothing.
+        assert f"{pan[:6]}…{pan[-4:]}" in out.out
         assert pan not in out.out and pan not in out.err
 
 
