@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from edge_sync.downlink import DownlinkHandler
 from edge_sync.messages import build_downlink
 from edge_sync.signing import SoftwareSigner
+from terminal.errors import ConfigError
 from terminal.profile import load_profile
 from terminal.profile_swap import recover_profile, swap_in_profile
 from terminal.store import Store
@@ -50,7 +52,7 @@ def test_swap_replaces_the_profile_atomically(profile: Path) -> None:
 def test_invalid_update_leaves_the_profile_untouched(profile: Path) -> None:
     """A profile that does not load is refused naming the real file; the old one stays."""
     before = (profile / "limits.toml").read_text()
-    with pytest.raises(Exception, match=str(profile)) as info:
+    with pytest.raises(ConfigError, match=re.escape(str(profile))) as info:
         swap_in_profile(profile, {"limits.toml": "[offline]\nmax_count = 'many'\n"})
     assert ".new-" not in str(info.value)
     assert (profile / "limits.toml").read_text() == before
