@@ -61,8 +61,11 @@ def test_invalid_update_leaves_the_profile_untouched(profile: Path) -> None:
 
 def test_recover_restores_a_half_done_two_rename_swap(profile: Path) -> None:
     """If a crash fell between the fallback's two renames, the previous profile comes back."""
+    before = {f.name: f.read_text() for f in profile.iterdir() if f.is_file()}
     profile.rename(profile.with_name(".shop.previous"))
     recover_profile(profile)
+    assert {f.name: f.read_text() for f in profile.iterdir() if f.is_file()} == before
+    assert sorted(p.name for p in profile.parent.iterdir()) == ["shop"]
     assert load_profile(profile).terminal.terminal_id
 
 
