@@ -89,8 +89,12 @@ MTI_RESPONSE = {
 }
 
 #: EMV tags that carry cardholder data and must never be put in DE 55 (EMV Book 3 Annex A):
-#: PAN, track 1/2 equivalents, cardholder name, expiry date. They travel in the P2PE block.
-FORBIDDEN_ICC_TAGS = frozenset({"5A", "57", "56", "5F20", "5F24", "9F1F", "9F20", "9F6B"})
+#: PAN, track 1/2 equivalents, cardholder name (and extended), expiry date, IBAN, PIN data.
+#: PAN and expiry travel in the P2PE block, the PIN block in DE 52. Every tag of the
+#: kernel's ``SENSITIVE_TAGS`` is here (a test checks it; edge_sync cannot import it).
+FORBIDDEN_ICC_TAGS = frozenset(
+    {"5A", "57", "56", "5F20", "5F24", "9F0B", "9F1F", "9F20", "9F6B", "5F53", "99"}
+)
 
 
 def _field(data_enc: str, len_type: int, max_len: int, desc: str, len_enc: str = "ascii"

@@ -33,6 +33,7 @@ from edge_sync.connectors.iso8583_messages import (
     read_answer,
 )
 from edge_sync.connectors.iso8583_spec import (
+    FORBIDDEN_ICC_TAGS,
     decode,
     decode_de48,
     decode_de90,
@@ -41,6 +42,7 @@ from edge_sync.connectors.iso8583_spec import (
     encode_de90,
     frame,
 )
+from terminal.emv.tags import SENSITIVE_TAGS
 
 
 class _Envelope:
@@ -184,6 +186,13 @@ def test_encode_icc_drops_card_data_tags() -> None:
     data = encode_icc({0x9F26: b"\x01" * 8, 0x5A: b"\x47" * 8, 0x57: b"\x47" * 10,
                        0x9F36: b"\x00\x01"})
     assert icc_tags(data) == ["9F26", "9F36"]
+
+
+def test_every_sensitive_kernel_tag_is_kept_out_of_icc_data() -> None:
+    """Each tag the kernel calls sensitive (PAN, tracks, name, IBAN, PIN data) is refused."""
+    assert {f"{tag:X}".zfill(2) for tag in SENSITIVE_TAGS} <= FORBIDDEN_ICC_TAGS
+    data = encode_icc({0x9F26: b"\x01" * 8, **{tag: b"\x47" * 8 for tag in SENSITIVE_TAGS}})
+    assert icc_tags(data) == ["9F26"]
 
 
 @pytest.mark.parametrize(
