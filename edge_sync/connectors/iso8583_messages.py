@@ -105,9 +105,10 @@ def make_rrn(now: datetime, stan: str) -> str:
     return f"{now.year % 10}{now.timetuple().tm_yday:03d}{now.hour:02d}{stan}"
 
 
-def icc_tags(emv_data: bytes) -> list[str]:
+def icc_tags(emv_data: bytes, *, nested: bool = False) -> list[str]:
     """The top-level tags of a BER-TLV string (EMV Book 3 Annex B), hex upper-case.
 
+    With ``nested``, the tags inside constructed objects follow each one (depth first).
     Written by hand because ``edge_sync`` may not import the kernel's codec: a minimal
     walk over tag and length octets, enough to refuse card-data tags in DE 55.
     """
@@ -137,8 +138,11 @@ def icc_tags(emv_data: bytes) -> list[str]:
             offset += count
         if offset + length > len(data):
             raise ValueError(f"ICC data truncated in the value of tag {tag}")
+        value = data[offset : offset + length]
         offset += length
         tags.append(tag)
+        if nested and data[start] & 0x20:  # constructed (Book 3 B1): look inside
+            tags += icc_tags(value, nested=True)
     return tags
 
 
@@ -172,7 +176,8 @@ def refuse_card_data_tags(emv_data: bytes, where: str) -> None:
     Every connector calls it before ICC data goes on its wire: PAN, track data and name
     travel only in the P2PE envelope, whichever PSP protocol carries the rest.
     """
-    forbidden = sorted(set(icc_tags(emv_data)) & FORBIDDEN_ICC_TAGS)
+    # Nested too: a PAN inside a template (70, 77…) is as clear as one at the top level.
+    forbidden = sorted(set(icc_tags(emv_data, nested=True)) & FORBIDDEN_ICC_TAGS)
     if forbidden:
         raise ValueError(
             f"ICC data for {where} holds card-data tag(s) {forbidden}: card data travels only "

@@ -181,6 +181,19 @@ def test_card_data_tags_are_refused_in_de55() -> None:
                             p2pe_envelope=b"\x01x")
 
 
+def test_card_data_tags_nested_in_a_template_are_refused() -> None:
+    """A PAN inside a constructed template (70) is refused like one at the top level."""
+    nested = bytes.fromhex("9F2608" + "01" * 8 + "700A" + "5A08" + "4761739001010010")
+    assert icc_tags(nested) == ["9F26", "70"]
+    assert icc_tags(nested, nested=True) == ["9F26", "70", "5A"]
+    request = AuthorisationRequest(uuid.uuid4(), Amount(100, "MAD", 504, 2),
+                                   CardInput(encryptor=_Envelope(), emv_data=nested))
+    with pytest.raises(ValueError, match=r"\['5A'\].*P2PE") as caught:
+        build_authorisation(CTX, request, stan="000001", now=datetime.now(UTC),
+                            p2pe_envelope=b"\x01x")
+    assert "4761739001010010" not in str(caught.value)
+
+
 def test_encode_icc_drops_card_data_tags() -> None:
     """encode_icc keeps the cryptogram data and drops 5A, 57 and 5F24's neighbours."""
     data = encode_icc({0x9F26: b"\x01" * 8, 0x5A: b"\x47" * 8, 0x57: b"\x47" * 10,
