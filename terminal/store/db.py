@@ -25,7 +25,7 @@ from terminal.errors import StoreError
 from terminal.store.changes import StateChange, record_change
 from terminal.store.journal import JournalEntry, verify_journal
 
-__all__ = ["PRAGMAS", "Store", "migrations"]
+__all__ = ["PRAGMAS", "Store", "describe_sqlite_error", "migrations"]
 
 #: Applied on every connection; ``bench/store.py`` uses the same for its raw baseline.
 PRAGMAS = (
@@ -36,6 +36,43 @@ PRAGMAS = (
 )
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+# SQLite primary result codes (sqlite3.h) that each call for a different remedy.
+_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
+#: Failures of the file or its disk, which the operator fixes; any other sqlite3 error
+#: inside a ``with store:`` block is a bug and stays what it is.
+_OPERATOR_CODES = frozenset({_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT,
+                             _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB})
+
+
+def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
+    """What went wrong with the store at ``path`` and what the operator can do about it.
+
+    The remedy depends on SQLite's primary result code: a damaged file must be restored,
+    not retried; a locked one retried; a read-only or missing directory fixed. The file
+    itself is never touched here, so nothing is lost by refusing it.
+    """
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return (
+            f"the store at {path} is damaged or not an Étika database ({exc}); it was left "
+            "as it is: move it aside and restore it from a backup, or point --data-dir / "
+            "ETIKA_DATA_DIR at the right directory"
+        )
+    if code == _SQLITE_BUSY:
+        return (
+            f"the store at {path} is locked by another process ({exc}); wait for it to "
+            "finish and try again"
+        )
+    if code == _SQLITE_FULL:
+        return f"the disk holding the store at {path} is full ({exc}); free space and retry"
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_IOERR):
+        return (
+            f"cannot use the store at {path} ({exc}); check that the data directory "
+            "(--data-dir / ETIKA_DATA_DIR) exists, is a directory and is writable"
+        )
+    return f"the store at {path} failed: {exc}"
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -70,16 +107,21 @@ class Store:
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             conn.row_factory = sqlite3.Row
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StoreError(
-                f"cannot open the store at {path}: {exc}; check the data directory "
-                "(--data-dir / ETIKA_DATA_DIR) exists and is writable",
+                f"cannot open the store at {path}: {exc.strerror or exc}; check the data "
+                "directory (--data-dir / ETIKA_DATA_DIR) exists and is writable",
                 path=str(path),
             ) from exc
+        except sqlite3.Error as exc:
+            raise StoreError(describe_sqlite_error(exc, path), path=str(path)) from exc
         store = cls(conn, path)
         try:
             if migrate:
                 store.migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(describe_sqlite_error(exc, path), path=str(path)) from exc
         except BaseException:
             conn.close()
             raise
@@ -96,8 +138,13 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        # A damaged page is often found only when a query reaches it, long after open():
+        # whoever used the store in this block gets the store's error, naming the file.
+        if (isinstance(exc, sqlite3.Error)
+                and getattr(exc, "sqlite_errorcode", 0) & 0xFF in _OPERATOR_CODES):
+            raise StoreError(describe_sqlite_error(exc, self.path), path=str(self.path)) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -149,6 +196,15 @@ class Store:
         )
         applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
         unknown = applied - {version for version, _, _ in shipped}
+        newest = max((version for version, _, _ in shipped), default=0)
+        if not unknown and self.schema_version() > newest:
+            # Written by newer software that does not record its migrations here: running
+            # older code over it could lose what the newer schema holds.
+            raise StoreError(
+                f"the store at {self.path} has schema version {self.schema_version()}, newer "
+                f"than this software knows ({newest}); upgrade the terminal software",
+                path=str(self.path),
+            )
         if unknown:
             raise StoreError(
                 f"the store at {self.path} has migration(s) {sorted(unknown)} that this "
