@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hsm.errors import PinMissing
+from hsm.errors import PinMissing, SoftHsmConfInvalid
 
 __all__ = [
     "DEFAULT_MODULE",
@@ -71,8 +71,38 @@ def ensure_softhsm_conf(data_dir: Path, environ: dict[str, str] | None = None) -
     os.chmod(tokens, 0o700)
     if not conf.exists():
         conf.write_text(softhsm_conf_text(data_dir))
+    else:
+        _check_softhsm_conf(conf, tokens)
     env["SOFTHSM2_CONF"] = str(conf.resolve())
     return conf
+
+
+def _check_softhsm_conf(conf: Path, tokens: Path) -> None:
+    """Refuse a configuration SoftHSM2 would ignore (it falls back to the system one)."""
+    remedy = (f"move it aside and run etika hsm init, which writes one pointing at "
+              f"{tokens.resolve()}")
+    try:
+        text = conf.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SoftHsmConfInvalid(f"cannot read {conf}: {reason}; {remedy}",
+                                 path=str(conf)) from exc
+    tokendir = None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "directories.tokendir":
+            tokendir = value.strip()
+    if not tokendir:
+        raise SoftHsmConfInvalid(
+            f"{conf} is not a SoftHSM2 configuration (no directories.tokendir line); {remedy}",
+            path=str(conf),
+        )
+    if not Path(tokendir).is_dir():
+        raise SoftHsmConfInvalid(
+            f"{conf}: directories.tokendir {tokendir} is not a directory (was the data "
+            f"directory moved?); {remedy}",
+            path=str(conf),
+        )
 
 
 def read_pin(
@@ -86,13 +116,20 @@ def read_pin(
         return value
     path = data_dir / filename
     try:
-        value = path.read_text().strip()
+        value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise PinMissing(
             f"no {'SO' if so else 'user'} PIN: {path} does not exist and {name} is not set; "
             "run etika hsm init",
             path=str(path),
         ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise PinMissing(
+            f"cannot read the PIN file {path}: {reason}; it must hold the token's "
+            f"{'SO' if so else 'user'} PIN on one line (or set {name})",
+            path=str(path),
+        ) from exc
     if not value:
         raise PinMissing(f"the PIN file {path} is empty; delete it and run etika hsm init",
                          path=str(path))

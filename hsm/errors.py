@@ -6,6 +6,7 @@
     └── HsmError                 the key store failed; a generic device or library fault
         ├── ModuleMissing        the PKCS#11 module cannot be loaded
         ├── TokenMissing         no token ``etika-terminal`` (run ``etika hsm init``)
+        ├── SoftHsmConfInvalid   the data directory's ``softhsm2.conf`` is unusable (replace it)
         ├── TokenInitFailed      ``softhsm2-util`` could not create the token
         ├── PinMissing           no PIN file and no ``ETIKA_HSM_PIN``
         ├── WrongPin             the token refused the PIN
@@ -44,6 +45,7 @@ __all__ = [
     "PinLocked",
     "PinMissing",
     "SignatureInvalid",
+    "SoftHsmConfInvalid",
     "TokenFull",
     "TokenInitFailed",
     "TokenMissing",
@@ -81,6 +83,15 @@ class TokenMissing(HsmError):
 
 class TokenInitFailed(HsmError):
     """Creating the token with ``softhsm2-util`` failed."""
+
+
+class SoftHsmConfInvalid(HsmError):
+    """``<data-dir>/softhsm/softhsm2.conf`` cannot be read or names no token directory.
+
+    SoftHSM2 silently falls back to the system-wide configuration when its own cannot be
+    parsed, so without this check ``etika hsm init`` would create a second token (new keys)
+    outside the data directory.
+    """
 
 
 class PinMissing(HsmError):
