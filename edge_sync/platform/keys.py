@@ -27,7 +27,15 @@ def load_or_create_signing_key(path: Path) -> SoftwareSigner:
     path = Path(path)
     if path.exists():
         try:
-            return SoftwareSigner.from_pem(path.read_bytes())
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot read the platform signing key {path}: {exc.strerror}; it must be "
+                "the PEM file etika wrote there (move what is in the way)",
+                path=str(path),
+            ) from exc
+        try:
+            return SoftwareSigner.from_pem(pem)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise RegistryError(
                 f"the platform signing key {path} is not a P-256 PEM private key; "

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,8 @@ def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
         if path is not None and not path.is_file():
             flag = "--" + option.replace("_", "-")
             raise PlatformUsageError(f"{flag}: no such file {path}")
+    if args.mqtt_ca is not None:
+        _check_tls_files(args.mqtt_cert, args.mqtt_key, args.mqtt_ca, "--mqtt-*")
     settings = MqttSettings(
         host=args.mqtt_host,
         port=args.mqtt_port,
@@ -114,6 +117,30 @@ def _mqtt_settings(args: argparse.Namespace, client_id: str) -> MqttSettings:
     )
     expiry = getattr(args, "session_expiry", None)
     return settings if expiry is None else replace(settings, session_expiry_s=expiry)
+
+
+def _check_tls_files(cert: Path | None, key: Path | None, ca: Path | None, flags: str) -> None:
+    """Load the TLS files once, before anything starts, so a bad one is named up front."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    checks: list[tuple[str, tuple[Path | None, ...], Callable[[], None]]] = [
+        ("CA file", (ca,), lambda: context.load_verify_locations(cafile=str(ca)))]
+    if cert is not None:
+        checks.append(("certificate and key", (cert, key),
+                       lambda: context.load_cert_chain(str(cert), str(key or cert))))
+    for what, files, load in checks:
+        if files[0] is None:
+            continue
+        try:
+            load()
+        except (ssl.SSLError, OSError) as exc:
+            names = ", ".join(str(p) for p in files if p is not None)
+            reason = getattr(exc, "reason", None) or exc.strerror or exc
+            raise PlatformUsageError(
+                f"{flags}: cannot load the {what} ({names}): {reason}; give PEM files that "
+                "match each other",
+            ) from exc
 
 
 def register(groups: Any) -> None:
@@ -227,8 +254,9 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
     token = os.environ.get("ETIKA_PLATFORM_OPERATOR_TOKEN") or None
     if args.operator_token_file is not None:
         try:
-            token = args.operator_token_file.read_text().strip().splitlines()[0].strip()
-        except (OSError, IndexError) as exc:
+            token = args.operator_token_file.read_text(
+                encoding="utf-8").strip().splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as exc:
             raise PlatformUsageError(
                 f"--operator-token-file: cannot read a token from {args.operator_token_file}"
             ) from exc
@@ -247,6 +275,8 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise PlatformUsageError(f"--https-*: {exc}") from exc
+    if args.https_cert is not None:
+        _check_tls_files(args.https_cert, args.https_key, args.https_client_ca, "--https-*")
     # The signing key exists before the first push, so terminals can be given it.
     load_or_create_signing_key(_signing_key_path(ctx))
     storage = _open(ctx, args)
