@@ -5,14 +5,15 @@
     EtikaError
     └── PspSimulatorError
         ├── FaultSpecError      ``--faults`` could not be parsed: fix the spec
-        └── SimulatorKeyError   the P2PE private key cannot be read: give another --key
+        ├── SimulatorKeyError   the P2PE private key cannot be read: give another --key
+        └── SimulatorListenError  the address cannot be listened on: choose another --port
 """
 
 from __future__ import annotations
 
 from etika_errors import EtikaError
 
-__all__ = ["FaultSpecError", "PspSimulatorError", "SimulatorKeyError"]
+__all__ = ["FaultSpecError", "PspSimulatorError", "SimulatorKeyError", "SimulatorListenError"]
 
 
 class PspSimulatorError(EtikaError):
@@ -27,3 +28,7 @@ class FaultSpecError(PspSimulatorError, ValueError):
 
 class SimulatorKeyError(PspSimulatorError):
     """The simulator's P2PE private key is missing or unreadable."""
+
+
+class SimulatorListenError(PspSimulatorError):
+    """The simulator cannot listen on ``--host``/``--port`` (in use, not local, unknown)."""

@@ -20,7 +20,7 @@ from typing import Any
 import uvicorn
 
 from simulators.psp.acquirer import Acquirer
-from simulators.psp.errors import SimulatorKeyError
+from simulators.psp.errors import SimulatorKeyError, SimulatorListenError
 from simulators.psp.faults import Faults, parse_faults
 from simulators.psp.iso_host import Iso8583Host
 from simulators.psp.keys import KINDS, private_key_path
@@ -83,6 +83,23 @@ class RestGatewayThread:
         self.stop()
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Bind once before serving, so that a taken port is one clear line, not a traceback
+    from asyncio or uvicorn's own exit status."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise SimulatorListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+            "(or stop what uses it) or check --host",
+            host=host, port=port,
+        ) from exc
+
+
 def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = None,
         key: Path | None = None) -> int:
     """Serve one simulator in the foreground until interrupted; returns the exit status."""
@@ -96,6 +113,11 @@ def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = N
         raise SimulatorKeyError(f"cannot read the P2PE private key {key_path}: "
                                 f"{exc.strerror}; give a PEM file with --key",
                                 path=str(key_path)) from exc
+    except (ValueError, TypeError) as exc:  # cryptography: not a PEM, encrypted, wrong type
+        raise SimulatorKeyError(f"{key_path} is not an unencrypted PEM RSA or EC P-256 "
+                                "private key; give one with --key",
+                                path=str(key_path)) from exc
+    _check_listen(host, port)
     print(f"etika sim psp: {kind} on {host}:{port}"
           + (f" with faults {faults}" if faults else ""), flush=True)
     if kind == "iso8583":
