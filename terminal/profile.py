@@ -586,11 +586,10 @@ def _cross_check(
         for code in psp.currencies:
             if code not in accepted:
                 problems.append(f"routing.toml:psp[{i}].currencies: {code} is not accepted")
-        if psp.p2pe_public_key and not (directory / psp.p2pe_public_key).is_file():
-            problems.append(
-                f"routing.toml:psp[{i}].p2pe_public_key: no file {psp.p2pe_public_key} "
-                "in the profile directory"
-            )
+        if psp.p2pe_public_key:
+            problem = _public_key_problem(directory, psp.p2pe_public_key, p2pe=True)
+            if problem:
+                problems.append(f"routing.toml:psp[{i}].p2pe_public_key: {problem}")
     networks = {a.network for a in aids.aid}
     for i, route in enumerate(routing.route):
         for network in route.networks:
@@ -599,5 +598,40 @@ def _cross_check(
                     f"routing.toml:route[{i}].networks: no application of network {network}"
                 )
     key = sync.sync.platform_public_key
-    if key and not (directory / key).is_file():
-        problems.append(f"sync.toml:sync.platform_public_key: no file {key} in the profile")
+    if key:
+        problem = _public_key_problem(directory, key, p2pe=False)
+        if problem:
+            problems.append(f"sync.toml:sync.platform_public_key: {problem}")
+
+
+def _public_key_problem(directory: Path, name: str, *, p2pe: bool) -> str | None:
+    """Why the PEM public key file ``name`` of the profile cannot be used, or ``None``.
+
+    Checked here, with the rest of the profile, so that a broken key file is reported by
+    ``etika config check`` rather than in the middle of a payment (P2PE sealing) or when
+    the first downlink arrives (platform signature).
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            return f"no file {name} in the profile directory"
+        return f"cannot read {name}: {exc.strerror or exc}"
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        return f"{name} is not a PEM public key"
+    if p2pe:
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+            return None
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+            return None
+        return f"{name} must be an RSA (2048 bits or more) or EC P-256 public key"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+        return None
+    return f"{name} must be the platform's EC P-256 public key (etika platform key)"
