@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -64,7 +65,7 @@ def register(groups: Any) -> None:
                                  "instead of pcscd (e.g. visa-credit, cb, domestic-visa)")
         parser.add_argument("--contactless", action="store_true",
                             help="run the contactless (PPSE, qVSDC) path")
-        parser.add_argument("--timeout", type=float, default=30.0,
+        parser.add_argument("--timeout", type=_seconds, default=30.0,
                             help="seconds to wait for a card (default: %(default)s)")
         parser.add_argument("--aid", metavar="HEX",
                             help="on a card with several applications, the one to use (an AID "
@@ -89,6 +90,17 @@ def register(groups: Any) -> None:
     transact.add_argument("--pinpad", metavar="PORT",
                           help="serial PIN pad for online PIN (e.g. /dev/ttyUSB0)")
     transact.set_defaults(handler=_transact)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (``nan`` would wait for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
 
 
 @asynccontextmanager

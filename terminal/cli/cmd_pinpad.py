@@ -43,7 +43,7 @@ def register(groups: Any) -> None:
         "--port", help="serial port, e.g. /dev/ttyUSB0 (default: the profile's [pinpad] port)"
     )
     get_pin.add_argument(
-        "--baud", type=int, help="baud rate (default: the profile's [pinpad] baud)"
+        "--baud", type=_baud, help="baud rate (default: the profile's [pinpad] baud)"
     )
     get_pin.add_argument("--amount", required=True, help="amount as typed, e.g. 12.00 or 12,50")
     get_pin.add_argument("--currency", default="MAD", help="ISO 4217 code (default %(default)s)")
@@ -54,6 +54,16 @@ def register(groups: Any) -> None:
     )
     get_pin.add_argument("--json", action="store_true", help="print one line of JSON")
     get_pin.set_defaults(handler=_get_pin)
+
+
+def _baud(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate (e.g. 9600)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a baud rate (e.g. 9600)")
+    return value
 
 
 def _read_pan() -> str:

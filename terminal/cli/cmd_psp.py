@@ -30,7 +30,8 @@ def register(groups: Any) -> None:
     route.add_argument("--amount", default="0", help="amount as a cashier types it (12.50)")
     route.add_argument("--bin", type=_bin,
                        help="first 6 to 8 digits of the card (BIN)")
-    route.add_argument("--aid", default="", help="application identifier (hex)")
+    route.add_argument("--aid", type=_aid,
+                       help="application identifier (hex, 5 to 16 bytes)")
     route.add_argument("--json", action="store_true", help="print JSON")
     route.set_defaults(handler=_route)
     echo = commands.add_parser("echo", help="send an echo to each connector (or one)")
@@ -45,6 +46,16 @@ def _bin(text: str) -> str:
     return text
 
 
+def _aid(text: str) -> str:
+    try:
+        size = len(bytes.fromhex(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
+    if not 5 <= size <= 16:
+        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, {text!r} is {size}")
+    return text
+
+
 def _route(ctx: CliContext, args: argparse.Namespace) -> int:
     from edge_sync.connectors import RoutingKey
     from terminal.money import parse_amount
@@ -55,7 +66,7 @@ def _route(ctx: CliContext, args: argparse.Namespace) -> int:
     amount = parse_amount(args.amount, cur)
     router = build_router(profile)
     key = RoutingKey(network=args.network, currency=cur.code, amount_minor=amount.minor,
-                     aid=args.aid.upper(), bin=args.bin or "")
+                     aid=(args.aid or "").upper(), bin=args.bin or "")
     rule = router.route_for(key)
     connectors = router.candidates(key)
     asyncio.run(router.aclose())

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import signal
 import time
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ def register(groups: Any) -> None:
     )
     run.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_seconds,
         default=5.0,
         metavar="S",
         help="how long to wait for the broker before using HTTPS (default: %(default)s)",
@@ -99,6 +100,23 @@ def register(groups: Any) -> None:
                      help="business day, YYYY-MM-DD (default: today, UTC)")
     eod.add_argument("--json", action="store_true", help="print JSON")
     eod.set_defaults(handler=_eod)
+
+
+def _destinations(text: str) -> set[str]:
+    wanted = {d.strip() for d in text.split(",") if d.strip()}
+    if not wanted or wanted - {"platform", "psp"}:
+        raise SyncError(f"--destinations {text!r}: use platform, psp or platform,psp")
+    return wanted
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
 
 
 def _business_date(text: str) -> dt.date:
@@ -250,6 +268,7 @@ def _diagnostics(profile: Profile, store: Store, mqtt: MqttTransport | None) -> 
 
 
 def _run(ctx: CliContext, args: argparse.Namespace) -> int:
+    _destinations(args.destinations)  # before the key store: a typo is named first
     profile = ctx.profile()
     with Store.open(ctx.database_path) as store:
         signer, (keystore, signing) = _open_signer(ctx, store)
@@ -282,9 +301,7 @@ async def _drive(
 ) -> DrainReport:
     sync = profile.sync
     terminal_id = profile.terminal.terminal_id
-    wanted = {d.strip() for d in args.destinations.split(",") if d.strip()}
-    if not wanted or wanted - {"platform", "psp"}:
-        raise SyncError(f"--destinations {args.destinations!r}: use platform, psp or platform,psp")
+    wanted = _destinations(args.destinations)
     outbox = SqliteOutbox(store)
     worker: OutboxWorker | None = None
     mqtt: MqttTransport | None = None
