@@ -344,11 +344,14 @@ class PcscReader:
         return card, protocol, bytes(atr)
 
     async def wait_for_card(self, reader: str | None = None, timeout: float | None = None) -> str:
-        if reader is not None and reader not in await self.list_readers():
-            raise NoReaderError(
-                f"no reader named {reader!r}; `etika card read` lists the readers",
-                reader=reader,
-            )
+        if reader is not None:
+            known = await self.list_readers()
+            if reader not in known:
+                raise NoReaderError(
+                    f"no reader named {reader!r}; the readers are: "
+                    + (", ".join(repr(name) for name in known) or "none (is one plugged in?)"),
+                    reader=reader,
+                )
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         context = _Context(self.api)

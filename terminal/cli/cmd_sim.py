@@ -156,6 +156,11 @@ def register_card(kinds: Any) -> None:
 
 
 def _card(ctx: CliContext, args: argparse.Namespace) -> int:
+    import warnings
+
+    # pyemv (the card's cryptography) uses TDES through a deprecated import path; the
+    # warning is pyemv's business, not the operator's (as in ``etika card``).
+    warnings.filterwarnings("ignore", message=".*TripleDES.*")
     from simulators.card.errors import CardSimulatorError
     from simulators.card.run import build_card, describe_profiles, serve
 
