@@ -41,6 +41,8 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     # -- argparse and the data directory ------------------------------------------------------------------------
     ("bogus",                                                                              2, ("invalid choice",)),
     ("--data-dir {data_is_file} db status",                                                1, ("cannot write logs", "--data-dir")),
+    ("--data-dir '' db status",                                                            2, ("--data-dir", "must not be empty")),
+    ("--profile '' config check",                                                          2, ("--profile", "must not be empty")),
     # -- the store: garbage, damaged pages, a directory, newer software's ------------------------------------------
     ("--data-dir {garbage_db} db status",                                                  1, ("damaged", "etika.db", "backup")),
     ("--data-dir {damaged_db} db status",                                                  1, ("damaged", "etika.db", "backup")),

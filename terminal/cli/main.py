@@ -29,6 +29,13 @@ __all__ = ["build_parser", "main"]
 COMMAND_GROUPS = ("config", "db", "hsm", "platform", "pinpad", "sim", "card", "sync", "psp")
 
 
+def _not_empty(text: str) -> str:
+    # An empty --profile or --data-dir would silently mean the current directory.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="etika",
@@ -36,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--profile",
-        default=os.environ.get("ETIKA_PROFILE", "default"),
+        type=_not_empty,
+        default=os.environ.get("ETIKA_PROFILE") or "default",
         help="terminal profile: a name under firmware-config/ or a directory "
         "(env ETIKA_PROFILE; default: %(default)s)",
     )
     parser.add_argument(
         "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("ETIKA_DATA_DIR", "var")),
+        type=lambda text: Path(_not_empty(text)),
+        default=Path(os.environ.get("ETIKA_DATA_DIR") or "var"),
         help="where the database, logs and key-store token live "
         "(env ETIKA_DATA_DIR; default: %(default)s)",
     )
