@@ -60,6 +60,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     # -- hsm ----------------------------------------------------------------------------------------------------------
     ("hsm --module {garbage} status",                                                      1, ("cannot load the PKCS#11 module",)),
     ("hsm status",                                                                         1, ("no PKCS#11 token", "hsm init")),
+    ("hsm public-key --version 0",                                                         2, ("--version", "start at 1")),
     ("--data-dir {softhsm_conf_garbage} hsm status",                                       1, ("softhsm2.conf", "not UTF-8", "hsm init")),
     ("--data-dir {softhsm_conf_no_tokendir} hsm init",                                     1, ("softhsm2.conf", "directories.tokendir")),
     ("--data-dir {pin_is_dir} hsm init",                                                   1, ("PIN file", "Is a directory")),

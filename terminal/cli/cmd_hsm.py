@@ -66,8 +66,18 @@ def register(groups: Any) -> None:
     imp.set_defaults(handler=_import)
 
     public = commands.add_parser("public-key", help="print the signing public key (PEM)")
-    public.add_argument("--version", type=int, help="key version (default: current)")
+    public.add_argument("--version", type=_version, help="key version (default: current)")
     public.set_defaults(handler=_public_key)
+
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a key version (1, 2, ...)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"key versions start at 1, got {value}")
+    return value
 
 
 def hsm_settings(ctx: CliContext, module: str | None = None) -> HsmSettings:
