@@ -131,9 +131,11 @@ class EncryptedPin:
             )
 
     def __repr__(self) -> str:
+        # The block goes to the acquirer and nowhere else (not logs, not tracebacks): PCI
+        # treats even an enciphered PIN block as sensitive authentication data.
         return (
             f"EncryptedPin(ksn={self.ksn.hex().upper()}, "
-            f"pin_block={self.pin_block.hex().upper()}, format={self.format})"
+            f"pin_block=<{len(self.pin_block)} bytes>, format={self.format})"
         )
 
     def as_json(self) -> dict[str, object]:

@@ -58,3 +58,11 @@ def test_encrypted_pin_json() -> None:
         "pin_block": "1B9C1845EB993A7A",
         "format": 0,
     }
+
+
+def test_encrypted_pin_repr_hides_the_block() -> None:
+    """The enciphered PIN block goes to the acquirer only: repr shows the KSN and a length."""
+    text = repr(BLOCK)
+    assert "1B9C1845EB993A7A" not in text.upper()
+    assert "FFFF9876543210E00001" in text and "<8 bytes>" in text
+    assert BLOCK.as_json()["pin_block"] == "1B9C1845EB993A7A"
