@@ -66,13 +66,20 @@ def ensure_softhsm_conf(data_dir: Path, environ: dict[str, str] | None = None) -
         return Path(env["SOFTHSM2_CONF"])
     conf = softhsm_conf_path(data_dir)
     tokens = data_dir / "softhsm" / "tokens"
-    tokens.mkdir(parents=True, exist_ok=True)
-    os.chmod(tokens.parent, 0o700)
-    os.chmod(tokens, 0o700)
-    if not conf.exists():
-        conf.write_text(softhsm_conf_text(data_dir))
-    else:
-        _check_softhsm_conf(conf, tokens)
+    try:
+        tokens.mkdir(parents=True, exist_ok=True)
+        os.chmod(tokens.parent, 0o700)
+        os.chmod(tokens, 0o700)
+        if not conf.exists():
+            conf.write_text(softhsm_conf_text(data_dir))
+    except OSError as exc:
+        raise SoftHsmConfInvalid(
+            f"cannot prepare the token directory {tokens} and its {conf.name}: "
+            f"{exc.strerror or exc}; {tokens.parent} must be a writable directory "
+            "(move aside whatever file is in the way)",
+            path=str(tokens),
+        ) from exc
+    _check_softhsm_conf(conf, tokens)
     env["SOFTHSM2_CONF"] = str(conf.resolve())
     return conf
 

@@ -6,7 +6,7 @@
     └── HsmError                 the key store failed; a generic device or library fault
         ├── ModuleMissing        the PKCS#11 module cannot be loaded
         ├── TokenMissing         no token ``etika-terminal`` (run ``etika hsm init``)
-        ├── SoftHsmConfInvalid   the data directory's ``softhsm2.conf`` is unusable (replace it)
+        ├── SoftHsmConfInvalid   ``<data-dir>/softhsm/`` or ``softhsm2.conf`` unusable (fix it)
         ├── TokenInitFailed      ``softhsm2-util`` could not create the token
         ├── PinMissing           no PIN file and no ``ETIKA_HSM_PIN``
         ├── WrongPin             the token refused the PIN
@@ -86,7 +86,8 @@ class TokenInitFailed(HsmError):
 
 
 class SoftHsmConfInvalid(HsmError):
-    """``<data-dir>/softhsm/softhsm2.conf`` cannot be read or names no token directory.
+    """``<data-dir>/softhsm/`` cannot be prepared, or its ``softhsm2.conf`` cannot be read or
+    names no token directory.
 
     SoftHSM2 silently falls back to the system-wide configuration when its own cannot be
     parsed, so without this check ``etika hsm init`` would create a second token (new keys)

@@ -63,6 +63,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("hsm public-key --version 0",                                                         2, ("--version", "start at 1")),
     ("--data-dir {softhsm_conf_garbage} hsm status",                                       1, ("softhsm2.conf", "not UTF-8", "hsm init")),
     ("--data-dir {softhsm_conf_no_tokendir} hsm init",                                     1, ("softhsm2.conf", "directories.tokendir")),
+    ("--data-dir {softhsm_is_file} hsm status",                                            1, ("token directory", "softhsm")),
     ("--data-dir {pin_is_dir} hsm init",                                                   1, ("PIN file", "Is a directory")),
     ("--data-dir {pin_garbage} hsm init",                                                  1, ("PIN file", "not UTF-8")),
     ("hsm import vault {missing} --test-transport-key",                                    1, ("cannot import", "No such file")),
@@ -229,6 +230,8 @@ def _prepare(root: Path) -> dict[str, Path]:
     file("softhsm_conf_garbage/softhsm/softhsm2.conf", _garbage(512, 5))
     inputs["softhsm_conf_no_tokendir"] = root / "softhsm_conf_no_tokendir"
     file("softhsm_conf_no_tokendir/softhsm/softhsm2.conf", "objectstore.backend = file\n")
+    inputs["softhsm_is_file"] = root / "softhsm_is_file"
+    file("softhsm_is_file/softhsm", "not a directory\n")
     inputs["pin_is_dir"] = root / "pin_is_dir"
     (root / "pin_is_dir" / "hsm-pin").mkdir(parents=True)
     inputs["pin_garbage"] = root / "pin_garbage"
