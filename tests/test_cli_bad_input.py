@@ -74,6 +74,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("platform terminals --database {garbage}",                                            1, ("platform database", "not a database")),
     ("--data-dir {signing_key_is_dir} platform key",                                       2, ("signing key", "Is a directory")),
     ("--data-dir {signing_key_garbage} platform key",                                      2, ("not a P-256 PEM private key",)),
+    ("--data-dir {platform_is_file} platform push cmd {cmd_json} --terminal-id T1",        2, ("signing key", "not a directory")),
     ("platform push fx {bad_json} --terminal-id T1",                                       2, ("not valid JSON",)),
     ("platform push cmd {truncated_json} --terminal-id T1",                                2, ("not valid JSON",)),
     ("platform push blacklist {garbage} --terminal-id T1",                                 2, ("not UTF-8",)),
@@ -239,6 +240,8 @@ def _prepare(root: Path) -> dict[str, Path]:
 
     inputs["signing_key_is_dir"] = root / "signing_key_is_dir"
     (root / "signing_key_is_dir" / "platform" / "signing-key.pem").mkdir(parents=True)
+    inputs["platform_is_file"] = root / "platform_is_file"
+    file("platform_is_file/platform", "not a directory\n")
     inputs["signing_key_garbage"] = root / "signing_key_garbage"
     file("signing_key_garbage/platform/signing-key.pem", _garbage(300, 7))
     return inputs

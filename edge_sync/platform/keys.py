@@ -43,12 +43,24 @@ def load_or_create_signing_key(path: Path) -> SoftwareSigner:
                 path=str(path),
             ) from exc
     signer = SoftwareSigner.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: two workers starting together must not both write a key.
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return load_or_create_signing_key(path)
+        if path.parent.is_dir():
+            return load_or_create_signing_key(path)
+        raise RegistryError(
+            f"cannot create the platform signing key {path}: {path.parent} is not a "
+            "directory; move that file aside (or use another --data-dir)",
+            path=str(path),
+        ) from None
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot create the platform signing key {path}: {exc.strerror or exc}; "
+            "check --data-dir / ETIKA_DATA_DIR",
+            path=str(path),
+        ) from exc
     with os.fdopen(fd, "wb") as handle:
         handle.write(signer.private_key_pem())
     return signer
