@@ -86,6 +86,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
                                                                                            2, ("--https-", "certificate and key")),
     ("platform serve --http-port {busy_port} --mqtt-ca {bad_pem}",                         2, ("--mqtt-", "CA file")),
     ("platform serve --no-mqtt --http-port {busy_port} --operator-token-file {garbage}",    2, ("--operator-token-file",)),
+    ("platform serve --session-expiry 99999999999",                                        2, ("--session-expiry", "at most")),
     # -- card -----------------------------------------------------------------------------------------------------------
     ("card read --simulated nope",                                                         2, ("unknown card profile", "visa-credit")),
     ("card read --timeout nan",                                                            2, ("--timeout",)),

@@ -78,6 +78,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _session_expiry(text: str) -> int:
+    value = _positive(text)
+    # MQTT v5 carries it as a four-byte integer (0xFFFFFFFF: the session never expires).
+    if value > 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"at most 4294967295 seconds: {value}")
+    return value
+
+
 def _add_database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
@@ -181,7 +189,7 @@ def register(groups: Any) -> None:
     )
     run.add_argument(
         "--session-expiry",
-        type=_positive,
+        type=_session_expiry,
         default=300,
         metavar="SECONDS",
         help="how long the broker keeps this worker's session and its share of the uplink "
