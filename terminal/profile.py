@@ -518,9 +518,9 @@ def load_profile(directory: Path | str) -> Profile:
     """
     directory = Path(directory)
     if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such profile directory"
         raise ConfigError(
-            [f"{directory}: no such profile directory (a profile is a folder of "
-             f"{', '.join(PROFILE_FILES)})"]
+            [f"{directory}: {what} (a profile is a folder of {', '.join(PROFILE_FILES)})"]
         )
     problems: list[str] = []
     parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}

@@ -52,6 +52,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("--data-dir {newer_db} db status",                                                    1, ("migration(s) [7]", "upgrade")),
     # -- profiles: missing, garbage, broken TOML, a missing file, unusable key files ----------------------------------
     ("--profile {missing} psp route --network visa",                                       2, ("no such profile directory",)),
+    ("--profile {garbage} psp route --network visa",                                       2, ("garbage: not a directory",)),
     ("--profile {prof_garbage_aids} psp route --network visa",                             2, ("aids.toml", "not UTF-8")),
     ("--profile {prof_no_sync} pinpad get-pin --amount 1",                                 2, ("sync.toml", "missing")),
     ("--profile {prof_bad_p2pe} card transact --simulated visa-credit --amount 500 --issuer psp",
