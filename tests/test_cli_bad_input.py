@@ -47,7 +47,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("--data-dir {garbage_db} db status",                                                  1, ("damaged", "etika.db", "backup")),
     ("--data-dir {damaged_db} db status",                                                  1, ("damaged", "etika.db", "backup")),
     ("--data-dir {damaged_db} sync status",                                                1, ("damaged", "etika.db")),
-    ("--data-dir {db_is_dir} db status",                                                   1, ("etika.db", "data directory")),
+    ("--data-dir {db_is_dir} db status",                                                   1, ("etika.db", "is a file")),
     ("--data-dir {future_db} db status",                                                   1, ("schema version 99", "upgrade")),
     ("--data-dir {newer_db} db status",                                                    1, ("migration(s) [7]", "upgrade")),
     # -- profiles: missing, garbage, broken TOML, a missing file, unusable key files ----------------------------------

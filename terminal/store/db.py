@@ -69,8 +69,8 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
         return f"the disk holding the store at {path} is full ({exc}); free space and retry"
     if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_IOERR):
         return (
-            f"cannot use the store at {path} ({exc}); check that the data directory "
-            "(--data-dir / ETIKA_DATA_DIR) exists, is a directory and is writable"
+            f"cannot use the store at {path} ({exc}); check that it is a file (or absent) "
+            "in a writable data directory (--data-dir / ETIKA_DATA_DIR)"
         )
     return f"the store at {path} failed: {exc}"
 
