@@ -104,7 +104,10 @@ def _seconds(text: str) -> float:
 
 
 @asynccontextmanager
-async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession, Any]]:
+async def _session(
+    args: argparse.Namespace, pcsc: CardReader | None
+) -> AsyncIterator[tuple[CardSession, Any]]:
+    """A card session: the in-process simulated card, or the card in ``pcsc``'s reader."""
     reader: CardReader
     sim_card = None
     if args.simulated:
@@ -123,7 +126,9 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession,
             raise _UsageError(str(exc)) from exc
         reader, sim_card = sim, sim.card
     else:
-        reader = args.pcsc_reader
+        if pcsc is None:
+            raise TypeError("a PC/SC session needs the reader _run_card_job opened")
+        reader = pcsc
     name = await reader.wait_for_card(args.reader, timeout=args.timeout)
     session = await reader.connect(name)
     try:
@@ -132,20 +137,21 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[tuple[CardSession,
         await session.close()
 
 
-def _run_card_job(args: argparse.Namespace, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``job`` to completion: in-process for a simulated card, else on the PC/SC
-    reader's own I/O thread (:meth:`drivers.pcsc.PcscReader.run_card_job`), where its APDUs
-    need no thread hop."""
+def _run_card_job(
+    args: argparse.Namespace, job: Callable[[CardReader | None], Coroutine[Any, Any, T]]
+) -> T:
+    """Run ``job`` to completion: in-process for a simulated card (given no reader), else on
+    the PC/SC reader's own I/O thread (:meth:`drivers.pcsc.PcscReader.run_card_job`), where
+    its APDUs need no thread hop."""
     if args.simulated:
-        return asyncio.run(job())
+        return asyncio.run(job(None))
     from drivers.pcsc import PcscReader
 
     reader = PcscReader()
-    args.pcsc_reader = reader
 
     async def on_reader_thread() -> T:
         try:
-            return await reader.run_card_job(job)
+            return await reader.run_card_job(lambda: job(reader))
         finally:
             await reader.aclose()
 
@@ -226,8 +232,8 @@ def _print(result: TransactionResult, keys: tuple[str, ...], as_json: bool) -> N
 def _read(ctx: CliContext, args: argparse.Namespace) -> int:
     config = kernel_config_from_profile(ctx.profile())
 
-    async def go() -> TransactionResult:
-        async with _session(args) as (session, _):
+    async def go(pcsc: CardReader | None) -> TransactionResult:
+        async with _session(args, pcsc) as (session, _):
             kernel = EmvKernel(config, chooser=_chooser(args))
             return await kernel.read(session, contactless=args.contactless)
 
@@ -250,8 +256,8 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
         online_available=not args.offline,
     )
 
-    async def go() -> TransactionResult:
-        async with _session(args) as (session, sim_card):
+    async def go(pcsc: CardReader | None) -> TransactionResult:
+        async with _session(args, pcsc) as (session, sim_card):
             authoriser: OnlineAuthoriser | None = None
             if args.issuer == "simulated" and sim_card is not None:
                 from terminal.cli.sim_issuer import SimulatedIssuer
