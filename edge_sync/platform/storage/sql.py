@@ -1,29 +1,26 @@
-"""The platform's database: a small Protocol, and one SQL implementation for two engines.
+"""The SQL both engines run: one implementation of :class:`PlatformStorage`.
 
-SQLite (the default, a file under the data directory) and PostgreSQL (``postgresql://…``)
-run the same statements: ``?`` placeholders are rewritten to ``%s`` for psycopg, and
-idempotency is ``INSERT … ON CONFLICT DO NOTHING RETURNING``, which both engines have. The
-first insert of a ``message_id`` returns it, a redelivery returns nothing: that is the whole
-deduplication, and it holds across several platform workers sharing one PostgreSQL.
+SQLite and PostgreSQL run the same statements: ``?`` placeholders are rewritten to ``%s``
+for psycopg (:meth:`SqlStorage._sql`), and idempotency is ``INSERT … ON CONFLICT DO NOTHING
+RETURNING``, which both engines have. The first insert of a ``message_id``
+returns it, a redelivery returns nothing: that is the whole deduplication, and it holds
+across several platform workers sharing one PostgreSQL.
 
 A batch of uplinks is committed in one transaction; the caller acknowledges only after
-:meth:`PlatformStorage.ingest` has returned (the commit is durable by then).
-
-A PostgreSQL URL may carry ``?schema=NAME``: the tables then live in that schema (created if
-missing), so that test runs and tenants stay apart.
+:meth:`SqlStorage.ingest` has returned (the commit is durable by then). The engine modules
+say how to connect, which driver errors mean what, and how to lock the schema.
 """
 
 from __future__ import annotations
 
+import abc
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
+from edge_sync.messages import utc_now_iso
 from edge_sync.platform.errors import StorageError, UnstorableData
 from edge_sync.platform.records import (
     CONTENT_FIELDS,
@@ -34,75 +31,10 @@ from edge_sync.platform.records import (
     Total,
     Uplink,
 )
+from edge_sync.platform.storage.base import PlatformStorage
+from edge_sync.platform.storage.schema import apply_migrations, shipped_migrations
 
-__all__ = [
-    "PlatformStorage",
-    "PostgresStorage",
-    "SqliteStorage",
-    "open_storage",
-]
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS platform_terminals (
-        terminal_id TEXT PRIMARY KEY,
-        registered_at TEXT NOT NULL,
-        last_seen_at TEXT,
-        backlog TEXT,
-        backlog_seq BIGINT,
-        backlog_reported_at TEXT,
-        messages BIGINT NOT NULL DEFAULT 0,
-        unbooked BIGINT NOT NULL DEFAULT 0,
-        rejected BIGINT NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS platform_terminal_keys (
-        terminal_id TEXT NOT NULL REFERENCES platform_terminals (terminal_id),
-        key_version INTEGER NOT NULL,
-        public_key_pem TEXT NOT NULL,
-        registered_at TEXT NOT NULL,
-        PRIMARY KEY (terminal_id, key_version))""",
-    """CREATE TABLE IF NOT EXISTS platform_messages (
-        message_id TEXT PRIMARY KEY,
-        terminal_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        idempotency_key TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        booked INTEGER NOT NULL,
-        envelope TEXT NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS platform_messages_by_terminal
-        ON platform_messages (terminal_id, seq)""",
-    """CREATE TABLE IF NOT EXISTS platform_transactions (
-        terminal_id TEXT NOT NULL,
-        transaction_id TEXT NOT NULL,
-        business_date TEXT NOT NULL,
-        currency TEXT NOT NULL,
-        amount_minor BIGINT NOT NULL,
-        state TEXT,
-        counted INTEGER NOT NULL,
-        seq BIGINT NOT NULL,
-        message_id TEXT NOT NULL,
-        PRIMARY KEY (terminal_id, transaction_id))""",
-    """CREATE INDEX IF NOT EXISTS platform_transactions_by_date
-        ON platform_transactions (business_date, terminal_id)""",
-    """CREATE TABLE IF NOT EXISTS platform_eod_totals (
-        terminal_id TEXT NOT NULL,
-        business_date TEXT NOT NULL,
-        currency TEXT NOT NULL,
-        count BIGINT NOT NULL,
-        amount_minor BIGINT NOT NULL,
-        seq BIGINT NOT NULL,
-        message_id TEXT NOT NULL,
-        PRIMARY KEY (terminal_id, business_date, currency))""",
-    """CREATE TABLE IF NOT EXISTS platform_rejections (
-        terminal_id TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        received_at TEXT NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS platform_rejections_by_time
-        ON platform_rejections (received_at)""",
-    """CREATE INDEX IF NOT EXISTS platform_rejections_by_terminal
-        ON platform_rejections (terminal_id, received_at)""",
-)
+__all__ = ["SqlStorage"]
 
 _INSERT_MESSAGE = """INSERT INTO platform_messages
     (message_id, terminal_id, kind, seq, idempotency_key, created_at, received_at, booked,
@@ -129,72 +61,7 @@ _TERMINALS = """SELECT t.terminal_id, t.registered_at, t.last_seen_at, t.backlog
     FROM platform_terminals t"""
 
 
-class PlatformStorage(Protocol):
-    """What the platform needs from its database (SQLite or PostgreSQL)."""
-
-    def register_key(
-        self, terminal_id: str, key_version: int, public_key_pem: str, now: str
-    ) -> None:
-        """Register (or replace) one public key of a terminal; the terminal row is created."""
-        ...
-
-    def public_key(self, terminal_id: str, key_version: int) -> str | None:
-        """The PEM registered for that terminal and key version, or ``None``."""
-        ...
-
-    def key_versions(self, terminal_id: str) -> list[int]:
-        """The key versions registered for a terminal (empty: the terminal is unknown)."""
-        ...
-
-    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
-        """Commit a batch in one transaction; each outcome says new or already there."""
-        ...
-
-    def record_rejections(self, rejections: Sequence[Rejection], received_at: str) -> None:
-        """Keep refused uplinks for the fleet API."""
-        ...
-
-    def terminals(self) -> list[TerminalSummary]:
-        ...
-
-    def terminal(self, terminal_id: str) -> TerminalSummary | None:
-        ...
-
-    def message_count(self, terminal_id: str | None = None) -> int:
-        ...
-
-    def kind_counts(self, terminal_id: str) -> dict[str, int]:
-        ...
-
-    def transaction_totals(
-        self, business_date: str | None = None, terminal_id: str | None = None
-    ) -> list[Total]:
-        """The platform's own sums of counted transactions, per terminal, day and currency."""
-        ...
-
-    def reported_totals(self, business_date: str) -> list[Total]:
-        """The terminals' end-of-day reports for that day."""
-        ...
-
-    def eod_reporters(self, business_date: str) -> set[str]:
-        """Terminals that sent an end-of-day report for that day (even an empty one)."""
-        ...
-
-    def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
-        """The latest refused uplinks, newest first."""
-        ...
-
-    def messages(
-        self, terminal_id: str, kind: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """A terminal's latest stored envelopes (highest seq first), with ``received_at``."""
-        ...
-
-    def close(self) -> None:
-        ...
-
-
-class _SqlStorage:
+class SqlStorage(PlatformStorage):
     """The statements; subclasses say how to connect and which errors the driver raises."""
 
     _errors: tuple[type[BaseException], ...] = ()
@@ -207,23 +74,23 @@ class _SqlStorage:
         # One connection, used from the event loop's worker threads and from FastAPI's
         # thread pool: the lock serialises them (each call is one short transaction).
         self._lock = threading.Lock()
+        self._version = 0
 
     # -- engine specifics ---------------------------------------------------------------
 
+    @abc.abstractmethod
     def _conn(self) -> Any:
-        raise NotImplementedError
+        """The open connection (reconnecting if the engine can)."""
 
     def _sql(self, statement: str) -> str:
         return statement
 
+    @abc.abstractmethod
     def _describe(self) -> str:
-        raise NotImplementedError
+        """The database as error messages name it (never its password)."""
 
     def _lock_schema(self, conn: Any) -> None:
         """Serialise concurrent migrations (several workers starting together)."""
-
-    def close(self) -> None:
-        raise NotImplementedError
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -264,11 +131,21 @@ class _SqlStorage:
     def _run(self, conn: Any, statement: str, params: Sequence[Any] = ()) -> Any:
         return conn.execute(self._sql(statement), tuple(params))
 
-    def migrate(self) -> None:
+    def migrate(self) -> int:
+        """Apply the shipped migrations this database lacks; refuse a changed or newer one."""
+        shipped = shipped_migrations()
         with self._transaction() as conn:
             self._lock_schema(conn)
-            for statement in SCHEMA:
-                self._run(conn, statement)
+            self._version = apply_migrations(
+                lambda statement, params: self._run(conn, statement, params),
+                self._describe(),
+                utc_now_iso(),
+                shipped,
+            )
+        return self._version
+
+    def schema_version(self) -> int:
+        return self._version
 
     # -- registry -----------------------------------------------------------------------
 
@@ -573,7 +450,6 @@ class _SqlStorage:
             ).fetchall()
         return {str(row[0]) for row in rows}
 
-
     def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -592,7 +468,6 @@ class _SqlStorage:
                 ).fetchall()
         return [Rejection(r[0], r[1], r[2], r[3]) for r in rows]
 
-
     def messages(
         self, terminal_id: str, kind: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -606,118 +481,3 @@ class _SqlStorage:
                 (terminal_id, int(kind is None), kind or "", limit),
             ).fetchall()
         return [{"received_at": r[1], "envelope": json.loads(r[0])} for r in rows]
-
-
-class SqliteStorage(_SqlStorage):
-    """The platform database in one SQLite file (WAL, synchronous=FULL)."""
-
-    _errors = (sqlite3.Error,)
-    _data_errors = (sqlite3.DataError, OverflowError, UnicodeEncodeError)
-    # IMMEDIATE takes the write lock up front, so two processes on one file queue instead
-    # of failing half-way through a batch; reads stay deferred (WAL readers never block).
-    _begin = "BEGIN IMMEDIATE"
-    _begin_read = "BEGIN"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=FULL")
-            self._connection.execute("PRAGMA foreign_keys=ON")
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(
-                f"cannot open the platform database {self.path}: {exc}", database=str(self.path)
-            ) from exc
-        self.migrate()
-
-    def _conn(self) -> sqlite3.Connection:
-        return self._connection
-
-    def _describe(self) -> str:
-        return str(self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
-
-
-class PostgresStorage(_SqlStorage):
-    """The platform database on PostgreSQL (psycopg 3); reconnects after a lost connection."""
-
-    _begin = "BEGIN"
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        import psycopg
-
-        self._psycopg = psycopg
-        self._errors = (psycopg.Error,)
-        self._data_errors = (psycopg.DataError, OverflowError, UnicodeEncodeError)
-        self.url, self.schema = _split_schema(url)
-        self._connection: Any = None
-        self.migrate()
-
-    def _describe(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "localhost"
-        where = f"postgresql://{host}:{parts.port or 5432}{parts.path}"
-        return f"{where} (schema {self.schema})" if self.schema else where
-
-    def _conn(self) -> Any:
-        if self._connection is None or self._connection.closed or self._connection.broken:
-            self._connection = self._psycopg.connect(self.url, autocommit=True)
-            if self.schema:
-                ident = self._psycopg.sql.Identifier(self.schema)
-                self._connection.execute(
-                    self._psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident)
-                )
-                self._connection.execute(
-                    self._psycopg.sql.SQL("SET search_path TO {}").format(ident)
-                )
-        return self._connection
-
-    def _sql(self, statement: str) -> str:
-        return statement.replace("?", "%s")
-
-    def _lock_schema(self, conn: Any) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-
-
-def _split_schema(url: str) -> tuple[str, str | None]:
-    """Take our ``schema=`` parameter out of the URL (libpq would refuse it)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for key, value in query if key == "schema"), None)
-    rest = [(key, value) for key, value in query if key != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema or None
-
-
-def open_storage(database: str | Path) -> PlatformStorage:
-    """SQLite for a path (or ``sqlite:///path``), PostgreSQL for ``postgresql://…``."""
-    text = str(database)
-    if text.startswith(("postgresql://", "postgres://")):
-        try:
-            return PostgresStorage(text)
-        except StorageError:
-            raise
-        except Exception as exc:
-            # psycopg raises OperationalError when nothing answers; name the fix.
-            raise StorageError(
-                f"cannot connect to the platform database: {exc}; check --database "
-                "and that PostgreSQL is running",
-            ) from exc
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///") :]
-    elif "://" in text:
-        raise ValueError(f"unsupported database URL {text!r}: use a path or postgresql://…")
-    return SqliteStorage(Path(text))

@@ -1,0 +1,96 @@
+"""What the platform needs from its database, as an abstract base class.
+
+Both engines (:mod:`.sqlite`, :mod:`.postgres`) inherit the shared statements of
+:class:`~edge_sync.platform.storage.sql.SqlStorage`; a test double subclasses this class
+(or wraps a real storage) and must say every method, which ``abc`` checks at construction.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from edge_sync.platform.records import (
+    IngestOutcome,
+    Rejection,
+    TerminalSummary,
+    Total,
+    Uplink,
+)
+
+__all__ = ["PlatformStorage"]
+
+
+class PlatformStorage(abc.ABC):
+    """What the platform needs from its database (SQLite or PostgreSQL)."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The newest migration applied to this database."""
+
+    @abc.abstractmethod
+    def register_key(
+        self, terminal_id: str, key_version: int, public_key_pem: str, now: str
+    ) -> None:
+        """Register (or replace) one public key of a terminal; the terminal row is created."""
+
+    @abc.abstractmethod
+    def public_key(self, terminal_id: str, key_version: int) -> str | None:
+        """The PEM registered for that terminal and key version, or ``None``."""
+
+    @abc.abstractmethod
+    def key_versions(self, terminal_id: str) -> list[int]:
+        """The key versions registered for a terminal (empty: the terminal is unknown)."""
+
+    @abc.abstractmethod
+    def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
+        """Commit a batch in one transaction; each outcome says new or already there."""
+
+    @abc.abstractmethod
+    def record_rejections(self, rejections: Sequence[Rejection], received_at: str) -> None:
+        """Keep refused uplinks for the fleet API."""
+
+    @abc.abstractmethod
+    def terminals(self) -> list[TerminalSummary]:
+        """Every registered terminal with its counters."""
+
+    @abc.abstractmethod
+    def terminal(self, terminal_id: str) -> TerminalSummary | None:
+        """One terminal, or ``None`` when it is not registered."""
+
+    @abc.abstractmethod
+    def message_count(self, terminal_id: str | None = None) -> int:
+        """Stored messages, of one terminal or of the fleet."""
+
+    @abc.abstractmethod
+    def kind_counts(self, terminal_id: str) -> dict[str, int]:
+        """A terminal's stored messages per kind."""
+
+    @abc.abstractmethod
+    def transaction_totals(
+        self, business_date: str | None = None, terminal_id: str | None = None
+    ) -> list[Total]:
+        """The platform's own sums of counted transactions, per terminal, day and currency."""
+
+    @abc.abstractmethod
+    def reported_totals(self, business_date: str) -> list[Total]:
+        """The terminals' end-of-day reports for that day."""
+
+    @abc.abstractmethod
+    def eod_reporters(self, business_date: str) -> set[str]:
+        """Terminals that sent an end-of-day report for that day (even an empty one)."""
+
+    @abc.abstractmethod
+    def rejections(self, terminal_id: str | None = None, limit: int = 100) -> list[Rejection]:
+        """The latest refused uplinks, newest first."""
+
+    @abc.abstractmethod
+    def messages(
+        self, terminal_id: str, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A terminal's latest stored envelopes (highest seq first), with ``received_at``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
