@@ -40,7 +40,7 @@ def test_every_shipped_migration_is_recorded_with_its_checksum(database: str) ->
     storage.close()
     with raw(database) as conn:
         rows = conn.execute(
-            f"SELECT version, name, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"  # noqa: S608
+            f"SELECT version, name, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
         ).fetchall()
     shipped = shipped_migrations()
     assert [tuple(r) for r in rows] == [(m.version, m.name, m.checksum) for m in shipped]
@@ -58,7 +58,7 @@ def test_reopening_applies_nothing_twice(database: str) -> None:
     finally:
         second.close()
     with raw(database) as conn:
-        count = conn.execute(f"SELECT COUNT(*) FROM {MIGRATIONS_TABLE}").fetchone()[0]  # noqa: S608
+        count = conn.execute(f"SELECT COUNT(*) FROM {MIGRATIONS_TABLE}").fetchone()[0]
     assert count == len(shipped_migrations())
 
 
@@ -67,7 +67,7 @@ def test_a_changed_applied_migration_is_refused(database: str) -> None:
     open_storage(database).close()
     with raw(database) as conn:
         conn.execute(
-            f"UPDATE {MIGRATIONS_TABLE} SET checksum = 'edited' WHERE version = 1"  # noqa: S608
+            f"UPDATE {MIGRATIONS_TABLE} SET checksum = 'edited' WHERE version = 1"
         )
     with pytest.raises(StorageError, match=r"0001_initial\.sql .*changed since it was applied"):
         open_storage(database)
@@ -78,7 +78,7 @@ def test_a_database_from_a_newer_release_is_refused(database: str) -> None:
     open_storage(database).close()
     with raw(database) as conn:
         conn.execute(
-            f"INSERT INTO {MIGRATIONS_TABLE} VALUES (9999, '9999_future.sql', 'x', 'now')"  # noqa: S608
+            f"INSERT INTO {MIGRATIONS_TABLE} VALUES (9999, '9999_future.sql', 'x', 'now')"
         )
     with pytest.raises(StorageError, match=r"\[9999\].*upgrade this one"):
         open_storage(database)
