@@ -35,49 +35,49 @@ Rules implemented (and only these):
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from etika_errors import EtikaError
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
-from terminal.emv.config import TransactionData
-from terminal.emv.cvm import OnlinePinRequest
+from terminal.emv.config import KernelConfig, TransactionData
+from terminal.emv.contact import ContactFlow, response_template
+from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.dol import build_dol
-from terminal.emv.errors import CardDataError, CardError, OdaError, TransactionNotAllowed
-from terminal.emv.kernel import (
-    OnlineRequest,
-    OnlineResponse,
-    TransactionResult,
-    _ContactFlow,
-    _Missing,
-    _response_template,
+from terminal.emv.errors import (
+    CardDataError,
+    CardError,
+    IccDataMissing,
+    OdaError,
+    TransactionNotAllowed,
 )
 from terminal.emv.oda import verify_dynamic_signature
-from terminal.emv.risk import Cryptogram, _date
+from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
+from terminal.emv.result import TransactionResult
+from terminal.emv.risk import Cryptogram, application_date
 from terminal.emv.selection import SelectedApplication
 from terminal.emv.tvr import TsiBit, TvrBit
-
-if TYPE_CHECKING:
-    from terminal.emv.kernel import EmvKernel
 
 __all__ = ["QvsdcFlow"]
 
 
-class QvsdcFlow(_ContactFlow):
+class QvsdcFlow(ContactFlow):
     """One qVSDC transaction (see the module docstring for the rules)."""
 
     # qVSDC cards repeat some GPO objects (5F34, 57) in their records; identical values are
     # accepted, a different value still terminates.
     tolerate_identical_duplicates = True
 
-    def __init__(self, kernel: EmvKernel, channel: CardChannel, selected: SelectedApplication,
-                 txn: TransactionData | None) -> None:
-        super().__init__(kernel, channel, selected, txn)
+    def __init__(self, config: KernelConfig, channel: CardChannel,
+                 selected: SelectedApplication, txn: TransactionData | None, *,
+                 pin_entry: PinCallback | None = None,
+                 authoriser: OnlineAuthoriser | None = None) -> None:
+        super().__init__(config, channel, selected, txn, pin_entry=pin_entry,
+                         authoriser=authoriser)
         self.ttq = b"\x00\x00\x00\x00"
         self.pdol_tvr = bytes(5)
 
-    def _terminal(self) -> dict[int, bytes]:
-        data = super()._terminal()
+    def terminal_objects(self) -> dict[int, bytes]:
+        data = super().terminal_objects()
         data[0x9F66] = self.ttq
         return data
 
@@ -87,7 +87,7 @@ class QvsdcFlow(_ContactFlow):
         b1 = 0x20 | 0x10
         if not can_online:
             b1 |= 0x08
-        if self.kernel.pin_entry is not None and self.config.supports(2, 7):
+        if self.pin_entry is not None and self.config.supports(2, 7):
             b1 |= 0x04
         if self.config.supports(2, 6):
             b1 |= 0x02
@@ -100,11 +100,11 @@ class QvsdcFlow(_ContactFlow):
 
     def _can_go_online(self, txn: TransactionData) -> bool:
         return (self.config.online_capable and txn.online_available
-                and self.kernel.authoriser is not None)
+                and self.authoriser is not None)
 
     async def _gpo(self) -> None:
         pdol = self.selected.pdol or b""
-        source = self._dol_source()
+        source = self.dol_source()
         self.pdol_data = build_dol(pdol, source) if pdol else b""
         # The card's qVSDC cryptogram covers the terminal data as sent in the PDOL; the TVR
         # the kernel sets afterwards (ODA not performed, …) is for the terminal's own log.
@@ -117,10 +117,10 @@ class QvsdcFlow(_ContactFlow):
         if not response.ok:
             raise CardError("the card refused GET PROCESSING OPTIONS", sw=response.sw,
                             command="GPO")
-        items = _response_template(response.data, "GET PROCESSING OPTIONS")
+        items = response_template(response.data, "GET PROCESSING OPTIONS")
         if items[0].tag != 0x77:
             raise CardDataError("a qVSDC GPO answer must be format 2 (77)", tag=0x77)
-        self._store(items[0].children, where="GPO")
+        self.store(items[0].children, where="GPO")
         if 0x82 not in self.card:
             raise CardDataError("the GPO answer lacks the AIP", tag=0x82)
         self.aip = self.card[0x82]
@@ -129,7 +129,7 @@ class QvsdcFlow(_ContactFlow):
     async def _read_afl(self) -> None:
         if self.card.get(0x94):
             # qVSDC has no CDOLs; the PAN may come only as track 2 (57).
-            await self._read_records(mandatory=())
+            await self.read_records(mandatory=())
 
     async def read_only(self) -> TransactionResult:
         self.txn = TransactionData(amount=0, currency_numeric=999, online_available=False)
@@ -154,14 +154,14 @@ class QvsdcFlow(_ContactFlow):
         self.tsi.set(TsiBit.ODA_PERFORMED)
         try:
             if not self.aip[0] & 0x20 or 0x9F4B not in self.card:
-                raise _Missing("no fDDA signature")
-            issuer = self._issuer_key()
-            icc = self._icc_key(issuer)
-            terminal = self._terminal()
+                raise IccDataMissing("no fDDA signature")
+            issuer = self.issuer_public_key()
+            icc = self.icc_public_key(issuer)
+            terminal = self.terminal_objects()
             dynamic = (self.un + terminal[0x9F02] + terminal[0x5F2A]
                        + self.card.get(0x9F69, b""))
             verify_dynamic_signature(icc, self.card[0x9F4B], dynamic)
-        except _Missing:
+        except IccDataMissing:
             self.tvr.set(TvrBit.DDA_FAILED)
             self.tvr.set(TvrBit.ICC_DATA_MISSING)
             self.oda_result = "failed"
@@ -195,11 +195,11 @@ class QvsdcFlow(_ContactFlow):
         declined = card_says is Cryptogram.AAC
         if card_says is Cryptogram.TC:
             ok = self._fdda(txn)
-            expiry = _date(self.card.get(0x5F24))
+            expiry = application_date(self.card.get(0x5F24))
             expired = expiry is not None and expiry < txn.when.date()
             if expired:
                 self.tvr.set(TvrBit.EXPIRED_APPLICATION)
-            pan = self._pan()
+            pan = self.pan()
             if pan and pan in self.config.exception_file:
                 self.tvr.set(TvrBit.CARD_ON_EXCEPTION_FILE)
                 declined = True
@@ -225,8 +225,8 @@ class QvsdcFlow(_ContactFlow):
             self.final = card_says
             answer: OnlineResponse | None = None
             if self._can_go_online(txn):
-                assert self.kernel.authoriser is not None
-                answer = await self.kernel.authoriser.authorise(self._online_request())
+                assert self.authoriser is not None
+                answer = await self.authoriser.authorise(self.online_request())
             if answer is None:
                 self.decision = "declined_unable_online"
             else:
@@ -238,9 +238,9 @@ class QvsdcFlow(_ContactFlow):
         result.interface = "contactless"
         return result
 
-    def _online_request(self) -> OnlineRequest:
+    def online_request(self) -> OnlineRequest:
         """DE 55 must let the issuer recompute the ARQC: TVR as it went into the cryptogram."""
-        request = super()._online_request()
+        request = super().online_request()
         icc = dict(request.icc_data)
         icc[0x95] = self.pdol_tvr
         return replace(request, icc_data=icc)
@@ -252,10 +252,10 @@ class QvsdcFlow(_ContactFlow):
         self.tsi.set(TsiBit.CARDHOLDER_VERIFICATION_PERFORMED)
         if len(ctq) > 1 and ctq[1] & 0x80:
             self.cvm.method, self.cvm.results = "cdcvm", b"\x01\x00\x02"
-        elif ctq[0] & 0x80 and self.ttq[0] & 0x04 and self.kernel.pin_entry is not None:
+        elif ctq[0] & 0x80 and self.ttq[0] & 0x04 and self.pin_entry is not None:
             try:
-                self.cvm.online_pin = await self.kernel.pin_entry(
-                    OnlinePinRequest(self._pan(), txn.amount, txn.currency_numeric))
+                self.cvm.online_pin = await self.pin_entry(
+                    OnlinePinRequest(self.pan(), txn.amount, txn.currency_numeric))
             except EtikaError:
                 self.tvr.set(TvrBit.PIN_NOT_ENTERED)
                 self.tvr.set(TvrBit.CARDHOLDER_VERIFICATION_FAILED)

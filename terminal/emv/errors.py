@@ -15,7 +15,8 @@
             ├── CardRemoved           the card left the reader mid-transaction
             ├── ReaderFailure         the reader failed (from ``drivers.errors.ReaderError``)
             ├── OdaError              an offline data authentication check failed (``step``);
-            │                         kept inside the kernel: it sets TVR bits, flow goes on
+            │   │                     kept inside the kernel: it sets TVR bits, flow goes on
+            │   └── IccDataMissing    a data object ODA needs is missing (TVR "ICC data missing")
             ├── PinEntryError         the PIN entry device failed or was cancelled
             └── TransactionNotAllowed the card does not allow this transaction
 
@@ -39,6 +40,7 @@ __all__ = [
     "CardRemoved",
     "DolError",
     "EmvError",
+    "IccDataMissing",
     "NoApplication",
     "OdaError",
     "PinEntryError",
@@ -113,6 +115,17 @@ class OdaError(EmvError):
     def __init__(self, message: str, *, step: str, **fields: Any) -> None:
         super().__init__(message, step=step, **fields)
         self.step = step
+
+
+class IccDataMissing(OdaError):
+    """A data object offline data authentication needs is missing (Book 3 §10.3).
+
+    Like every ``OdaError`` it stays inside the kernel: ODA fails and TVR byte 1 b6
+    "ICC data missing" is set as well.
+    """
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message, step="icc_data_missing", **fields)
 
 
 class PinEntryError(EmvError):

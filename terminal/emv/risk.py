@@ -28,6 +28,7 @@ from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 __all__ = [
     "Cryptogram",
     "action_analysis",
+    "application_date",
     "default_action",
     "processing_restrictions",
     "terminal_risk_management",
@@ -49,7 +50,7 @@ class Cryptogram(enum.Enum):
         return cls(kind)
 
 
-def _date(raw: bytes | None) -> date | None:
+def application_date(raw: bytes | None) -> date | None:
     """YYMMDD n6 → date (years 00–49 are 20xx, 50–99 are 19xx, Book 3 §5.2.1.2 note)."""
     if raw is None or len(raw) != 3 or not raw.hex().isdigit():
         return None
@@ -93,10 +94,10 @@ def processing_restrictions(
             tvr.set(TvrBit.SERVICE_NOT_ALLOWED)
 
     today = txn.when.date()
-    effective = _date(card.get(0x5F25))
+    effective = application_date(card.get(0x5F25))
     if effective is not None and effective > today:
         tvr.set(TvrBit.APPLICATION_NOT_YET_EFFECTIVE)
-    expiry = _date(card.get(0x5F24))
+    expiry = application_date(card.get(0x5F24))
     if expiry is not None and expiry < today:
         tvr.set(TvrBit.EXPIRED_APPLICATION)
 
