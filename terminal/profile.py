@@ -8,7 +8,7 @@ A profile is one directory of files, each validated by its own pydantic model:
 ``currencies.toml`` accepted ISO 4217 currencies, the default one, FX rates with age limits
 ``aids.toml``      supported applications: TACs, floor limits, random selection, TDOL/DDOL
 ``capks.toml``     certification authority public keys, SHA-1 checksum verified at load
-``limits.toml``    offline approval limits
+``limits.toml``    offline approval limits; ``[fraud]`` fraud-scoring thresholds and weights
 ``routing.toml``   PSP connectors and the routes that pick them
 ``sync.toml``      MQTT / HTTPS endpoints of the platform
 =================  ===============================================================
@@ -47,6 +47,8 @@ __all__ = [
     "AidConfig",
     "Capk",
     "CurrenciesFile",
+    "FraudSettings",
+    "FraudWeights",
     "HsmConfig",
     "OfflineLimits",
     "PinPadConfig",
@@ -344,8 +346,61 @@ class OfflineLimits(_Strict):
         return self
 
 
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class FraudWeights(_Strict):
+    """How much each check can add to the fraud score (0 = ignored, 1 = decisive alone)."""
+
+    velocity: Fraction = 0.5
+    amount: Fraction = 0.4
+    blacklist: Fraction = 1.0
+    bin_range: Fraction = 1.0
+    country: Fraction = 0.2
+    offline_exposure: Fraction = 0.3
+    declines: Fraction = 0.5
+
+
+class FraudSettings(_Strict):
+    """``limits.toml`` ``[fraud]``: thresholds of :mod:`terminal.payments.fraud`.
+
+    Every field has a default so profiles written before fraud scoring still load.
+    """
+
+    enabled: bool = True
+    #: How far back the payment manager counts a card's transactions and declines.
+    velocity_window_s: Annotated[int, Field(gt=0, le=30 * 86400)] = 3600
+    #: Transactions of one card fingerprint within the window that make velocity fully risky.
+    velocity_max_count: Annotated[int, Field(ge=1, le=10_000)] = 5
+    #: Declines of one card within the window that make the decline check fully risky.
+    max_declines: Annotated[int, Field(ge=1, le=1000)] = 3
+    #: Amount check: the merchant's history needs this many payments before it counts.
+    amount_min_history: Annotated[int, Field(ge=1)] = 20
+    #: Standard deviations above the merchant's mean where the amount starts / is fully risky.
+    amount_z_start: Annotated[float, Field(ge=0, le=100)] = 2.0
+    amount_z_full: Annotated[float, Field(gt=0, le=100)] = 6.0
+    #: Score thresholds of the levels and the decisions (0..1, rising).
+    level_medium: Fraction = 0.30
+    level_high: Fraction = 0.60
+    level_critical: Fraction = 0.85
+    review_at: Fraction = 0.50
+    decline_at: Fraction = 0.80
+    weights: FraudWeights = FraudWeights()
+
+    @model_validator(mode="after")
+    def _thresholds_rise(self) -> FraudSettings:
+        if not self.level_medium <= self.level_high <= self.level_critical:
+            raise ValueError("level_medium <= level_high <= level_critical must hold")
+        if not self.review_at <= self.decline_at:
+            raise ValueError("review_at must not exceed decline_at")
+        if self.amount_z_start >= self.amount_z_full:
+            raise ValueError("amount_z_start must be below amount_z_full")
+        return self
+
+
 class LimitsFile(_Strict):
     offline: OfflineLimits
+    fraud: FraudSettings = FraudSettings()
 
 
 # --- routing.toml ------------------------------------------------------------------------
@@ -454,6 +509,7 @@ class Profile(BaseModel):
     aids: list[AidConfig]
     capks: list[Capk]
     offline: OfflineLimits
+    fraud: FraudSettings = FraudSettings()
     psps: list[PspConfig]
     routes: list[Route]
     sync: SyncConfig
@@ -546,6 +602,7 @@ def load_profile(directory: Path | str) -> Profile:
         aids=aids.aid,
         capks=capks.capk,
         offline=limits.offline,
+        fraud=limits.fraud,
         psps=routing.psp,
         routes=routing.route,
         sync=sync.sync,
