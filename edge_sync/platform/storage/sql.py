@@ -2,7 +2,7 @@
 
 SQLite and PostgreSQL run the same statements: ``?`` placeholders are rewritten to ``%s``
 for psycopg (:meth:`SqlStorage._sql`), and idempotency is ``INSERT … ON CONFLICT DO NOTHING
-RETURNING``, which both engines have. The first insert of a ``message_id``
+RETURNING``, which both engines have. The first insert of a ``(terminal_id, message_id)``
 returns it, a redelivery returns nothing: that is the whole deduplication, and it holds
 across several platform workers sharing one PostgreSQL.
 
@@ -40,7 +40,7 @@ _INSERT_MESSAGE = """INSERT INTO platform_messages
     (message_id, terminal_id, kind, seq, idempotency_key, created_at, received_at, booked,
      envelope)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (message_id) DO NOTHING
+    ON CONFLICT (terminal_id, message_id) DO NOTHING
     RETURNING message_id"""
 
 # A terminal reports each state change of a transaction: the highest seq is the truth.
@@ -197,9 +197,11 @@ class SqlStorage(PlatformStorage):
         conflicts: dict[int, bool] = {}
         added: dict[str, list[int]] = {u.terminal_id: [0, 0] for u in uplinks}
         with self._transaction() as conn:
-            # In message_id order: two workers' batches then lock rows in the same order
-            # and cannot deadlock on PostgreSQL (the outcome of each row is order-free).
-            for position, uplink in sorted(enumerate(uplinks), key=lambda p: p[1].message_id):
+            # In key order: two workers' batches then lock rows in the same order and
+            # cannot deadlock on PostgreSQL (the outcome of each row is order-free).
+            for position, uplink in sorted(
+                enumerate(uplinks), key=lambda p: (p[1].terminal_id, p[1].message_id)
+            ):
                 inserted = self._run(
                     conn,
                     _INSERT_MESSAGE,
@@ -241,8 +243,9 @@ class SqlStorage(PlatformStorage):
     def _differs(self, conn: Any, uplink: Uplink) -> bool:
         """Whether the message stored under this id has other content than ``uplink``."""
         row = self._run(
-            conn, "SELECT envelope FROM platform_messages WHERE message_id = ?",
-            (uplink.message_id,),
+            conn,
+            "SELECT envelope FROM platform_messages WHERE terminal_id = ? AND message_id = ?",
+            (uplink.terminal_id, uplink.message_id),
         ).fetchone()
         stored, arriving = json.loads(row[0]), json.loads(uplink.envelope_json)
         return any(stored.get(f) != arriving.get(f) for f in CONTENT_FIELDS)
