@@ -18,35 +18,23 @@ online PIN moves on to its next CVM (TVR "PIN pad not present").
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import math
-import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from drivers.base import CardReader, CardSession
+from drivers.base import CardReader
 from terminal.cli.context import CliContext
 from terminal.emv.config import TransactionData
 from terminal.emv.cvm import OnlinePinRequest
-from terminal.emv.errors import EmvError, NoApplication
-from terminal.emv.kernel import (
-    EmvKernel,
-    OnlineAuthoriser,
-    OnlineRequest,
-    OnlineResponse,
-    TransactionResult,
-)
-from terminal.emv.profile_adapter import kernel_config_from_profile
-from terminal.emv.selection import Candidate, Chooser, choose_first
-from terminal.money import Amount, parse_amount
-from terminal.profile import Profile
+from terminal.emv.errors import EmvError
+from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
+from terminal.emv.selection import Chooser
+from terminal.money import parse_amount
+from terminal.services import aid_chooser, card_session, run_card_job
 
 __all__ = ["register"]
-
-T = TypeVar("T")
 
 _READ_KEYS = ("aid", "label", "pan_masked", "expiry")
 _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
@@ -103,119 +91,34 @@ def _seconds(text: str) -> float:
     return value
 
 
-@asynccontextmanager
-async def _session(
-    args: argparse.Namespace, pcsc: CardReader | None
-) -> AsyncIterator[tuple[CardSession, Any]]:
-    """A card session: the in-process simulated card, or the card in ``pcsc``'s reader."""
-    reader: CardReader
-    sim_card = None
-    if args.simulated:
-        # pyemv (the simulator's cryptography) uses TDES through a deprecated import path.
-        warnings.filterwarnings("ignore", message=".*TripleDES.*")
-        from simulators.card.profiles import PROFILES
-        from simulators.card.reader import in_process_reader
+def _reader(args: argparse.Namespace) -> CardReader | None:
+    """The in-process simulated reader for ``--simulated``; ``None`` means PC/SC."""
+    if not args.simulated:
+        return None
+    # pyemv (the simulator's cryptography) uses TDES through a deprecated import path.
+    warnings.filterwarnings("ignore", message=".*TripleDES.*")
+    from simulators.card.profiles import PROFILES
+    from simulators.card.reader import in_process_reader
 
-        if args.simulated not in PROFILES:
-            raise _UsageError(f"unknown card profile {args.simulated!r}; known: "
-                              f"{', '.join(PROFILES)}")
-        try:
-            sim = in_process_reader(args.simulated,
-                                    "contactless" if args.contactless else "contact")
-        except ValueError as exc:
-            raise _UsageError(str(exc)) from exc
-        reader, sim_card = sim, sim.card
-    else:
-        if pcsc is None:
-            raise TypeError("a PC/SC session needs the reader _run_card_job opened")
-        reader = pcsc
-    name = await reader.wait_for_card(args.reader, timeout=args.timeout)
-    session = await reader.connect(name)
+    if args.simulated not in PROFILES:
+        raise _UsageError(f"unknown card profile {args.simulated!r}; known: "
+                          f"{', '.join(PROFILES)}")
     try:
-        yield session, sim_card
-    finally:
-        await session.close()
-
-
-def _run_card_job(
-    args: argparse.Namespace, job: Callable[[CardReader | None], Coroutine[Any, Any, T]]
-) -> T:
-    """Run ``job`` to completion: in-process for a simulated card (given no reader), else on
-    the PC/SC reader's own I/O thread (:meth:`drivers.pcsc.PcscReader.run_card_job`), where
-    its APDUs need no thread hop."""
-    if args.simulated:
-        return asyncio.run(job(None))
-    from drivers.pcsc import PcscReader
-
-    reader = PcscReader()
-
-    async def on_reader_thread() -> T:
-        try:
-            return await reader.run_card_job(lambda: job(reader))
-        finally:
-            await reader.aclose()
-
-    return asyncio.run(on_reader_thread())
+        return in_process_reader(args.simulated,
+                                 "contactless" if args.contactless else "contact")
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
 
 
 class _UsageError(EmvError):
     exit_code = 2
 
 
-class _PspAuthoriser:
-    """The kernel's online authoriser over the profile's PSP routes.
-
-    The route depends on the card's network, known only once the kernel has selected the
-    application: the network is looked up from the profile's AID table when the ARQC
-    arrives, then :class:`terminal.psp_routing.KernelAuthoriser` seals the card data (P2PE)
-    and goes through the router (breakers, fall-through, reversal on timeout).
-    """
-
-    def __init__(self, profile: Profile, amount: Amount) -> None:
-        from terminal.psp_routing import build_router
-
-        self._profile = profile
-        self._amount = amount
-        self._router = build_router(profile)
-
-    def _network(self, aid: bytes) -> str:
-        wanted = aid.hex().upper()
-        for entry in self._profile.aids:
-            if wanted == entry.aid or (entry.partial_match and wanted.startswith(entry.aid)):
-                return entry.network
-        raise NoApplication(f"application {wanted} is not in the profile: no route for it")
-
-    async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
-        from edge_sync.connectors import Amount as PspAmount
-        from terminal.psp_routing import KernelAuthoriser
-
-        bridge = KernelAuthoriser(
-            self._router,
-            uuid.uuid4(),
-            PspAmount(self._amount.minor, self._amount.currency.code,
-                      self._amount.currency.numeric, self._amount.currency.exponent),
-            network=self._network(request.aid),
-        )
-        return await bridge.authorise(request)
-
-
 def _chooser(args: argparse.Namespace) -> Chooser:
-    """The application choice: ``--aid`` when given, else the card's priority order."""
-    if not args.aid:
-        return choose_first
     try:
-        wanted = bytes.fromhex(args.aid)
-    except ValueError:
-        raise _UsageError(f"--aid {args.aid!r} is not hexadecimal") from None
-
-    async def choose(candidates: Sequence[Candidate]) -> Candidate:
-        for candidate in candidates:
-            if candidate.aid.startswith(wanted):
-                return candidate
-        offered = ", ".join(f"{c.aid.hex().upper()} ({c.display_name})" for c in candidates)
-        raise NoApplication(f"the card has no application {args.aid.upper()}; it offers {offered}")
-
-    return choose
+        return aid_chooser(args.aid)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _print(result: TransactionResult, keys: tuple[str, ...], as_json: bool) -> None:
@@ -230,60 +133,78 @@ def _print(result: TransactionResult, keys: tuple[str, ...], as_json: bool) -> N
 
 
 def _read(ctx: CliContext, args: argparse.Namespace) -> int:
-    config = kernel_config_from_profile(ctx.profile())
+    chooser = _chooser(args)
+    with ctx.services(card_reader=_reader(args)) as services:
+        config = services.kernel_config
 
-    async def go(pcsc: CardReader | None) -> TransactionResult:
-        async with _session(args, pcsc) as (session, _):
-            kernel = EmvKernel(config, chooser=_chooser(args))
-            return await kernel.read(session, contactless=args.contactless)
+        async def go(reader: CardReader) -> TransactionResult:
+            async with card_session(reader, args.reader, args.timeout) as session:
+                kernel = EmvKernel(config, chooser=chooser)
+                return await kernel.read(session, contactless=args.contactless)
 
-    _print(_run_card_job(args, go), _READ_KEYS, args.json)
+        result = run_card_job(services.card_reader, go)
+    _print(result, _READ_KEYS, args.json)
     return 0
 
 
 def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
     profile = ctx.profile()
-    config = kernel_config_from_profile(profile)
     currency = profile.currency(args.currency) if args.currency else profile.default_currency
     amount = parse_amount(args.amount, currency)
     if args.issuer == "simulated" and not args.simulated:
         raise _UsageError("--issuer simulated needs --simulated PROFILE (the test issuer "
                           "only knows the simulated cards' keys)")
+    chooser = _chooser(args)
     data = TransactionData(
         amount=amount.minor,
         currency_numeric=currency.numeric,
         currency_exponent=currency.exponent,
         online_available=not args.offline,
     )
+    with ctx.services(card_reader=_reader(args)) as services:
+        config = services.kernel_config
 
-    async def go(pcsc: CardReader | None) -> TransactionResult:
-        async with _session(args, pcsc) as (session, sim_card):
-            authoriser: OnlineAuthoriser | None = None
-            if args.issuer == "simulated" and sim_card is not None:
-                from terminal.cli.sim_issuer import SimulatedIssuer
+        async def go(reader: CardReader) -> TransactionResult:
+            async with contextlib.AsyncExitStack() as stack:
+                authoriser: OnlineAuthoriser | None = None
+                if args.issuer == "simulated":
+                    authoriser = _simulated_issuer(reader)
+                elif args.issuer == "psp":
+                    # This job may run on the PC/SC reader's own loop: its PSP links too.
+                    router = services.new_router()
+                    stack.push_async_callback(router.aclose)
+                    authoriser = services.online_authoriser(amount, router)
+                session = await stack.enter_async_context(
+                    card_session(reader, args.reader, args.timeout))
+                pin_entry = None
+                if args.pinpad:
+                    from drivers.pinpad.serial_pinpad import SerialPinPad
 
-                authoriser = SimulatedIssuer(sim_card.profile)
-            elif args.issuer == "psp":
-                authoriser = _PspAuthoriser(profile, amount)
-            if args.pinpad:
-                from drivers.pinpad.serial_pinpad import SerialPinPad
-
-                pinpad_settings = ctx.profile().pinpad
-                async with SerialPinPad(args.pinpad, pinpad_settings.baud) as pad:
+                    settings = profile.pinpad
+                    pad = await stack.enter_async_context(
+                        SerialPinPad(args.pinpad, settings.baud))
 
                     async def pin_entry(request: OnlinePinRequest) -> Any:
                         return await pad.get_pin(request.pan, request.amount,
                                                  request.currency_numeric,
-                                                 timeout_s=pinpad_settings.pin_timeout_s)
+                                                 timeout_s=settings.pin_timeout_s)
 
-                    kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser,
-                                       chooser=_chooser(args))
-                    return await kernel.transact(session, data, contactless=args.contactless)
-            kernel = EmvKernel(config, authoriser=authoriser, chooser=_chooser(args))
-            return await kernel.transact(session, data, contactless=args.contactless)
+                kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser,
+                                   chooser=chooser)
+                return await kernel.transact(session, data, contactless=args.contactless)
 
-    result = _run_card_job(args, go)
+        result = run_card_job(services.card_reader, go)
     # With a real acquirer the issuer's answer (ARC, tag 8A) is worth showing too.
     keys: tuple[str, ...] = (*_TRANSACT_KEYS, "arc") if args.issuer == "psp" else _TRANSACT_KEYS
     _print(result, keys, args.json)
     return 0
+
+
+def _simulated_issuer(reader: CardReader) -> OnlineAuthoriser:
+    """The simulated card's own test issuer (``--issuer simulated``)."""
+    from terminal.cli.sim_issuer import SimulatedIssuer
+
+    card = getattr(reader, "card", None)
+    if card is None:
+        raise _UsageError("--issuer simulated needs --simulated PROFILE")
+    return SimulatedIssuer(card.profile)

@@ -22,7 +22,6 @@ from hsm.transport import TEST_TRANSPORT_KEY, parse_import_file
 from terminal.cli.context import CliContext
 from terminal.errors import ConfigError
 from terminal.store import Store
-from terminal.store.token_map import StoreTokenRegistry
 
 __all__ = ["hsm_settings", "open_key_store", "register"]
 
@@ -81,33 +80,29 @@ def _version(text: str) -> int:
 
 
 def hsm_settings(ctx: CliContext, module: str | None = None) -> HsmSettings:
-    """Where the key store is for this command: data dir, module and token label.
+    """Where the key store is for this command (:func:`terminal.services.hsm_settings_for`).
 
-    ``module`` (a ``--module`` option) beats ``ETIKA_PKCS11_MODULE``, which beats the
-    profile's ``[hsm] pkcs11_module``; the label is the profile's ``[hsm] token_label``.
+    A broken profile is reported, unless ``--module`` names the module explicitly: then
+    the key store can still be inspected.
     """
+    from terminal.services.keys import hsm_settings_for
+
     module = module or os.environ.get("ETIKA_PKCS11_MODULE")
-    label = None
     try:
-        profile_hsm = ctx.profile().hsm
+        profile = ctx.profile()
     except ConfigError:
         if module is None:
             raise
-        profile_hsm = None
-    if profile_hsm is not None:
-        module = module or profile_hsm.pkcs11_module
-        label = profile_hsm.token_label
-    settings = HsmSettings.from_data_dir(ctx.data_dir, module=module)
-    return settings if label is None else HsmSettings(
-        data_dir=settings.data_dir, module=settings.module, token_label=label
-    )
+        profile = None
+    return hsm_settings_for(profile, ctx.data_dir, module)
 
 
 def open_key_store(ctx: CliContext, store: Store | None = None,
                    module: str | None = None) -> KeyStore:
     """The wired key store: tokenising through ``store``'s token map when one is given."""
-    registry = StoreTokenRegistry(store) if store is not None else None
-    return KeyStore.open(hsm_settings(ctx, module), registry)
+    from terminal.services.keys import open_key_store as open_wired
+
+    return open_wired(hsm_settings(ctx, module), store)
 
 
 def _settings(ctx: CliContext, args: argparse.Namespace) -> HsmSettings:

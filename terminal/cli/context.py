@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from terminal.profile import Profile
+    from terminal.services import TerminalServices
 
 __all__ = ["CliContext", "default_config_root"]
 
@@ -28,6 +30,9 @@ class CliContext:
     profile_name: str
     data_dir: Path
     json_output: bool = False
+    #: Builds the services a command uses; tests hand a factory that injects doubles
+    #: (``main(argv, services_factory=…)``) instead of patching the command modules.
+    services_factory: Callable[..., TerminalServices] | None = field(default=None, repr=False)
     _profile: Profile | None = field(default=None, repr=False)
 
     @property
@@ -45,6 +50,15 @@ class CliContext:
 
             self._profile = load_profile(self.profile_dir)
         return self._profile
+
+    def services(self, **injected: Any) -> TerminalServices:
+        """The terminal's services for this profile and data dir (DESIGN §2): commands call
+        these and build no connector, worker, key store or reader themselves."""
+        if self.services_factory is not None:
+            return self.services_factory(self, **injected)
+        from terminal.services import TerminalServices
+
+        return TerminalServices(self.profile(), self.data_dir, **injected)
 
     @property
     def database_path(self) -> Path:

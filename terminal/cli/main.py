@@ -12,15 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from etika_errors import EtikaError
 from terminal.cli.context import CliContext
 from terminal.logs import LOG_FILE_NAME, configure_logging, mask_pan_text
+
+if TYPE_CHECKING:
+    from terminal.services import TerminalServices
 
 __all__ = ["build_parser", "main"]
 
@@ -61,10 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *,
+         services_factory: Callable[..., TerminalServices] | None = None) -> int:
+    """Run one ``etika`` command; ``services_factory(ctx, **injected)`` replaces how the
+    commands build :class:`~terminal.services.TerminalServices` (tests inject doubles)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    context = CliContext(profile_name=args.profile, data_dir=args.data_dir)
+    context = CliContext(profile_name=args.profile, data_dir=args.data_dir,
+                         services_factory=services_factory)
     try:
         configure_logging(context.log_dir)
     except OSError as exc:

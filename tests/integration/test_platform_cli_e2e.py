@@ -17,13 +17,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from edge_sync.signing import SoftwareSigner
-from terminal.cli import cmd_sync
+from terminal.cli.context import CliContext
 from terminal.cli.main import main
+from terminal.services import TerminalServices
+from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
 
@@ -31,20 +33,15 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL_ID = "ETK00001"  # the default profile's, and the CN of the fixture's certificate
-SIGNER = SoftwareSigner.generate()
+KEYS = SoftwareSigningKeys()
+SIGNER = KEYS.for_version(1)
 
 
-class _KeyStore:
-    """What ``sync run`` needs of the key store besides the signer (as in test_sync_cli)."""
+def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
+    """The real services with in-memory signing keys in place of the token."""
+    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS, **injected)
 
-    def rotate(self, _purpose: object) -> int:
-        return 2
 
-    def public_key_pem(self) -> bytes:
-        return SIGNER.public_key_pem()
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -104,7 +101,6 @@ def test_sync_run_drains_into_platform_serve(
         f'key_file = "{pki.terminal_key}"\nplatform_public_key = "platform.pem"\n'
         "batch_size = 100\nmax_in_flight = 300\n"
     )
-    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     terminal_data = tmp_path / "terminal-data"
     with Store.open(terminal_data / "etika.db") as store:
         for i in range(200):
@@ -116,7 +112,7 @@ def test_sync_run_drains_into_platform_serve(
             ))
     capsys.readouterr()
     common = ["--data-dir", str(terminal_data), "--profile", str(profile), "sync"]
-    assert main([*common, "run", "--once", "--json"]) == 0
+    assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["delivered"], report["remaining"]) == (201, 0)  # + its backlog report
 
@@ -127,6 +123,6 @@ def test_sync_run_drains_into_platform_serve(
     assert terminal["totals"] == [{"terminal_id": TERMINAL_ID, "business_date": "2026-11-21",
                                    "currency": "MAD", "count": 200, "amount_minor": 100_000}]
     # A second run has nothing left for the platform and stores nothing twice.
-    assert main([*common, "run", "--once", "--json"]) == 0
+    assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
     capsys.readouterr()
     assert httpx.get(f"{url}/v1/fleet").json()["messages"] == 202  # two backlog reports

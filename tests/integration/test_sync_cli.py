@@ -12,25 +12,24 @@ import pytest
 
 from edge_sync.messages import build_envelope, verify_envelope
 from edge_sync.signing import SoftwareSigner
-from terminal.cli import cmd_sync
+from terminal.cli.context import CliContext
 from terminal.cli.main import main
+from terminal.services import TerminalServices
+from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.integration.sync_receiver import AckingReceiver
 
-SIGNER = SoftwareSigner.generate()
+KEYS = SoftwareSigningKeys()
+SIGNER = KEYS.for_version(1)
+
+
+def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
+    """The real services with in-memory signing keys in place of the token."""
+    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS, **injected)
 PLATFORM = SoftwareSigner.generate()
 
 
-class _KeyStore:
-    def rotate(self, _purpose: object) -> int:
-        return 2
-
-    def public_key_pem(self) -> bytes:
-        return SIGNER.public_key_pem()
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -56,7 +55,6 @@ def test_sync_run_once_then_status(
     """run --once reports its backlog, drains the platform rows over TLS and leaves PoP rows
     to their connector; status --json then shows depth 0 and a last success for the platform;
     requeue-dead has nothing to do."""
-    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     with Store.open(data_dir / "etika.db") as store:
         for i in range(250):
             store.record(StateChange(
@@ -70,7 +68,7 @@ def test_sync_run_once_then_status(
         ))
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
     with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
-        assert main([*common, "run", "--once", "--json"]) == 0
+        assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["delivered"], report["remaining"]) == (251, 0)  # + the status report
     assert len(rx.committed) == 251
@@ -98,9 +96,8 @@ def test_run_without_the_pki_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Without the TLS files the profile names, run exits non-zero pointing at scripts/setup."""
-    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     code = main(["--data-dir", str(data_dir), "--profile", str(default_profile_dir),
-                 "sync", "run", "--once", "--transport", "https"])
+                 "sync", "run", "--once", "--transport", "https"], services_factory=_services)
     err = capsys.readouterr().err
     assert code != 0 and "scripts/setup" in err and "Traceback" not in err
 
@@ -121,7 +118,6 @@ def test_psp_rows_go_through_their_connector(
 ) -> None:
     """--destinations psp hands psp:<connector> rows to that connector; with the PSP host
     down the reversal waits for a retry (exit 1) instead of being lost or dead-lettered."""
-    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     reversal = {"original": {"connector": "cih", "transaction_id": "t1", "mti": "0100",
                              "stan": "000001", "transmitted_at": "1122003000"},
                 "amount": {"minor": 1000, "currency": "MAD", "numeric": 504, "exponent": 2}}
@@ -131,7 +127,7 @@ def test_psp_rows_go_through_their_connector(
             outbox=(OutboxMessage("psp:cih", "reversal", reversal, "rev-1", priority=10),),
         ))
     code = main(["--data-dir", str(data_dir), "--profile", str(profile), "sync", "run",
-                 "--once", "--json", "--destinations", "psp"])
+                 "--once", "--json", "--destinations", "psp"], services_factory=_services)
     report = json.loads(capsys.readouterr().out)
     with Store.open(data_dir / "etika.db") as store:
         (state, error) = store.connection.execute(
@@ -153,8 +149,7 @@ def test_status_table_and_bad_destinations(
     assert main(["--data-dir", str(data_dir), "sync", "status"]) == 0
     out = capsys.readouterr().out
     assert "destination" in out and "pop" in out
-    monkeypatch.setattr(cmd_sync, "_open_signer", lambda ctx, store: (SIGNER, (_KeyStore(), None)))
     code = main(["--data-dir", str(data_dir), "--profile", str(default_profile_dir),
-                 "sync", "run", "--once", "--destinations", "pop"])
+                 "sync", "run", "--once", "--destinations", "pop"], services_factory=_services)
     err = capsys.readouterr().err
     assert code != 0 and "--destinations" in err and "Traceback" not in err

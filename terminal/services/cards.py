@@ -1,0 +1,90 @@
+"""Card sessions for the terminal's use cases.
+
+A use case gets a card reader from the services: the one the caller injected (an
+in-process simulated reader, a test's scripted reader), or the PC/SC reader through pcscd.
+:func:`run_card_job` runs a whole card job either on the caller's loop (injected reader)
+or on the PC/SC reader's own I/O thread, where its APDUs need no thread hop
+(:meth:`drivers.pcsc.PcscReader.run_card_job`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from drivers.base import CardReader, CardSession
+from terminal.emv.errors import NoApplication
+from terminal.emv.selection import Candidate, Chooser, choose_first
+
+__all__ = ["aid_chooser", "card_session", "open_pcsc_reader", "run_card_job"]
+
+T = TypeVar("T")
+
+
+def open_pcsc_reader() -> CardReader:
+    """The PC/SC reader (pyscard through pcscd); imported only when a card is needed."""
+    from drivers.pcsc import PcscReader
+
+    return PcscReader()
+
+
+@asynccontextmanager
+async def card_session(reader: CardReader, reader_name: str | None, timeout: float
+                       ) -> AsyncIterator[CardSession]:
+    """Wait for a card in ``reader_name`` (or any reader) and hold a session on it."""
+    name = await reader.wait_for_card(reader_name, timeout=timeout)
+    session = await reader.connect(name)
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+def run_card_job(reader: CardReader | None,
+                 job: Callable[[CardReader], Coroutine[Any, Any, T]]) -> T:
+    """Run ``job`` to completion from synchronous code (the CLI).
+
+    With an injected ``reader`` the job runs on a new event loop here; without one it runs
+    on the PC/SC reader's I/O thread, and the reader is closed afterwards.
+    """
+    if reader is not None:
+        return asyncio.run(job(reader))
+    pcsc = open_pcsc_reader()
+    run_on_thread: Callable[..., Any] | None = getattr(pcsc, "run_card_job", None)
+
+    async def on_reader_thread() -> T:
+        try:
+            if run_on_thread is None:
+                return await job(pcsc)
+            result: T = await run_on_thread(lambda: job(pcsc))
+            return result
+        finally:
+            closer = getattr(pcsc, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    return asyncio.run(on_reader_thread())
+
+
+def aid_chooser(aid_hex: str | None) -> Chooser:
+    """The application choice: the AID (or prefix) asked for, else the card's priority.
+
+    ``ValueError`` when ``aid_hex`` is not hexadecimal (a usage mistake of the caller).
+    """
+    if not aid_hex:
+        return choose_first
+    try:
+        wanted = bytes.fromhex(aid_hex)
+    except ValueError:
+        raise ValueError(f"--aid {aid_hex!r} is not hexadecimal") from None
+
+    async def choose(candidates: Sequence[Candidate]) -> Candidate:
+        for candidate in candidates:
+            if candidate.aid.startswith(wanted):
+                return candidate
+        offered = ", ".join(f"{c.aid.hex().upper()} ({c.display_name})" for c in candidates)
+        raise NoApplication(f"the card has no application {aid_hex.upper()}; it offers {offered}")
+
+    return choose

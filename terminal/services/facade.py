@@ -1,0 +1,189 @@
+"""The terminal's use cases behind one facade, built from a profile and a data dir.
+
+The CLI and the UI call :class:`TerminalServices`; neither builds a connector, a worker, a
+key store or a card reader itself. Everything with a lifetime (the store, the key store,
+the PSP router) is opened lazily on first use and closed by :meth:`TerminalServices.close`
+(or the ``with`` block). Tests and the simulators inject what they replace (an in-process
+card reader, a software key store, a PoP client) through the constructor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drivers.base import CardReader
+from edge_sync.connectors import PspOutboxTransport, Router
+from edge_sync.connectors.errors import ReversalPending
+from edge_sync.signing import Signer
+from edge_sync.transport import Transport
+from hsm import KeyPurpose, KeyStore
+from terminal.emv.config import KernelConfig
+from terminal.emv.profile_adapter import kernel_config_from_profile
+from terminal.eod import CurrencyTotal, report_end_of_day
+from terminal.money import Amount
+from terminal.profile import Profile
+from terminal.services.keys import hsm_settings_for, open_key_store
+from terminal.services.psp import ProfilePspAuthoriser, build_persistent_router, queue_reversal
+from terminal.services.sync import SigningKeys, SyncService
+from terminal.store import Store
+
+__all__ = ["KeyStoreSigningKeys", "TerminalServices"]
+
+DATABASE_NAME = "etika.db"
+
+
+class KeyStoreSigningKeys:
+    """:class:`~terminal.services.sync.SigningKeys` over the PKCS#11 key store."""
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self._keystore = keystore
+
+    @property
+    def signing_key_version(self) -> int:
+        return self._keystore.signing_key_version
+
+    def signer(self) -> Signer:
+        return self._keystore.signer()
+
+    def rotate_signing(self) -> int:
+        return self._keystore.rotate(KeyPurpose.SIGNING)
+
+    def public_key_pem(self, version: int | None = None) -> bytes:
+        return self._keystore.public_key_pem(version)
+
+
+class TerminalServices:
+    """One terminal's services: store, key store, card reader, PSP router, sync."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        data_dir: Path,
+        *,
+        store: Store | None = None,
+        key_store_factory: Callable[[Store], KeyStore] | None = None,
+        signing_keys: SigningKeys | None = None,
+        card_reader: CardReader | None = None,
+        router_factory: Callable[[Profile, Store], Router] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.data_dir = Path(data_dir)
+        self._store = store
+        self._owns_store = store is None
+        self._key_store_factory = key_store_factory
+        self._key_store: KeyStore | None = None
+        self._signing_keys = signing_keys
+        #: An injected reader (simulated card, test double); ``None``: PC/SC via pcscd.
+        self.card_reader = card_reader
+        self._router_factory = router_factory or build_persistent_router
+        self._router: Router | None = None
+        self._kernel_config: KernelConfig | None = None
+        self._sync: SyncService | None = None
+
+    # --- lifetime ----------------------------------------------------------------------
+
+    def __enter__(self) -> TerminalServices:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the key store and the store (the router is closed by :meth:`aclose`)."""
+        if self._key_store is not None:
+            self._key_store.close()
+            self._key_store = None
+        if self._store is not None and self._owns_store:
+            self._store.close()
+            self._store = None
+
+    async def aclose(self) -> None:
+        """Close the PSP links (they belong to the event loop that opened them)."""
+        if self._router is not None:
+            router, self._router = self._router, None
+            await router.aclose()
+
+    # --- parts -------------------------------------------------------------------------
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / DATABASE_NAME
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.database_path)
+        return self._store
+
+    def key_store(self) -> KeyStore:
+        """The PKCS#11 key store, tokenising through the store's token map."""
+        if self._key_store is None:
+            if self._key_store_factory is not None:
+                self._key_store = self._key_store_factory(self.store)
+            else:
+                self._key_store = open_key_store(
+                    hsm_settings_for(self.profile, self.data_dir), self.store)
+        return self._key_store
+
+    def signing_keys(self) -> SigningKeys:
+        if self._signing_keys is None:
+            self._signing_keys = KeyStoreSigningKeys(self.key_store())
+        return self._signing_keys
+
+    @property
+    def kernel_config(self) -> KernelConfig:
+        if self._kernel_config is None:
+            self._kernel_config = kernel_config_from_profile(self.profile)
+        return self._kernel_config
+
+    def router(self) -> Router:
+        """The PSP router of this process (persistent STANs); open it on the loop that uses
+        it and close it with :meth:`aclose`."""
+        if self._router is None:
+            self._router = self._router_factory(self.profile, self.store)
+        return self._router
+
+    # --- use cases ---------------------------------------------------------------------
+
+    def online_authoriser(self, amount: Amount, router: Router | None = None, *,
+                          transaction_id: uuid.UUID | None = None) -> ProfilePspAuthoriser:
+        """The kernel's online authoriser through the profile's PSPs, for one transaction;
+        a reversal the PSP leaves unconfirmed is queued in the outbox."""
+        return ProfilePspAuthoriser(
+            self.profile, router or self.router(), amount, transaction_id=transaction_id,
+            on_reversal_pending=self.queue_reversal,
+        )
+
+    def queue_reversal(self, transaction_id: uuid.UUID, pending: ReversalPending) -> str:
+        return queue_reversal(self.store, transaction_id, pending)
+
+    def new_router(self) -> Router:
+        """A router of its own (a card job on another event loop needs one)."""
+        return self._router_factory(self.profile, self.store)
+
+    @property
+    def sync(self) -> SyncService:
+        if self._sync is None:
+            self._sync = SyncService(self.profile, self.data_dir, self.store,
+                                     self.signing_keys)
+        return self._sync
+
+    async def psp_transports(self, stack: contextlib.AsyncExitStack) -> dict[str, Transport]:
+        """``psp:<name>`` → the outbox transport through that connector (a router of its
+        own, closed with ``stack``)."""
+        router = self.new_router()
+        stack.push_async_callback(router.aclose)
+        return {f"psp:{name}": PspOutboxTransport(router, name) for name in router.connectors}
+
+    def end_of_day(self, day: dt.date) -> list[CurrencyTotal]:
+        """Compute the day's totals and queue them for the platform (journalled)."""
+        return report_end_of_day(self.store, self.profile.terminal.terminal_id, day)
+
+    def describe(self) -> dict[str, Any]:
+        return {"terminal_id": self.profile.terminal.terminal_id,
+                "profile": str(self.profile.directory), "data_dir": str(self.data_dir)}

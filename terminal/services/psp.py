@@ -1,0 +1,106 @@
+"""The terminal's PSP side: one router per process with STANs that survive restarts, and
+the kernel's online authoriser over it.
+
+A reversal the router could not get confirmed (:class:`~edge_sync.connectors.errors.
+ReversalPending`) is never dropped: it is queued in the outbox for its connector
+(``psp:<name>``, kind ``reversal``, priority 10), in the same transaction as its journal
+entry, and the outbox worker sends it until the PSP answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from edge_sync.connectors import Amount as PspAmount
+from edge_sync.connectors import Router
+from edge_sync.connectors.errors import ReversalPending
+from terminal.emv.errors import NoApplication
+from terminal.emv.kernel import OnlineRequest, OnlineResponse
+from terminal.money import Amount
+from terminal.profile import Profile
+from terminal.psp_routing import KernelAuthoriser, build_router
+from terminal.store import OutboxMessage, StateChange, Store
+from terminal.store.psp_trace import SqliteStanSource
+
+__all__ = [
+    "REVERSAL_PRIORITY",
+    "ProfilePspAuthoriser",
+    "build_persistent_router",
+    "network_for_aid",
+    "psp_amount",
+    "queue_reversal",
+]
+
+#: Reversals go ahead of everything else queued for their PSP: undoing a charge comes first.
+REVERSAL_PRIORITY = 10
+
+
+def build_persistent_router(profile: Profile, store: Store) -> Router:
+    """The profile's router whose ISO 8583 STANs come from the store (never reused after a
+    restart: an acquirer takes a repeated STAN of the day for a duplicate)."""
+    return build_router(profile, stan_source=lambda name: SqliteStanSource(store, name))
+
+
+def network_for_aid(profile: Profile, aid: bytes) -> str:
+    """The card network of the profile's application ``aid`` (exact match first, then the
+    longest partial-match prefix: the rule application selection uses)."""
+    wanted = aid.hex().upper()
+    exact = [a for a in profile.aids if a.aid == wanted]
+    if exact:
+        return exact[0].network
+    partial = sorted((a for a in profile.aids if a.partial_match and wanted.startswith(a.aid)),
+                     key=lambda a: len(a.aid), reverse=True)
+    if partial:
+        return partial[0].network
+    raise NoApplication(f"application {wanted} is not in the profile: no route for it")
+
+
+def psp_amount(amount: Amount) -> PspAmount:
+    """The terminal's amount as the connectors take it (minor units + both ISO 4217 codes)."""
+    return PspAmount(amount.minor, amount.currency.code, amount.currency.numeric,
+                     amount.currency.exponent)
+
+
+def queue_reversal(store: Store, transaction_id: uuid.UUID, pending: ReversalPending, *,
+                   entity: str = "psp", entity_id: str | None = None) -> str:
+    """Queue ``pending.reversal`` for its connector; returns the outbox message id."""
+    connector = str(pending.reversal.get("connector", ""))
+    message = OutboxMessage(
+        f"psp:{connector}", "reversal", dict(pending.reversal),
+        f"reversal:{transaction_id}", ref_id=str(transaction_id), priority=REVERSAL_PRIORITY,
+    )
+    store.record(StateChange(entity, entity_id or str(transaction_id), None,
+                             action="reversal_queued", reason=str(pending),
+                             outbox=[message]))
+    return message.message_id
+
+
+class ProfilePspAuthoriser:
+    """The kernel's online authoriser over the profile's routes, for one transaction.
+
+    The route depends on the card's network, known only once the kernel has selected the
+    application; the network is looked up when the ARQC arrives. A reversal left pending
+    is handed to ``on_reversal_pending`` (the services queue it in the outbox).
+    """
+
+    def __init__(self, profile: Profile, router: Router, amount: Amount, *,
+                 transaction_id: uuid.UUID | None = None,
+                 on_reversal_pending: Callable[[uuid.UUID, ReversalPending], object]
+                 | None = None) -> None:
+        self._profile = profile
+        self._router = router
+        self._amount = amount
+        self._on_reversal_pending = on_reversal_pending
+        self.transaction_id = transaction_id or uuid.uuid4()
+        self.bridge: KernelAuthoriser | None = None
+
+    async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
+        self.bridge = KernelAuthoriser(
+            self._router, self.transaction_id, psp_amount(self._amount),
+            network=network_for_aid(self._profile, request.aid),
+        )
+        answer = await self.bridge.authorise(request)
+        if isinstance(self.bridge.error, ReversalPending) and self._on_reversal_pending:
+            self._on_reversal_pending(self.transaction_id, self.bridge.error)
+        return answer

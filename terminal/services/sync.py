@@ -1,0 +1,242 @@
+"""Store-and-forward, wired: the outbox worker, its transports and the downlink handler.
+
+``platform`` travels over MQTT with the HTTPS fallback (the profile's ``[sync]``); each
+``psp:<connector>`` goes through its PSP connector
+(:class:`edge_sync.connectors.PspOutboxTransport`). Downlinks are applied through
+:class:`terminal.sync_hooks.TerminalDownlinkHooks`; key rotation asked by the platform goes
+to the key store's signing key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from edge_sync.downlink import DownlinkHandler
+from edge_sync.errors import SyncError
+from edge_sync.https import HttpsLinkSettings, HttpsTransport
+from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.outbox import RetryPolicy
+from edge_sync.signing import ANNOUNCED_WITH, Signer
+from edge_sync.transport import FailoverTransport, Transport
+from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
+from terminal.profile import Profile
+from terminal.store import Store
+from terminal.store.fleet import FleetStore
+from terminal.store.outbox import SqliteOutbox
+from terminal.sync_hooks import TerminalDownlinkHooks
+
+__all__ = ["PLATFORM", "SigningKeys", "SyncOptions", "SyncService", "worker_settings"]
+
+PLATFORM = "platform"
+STATUS_TTL_S = 3600.0
+#: How often a long-running sync reports its backlog to the platform.
+STATUS_EVERY_S = 60.0
+DESTINATION_GROUPS = frozenset({"platform", "psp", "pop"})
+
+
+class SigningKeys(Protocol):
+    """The terminal's signing key as the sync needs it (the key store satisfies it)."""
+
+    @property
+    def signing_key_version(self) -> int: ...
+
+    def signer(self) -> Signer: ...
+
+    def rotate_signing(self) -> int:
+        """Make a new signing key version current; returns it."""
+        ...
+
+    def public_key_pem(self, version: int | None = None) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What one sync run does."""
+
+    once: bool = True
+    transport: str = "auto"  # auto | mqtt | https
+    destinations: frozenset[str] = field(default_factory=lambda: frozenset({"platform", "psp"}))
+    connect_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("auto", "mqtt", "https"):
+            raise ValueError(f"transport {self.transport!r}: use auto, mqtt or https")
+        if not self.destinations or self.destinations - DESTINATION_GROUPS:
+            raise ValueError(f"destinations {sorted(self.destinations)}: use "
+                             + ", ".join(sorted(DESTINATION_GROUPS)))
+
+
+def worker_settings(profile: Profile) -> WorkerSettings:
+    sync = profile.sync
+    try:
+        return WorkerSettings(
+            terminal_id=profile.terminal.terminal_id,
+            batch_size=sync.batch_size,
+            max_in_flight=max(sync.max_in_flight, sync.batch_size),
+            ack_timeout_s=sync.ack_timeout_s,
+            max_bytes_per_s=sync.max_bytes_per_s,
+            retry=RetryPolicy(
+                base_s=sync.retry_base_s,
+                cap_s=max(sync.retry_cap_s, sync.retry_base_s),
+                max_attempts=sync.max_attempts,
+            ),
+        )
+    except ValueError as exc:
+        raise SyncError(f"[sync] settings of {profile.directory}: {exc}") from exc
+
+
+class SyncService:
+    """Drains the outbox and applies downlinks; also the outbox's status and dead letters."""
+
+    def __init__(self, profile: Profile, data_dir: Path, store: Store,
+                 signing_keys: Callable[[], SigningKeys]) -> None:
+        self._profile = profile
+        self._data_dir = data_dir
+        self._store = store
+        self._signing_keys = signing_keys
+        self.outbox = SqliteOutbox(store)
+        self.mqtt: MqttTransport | None = None
+
+    # --- status ------------------------------------------------------------------------
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        return [s.as_dict() for s in self.outbox.status(time.time())]
+
+    def depth(self, destinations: set[str] | None = None) -> int:
+        return sum(r["depth"] for r in self.status_rows()
+                   if destinations is None or r["destination"] in destinations)
+
+    def requeue_dead(self, destination: str | None) -> int:
+        return self.outbox.requeue_dead(destination, time.time())
+
+    def queue_status_report(self) -> None:
+        """Tell the platform the backlog per destination (its fleet API shows it): ahead of
+        the transactions (priority 50), dropped after an hour if it could not be sent."""
+        backlog = {row["destination"]: row["depth"] for row in self.status_rows()}
+        now = time.time()
+        self.outbox.enqueue(PLATFORM, "status", {"backlog": backlog}, f"status:{now:.3f}",
+                            now, priority=50, ttl_s=STATUS_TTL_S)
+
+    def diagnostics(self) -> Mapping[str, Any]:
+        return {
+            "terminal_id": self._profile.terminal.terminal_id,
+            "schema_version": self._store.schema_version(),
+            "outbox": self.status_rows(),
+            "mqtt": None if self.mqtt is None
+            else {"connected": self.mqtt.connected, "last_error": self.mqtt.last_error},
+        }
+
+    # --- running -----------------------------------------------------------------------
+
+    def _data_path(self, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else self._data_dir / path
+
+    def _platform_key(self) -> bytes | None:
+        name = self._profile.sync.platform_public_key
+        return None if name is None else (self._profile.directory / name).read_bytes()
+
+    async def run(
+        self,
+        options: SyncOptions,
+        *,
+        stop: asyncio.Event | None = None,
+        on_total: Callable[[int], None] = lambda _n: None,
+        on_progress: Callable[[str, int], None] = lambda _d, _n: None,
+        on_notice: Callable[[str], None] = lambda _m: None,
+        psp_transports: Callable[[contextlib.AsyncExitStack],
+                                 Any] | None = None,
+        pop_transport: Transport | None = None,
+    ) -> DrainReport:
+        """Drain once (``options.once``) or until ``stop`` is set, applying downlinks.
+
+        ``psp_transports(stack)`` is awaited for ``{"psp:<name>": Transport}`` when PSP
+        destinations are wanted; ``pop_transport`` carries destination ``pop``.
+        """
+        profile, sync = self._profile, self._profile.sync
+        terminal_id = profile.terminal.terminal_id
+        keys = self._signing_keys()
+        signer = keys.signer()
+        worker: OutboxWorker | None = None
+
+        def rotate() -> Mapping[str, Any]:
+            previous = keys.signing_key_version
+            version = keys.rotate_signing()
+            return {"key_version": version, "public_key_pem": keys.public_key_pem().decode(),
+                    ANNOUNCED_WITH: previous}
+
+        hooks = TerminalDownlinkHooks(FleetStore(self._store), profile.directory,
+                                      rotate_keys=rotate, diagnostics=self.diagnostics)
+        # Without a platform key every downlink is refused (and the platform told why).
+        handler = DownlinkHandler(self._platform_key(), hooks, self.outbox,
+                                  on_sync_now=lambda: worker.wake() if worker else None)
+        transports: list[Transport] = []
+        async with contextlib.AsyncExitStack() as stack:
+            if options.transport in ("auto", "mqtt"):
+                link = MqttLinkSettings(
+                    terminal_id=terminal_id, host=sync.mqtt_host, port=sync.mqtt_port,
+                    ca_file=self._data_path(sync.ca_file) if sync.mqtt_tls else None,
+                    cert_file=self._data_path(sync.cert_file) if sync.mqtt_tls else None,
+                    key_file=self._data_path(sync.key_file) if sync.mqtt_tls else None,
+                )
+                mqtt = await stack.enter_async_context(MqttTransport(
+                    link, on_downlink=handler.handle,
+                    on_late_ack=lambda ack: worker.late_ack(ack) if worker else None,
+                ))
+                self.mqtt = mqtt
+                if not await mqtt.wait_connected(options.connect_timeout_s):
+                    on_notice(f"sync: MQTT broker {sync.mqtt_host}:{sync.mqtt_port} not "
+                              "reachable" + (f" ({mqtt.last_error})" if mqtt.last_error else ""))
+                transports.append(mqtt)
+            if options.transport in ("auto", "https") and sync.https_url:
+                https = HttpsTransport(HttpsLinkSettings(
+                    terminal_id=terminal_id, base_url=sync.https_url,
+                    ca_file=self._data_path(sync.ca_file),
+                    cert_file=self._data_path(sync.cert_file),
+                    key_file=self._data_path(sync.key_file),
+                ))
+                transports.append(await stack.enter_async_context(https))
+            if not transports and PLATFORM in options.destinations:
+                raise SyncError(
+                    f"no transport to use: --transport {options.transport} but the profile's "
+                    "[sync] has no https_url; set one or use --transport mqtt")
+            routes: dict[str, Transport] = {}
+            if PLATFORM in options.destinations:
+                routes[PLATFORM] = FailoverTransport(transports)
+            if "psp" in options.destinations and psp_transports is not None:
+                routes.update(await psp_transports(stack))
+            if "pop" in options.destinations and pop_transport is not None:
+                routes["pop"] = pop_transport
+            if PLATFORM in routes:
+                await asyncio.to_thread(self.queue_status_report)
+            on_total(self.depth(set(routes)))
+            worker = OutboxWorker(self.outbox, routes, signer, worker_settings(profile),
+                                  on_progress=on_progress)
+            try:
+                if options.once:
+                    return await worker.drain()
+                stop = stop or asyncio.Event()
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(worker.run(stop), name="sync-worker")
+                    if PLATFORM in routes:
+                        group.create_task(self._report_status(worker, stop),
+                                          name="sync-status-report")
+                return DrainReport()
+            finally:
+                worker.close()
+
+    async def _report_status(self, worker: OutboxWorker, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+            if not stop.is_set():
+                await asyncio.to_thread(self.queue_status_report)
+                worker.wake()
