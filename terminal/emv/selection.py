@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from terminal.aid_match import match_aid
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import AidConfig, KernelConfig
@@ -110,13 +111,8 @@ def _text(data: dict[int, bytes], tag: int) -> str:
 
 def _match(card_aid: bytes, aids: Sequence[AidConfig]) -> AidConfig | None:
     """The terminal AID the card AID matches: exact, or as a prefix if partial allowed."""
-    for cfg in aids:
-        if card_aid == cfg.aid:
-            return cfg
-    for cfg in aids:
-        if cfg.partial_match and card_aid.startswith(cfg.aid):
-            return cfg
-    return None
+    # The rule routing shares (Profile.network_for_aid), so both pick the same application.
+    return match_aid(card_aid, aids, aid=lambda cfg: cfg.aid, partial=lambda cfg: cfg.partial_match)
 
 
 def _candidate_from_entry(entry: Tlv, aids: Sequence[AidConfig], order: int) -> Candidate | None:

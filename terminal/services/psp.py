@@ -43,17 +43,13 @@ def build_persistent_router(profile: Profile, store: Store) -> Router:
 
 
 def network_for_aid(profile: Profile, aid: bytes) -> str:
-    """The card network of the profile's application ``aid`` (exact match first, then the
-    longest partial-match prefix: the rule application selection uses)."""
-    wanted = aid.hex().upper()
-    exact = [a for a in profile.aids if a.aid == wanted]
-    if exact:
-        return exact[0].network
-    partial = sorted((a for a in profile.aids if a.partial_match and wanted.startswith(a.aid)),
-                     key=lambda a: len(a.aid), reverse=True)
-    if partial:
-        return partial[0].network
-    raise NoApplication(f"application {wanted} is not in the profile: no route for it")
+    """The card network of the profile's application ``aid``, by application selection's own
+    rule (:meth:`Profile.network_for_aid`); ``NoApplication`` when the profile has none."""
+    network = profile.network_for_aid(aid)
+    if network is None:
+        raise NoApplication(
+            f"application {aid.hex().upper()} is not in the profile: no route for it")
+    return network
 
 
 def psp_amount(amount: Amount) -> PspAmount:

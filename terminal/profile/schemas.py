@@ -1,8 +1,6 @@
-"""Terminal profiles: the TOML files of a ``firmware-config/<name>/`` directory, validated.
+"""The pydantic models of the profile's files, one per file, and the file → model table.
 
-A profile is one directory of files, each validated by its own pydantic model:
-
-=================  ===============================================================
+=========  ===============================================================
 ``terminal.toml``  identity, EMV terminal data (9F1C, 9F16, 9F15, 9F1A, 9F35, 9F33, 9F40),
                    the PKCS#11 module and the serial PIN pad
 ``currencies.toml`` accepted ISO 4217 currencies, the default one, FX rates with age limits
@@ -16,48 +14,55 @@ A profile is one directory of files, each validated by its own pydantic model:
 :func:`load_profile` reads them all and raises one :class:`~terminal.errors.ConfigError`
 listing every problem as ``path/file:key: reason`` — a broken profile never starts the terminal.
 Only ``terminal`` reads profiles; the other packages receive these values.
+=======
+Each model checks what can be checked inside its own file (formats, ranges, ISO 4217 codes,
+CAPK checksums, duplicate entries); rules that span files live in
+:mod:`terminal.profile.checks`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from terminal.errors import ConfigError
 from terminal.money import CURRENCIES, Currency, FxRate
 
 __all__ = [
     "PROFILE_FILES",
     "AidConfig",
+    "AidsFile",
     "Capk",
+    "CapksFile",
     "CurrenciesFile",
+    "CurrencyEntry",
     "FraudSettings",
     "FraudWeights",
+    "FxRateEntry",
     "HsmConfig",
+    "LimitsFile",
+    "Network",
     "OfflineLimits",
     "PinPadConfig",
-    "Profile",
     "PspConfig",
     "Route",
+    "RoutingFile",
     "SyncConfig",
+    "SyncFile",
     "TerminalConfig",
-    "load_profile",
+    "TerminalFile",
 ]
 
 
@@ -483,9 +488,10 @@ class SyncFile(_Strict):
     sync: SyncConfig
 
 
-# --- the whole profile -------------------------------------------------------------------
+# --- the files of a profile --------------------------------------------------------------
 
-PROFILE_FILES: dict[str, type[_Strict]] = {
+#: Every file a profile directory holds, with the model that validates it.
+PROFILE_FILES: dict[str, type[BaseModel]] = {
     "terminal.toml": TerminalFile,
     "currencies.toml": CurrenciesFile,
     "aids.toml": AidsFile,
@@ -494,201 +500,3 @@ PROFILE_FILES: dict[str, type[_Strict]] = {
     "routing.toml": RoutingFile,
     "sync.toml": SyncFile,
 }
-
-
-class Profile(BaseModel):
-    """A validated terminal profile; built only by :func:`load_profile`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    directory: Path
-    terminal: TerminalConfig
-    hsm: HsmConfig
-    pinpad: PinPadConfig
-    currencies: CurrenciesFile
-    aids: list[AidConfig]
-    capks: list[Capk]
-    offline: OfflineLimits
-    fraud: FraudSettings = FraudSettings()
-    psps: list[PspConfig]
-    routes: list[Route]
-    sync: SyncConfig
-
-    @property
-    def default_currency(self) -> Currency:
-        return CURRENCIES[self.currencies.default]
-
-    def currency(self, code: str) -> Currency:
-        """An accepted currency by code; ``ConfigError`` names the accepted ones otherwise."""
-        accepted = self.currencies.currencies
-        if code.upper() not in accepted:
-            raise ConfigError(
-                [f"currency {code!r} is not accepted by this terminal "
-                 f"(accepted: {', '.join(accepted)})"]
-            )
-        return accepted[code.upper()]
-
-
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseModel | None:
-    path = directory / filename
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        problems.append(f"{filename}: missing (every profile has {', '.join(PROFILE_FILES)})")
-        return None
-    except OSError as exc:
-        problems.append(f"{filename}: cannot be read: {exc.strerror}")
-        return None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        problems.append(f"{filename}: not UTF-8 text (byte {exc.start})")
-        return None
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{filename}: invalid TOML: {exc}")
-        return None
-    try:
-        return PROFILE_FILES[filename].model_validate(data)
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{filename}:{_format_loc(error['loc'])}: {message}")
-        return None
-
-
-def load_profile(directory: Path | str) -> Profile:
-    """Read and validate every file of a profile directory.
-
-    Raises :class:`ConfigError` listing every problem as ``path/file:key: reason`` (all files
-    are checked, not just up to the first error).
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        what = "not a directory" if directory.exists() else "no such profile directory"
-        raise ConfigError(
-            [f"{directory}: {what} (a profile is a folder of {', '.join(PROFILE_FILES)})"]
-        )
-    problems: list[str] = []
-    parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}
-    if problems:
-        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
-    # Every file validated, so each entry holds its own model (casts only narrow the type).
-    terminal_file = cast(TerminalFile, parsed["terminal.toml"])
-    currencies = cast(CurrenciesFile, parsed["currencies.toml"])
-    aids = cast(AidsFile, parsed["aids.toml"])
-    capks = cast(CapksFile, parsed["capks.toml"])
-    limits = cast(LimitsFile, parsed["limits.toml"])
-    routing = cast(RoutingFile, parsed["routing.toml"])
-    sync = cast(SyncFile, parsed["sync.toml"])
-    _cross_check(directory, currencies, aids, capks, limits, routing, sync, problems)
-    if problems:
-        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
-    return Profile(
-        directory=directory,
-        terminal=terminal_file.terminal,
-        hsm=terminal_file.hsm,
-        pinpad=terminal_file.pinpad,
-        currencies=currencies,
-        aids=aids.aid,
-        capks=capks.capk,
-        offline=limits.offline,
-        fraud=limits.fraud,
-        psps=routing.psp,
-        routes=routing.route,
-        sync=sync.sync,
-    )
-
-
-def _cross_check(
-    directory: Path,
-    currencies: CurrenciesFile,
-    aids: AidsFile,
-    capks: CapksFile,
-    limits: LimitsFile,
-    routing: RoutingFile,
-    sync: SyncFile,
-    problems: list[str],
-) -> None:
-    """Rules that span files: every reference must point at something the profile has."""
-    accepted = {c.code for c in currencies.currency}
-    for field_name in ("max_per_transaction", "max_cumulative"):
-        for code in getattr(limits.offline, field_name):
-            if code not in accepted:
-                problems.append(
-                    f"limits.toml:offline.{field_name}.{code}: {code} is not in currencies.toml"
-                )
-    for code in accepted:
-        if code not in limits.offline.max_per_transaction:
-            problems.append(
-                f"limits.toml:offline.max_per_transaction: no offline limit for accepted {code}"
-            )
-    rids = {c.rid for c in capks.capk}
-    for i, aid in enumerate(aids.aid):
-        if aid.rid not in rids:
-            problems.append(
-                f"aids.toml:aid[{i}].aid: no CA public key for RID {aid.rid} in capks.toml "
-                "(offline data authentication would always fail)"
-            )
-    for i, psp in enumerate(routing.psp):
-        for code in psp.currencies:
-            if code not in accepted:
-                problems.append(f"routing.toml:psp[{i}].currencies: {code} is not accepted")
-        if psp.p2pe_public_key:
-            problem = _public_key_problem(directory, psp.p2pe_public_key, p2pe=True)
-            if problem:
-                problems.append(f"routing.toml:psp[{i}].p2pe_public_key: {problem}")
-    networks = {a.network for a in aids.aid}
-    for i, route in enumerate(routing.route):
-        for network in route.networks:
-            if network not in networks:
-                problems.append(
-                    f"routing.toml:route[{i}].networks: no application of network {network}"
-                )
-    key = sync.sync.platform_public_key
-    if key:
-        problem = _public_key_problem(directory, key, p2pe=False)
-        if problem:
-            problems.append(f"sync.toml:sync.platform_public_key: {problem}")
-
-
-def _public_key_problem(directory: Path, name: str, *, p2pe: bool) -> str | None:
-    """Why the PEM public key file ``name`` of the profile cannot be used, or ``None``.
-
-    Checked here, with the rest of the profile, so that a broken key file is reported by
-    ``etika config check`` rather than in the middle of a payment (P2PE sealing) or when
-    the first downlink arrives (platform signature).
-    """
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    path = directory / name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-            return f"no file {name} in the profile directory"
-        return f"cannot read {name}: {exc.strerror or exc}"
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        return f"{name} is not a PEM public key"
-    if p2pe:
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
-            return None
-        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-            return None
-        return f"{name} must be an RSA (2048 bits or more) or EC P-256 public key"
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-        return None
-    return f"{name} must be the platform's EC P-256 public key (etika platform key)"

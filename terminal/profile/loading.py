@@ -1,0 +1,109 @@
+"""Reading a profile directory: each file parsed as TOML, validated by its model, then the
+cross-file checks; every problem collected into one :class:`~terminal.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import cast
+
+from pydantic import BaseModel, ValidationError
+
+from terminal.errors import ConfigError
+from terminal.profile.checks import cross_check
+from terminal.profile.model import Profile
+from terminal.profile.schemas import (
+    PROFILE_FILES,
+    AidsFile,
+    CapksFile,
+    CurrenciesFile,
+    LimitsFile,
+    RoutingFile,
+    SyncFile,
+    TerminalFile,
+)
+
+__all__ = ["load_profile"]
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseModel | None:
+    path = directory / filename
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        problems.append(f"{filename}: missing (every profile has {', '.join(PROFILE_FILES)})")
+        return None
+    except OSError as exc:
+        problems.append(f"{filename}: cannot be read: {exc.strerror}")
+        return None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        problems.append(f"{filename}: not UTF-8 text (byte {exc.start})")
+        return None
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{filename}: invalid TOML: {exc}")
+        return None
+    try:
+        return PROFILE_FILES[filename].model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{filename}:{_format_loc(error['loc'])}: {message}")
+        return None
+
+
+def load_profile(directory: Path | str) -> Profile:
+    """Read and validate every file of a profile directory.
+
+    Raises :class:`ConfigError` listing every problem as ``path/file:key: reason`` (all files
+    are checked, not just up to the first error).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such profile directory"
+        raise ConfigError(
+            [f"{directory}: {what} (a profile is a folder of {', '.join(PROFILE_FILES)})"]
+        )
+    problems: list[str] = []
+    parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}
+    if problems:
+        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+    # Every file validated, so each entry holds its own model (casts only narrow the type).
+    terminal_file = cast(TerminalFile, parsed["terminal.toml"])
+    currencies = cast(CurrenciesFile, parsed["currencies.toml"])
+    aids = cast(AidsFile, parsed["aids.toml"])
+    capks = cast(CapksFile, parsed["capks.toml"])
+    limits = cast(LimitsFile, parsed["limits.toml"])
+    routing = cast(RoutingFile, parsed["routing.toml"])
+    sync = cast(SyncFile, parsed["sync.toml"])
+    cross_check(directory, currencies, aids, capks, limits, routing, sync, problems)
+    if problems:
+        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+    return Profile(
+        directory=directory,
+        terminal=terminal_file.terminal,
+        hsm=terminal_file.hsm,
+        pinpad=terminal_file.pinpad,
+        currencies=currencies,
+        aids=aids.aid,
+        capks=capks.capk,
+        offline=limits.offline,
+        fraud=limits.fraud,
+        psps=routing.psp,
+        routes=routing.route,
+        sync=sync.sync,
+    )
+
+
