@@ -17,6 +17,7 @@ from simulators.card.card import EmvCard
 from simulators.card.errors import CardSimulatorError
 from simulators.card.profiles import FAULTS, PROFILES, CardProfile, Interface, get_profile
 from simulators.card.vpcd import VpcdCard
+from simulators.faults import Flag, parse_fault_spec
 
 __all__ = ["build_card", "serve"]
 
@@ -27,12 +28,8 @@ def build_card(profile: str, contactless: bool = False, faults: str | None = Non
         card_profile: CardProfile = get_profile(profile)
     except ValueError as exc:
         raise CardSimulatorError(str(exc), profile=profile) from None
-    names = tuple(name.strip() for name in (faults or "").split(",") if name.strip())
-    unknown = sorted(set(names) - FAULTS)
-    if unknown:
-        raise CardSimulatorError(
-            f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(FAULTS))}"
-        )
+    names = tuple(parse_fault_spec(faults, {name: Flag() for name in sorted(FAULTS)},
+                                   CardSimulatorError))
     if names:
         card_profile = card_profile.with_faults(*names)
     interface = Interface.CONTACTLESS if contactless else Interface.CONTACT

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simulators.faults import Count, FaultForm, Flag, Seconds, parse_fault_spec
 from simulators.pinpad.errors import FaultSpecError
 
 __all__ = ["Faults", "parse_faults"]
@@ -49,37 +50,17 @@ class Faults:
         return True
 
 
+_FORMS: dict[str, FaultForm] = {
+    "noise": Flag(), "bad-lrc": Count(), "nak": Count(), "mute": Count(), "silent": Flag(),
+    "slow": Seconds(default=0.5, maximum=60), "hangup": Flag(), "cancel": Count(),
+    "timeout": Count(),
+}
+
+
 def parse_faults(spec: str | None) -> Faults:
     """Parse ``--faults``; raise :class:`FaultSpecError` naming the bad item."""
     faults = Faults()
-    if not spec:
-        return faults
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        try:
-            if name in _FLAGS and not sep:
-                setattr(faults, _FLAGS[name], True)
-            elif name in _COUNTED:
-                count = int(value) if sep else 1
-                if count < 0:
-                    raise ValueError
-                setattr(faults, _COUNTED[name], count)
-            elif name == "slow":
-                seconds = float(value) if sep else 0.5
-                if not 0 <= seconds <= 60:
-                    raise ValueError
-                faults.slow = seconds
-            else:
-                raise FaultSpecError(
-                    f"unknown fault {name!r}; known: noise, bad-lrc=N, nak=N, mute=N, silent, "
-                    "slow=SECONDS, hangup, cancel=N, timeout=N"
-                )
-        except ValueError as exc:
-            if isinstance(exc, FaultSpecError):
-                raise
-            raise FaultSpecError(f"bad value in fault {item!r}") from None
+    for name, value in parse_fault_spec(spec, _FORMS, FaultSpecError).items():
+        attribute = _FLAGS.get(name) or _COUNTED.get(name) or name
+        setattr(faults, attribute, value)
     return faults

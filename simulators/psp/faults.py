@@ -19,7 +19,9 @@ the terminal does not know — exactly the case a reversal exists for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from simulators.faults import Count, FaultForm, Seconds, Valued, parse_fault_spec
 from simulators.psp.errors import FaultSpecError
 
 __all__ = ["FaultSpecError", "Faults", "parse_faults"]
@@ -62,42 +64,32 @@ class Faults:
         return code
 
 
+def _decline(value: str) -> tuple[str, int | None]:
+    code, _, count_text = value.partition(":")
+    if len(code) != 2 or not code.isalnum() or code == "00":
+        raise ValueError("CODE is a two-character response code other than 00")
+    count = int(count_text) if count_text else None
+    if count is not None and count < 1:
+        raise ValueError("N must be 1 or more")
+    return code.upper(), count
+
+
+_FORMS: dict[str, FaultForm] = {
+    "latency": Seconds(default=0.5, maximum=120),
+    "timeout": Count(), "drop": Count(), "drop-after": Count(), "duplicate": Count(),
+    "malformed": Count(), "truncated": Count(),
+    "decline": Valued(_decline, "CODE[:N]"),
+}
+
+
 def parse_faults(spec: str | None) -> Faults:
     """Parse ``--faults``; raise :class:`FaultSpecError` naming the bad item."""
     faults = Faults()
-    for raw in (spec or "").split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        try:
-            if name in _COUNTED:
-                count = int(value) if sep else 1
-                if count < 0:
-                    raise ValueError
-                setattr(faults, _COUNTED[name], count)
-            elif name == "latency":
-                seconds = float(value) if sep else 0.5
-                if not 0 <= seconds <= 120:
-                    raise ValueError
-                faults.latency = seconds
-            elif name == "decline" and sep:
-                code, _, count_text = value.partition(":")
-                if len(code) != 2 or not code.isalnum() or code == "00":
-                    raise ValueError
-                faults.decline_code = code.upper()
-                faults.decline_count = int(count_text) if count_text else None
-                if faults.decline_count is not None and faults.decline_count < 1:
-                    raise ValueError
-            else:
-                raise FaultSpecError(
-                    f"unknown fault {name!r}; known: latency=SECONDS, timeout=N, drop=N, "
-                    "drop-after=N, decline=CODE[:N], duplicate=N, malformed=N, truncated=N"
-                )
-        except FaultSpecError:
-            raise
-        except ValueError:
-            raise FaultSpecError(f"bad value in fault {item!r} (see --help for the forms)"
-                                 ) from None
+    for name, value in parse_fault_spec(spec, _FORMS, FaultSpecError).items():
+        if name == "decline":
+            faults.decline_code, faults.decline_count = cast(tuple[str, int | None], value)
+        elif name == "latency":
+            faults.latency = cast(float, value)
+        else:
+            setattr(faults, _COUNTED[name], value)
     return faults

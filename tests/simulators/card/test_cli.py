@@ -12,7 +12,7 @@ from terminal.cli.main import main
     [
         (["sim", "card"],                                  "--profile NAME is required"),
         (["sim", "card", "--profile", "amex"],             "unknown card profile 'amex'"),
-        (["sim", "card", "--profile", "cb", "--faults", "x"], "unknown fault(s) x"),
+        (["sim", "card", "--profile", "cb", "--faults", "x"], "unknown fault 'x'"),
         (["sim", "card", "--profile", "cb", "--contactless"], "no contactless interface"),
     ],
 )

@@ -33,7 +33,7 @@ def test_parse(spec: str, attribute: str, value: object) -> None:
         ("timeout=-1",       "bad value"),
         ("latency=abc",      "bad value"),
         ("decline=00",       "bad value"),
-        ("decline",          "unknown fault"),
+        ("decline",          "bad value"),
         ("decline=51:0",     "bad value"),
     ],
 )
