@@ -1,6 +1,6 @@
 """Downlinks on the terminal: verify, validate, apply once, and report refusals up.
 
-The platform publishes signed messages on ``etika/v1/t/{id}/down/{config|blacklist|fx|cmd}``
+The platform publishes signed messages on ``etika/v1/t/{id}/down/{config|blacklist|crl|fx|cmd}``
 (``config`` retained, so it comes again on every connection). For each one the handler:
 
 1. parses the envelope (:func:`edge_sync.messages.parse_downlink`) and checks the topic's kind;
@@ -24,6 +24,11 @@ Payload schemas (protocol version 1)::
                 "entries": [{"type": "token"|"bin"|"fingerprint", "value": str,
                              "reason": str|null}, ...]}
                never a clear PAN: tokens, 6–8 digit BINs or SHA-256 hex digests only.
+    crl        {"version": int, "mode": "replace"|"add"|"remove",
+                "entries": [{"rid": "A000000003", "index": "92", "serial": "7E5E01"}, ...]}
+               revoked issuer public key certificates (EMV 4.4 Book 2 §5.3 step 10):
+               RID (5 bytes), CA public key index (1 byte), certificate serial (3 bytes),
+               hex; the terminal writes them into its profile's crl.toml.
     fx         {"base": "MAD", "as_of": "<ISO 8601 UTC>", "rates": {"EUR": "10.8500", ...}}
                decimal strings: 1 unit of the currency = rate units of base.
     cmd        {"command": "sync_now"|"rotate_keys"|"report_diagnostics", "args": {...}}
@@ -52,6 +57,8 @@ __all__ = [
     "BlacklistUpdate",
     "Command",
     "ConfigUpdate",
+    "CrlEntry",
+    "CrlUpdate",
     "DownlinkHandler",
     "DownlinkHooks",
     "DownlinkResult",
@@ -111,6 +118,18 @@ class BlacklistUpdate(_Payload):
     entries: list[BlacklistEntry] = Field(max_length=100_000)
 
 
+class CrlEntry(_Payload):
+    rid: str = Field(pattern=r"^[0-9A-F]{10}$")
+    index: str = Field(pattern=r"^[0-9A-F]{2}$")
+    serial: str = Field(pattern=r"^[0-9A-F]{6}$")
+
+
+class CrlUpdate(_Payload):
+    version: int = Field(ge=0)
+    mode: Literal["replace", "add", "remove"]
+    entries: list[CrlEntry] = Field(max_length=100_000)
+
+
 class FxUpdate(_Payload):
     base: str
     as_of: str
@@ -160,6 +179,10 @@ class DownlinkHooks(Protocol):
 
     def store_blacklist(self, update: BlacklistUpdate) -> None: ...
 
+    def store_crl(self, update: CrlUpdate) -> None:
+        """Apply a revocation list update to the profile; :class:`DownlinkRejected` if not."""
+        ...
+
     def store_fx(self, update: FxUpdate) -> None: ...
 
     def rotate_keys(self) -> Mapping[str, Any]:
@@ -182,6 +205,7 @@ class DownlinkResult:
 _SCHEMAS: dict[str, type[_Payload]] = {
     "config": ConfigUpdate,
     "blacklist": BlacklistUpdate,
+    "crl": CrlUpdate,
     "fx": FxUpdate,
     "cmd": Command,
 }
@@ -275,6 +299,9 @@ class DownlinkHandler:
             await self._report("downlink_applied", downlink, {"version": payload.version})
         elif isinstance(payload, BlacklistUpdate):
             await self._blocking(self._hooks.store_blacklist, payload)
+        elif isinstance(payload, CrlUpdate):
+            await self._blocking(self._hooks.store_crl, payload)
+            await self._report("downlink_applied", downlink, {"version": payload.version})
         elif isinstance(payload, FxUpdate):
             await self._blocking(self._hooks.store_fx, payload)
         elif isinstance(payload, Command):
@@ -336,6 +363,7 @@ class MemoryDownlinkHooks:
         self.log: dict[str, tuple[str, str | None]] = {}
         self.configs: list[ConfigUpdate] = []
         self.blacklists: list[BlacklistUpdate] = []
+        self.crls: list[CrlUpdate] = []
         self.fx: list[FxUpdate] = []
         self.rotations = 0
         self.refuse_config = refuse_config
@@ -353,6 +381,9 @@ class MemoryDownlinkHooks:
 
     def store_blacklist(self, update: BlacklistUpdate) -> None:
         self.blacklists.append(update)
+
+    def store_crl(self, update: CrlUpdate) -> None:
+        self.crls.append(update)
 
     def store_fx(self, update: FxUpdate) -> None:
         self.fx.append(update)

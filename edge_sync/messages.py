@@ -11,7 +11,7 @@ Ack (platform → terminal, topic ``etika/v1/t/{terminal_id}/ack`` and HTTPS ``{
 
     {"v": 1, "message_id": str, "status": "accepted"|"duplicate"|"rejected", "reason": str|null}
 
-Downlink (platform → terminal, ``etika/v1/t/{terminal_id}/down/{config|blacklist|fx|cmd}``)::
+Downlink (platform → terminal, ``etika/v1/t/{terminal_id}/down/{config|blacklist|crl|fx|cmd}``)::
 
     {"v": 1, "message_id", "kind", "issued_at", "payload", "signature"}
 
@@ -70,8 +70,8 @@ __all__ = [
 PROTOCOL_VERSION: Literal[1] = 1
 AckStatus = Literal["accepted", "duplicate", "rejected"]
 ACK_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "rejected")
-DownlinkKind = Literal["config", "blacklist", "fx", "cmd"]
-DOWNLINK_KINDS: tuple[str, ...] = ("config", "blacklist", "fx", "cmd")
+DownlinkKind = Literal["config", "blacklist", "crl", "fx", "cmd"]
+DOWNLINK_KINDS: tuple[str, ...] = ("config", "blacklist", "crl", "fx", "cmd")
 
 SHARED_SUBSCRIPTION_GROUP = "etika-platform"
 #: What platform workers subscribe to: the broker splits the uplink among them.

@@ -8,10 +8,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, FxUpdate
+from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, CrlUpdate, FxUpdate
 from edge_sync.errors import DownlinkRejected
 from edge_sync.messages import Downlink
 from terminal.errors import ConfigError
+from terminal.profile_crl import CRL_FILE, RevokedCertificate, read_crl, render_crl
 from terminal.profile_swap import swap_in_profile
 from terminal.store.fleet import FleetStore
 
@@ -68,6 +69,32 @@ class TerminalDownlinkHooks:
     def store_blacklist(self, update: BlacklistUpdate) -> None:
         self._fleet.replace_blacklist(
             update.version, update.mode, [(e.type, e.value, e.reason) for e in update.entries]
+        )
+
+    def store_crl(self, update: CrlUpdate) -> None:
+        """Merge the update into the profile's ``crl.toml`` and swap the profile in."""
+        pushed = [RevokedCertificate(**entry.model_dump()) for entry in update.entries]
+        try:
+            current = set(read_crl(self._profile_dir))
+        except ConfigError as exc:
+            if update.mode != "replace":
+                raise DownlinkRejected(
+                    f"revocation list version {update.version}: the current crl.toml is "
+                    f"broken, only a full replace can repair it: {exc}",
+                    reason="invalid profile",
+                ) from exc
+            current = set()
+        if update.mode == "replace":
+            entries = set(pushed)
+        elif update.mode == "add":
+            entries = current | set(pushed)
+        else:
+            entries = current - set(pushed)
+        self.apply_config(
+            ConfigUpdate(
+                version=f"crl-{update.version}",
+                files={CRL_FILE: render_crl(entries, update.version)},
+            )
         )
 
     def store_fx(self, update: FxUpdate) -> None:

@@ -1,11 +1,11 @@
-"""Signed downlinks: config, blacklist, FX rates and commands, platform → one terminal.
+"""Signed downlinks: config, blacklist, CRL, FX rates and commands, platform → one terminal.
 
 The payload must match the schema the terminal applies (:mod:`edge_sync.downlink`:
-``ConfigUpdate``, ``BlacklistUpdate``, ``FxUpdate``, ``Command``); a payload that does not is
-refused here, before anything is signed or sent. It is read from a JSON file; ``config``
-may also be a TOML file holding the payload (top-level ``version`` and ``[files]``), or the
-profile itself — one ``<name>.toml`` file or a profile directory — which is then wrapped as
-``{"version": …, "files": {name: text}}``.
+``ConfigUpdate``, ``BlacklistUpdate``, ``CrlUpdate``, ``FxUpdate``, ``Command``); a payload
+that does not is refused here, before anything is signed or sent. It is read from a JSON
+file; ``config`` may also be a TOML file holding the payload (top-level ``version`` and
+``[files]``), or the profile itself — one ``<name>.toml`` file or a profile directory —
+which is then wrapped as ``{"version": …, "files": {name: text}}``.
 
 The downlink is signed with the platform key (:func:`edge_sync.messages.build_downlink`) and
 published with QoS 1 on ``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so
@@ -26,7 +26,7 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel, ValidationError
 
-from edge_sync.downlink import BlacklistUpdate, Command, ConfigUpdate, FxUpdate
+from edge_sync.downlink import BlacklistUpdate, Command, ConfigUpdate, CrlUpdate, FxUpdate
 from edge_sync.messages import DOWNLINK_KINDS, Downlink, build_downlink, downlink_topic
 from edge_sync.platform.errors import DownlinkError
 from edge_sync.platform.mqtt import MqttSettings, make_client
@@ -45,6 +45,7 @@ RETAINED_KINDS = frozenset({"config"})
 SCHEMAS: dict[str, type[BaseModel]] = {
     "config": ConfigUpdate,
     "blacklist": BlacklistUpdate,
+    "crl": CrlUpdate,
     "fx": FxUpdate,
     "cmd": Command,
 }

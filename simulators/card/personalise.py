@@ -36,6 +36,7 @@ __all__ = [
     "ISSUER_BITS",
     "Personalised",
     "ca_key",
+    "issuer_cert_serial",
     "issuer_key",
     "personalise",
 ]
@@ -50,6 +51,13 @@ QVSDC_PDOL = bytes.fromhex("9F66049F02069F03069F1A0295055F2A029A039C019F3704")
 def ca_key(rid: str, index: int) -> RsaKey:
     """The test CA key for ``rid``/``index``: its public half is the profile's CAPK."""
     return rsa_key(f"ca/{rid}/{index:02X}", CA_BITS)
+
+
+def issuer_cert_serial(app: AppProfile) -> bytes:
+    """The serial number (3 bytes) of the application's issuer public key certificate."""
+    return bytes.fromhex(app.issuer_cert_serial) or (
+        hashlib.sha256(f"serial/{app.issuer}/{app.rid}".encode()).digest()[:3]
+    )
 
 
 def issuer_key(issuer_name: str, rid: str) -> RsaKey:
@@ -175,7 +183,7 @@ def personalise(
     if oda is not Oda.NONE:
         ca = ca_key(app.rid, app.ca_index)
         issuer_rsa = issuer_key(app.issuer, app.rid)
-        serial = hashlib.sha256(f"serial/{app.issuer}/{app.rid}".encode()).digest()[:3]
+        serial = issuer_cert_serial(app)
         icert = certs.issuer_certificate(ca, issuer_rsa, app.pan[:6], app.cert_expiry, serial)
         issuer_cert = icert.certificate
         if "tamper-issuer-cert" in faults:

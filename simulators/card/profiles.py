@@ -20,6 +20,8 @@ Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILE
                         method 2 for the domestic one
 ``visa-expired``        the Visa credit card with an application expiry date in the past
 ``visa-blocked``        a Visa card whose application is blocked (SELECT answers 6283)
+``visa-revoked``        a Visa card whose issuer public key certificate is on the
+                        certification revocation list (:data:`REVOKED_ISSUER_CERTIFICATES`)
 ======================  ==============================================================
 
 Test PANs are Luhn-valid numbers from the schemes' test ranges; they are card data all
@@ -38,6 +40,7 @@ __all__ = [
     "CA_INDEX",
     "FAULTS",
     "PROFILES",
+    "REVOKED_ISSUER_CERTIFICATES",
     "AppProfile",
     "ArpcMode",
     "CardProfile",
@@ -76,6 +79,13 @@ CA_INDEX: dict[str, int] = {
     "A000000042": 0xC1,  # CB
     "D504000001": 0x01,  # Moroccan domestic scheme (this project's profile-defined RID)
 }
+
+#: Issuer certificates the schemes revoked, as ``(RID, CA index, certificate serial)``
+#: (EMV 4.4 Book 2 §5.3 step 10): the default profile's ``crl.toml`` lists them and the
+#: ``visa-revoked`` card carries the first one.
+REVOKED_ISSUER_CERTIFICATES: tuple[tuple[str, int, str], ...] = (
+    ("A000000003", 0x92, "7E5E01"),
+)
 
 _CDOL1 = bytes.fromhex("9F02069F03069F1A0295055F2A029A039C019F37049F35019F34039F4502")
 _CDOL1_CDA = _CDOL1  # CDA needs the UN (9F37) in CDOL1: present
@@ -144,6 +154,8 @@ class AppProfile:
     contactless: Contactless | None = None
     cvn: int = 0x12
     sfi11_oda: bool = False  # put the IACs in an ODA record of SFI 11 (hashed whole)
+    #: Issuer public key certificate serial (3 bytes hex); empty: derived from the issuer.
+    issuer_cert_serial: str = ""
 
     @property
     def rid(self) -> str:
@@ -357,6 +369,19 @@ PROFILES: dict[str, CardProfile] = {
             "visa-expired",
             "Visa credit whose application expired (5F24 in the past)",
             (replace(_VISA, pan="4761739001010044", expiry="231130", effective="200101"),),
+            ppse=True,
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "visa-revoked",
+            "Visa credit whose issuer certificate is revoked (on the terminal's CRL)",
+            (
+                replace(
+                    _VISA,
+                    pan="4761739001010069",
+                    issuer_cert_serial=REVOKED_ISSUER_CERTIFICATES[0][2],
+                ),
+            ),
             ppse=True,
             atr=ATR_T1,
         ),

@@ -31,6 +31,9 @@ class Capk:
     modulus: bytes
     exponent: bytes
     expiry: date | None = None
+    #: Serial numbers (3 bytes) of issuer certificates this CA key signed that are revoked
+    #: (the certification revocation list, Book 2 §5.3 step 10).
+    revoked_serials: frozenset[bytes] = frozenset()
 
     def checksum(self) -> bytes:
         """SHA-1(RID || index || modulus || exponent) (Book 2 §11.2.2)."""

@@ -9,7 +9,8 @@ Checks made (Book 2 §5.3, §6.3, §6.4, Tables 6, 7, 13, 14, 17):
 
 - issuer certificate (90): length = CA modulus, header/trailer, format ``02``, hash over
   format…key + remainder (92) + exponent (9F32), issuer identifier = leftmost 3–8 PAN
-  digits, expiry (last day of MMYY) not before today, hash and key algorithm ``01``;
+  digits, expiry (last day of MMYY) not before today, not revoked, hash and key algorithm
+  ``01``;
 - ICC certificate (9F46): length = issuer modulus, format ``04``, hash also covering the
   static data to be authenticated, PAN in certificate = card PAN, expiry, algorithms;
 - SDA signed static data (93): format ``03``, hash over the static data; the Data
@@ -20,7 +21,9 @@ Checks made (Book 2 §5.3, §6.3, §6.4, Tables 6, 7, 13, 14, 17):
   data 9F69); for CDA the recovered CID must equal 9F27 and the transaction data hash code
   must equal SHA-1 of the PDOL data, the CDOL data and the response's other TLVs.
 
-Certificate revocation lists (Book 2 §5.3 step 10) are not checked: the profile carries none.
+Certificate revocation (Book 2 §5.3 step 10, §6.3 step 10): an issuer certificate whose
+serial number (recovered bytes 9–11) is among the CA key's ``revoked_serials`` — the
+profile's ``crl.toml`` entries for that RID and index — fails, like any other check.
 """
 
 from __future__ import annotations
@@ -130,6 +133,12 @@ def recover_issuer_key(
         raise OdaError("issuer identifier does not match the PAN", step="issuer_id")
     if not _expiry_ok(rec[6:8], today):
         raise OdaError("issuer certificate has expired", step="issuer_expired")
+    # Step 10: RID ‖ CA index ‖ certificate serial checked against the revocation list.
+    if rec[8:11] in capk.revoked_serials:
+        raise OdaError(
+            "issuer certificate is revoked (its RID, CA index and serial are on the CRL)",
+            step="issuer_revoked",
+        )
     if rec[11] != _SHA1 or rec[12] != _RSA:
         raise OdaError("issuer certificate algorithm is not supported", step="issuer_algorithm")
     key_len, exp_len = rec[13], rec[14]

@@ -6,6 +6,8 @@ What it decides, beyond copying values:
   releases a clear PIN, see :mod:`terminal.emv.cvm`), so byte 2 b8 (plaintext PIN for ICC
   verification) and b5 (enciphered PIN for offline verification) are cleared from the
   profile's capabilities: the card and the CVM list see the terminal's real abilities.
+- **Revocation.** The profile's ``crl.toml`` entries go to the CA key that signed the
+  revoked issuer certificate (``Capk.revoked_serials``), where ODA checks them.
 - **Contactless limits.** ``cl_transaction_limit``, ``cl_floor_limit`` (the contact floor
   limit when absent) and ``cl_cvm_limit`` of each AID in ``aids.toml``.
 """
@@ -60,6 +62,11 @@ def kernel_config_from_profile(profile: Profile) -> KernelConfig:
             modulus=bytes.fromhex(k.modulus),
             exponent=bytes.fromhex(k.exponent),
             expiry=k.expiry if isinstance(k.expiry, date) else None,
+            revoked_serials=frozenset(
+                bytes.fromhex(r.serial)
+                for r in profile.revoked
+                if (r.rid, r.index) == (k.rid, k.index)
+            ),
         )
         for k in profile.capks
     )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from terminal.errors import ConfigError
 from terminal.profile.checks import cross_check
 from terminal.profile.model import Profile
+from terminal.profile_crl import crl_problems
 from terminal.profile.schemas import (
     PROFILE_FILES,
     AidsFile,
@@ -89,6 +90,8 @@ def load_profile(directory: Path | str) -> Profile:
     routing = cast(RoutingFile, parsed["routing.toml"])
     sync = cast(SyncFile, parsed["sync.toml"])
     cross_check(directory, currencies, aids, capks, limits, routing, sync, problems)
+    revoked, crl_issues = crl_problems(directory)  # the optional crl.toml
+    problems += crl_issues
     if problems:
         raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
     return Profile(
@@ -104,6 +107,7 @@ def load_profile(directory: Path | str) -> Profile:
         psps=routing.psp,
         routes=routing.route,
         sync=sync.sync,
+        revoked=revoked,
     )
 
 

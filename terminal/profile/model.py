@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from terminal.aid_match import match_aid
 from terminal.errors import ConfigError
 from terminal.money import CURRENCIES, Currency
+from terminal.profile_crl import RevokedCertificate
 from terminal.profile.schemas import (
     AidConfig,
     Capk,
@@ -44,6 +45,8 @@ class Profile(BaseModel):
     psps: list[PspConfig]
     routes: list[Route]
     sync: SyncConfig
+    #: Revoked issuer certificates from the optional ``crl.toml`` (:mod:`terminal.profile_crl`).
+    revoked: list[RevokedCertificate] = []
 
     @property
     def default_currency(self) -> Currency:
