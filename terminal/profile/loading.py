@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 from terminal.errors import ConfigError
 from terminal.profile.checks import cross_check
 from terminal.profile.model import Profile
-from terminal.profile_crl import crl_problems
 from terminal.profile.schemas import (
     PROFILE_FILES,
     AidsFile,
@@ -24,6 +23,7 @@ from terminal.profile.schemas import (
     SyncFile,
     TerminalFile,
 )
+from terminal.profile_crl import crl_problems
 
 __all__ = ["load_profile"]
 

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict
 from terminal.aid_match import match_aid
 from terminal.errors import ConfigError
 from terminal.money import CURRENCIES, Currency
-from terminal.profile_crl import RevokedCertificate
 from terminal.profile.schemas import (
     AidConfig,
     Capk,
@@ -24,6 +23,7 @@ from terminal.profile.schemas import (
     SyncConfig,
     TerminalConfig,
 )
+from terminal.profile_crl import RevokedCertificate
 
 __all__ = ["Profile"]
 
