@@ -2,7 +2,8 @@
 
 The card is in a PC/SC reader (pyscard through pcscd, ``--reader NAME`` or the first
 reader holding a card) or, with ``--simulated PROFILE``, in the card simulator's
-in-process reader (no pcscd needed; profiles of ``simulators.card.profiles``).
+in-process reader (no pcscd needed), which the simulators' distribution offers through the
+``etika.card_readers`` entry point: the terminal itself never imports the simulators.
 
 Online path. There is no PSP connector in this command (that is the payment manager's
 job, a later issue), so an ARQC takes the kernel's *unable to go online* path: TAC/IAC
@@ -21,8 +22,8 @@ import argparse
 import contextlib
 import json
 import math
-import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from drivers.base import CardReader
 from terminal.cli.context import CliContext
@@ -34,7 +35,7 @@ from terminal.emv.selection import Chooser
 from terminal.money import parse_amount
 from terminal.services import aid_chooser, card_session, run_card_job
 
-__all__ = ["register"]
+__all__ = ["CARD_READER_ENTRY_POINTS", "SimulatedReader", "register"]
 
 _READ_KEYS = ("aid", "label", "pan_masked", "expiry")
 _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
@@ -91,21 +92,36 @@ def _seconds(text: str) -> float:
     return value
 
 
+#: The entry-point group where a distribution offers card readers by name; the simulators'
+#: ``simulated`` reader (``--simulated PROFILE``) is one. The product never imports them.
+CARD_READER_ENTRY_POINTS = "etika.card_readers"
+
+
+class SimulatedReader(CardReader, Protocol):
+    """What ``--simulated`` gets from the ``etika.card_readers`` entry point ``simulated``:
+    a reader with the card inserted, whose card's test issuer answers ``--issuer simulated``."""
+
+    def online_authoriser(self) -> OnlineAuthoriser: ...
+
+
 def _reader(args: argparse.Namespace) -> CardReader | None:
     """The in-process simulated reader for ``--simulated``; ``None`` means PC/SC."""
     if not args.simulated:
         return None
-    # pyemv (the simulator's cryptography) uses TDES through a deprecated import path.
-    warnings.filterwarnings("ignore", message=".*TripleDES.*")
-    from simulators.card.profiles import PROFILES
-    from simulators.card.reader import in_process_reader
+    from importlib.metadata import entry_points
 
-    if args.simulated not in PROFILES:
-        raise _UsageError(f"unknown card profile {args.simulated!r}; known: "
-                          f"{', '.join(PROFILES)}")
+    points = [p for p in entry_points(group=CARD_READER_ENTRY_POINTS) if p.name == "simulated"]
     try:
-        return in_process_reader(args.simulated,
-                                 "contactless" if args.contactless else "contact")
+        if not points:
+            raise ImportError("no 'simulated' entry in etika.card_readers")
+        open_reader: Callable[[str, str], SimulatedReader] = points[0].load()
+    except ImportError as exc:
+        raise _UsageError(
+            f"--simulated needs the simulators, which are not installed ({exc}); install "
+            "them beside the terminal (scripts/setup does: pip install -e ./simulators)"
+        ) from exc
+    try:
+        return open_reader(args.simulated, "contactless" if args.contactless else "contact")
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
 
@@ -202,9 +218,8 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
 
 def _simulated_issuer(reader: CardReader) -> OnlineAuthoriser:
     """The simulated card's own test issuer (``--issuer simulated``)."""
-    from terminal.cli.sim_issuer import SimulatedIssuer
-
-    card = getattr(reader, "card", None)
-    if card is None:
+    online_authoriser = getattr(reader, "online_authoriser", None)
+    if online_authoriser is None:
         raise _UsageError("--issuer simulated needs --simulated PROFILE")
-    return SimulatedIssuer(card.profile)
+    authoriser: OnlineAuthoriser = online_authoriser()
+    return authoriser

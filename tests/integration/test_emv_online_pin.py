@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import simulators.card.reader as reader_module
-import terminal.cli.sim_issuer as sim_issuer
+import simulators.card.sim_issuer as sim_issuer
 from drivers.base import EncryptedPin
 from simulators.pinpad.device import DEFAULT_TDES_BDK
 from simulators.pinpad.host import verify_pin

@@ -1,5 +1,10 @@
 """``etika platform …``: the central platform side of the sync protocol.
 
+A command group of the ``etika`` console script, registered through the ``etika.commands``
+entry point and imported only when ``etika platform`` is run. It receives the global
+options as any object with a ``data_dir`` (:class:`CommandContext`); it never imports the
+terminal.
+
 ``serve`` runs one worker (HTTP API + MQTT consumer on the shared subscription);
 ``register-terminal`` puts a terminal's public key in the registry; ``terminals`` lists the
 fleet; ``reconcile`` compares end-of-day reports with the platform's sums; ``push`` signs and
@@ -18,7 +23,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.keys import load_or_create_signing_key, read_terminal_public_key
@@ -30,10 +35,19 @@ if TYPE_CHECKING:
 
 # uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
 # other ``etika`` command starts without paying for them.
+from etika_argtypes import port as _port
+from etika_argtypes import positive_int as _positive
+from etika_argtypes import session_expiry as _session_expiry
 from etika_errors import EtikaError
-from terminal.cli.context import CliContext
 
-__all__ = ["PlatformUsageError", "register"]
+__all__ = ["CommandContext", "PlatformUsageError", "register"]
+
+
+class CommandContext(Protocol):
+    """What a platform command needs of the ``etika`` global options."""
+
+    @property
+    def data_dir(self) -> Path: ...
 
 
 class PlatformUsageError(EtikaError):
@@ -42,48 +56,20 @@ class PlatformUsageError(EtikaError):
     exit_code = 2
 
 
-def _database(ctx: CliContext, args: argparse.Namespace) -> str:
+def _database(ctx: CommandContext, args: argparse.Namespace) -> str:
     chosen = args.database or os.environ.get("ETIKA_PLATFORM_DATABASE")
     return str(chosen) if chosen else str(ctx.data_dir / "platform" / "platform.db")
 
 
-def _open(ctx: CliContext, args: argparse.Namespace) -> PlatformStorage:
+def _open(ctx: CommandContext, args: argparse.Namespace) -> PlatformStorage:
     try:
         return open_storage(_database(ctx, args))
     except ValueError as exc:
         raise PlatformUsageError(f"--database: {exc}") from exc
 
 
-def _signing_key_path(ctx: CliContext) -> Path:
+def _signing_key_path(ctx: CommandContext) -> Path:
     return ctx.data_dir / "platform" / "signing-key.pem"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from exc
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _session_expiry(text: str) -> int:
-    value = _positive(text)
-    # MQTT v5 carries it as a four-byte integer (0xFFFFFFFF: the session never expires).
-    if value > 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"at most 4294967295 seconds: {value}")
-    return value
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +237,7 @@ def register(groups: Any) -> None:
     key.set_defaults(handler=_key)
 
 
-def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
+def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
     from edge_sync.platform.server import ServeSettings, serve
 
     mqtt = None if args.no_mqtt else _mqtt_settings(args, f"etika-platform-{args.worker_id}")
@@ -295,7 +281,7 @@ def _serve(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _register_terminal(ctx: CliContext, args: argparse.Namespace) -> int:
+def _register_terminal(ctx: CommandContext, args: argparse.Namespace) -> int:
     if not 0 <= args.key_version < 2**31:
         raise PlatformUsageError("--key-version must be between 0 and 2147483647")
     try:
@@ -312,7 +298,7 @@ def _register_terminal(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminals(ctx: CliContext, args: argparse.Namespace) -> int:
+def _terminals(ctx: CommandContext, args: argparse.Namespace) -> int:
     storage = _open(ctx, args)
     try:
         rows = [summary.as_json() for summary in storage.terminals()]
@@ -330,7 +316,7 @@ def _terminals(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
+def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
     storage = _open(ctx, args)
     try:
         try:
@@ -356,7 +342,7 @@ def _reconcile(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _push(ctx: CliContext, args: argparse.Namespace) -> int:
+def _push(ctx: CommandContext, args: argparse.Namespace) -> int:
     from edge_sync.platform.downlink import publish_downlink, read_payload, sign_downlink
 
     payload = read_payload(args.file, args.kind, args.config_version)
@@ -369,7 +355,7 @@ def _push(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _key(ctx: CliContext, args: argparse.Namespace) -> int:
+def _key(ctx: CommandContext, args: argparse.Namespace) -> int:
     signer = load_or_create_signing_key(_signing_key_path(ctx))
     print(signer.public_key_pem().decode(), end="")
     return 0

@@ -1,7 +1,8 @@
 """The simulated cards' test issuer as an :class:`~terminal.emv.kernel.OnlineAuthoriser`.
 
-Used by ``etika card transact --simulated PROFILE --issuer simulated`` only (the CLI is
-the one place the product may reach the simulators). It is honest: the ARQC is verified
+Used by ``etika card transact --simulated PROFILE --issuer simulated`` only, reached through
+the ``etika.card_readers`` entry point (:mod:`simulators.card.plugin`): the product never
+imports the simulators. It is honest: the ARQC is verified
 with the issuer master keys (:mod:`simulators.card.issuer`, pyemv); a cryptogram that does
 not verify is declined (ARC ``05``), an expired card too (``54``); an approval carries
 the ARPC the card checks, by the method the card profile expects.

@@ -1,8 +1,10 @@
 """``etika sim <kind>``: start the simulators (the other side of every link).
 
+A command group of the ``etika`` console script that the simulators' own distribution
+(``simulators/pyproject.toml``) registers through the ``etika.commands`` entry point: the
+terminal never imports it, and without the simulators installed there is no ``etika sim``.
 Each simulator adds one ``register_<kind>(sim_subparsers)`` function here and calls it
-from :func:`register`; the simulators are imported lazily so that the terminal never
-loads them unless asked.
+from :func:`register`; the simulator itself is imported only when its command runs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from etika_argtypes import port as _port
 from terminal.cli.context import CliContext
 
 __all__ = ["register", "register_card", "register_pinpad", "register_psp"]
@@ -71,16 +74,6 @@ def _pinpad(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 # --- PSP (acquirer hosts and REST gateways) ---------------------------------------------
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is not between 1 and 65535")
-    return port
 
 
 def register_psp(kinds: Any) -> None:

@@ -1,0 +1,95 @@
+"""The command-line argument types every ``etika`` command group shares.
+
+One module, so that ``--timeout 0``, ``--port 70000`` or ``--version x`` are refused with
+the same words whichever group (terminal, platform, simulators) parses them. Each function
+is an ``argparse`` ``type=``: it returns the value or raises
+:class:`argparse.ArgumentTypeError`, which argparse turns into a usage error (exit 2).
+
+Like :mod:`etika_errors`, it sits outside the layered packages so that each of them may
+import it; it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = [
+    "baud",
+    "key_version",
+    "not_empty",
+    "port",
+    "positive_int",
+    "seconds",
+    "session_expiry",
+]
+
+
+def not_empty(text: str) -> str:
+    """Any text but an empty one (an empty path would silently mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (``nan`` or ``inf`` would wait for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not between 1 and 65535")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def session_expiry(text: str) -> int:
+    """MQTT v5 session expiry in seconds: a four-byte integer (0xFFFFFFFF: never expires)."""
+    value = positive_int(text)
+    if value > 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"at most 4294967295 seconds, got {value}")
+    return value
+
+
+def key_version(text: str) -> int:
+    """A key version: 1, 2, ..."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a key version (1, 2, ...)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"key versions start at 1, got {value}")
+    return value
+
+
+def baud(text: str) -> int:
+    """A serial baud rate (a positive whole number, e.g. 9600)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate (e.g. 9600)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a baud rate (e.g. 9600)")
+    return value
