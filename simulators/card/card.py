@@ -5,7 +5,7 @@ for the contactless interface, the card side of Visa qVSDC as far as this projec
 it. Commands (CLA INS):
 
 ==========  ===========================================  =================================
-00 A4       SELECT by name (P2 00 first / 02 next)        PSE, PPSE, AIDs (partial match)
+00 A4       SELECT by name (P2 00 first / 02 next)        PSE, PPSE, DDF, AIDs (partial)
 00 B2       READ RECORD                                   PSE directory or AFL records
 80 A8       GET PROCESSING OPTIONS                        format 1 (80) or 2 (77); qVSDC
 80 CA       GET DATA                                      9F36 ATC, 9F17 PIN try counter,
@@ -52,6 +52,7 @@ __all__ = ["AC_AAC", "AC_ARQC", "AC_TC", "EmvCard"]
 
 PSE_NAME = b"1PAY.SYS.DDF01"
 PPSE_NAME = b"2PAY.SYS.DDF01"
+DDF_SFI = 2  # the directory of a profile's DDF (its FCI's tag 88)
 AC_AAC, AC_TC, AC_ARQC = 0x00, 0x40, 0x80
 
 SW_OK = b"\x90\x00"
@@ -252,6 +253,10 @@ class EmvCard:
                 0xA5, tlv.encode(0x88, bytes([PSE_SFI])) + tlv.encode(0x5F2D, b"frenar")
             )
             return tlv.encode(0x6F, body) + SW_OK
+        if self.profile.ddf and name == self.profile.ddf and not contactless:
+            self._tx.directory = name
+            body = tlv.encode(0x84, name) + tlv.encode(0xA5, tlv.encode(0x88, bytes([DDF_SFI])))
+            return tlv.encode(0x6F, body) + SW_OK
         if name == PPSE_NAME:
             if not contactless:
                 return SW_NOT_FOUND
@@ -288,7 +293,23 @@ class EmvCard:
         if self._tx.directory == PSE_NAME:
             if sfi != PSE_SFI or p1 != 1:
                 return SW_NO_RECORD
-            entries = b"".join(tlv.encode(0x61, self._directory_entry(s)) for s in self.apps)
+            in_ddf = self.profile.ddf_aids
+            entries = b"".join(
+                tlv.encode(0x61, self._directory_entry(s))
+                for s in self.apps
+                if s.personalised.app.aid not in in_ddf
+            )
+            if self.profile.ddf:
+                entries += tlv.encode(0x61, tlv.encode(0x9D, self.profile.ddf))
+            return tlv.encode(0x70, entries) + SW_OK
+        if self.profile.ddf and self._tx.directory == self.profile.ddf:
+            if sfi != DDF_SFI or p1 != 1:
+                return SW_NO_RECORD
+            entries = b"".join(
+                tlv.encode(0x61, self._directory_entry(s))
+                for s in self.apps
+                if s.personalised.app.aid in self.profile.ddf_aids
+            )
             return tlv.encode(0x70, entries) + SW_OK
         state = self._tx.app
         if state is None:

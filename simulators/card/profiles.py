@@ -20,6 +20,8 @@ Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILE
                         method 2 for the domestic one
 ``visa-expired``        the Visa credit card with an application expiry date in the past
 ``visa-blocked``        a Visa card whose application is blocked (SELECT answers 6283)
+``domestic-visa-ddf``   the co-badged card with a PSE whose directory lists the domestic
+                        application and a DDF (9D ``ETIKA.DDF01``) holding the Visa one
 ``visa-revoked``        a Visa card whose issuer public key certificate is on the
                         certification revocation list (:data:`REVOKED_ISSUER_CERTIFICATES`)
 ======================  ==============================================================
@@ -173,6 +175,10 @@ class CardProfile:
     apps: tuple[AppProfile, ...]
     pse: bool = True
     ppse: bool = False
+    #: A DDF under the PSE (Book 1 §12.3.2): its name, and the AIDs its directory lists
+    #: (the PSE directory lists the other applications and a ``61[9D name]`` entry).
+    ddf: bytes = b""
+    ddf_aids: frozenset[str] = frozenset()
     t0: bool = False
     atr: bytes = b""
     faults: frozenset[str] = field(default_factory=frozenset)
@@ -370,6 +376,24 @@ PROFILES: dict[str, CardProfile] = {
             "Visa credit whose application expired (5F24 in the past)",
             (replace(_VISA, pan="4761739001010044", expiry="231130", effective="200101"),),
             ppse=True,
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "domestic-visa-ddf",
+            "Co-badged domestic + Visa: the Visa application is behind a DDF in the PSE",
+            (
+                replace(_DOMESTIC, pan="6375080000000022"),
+                replace(
+                    _VISA,
+                    label="VISA DEBIT",
+                    preferred_name="Visa Debit",
+                    pan="4761739001010077",
+                    priority=2,
+                    contactless=None,
+                ),
+            ),
+            ddf=b"ETIKA.DDF01",
+            ddf_aids=frozenset({"A0000000031010"}),
             atr=ATR_T1,
         ),
         CardProfile(

@@ -7,7 +7,9 @@ Building the candidate list:
    record's ``61`` entries give ADF name (4F), label (50), preferred name (9F12) and
    priority (87). Contactless: the ``61`` entries are inside BF0C of the FCI itself.
    SELECT answering ``6A81`` means the card is blocked: selection ends (Book 1 §12.3.2).
-   Directory entries naming a DDF (9D) are not followed (no deployed scheme uses them).
+   An entry naming a DDF (9D) is followed where it stands: SELECT the DDF, read its
+   directory the same way, SELECT the parent again and go on with its next entry
+   (Book 1 §12.3.2; loops and more than four levels are not followed).
 2. *List of AIDs* (Book 1 §12.3.3), contact only, when the PSE is absent or yields nothing:
    SELECT each terminal AID; a DF name equal to it is a candidate; a longer one that starts
    with it is a candidate if the terminal AID allows partial matching, and SELECT *next
@@ -56,6 +58,8 @@ __all__ = [
 PSE = b"1PAY.SYS.DDF01"
 PPSE = b"2PAY.SYS.DDF01"
 _MAX_RECORDS = 32
+#: DDFs followed below the PSE: real cards use one level; the bound stops a hostile card.
+_MAX_DDF_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +145,37 @@ async def _directory_contact(channel: CardChannel, aids: Sequence[AidConfig]) ->
         raise CardBlocked("the card is blocked (SELECT PSE refused)", sw=response.sw)
     if not response.ok:
         return []
-    try:
-        fci = decode(response.data)
-    except TlvError:
+    found: list[Candidate] = []
+    if not await _read_directory(channel, [PSE], response.data, aids, found):
+        # A malformed directory: Book 1 §12.3.2 says to fall back to the list of AIDs.
         return []
+    return found
+
+
+async def _read_directory(
+    channel: CardChannel,
+    path: list[bytes],
+    fci_data: bytes,
+    aids: Sequence[AidConfig],
+    found: list[Candidate],
+) -> bool:
+    """Read the directory of the DDF at the end of ``path`` (PSE first), following DDFs.
+
+    Book 1 §12.3.2: each ``61`` entry names an ADF (4F) — a candidate if the terminal
+    supports it — or a DDF (9D), whose own directory is read when the entry is met, after
+    which the previous directory resumes at its next entry. READ RECORD addresses the
+    currently selected DF, so the parent is selected again before it resumes. A DDF already
+    on the path (a loop) or beyond :data:`_MAX_DDF_DEPTH` is skipped. False when the
+    directory is malformed (the caller falls back to the list of AIDs).
+    """
+    try:
+        fci = decode(fci_data)
+    except TlvError:
+        return False
     sfi_tlv = find(fci, 0x88)
     if sfi_tlv is None or len(sfi_tlv.value) != 1 or not 1 <= sfi_tlv.value[0] <= 10:
-        return []
+        return len(path) > 1  # a DDF without a usable directory adds nothing
     sfi = sfi_tlv.value[0]
-    found: list[Candidate] = []
     for number in range(1, _MAX_RECORDS + 1):
         record = await channel.transmit(apdu.read_record(sfi, number))
         if record.sw == 0x6A83 or not record.ok:
@@ -157,13 +183,26 @@ async def _directory_contact(channel: CardChannel, aids: Sequence[AidConfig]) ->
         try:
             items = decode(record.data)
         except TlvError:
-            # A malformed directory: Book 1 §12.3.2 says to fall back to the list of AIDs.
-            return []
+            return False
         for entry in find_all(items, 0x61):
-            candidate = _candidate_from_entry(entry, aids, len(found))
-            if candidate is not None:
-                found.append(candidate)
-    return found
+            ddf = flatten(entry.children).get(0x9D)
+            if ddf is None:
+                candidate = _candidate_from_entry(entry, aids, len(found))
+                if candidate is not None:
+                    found.append(candidate)
+                continue
+            if ddf in path or len(path) > _MAX_DDF_DEPTH or not 5 <= len(ddf) <= 16:
+                continue
+            selected = await channel.transmit(apdu.select(ddf))
+            if selected.ok and not await _read_directory(
+                channel, [*path, ddf], selected.data, aids, found
+            ):
+                return False
+            # Back to this directory so that its next records are ours, not the DDF's.
+            again = await channel.transmit(apdu.select(path[-1]))
+            if not again.ok:
+                return True  # keep what was found; the rest of this directory is unreachable
+    return True
 
 
 async def _directory_contactless(

@@ -36,3 +36,12 @@ def test_revoked_issuer_certificate_over_pcscd(vpcd_card: Callable[..., object],
     assert (result["oda"], result["oda_result"]) == ("dda", "failed")
     assert int(str(result["tvr"])[:2], 16) & 0x08
     assert result["cryptogram"] == "AAC"
+
+
+def test_application_behind_a_pse_ddf_over_pcscd(vpcd_card: Callable[..., object],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Book 1 §12.3.2: the Visa application listed only in the PSE's DDF is selectable and
+    runs the transaction (DDA verified)."""
+    vpcd_card("domestic-visa-ddf")
+    result = _transact(capsys, "--amount", "25.00", "--aid", "A0000000031010")
+    assert (result["aid"], result["oda"], result["oda_result"]) == ("A0000000031010", "dda", "ok")
