@@ -37,6 +37,7 @@ from edge_sync.outbox import RetryPolicy
 from edge_sync.pki import ensure_test_pki
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
+from etika_errors import EtikaError
 from simulators.psp.acquirer import LOW_BALANCE_PAN, Acquirer
 from simulators.psp.iso_host import Iso8583Host
 from simulators.psp.keys import private_key_path, public_key_path
@@ -260,7 +261,7 @@ async def test_no_card_data_on_the_wire_in_errors_or_logs(
             try:
                 answer = await r.authorise(authorisation(), KEY)
                 seen.append(repr(answer))
-            except Exception as exc:
+            except EtikaError as exc:
                 seen.append(f"{exc} {exc!r} {getattr(exc, 'fields', '')}")
         wire = [repr(fields) for fields in sim.host.received]
     text = "\n".join(seen + wire) + caplog.text
