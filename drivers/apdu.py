@@ -8,7 +8,10 @@ that the kernel only ever sees the final response:
 * ``61xx``: xx more bytes are waiting; send GET RESPONSE (``00 C0 00 00 xx``) and append
   its data, repeating while the card says ``61xx``;
 * ``6Cxx``: wrong Le; send the same command again with Le = xx (the answer to the wrong
-  Le carries no data).
+  Le carries no data);
+* ``62xx``/``63xx`` with no data to a case 4 command: a warning, and a T=0 card cannot send
+  the data with it; send GET RESPONSE with Le = ``00`` and return its data with the
+  *warning* status word (EMV Contact Interface Specification, Annex A, case 4 with warning).
 
 The rules are written once, as the generator :func:`t0_rounds`, which yields each command
 to send and receives each raw response. Every session (pyscard, the scripted reader, the
@@ -79,15 +82,26 @@ def t0_rounds(apdu: bytes, reader: str) -> Generator[bytes, ResponseApdu, Respon
     """
     command = apdu
     collected = bytearray()
+    warning: ResponseApdu | None = None
+    case4 = apdu_case(apdu) == 4
     for _ in range(MAX_T0_ROUNDS):
         response = yield command
         if response.sw1 == 0x6C:
             command = with_le(command, response.sw2)
             continue
+        if warning is not None and not response.data and response.sw1 not in (0x61, 0x90):
+            # GET RESPONSE after a warning found nothing: the warning alone is the answer.
+            return ResponseApdu(bytes(collected), warning.sw1, warning.sw2)
         collected += response.data
         if response.sw1 == 0x61:
             command = get_response(response.sw2)
             continue
+        if (case4 and warning is None and not collected and response.sw1 in (0x62, 0x63)):
+            warning = response
+            command = get_response(0x00)
+            continue
+        if warning is not None:
+            return ResponseApdu(bytes(collected), warning.sw1, warning.sw2)
         return ResponseApdu(bytes(collected), response.sw1, response.sw2)
     raise CardProtocolError(
         f"the card kept answering 61xx/6Cxx after {MAX_T0_ROUNDS} exchanges; "

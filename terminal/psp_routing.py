@@ -40,6 +40,7 @@ from edge_sync.connectors.errors import PspError
 from edge_sync.connectors.iso8583_messages import encode_icc
 from hsm.cards import CardData
 from terminal.emv import tlv
+from terminal.emv.errors import TlvError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.errors import ConfigError
@@ -171,10 +172,18 @@ class KernelAuthoriser:
             return None
         arc = self.response.code if len(self.response.code) == 2 else (
             "00" if self.response.approved else "05")
-        issuer_data = None
+        issuer_data, malformed = None, False
         if self.response.emv_data:
-            found = tlv.find(tlv.decode(self.response.emv_data), 0x91)
+            try:
+                found = tlv.find(tlv.decode(self.response.emv_data), 0x91)
+            except TlvError:
+                # The host answered; its DE 55 is unusable. The kernel treats that as an
+                # issuer authentication failure and keeps the answer (EMV Book 3 §10.9).
+                log.warning("online authorisation %s: the host's DE 55 is malformed",
+                            self.transaction_id)
+                found, malformed = None, True
             issuer_data = found.value if found is not None else None
         code = self.response.reference.approval_code
         return OnlineResponse(arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
-                              authorisation_code=code.encode("ascii") if code else None)
+                              authorisation_code=code.encode("ascii") if code else None,
+                              issuer_data_malformed=malformed)

@@ -192,9 +192,12 @@ class EmvCard:
             if le != len(data):
                 return bytes([0x6C, len(data) & 0xFF])
             return response
-        if sw != SW_OK:
+        if sw != SW_OK and sw[0] not in (0x62, 0x63):
             return response
         self._pending = data
+        if sw != SW_OK:
+            # A warning with data: T=0 sends the warning alone; GET RESPONSE fetches the data.
+            return sw
         return bytes([0x61, len(data) & 0xFF])
 
     def _get_response(self, apdu: bytes) -> bytes:

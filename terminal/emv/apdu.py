@@ -13,7 +13,8 @@ import logging
 from drivers.base import CardSession, ResponseApdu
 from drivers.errors import DriverError
 from drivers.reader_errors import CardRemovedError, NoCardError
-from terminal.emv.errors import CardRemoved, ReaderFailure
+from terminal.emv.errors import CardRemoved, CommandTooLong, ReaderFailure
+from terminal.emv.tlv import encode
 
 __all__ = [
     "CardChannel",
@@ -38,9 +39,20 @@ AC_ARQC = 0x80
 CDA_REQUESTED = 0x10
 
 
+#: Command data of a short APDU (Lc is one byte, 1–255; Book 1 §9.4).
+MAX_COMMAND_DATA = 255
+
+
 def _case4(cla: int, ins: int, p1: int, p2: int, data: bytes) -> bytes:
-    if len(data) > 255:
-        raise ValueError(f"command data of {len(data)} bytes does not fit a short APDU")
+    if len(data) > MAX_COMMAND_DATA:
+        raise CommandTooLong(
+            f"command data of {len(data)} bytes does not fit a short APDU "
+            f"(at most {MAX_COMMAND_DATA})"
+        )
+    if not data:
+        # No command data is case 2 (CLA INS P1 P2 Le): "Lc = 00" would read as extended
+        # length (ISO/IEC 7816-3 §12.1.3), which EMV does not use (Book 1 §9.4).
+        return bytes([cla, ins, p1, p2, 0x00])
     return bytes([cla, ins, p1, p2, len(data)]) + data + b"\x00"
 
 
@@ -57,9 +69,11 @@ def read_record(sfi: int, record: int) -> bytes:
 
 
 def get_processing_options(pdol_data: bytes) -> bytes:
-    """GET PROCESSING OPTIONS with command template 83 (Book 3 §6.5.8)."""
-    body = bytes([0x83, len(pdol_data)]) + pdol_data
-    return _case4(0x80, 0xA8, 0x00, 0x00, body)
+    """GET PROCESSING OPTIONS with command template 83 (Book 3 §6.5.8).
+
+    The template's length is BER-coded (Annex B2): above 127 bytes it is ``81 xx``.
+    """
+    return _case4(0x80, 0xA8, 0x00, 0x00, encode(0x83, pdol_data))
 
 
 def generate_ac(p1: int, cdol_data: bytes) -> bytes:

@@ -25,6 +25,8 @@ from terminal.emv.dol import build_dol, parse_dol
 from terminal.emv.errors import (
     CardDataError,
     CardError,
+    CommandTooLong,
+    DolError,
     IccDataMissing,
     OdaError,
     TlvError,
@@ -56,6 +58,7 @@ from terminal.emv.result import TransactionResult
 from terminal.emv.risk import (
     Cryptogram,
     action_analysis,
+    card_cryptogram,
     default_action,
     processing_restrictions,
     terminal_risk_management,
@@ -67,6 +70,7 @@ from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 __all__ = [
     "ContactFlow",
     "GpoRefused",
+    "checked_aip",
     "parse_afl",
     "response_template",
     "terminal_data",
@@ -131,6 +135,24 @@ def terminal_data(
         0x9F01: bytes.fromhex(config.acquirer_id.zfill(12)) if config.acquirer_id.isdigit()
         else bytes(6),
     }
+
+
+def checked_aip(aip: bytes) -> bytes:
+    """The Application Interchange Profile, which is 2 bytes (Book 3 Annex A, C1)."""
+    if len(aip) != 2:
+        raise CardDataError(f"the AIP (82) is {len(aip)} bytes, not 2", tag=0x82)
+    return aip
+
+
+def _proprietary_record(data: bytes) -> list[Tlv] | None:
+    """A record of SFI 11–30 as data objects if it is one 70 template, else ``None``."""
+    try:
+        items = decode(data)
+    except TlvError:
+        return None
+    if len(items) != 1 or items[0].tag != 0x70:
+        return None
+    return items
 
 
 def response_template(data: bytes, command: str) -> list[Tlv]:
@@ -239,13 +261,22 @@ class ContactFlow:
     # -- §10.1 initiate application processing ------------------------------------------
 
     async def initiate_and_read(self) -> None:
+        """Book 3 §10.1 (GET PROCESSING OPTIONS) then §10.2 (READ RECORD per the AFL)."""
         pdol = self.selected.pdol
         if pdol:
             try:
                 self.pdol_data = build_dol(pdol, self.dol_source())
             except ValueError as exc:
                 raise CardDataError(f"the card's PDOL is malformed: {exc}", tag=0x9F38) from exc
-        response = await self.channel.transmit(apdu.get_processing_options(self.pdol_data))
+        try:
+            command = apdu.get_processing_options(self.pdol_data)
+        except CommandTooLong as exc:
+            # Book 3 Annex B, Book 1 §9.4: the 83 template must fit one short command.
+            raise CommandTooLong(
+                f"the card's PDOL asks for {len(self.pdol_data)} bytes of terminal data; "
+                "GET PROCESSING OPTIONS carries at most 252", tag=0x9F38,
+            ) from exc
+        response = await self.channel.transmit(command)
         if response.sw == 0x6985:
             raise GpoRefused(
                 "the card refuses this transaction (GPO: conditions of use not satisfied)",
@@ -265,7 +296,7 @@ class ContactFlow:
             self.store(items[0].children, where="GPO")
         if 0x82 not in self.card or 0x94 not in self.card:
             raise CardDataError("the GPO answer lacks the AIP or the AFL", tag=0x82)
-        self.aip = self.card[0x82]
+        self.aip = checked_aip(self.card[0x82])
         await self.read_records()
 
     # -- §10.2 read application data -----------------------------------------------------
@@ -278,6 +309,19 @@ class ContactFlow:
                 if not response.ok:
                     raise CardError(f"READ RECORD SFI {sfi} record {number} failed",
                                     sw=response.sw, command="READ RECORD")
+                for_oda = number - first < oda_count
+                if sfi > 10:
+                    # Book 3 §10.2: SFI 11–30 are the issuer's own files, outside EMV's
+                    # format rules. Book 3 §10.3: listed for ODA, the record counts whole
+                    # (tag and length included) and must be a 70 template, or ODA fails.
+                    items = _proprietary_record(response.data)
+                    if for_oda:
+                        if items is None:
+                            self.static_data_ok = False
+                        static += response.data
+                    if items is not None:
+                        self.store(items, where=f"SFI {sfi} record {number}")
+                    continue
                 try:
                     items = decode(response.data)
                 except TlvError as exc:
@@ -285,12 +329,11 @@ class ContactFlow:
                         f"record {number} of SFI {sfi} is malformed: {exc.message}",
                         offset=exc.offset,
                     ) from exc
-                if sfi <= 10 and (len(items) != 1 or items[0].tag != 0x70):
+                if len(items) != 1 or items[0].tag != 0x70:
                     raise CardDataError(f"record {number} of SFI {sfi} is not a 70 template")
-                if number - first < oda_count:
-                    # Book 3 §10.3: SFI 1–10 records count without their 70 tag and length;
-                    # SFI 11–30 records count whole, tag and length included.
-                    static += items[0].value if sfi <= 10 else response.data
+                if for_oda:
+                    # Book 3 §10.3: SFI 1–10 records count without their 70 tag and length.
+                    static += items[0].value
                 self.store(items, where=f"SFI {sfi} record {number}")
         for tag in mandatory:
             if tag not in self.card:
@@ -328,6 +371,9 @@ class ContactFlow:
             if tag not in card:
                 raise IccDataMissing(f"{tag:X} missing")
         rid = self.selected.aid[:5]
+        if len(card[0x8F]) != 1:
+            raise OdaError(f"the CA public key index (8F) is {len(card[0x8F])} bytes, not 1",
+                           step="capk_index")
         capk = self.config.capk(rid, card[0x8F][0])
         if capk is None:
             raise OdaError(f"no CA public key {rid.hex().upper()}/{card[0x8F].hex().upper()}",
@@ -385,10 +431,16 @@ class ContactFlow:
 
     async def _internal_authenticate(self, icc: RsaKey) -> None:
         ddol = self.card.get(0x9F49) or self.aid_config.default_ddol
-        if not any(tag == 0x9F37 for tag, _ in parse_dol(ddol)):
-            raise IccDataMissing("DDOL without unpredictable number")
-        ddol_data = build_dol(ddol, self.dol_source())
-        response = await self.channel.transmit(apdu.internal_authenticate(ddol_data))
+        try:
+            entries = parse_dol(ddol)
+            if not any(tag == 0x9F37 for tag, _ in entries):
+                raise IccDataMissing("DDOL without unpredictable number")
+            ddol_data = build_dol(entries, self.dol_source())
+            command = apdu.internal_authenticate(ddol_data)
+        except (DolError, CommandTooLong) as exc:
+            # The card's DDOL is unusable: DDA cannot be performed, so it fails (TVR).
+            raise OdaError(f"the DDOL is unusable: {exc}", step="ddol") from exc
+        response = await self.channel.transmit(command)
         if not response.ok:
             raise OdaError(f"INTERNAL AUTHENTICATE refused ({response.sw:04X})", step="dda_sw")
         try:
@@ -423,8 +475,15 @@ class ContactFlow:
             and TvrBit.CDA_FAILED not in self.tvr
         )
         p1 = kind.value | (apdu.CDA_REQUESTED if cda else 0)
-        response = await self.channel.transmit(apdu.generate_ac(p1, cdol_data))
         command = "GENERATE AC 1" if cdol_tag == 0x8C else "GENERATE AC 2"
+        try:
+            built = apdu.generate_ac(p1, cdol_data)
+        except CommandTooLong as exc:
+            raise CommandTooLong(
+                f"CDOL {cdol_tag:X} asks for {len(cdol_data)} bytes of data; {command} "
+                "carries at most 255", tag=cdol_tag,
+            ) from exc
+        response = await self.channel.transmit(built)
         if not response.ok:
             raise CardError(f"the card refused {command}", sw=response.sw, command=command)
         items = response_template(response.data, command)
@@ -439,10 +498,7 @@ class ContactFlow:
         for tag in (0x9F27, 0x9F36):
             if tag not in data:
                 raise CardDataError(f"the answer to {command} lacks {tag:X}", tag=tag)
-        try:
-            got = Cryptogram.from_cid(data[0x9F27][0])
-        except ValueError as exc:
-            raise CardDataError(f"{command}: {exc}", tag=0x9F27) from exc
+        got = card_cryptogram(data[0x9F27], command)
         order = {Cryptogram.AAC: 0, Cryptogram.ARQC: 1, Cryptogram.TC: 2}
         if order[got] > order[kind]:
             raise CardDataError(f"{command}: the card returned {got.name} for {kind.name}",
@@ -507,14 +563,39 @@ class ContactFlow:
             decided = default_action(self.card, self.aid_config, self.tvr)
             self.arc = (ARC_UNABLE_ONLINE_APPROVED if decided is Cryptogram.TC
                         else ARC_UNABLE_ONLINE_DECLINED)
-            self.final = await self.generate_ac(decided, 0x8D)
+            self.final = self._unless_cda_failed(await self.generate_ac(decided, 0x8D))
             self.decision = ("approved_unable_online" if self.final is Cryptogram.TC
                              else "declined_unable_online")
             return
         self.arc = answer.arc
+        await self._issuer_authentication(answer)
+        await run_issuer_scripts(self.channel, answer.scripts, 0x71, self.tvr, self.tsi,
+                                 self.scripts)
+        wanted = Cryptogram.TC if answer.approved else Cryptogram.AAC
+        self.final = self._unless_cda_failed(await self.generate_ac(wanted, 0x8D))
+        await run_issuer_scripts(self.channel, answer.scripts, 0x72, self.tvr, self.tsi,
+                                 self.scripts)
+        if answer.approved and self.final is Cryptogram.TC:
+            self.decision = "approved_online"
+        else:
+            self.decision = "declined_online"
+
+    async def _issuer_authentication(self, answer: OnlineResponse) -> None:
+        """Book 3 §10.9: the ARPC (91) goes to the card, in GENERATE AC 2 or EXTERNAL AUTH.
+
+        Issuer authentication data the host sent malformed (DE 55 undecodable, or 91 not
+        8–16 bytes, Book 3 Annex A) is an issuer authentication *failure*: TVR byte 5 b7,
+        and the host's answer stands (an approval is never dropped for it).
+        """
         iad = answer.issuer_authentication_data
+        malformed = answer.issuer_data_malformed or (
+            iad is not None and not 8 <= len(iad) <= 16)
         cdol2_has_91 = any(tag == 0x91 for tag, _ in parse_dol(self.card[0x8D]))
-        if iad is not None and cdol2_has_91:
+        if malformed:
+            log.info("issuer authentication data unusable; issuer authentication failed")
+            self.tsi.set(TsiBit.ISSUER_AUTHENTICATION_PERFORMED)
+            self.tvr.set(TvrBit.ISSUER_AUTHENTICATION_FAILED)
+        elif iad is not None and cdol2_has_91:
             # The card checks the ARPC itself in GENERATE AC 2 (Book 3 §10.9, §6.5.5).
             self.card[0x91] = iad
         elif iad is not None and self.aip[0] & 0x04:
@@ -522,16 +603,13 @@ class ContactFlow:
             response = await self.channel.transmit(apdu.external_authenticate(iad))
             if not response.ok:
                 self.tvr.set(TvrBit.ISSUER_AUTHENTICATION_FAILED)
-        await run_issuer_scripts(self.channel, answer.scripts, 0x71, self.tvr, self.tsi,
-                                 self.scripts)
-        wanted = Cryptogram.TC if answer.approved else Cryptogram.AAC
-        self.final = await self.generate_ac(wanted, 0x8D)
-        await run_issuer_scripts(self.channel, answer.scripts, 0x72, self.tvr, self.tsi,
-                                 self.scripts)
-        if answer.approved and self.final is Cryptogram.TC:
-            self.decision = "approved_online"
-        else:
-            self.decision = "declined_online"
+
+    def _unless_cda_failed(self, got: Cryptogram) -> Cryptogram:
+        """Book 2 §6.6, Book 3 §10.8: a CDA failure on GENERATE AC 2 voids its TC too."""
+        if got is not Cryptogram.AAC and self.oda == "cda" and TvrBit.CDA_FAILED in self.tvr:
+            log.info("CDA failed on GENERATE AC 2: the card's TC is void, declined")
+            return Cryptogram.AAC
+        return got
 
     # -- the whole flow ------------------------------------------------------------------
 

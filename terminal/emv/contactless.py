@@ -40,8 +40,9 @@ from etika_errors import EtikaError
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import KernelConfig, TransactionData
-from terminal.emv.contact import ContactFlow, response_template
+from terminal.emv.contact import ContactFlow, checked_aip, response_template
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
+from terminal.emv.dates import application_date
 from terminal.emv.dol import build_dol
 from terminal.emv.errors import (
     CardDataError,
@@ -53,7 +54,7 @@ from terminal.emv.errors import (
 from terminal.emv.oda import verify_dynamic_signature
 from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
 from terminal.emv.result import TransactionResult
-from terminal.emv.risk import Cryptogram, application_date
+from terminal.emv.risk import Cryptogram, card_cryptogram
 from terminal.emv.selection import SelectedApplication
 from terminal.emv.tvr import TsiBit, TvrBit
 
@@ -123,7 +124,7 @@ class QvsdcFlow(ContactFlow):
         self.store(items[0].children, where="GPO")
         if 0x82 not in self.card:
             raise CardDataError("the GPO answer lacks the AIP", tag=0x82)
-        self.aip = self.card[0x82]
+        self.aip = checked_aip(self.card[0x82])
         await self._read_afl()
 
     async def _read_afl(self) -> None:
@@ -141,8 +142,8 @@ class QvsdcFlow(ContactFlow):
 
     def _card_cryptogram(self) -> Cryptogram:
         cid = self.card.get(0x9F27)
-        if cid:
-            return Cryptogram.from_cid(cid[0])
+        if cid is not None:
+            return card_cryptogram(cid, "GET PROCESSING OPTIONS")
         iad = self.card.get(0x9F10, b"")
         if len(iad) >= 5:
             return {0: Cryptogram.AAC, 1: Cryptogram.TC, 2: Cryptogram.ARQC}.get(
@@ -186,6 +187,9 @@ class QvsdcFlow(ContactFlow):
         if 0x9F26 not in self.card or 0x9F36 not in self.card:
             raise CardDataError("the GPO answer lacks the cryptogram or the ATC", tag=0x9F26)
         ctq = self.card.get(0x9F6C, b"\x00\x00")
+        if len(ctq) != 2:
+            raise CardDataError(f"the card transaction qualifiers (9F6C) are {len(ctq)} bytes, "
+                                "not 2", tag=0x9F6C)
         card_says = self._card_cryptogram()
         self.first = card_says
         go_online = card_says is Cryptogram.ARQC
@@ -195,8 +199,10 @@ class QvsdcFlow(ContactFlow):
         declined = card_says is Cryptogram.AAC
         if card_says is Cryptogram.TC:
             ok = self._fdda(txn)
-            expiry = application_date(self.card.get(0x5F24))
-            expired = expiry is not None and expiry < txn.when.date()
+            raw_expiry = self.card.get(0x5F24)
+            expiry = application_date(raw_expiry)
+            # A malformed expiration date counts as expired: it must not fail open.
+            expired = raw_expiry is not None and (expiry is None or expiry < txn.when.date())
             if expired:
                 self.tvr.set(TvrBit.EXPIRED_APPLICATION)
             pan = self.pan()
@@ -250,7 +256,7 @@ class QvsdcFlow(ContactFlow):
             self.cvm.method, self.cvm.results = "no_cvm", b"\x1f\x00\x02"
             return
         self.tsi.set(TsiBit.CARDHOLDER_VERIFICATION_PERFORMED)
-        if len(ctq) > 1 and ctq[1] & 0x80:
+        if ctq[1] & 0x80:
             self.cvm.method, self.cvm.results = "cdcvm", b"\x01\x00\x02"
         elif ctq[0] & 0x80 and self.ttq[0] & 0x04 and self.pin_entry is not None:
             try:

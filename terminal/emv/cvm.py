@@ -34,7 +34,16 @@ from terminal.emv.config import KernelConfig, TransactionData, TransactionType
 from terminal.emv.pan import mask_pan
 from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 
-__all__ = ["CvmOutcome", "CvmResult", "OnlinePinRequest", "process_cvm"]
+__all__ = [
+    "CvRule",
+    "CvmList",
+    "CvmOutcome",
+    "CvmResult",
+    "OnlinePinRequest",
+    "amount_condition_applies",
+    "parse_cvm_list",
+    "process_cvm",
+]
 
 FAIL = 0x00
 PLAINTEXT_PIN_ICC = 0x01
@@ -98,6 +107,58 @@ class CvmResult:
         return self.results.hex().upper()
 
 
+@dataclass(frozen=True, slots=True)
+class CvRule:
+    """One CV Rule: method code (b6–b1), "apply succeeding" (b7) and condition code."""
+
+    code: int
+    condition: int
+
+    @property
+    def method(self) -> int:
+        return self.code & 0x3F
+
+    @property
+    def apply_succeeding(self) -> bool:
+        return bool(self.code & 0x40)
+
+
+@dataclass(frozen=True, slots=True)
+class CvmList:
+    """A parsed CVM List (8E): amounts X and Y (binary, application currency) and rules."""
+
+    amount_x: int
+    amount_y: int
+    rules: tuple[CvRule, ...]
+
+
+def parse_cvm_list(raw: bytes) -> CvmList | None:
+    """Book 3 §10.5, Annex C3: X (4) ‖ Y (4) ‖ CV Rules (2 each); ``None`` if malformed.
+
+    A list shorter than one rule or with half a rule is treated as absent by the caller
+    (TVR "ICC data missing").
+    """
+    if len(raw) < 10 or len(raw) % 2:
+        return None
+    rules = tuple(CvRule(raw[i], raw[i + 1]) for i in range(8, len(raw), 2))
+    return CvmList(int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[4:8], "big"), rules)
+
+
+def amount_condition_applies(condition: int, cvm_list: CvmList, app_currency: bytes | None,
+                             txn: TransactionData) -> bool:
+    """Conditions 06–09 (under/over X, under/over Y), Book 3 Annex C3.
+
+    They apply only when the transaction is in the application currency (9F42); an absent
+    or malformed (not BCD) 9F42 means the condition is not satisfied.
+    """
+    if app_currency is None or not app_currency or not app_currency.hex().isdigit():
+        return False
+    if int(app_currency.hex()) != txn.currency_numeric:
+        return False
+    limit = cvm_list.amount_x if condition in (0x06, 0x07) else cvm_list.amount_y
+    return txn.amount < limit if condition in (0x06, 0x08) else txn.amount > limit
+
+
 def method_name(code: int) -> str:
     return _NAMES.get(code & 0x3F, f"unknown_{code & 0x3F:02X}")
 
@@ -114,7 +175,7 @@ def _terminal_supports(method: int, config: KernelConfig, pin_entry: PinCallback
     return False  # offline PIN: see the module docstring
 
 
-def _condition(cond: int, method: int, x: int, y: int, card: dict[int, bytes],
+def _condition(cond: int, method: int, cvm_list: CvmList, card: dict[int, bytes],
                txn: TransactionData, config: KernelConfig,
                pin_entry: PinCallback | None) -> bool:
     unattended = config.terminal_type % 10 in (4, 5, 6)
@@ -133,11 +194,7 @@ def _condition(cond: int, method: int, x: int, y: int, card: dict[int, bytes],
     if cond == 0x05:
         return cashback
     if cond in (0x06, 0x07, 0x08, 0x09):
-        app_currency = card.get(0x9F42)
-        if app_currency is None or int(app_currency.hex() or "0") != txn.currency_numeric:
-            return False
-        limit = x if cond in (0x06, 0x07) else y
-        return txn.amount < limit if cond in (0x06, 0x08) else txn.amount > limit
+        return amount_condition_applies(cond, cvm_list, card.get(0x9F42), txn)
     return False  # RFU conditions are never satisfied (Book 3 §10.5)
 
 
@@ -155,18 +212,15 @@ async def process_cvm(
     result = CvmResult()
     if not aip[0] & 0x10:
         return result  # the card does not support cardholder verification: 3F0000
-    cvm_list = card.get(0x8E, b"")
-    if len(cvm_list) < 10 or len(cvm_list) % 2:
+    cvm_list = parse_cvm_list(card.get(0x8E, b""))
+    if cvm_list is None:
         tvr.set(TvrBit.ICC_DATA_MISSING)
         return result
-    x = int.from_bytes(cvm_list[0:4], "big")
-    y = int.from_bytes(cvm_list[4:8], "big")
     tsi.set(TsiBit.CARDHOLDER_VERIFICATION_PERFORMED)
     last_failed: tuple[int, int] | None = None
-    for i in range(8, len(cvm_list), 2):
-        code, cond = cvm_list[i], cvm_list[i + 1]
-        method = code & 0x3F
-        if not _condition(cond, method, x, y, card, txn, config, pin_entry):
+    for rule in cvm_list.rules:
+        code, cond, method = rule.code, rule.condition, rule.method
+        if not _condition(cond, method, cvm_list, card, txn, config, pin_entry):
             continue
         outcome = CvmOutcome.FAILED
         if method not in _RECOGNISED:

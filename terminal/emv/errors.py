@@ -11,6 +11,7 @@
             │   ├── ApplicationBlocked    SELECT answered 6283: the application is blocked
             │   └── CardBlocked           SELECT of the PSE/PPSE answered 6A81: card blocked
             ├── CardDataError         card data missing/contradictory (``tag``): abort
+            │   └── CommandTooLong    the data a card's DOL asks for does not fit a command
             ├── NoApplication         no application supported by both card and terminal
             ├── CardRemoved           the card left the reader mid-transaction
             ├── ReaderFailure         the reader failed (from ``drivers.errors.ReaderError``)
@@ -38,6 +39,7 @@ __all__ = [
     "CardDataError",
     "CardError",
     "CardRemoved",
+    "CommandTooLong",
     "DolError",
     "EmvError",
     "IccDataMissing",
@@ -95,6 +97,13 @@ class CardDataError(EmvError):
     def __init__(self, message: str, *, tag: int | None = None, **fields: Any) -> None:
         super().__init__(message, tag=tag, **fields)
         self.tag = tag
+
+
+class CommandTooLong(CardDataError, ValueError):
+    """Command data over the 255 bytes of a short APDU (EMV 4.4 Book 1 §9.4, Book 3 Annex B).
+
+    A card's PDOL, CDOL or DDOL can ask for more; that is the card's data error, not a bug.
+    """
 
 
 class NoApplication(EmvError):

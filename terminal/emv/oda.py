@@ -29,16 +29,17 @@ profile's ``crl.toml`` entries for that RID and index — fails, like any other 
 from __future__ import annotations
 
 import hashlib
-from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date
 
 from terminal.emv.config import Capk
+from terminal.emv.dates import certificate_expiry
 from terminal.emv.errors import OdaError
 
 __all__ = [
     "DynamicData",
     "RsaKey",
+    "certificate_in_force",
     "recover",
     "recover_icc_key",
     "recover_issuer_key",
@@ -51,6 +52,8 @@ __all__ = [
 _HEADER = 0x6A
 _TRAILER = 0xBC
 _SHA1 = 0x01
+#: Shortest modulus accepted (512 bits): every certificate layout of Book 2 fits in it.
+_MIN_MODULUS = 64
 _RSA = 0x01
 
 
@@ -70,6 +73,10 @@ class RsaKey:
 
 def recover(signed: bytes, key: RsaKey) -> bytes:
     """The recovery function of Book 2 §A2.1: ``S^e mod n`` as ``len(n)`` bytes."""
+    if len(key.modulus) < _MIN_MODULUS:
+        # The key may come from the card (issuer/ICC certificates): a modulus too short to
+        # hold a certificate's fixed fields would make the checks below index past its end.
+        raise OdaError(f"a public key of {len(key.modulus)} bytes is too short", step="key_size")
     if len(signed) != len(key.modulus):
         raise OdaError(
             f"signed data is {len(signed)} bytes, the key modulus {len(key.modulus)}",
@@ -86,15 +93,14 @@ def recover(signed: bytes, key: RsaKey) -> bytes:
     return recovered
 
 
-def _expiry_ok(mmyy: bytes, today: date) -> bool:
-    text = mmyy.hex()
-    if not text.isdigit():
-        return False
-    month, year = int(text[:2]), 2000 + int(text[2:])
-    if not 1 <= month <= 12:
-        return False
-    last = date(year, month, monthrange(year, month)[1])
-    return last >= today
+def certificate_in_force(mmyy: bytes, today: date) -> bool:
+    """Whether a certificate expiring MMYY is still valid ``today`` (Book 2 §5.3, §6.4).
+
+    The two-digit year follows the 00–49 / 50–99 window of the application dates, so
+    ``1299`` is December 1999, long expired; a malformed MMYY is not in force.
+    """
+    last = certificate_expiry(mmyy)
+    return last is not None and last >= today
 
 
 def _key_from(leftmost: bytes, key_len: int, remainder: bytes | None, step: str) -> bytes:
@@ -131,7 +137,7 @@ def recover_issuer_key(
     issuer_id = rec[2:6].hex().upper().rstrip("F")
     if not 3 <= len(issuer_id) <= 8 or not pan.startswith(issuer_id):
         raise OdaError("issuer identifier does not match the PAN", step="issuer_id")
-    if not _expiry_ok(rec[6:8], today):
+    if not certificate_in_force(rec[6:8], today):
         raise OdaError("issuer certificate has expired", step="issuer_expired")
     # Step 10: RID ‖ CA index ‖ certificate serial checked against the revocation list.
     if rec[8:11] in capk.revoked_serials:
@@ -168,7 +174,7 @@ def recover_icc_key(
         raise OdaError("ICC certificate hash does not match", step="icc_hash")
     if rec[2:12].hex().upper().rstrip("F") != pan:
         raise OdaError("PAN in the ICC certificate does not match the card", step="icc_pan")
-    if not _expiry_ok(rec[12:14], today):
+    if not certificate_in_force(rec[12:14], today):
         raise OdaError("ICC certificate has expired", step="icc_expired")
     if rec[17] != _SHA1 or rec[18] != _RSA:
         raise OdaError("ICC certificate algorithm is not supported", step="icc_algorithm")

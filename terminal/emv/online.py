@@ -65,12 +65,17 @@ class OnlineRequest:
 
 @dataclass(frozen=True, slots=True)
 class OnlineResponse:
-    """The issuer's answer: ARC (8A), issuer authentication data (91), scripts (71/72 TLVs)."""
+    """The issuer's answer: ARC (8A), issuer authentication data (91), scripts (71/72 TLVs).
+
+    ``issuer_data_malformed`` says the host's ICC data (DE 55) could not be decoded: the
+    kernel counts that as a failed issuer authentication and keeps the ARC.
+    """
 
     arc: bytes
     issuer_authentication_data: bytes | None = None
     scripts: bytes = b""
     authorisation_code: bytes | None = None
+    issuer_data_malformed: bool = False
 
     @property
     def approved(self) -> bool:

@@ -17,18 +17,19 @@
 from __future__ import annotations
 
 import enum
-from datetime import date
 
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import AidConfig, KernelConfig, TransactionData, TransactionType
+from terminal.emv.dates import application_date
+from terminal.emv.errors import CardDataError, TlvError
 from terminal.emv.tlv import decode, flatten
 from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 
 __all__ = [
     "Cryptogram",
     "action_analysis",
-    "application_date",
+    "card_cryptogram",
     "default_action",
     "processing_restrictions",
     "terminal_risk_management",
@@ -50,15 +51,18 @@ class Cryptogram(enum.Enum):
         return cls(kind)
 
 
-def application_date(raw: bytes | None) -> date | None:
-    """YYMMDD n6 → date (years 00–49 are 20xx, 50–99 are 19xx, Book 3 §5.2.1.2 note)."""
-    if raw is None or len(raw) != 3 or not raw.hex().isdigit():
-        return None
-    yy, mm, dd = int(raw.hex()[0:2]), int(raw.hex()[2:4]), int(raw.hex()[4:6])
+def card_cryptogram(cid: bytes, where: str) -> Cryptogram:
+    """The cryptogram type in a Cryptogram Information Data the card sent (Book 3 §6.5.5.4).
+
+    An empty CID or the AAR pattern ``C0`` (not used by EMV 4.x) is the card's data error.
+    """
+    if len(cid) != 1:
+        raise CardDataError(f"{where}: the cryptogram information data (9F27) is "
+                            f"{len(cid)} bytes, not 1", tag=0x9F27)
     try:
-        return date((2000 if yy < 50 else 1900) + yy, mm, dd)
-    except ValueError:
-        return None
+        return Cryptogram.from_cid(cid[0])
+    except ValueError as exc:
+        raise CardDataError(f"{where}: {exc}", tag=0x9F27) from exc
 
 
 def processing_restrictions(
@@ -93,12 +97,16 @@ def processing_restrictions(
         if not allowed:
             tvr.set(TvrBit.SERVICE_NOT_ALLOWED)
 
+    # Book 3 §10.4.3: a date that is present but not a real date (day 00, month 13, not
+    # BCD) cannot show the application is in force: it sets its bit, never fails open.
     today = txn.when.date()
-    effective = application_date(card.get(0x5F25))
-    if effective is not None and effective > today:
+    raw_effective = card.get(0x5F25)
+    effective = application_date(raw_effective)
+    if raw_effective is not None and (effective is None or effective > today):
         tvr.set(TvrBit.APPLICATION_NOT_YET_EFFECTIVE)
-    expiry = application_date(card.get(0x5F24))
-    if expiry is not None and expiry < today:
+    raw_expiry = card.get(0x5F24)
+    expiry = application_date(raw_expiry)
+    if raw_expiry is not None and (expiry is None or expiry < today):
         tvr.set(TvrBit.EXPIRED_APPLICATION)
 
 
@@ -108,7 +116,7 @@ async def _get_data(channel: CardChannel, tag: int) -> bytes | None:
         return None
     try:
         value = flatten(decode(response.data)).get(tag)
-    except ValueError:
+    except TlvError:
         return None
     return value if value is not None and len(value) == 2 else None
 
@@ -152,21 +160,30 @@ async def terminal_risk_management(
     lcol = card.get(0x9F14)
     ucol = card.get(0x9F23)
     if lcol is not None and ucol is not None:
-        atc = await _get_data(channel, 0x9F36)
-        last_online = await _get_data(channel, 0x9F13)
-        if atc is None or last_online is None:
-            tvr.set(TvrBit.ICC_DATA_MISSING)
-            tvr.set(TvrBit.LCOL_EXCEEDED)
-            tvr.set(TvrBit.UCOL_EXCEEDED)
-        else:
-            delta = int.from_bytes(atc, "big") - int.from_bytes(last_online, "big")
-            if delta > lcol[0]:
-                tvr.set(TvrBit.LCOL_EXCEEDED)
-            if delta > ucol[0]:
-                tvr.set(TvrBit.UCOL_EXCEEDED)
-            if int.from_bytes(last_online, "big") == 0:
-                tvr.set(TvrBit.NEW_CARD)
+        await _velocity_checking(channel, lcol, ucol, tvr)
     tsi.set(TsiBit.TERMINAL_RISK_MANAGEMENT_PERFORMED)
+
+
+async def _velocity_checking(channel: CardChannel, lcol: bytes, ucol: bytes, tvr: Tvr) -> None:
+    """Book 3 §10.6.3, exactly: both limit bits when the ATC or the last online ATC is not
+    returned, or when the ATC is not above the last online ATC; "new card" only when the
+    last online ATC is returned and is zero. (A missing register is not "ICC data missing":
+    that bit belongs to offline data authentication and the CVM List.)"""
+    atc = await _get_data(channel, 0x9F36)
+    last_online = await _get_data(channel, 0x9F13)
+    if last_online is not None and int.from_bytes(last_online, "big") == 0:
+        tvr.set(TvrBit.NEW_CARD)
+    if (atc is None or last_online is None or len(lcol) != 1 or len(ucol) != 1
+            or int.from_bytes(atc, "big") <= int.from_bytes(last_online, "big")):
+        # A malformed limit (not one byte) counts as exceeded too: it must not fail open.
+        tvr.set(TvrBit.LCOL_EXCEEDED)
+        tvr.set(TvrBit.UCOL_EXCEEDED)
+        return
+    delta = int.from_bytes(atc, "big") - int.from_bytes(last_online, "big")
+    if delta > lcol[0]:
+        tvr.set(TvrBit.LCOL_EXCEEDED)
+    if delta > ucol[0]:
+        tvr.set(TvrBit.UCOL_EXCEEDED)
 
 
 def action_analysis(

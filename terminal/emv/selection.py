@@ -14,14 +14,16 @@ Building the candidate list:
    SELECT each terminal AID; a DF name equal to it is a candidate; a longer one that starts
    with it is a candidate if the terminal AID allows partial matching, and SELECT *next
    occurrence* looks for more; ``6283`` (application blocked) drops that one; ``6A82``
-   moves to the next terminal AID.
+   moves to the next terminal AID; ``6A81`` (card blocked or SELECT not supported) ends the
+   session with ``CardBlocked``.
 3. Candidates are ordered by priority indicator (87 b4–b1, 1 highest, 0 = none, last),
    then in the order found (Book 1 §12.4). Priority bit b8 means the application needs
    cardholder confirmation: a terminal without it (``cardholder_confirmation=False``)
    leaves such applications out.
 
-Final selection SELECTs the chosen ADF; a non-``9000`` answer removes it from the list and
-the choice is made again (Book 1 §12.4, last paragraph).
+Final selection SELECTs the chosen ADF; a non-``9000`` answer, or an FCI without its DF
+Name (84, mandatory: Book 1 §11.3.4), removes it from the list and the choice is made again
+(Book 1 §12.4, last paragraph).
 """
 
 from __future__ import annotations
@@ -236,6 +238,10 @@ async def _list_of_aids(
         next_occurrence = False
         for _ in range(_MAX_RECORDS):
             response = await channel.transmit(apdu.select(cfg.aid, next_occurrence=next_occurrence))
+            if response.sw == 0x6A81:
+                # Book 1 §12.3.3: card blocked or command not supported: the session ends.
+                raise CardBlocked("the card is blocked (SELECT refused with 6A81)",
+                                  sw=response.sw, command="SELECT")
             if response.sw not in (0x9000, 0x6283):
                 break  # 6A82 and any other error: next terminal AID
             try:
@@ -319,7 +325,7 @@ async def select_application(
             raise TransactionNotAllowed(
                 "the card refuses this transaction with every application it offers"
             )
-    last_error: CardError | None = None
+    last_error: CardError | CardDataError | None = None
     while candidates:
         chosen = await chooser(candidates)
         if chosen not in candidates:
@@ -333,7 +339,12 @@ async def select_application(
                 raise CardDataError(f"the FCI of the application is malformed: {exc.message}",
                                     offset=exc.offset) from exc
             data = flatten(fci)
-            if data.get(0x84, chosen.aid) != chosen.aid:
+            if 0x84 not in data:
+                # Book 1 §11.3.4, §12.4: the DF Name is mandatory in the FCI; without it
+                # the answer is a format error: remove the application, choose again.
+                last_error = CardDataError("the card's answer to SELECT lacks the DF name (84)",
+                                           tag=0x84)
+            elif data[0x84] != chosen.aid:
                 last_error = CardError("the card answered SELECT with another DF name",
                                        sw=response.sw, command="SELECT")
             else:

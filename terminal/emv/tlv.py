@@ -16,6 +16,11 @@ loses the order and the repetitions (several ``61`` directory entries in a PPSE 
 several records), and its errors do not carry the absolute offset inside nested objects.
 Every malformed input raises :class:`~terminal.emv.errors.TlvError` with ``offset``: the
 index in the outermost buffer where the problem was found.
+
+Bounds: a card (or a host's DE 55) is untrusted input. EMV templates nest a few levels
+(``6F`` → ``A5`` → ``BF0C`` → ``61`` is the deepest in Book 1), so decoding refuses more
+than :data:`MAX_DEPTH` levels of constructed objects and more than :data:`MAX_SIZE` bytes
+of input, with a ``TlvError``; nothing here recurses without a bound, ``repr`` included.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from terminal.emv.errors import TlvError
 from terminal.emv.tags import SENSITIVE_TAGS
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_SIZE",
     "Tlv",
     "decode",
     "encode",
@@ -44,6 +51,12 @@ __all__ = [
 
 _PADDING = 0x00
 _MAX_LENGTH_BYTES = 4
+#: Constructed objects nested deeper than this are refused (EMV uses at most 4 levels).
+MAX_DEPTH = 16
+#: Inputs longer than this are refused: 16 chained 256-byte answers are 4 KB, DE 55 < 1 KB.
+MAX_SIZE = 65536
+#: ``repr`` shows children down to this depth, then ``…``.
+_REPR_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +85,19 @@ class Tlv:
         return find(self.children, tag)
 
     def __repr__(self) -> str:
-        if self.tag in SENSITIVE_TAGS:
-            shown = f"<{len(self.value)} bytes masked>"
-        else:
-            shown = self.value.hex().upper()
-        if self.children:
-            return f"Tlv({self.tag:X}, children={self.children!r})"
-        return f"Tlv({self.tag:X}, {shown})"
+        return _repr(self, _REPR_DEPTH)
+
+
+def _repr(item: Tlv, depth: int) -> str:
+    # Bounded: a Tlv built by hand may nest without limit; repr must never recurse into it.
+    if item.children:
+        if depth <= 0:
+            return f"Tlv({item.tag:X}, children=[…{len(item.children)}])"
+        inner = ", ".join(_repr(child, depth - 1) for child in item.children)
+        return f"Tlv({item.tag:X}, children=[{inner}])"
+    if item.tag in SENSITIVE_TAGS:
+        return f"Tlv({item.tag:X}, <{len(item.value)} bytes masked>)"
+    return f"Tlv({item.tag:X}, {item.value.hex().upper()})"
 
 
 def tag_bytes(tag: int) -> bytes:
@@ -182,10 +201,18 @@ def _read_length(data: bytes, offset: int, tag: int, base: int) -> tuple[int, in
 
 def iter_tlv(data: bytes, *, base: int = 0, recurse: bool = True) -> Iterator[Tlv]:
     """Decode data objects one by one; constructed ones get their ``children`` decoded."""
-    yield from _decode_list(bytes(data), base, recurse)
+    data = bytes(data)
+    _check_size(data, base)
+    yield from _decode_list(data, base, recurse, 0)
 
 
-def _decode_list(data: bytes, base: int, recurse: bool) -> list[Tlv]:
+def _check_size(data: bytes, base: int) -> None:
+    if len(data) > MAX_SIZE:
+        raise TlvError(f"{len(data)} bytes is more than the {MAX_SIZE} a data object list may be",
+                       offset=base)
+
+
+def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]:
     # The kernel decodes every card answer, several times per transaction: this loop reads
     # one-byte lengths and short tags inline and leaves the rarer forms to the helpers.
     out: list[Tlv] = []
@@ -215,7 +242,12 @@ def _decode_list(data: bytes, base: int, recurse: bool) -> list[Tlv]:
                 tag=tag,
             )
         value = data[offset:end]
-        children = _decode_list(value, base + offset, True) if recurse and first & 0x20 else []
+        children: list[Tlv] = []
+        if recurse and first & 0x20:
+            if depth >= MAX_DEPTH:
+                raise TlvError(f"constructed objects nested more than {MAX_DEPTH} deep",
+                               offset=base + start, tag=tag)
+            children = _decode_list(value, base + offset, True, depth + 1)
         out.append(Tlv(tag, value, children, base + start))
         offset = end
     return out
@@ -225,7 +257,9 @@ def decode(data: bytes) -> list[Tlv]:
     """Every top-level data object in ``data``, constructed ones with their children."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    return _decode_list(bytes(data), 0, True)
+    data = bytes(data)
+    _check_size(data, 0)
+    return _decode_list(data, 0, True, 0)
 
 
 def find_all(tlvs: Iterable[Tlv], tag: int) -> Iterator[Tlv]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -23,7 +24,7 @@ from drivers.scripted import ScriptedReader
 from terminal.emv.config import AidConfig, Capk, ContactlessLimits, KernelConfig
 from terminal.emv.dol import parse_dol
 from terminal.emv.oda import sha1
-from terminal.emv.tlv import decode, encode, encode_constructed, flatten
+from terminal.emv.tlv import Tlv, decode, encode, encode_constructed, flatten
 
 PAN = "4761739001010010"
 RID = bytes.fromhex("A000000003")
@@ -429,3 +430,37 @@ class KitReader(ScriptedReader):
 
 def tlv_flat(data: bytes) -> dict[int, bytes]:
     return flatten(decode(data))
+
+
+def replace_value(data: bytes, tag: int, value: bytes) -> bytes:
+    """``data`` with every primitive ``tag`` given ``value`` (templates re-encoded)."""
+
+    def rebuild(items: list[Tlv]) -> bytes:
+        out = b""
+        for item in items:
+            if item.children:
+                out += encode(item.tag, rebuild(item.children))
+            else:
+                out += encode(item.tag, value if item.tag == tag else item.value)
+        return out
+
+    return rebuild(decode(data))
+
+
+class TweakReader(KitReader):
+    """A :class:`KitReader` whose answers pass through ``tweak(command, answer, count)``.
+
+    ``count`` is how many commands with this INS the card has seen, this one included,
+    so a test can change only the second GENERATE AC, say.
+    """
+
+    def __init__(self, card: KitCard,
+                 tweak: Callable[[bytes, ResponseApdu, int], ResponseApdu]) -> None:
+        super().__init__(card)
+        self.tweak = tweak
+        self.seen: dict[int, int] = {}
+
+    def respond(self, command: bytes) -> ResponseApdu:
+        answer = super().respond(command)
+        self.seen[command[1]] = self.seen.get(command[1], 0) + 1
+        return self.tweak(command, answer, self.seen[command[1]])
