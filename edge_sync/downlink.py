@@ -5,16 +5,21 @@ The platform publishes signed messages on ``etika/v1/t/{id}/down/{config|blackli
 
 1. parses the envelope (:func:`edge_sync.messages.parse_downlink`) and checks the topic's kind;
 2. verifies the platform's signature with the platform public key from the profile;
-3. skips it if this message id was already applied or refused (retained redelivery);
-4. validates the payload against the schema of its kind (below);
-5. applies it through the terminal's :class:`DownlinkHooks` (``edge_sync`` does not import
+3. refuses it unless it names this terminal, has not expired, and was not issued in the
+   future (beyond :data:`CLOCK_SKEW_S`);
+4. skips it if this message id was already applied or refused (retained redelivery), and
+   refuses it unless its signed ``seq`` is strictly above the newest of its kind;
+5. validates the payload against the schema of its kind (below), and refuses a blacklist
+   ``version`` or an FX ``as_of`` not newer than the one in force;
+6. applies it through the terminal's :class:`DownlinkHooks` (``edge_sync`` does not import
    ``terminal``: the CLI wires the store and the profile loader in);
-6. records the outcome, and for a refusal queues an ``alert`` row
-   (``{"alert": "downlink_rejected", "message_id", "kind", "reason"}``) for the platform.
+7. records the outcome (with its ``seq``, the kind's new floor), and for a refusal queues
+   an ``alert`` row (``{"alert": "downlink_rejected", "message_id", "kind", "reason"}``).
 
 A downlink whose signature does not verify is refused and reported but *not* recorded as
 seen: its message id is not trustworthy, and a forger must not be able to burn the id of a
-genuine message still to come.
+genuine message still to come. Nor is one addressed to another terminal: it is not ours
+to burn. Every other refusal after verification is recorded, and raises the kind's floor.
 
 Payload schemas (protocol version 1)::
 
@@ -37,6 +42,7 @@ Payload schemas (protocol version 1)::
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 import re
@@ -53,6 +59,7 @@ from edge_sync.messages import Downlink, parse_downlink, verify_downlink
 from edge_sync.outbox import ALERT_DESTINATION, ALERT_KIND, ALERT_PRIORITY, Outbox, alert_payload
 
 __all__ = [
+    "CLOCK_SKEW_S",
     "BlacklistEntry",
     "BlacklistUpdate",
     "Command",
@@ -65,6 +72,9 @@ __all__ = [
     "FxUpdate",
     "MemoryDownlinkHooks",
 ]
+
+#: How far in the future a downlink's ``issued_at`` may be (the two clocks disagree a bit).
+CLOCK_SKEW_S = 300.0
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -135,6 +145,12 @@ class FxUpdate(_Payload):
     as_of: str
     rates: dict[str, str] = Field(min_length=1, max_length=300)
 
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, value: str) -> str:
+        _instant(value, "as_of")
+        return value
+
     @field_validator("base")
     @classmethod
     def _base(cls, value: str) -> str:
@@ -162,6 +178,23 @@ class Command(_Payload):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+def _instant(value: str, what: str) -> dt.datetime:
+    """An ISO 8601 UTC timestamp as an aware datetime; ``ValueError`` naming ``what``."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{what} is not an ISO 8601 timestamp") from exc
+    if parsed.utcoffset() != dt.timedelta(0):
+        raise ValueError(f"{what} must be in UTC")
+    return parsed
+
+
+def _storable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with what UTF-8 cannot hold (lone surrogates,
+    NUL) replaced, so that it can be stored, serialised and signed."""
+    return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+
+
 class DownlinkHooks(Protocol):
     """What the terminal provides to apply downlinks (blocking: called from a thread)."""
 
@@ -170,7 +203,20 @@ class DownlinkHooks(Protocol):
         ...
 
     def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
-        """Remember a verified downlink's outcome (``applied`` or ``rejected``)."""
+        """Remember a verified downlink's outcome (``applied`` or ``rejected``) and raise
+        its kind's sequence floor to ``downlink.seq``."""
+        ...
+
+    def last_seq(self, kind: str) -> int:
+        """The highest ``seq`` recorded for ``kind`` (0 when none)."""
+        ...
+
+    def blacklist_version(self) -> int | None:
+        """The blacklist version in force (``None``: none pushed yet)."""
+        ...
+
+    def fx_as_of(self) -> str | None:
+        """The ``as_of`` of the FX rates in force (``None``: none pushed yet)."""
         ...
 
     def apply_config(self, update: ConfigUpdate) -> None:
@@ -220,11 +266,13 @@ class DownlinkHandler:
         hooks: DownlinkHooks,
         outbox: Outbox,
         *,
+        terminal_id: str,
         on_sync_now: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         run_blocking: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
         self._key = platform_public_key_pem
+        self._terminal_id = terminal_id
         self._hooks = hooks
         self._outbox = outbox
         self._on_sync_now = on_sync_now
@@ -232,6 +280,8 @@ class DownlinkHandler:
         self._run_blocking = run_blocking or asyncio.to_thread
         self._lock = asyncio.Lock()  # one downlink at a time: config swaps never overlap
         self.results: list[DownlinkResult] = []
+        #: Downlinks by outcome (applied, rejected, duplicate), for status and the tests.
+        self.counts: dict[str, int] = {"applied": 0, "rejected": 0, "duplicate": 0}
 
     async def _blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
         result: _T = await self._run_blocking(fn, *args)
@@ -241,6 +291,7 @@ class DownlinkHandler:
         async with self._lock:
             result = await self._handle(topic_kind, raw)
         self.results.append(result)
+        self.counts[result.outcome] += 1
         if result.outcome == "rejected":
             log.warning(
                 "sync: downlink %s (%s) refused: %s", result.message_id, result.kind, result.reason
@@ -274,8 +325,17 @@ class DownlinkHandler:
             return await self._refuse(
                 downlink, downlink.message_id, downlink.kind, exc.message, record=False
             )
+        if downlink.terminal_id != self._terminal_id:
+            # Not ours: neither applied nor remembered (its id belongs to that terminal).
+            reason = f"addressed to terminal {downlink.terminal_id}, not to this one"
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind, reason, record=False
+            )
         if await self._blocking(self._hooks.seen, downlink.message_id):
             return DownlinkResult(downlink.message_id, downlink.kind, "duplicate")
+        stale = self._stale(downlink) or await self._not_newer(downlink)
+        if stale is not None:
+            return await self._refuse(downlink, downlink.message_id, downlink.kind, stale)
         try:
             payload = _SCHEMAS[downlink.kind].model_validate(downlink.payload)
         except ValidationError as exc:
@@ -286,12 +346,60 @@ class DownlinkHandler:
             return await self._refuse(
                 downlink, downlink.message_id, downlink.kind, f"invalid payload: {reason}"
             )
+        except RecursionError:
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind, "invalid payload: nested too deep"
+            )
+        older = await self._older_version(payload)
+        if older is not None:
+            return await self._refuse(downlink, downlink.message_id, downlink.kind, older)
         try:
             await self._apply(downlink, payload)
         except DownlinkRejected as exc:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, exc.message)
+        except RecursionError:
+            return await self._refuse(
+                downlink, downlink.message_id, downlink.kind,
+                f"the {downlink.kind} is nested too deep to be applied",
+            )
         await self._blocking(self._hooks.record, downlink, "applied", None)
         return DownlinkResult(downlink.message_id, downlink.kind, "applied")
+
+    def _stale(self, downlink: Downlink) -> str | None:
+        """Why the downlink is outside its validity window, or ``None``."""
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        issued = _instant(downlink.issued_at, "issued_at")
+        expires = _instant(downlink.expires_at, "expires_at")
+        if expires <= issued:
+            return "expires_at is not after issued_at"
+        if now >= expires:
+            return f"expired at {downlink.expires_at}"
+        if issued - now > dt.timedelta(seconds=CLOCK_SKEW_S):
+            return f"issued in the future ({downlink.issued_at})"
+        return None
+
+    async def _not_newer(self, downlink: Downlink) -> str | None:
+        last = await self._blocking(self._hooks.last_seq, downlink.kind)
+        if downlink.seq <= last:
+            return (
+                f"{downlink.kind} sequence {downlink.seq} is not newer than {last}, the last "
+                "one applied (replayed or reordered)"
+            )
+        return None
+
+    async def _older_version(self, payload: _Payload) -> str | None:
+        """A blacklist version or FX date that would roll back what is in force."""
+        if isinstance(payload, BlacklistUpdate):
+            current = await self._blocking(self._hooks.blacklist_version)
+            if current is not None and payload.version <= current:
+                return f"blacklist version {payload.version} is not newer than {current}"
+        if isinstance(payload, FxUpdate):
+            current_as_of = await self._blocking(self._hooks.fx_as_of)
+            if current_as_of is not None and _instant(payload.as_of, "as_of") <= _instant(
+                current_as_of, "as_of"
+            ):
+                return f"FX rates as of {payload.as_of} are not newer than {current_as_of}"
+        return None
 
     async def _apply(self, downlink: Downlink, payload: _Payload) -> None:
         if isinstance(payload, ConfigUpdate):
@@ -337,15 +445,19 @@ class DownlinkHandler:
         *,
         record: bool = True,
     ) -> DownlinkResult:
-        mid = message_id if isinstance(message_id, str) else None
+        # The id, kind and reason may quote what the sender wrote (a lone surrogate, a
+        # megabyte): the alert must stay storable and signable, so keep them short and valid.
+        mid = _storable(message_id, 64) if isinstance(message_id, str) else None
+        kind = _storable(kind, 32)
+        reason = _storable(reason, 500)
         if record and downlink is not None:
-            await self._blocking(self._hooks.record, downlink, "rejected", reason[:500])
+            await self._blocking(self._hooks.record, downlink, "rejected", reason)
         now = self._clock()
         await self._blocking(
             functools.partial(self._outbox.enqueue, priority=ALERT_PRIORITY),
             ALERT_DESTINATION,
             ALERT_KIND,
-            alert_payload("downlink_rejected", message_id=mid, kind=kind, reason=reason[:500]),
+            alert_payload("downlink_rejected", message_id=mid, kind=kind, reason=reason),
             f"downlink-rejected:{mid or 'unknown'}:{now:.6f}",
             now,
         )
@@ -361,6 +473,7 @@ class MemoryDownlinkHooks:
 
     def __init__(self, refuse_config: str | None = None) -> None:
         self.log: dict[str, tuple[str, str | None]] = {}
+        self.sequences: dict[str, int] = {}
         self.configs: list[ConfigUpdate] = []
         self.blacklists: list[BlacklistUpdate] = []
         self.crls: list[CrlUpdate] = []
@@ -373,6 +486,16 @@ class MemoryDownlinkHooks:
 
     def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
         self.log[downlink.message_id] = (outcome, reason)
+        self.sequences[downlink.kind] = max(self.sequences.get(downlink.kind, 0), downlink.seq)
+
+    def last_seq(self, kind: str) -> int:
+        return self.sequences.get(kind, 0)
+
+    def blacklist_version(self) -> int | None:
+        return self.blacklists[-1].version if self.blacklists else None
+
+    def fx_as_of(self) -> str | None:
+        return self.fx[-1].as_of if self.fx else None
 
     def apply_config(self, update: ConfigUpdate) -> None:
         if self.refuse_config is not None:

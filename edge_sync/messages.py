@@ -13,7 +13,12 @@ Ack (platform → terminal, topic ``etika/v1/t/{terminal_id}/ack`` and HTTPS ``{
 
 Downlink (platform → terminal, ``etika/v1/t/{terminal_id}/down/{config|blacklist|crl|fx|cmd}``)::
 
-    {"v": 1, "message_id", "kind", "issued_at", "payload", "signature"}
+    {"v": 1, "message_id", "terminal_id", "kind", "seq", "issued_at", "expires_at",
+     "payload", "signature"}
+
+``terminal_id``, ``seq`` (per terminal and kind, strictly increasing) and ``expires_at`` are
+inside the signed object, so a downlink cannot be replayed to another terminal, replayed
+later, or reordered behind a newer one of its kind.
 
 Every signature covers the *canonical JSON* of all the other fields of its object
 (:func:`canonical_json`): ``json.dumps(sort_keys=True, separators=(",", ":"),
@@ -29,7 +34,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -40,6 +45,8 @@ from edge_sync.signing import Signer, verify_signature
 __all__ = [
     "ACK_STATUSES",
     "DOWNLINK_KINDS",
+    "MAX_DEPTH",
+    "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "SHARED_SUBSCRIPTION_GROUP",
     "SHARED_UPLINK_FILTER",
@@ -54,6 +61,7 @@ __all__ = [
     "build_downlink",
     "build_envelope",
     "canonical_json",
+    "check_depth",
     "downlink_topic",
     "downlink_wildcard",
     "messages_path",
@@ -68,6 +76,11 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Literal[1] = 1
+#: The largest message any parser here reads (a config downlink of 32 profile files at
+#: 256 kB each fits); the broker's ``message_size_limit`` is the same.
+MAX_MESSAGE_BYTES = 9 * 1024 * 1024
+#: How deep JSON may nest in any message (payloads are a few levels deep by design).
+MAX_DEPTH = 32
 AckStatus = Literal["accepted", "duplicate", "rejected"]
 ACK_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "rejected")
 DownlinkKind = Literal["config", "blacklist", "crl", "fx", "cmd"]
@@ -175,17 +188,22 @@ class Ack(_Wire):
 
 
 class Downlink(_Wire):
-    """One platform → terminal message, signed by the platform's key."""
+    """One platform → terminal message, signed by the platform's key, for one terminal."""
 
     v: Literal[1] = PROTOCOL_VERSION
     message_id: str
+    terminal_id: str = Field(pattern=_TERMINAL_ID.pattern)
     kind: DownlinkKind
+    #: Per terminal and kind, strictly increasing: the terminal applies only a newer one.
+    seq: int = Field(ge=1, lt=2**63)
     issued_at: str
+    #: After this instant the terminal refuses it (a retained config waits for its terminal).
+    expires_at: str
     payload: dict[str, Any]
     signature: str
 
     _uuid = field_validator("message_id")(_check_uuid)
-    _ts = field_validator("issued_at")(_check_utc_timestamp)
+    _ts = field_validator("issued_at", "expires_at")(_check_utc_timestamp)
     _sig = field_validator("signature")(_check_signature)
 
 
@@ -249,17 +267,31 @@ def build_envelope(
 def build_downlink(
     signer: Signer,
     *,
+    terminal_id: str,
     kind: str,
+    seq: int,
     payload: Mapping[str, Any],
+    ttl_s: float = 3600.0,
     message_id: str | None = None,
     issued_at: str | None = None,
+    expires_at: str | None = None,
 ) -> Downlink:
-    """A downlink signed by the platform's key."""
+    """A downlink for ``terminal_id`` signed by the platform's key, valid ``ttl_s`` seconds."""
+    issued = issued_at or utc_now_iso()
+    if expires_at is None:
+        try:
+            expiry = datetime.fromisoformat(issued) + timedelta(seconds=ttl_s)
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"cannot build a downlink: issued_at/ttl: {exc}") from exc
+        expires_at = expiry.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     unsigned: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "message_id": message_id or str(uuid.uuid4()),
+        "terminal_id": terminal_id,
         "kind": kind,
-        "issued_at": issued_at or utc_now_iso(),
+        "seq": seq,
+        "issued_at": issued,
+        "expires_at": expires_at,
         "payload": dict(payload),
     }
     signature = _b64(signer.sign(canonical_json(unsigned)))
@@ -272,7 +304,16 @@ def build_downlink(
 def _verify(obj: _Wire, public_key_pem: bytes | str) -> None:
     wire = obj.wire()
     signature = base64.b64decode(wire["signature"])
-    verify_signature(public_key_pem, canonical_json(wire), signature)
+    try:
+        signed = canonical_json(wire)
+    except UnicodeEncodeError as exc:  # a lone surrogate, escaped in the JSON text
+        raise SignatureError(
+            "the message holds text that is not valid Unicode (a lone surrogate): nothing "
+            "valid was signed", reason="invalid unicode"
+        ) from exc
+    except RecursionError as exc:
+        raise SignatureError("the message is nested too deep", reason="nested too deep") from exc
+    verify_signature(public_key_pem, signed, signature)
 
 
 def verify_envelope(envelope: Envelope, public_key_pem: bytes | str) -> None:
@@ -309,13 +350,42 @@ def _summary(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
+def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> None:
+    """Raise :class:`MessageFormatError` when JSON ``value`` nests deeper than ``limit``.
+
+    Iterative, so a hostile depth is refused here instead of overflowing the recursion of
+    the validator, the canonicaliser or a later ``repr``.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise MessageFormatError(
+                f"{what} is nested deeper than {limit} levels", reason="nested too deep"
+            )
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def _load(raw: bytes | str | Mapping[str, Any], what: str) -> Any:
     if isinstance(raw, Mapping):
-        return dict(raw)
+        data = dict(raw)
+        check_depth(data, what)
+        return data
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MessageFormatError(
+            f"{what} is larger than {MAX_MESSAGE_BYTES} bytes", reason="too large"
+        )
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MessageFormatError(f"{what} is not JSON: {exc}", reason="not json") from exc
+    except RecursionError as exc:
+        raise MessageFormatError(f"{what} is nested too deep", reason="nested too deep") from exc
+    check_depth(data, what)
+    return data
 
 
 def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> _M:
@@ -323,7 +393,9 @@ def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> 
     if not isinstance(data, dict):
         raise MessageFormatError(f"{what} is not a JSON object", reason="not an object")
     try:
-        return model.model_validate(data)
+        model_obj = model.model_validate(data)
+    except RecursionError as exc:
+        raise MessageFormatError(f"{what} is nested too deep", reason="nested too deep") from exc
     except ValidationError as exc:
         reason = _summary(exc)
         raise MessageFormatError(
@@ -331,6 +403,7 @@ def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> 
             reason=reason,
             message_id=data.get("message_id") if isinstance(data.get("message_id"), str) else None,
         ) from exc
+    return model_obj
 
 
 def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> Envelope:

@@ -47,8 +47,18 @@ class TerminalDownlinkHooks:
 
     def record(self, downlink: Downlink, outcome: str, reason: str | None) -> None:
         self._fleet.record_downlink(
-            downlink.message_id, downlink.kind, downlink.issued_at, outcome, reason
+            downlink.message_id, downlink.kind, downlink.issued_at, outcome, reason, downlink.seq
         )
+
+    def last_seq(self, kind: str) -> int:
+        return self._fleet.last_downlink_seq(kind)
+
+    def blacklist_version(self) -> int | None:
+        value = self._fleet.version("blacklist")
+        return None if value is None else int(value)
+
+    def fx_as_of(self) -> str | None:
+        return self._fleet.version("fx")
 
     def apply_config(self, update: ConfigUpdate) -> None:
         try:
@@ -62,6 +72,11 @@ class TerminalDownlinkHooks:
             raise DownlinkRejected(
                 f"profile version {update.version} could not be written: {exc}",
                 reason="write failed",
+            ) from exc
+        except RecursionError as exc:  # TOML nested beyond what the parser can follow
+            raise DownlinkRejected(
+                f"profile version {update.version} is nested too deep to load",
+                reason="invalid profile",
             ) from exc
         if self._on_profile_applied is not None:
             self._on_profile_applied()

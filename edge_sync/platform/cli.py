@@ -228,6 +228,15 @@ def register(groups: Any) -> None:
         "--config-version",
         help="version of a config given as TOML files (default: the UTC time, 20261122T003800Z)",
     )
+    push.add_argument(
+        "--ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the terminal may still apply it (default: config and blacklist 7 days, "
+        "fx 1 day, cmd 1 hour)",
+    )
+    _add_database(push)
     _add_mqtt(push)
     push.set_defaults(handler=_push)
 
@@ -347,7 +356,15 @@ def _push(ctx: CommandContext, args: argparse.Namespace) -> int:
 
     payload = read_payload(args.file, args.kind, args.config_version)
     signer = load_or_create_signing_key(_signing_key_path(ctx))
-    downlink = sign_downlink(signer, args.kind, payload)
+    storage = _open(ctx, args)
+    try:
+        # The terminal applies only a downlink newer than the last of its kind.
+        seq = storage.next_downlink_seq(args.terminal_id, args.kind)
+    finally:
+        storage.close()
+    downlink = sign_downlink(
+        signer, args.kind, payload, terminal_id=args.terminal_id, seq=seq, ttl_s=args.ttl
+    )
     settings = _mqtt_settings(args, "etika-platform-push")
     topic = asyncio.run(publish_downlink(settings, args.terminal_id, downlink))
     retained = " (retained)" if args.kind == "config" else ""

@@ -7,9 +7,11 @@ file; ``config`` may also be a TOML file holding the payload (top-level ``versio
 ``[files]``), or the profile itself — one ``<name>.toml`` file or a profile directory —
 which is then wrapped as ``{"version": …, "files": {name: text}}``.
 
-The downlink is signed with the platform key (:func:`edge_sync.messages.build_downlink`) and
-published with QoS 1 on ``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so
-a terminal that comes online later still receives its latest configuration.
+The downlink is bound to one terminal, given the next sequence of that terminal and kind
+from the platform database, and an expiry (:data:`DEFAULT_TTL_S` per kind); it is signed
+with the platform key (:func:`edge_sync.messages.build_downlink`) and published with QoS 1 on
+``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so a terminal that comes
+online later (before the expiry) still receives its latest configuration.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from edge_sync.platform.mqtt import MqttSettings, make_client
 from edge_sync.signing import Signer
 
 __all__ = [
+    "DEFAULT_TTL_S",
     "RETAINED_KINDS",
     "SCHEMAS",
     "publish_downlink",
@@ -41,6 +44,14 @@ __all__ = [
 ]
 
 RETAINED_KINDS = frozenset({"config"})
+#: How long a downlink stays valid by default: a retained config waits a week for a terminal
+#: that is away; a command or a rate set is worth little a day later.
+DEFAULT_TTL_S: dict[str, float] = {
+    "config": 7 * 86400.0,
+    "blacklist": 7 * 86400.0,
+    "fx": 86400.0,
+    "cmd": 3600.0,
+}
 #: What each kind's payload must be: the models the terminal validates with.
 SCHEMAS: dict[str, type[BaseModel]] = {
     "config": ConfigUpdate,
@@ -86,8 +97,16 @@ def read_payload(path: Path, kind: str, config_version: str | None = None) -> di
     return data
 
 
-def sign_downlink(signer: Signer, kind: str, payload: Mapping[str, Any]) -> Downlink:
-    """Check the payload against its kind's schema, then sign it with the platform key."""
+def sign_downlink(
+    signer: Signer,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    terminal_id: str,
+    seq: int,
+    ttl_s: float | None = None,
+) -> Downlink:
+    """Check the payload against its kind's schema, then sign it for ``terminal_id``."""
     if kind not in DOWNLINK_KINDS:
         raise DownlinkError(f"unknown downlink kind {kind!r}: use {', '.join(DOWNLINK_KINDS)}")
     try:
@@ -104,7 +123,16 @@ def sign_downlink(signer: Signer, kind: str, payload: Mapping[str, Any]) -> Down
         raise DownlinkError(
             f"the {kind} payload does not match what terminals accept: {problems}", kind=kind
         ) from exc
-    return build_downlink(signer, kind=kind, payload=payload, message_id=str(uuid.uuid4()))
+    ttl = DEFAULT_TTL_S[kind] if ttl_s is None else ttl_s
+    if not 0 < ttl <= 366 * 86400:
+        raise DownlinkError(f"the downlink lifetime must be within (0, 366 days], not {ttl:g} s")
+    try:
+        return build_downlink(
+            signer, terminal_id=terminal_id, kind=kind, seq=seq, payload=payload, ttl_s=ttl,
+            message_id=str(uuid.uuid4()),
+        )
+    except ValueError as exc:
+        raise DownlinkError(str(exc), terminal_id=terminal_id) from exc
 
 
 async def publish_downlink(

@@ -177,6 +177,7 @@ class SyncService:
                                       rotate_keys=rotate, diagnostics=self.diagnostics)
         # Without a platform key every downlink is refused (and the platform told why).
         handler = DownlinkHandler(self._platform_key(), hooks, self.outbox,
+                                  terminal_id=terminal_id,
                                   on_sync_now=lambda: worker.wake() if worker else None)
         transports: list[Transport] = []
         async with contextlib.AsyncExitStack() as stack:

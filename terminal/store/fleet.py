@@ -16,6 +16,15 @@ from terminal.store.db import Store
 __all__ = ["FleetStore"]
 
 
+def _set_version(conn: Any, name: str, value: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO fleet_versions (name, value, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+        " updated_at = excluded.updated_at",
+        (name, value, now),
+    )
+
+
 class FleetStore:
     """Blocking; the downlink handler calls it from a thread."""
 
@@ -28,16 +37,46 @@ class FleetStore:
         ).fetchone()
         return row is not None
 
+    def last_downlink_seq(self, kind: str) -> int:
+        """The sequence of the newest verified downlink of ``kind`` (0: none yet)."""
+        row = self._store.connection.execute(
+            "SELECT seq FROM downlink_sequence WHERE kind = ?", (kind,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def version(self, name: str) -> str | None:
+        """The blacklist version or FX ``as_of`` in force (``None``: never pushed)."""
+        row = self._store.connection.execute(
+            "SELECT value FROM fleet_versions WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def record_downlink(
-        self, message_id: str, kind: str, issued_at: str, outcome: str, reason: str | None
+        self,
+        message_id: str,
+        kind: str,
+        issued_at: str,
+        outcome: str,
+        reason: str | None,
+        seq: int | None = None,
     ) -> None:
+        """Log a verified downlink's outcome; its ``seq`` becomes the kind's floor."""
+        now = time.time()
         with self._store.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO downlink_log"
                 " (message_id, kind, issued_at, received_at, outcome, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, kind, issued_at, time.time(), outcome, reason),
+                (message_id, kind, issued_at, now, outcome, reason),
             )
+            if seq is not None:
+                conn.execute(
+                    "INSERT INTO downlink_sequence (kind, seq, message_id, updated_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET"
+                    " seq = excluded.seq, message_id = excluded.message_id,"
+                    " updated_at = excluded.updated_at WHERE excluded.seq > seq",
+                    (kind, seq, message_id, now),
+                )
             record_change(
                 conn,
                 StateChange(
@@ -80,6 +119,7 @@ class FleetStore:
                     [(t, v, r, version, now) for t, v, r in items],
                 )
                 count = len(items)
+            _set_version(conn, "blacklist", str(version), now)
             record_change(
                 conn,
                 StateChange(
@@ -109,6 +149,7 @@ class FleetStore:
                 " updated_at = excluded.updated_at",
                 [(code, base, rate, as_of, now) for code, rate in sorted(rates.items())],
             )
+            _set_version(conn, "fx", as_of, now)
             record_change(
                 conn,
                 StateChange(

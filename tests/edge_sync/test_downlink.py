@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -25,6 +26,7 @@ def make() -> tuple[DownlinkHandler, MemoryDownlinkHooks, MemoryOutbox, list[str
     hooks, outbox, woken = MemoryDownlinkHooks(), MemoryOutbox(), []
     handler = DownlinkHandler(
         PLATFORM.public_key_pem(), hooks, outbox,
+        terminal_id=TERMINAL_ID,
         on_sync_now=lambda: woken.append("now"),
         run_blocking=_inline,
     )
@@ -35,8 +37,15 @@ async def _inline(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
+TERMINAL_ID = "T-0001"
+_SEQ = itertools.count(1)
+
+
 def signed(kind: str, payload: dict[str, Any], signer: SoftwareSigner = PLATFORM) -> bytes:
-    return build_downlink(signer, kind=kind, payload=payload).to_json()
+    """A downlink for this terminal, each one newer than the last."""
+    return build_downlink(
+        signer, terminal_id=TERMINAL_ID, kind=kind, seq=next(_SEQ), payload=payload
+    ).to_json()
 
 
 def alerts(outbox: MemoryOutbox) -> list[dict[str, Any]]:
@@ -138,7 +147,9 @@ async def test_commands() -> None:
 async def test_without_a_platform_key_every_downlink_is_refused() -> None:
     """A terminal with no platform key configured refuses downlinks and says why."""
     hooks, outbox = MemoryDownlinkHooks(), MemoryOutbox()
-    handler = DownlinkHandler(None, hooks, outbox, run_blocking=_inline)
+    handler = DownlinkHandler(
+        None, hooks, outbox, terminal_id=TERMINAL_ID, run_blocking=_inline
+    )
     result = await handler.handle("fx", signed("fx", FX))
     assert result.outcome == "rejected" and "platform_public_key" in (result.reason or "")
     assert hooks.fx == [] and len(alerts(outbox)) == 1

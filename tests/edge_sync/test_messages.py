@@ -141,7 +141,9 @@ def test_ack_delivered_statuses() -> None:
 
 def test_downlink_signed_and_tamper_detected() -> None:
     """A downlink verifies with the platform key and fails once its payload is changed."""
-    down = build_downlink(SIGNER, kind="fx", payload={"rates": {"EUR": "10.85"}})
+    down = build_downlink(
+        SIGNER, terminal_id="T-1", kind="fx", seq=1, payload={"rates": {"EUR": "10.85"}}
+    )
     verify_downlink(parse_downlink(down.to_json()), SIGNER.public_key_pem())
     tampered = parse_downlink({**down.wire(), "payload": {"rates": {"EUR": "1.00"}}})
     with pytest.raises(SignatureError):

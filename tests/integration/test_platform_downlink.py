@@ -106,7 +106,7 @@ async def _handled_by_a_terminal(broker: Broker, public_key: str) -> list[Any]:
     from edge_sync.memory_outbox import MemoryOutbox
 
     hooks = MemoryDownlinkHooks()
-    handler = DownlinkHandler(public_key, hooks, MemoryOutbox())
+    handler = DownlinkHandler(public_key, hooks, MemoryOutbox(), terminal_id="T-0001")
     for downlink, _flag in await _retained(broker, "T-0001"):
         await handler.handle(downlink.kind, downlink.to_json())
     return [hooks, handler.results]

@@ -50,7 +50,8 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
     store = Store.open(tmp_path / "etika.db")
     platform_mqtt = MqttSettings(host=mosquitto.host, port=mosquitto.port)
     config = build_downlink(
-        PLATFORM, kind="config", payload={"version": "42", "files": {"sync.toml": NEW_SYNC}}
+        PLATFORM, terminal_id=TERMINAL_ID, kind="config", seq=1,
+        payload={"version": "42", "files": {"sync.toml": NEW_SYNC}},
     )
     await publish_downlink(platform_mqtt, TERMINAL_ID, config)
 
@@ -58,6 +59,7 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
         PLATFORM.public_key_pem(),
         TerminalDownlinkHooks(FleetStore(store), profile),
         SqliteOutbox(store),
+        terminal_id=TERMINAL_ID,
     )
     link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
     async with MqttTransport(link, on_downlink=handler.handle) as transport:
@@ -66,7 +68,7 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
         assert handler.results[0].outcome == "applied"
         assert load_profile(profile).sync.mqtt_port == 9883
 
-        fx = build_downlink(PLATFORM, kind="fx", payload={
+        fx = build_downlink(PLATFORM, terminal_id=TERMINAL_ID, kind="fx", seq=1, payload={
             "base": "MAD", "as_of": "2026-11-22T00:00:00Z", "rates": {"EUR": "10.85"}})
         tampered = json.loads(fx.to_json())
         tampered["payload"]["rates"]["EUR"] = "0.01"

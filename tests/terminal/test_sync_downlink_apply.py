@@ -74,12 +74,17 @@ async def test_downlinks_applied_to_profile_and_store(profile: Path, store: Stor
     profile is refused and an alert row is queued for the platform."""
     fleet = FleetStore(store)
     outbox = SqliteOutbox(store)
+    terminal_id = load_profile(profile).terminal.terminal_id
     handler = DownlinkHandler(
-        PLATFORM.public_key_pem(), TerminalDownlinkHooks(fleet, profile), outbox
+        PLATFORM.public_key_pem(), TerminalDownlinkHooks(fleet, profile), outbox,
+        terminal_id=terminal_id,
     )
+    sequence = iter(range(1, 100))
 
     async def push(kind: str, payload: dict[str, Any]) -> str:
-        raw = build_downlink(PLATFORM, kind=kind, payload=payload).to_json()
+        raw = build_downlink(
+            PLATFORM, terminal_id=terminal_id, kind=kind, seq=next(sequence), payload=payload
+        ).to_json()
         return (await handler.handle(kind, raw)).outcome
 
     assert await push("config", {"version": "7", "files": {"sync.toml": NEW_SYNC}}) == "applied"

@@ -44,6 +44,10 @@ class PlatformStorage(abc.ABC):
         """The key versions registered for a terminal (empty: the terminal is unknown)."""
 
     @abc.abstractmethod
+    def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
+        """The next downlink sequence for that terminal and kind (committed before use)."""
+
+    @abc.abstractmethod
     def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
         """Commit a batch in one transaction; each outcome says new or already there."""
 

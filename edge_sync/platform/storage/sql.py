@@ -188,6 +188,17 @@ class SqlStorage(PlatformStorage):
             ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
+        with self._transaction() as conn:
+            row = self._run(
+                conn,
+                "INSERT INTO platform_downlink_sequence (terminal_id, kind, seq) "
+                "VALUES (?, ?, 1) ON CONFLICT (terminal_id, kind) DO UPDATE SET "
+                "seq = platform_downlink_sequence.seq + 1 RETURNING seq",
+                (terminal_id, kind),
+            ).fetchone()
+        return int(row[0])
+
     # -- ingestion ----------------------------------------------------------------------
 
     def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:

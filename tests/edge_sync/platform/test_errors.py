@@ -175,7 +175,9 @@ def test_postgres_lost_connection_is_mapped_then_recovered(
 
 async def test_push_without_a_broker_is_a_downlink_error() -> None:
     """aiomqtt's MqttError (connection refused) becomes DownlinkError naming the broker."""
-    downlink = sign_downlink(SoftwareSigner.generate(), "cmd", {"command": "sync_now"})
+    downlink = sign_downlink(
+        SoftwareSigner.generate(), "cmd", {"command": "sync_now"}, terminal_id=TERMINAL_ID, seq=1
+    )
     assert downlink.kind == "cmd"
     settings = MqttSettings(port=_closed_port())
     with pytest.raises(DownlinkError, match=f"127.0.0.1:{settings.port}"):
@@ -200,7 +202,7 @@ _FULL_PAN_BIN = {"version": 1, "mode": "add", "entries": [{"type": "bin",
 def test_unsignable_downlinks_are_refused(kind: str, payload: dict[str, Any], message: str) -> None:
     """An unknown kind or a payload JSON cannot carry is refused before anything is signed."""
     with pytest.raises(DownlinkError, match=message):
-        sign_downlink(SoftwareSigner.generate(), kind, payload)
+        sign_downlink(SoftwareSigner.generate(), kind, payload, terminal_id=TERMINAL_ID, seq=1)
 
 
 class _DatabaseDown:

@@ -1,0 +1,207 @@
+"""Downlink attacks on the terminal's real store and profile: each refused, logged, counted,
+and nothing changes (#12 item 1, #15 item 4, #17 items 8-9)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_sync.downlink import DownlinkHandler
+from edge_sync.messages import build_downlink
+from edge_sync.signing import SoftwareSigner
+from terminal.store import Store
+from terminal.store.fleet import FleetStore
+from terminal.store.outbox import SqliteOutbox
+from terminal.sync_hooks import TerminalDownlinkHooks
+
+PLATFORM = SoftwareSigner.generate()
+ROGUE = SoftwareSigner.generate()
+US, THEM = "ETK00001", "ETK00002"
+SYNC = '[sync]\nmqtt_host = "{host}"\nmqtt_port = 9883\nmqtt_tls = true\n'
+BLACKLIST = {"version": 5, "mode": "replace",
+             "entries": [{"type": "bin", "value": "476173", "reason": "fraud wave"}]}
+FX = {"base": "MAD", "as_of": "2026-11-22T00:00:00Z", "rates": {"EUR": "10.85"}}
+
+
+class Terminal:
+    """One terminal's downlink side over its real store and profile directory."""
+
+    def __init__(self, root: Path, default_profile_dir: Path) -> None:
+        self.profile = root / "profiles" / "shop"
+        shutil.copytree(default_profile_dir, self.profile)
+        self.store = Store.open(root / "etika.db")
+        self.fleet = FleetStore(self.store)
+        self.outbox = SqliteOutbox(self.store)
+        self.handler = DownlinkHandler(
+            PLATFORM.public_key_pem(), TerminalDownlinkHooks(self.fleet, self.profile),
+            self.outbox, terminal_id=US,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a downlink can change."""
+        conn = self.store.connection
+        return {
+            "profile": {f.name: f.read_text() for f in sorted(self.profile.rglob("*.toml"))},
+            "blacklist": conn.execute("SELECT * FROM blacklist ORDER BY value").fetchall(),
+            "fx": self.fleet.fx_rates(),
+        }
+
+    def alerts(self) -> list[dict[str, Any]]:
+        rows = self.store.connection.execute(
+            "SELECT payload FROM outbox WHERE kind = 'alert' ORDER BY id"
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+
+@pytest.fixture
+def terminal(tmp_path: Path, default_profile_dir: Path) -> Iterator[Terminal]:
+    opened = Terminal(tmp_path, default_profile_dir)
+    yield opened
+    opened.store.close()
+
+
+def down(kind: str, payload: dict[str, Any], seq: int, *, terminal_id: str = US,
+         signer: SoftwareSigner = PLATFORM, **times: str) -> bytes:
+    return build_downlink(signer, terminal_id=terminal_id, kind=kind, seq=seq, payload=payload,
+                          **times).to_json()
+
+
+async def refused(terminal: Terminal, kind: str, raw: bytes, why: str,
+                  caplog: pytest.LogCaptureFixture) -> None:
+    """The downlink is refused for ``why``: logged, counted, reported up, nothing changed."""
+    before, refusals = terminal.snapshot(), terminal.handler.counts["rejected"]
+    with caplog.at_level(logging.WARNING, logger="edge_sync.downlink"):
+        result = await terminal.handler.handle(kind, raw)
+    assert result.outcome == "rejected"
+    assert result.reason is not None and why in result.reason
+    assert terminal.handler.counts["rejected"] == refusals + 1
+    assert why in caplog.text
+    assert terminal.alerts()[-1]["alert"] == "downlink_rejected"
+    assert terminal.snapshot() == before
+
+
+async def test_config_for_another_terminal_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config the platform signed for terminal B does not swap terminal A's profile."""
+    raw = down("config", {"version": "9", "files": {"sync.toml": SYNC.format(host="evil")}}, 1,
+               terminal_id=THEM)
+    await refused(terminal, "config", raw, f"addressed to terminal {THEM}", caplog)
+    assert not terminal.fleet.seen(json.loads(raw)["message_id"])
+    assert terminal.fleet.last_downlink_seq("config") == 0
+
+
+async def test_expired_downlink_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config signed long ago, past its expiry, is not applied when replayed now."""
+    raw = down("config", {"version": "1", "files": {"sync.toml": SYNC.format(host="old")}}, 1,
+               issued_at="2024-01-01T00:00:00.000Z", expires_at="2024-01-08T00:00:00.000Z")
+    await refused(terminal, "config", raw, "expired at 2024-01-08", caplog)
+
+
+async def test_downlink_issued_in_the_future_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A downlink dated well ahead of the terminal's clock is refused, not kept for later."""
+    raw = down("fx", FX, 1, issued_at="2999-01-01T00:00:00.000Z",
+               expires_at="2999-01-02T00:00:00.000Z")
+    await refused(terminal, "fx", raw, "issued in the future", caplog)
+
+
+@pytest.mark.parametrize(
+    ("kind",        "payload"),
+    [
+        ("config",    {"version": "1", "files": {"sync.toml": SYNC.format(host="old")}}),
+        ("blacklist", {"version": 1, "mode": "replace", "entries": []}),
+        ("fx",        {**FX, "as_of": "2026-11-21T00:00:00Z"}),
+    ],
+)
+async def test_older_sequence_is_refused_after_a_newer_one(
+    terminal: Terminal, kind: str, payload: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Genuine but older downlinks (replayed or reordered) never roll back a newer one."""
+    newer = {
+        "config": {"version": "2", "files": {"sync.toml": SYNC.format(host="new")}},
+        "blacklist": BLACKLIST,
+        "fx": FX,
+    }[kind]
+    older = down(kind, payload, 3)  # signed first, delivered last
+    assert (await terminal.handler.handle(kind, down(kind, newer, 4))).outcome == "applied"
+    await refused(terminal, kind, older, "is not newer than 4", caplog)
+
+
+async def test_blacklist_version_rollback_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An old blacklist version under a fresh sequence cannot wipe the list in force."""
+    assert (await terminal.handler.handle("blacklist", down("blacklist", BLACKLIST, 1))).outcome \
+        == "applied"
+    wipe = {"version": 4, "mode": "replace", "entries": []}
+    await refused(terminal, "blacklist", down("blacklist", wipe, 2),
+                  "blacklist version 4 is not newer than 5", caplog)
+    assert terminal.fleet.is_blacklisted("bin", "476173")
+
+
+async def test_older_fx_rates_are_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FX rates as of an earlier date than those in force are refused."""
+    assert (await terminal.handler.handle("fx", down("fx", FX, 1))).outcome == "applied"
+    stale = {**FX, "as_of": "2026-11-21T23:59:59Z", "rates": {"EUR": "0.01"}}
+    await refused(terminal, "fx", down("fx", stale, 2), "are not newer than", caplog)
+
+
+async def test_downlink_signed_with_another_key_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A well-formed downlink signed by anyone but the platform is refused."""
+    raw = down("blacklist", {"version": 99, "mode": "replace", "entries": []}, 1, signer=ROGUE)
+    await refused(terminal, "blacklist", raw, "does not verify", caplog)
+
+
+@pytest.mark.parametrize(
+    ("field",        "why"),
+    [
+        ("payload",    "not valid Unicode"),
+        ("message_id", "message_id"),
+    ],
+)
+async def test_lone_surrogate_is_refused_and_its_alert_stored(
+    terminal: Terminal, field: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate escaped in a downlink is the project's refusal, and the alert it
+    causes is stored and can be signed for the uplink (#17 item 8)."""
+    doc = json.loads(down("fx", FX, 1))
+    if field == "payload":
+        doc["payload"]["rates"] = {"EUR": "\udfff"}
+    else:
+        doc["message_id"] = "\udfff" * 3
+    raw = json.dumps(doc).encode()  # ASCII JSON with \\udfff escapes, as a broker carries it
+    await refused(terminal, "fx", raw, why, caplog)
+    json.dumps(terminal.alerts()[-1], ensure_ascii=False).encode("utf-8")  # signable as is
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+async def test_deeply_nested_downlink_is_refused(
+    terminal: Terminal, depth: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deep JSON nesting in a downlink is refused with the project's error (#17 item 9)."""
+    nested = "[" * depth + "]" * depth
+    raw = ('{"v": 1, "kind": "cmd", "payload": {"args": ' + nested + "}}").encode()
+    await refused(terminal, "cmd", raw, "nested", caplog)
+
+
+async def test_deep_toml_in_a_signed_config_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deeply nested TOML inside a correctly signed config is refused, profile kept."""
+    toml = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+    raw = down("config", {"version": "3", "files": {"sync.toml": toml}}, 1)
+    await refused(terminal, "config", raw, "nested too deep", caplog)
