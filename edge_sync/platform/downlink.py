@@ -49,6 +49,7 @@ RETAINED_KINDS = frozenset({"config"})
 DEFAULT_TTL_S: dict[str, float] = {
     "config": 7 * 86400.0,
     "blacklist": 7 * 86400.0,
+    "crl": 7 * 86400.0,
     "fx": 86400.0,
     "cmd": 3600.0,
 }

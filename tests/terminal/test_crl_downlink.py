@@ -35,6 +35,7 @@ from terminal.sync_hooks import TerminalDownlinkHooks
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*TripleDES.*")
 
+TERMINAL_ID = "ETK00001"
 PLATFORM = SoftwareSigner.generate()
 VISA_SERIAL = issuer_cert_serial(get_profile("visa-credit").apps[0]).hex().upper()
 
@@ -68,10 +69,13 @@ async def test_pushed_crl_revokes_and_unrevokes_a_card(profile: Path, tmp_path: 
             PLATFORM.public_key_pem(),
             TerminalDownlinkHooks(FleetStore(store), profile),
             SqliteOutbox(store),
+            terminal_id=TERMINAL_ID,
         )
+        sequence = iter(range(1, 100))
 
         async def push(payload: dict[str, Any]) -> str:
-            raw = build_downlink(PLATFORM, kind="crl", payload=payload).to_json()
+            raw = build_downlink(PLATFORM, terminal_id=TERMINAL_ID, kind="crl",
+                                 seq=next(sequence), payload=payload).to_json()
             return (await handler.handle("crl", raw)).outcome
 
         assert await _oda(profile, "visa-credit") == "ok"
@@ -101,8 +105,8 @@ async def test_pushed_crl_revokes_and_unrevokes_a_card(profile: Path, tmp_path: 
 async def test_malformed_crl_entries_are_refused(entry: dict[str, str], where: str) -> None:
     """A CRL entry that is not RID(5) / index(1) / serial(3) hex is refused and reported."""
     hooks, outbox = MemoryDownlinkHooks(), MemoryOutbox()
-    handler = DownlinkHandler(PLATFORM.public_key_pem(), hooks, outbox)
-    raw = build_downlink(PLATFORM, kind="crl",
+    handler = DownlinkHandler(PLATFORM.public_key_pem(), hooks, outbox, terminal_id=TERMINAL_ID)
+    raw = build_downlink(PLATFORM, terminal_id=TERMINAL_ID, kind="crl", seq=1,
                          payload={"version": 1, "mode": "add", "entries": [entry]}).to_json()
     result = await handler.handle("crl", raw)
     assert result.outcome == "rejected" and where in (result.reason or "")
@@ -112,7 +116,9 @@ async def test_malformed_crl_entries_are_refused(entry: dict[str, str], where: s
 def test_platform_refuses_to_sign_a_bad_crl() -> None:
     """The platform checks a crl payload against the terminal's schema before signing."""
     good = sign_downlink(PLATFORM, "crl", {"version": 1, "mode": "replace",
-                                           "entries": [_entry("7E5E01")]})
+                                           "entries": [_entry("7E5E01")]},
+                         terminal_id=TERMINAL_ID, seq=1)
     assert good.kind == "crl"
     with pytest.raises(DownlinkError, match="crl payload"):
-        sign_downlink(PLATFORM, "crl", {"version": 1, "mode": "merge", "entries": []})
+        sign_downlink(PLATFORM, "crl", {"version": 1, "mode": "merge", "entries": []},
+                      terminal_id=TERMINAL_ID, seq=1)

@@ -3,7 +3,7 @@
 -- The newest downlink applied (or refused after verification) per kind: a downlink is
 -- applied only when its signed per-terminal sequence is strictly above this one.
 CREATE TABLE downlink_sequence (
-    kind        TEXT PRIMARY KEY CHECK (kind IN ('config', 'blacklist', 'fx', 'cmd')),
+    kind        TEXT PRIMARY KEY,
     seq         INTEGER NOT NULL CHECK (seq >= 1),
     message_id  TEXT NOT NULL,
     updated_at  REAL NOT NULL
@@ -12,7 +12,7 @@ CREATE TABLE downlink_sequence (
 -- The blacklist version and the FX as_of in force: an older one pushed later is refused
 -- (kept apart from the rows, which an empty 'replace' leaves none of).
 CREATE TABLE fleet_versions (
-    name        TEXT PRIMARY KEY CHECK (name IN ('blacklist', 'fx')),
+    name        TEXT PRIMARY KEY,
     value       TEXT NOT NULL,
     updated_at  REAL NOT NULL
 );
