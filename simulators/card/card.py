@@ -61,6 +61,7 @@ SW_WRONG_LENGTH = b"\x67\x00"
 SW_CONDITIONS = b"\x69\x85"
 SW_MAC_FAILED = b"\x69\x88"
 SW_PIN_BLOCKED = b"\x69\x83"
+SW_FUNCTION_NOT_SUPPORTED = b"\x6a\x81"
 SW_NOT_FOUND = b"\x6a\x82"
 SW_NO_RECORD = b"\x6a\x83"
 SW_WRONG_P1P2 = b"\x6a\x86"
@@ -269,6 +270,8 @@ class EmvCard:
             return tlv.encode(0x6F, body) + SW_OK
         if len(name) < 5:
             return SW_NOT_FOUND
+        if self.profile.select_6a81:
+            return SW_FUNCTION_NOT_SUPPORTED
         start = previous.selected_index + 1 if p2 == 0x02 else 0
         for index in range(start, len(self.apps)):
             state = self.apps[index]

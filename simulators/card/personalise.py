@@ -14,6 +14,7 @@ Record layout (every profile; both interfaces)::
     SFI 3 rec 2   9F46/9F47/9F48 ICC key and 9F49 DDOL (DDA/CDA), or 93 SSAD (SDA)
     SFI 11 rec 1  (``sfi11_oda`` profiles: domestic) the IACs and DF7E, an ODA record
                   hashed whole, template included (Book 3 §10.3)
+    SFI 12 rec 1  (``proprietary_record`` profiles) issuer-proprietary bytes, not for ODA
 
 The AIP differs between contact and contactless, and it is part of the static data, so
 each interface gets its own ICC certificate / SSAD (as real dual-interface cards do).
@@ -219,6 +220,9 @@ def personalise(
         afl += bytes([11 << 3, 1, 1, 1])
     if (3, 1) in records:
         afl += bytes([3 << 3, 1, 2, 0])
+    if app.proprietary_record:
+        records[(12, 1)] = app.proprietary_record
+        afl += bytes([12 << 3, 1, 1, 0])
     if contactless:
         afl = afl[4:]  # qVSDC: track 2 comes in the GPO response, skip SFI 1
 

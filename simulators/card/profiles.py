@@ -24,6 +24,10 @@ Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILE
                         application and a DDF (9D ``ETIKA.DDF01``) holding the Visa one
 ``visa-revoked``        a Visa card whose issuer public key certificate is on the
                         certification revocation list (:data:`REVOKED_ISSUER_CERTIFICATES`)
+``visa-sfi12``          the Visa credit card with an issuer-proprietary record in SFI 12
+                        that is not TLV (EMV does not parse it; Book 3 §10.2)
+``card-blocked``        a card without PSE that answers 6A81 (card blocked) to SELECT of
+                        its application during the list-of-AIDs search (Book 1 §12.3.3)
 ======================  ==============================================================
 
 Test PANs are Luhn-valid numbers from the schemes' test ranges; they are card data all
@@ -158,6 +162,9 @@ class AppProfile:
     sfi11_oda: bool = False  # put the IACs in an ODA record of SFI 11 (hashed whole)
     #: Issuer public key certificate serial (3 bytes hex); empty: derived from the issuer.
     issuer_cert_serial: str = ""
+    #: Record 1 of SFI 12 (an issuer-proprietary file, outside EMV's format rules), listed
+    #: in the AFL but not for ODA, holding these bytes as they are (not TLV, say).
+    proprietary_record: bytes = b""
 
     @property
     def rid(self) -> str:
@@ -182,6 +189,8 @@ class CardProfile:
     t0: bool = False
     atr: bytes = b""
     faults: frozenset[str] = field(default_factory=frozenset)
+    #: The card is blocked: SELECT of an application answers 6A81 (Book 1 §12.3.3).
+    select_6a81: bool = False
 
     def with_faults(self, *faults: str) -> CardProfile:
         """The same card with deliberate faults, for kernel tests.
@@ -407,6 +416,21 @@ PROFILES: dict[str, CardProfile] = {
                 ),
             ),
             ppse=True,
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "visa-sfi12",
+            "Visa credit with an issuer-proprietary record in SFI 12 that is not TLV",
+            (replace(_VISA, pan="4761739001010085",
+                     proprietary_record=b"ETIKA PROPRIETARY \xff\x00\x01"),),
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "card-blocked",
+            "A blocked card: no PSE, SELECT of its application answers 6A81",
+            (replace(_VISA, pan="4761739001010093"),),
+            pse=False,
+            select_6a81=True,
             atr=ATR_T1,
         ),
         CardProfile(

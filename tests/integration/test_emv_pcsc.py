@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from terminal.cli.main import main
+from tests.fixtures.fixed_dice import profile_without_random_selection
 
 pytestmark = [
     pytest.mark.hardware,
@@ -31,19 +33,16 @@ READER = "Virtual PCD 00 00"
     ],
 )
 def test_transact_over_pcscd(vpcd_card: Callable[..., object], capsys: pytest.CaptureFixture[str],
-                             profile: str, interface: str, argv: list[str], oda: str,
-                             cryptogram: str, decision: str) -> None:
+                             tmp_path: Path, profile: str, interface: str, argv: list[str],
+                             oda: str, cryptogram: str, decision: str) -> None:
     """Each profile completes on the real stack with the expected ODA and cryptogram."""
     vpcd_card(profile, interface=interface)
-    status = main(["card", "transact", "--currency", "MAD", "--reader", READER,
-                   "--timeout", "10", "--json", *argv])
+    fixed = profile_without_random_selection(tmp_path)  # one outcome per row, no dice
+    status = main(["--profile", str(fixed), "card", "transact", "--currency", "MAD",
+                   "--reader", READER, "--timeout", "10", "--json", *argv])
     out = capsys.readouterr()
     assert status == 0, out.err
     result = json.loads(out.out)
-    if decision == "approved_offline" and int(result["tvr"][6:8], 16) & 0x10:
-        # The default profile selects 20 % of small amounts at random for online
-        # (TVR byte 4 b5); with no host that is the unable-to-go-online path.
-        decision = "approved_unable_online"
     assert (result["oda"], result["oda_result"], result["cryptogram"], result["decision"]) == (
         oda, "ok", cryptogram, decision)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from terminal.cli.main import main
+from tests.fixtures.fixed_dice import profile_without_random_selection
 
 # pyemv (the simulated card and issuer) uses TDES through a deprecated import path.
 pytestmark = pytest.mark.filterwarnings("ignore:.*TripleDES.*")
@@ -37,16 +39,14 @@ def test_read_prints_identity_masked(capsys: pytest.CaptureFixture[str]) -> None
         ("visa-expired",     "25.00",  ("--issuer", "simulated"), "dda", "AAC", "declined_online"),
     ],
 )
-def test_transact_profiles(capsys: pytest.CaptureFixture[str], profile: str, amount: str,
-                           extra: tuple[str, ...], oda: str, cryptogram: str,
+def test_transact_profiles(capsys: pytest.CaptureFixture[str], tmp_path: Path, profile: str,
+                           amount: str, extra: tuple[str, ...], oda: str, cryptogram: str,
                            decision: str) -> None:
     """card transact --json prints every key; the simulated issuer really verifies the ARQC."""
-    out = run_json(capsys, "card", "transact", "--amount", amount, "--currency", "MAD",
-                   "--simulated", profile, "--json", *extra)
+    fixed = profile_without_random_selection(tmp_path)
+    out = run_json(capsys, "--profile", str(fixed), "card", "transact", "--amount", amount,
+                   "--currency", "MAD", "--simulated", profile, "--json", *extra)
     assert set(out) == TRANSACT_KEYS
-    if decision == "approved_offline" and int(out["tvr"][6:8], 16) & 0x10:
-        # Random transaction selection (TVR byte 4 b5) sent it online; no host here.
-        decision = "approved_unable_online"
     assert (out["oda"], out["oda_result"], out["cryptogram"], out["decision"]) == (
         oda, "ok", cryptogram, decision)
     assert len(out["tvr"]) == 10 and len(out["tsi"]) == 4

@@ -395,6 +395,23 @@ async def test_random_selection_selects_online() -> None:
     assert TvrBit.RANDOMLY_SELECTED_ONLINE in tvr_of(result)
 
 
+@pytest.mark.parametrize(
+    ("dice",    "selected"),
+    [
+        (0x00,      True),    # 0000 % 99 + 1 = 1 ≤ 20 %: selected
+        (0xFF,      False),   # FFFF % 99 + 1 = 97 > 20 %: not selected
+    ],
+)
+async def test_random_selection_follows_the_injected_source(dice: int, selected: bool) -> None:
+    """Book 3 §10.6.2 with a seeded source (KernelConfig.random_bytes): one outcome each."""
+    config = kernel_config(aid_config(target_percent=20, max_target_percent=50),
+                           random_bytes=lambda n: bytes([dice]) * n)
+    result = await run(KitCard(App()), config=config)
+    assert (TvrBit.RANDOMLY_SELECTED_ONLINE in tvr_of(result)) is selected
+    # Selected: ARQC, no host, and the card's IAC default (byte 4 b5) declines.
+    assert result.decision == ("declined_unable_online" if selected else "approved_offline")
+
+
 async def test_online_pin_is_entered() -> None:
     """CVM 42 03 with a PIN pad: the enciphered PIN is kept, 9F34 = 420300, TVR b3b3."""
     pin = EncryptedPin(ksn=bytes(10), pin_block=bytes(8), format=0)
