@@ -15,7 +15,7 @@ from typing import Any
 from etika_argtypes import port as _port
 from terminal.cli.context import CliContext
 
-__all__ = ["register", "register_card", "register_pinpad", "register_psp"]
+__all__ = ["register", "register_card", "register_pinpad", "register_pop", "register_psp"]
 
 
 def register(groups: Any) -> None:
@@ -24,6 +24,7 @@ def register(groups: Any) -> None:
     register_pinpad(kinds)
     register_psp(kinds)
     register_card(kinds)
+    register_pop(kinds)
 
 
 # --- PIN pad ----------------------------------------------------------------------------
@@ -164,3 +165,66 @@ def _card(ctx: CliContext, args: argparse.Namespace) -> int:
         raise CardSimulatorError("--profile NAME is required (see --list-profiles)")
     card = build_card(args.profile, args.contactless, args.faults)
     return serve(card, args.host, args.port)
+
+
+# --- PoP back end (etika-pop-consensus stand-in, with the token-system stand-in) -----------
+
+
+def _port_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _port(text)
+
+
+def register_pop(kinds: Any) -> None:
+    pop = kinds.add_parser(
+        "pop",
+        help="the PoP back end (etika-pop-consensus) stand-in, with the token-system stand-in",
+        description="Serve the PoP back end on HTTP(S) until interrupted. It verifies each "
+        "terminal's signature on its records (keys from --key-file or POST "
+        "/v1/admin/terminals), refuses replayed, reordered and redirected records, keeps a "
+        "hash-chained ledger in SQLite, confirms records after --confirm-delay-ms, and "
+        "deduplicates on record id. GET /ledger/summary gives counts and sums per currency "
+        "and status; /v1/token-system/activations records token-activation events. The "
+        "first line printed is the URL it listens on (--port 0 picks a free port).",
+    )
+    pop.add_argument("--port", required=True, type=_port_or_zero, metavar="N",
+                     help="TCP port (0: any free port)")
+    pop.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    pop.add_argument("--data-dir", dest="pop_data_dir", metavar="DIR",
+                     help="where the ledger lives (default: <etika data dir>/pop-sim)")
+    pop.add_argument("--confirm-delay-ms", type=_milliseconds, default=0, metavar="N",
+                     help="confirm records this long after acceptance (default: %(default)s)")
+    pop.add_argument(
+        "--faults", metavar="SPEC",
+        help="comma-separated faults: reject=N, timeout=N, drop=N, error=N, slow=MS, twice=N")
+    pop.add_argument(
+        "--key-file", action="append", default=[], metavar="TERMINAL_ID=PEM[:VERSION]",
+        help="register a terminal's public key (PEM key or certificate); repeatable")
+    pop.add_argument("--audience", metavar="NAME",
+                     help="the back end's name requests must be signed for "
+                     "(default: etika-pop-consensus)")
+    pop.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    pop.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    pop.set_defaults(handler=_pop)
+
+
+def _milliseconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+    if not 0 <= value <= 86_400_000:
+        raise argparse.ArgumentTypeError("the delay must be between 0 and 86400000 ms")
+    return value
+
+
+def _pop(ctx: CliContext, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulators.pop.run import build_server, serve
+
+    data_dir = Path(args.pop_data_dir) if args.pop_data_dir else ctx.data_dir / "pop-sim"
+    server = build_server(data_dir, confirm_delay_ms=args.confirm_delay_ms,
+                          faults=args.faults, key_files=args.key_file, audience=args.audience)
+    return serve(server, args.host, args.port,
+                 tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+                 tls_key=Path(args.tls_key) if args.tls_key else None)

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.postgres",
     "tests.fixtures.psp",
+    "tests.fixtures.pop",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
