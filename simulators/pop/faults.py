@@ -18,11 +18,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from simulators.faults import Count, FaultForm, Valued, parse_fault_spec
 from simulators.pop.errors import PopFaultSpecError
 
-__all__ = ["PopFaults", "parse_faults"]
+__all__ = ["FORMS", "PopFaults", "parse_faults"]
 
-_COUNTED = ("reject", "timeout", "drop", "error", "twice")
+def _milliseconds(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 3_600_000:
+        raise ValueError("must be 0 to 3600000 ms")
+    return value
+
+
+#: The faults and their forms (the shared parser of :mod:`simulators.faults`).
+FORMS: dict[str, FaultForm] = {
+    "reject": Count(),
+    "timeout": Count(),
+    "drop": Count(),
+    "error": Count(),
+    "twice": Count(),
+    "slow": Valued(_milliseconds, "MS"),
+}
 
 
 @dataclass
@@ -50,23 +66,6 @@ class PopFaults:
 
 def parse_faults(spec: str | None) -> PopFaults:
     """Parse a fault spec; :class:`PopFaultSpecError` names the bad item."""
-    faults = PopFaults()
-    for raw in (spec or "").split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if name not in (*_COUNTED, "slow"):
-            raise PopFaultSpecError(
-                f"unknown fault {name!r}; known: reject=N, timeout=N, drop=N, error=N, "
-                "slow=MS, twice=N")
-        try:
-            number = int(value) if sep else (None if name == "slow" else 1)
-        except ValueError:
-            number = -1
-        if number is None or not 0 <= number <= 3_600_000:
-            raise PopFaultSpecError(f"bad value in fault {item!r}: a whole number "
-                                    f"{'of milliseconds ' if name == 'slow' else ''}>= 0")
-        setattr(faults, "slow_ms" if name == "slow" else name, number)
-    return faults
+    parsed = parse_fault_spec(spec, FORMS, PopFaultSpecError)
+    values = {("slow_ms" if name == "slow" else name): value for name, value in parsed.items()}
+    return PopFaults(**values)  # type: ignore[arg-type]
