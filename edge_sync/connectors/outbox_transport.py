@@ -9,7 +9,13 @@ kind           payload (JSON, no card data)                           call
 ``reversal``   ``ReversalPending.reversal``: connector, original       ``Router.reverse``
                (:class:`PspReference` as a dict), amount
 ``completion`` ``{"original": {...}, "amount": {...}}`` (same forms)   ``Router.complete``
+``advice``     ``{"payment_id", "connector", "network", "amount",      ``Router.advice``
+               "entry_mode"}``: an offline approval; the card data is
+               re-sealed for the PSP from the vault by ``advice_card``
 =============  =====================================================  ====================
+
+A reversal answered "original not found" (ISO 8583 ``25``) is acknowledged: the PSP holds no
+charge to undo (recovery reverses at every PSP a payment could have reached).
 
 Rows go in order and stop at the first one without a definite answer (it and the rest stay
 unacknowledged and come back later, sent as ISO 8583 repeats or under the same idempotency
@@ -23,10 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from edge_sync.connectors.base import Amount, Outcome, PspReference, PspResponse
+from edge_sync.connectors.base import (
+    Amount,
+    AuthorisationRequest,
+    CardInput,
+    EntryMode,
+    Outcome,
+    PspReference,
+    PspResponse,
+)
 from edge_sync.connectors.errors import CircuitOpen, OutcomeUnknown, PspRejected, PspUnreachable
 from edge_sync.connectors.routing import Router
 from edge_sync.errors import TransportError
@@ -34,7 +50,12 @@ from edge_sync.messages import Ack, Envelope
 
 __all__ = ["KINDS", "PspOutboxTransport"]
 
-KINDS = ("reversal", "completion")
+KINDS = ("reversal", "completion", "advice")
+#: ISO 8583 response code "unable to locate original": nothing to reverse.
+ORIGINAL_NOT_FOUND = "25"
+#: Re-seals an offline approval's card for its PSP (the terminal opens the vault blob in the
+#: key store); given the advice row's payload.
+AdviceCard = Callable[[Mapping[str, Any]], Awaitable[CardInput]]
 
 
 def _reference_and_amount(payload: Mapping[str, Any]) -> tuple[PspReference, Amount]:
@@ -47,17 +68,37 @@ def _reference_and_amount(payload: Mapping[str, Any]) -> tuple[PspReference, Amo
 class PspOutboxTransport:
     """Delivers ``psp:<connector>`` outbox rows through ``router``."""
 
-    def __init__(self, router: Router, connector: str) -> None:
+    def __init__(self, router: Router, connector: str, *,
+                 advice_card: AdviceCard | None = None) -> None:
         if connector not in router.connectors:
             raise ValueError(f"the router has no connector {connector!r}")
         self.router = router
         self.connector = connector
+        self._advice_card = advice_card
 
     @property
     def name(self) -> str:
         return f"psp:{self.connector}"
 
+    async def _advice(self, payload: Mapping[str, Any]) -> PspResponse:
+        if self._advice_card is None:
+            raise ValueError(f"{self.name} was given no way to re-seal cards for advices")
+        try:
+            transaction_id = uuid.UUID(str(payload["payment_id"]))
+            amount = Amount(**payload["amount"])
+            network = str(payload.get("network", ""))
+            mode = EntryMode(payload.get("entry_mode", "chip"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"advice payload lacks payment_id/amount ({exc})") from exc
+        card = await self._advice_card(payload)
+        card = replace(card, entry_mode=EntryMode.OFFLINE_ADVICE if mode is EntryMode.CHIP
+                       else card.entry_mode)
+        return await self.router.advice(self.connector, AuthorisationRequest(
+            transaction_id, amount, card, capture=True, network=network))
+
     async def _send(self, envelope: Envelope) -> PspResponse:
+        if envelope.kind == "advice":
+            return await self._advice(envelope.payload)
         original, amount = _reference_and_amount(envelope.payload)
         if original.connector != self.connector:
             raise ValueError(f"row for {original.connector!r} queued to {self.name}")
@@ -88,7 +129,9 @@ class PspOutboxTransport:
                 continue
             if response.outcome is Outcome.RETRY:
                 break
-            if response.outcome is Outcome.APPROVE:
+            nothing_to_undo = (envelope.kind == "reversal"
+                               and response.code == ORIGINAL_NOT_FOUND)
+            if response.outcome is Outcome.APPROVE or nothing_to_undo:
                 acks[envelope.message_id] = Ack(
                     message_id=envelope.message_id,
                     status="duplicate" if response.replayed else "accepted")

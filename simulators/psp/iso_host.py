@@ -231,7 +231,12 @@ class Iso8583Host:
         if decision.approval_code:
             answer["38"] = decision.approval_code
         if decision.issuer_auth_data:
-            answer["55"] = tlv.encode(0x91, decision.issuer_auth_data).hex().upper()
+            iad = decision.issuer_auth_data
+            if self.faults.take("bad_arpc"):
+                # An ARPC the card will not verify: it answers AAC to GENERATE AC 2 after
+                # the issuer approved (the payment manager must reverse the approval).
+                iad = bytes([iad[0] ^ 0xFF]) + iad[1:]
+            answer["55"] = tlv.encode(0x91, iad).hex().upper()
         return answer
 
     def _original_key(self, fields: dict[str, str]) -> str:

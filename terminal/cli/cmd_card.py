@@ -108,6 +108,13 @@ def _reader(args: argparse.Namespace) -> CardReader | None:
     """The in-process simulated reader for ``--simulated``; ``None`` means PC/SC."""
     if not args.simulated:
         return None
+    return open_simulated_reader(args.simulated, args.contactless)
+
+
+def open_simulated_reader(card_profile: str, contactless: bool) -> SimulatedReader:
+    """A simulated card ``card_profile`` in an in-process reader, from the simulators'
+    ``etika.card_readers`` entry point (``etika card … --simulated``, ``etika pay
+    --simulated``); a usage error when the simulators are not installed."""
     from importlib.metadata import entry_points
 
     points = [p for p in entry_points(group=CARD_READER_ENTRY_POINTS) if p.name == "simulated"]
@@ -121,7 +128,7 @@ def _reader(args: argparse.Namespace) -> CardReader | None:
             "them beside the terminal (scripts/setup does: pip install -e ./simulators)"
         ) from exc
     try:
-        return open_reader(args.simulated, "contactless" if args.contactless else "contact")
+        return open_reader(card_profile, "contactless" if contactless else "contact")
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
 

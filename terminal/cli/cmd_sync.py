@@ -54,10 +54,10 @@ def register(groups: Any) -> None:
     )
     run.add_argument(
         "--destinations",
-        default="platform,psp",
+        default="platform,psp,pop",
         metavar="LIST",
-        help="what to drain: platform (MQTT/HTTPS) and/or psp (every psp:<connector> of the "
-        "profile, through its connector) (default: %(default)s)",
+        help="what to drain: platform (MQTT/HTTPS), psp (every psp:<connector> of the "
+        "profile, through its connector) and pop (the PoP back end) (default: %(default)s)",
     )
     run.add_argument(
         "--connect-timeout",
@@ -90,8 +90,9 @@ def register(groups: Any) -> None:
 
 def _destinations(text: str) -> set[str]:
     wanted = {d.strip() for d in text.split(",") if d.strip()}
-    if not wanted or wanted - {"platform", "psp"}:
-        raise SyncError(f"--destinations {text!r}: use platform, psp or platform,psp")
+    if not wanted or wanted - {"platform", "psp", "pop"}:
+        raise SyncError(f"--destinations {text!r}: use a comma-separated list of platform, "
+                        "psp and pop")
     return wanted
 
 
@@ -231,6 +232,17 @@ async def _drive(services: TerminalServices, options: SyncOptions, *, quiet: boo
                 on_progress=lambda _destination, n: progress.advance(task, n),
                 on_notice=console.print,
                 psp_transports=services.psp_transports,
+                pop_transport=services.pop_transport,
             )
     finally:
+        await _settle_payments(services)
         await services.aclose()
+
+
+async def _settle_payments(services: TerminalServices) -> None:
+    """Move payments on from what the drain delivered (PoP confirmed, reversal acknowledged,
+    advice declined): see :func:`terminal.payments.recovery.settle`."""
+    from terminal.payments.recovery import settle
+
+    async with services.payments() as manager:
+        await settle(manager)

@@ -44,6 +44,15 @@ class ReceiptDataError(TerminalError, ValueError):
     """A receipt field is missing, malformed or would carry clear card data."""
 
 
+def _card_number_in(text: str) -> bool:
+    """A run of 12–19 digits that passes Luhn and does not start with 0 (ISO/IEC 7812: no
+    card number does) — a merchant id such as ``MA0000000012345`` is not one."""
+    from hsm.cards import luhn_valid
+
+    return any(run[0] != "0" and luhn_valid(run)
+               for run in re.findall(r"[0-9]{12,19}", text))
+
+
 def _check_hex(name: str, value: str, lengths: tuple[int, ...]) -> None:
     if not isinstance(value, str) or not _HEX.fullmatch(value) or len(value) not in lengths:
         want = " or ".join(str(n) for n in lengths)
@@ -105,7 +114,7 @@ class Receipt:
             if not isinstance(value, str) or not value.strip():
                 raise ReceiptDataError(f"receipt field {name} must be non-empty text",
                                        field=name)
-            if re.search(r"[0-9]{12,}", value):
+            if _card_number_in(value):
                 raise ReceiptDataError(f"receipt field {name} looks like a card number",
                                        field=name)
         if self.auth_code is not None and not re.fullmatch(r"[0-9A-Za-z ]{1,6}",

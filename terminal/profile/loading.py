@@ -104,6 +104,7 @@ def load_profile(directory: Path | str) -> Profile:
         capks=capks.capk,
         offline=limits.offline,
         fraud=limits.fraud,
+        payments=limits.payments,
         psps=routing.psp,
         routes=routing.route,
         sync=sync.sync,

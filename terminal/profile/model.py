@@ -17,6 +17,7 @@ from terminal.profile.schemas import (
     HsmConfig,
     Network,
     OfflineLimits,
+    PaymentsSettings,
     PinPadConfig,
     PspConfig,
     Route,
@@ -42,6 +43,7 @@ class Profile(BaseModel):
     capks: list[Capk]
     offline: OfflineLimits
     fraud: FraudSettings = FraudSettings()
+    payments: PaymentsSettings = PaymentsSettings()
     psps: list[PspConfig]
     routes: list[Route]
     sync: SyncConfig

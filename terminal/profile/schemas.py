@@ -55,6 +55,7 @@ __all__ = [
     "LimitsFile",
     "Network",
     "OfflineLimits",
+    "PaymentsSettings",
     "PinPadConfig",
     "PspConfig",
     "Route",
@@ -403,9 +404,19 @@ class FraudSettings(_Strict):
         return self
 
 
+class PaymentsSettings(_Strict):
+    """``limits.toml`` ``[payments]``: how long a dual transaction may take (seed 001 §2.3)."""
+
+    #: One deadline for the financial authorisation and the PoP submission together.
+    deadline_ms: Annotated[int, Field(ge=100, le=60_000)] = 2000
+    #: How long the cashier waits for a card to be presented.
+    card_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+
 class LimitsFile(_Strict):
     offline: OfflineLimits
     fraud: FraudSettings = FraudSettings()
+    payments: PaymentsSettings = PaymentsSettings()
 
 
 # --- routing.toml ------------------------------------------------------------------------
@@ -482,6 +493,11 @@ class SyncConfig(_Strict):
     retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     retry_cap_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     max_attempts: Annotated[int, Field(ge=1)] | None = None  # None: retry until the TTL
+    # The PoP back end (etika-pop-consensus): None means none is configured and every PoP
+    # record waits in the outbox.
+    pop_url: str | None = None
+    pop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    pop_audience: Annotated[str, Field(min_length=1, max_length=64)] = "etika-pop-consensus"
 
 
 class SyncFile(_Strict):

@@ -18,7 +18,7 @@ from drivers.base import CardReader, CardSession
 from terminal.emv.errors import NoApplication
 from terminal.emv.selection import Candidate, Chooser, choose_first
 
-__all__ = ["aid_chooser", "card_session", "open_pcsc_reader", "run_card_job"]
+__all__ = ["aid_chooser", "card_session", "open_pcsc_reader", "pinpad_entry", "run_card_job"]
 
 T = TypeVar("T")
 
@@ -88,3 +88,19 @@ def aid_chooser(aid_hex: str | None) -> Chooser:
         raise NoApplication(f"the card has no application {aid_hex.upper()}; it offers {offered}")
 
     return choose
+
+
+@asynccontextmanager
+async def pinpad_entry(port: str, baud: int, pin_timeout_s: float) -> AsyncIterator[Any]:
+    """The kernel's online-PIN callback over the serial PIN pad on ``port``: the PIN is
+    entered and enciphered on the pad; the terminal only carries the block and the KSN."""
+    from drivers.pinpad.serial_pinpad import SerialPinPad
+    from terminal.emv.cvm import OnlinePinRequest
+
+    async with SerialPinPad(port, baud) as pad:
+
+        async def pin_entry(request: OnlinePinRequest) -> Any:
+            return await pad.get_pin(request.pan, request.amount, request.currency_numeric,
+                                     timeout_s=pin_timeout_s)
+
+        yield pin_entry

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import CardReader
 from edge_sync.connectors import PspOutboxTransport, Router
@@ -31,6 +31,11 @@ from terminal.services.keys import hsm_settings_for, open_key_store
 from terminal.services.psp import ProfilePspAuthoriser, build_persistent_router, queue_reversal
 from terminal.services.sync import SigningKeys, SyncService
 from terminal.store import Store
+
+if TYPE_CHECKING:
+    from edge_sync.pop import PopClient
+    from terminal.emv.cvm import PinCallback
+    from terminal.payments.manager import PaymentManager
 
 __all__ = ["KeyStoreSigningKeys", "TerminalServices"]
 
@@ -70,6 +75,7 @@ class TerminalServices:
         signing_keys: SigningKeys | None = None,
         card_reader: CardReader | None = None,
         router_factory: Callable[[Profile, Store], Router] | None = None,
+        pop_client: PopClient | None = None,
     ) -> None:
         self.profile = profile
         self.data_dir = Path(data_dir)
@@ -84,6 +90,8 @@ class TerminalServices:
         self._router: Router | None = None
         self._kernel_config: KernelConfig | None = None
         self._sync: SyncService | None = None
+        #: An injected PoP client (a test's fake); ``None``: HTTPS to the profile's pop_url.
+        self._pop_client = pop_client
 
     # --- lifetime ----------------------------------------------------------------------
 
@@ -175,10 +183,44 @@ class TerminalServices:
 
     async def psp_transports(self, stack: contextlib.AsyncExitStack) -> dict[str, Transport]:
         """``psp:<name>`` → the outbox transport through that connector (a router of its
-        own, closed with ``stack``)."""
+        own, closed with ``stack``); advices re-seal their card from the vault."""
+        from terminal.payments.advice import advice_card_source
+
         router = self.new_router()
         stack.push_async_callback(router.aclose)
-        return {f"psp:{name}": PspOutboxTransport(router, name) for name in router.connectors}
+        card = advice_card_source(self.store, self.key_store())
+        return {f"psp:{name}": PspOutboxTransport(router, name, advice_card=card)
+                for name in router.connectors}
+
+    def pop_client(self, stack: contextlib.AsyncExitStack) -> PopClient:
+        """The PoP back end's client: the injected one, HTTPS to ``[sync] pop_url`` signed
+        with the terminal's key, or one that says none is configured."""
+        if self._pop_client is not None:
+            return self._pop_client
+        from terminal.services.pop import profile_pop_client
+
+        return profile_pop_client(self.profile, self.signing_keys().signer(), stack)
+
+    async def pop_transport(self, stack: contextlib.AsyncExitStack) -> Transport:
+        """The outbox transport of destination ``pop``."""
+        from edge_sync.pop_outbox import PopOutboxTransport
+
+        return PopOutboxTransport(self.pop_client(stack))
+
+    @contextlib.asynccontextmanager
+    async def payments(self, *, pin_entry: PinCallback | None = None,
+                       locale: str = "fr") -> AsyncIterator[PaymentManager]:
+        """The payment manager on this loop: the process's router, the PoP client, the key
+        store, the PIN pad's ``pin_entry``; the links close with the block."""
+        from terminal.payments.manager import PaymentManager
+
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.aclose)
+            yield PaymentManager(
+                profile=self.profile, store=self.store, card_keys=self.key_store(),
+                router=self.router(), pop=self.pop_client(stack),
+                kernel_config=self.kernel_config, pin_entry=pin_entry, locale=locale,
+            )
 
     def end_of_day(self, day: dt.date) -> list[CurrencyTotal]:
         """Compute the day's totals and queue them for the platform (journalled)."""

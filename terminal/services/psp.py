@@ -43,12 +43,12 @@ def build_persistent_router(profile: Profile, store: Store) -> Router:
 
 
 def network_for_aid(profile: Profile, aid: bytes) -> str:
-    """The card network of the profile's application ``aid``, by application selection's own
-    rule (:meth:`Profile.network_for_aid`); ``NoApplication`` when the profile has none."""
+    """The card network of the profile's application ``aid`` (the selection rule,
+    :meth:`terminal.profile.Profile.network_for_aid`); no application → no route."""
     network = profile.network_for_aid(aid)
     if network is None:
-        raise NoApplication(
-            f"application {aid.hex().upper()} is not in the profile: no route for it")
+        raise NoApplication(f"application {aid.hex().upper()} is not in the profile: "
+                            "no route for it")
     return network
 
 

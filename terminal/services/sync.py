@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,7 +61,8 @@ class SyncOptions:
 
     once: bool = True
     transport: str = "auto"  # auto | mqtt | https
-    destinations: frozenset[str] = field(default_factory=lambda: frozenset({"platform", "psp"}))
+    destinations: frozenset[str] = field(
+        default_factory=lambda: frozenset({"platform", "psp", "pop"}))
     connect_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -153,13 +154,14 @@ class SyncService:
         on_progress: Callable[[str, int], None] = lambda _d, _n: None,
         on_notice: Callable[[str], None] = lambda _m: None,
         psp_transports: Callable[[contextlib.AsyncExitStack],
-                                 Any] | None = None,
-        pop_transport: Transport | None = None,
+                                 Awaitable[dict[str, Transport]]] | None = None,
+        pop_transport: Callable[[contextlib.AsyncExitStack],
+                                Awaitable[Transport]] | None = None,
     ) -> DrainReport:
         """Drain once (``options.once``) or until ``stop`` is set, applying downlinks.
 
         ``psp_transports(stack)`` is awaited for ``{"psp:<name>": Transport}`` when PSP
-        destinations are wanted; ``pop_transport`` carries destination ``pop``.
+        destinations are wanted; ``pop_transport(stack)`` for destination ``pop``.
         """
         profile, sync = self._profile, self._profile.sync
         terminal_id = profile.terminal.terminal_id
@@ -215,7 +217,7 @@ class SyncService:
             if "psp" in options.destinations and psp_transports is not None:
                 routes.update(await psp_transports(stack))
             if "pop" in options.destinations and pop_transport is not None:
-                routes["pop"] = pop_transport
+                routes["pop"] = await pop_transport(stack)
             if PLATFORM in routes:
                 await asyncio.to_thread(self.queue_status_report)
             on_total(self.depth(set(routes)))

@@ -60,12 +60,19 @@ STATE_MACHINES: dict[str, StateMachine] = {
         "payments",
         {"created"},
         {
-            "created": {"authorising", "cancelled"},
+            # Declined or approved by the card before any host was asked (AAC or TC at the
+            # first GENERATE AC, fraud rules, offline limits) skips "authorising".
+            "created": {"authorising", "cancelled", "financial_declined", "pop_deferred",
+                        "completed"},
             "authorising": {
                 "completed", "financial_declined", "cancelled", "pop_deferred",
                 "reversal_pending", "needs_reconciliation",
             },
-            "pop_deferred": {"completed", "reversal_pending", "needs_reconciliation"},
+            "pop_deferred": {"completed", "reversal_pending", "needs_reconciliation",
+                             "offline_declined", "voided"},
+            # An offline approval whose advice the issuer declines, or a void before the
+            # end of day, are the only ways out of "completed".
+            "completed": {"offline_declined", "voided"},
             "reversal_pending": {"reversed", "needs_reconciliation"},
             "needs_reconciliation": {"completed", "reversed"},
         },
@@ -74,9 +81,12 @@ STATE_MACHINES: dict[str, StateMachine] = {
         "pop_transactions",
         {"pending"},
         {
-            "pending": {"submitted", "deferred", "cancelled"},
+            "pending": {"submitted", "confirmed", "rejected", "deferred", "cancelled"},
             "submitted": {"confirmed", "rejected", "deferred", "cancelled"},
             "deferred": {"submitted", "confirmed", "needs_reconciliation", "cancelled"},
+            # A record confirmed for a payment that then failed (card AAC at GENERATE AC 2,
+            # a void) is cancelled at the back end.
+            "confirmed": {"cancelled", "needs_reconciliation"},
             "rejected": {"needs_reconciliation"},
             "needs_reconciliation": {"confirmed", "cancelled"},
         },

@@ -68,7 +68,8 @@ def test_sync_run_once_then_status(
         ))
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
     with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
-        assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
+        assert main([*common, "run", "--once", "--json", "--destinations", "platform,psp"],
+                    services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["delivered"], report["remaining"]) == (251, 0)  # + the status report
     assert len(rx.committed) == 251
@@ -150,6 +151,6 @@ def test_status_table_and_bad_destinations(
     out = capsys.readouterr().out
     assert "destination" in out and "pop" in out
     code = main(["--data-dir", str(data_dir), "--profile", str(default_profile_dir),
-                 "sync", "run", "--once", "--destinations", "pop"], services_factory=_services)
+                 "sync", "run", "--once", "--destinations", "pop,bank"], services_factory=_services)
     err = capsys.readouterr().err
     assert code != 0 and "--destinations" in err and "Traceback" not in err

@@ -100,7 +100,11 @@ def test_state_change_writes_row_outbox_and_journal_together(store: Store) -> No
         (["authorising", "pop_deferred", "completed"],    True),
         (["authorising", "reversal_pending", "reversed"], True),
         (["authorising", "needs_reconciliation", "reversed"], True),
-        (["completed"],                                   False),
+        (["completed"],                                   True),   # card TC at GENERATE AC 1
+        (["completed", "voided"],                         True),
+        (["completed", "offline_declined"],               True),
+        (["completed", "reversed"],                       False),
+        (["financial_declined", "completed"],             False),
         (["authorising", "completed", "authorising"],     False),
         (["cancelled", "authorising"],                    False),
         (["authorising", "reversed"],                     False),

@@ -10,7 +10,6 @@ import hashlib
 
 from simulators.card.personalise import ca_key
 from terminal.emv import tlv
-from terminal.emv.errors import TlvError
 
 
 def rsa_recover(modulus: bytes, exponent: bytes, signed: bytes) -> bytes:
@@ -20,14 +19,9 @@ def rsa_recover(modulus: bytes, exponent: bytes, signed: bytes) -> bytes:
 
 
 def records_data(records: list[bytes]) -> dict[int, bytes]:
-    """The data objects of EMV records; an issuer-proprietary record that is not TLV (SFI
-    11–30 may hold anything, Book 3 §10.2) contributes nothing."""
     values: dict[int, bytes] = {}
     for record in records:
-        try:
-            (template,) = tlv.decode(record)
-        except (TlvError, ValueError):
-            continue
+        (template,) = tlv.decode(record)
         for child in template.children:
             values[child.tag] = child.value
     return values

@@ -505,9 +505,6 @@ def test_no_card_data_in_logs(caplog: pytest.LogCaptureFixture) -> None:
         if profile.apps[0].blocked:
             assert flow.send(select(aid))[1] == 0x6283
             continue
-        if profile.select_6a81:
-            assert flow.send(select(aid))[1] == 0x6A81
-            continue
         values = flow.start(aid)
         flow.send(generate_ac(AC_ARQC, dol.build_dol(values[0x8C], TERMINAL)))
         assert name
