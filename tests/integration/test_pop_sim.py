@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import uuid
 from dataclasses import replace
@@ -15,6 +16,8 @@ import pytest
 
 from edge_sync.errors import PopRejectedError, PopUnavailableError
 from edge_sync.messages import canonical_json
+from edge_sync.pki import TestPki as Pki
+from edge_sync.pki import ensure_test_pki
 from edge_sync.pop import HttpsPopClient, build_request, records_path
 from edge_sync.signing import SoftwareSigner
 from tests.fixtures.pop import ETIKA, PopSim, RecordMaker, start_pop_sim
@@ -237,3 +240,29 @@ def test_bad_options_are_one_line_not_a_traceback(
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_over_https_the_client_verifies_the_back_end(tmp_path: Path,
+                                                           test_pki: Pki) -> None:
+    """Served with --tls-cert, the client verifies it against the test CA and submits; a
+    client that trusts another CA gets PopUnavailableError, not an ssl exception."""
+    signer, records = SoftwareSigner.generate(), RecordMaker()
+    key = tmp_path / "terminal.pem"
+    key.write_bytes(signer.public_key_pem())
+    sim = start_pop_sim(tmp_path / "data", "--tls-cert", str(test_pki.platform_pem),
+                        "--tls-key", str(test_pki.platform_key),
+                        "--key-file", f"{records.terminal_id}={key}")
+    try:
+        assert sim.url.startswith("https://")
+        trusted = ssl.create_default_context(cafile=str(test_pki.ca_pem))
+        async with HttpsPopClient(sim.url, signer, records.terminal_id, timeout_s=10,
+                                  ssl_context=trusted) as client:
+            assert (await client.submit(records.sale())).status == "confirmed"
+        other_ca = ensure_test_pki(tmp_path / "other-pki")
+        wrong = ssl.create_default_context(cafile=str(other_ca.ca_pem))
+        async with HttpsPopClient(sim.url, signer, records.terminal_id, timeout_s=10,
+                                  ssl_context=wrong) as client:
+            with pytest.raises(PopUnavailableError, match=r"CERTIFICATE_VERIFY_FAILED|certif"):
+                await client.submit(records.sale())
+    finally:
+        sim.stop()
