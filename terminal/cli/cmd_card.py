@@ -39,7 +39,7 @@ __all__ = ["CARD_READER_ENTRY_POINTS", "SimulatedReader", "register"]
 
 _READ_KEYS = ("aid", "label", "pan_masked", "expiry")
 _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
-                  "tsi", "first_cryptogram", "cryptogram", "decision")
+                  "tsi", "first_cryptogram", "cryptogram", "decision", "reason")
 
 
 def register(groups: Any) -> None:

@@ -54,6 +54,7 @@ from terminal.emv.online import (
     run_issuer_scripts,
 )
 from terminal.emv.pan import expiry_from_card, mask_pan, pan_from_card
+from terminal.emv.reasons import describe_outcome
 from terminal.emv.result import TransactionResult
 from terminal.emv.risk import (
     Cryptogram,
@@ -648,6 +649,11 @@ class ContactFlow:
             await self.online()
         return self.result()
 
+    def outcome_reason(self) -> str:
+        """Why the transaction ended so, in words (see :mod:`.reasons`)."""
+        return describe_outcome(self.decision, self.tvr,
+                                arc=self.arc.decode("ascii", errors="replace"))
+
     def result(self) -> TransactionResult:
         cfg = self.aid_config
         label = (self.card.get(0x50) or self.selected.data.get(0x50) or b"").decode(
@@ -669,6 +675,7 @@ class ContactFlow:
             first_cryptogram=self.first.name if self.first else "",
             cryptogram=self.final.name if self.final else "",
             decision=self.decision,
+            reason=self.outcome_reason(),
             arc=self.arc.decode("ascii", errors="replace"),
             atc=self.card.get(0x9F36, b"").hex().upper(),
             application_cryptogram=self.card.get(0x9F26, b"").hex().upper(),

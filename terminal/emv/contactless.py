@@ -53,6 +53,7 @@ from terminal.emv.errors import (
 )
 from terminal.emv.oda import verify_dynamic_signature
 from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
+from terminal.emv.reasons import describe_outcome
 from terminal.emv.result import TransactionResult
 from terminal.emv.risk import Cryptogram, card_cryptogram
 from terminal.emv.selection import SelectedApplication
@@ -243,6 +244,13 @@ class QvsdcFlow(ContactFlow):
         result = self.result()
         result.interface = "contactless"
         return result
+
+    def outcome_reason(self) -> str:
+        # qVSDC sets "ODA not performed" whenever the card's cryptogram is not a TC: it
+        # explains nothing to the cashier there.
+        return describe_outcome(self.decision, self.tvr,
+                                arc=self.arc.decode("ascii", errors="replace"),
+                                ignore=frozenset({TvrBit.ODA_NOT_PERFORMED}))
 
     def online_request(self) -> OnlineRequest:
         """DE 55 must let the issuer recompute the ARQC: TVR as it went into the cryptogram."""

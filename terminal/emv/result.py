@@ -33,6 +33,8 @@ class TransactionResult:
     script_results: list[str] = field(default_factory=list)
     #: Issuer Script Results (9F5B) for the online advice / reversal.
     issuer_script_results: str = ""
+    #: Why the transaction ended so, in words (issue #16 item 4): "card declined (AAC)"…
+    reason: str = ""
     online_pin: Any = field(default=None, repr=False)
     #: Card and terminal data of the transaction (clear PAN inside: never log, never print).
     emv_data: dict[int, bytes] = field(default_factory=dict, repr=False)
@@ -52,6 +54,7 @@ class TransactionResult:
             "first_cryptogram": self.first_cryptogram,
             "cryptogram": self.cryptogram,
             "decision": self.decision,
+            "reason": self.reason,
             "arc": self.arc,
             "atc": self.atc,
             "interface": self.interface,

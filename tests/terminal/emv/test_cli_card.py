@@ -14,7 +14,7 @@ from tests.fixtures.fixed_dice import profile_without_random_selection
 pytestmark = pytest.mark.filterwarnings("ignore:.*TripleDES.*")
 
 TRANSACT_KEYS = {"aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
-                 "tsi", "first_cryptogram", "cryptogram", "decision"}
+                 "tsi", "first_cryptogram", "cryptogram", "decision", "reason"}
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
