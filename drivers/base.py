@@ -18,6 +18,7 @@ __all__ = [
     "CardReader",
     "CardSession",
     "EncryptedPin",
+    "OfflinePinPad",
     "PinPad",
     "ResponseApdu",
 ]
@@ -145,6 +146,29 @@ class EncryptedPin:
             "pin_block": self.pin_block.hex().upper(),
             "format": self.format,
         }
+
+
+@runtime_checkable
+class OfflinePinPad(Protocol):
+    """A PIN pad that enciphers the PIN for the card itself (offline enciphered PIN).
+
+    EMV 4.4 Book 2 §7: the pad takes the PIN, builds ``7F ‖ PIN block ‖ challenge ‖
+    padding`` and enciphers it with RSA under the ICC's public key; the terminal relays the
+    result in VERIFY (P2 ``88``) and never sees the PIN. ``drivers.pinpad.SerialPinPad``
+    and the simulator's in-process pad implement it.
+    """
+
+    async def encipher_pin_for_card(
+        self,
+        modulus: bytes,
+        exponent: bytes,
+        challenge: bytes,
+        amount_minor: int,
+        currency_numeric: int,
+        timeout_s: float = 30.0,
+    ) -> bytes:
+        """The PIN the cardholder types, enciphered for the card (as long as ``modulus``)."""
+        ...
 
 
 @runtime_checkable

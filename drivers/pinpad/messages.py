@@ -2,6 +2,8 @@
 
 Codes follow the VeriFone PINpad 1000SE where it has one (``Z2`` display, ``Z62`` DUKPT
 PIN entry, ``71`` its answer, ``72`` cancel, ``11``/``12`` status, ``90``/``91`` key load).
+Offline enciphered PIN (EMV 4.4 Book 2 §7) is this protocol's own: ``Z63`` ICC key parts,
+``Z64`` PIN entry enciphered for the card (answer ``73``), ``Z66``/``74`` the block's parts.
 Fields are ASCII; binary values (KSN, PIN block, key) travel as upper-case hex; FS
 (0x1C) separates variable-length fields.
 
@@ -17,10 +19,16 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "MAX_PART",
+    "BlockPartRequest",
+    "BlockPartResponse",
     "CancelRequest",
     "DisplayRequest",
+    "IccKeyPartRequest",
     "LoadKeyRequest",
     "LoadKeyResponse",
+    "OfflinePinRequest",
+    "OfflinePinResponse",
     "PinEntryRequest",
     "PinEntryResponse",
     "PinResult",
@@ -34,6 +42,8 @@ __all__ = [
 
 _FS = "\x1c"
 MAX_DISPLAY = 32
+#: Bytes per ``Z63`` / ``74`` part: 224 hex digits keep a packet under its 240 bytes.
+MAX_PART = 112
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _HEX = re.compile(r"[0-9A-F]*")
 
@@ -149,7 +159,93 @@ class LoadKeyRequest:
         return f"90{_hex(self.initial_key)}{_FS}{_hex(self.ksn)}".encode("ascii")
 
 
-Request = DisplayRequest | PinEntryRequest | CancelRequest | StatusRequest | LoadKeyRequest
+@dataclass(frozen=True, slots=True)
+class IccKeyPartRequest:
+    """``Z63.<part><parts>FS<hex>``: part of the modulus the next ``Z64`` enciphers under.
+
+    The ICC PIN encipherment public key (or the ICC public key) is too long for one packet,
+    so it travels in ``parts`` (1–3) pieces of at most :data:`MAX_PART` bytes, numbered
+    from 1. No answer: ACK then EOT. Part 1 starts a new key.
+    """
+
+    part: int
+    parts: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.part <= self.parts <= 3:
+            raise ValueError("key parts are numbered 1 to 3, part <= parts")
+        if not 1 <= len(self.data) <= MAX_PART:
+            raise ValueError(f"a key part is 1 to {MAX_PART} bytes")
+
+    def encode(self) -> bytes:
+        return f"Z63.{self.part}{self.parts}{_FS}{_hex(self.data)}".encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePinRequest:
+    """``Z64.<exponent>FS<challenge>FS<amount>FS<currency>FS<timeout>FS<min><max>``.
+
+    Offline enciphered PIN entry (EMV 4.4 Book 2 §7.2): the pad takes the PIN, builds
+    ``7F ‖ PIN block (format 2) ‖ challenge ‖ random padding`` as long as the key loaded by
+    ``Z63``, enciphers it with RSA under that key and ``exponent``, and answers ``73``.
+    ``challenge`` is the card's 8-byte unpredictable number (GET CHALLENGE).
+    """
+
+    exponent: bytes
+    challenge: bytes = field(repr=False)
+    amount_minor: int
+    currency_numeric: int
+    timeout_s: int
+    min_length: int = 4
+    max_length: int = 12
+
+    def __post_init__(self) -> None:
+        if self.exponent not in (b"\x03", b"\x01\x00\x01"):
+            raise ValueError("the ICC key exponent is 3 or 65537 (Book 2 §7.1)")
+        if len(self.challenge) != 8:
+            raise ValueError("the ICC challenge is 8 bytes")
+        if not 0 <= self.amount_minor <= 999_999_999_999:
+            raise ValueError("the amount must be 0 to 999999999999 minor units")
+        if not 0 <= self.currency_numeric <= 999:
+            raise ValueError("the currency must be an ISO 4217 numeric code (0-999)")
+        if not 1 <= self.timeout_s <= 300:
+            raise ValueError("the PIN entry timeout must be 1 to 300 seconds")
+        if not 4 <= self.min_length <= self.max_length <= 12:
+            raise ValueError("PIN lengths must satisfy 4 <= min <= max <= 12")
+
+    def encode(self) -> bytes:
+        return (
+            f"Z64.{_hex(self.exponent)}{_FS}{_hex(self.challenge)}{_FS}{self.amount_minor}"
+            f"{_FS}{self.currency_numeric:03d}{_FS}{self.timeout_s:03d}{_FS}"
+            f"{self.min_length:02d}{self.max_length:02d}"
+        ).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPartRequest:
+    """``Z66.<part>``: send part ``part`` (from 1) of the last enciphered block; answer ``74``."""
+
+    part: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.part <= 3:
+            raise ValueError("block parts are numbered 1 to 3")
+
+    def encode(self) -> bytes:
+        return f"Z66.{self.part}".encode("ascii")
+
+
+Request = (
+    DisplayRequest
+    | PinEntryRequest
+    | CancelRequest
+    | StatusRequest
+    | LoadKeyRequest
+    | IccKeyPartRequest
+    | OfflinePinRequest
+    | BlockPartRequest
+)
 
 
 def decode_request(message: bytes) -> Request:
@@ -173,6 +269,31 @@ def decode_request(message: bytes) -> Request:
             min_length=_digits(lengths[:2], "minimum PIN length", 4, 12),
             max_length=_digits(lengths[2:], "maximum PIN length", 4, 12),
         )
+    if text.startswith("Z63."):
+        head, sep, data = text[4:].partition(_FS)
+        if not sep or len(head) != 2 or not head.isdigit():
+            raise ValueError("Z63 needs part, parts and the key part")
+        return IccKeyPartRequest(
+            int(head[0]), int(head[1]), _unhex(data, "key part", tuple(range(1, MAX_PART + 1)))
+        )
+    if text.startswith("Z64."):
+        parts = text[4:].split(_FS)
+        if len(parts) != 6 or len(parts[5]) != 4:
+            raise ValueError(
+                "Z64 needs exponent, challenge, amount, currency, timeout and PIN lengths"
+            )
+        exponent, challenge, amount, currency, timeout, lengths = parts
+        return OfflinePinRequest(
+            exponent=_unhex(exponent, "exponent", (1, 3)),
+            challenge=_unhex(challenge, "challenge", (8,)),
+            amount_minor=_digits(amount, "amount", 0, 999_999_999_999),
+            currency_numeric=_digits(currency, "currency", 0, 999),
+            timeout_s=_digits(timeout, "timeout", 1, 300),
+            min_length=_digits(lengths[:2], "minimum PIN length", 4, 12),
+            max_length=_digits(lengths[2:], "maximum PIN length", 4, 12),
+        )
+    if text.startswith("Z66."):
+        return BlockPartRequest(_digits(text[4:], "block part", 1, 3))
     if text.startswith("Z2"):
         return DisplayRequest(text[2:])
     if text == "72":
@@ -253,7 +374,41 @@ class LoadKeyResponse:
         return b"91.0" if self.ok else b"91.1"
 
 
-Response = PinEntryResponse | StatusResponse | LoadKeyResponse
+@dataclass(frozen=True, slots=True)
+class OfflinePinResponse:
+    """``73.<result>[<parts>]``: the offline PIN entry ended; on ``0``, how many ``74`` parts
+    the enciphered block has (results as for ``71``; ``5`` also when no key was loaded)."""
+
+    result: PinResult
+    parts: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.result is PinResult.OK) != (1 <= self.parts <= 3) or not 0 <= self.parts <= 3:
+            raise ValueError("only a successful offline PIN entry has 1 to 3 block parts")
+
+    def encode(self) -> bytes:
+        tail = str(self.parts) if self.result is PinResult.OK else ""
+        return f"73.{self.result.value}{tail}".encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPartResponse:
+    """``74.<part>FS<hex>``: one part of the RSA-enciphered PIN block for the card."""
+
+    part: int
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.part <= 3 or not 1 <= len(self.data) <= MAX_PART:
+            raise ValueError(f"a block part is numbered 1 to 3 and holds 1 to {MAX_PART} bytes")
+
+    def encode(self) -> bytes:
+        return f"74.{self.part}{_FS}{_hex(self.data)}".encode("ascii")
+
+
+Response = (
+    PinEntryResponse | StatusResponse | LoadKeyResponse | OfflinePinResponse | BlockPartResponse
+)
 
 
 def decode_response(message: bytes) -> Response:
@@ -290,4 +445,19 @@ def decode_response(message: bytes) -> Response:
         return StatusResponse(fields)
     if text in ("91.0", "91.1"):
         return LoadKeyResponse(text == "91.0")
+    if text.startswith("73.") and len(text) in (4, 5):
+        try:
+            result = PinResult(text[3])
+        except ValueError:
+            raise ValueError("unknown PIN entry result") from None
+        block_parts = _digits(text[4:], "block parts", 1, 3) if len(text) == 5 else 0
+        return OfflinePinResponse(result, block_parts)
+    if text.startswith("74."):
+        head, sep, data = text[3:].partition(_FS)
+        if not sep:
+            raise ValueError("74 needs the part number and the data")
+        return BlockPartResponse(
+            _digits(head, "block part", 1, 3),
+            _unhex(data, "block part", tuple(range(1, MAX_PART + 1))),
+        )
     raise ValueError("unknown answer code")

@@ -34,10 +34,16 @@ from drivers.errors import (
 )
 from drivers.pinpad.frame import ACK, NAK, BadFrame, Control, Frame, FrameDecoder, encode_frame
 from drivers.pinpad.messages import (
+    MAX_PART,
+    BlockPartRequest,
+    BlockPartResponse,
     CancelRequest,
     DisplayRequest,
+    IccKeyPartRequest,
     LoadKeyRequest,
     LoadKeyResponse,
+    OfflinePinRequest,
+    OfflinePinResponse,
     PinEntryRequest,
     PinEntryResponse,
     PinResult,
@@ -181,7 +187,64 @@ class SerialPinPad:
                 raise
             finally:
                 self._cancel_requested = None
+        assert isinstance(answer, PinEntryResponse)
         return self._pin_result(answer)
+
+    async def encipher_pin_for_card(
+        self,
+        modulus: bytes,
+        exponent: bytes,
+        challenge: bytes,
+        amount_minor: int,
+        currency_numeric: int,
+        timeout_s: float = 30.0,
+    ) -> bytes:
+        """Offline enciphered PIN (``Z63`` key parts, ``Z64``, ``Z66`` block parts).
+
+        See :class:`drivers.base.OfflinePinPad`; errors as for :meth:`get_pin`.
+        """
+        if not 64 <= len(modulus) <= 3 * MAX_PART:
+            raise ValueError("the ICC key modulus is 64 to 248 bytes (EMV 4.4 Book 2 Annex A2)")
+        request = OfflinePinRequest(
+            exponent=exponent,
+            challenge=challenge,
+            amount_minor=amount_minor,
+            currency_numeric=currency_numeric,
+            timeout_s=max(1, min(300, round(timeout_s))),
+        )
+        chunks = [modulus[i : i + MAX_PART] for i in range(0, len(modulus), MAX_PART)]
+        async with self._lock:
+            for number, chunk in enumerate(chunks, 1):
+                await self._exchange(IccKeyPartRequest(number, len(chunks), chunk))
+            self._cancel_requested = asyncio.Event()
+            try:
+                answer = await self._pin_exchange(request, timeout_s, OfflinePinResponse)
+            except asyncio.CancelledError:
+                self._abort_quietly()
+                raise
+            finally:
+                self._cancel_requested = None
+            assert isinstance(answer, OfflinePinResponse)
+            if answer.result is not PinResult.OK:
+                raise self._pin_failure(answer.result)
+            block = b""
+            for number in range(1, answer.parts + 1):
+                part = await self._exchange(BlockPartRequest(number), BlockPartResponse)
+                assert isinstance(part, BlockPartResponse)
+                if part.part != number:
+                    raise PinPadFrameError(
+                        f"PIN pad on {self.port} sent block part {part.part}, not {number}",
+                        port=self.port,
+                    )
+                block += part.data
+        if len(block) != len(modulus):
+            raise PinPadDeviceError(
+                f"PIN pad on {self.port} returned a {len(block)}-byte block for a "
+                f"{len(modulus)}-byte key",
+                port=self.port,
+            )
+        log.info("pinpad offline PIN enciphered", extra={"port": self.port})
+        return block
 
     async def display(self, text: str) -> None:
         request = DisplayRequest(text)
@@ -223,13 +286,17 @@ class SerialPinPad:
             pin = EncryptedPin(answer.ksn, answer.pin_block, answer.pin_format)
             log.info("pinpad PIN entered", extra={"port": self.port, "ksn": answer.ksn.hex()})
             return pin
+        raise self._pin_failure(result)
+
+    def _pin_failure(self, result: PinResult) -> PinPadError:
+        """The error for a PIN entry that ended without a PIN (``71``/``73`` result digit)."""
         log.info("pinpad PIN entry ended", extra={"port": self.port, "result": result.name})
         if result is PinResult.CANCELLED:
-            raise PinEntryCancelled(
+            return PinEntryCancelled(
                 f"PIN entry on {self.port} was cancelled", port=self.port, result=result.name
             )
         if result is PinResult.TIMEOUT:
-            raise PinEntryTimeout(
+            return PinEntryTimeout(
                 f"the cardholder did not enter a PIN in time on {self.port}; ask again",
                 port=self.port,
             )
@@ -238,11 +305,16 @@ class SerialPinPad:
             PinResult.KEY_EXHAUSTED: "has used up its DUKPT key; re-inject it",
             PinResult.BAD_REQUEST: "refused the PIN entry request",
         }
-        raise PinPadDeviceError(
+        return PinPadDeviceError(
             f"PIN pad on {self.port} {reasons[result]}", port=self.port, result=result.name
         )
 
-    async def _pin_exchange(self, request: PinEntryRequest, timeout_s: float) -> PinEntryResponse:
+    async def _pin_exchange(
+        self,
+        request: PinEntryRequest | OfflinePinRequest,
+        timeout_s: float,
+        expect: type[PinEntryResponse | OfflinePinResponse] = PinEntryResponse,
+    ) -> PinEntryResponse | OfflinePinResponse:
         await self._send(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s + self.answer_grace
@@ -273,7 +345,7 @@ class SerialPinPad:
                         wait_answer.exception()  # retrieved; the loop re-raises line errors
             if wait_answer in done:
                 answer = wait_answer.result()
-                if isinstance(answer, PinEntryResponse):
+                if isinstance(answer, expect):
                     await self._await_eot()
                     return answer
                 log.warning("pinpad unexpected answer", extra={"port": self.port})

@@ -11,7 +11,7 @@ it. Commands (CLA INS):
 80 CA       GET DATA                                      9F36 ATC, 9F17 PIN try counter,
                                                           9F13 last online ATC, 9F14, 9F23
 00 84       GET CHALLENGE                                 8 random bytes
-00 20       VERIFY (P2 80, plaintext PIN)                 PIN try counter, 63Cx, 6983
+00 20       VERIFY (P2 80 plaintext, 88 enciphered PIN)   PIN try counter, 63Cx, 6983
 00 88       INTERNAL AUTHENTICATE                         DDA signature (9F4B)
 80 AE       GENERATE AC (1st and 2nd, CDA on P1 b5)       ARQC/TC/AAC, CDA signature
 00 82       EXTERNAL AUTHENTICATE                         ARPC method 1
@@ -36,6 +36,8 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from psec.pinblock import decode_pinblock_iso_2
 
 from simulators.card import certs, issuer
 from simulators.card.personalise import PSE_SFI, Personalised, personalise, track2
@@ -432,18 +434,45 @@ class EmvCard:
         return tlv.encode(tag, values[tag]) + SW_OK
 
     def _get_challenge(self, p1: int, p2: int, _data: bytes) -> bytes:
-        return self._random(8) + SW_OK
+        challenge = self._random(8)
+        self._tx.extra["challenge"] = challenge  # for an enciphered PIN (Book 2 §7.2)
+        return challenge + SW_OK
 
     def _verify(self, p1: int, p2: int, data: bytes) -> bytes:
         state = self._selected()
+        if p2 == 0x88:
+            return self._verify_enciphered(state, data)
         if p2 != 0x80:
-            return SW_WRONG_P1P2  # only plaintext offline PIN is personalised
+            return SW_WRONG_P1P2
         if len(data) != 8 or data[0] >> 4 != 0x2:
             return SW_WRONG_LENGTH
         if state.pin_tries == 0:
             return SW_PIN_BLOCKED
-        digits = data.hex()[2 : 2 + (data[0] & 0x0F)]
-        if digits == state.personalised.app.pin:
+        return self._check_pin(state, data.hex()[2 : 2 + (data[0] & 0x0F)])
+
+    def _verify_enciphered(self, state: _AppState, data: bytes) -> bytes:
+        """VERIFY P2 ``88`` (Book 3 §6.5.12, Book 2 §7.2): RSA-decipher with the ICC private
+        key, then ``7F ‖ PIN block ‖ our challenge ‖ padding``; anything else is a wrong PIN."""
+        icc = state.personalised.icc
+        if icc is None:
+            return SW_WRONG_P1P2  # no ICC key: this card cannot take an enciphered PIN
+        if len(data) != icc.size:
+            return SW_WRONG_LENGTH
+        if state.pin_tries == 0:
+            return SW_PIN_BLOCKED
+        challenge = self._tx.extra.pop("challenge", None)  # one VERIFY per challenge
+        value = int.from_bytes(data, "big")
+        plain = pow(value, icc.d, icc.n).to_bytes(icc.size, "big") if value < icc.n else b""
+        digits = ""
+        if plain[:1] == b"\x7f" and challenge is not None and plain[9:17] == challenge:
+            try:
+                digits = decode_pinblock_iso_2(plain[1:9])
+            except ValueError:
+                digits = ""
+        return self._check_pin(state, digits)
+
+    def _check_pin(self, state: _AppState, digits: str) -> bytes:
+        if digits and digits == state.personalised.app.pin:
             state.pin_tries = state.personalised.app.pin_try_limit
             self._tx.offline_pin_ok = True
             return SW_OK

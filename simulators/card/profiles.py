@@ -17,7 +17,8 @@ Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILE
                         answers in T=0 style (61xx / 6Cxx)
 ``domestic-visa``       Moroccan domestic debit co-badged with Visa: two applications in
                         the PSE (domestic ``D5040000011010`` first, Visa second), ARPC
-                        method 2 for the domestic one
+                        method 2 for the domestic one, which prefers offline enciphered PIN
+                        (CVM 44, PIN 1234, 3 tries in 9F17)
 ``visa-expired``        the Visa credit card with an application expiry date in the past
 ``visa-blocked``        a Visa card whose application is blocked (SELECT answers 6283)
 ``domestic-visa-ddf``   the co-badged card with a PSE whose directory lists the domestic
@@ -106,6 +107,8 @@ _DDOL = bytes.fromhex("9F3704")
 # 00 = always.
 _CVM_ONLINE_PIN = bytes.fromhex("00000000" "00000000" "4203" "1E03" "1F03")
 _CVM_OFFLINE_PIN = bytes.fromhex("00000000" "00000000" "4103" "4203" "1E03")
+# 44 = enciphered PIN verified by the ICC (offline), apply next if it fails (Book 3 C3).
+_CVM_ENCIPHERED_OFFLINE_PIN = bytes.fromhex("00000000" "00000000" "4403" "4203" "1E03" "1F03")
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,7 @@ _DOMESTIC = AppProfile(
     priority=1,
     oda=Oda.DDA,
     aip=bytes.fromhex("3800"),
-    cvm_list=_CVM_ONLINE_PIN,
+    cvm_list=_CVM_ENCIPHERED_OFFLINE_PIN,
     app_version=bytes.fromhex("0001"),
     cdol2=_CDOL2_91_M2,
     gpo_format=2,

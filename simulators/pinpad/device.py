@@ -9,14 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drivers.pinpad.messages import (
+    MAX_PART,
+    BlockPartRequest,
+    BlockPartResponse,
+    IccKeyPartRequest,
     LoadKeyRequest,
     LoadKeyResponse,
+    OfflinePinRequest,
+    OfflinePinResponse,
     PinEntryRequest,
     PinEntryResponse,
     PinResult,
     StatusResponse,
 )
 from simulators.pinpad.dukpt import DukptOriginator, KsnExhausted
+from simulators.pinpad.offline_pin import encipher_pin_for_card
 from simulators.pinpad.pinblock import encipher_pin_block
 
 __all__ = [
@@ -48,6 +55,10 @@ class PinPadDevice:
     pin: str = field(default=DEFAULT_PIN, repr=False)
     display_text: str = ""
     allow_key_load: bool = True
+    #: Offline enciphered PIN: the ICC key parts received (Z63) and the last block (Z66).
+    icc_key_parts: dict[int, bytes] = field(default_factory=dict, repr=False)
+    icc_key_total: int = 0
+    offline_block: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         if not (self.pin.isascii() and self.pin.isdigit() and 4 <= len(self.pin) <= 12):
@@ -87,3 +98,30 @@ class PinPadDevice:
         pin_format = self.originator.pin_block_format
         block = encipher_pin_block(pin_format, key, self.pin, request.pan)
         return PinEntryResponse(PinResult.OK, pin_format=pin_format, ksn=ksn, pin_block=block)
+
+    def icc_key_part(self, request: IccKeyPartRequest) -> None:
+        """Keep one ``Z63`` part; part 1 starts a new key."""
+        if request.part == 1:
+            self.icc_key_parts = {}
+        self.icc_key_parts[request.part] = request.data
+        self.icc_key_total = request.parts
+
+    def encipher_offline_pin(self, request: OfflinePinRequest) -> OfflinePinResponse:
+        """What the pad answers once the cardholder entered the PIN for an offline VERIFY."""
+        parts = [self.icc_key_parts.get(i) for i in range(1, self.icc_key_total + 1)]
+        if not self.icc_key_total or any(part is None for part in parts):
+            return OfflinePinResponse(PinResult.BAD_REQUEST)  # no complete ICC key
+        if not request.min_length <= len(self.pin) <= request.max_length:
+            return OfflinePinResponse(PinResult.BAD_REQUEST)
+        modulus = b"".join(part for part in parts if part is not None)
+        try:
+            block = encipher_pin_for_card(self.pin, modulus, request.exponent, request.challenge)
+        except ValueError:
+            return OfflinePinResponse(PinResult.BAD_REQUEST)
+        self.offline_block = block
+        return OfflinePinResponse(PinResult.OK, parts=-(-len(block) // MAX_PART))
+
+    def block_part(self, request: BlockPartRequest) -> BlockPartResponse | None:
+        """Part ``request.part`` of the last enciphered block, or ``None`` if there is none."""
+        chunk = self.offline_block[(request.part - 1) * MAX_PART : request.part * MAX_PART]
+        return BlockPartResponse(request.part, chunk) if chunk else None

@@ -12,7 +12,13 @@ import asyncio
 
 from drivers.base import EncryptedPin
 from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadDeviceError
-from drivers.pinpad.messages import PinEntryRequest, PinResult
+from drivers.pinpad.messages import (
+    MAX_PART,
+    IccKeyPartRequest,
+    OfflinePinRequest,
+    PinEntryRequest,
+    PinResult,
+)
 from simulators.pinpad.device import PinPadDevice
 from simulators.pinpad.faults import Faults
 
@@ -44,6 +50,34 @@ class SimulatedPinPad:
                 f"in-process PIN pad refused the entry ({answer.result.name})", port=self.port
             )
         return EncryptedPin(answer.ksn, answer.pin_block, answer.pin_format)
+
+    async def encipher_pin_for_card(
+        self,
+        modulus: bytes,
+        exponent: bytes,
+        challenge: bytes,
+        amount_minor: int,
+        currency_numeric: int,
+        timeout_s: float = 30.0,
+    ) -> bytes:
+        """Offline enciphered PIN through the same device steps as ``Z63``/``Z64``/``Z66``."""
+        request = OfflinePinRequest(
+            exponent, challenge, amount_minor, currency_numeric, max(1, min(300, round(timeout_s)))
+        )
+        chunks = [modulus[i : i + MAX_PART] for i in range(0, len(modulus), MAX_PART)]
+        for number, chunk in enumerate(chunks, 1):
+            self.device.icc_key_part(IccKeyPartRequest(number, len(chunks), chunk))
+        if self.faults.take("cancel"):
+            raise PinEntryCancelled("PIN entry on in-process was cancelled", port=self.port)
+        if self.faults.take("timeout"):
+            await asyncio.sleep(timeout_s)
+            raise PinEntryTimeout("PIN entry on in-process timed out", port=self.port)
+        answer = self.device.encipher_offline_pin(request)
+        if answer.result is not PinResult.OK:
+            raise PinPadDeviceError(
+                f"in-process PIN pad refused the entry ({answer.result.name})", port=self.port
+            )
+        return self.device.offline_block
 
     async def display(self, text: str) -> None:
         self.device.display_text = text

@@ -33,9 +33,13 @@ from drivers.pinpad.frame import (
     encode_frame,
 )
 from drivers.pinpad.messages import (
+    BlockPartRequest,
     CancelRequest,
     DisplayRequest,
+    IccKeyPartRequest,
     LoadKeyRequest,
+    OfflinePinRequest,
+    OfflinePinResponse,
     PinEntryRequest,
     PinEntryResponse,
     PinResult,
@@ -236,10 +240,13 @@ class PinPadSimulator:
             self._send_control(ACK)
             if message.startswith(b"Z62"):
                 self._queue.put_nowait(_Outgoing(PinEntryResponse(PinResult.BAD_REQUEST).encode()))
+            elif message.startswith(b"Z64"):
+                bad = OfflinePinResponse(PinResult.BAD_REQUEST).encode()
+                self._queue.put_nowait(_Outgoing(bad))
             else:
                 self._send_control(EOT)  # unknown requests are acknowledged and ignored
             return
-        if isinstance(request, PinEntryRequest) and self.faults.hangup:
+        if isinstance(request, (PinEntryRequest, OfflinePinRequest)) and self.faults.hangup:
             log.info("pinpad simulator: hanging up (fault)")
             self._hang_up()
             return
@@ -255,6 +262,24 @@ class PinPadSimulator:
             self._send_control(EOT)
             if entry_running and self._entry_task is not None:
                 self._entry_task.cancel()
+        elif isinstance(request, IccKeyPartRequest):
+            self.device.icc_key_part(request)
+            self._send_control(EOT)
+        elif isinstance(request, BlockPartRequest):
+            part = self.device.block_part(request)
+            if part is None:
+                self._send_control(EOT)  # nothing to send: the host times out and says so
+            else:
+                self._queue.put_nowait(_Outgoing(part.encode()))
+        elif isinstance(request, OfflinePinRequest):
+            if entry_running:
+                bad = OfflinePinResponse(PinResult.BAD_REQUEST).encode()
+                self._queue.put_nowait(_Outgoing(bad))
+                return
+            self._entry_message = message
+            self._entry_task = asyncio.create_task(
+                self._offline_cardholder(request), name="pinpad-sim-cardholder"
+            )
         elif isinstance(request, PinEntryRequest):
             if entry_running:
                 self._queue.put_nowait(_Outgoing(PinEntryResponse(PinResult.BAD_REQUEST).encode()))
@@ -279,5 +304,23 @@ class PinPadSimulator:
                 answer = self.device.encipher_pin(request)
         except asyncio.CancelledError:
             self._queue.put_nowait(_Outgoing(PinEntryResponse(PinResult.CANCELLED).encode()))
+            raise
+        self._queue.put_nowait(_Outgoing(answer.encode()))
+
+    async def _offline_cardholder(self, request: OfflinePinRequest) -> None:
+        """The cardholder for an offline PIN entry: same behaviours, ``73`` answers."""
+        self.device.display_text = f"AMOUNT {request.amount_minor} {request.currency_numeric:03d}"
+        try:
+            if self.faults.take("cancel"):
+                await asyncio.sleep(self.keypress_delay)
+                answer = OfflinePinResponse(PinResult.CANCELLED)
+            elif self.faults.take("timeout"):
+                await asyncio.sleep(request.timeout_s)
+                answer = OfflinePinResponse(PinResult.TIMEOUT)
+            else:
+                await asyncio.sleep(self.keypress_delay * len(self.device.pin))
+                answer = self.device.encipher_offline_pin(request)
+        except asyncio.CancelledError:
+            self._queue.put_nowait(_Outgoing(OfflinePinResponse(PinResult.CANCELLED).encode()))
             raise
         self._queue.put_nowait(_Outgoing(answer.encode()))

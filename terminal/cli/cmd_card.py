@@ -12,8 +12,9 @@ default decide the second cryptogram (ARC ``Y3``/``Z3``). With ``--simulated`` a
 ARQC with the issuer master keys (pyemv) and returns an ARPC, so an online approval is
 a real one, never faked. ``--offline`` forces the unable-to-go-online path.
 
-Online PIN needs ``--pinpad PORT`` (the serial PIN pad); without it a card asking for
-online PIN moves on to its next CVM (TVR "PIN pad not present").
+Online PIN and offline enciphered PIN need ``--pinpad PORT`` (the serial PIN pad, which
+enciphers the PIN for the acquirer or for the card); without it a card asking for a PIN
+moves on to its next CVM.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from terminal.emv.config import TransactionData
 from terminal.emv.cvm import OnlinePinRequest
 from terminal.emv.errors import EmvError
 from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
+from terminal.emv.offline_pin import OfflinePinRequest
 from terminal.emv.selection import Chooser
 from terminal.money import parse_amount
 from terminal.services import aid_chooser, card_session, run_card_job
@@ -77,7 +79,8 @@ def register(groups: Any) -> None:
                                "simulated card's test issuer (needs --simulated), or the "
                                "profile's PSPs through its routes (ISO 8583 / REST)")
     transact.add_argument("--pinpad", metavar="PORT",
-                          help="serial PIN pad for online PIN (e.g. /dev/ttyUSB0)")
+                          help="serial PIN pad for online and offline enciphered PIN "
+                               "(e.g. /dev/ttyUSB0)")
     transact.set_defaults(handler=_transact)
 
 
@@ -200,6 +203,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                 session = await stack.enter_async_context(
                     card_session(reader, args.reader, args.timeout))
                 pin_entry = None
+                offline_pin = None
                 if args.pinpad:
                     from drivers.pinpad.serial_pinpad import SerialPinPad
 
@@ -212,8 +216,15 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                                                  request.currency_numeric,
                                                  timeout_s=settings.pin_timeout_s)
 
+                    async def offline_pin(request: OfflinePinRequest) -> bytes:
+                        # The pad enciphers the PIN for the card; we only relay it.
+                        return await pad.encipher_pin_for_card(
+                            request.modulus, request.exponent, request.challenge,
+                            request.amount, request.currency_numeric,
+                            timeout_s=settings.pin_timeout_s)
+
                 kernel = EmvKernel(config, pin_entry=pin_entry, authoriser=authoriser,
-                                   chooser=chooser)
+                                   chooser=chooser, offline_pin=offline_pin)
                 return await kernel.transact(session, data, contactless=args.contactless)
 
         result = run_card_job(services.card_reader, go)

@@ -26,6 +26,7 @@ __all__ = [
     "internal_authenticate",
     "read_record",
     "select",
+    "verify_enciphered_pin",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,13 @@ def get_data(tag: int) -> bytes:
 
 def get_challenge() -> bytes:
     return bytes([0x00, 0x84, 0x00, 0x00, 0x00])
+
+
+def verify_enciphered_pin(enciphered: bytes) -> bytes:
+    """VERIFY with an enciphered PIN, P2 ``88`` (Book 3 §6.5.12), case 3 (no Le)."""
+    if not 1 <= len(enciphered) <= 255:
+        raise ValueError(f"an enciphered PIN of {len(enciphered)} bytes does not fit VERIFY")
+    return bytes([0x00, 0x20, 0x00, 0x88, len(enciphered)]) + enciphered
 
 
 class CardChannel:

@@ -41,6 +41,7 @@ from terminal.emv.oda import (
     verify_dynamic_signature,
     verify_sda,
 )
+from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinStep
 from terminal.emv.online import (
     ARC_OFFLINE_APPROVED,
     ARC_OFFLINE_DECLINED,
@@ -192,9 +193,11 @@ class ContactFlow:
         *,
         pin_entry: PinCallback | None = None,
         authoriser: OnlineAuthoriser | None = None,
+        offline_pin: OfflinePinCallback | None = None,
     ) -> None:
         self.config = config
         self.pin_entry = pin_entry
+        self.offline_pin = offline_pin
         self.authoriser = authoriser
         self.channel = channel
         self.selected = selected
@@ -392,6 +395,23 @@ class ContactFlow:
                 raise IccDataMissing(f"{tag:X} missing")
         return recover_icc_key(issuer, card[0x9F46], card.get(0x9F48), card[0x9F47],
                                self.static_data, self.pan(), self.today())
+
+    def pin_encipherment_key(self) -> RsaKey:
+        """The key the PIN pad enciphers an offline PIN under (Book 2 §7.1).
+
+        The ICC PIN Encipherment Public Key (9F2D certificate, no static data in its hash)
+        when the card has one, else the ICC public key — the one ODA recovered, or
+        recovered now (SDA cards or failed ODA). ``OdaError`` when neither is usable.
+        """
+        card = self.card
+        if 0x9F2D in card:
+            if 0x9F2E not in card:
+                raise IccDataMissing("9F2E missing")
+            return recover_icc_key(self.issuer_public_key(), card[0x9F2D], card.get(0x9F2F),
+                                   card[0x9F2E], b"", self.pan(), self.today())
+        if self.icc_key is not None:
+            return self.icc_key
+        return self.icc_public_key(self.issuer_public_key())
 
     def today(self) -> date:
         assert self.txn is not None
@@ -619,8 +639,12 @@ class ContactFlow:
         await self.initiate_and_read()
         await self.offline_data_authentication()
         processing_restrictions(self.card, self.aid_config, self.txn, self.config, self.tvr)
+        offline_pin = None
+        if self.offline_pin is not None:
+            offline_pin = OfflinePinStep(self.channel, self.offline_pin, self.pin_encipherment_key,
+                                         self.txn.amount, self.txn.currency_numeric)
         self.cvm = await process_cvm(self.card, self.aip, self.txn, self.config, self.tvr,
-                                     self.tsi, self.pan(), self.pin_entry)
+                                     self.tsi, self.pan(), self.pin_entry, offline_pin)
         if self.aip[0] & 0x08:
             await terminal_risk_management(self.channel, self.card, self.aid_config, self.txn,
                                            self.config, self.pan(), self.tvr, self.tsi)

@@ -12,13 +12,17 @@ Methods this kernel performs:
   block (ISO 9564 under DUKPT) that goes to the acquirer; result *unknown*, TVR "online
   PIN entered". Cancelled → TVR "PIN not entered"; device failure → "PIN pad not present
   or not working";
+- ``04`` enciphered PIN verified by the ICC and ``05`` the same plus signature: the PIN
+  pad enciphers the PIN for the card and the terminal relays VERIFY ``88``
+  (:mod:`terminal.emv.offline_pin`); supported when 9F33 byte 2 b5 is set and an
+  ``offline_pin`` step is given; verified → *successful* (``05``: *unknown*, signature too);
 - ``1E`` signature (result *unknown*: the merchant checks it on the receipt), ``1F`` no
   CVM required (*successful*), ``00`` fail CVM processing.
 
-**Offline PIN (``01``, ``03``, ``04``, ``05``) is not supported:** the PIN pad never
-releases a clear PIN (DESIGN §5), which VERIFY would need, so these methods count as not
-supported by the terminal (TVR "PIN entry required and PIN pad not present or not working"),
-and the profile adapter clears their bits from 9F33 so the card is told the truth.
+**Plaintext offline PIN (``01``, ``03``) is not supported:** VERIFY ``80`` needs the clear
+PIN on the terminal, and the PIN pad never releases one (DESIGN §5), so these methods count
+as not supported (TVR "PIN entry required and PIN pad not present or not working"), and the
+profile adapter clears their bit from 9F33 so the card is told the truth.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from drivers.errors import PinEntryCancelled, PinEntryTimeout
 from etika_errors import EtikaError
 from terminal.emv.config import KernelConfig, TransactionData, TransactionType
+from terminal.emv.offline_pin import OfflinePinStep
 from terminal.emv.pan import mask_pan
 from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 
@@ -163,21 +168,24 @@ def method_name(code: int) -> str:
     return _NAMES.get(code & 0x3F, f"unknown_{code & 0x3F:02X}")
 
 
-def _terminal_supports(method: int, config: KernelConfig, pin_entry: PinCallback | None) -> bool:
+def _terminal_supports(method: int, config: KernelConfig, pin_entry: PinCallback | None,
+                       offline_pin: OfflinePinStep | None = None) -> bool:
     if method == ONLINE_PIN:
         return config.supports(2, 7) and pin_entry is not None
+    if method in (ENCIPHERED_PIN_ICC, ENCIPHERED_PIN_ICC_AND_SIGNATURE):
+        return config.supports(2, 5) and offline_pin is not None
     if method == SIGNATURE:
         return config.supports(2, 6)
     if method == NO_CVM:
         return config.supports(2, 4)
     if method == FAIL:
         return True
-    return False  # offline PIN: see the module docstring
+    return False  # plaintext offline PIN: see the module docstring
 
 
 def _condition(cond: int, method: int, cvm_list: CvmList, card: dict[int, bytes],
                txn: TransactionData, config: KernelConfig,
-               pin_entry: PinCallback | None) -> bool:
+               pin_entry: PinCallback | None, offline_pin: OfflinePinStep | None = None) -> bool:
     unattended = config.terminal_type % 10 in (4, 5, 6)
     cash = txn.transaction_type == TransactionType.CASH
     cashback = txn.transaction_type == TransactionType.CASHBACK
@@ -188,7 +196,7 @@ def _condition(cond: int, method: int, cvm_list: CvmList, card: dict[int, bytes]
     if cond == 0x02:
         return not cash and not cashback
     if cond == 0x03:
-        return _terminal_supports(method, config, pin_entry)
+        return _terminal_supports(method, config, pin_entry, offline_pin)
     if cond == 0x04:
         return cash and not unattended
     if cond == 0x05:
@@ -207,6 +215,7 @@ async def process_cvm(
     tsi: Tsi,
     pan: str,
     pin_entry: PinCallback | None,
+    offline_pin: OfflinePinStep | None = None,
 ) -> CvmResult:
     """Run the card's CVM List; set TVR byte 3, TSI b7 and return the CVM Results (9F34)."""
     result = CvmResult()
@@ -220,12 +229,12 @@ async def process_cvm(
     last_failed: tuple[int, int] | None = None
     for rule in cvm_list.rules:
         code, cond, method = rule.code, rule.condition, rule.method
-        if not _condition(cond, method, cvm_list, card, txn, config, pin_entry):
+        if not _condition(cond, method, cvm_list, card, txn, config, pin_entry, offline_pin):
             continue
         outcome = CvmOutcome.FAILED
         if method not in _RECOGNISED:
             tvr.set(TvrBit.UNRECOGNISED_CVM)
-        elif not _terminal_supports(method, config, pin_entry):
+        elif not _terminal_supports(method, config, pin_entry, offline_pin):
             if method in _OFFLINE_PIN or method == ONLINE_PIN:
                 tvr.set(TvrBit.PIN_PAD_NOT_PRESENT)
         elif method == NO_CVM:
@@ -233,6 +242,14 @@ async def process_cvm(
         elif method == SIGNATURE:
             outcome = CvmOutcome.UNKNOWN
             result.signature_required = True
+        elif method in (ENCIPHERED_PIN_ICC, ENCIPHERED_PIN_ICC_AND_SIGNATURE):
+            assert offline_pin is not None  # _terminal_supports checked it
+            if await offline_pin.verify(tvr):
+                if method == ENCIPHERED_PIN_ICC:
+                    outcome = CvmOutcome.SUCCESS
+                else:
+                    outcome = CvmOutcome.UNKNOWN
+                    result.signature_required = True
         elif method == ONLINE_PIN:
             assert pin_entry is not None  # _terminal_supports checked it
             try:

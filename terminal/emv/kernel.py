@@ -35,6 +35,7 @@ from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.contact import ContactFlow, GpoRefused, parse_afl, terminal_data
 from terminal.emv.contactless import QvsdcFlow
 from terminal.emv.cvm import PinCallback
+from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
 from terminal.emv.result import TransactionResult
 from terminal.emv.selection import Chooser, choose_first, select_application
@@ -42,6 +43,8 @@ from terminal.emv.selection import Chooser, choose_first, select_application
 __all__ = [
     "ContactFlow",
     "EmvKernel",
+    "OfflinePinCallback",
+    "OfflinePinRequest",
     "OnlineAuthoriser",
     "OnlineRequest",
     "OnlineResponse",
@@ -56,6 +59,8 @@ class EmvKernel:
     """Runs EMV transactions on card sessions with one configuration.
 
     ``pin_entry`` returns an enciphered PIN block for online PIN (see :mod:`.cvm`);
+    ``offline_pin`` has the PIN pad encipher the PIN for the card (CVM 04/05, see
+    :mod:`.offline_pin`);
     ``authoriser`` reaches the issuer (``None``: the terminal has no host, every ARQC takes
     the unable-to-go-online path); ``chooser`` picks among several applications.
     """
@@ -67,9 +72,11 @@ class EmvKernel:
         pin_entry: PinCallback | None = None,
         authoriser: OnlineAuthoriser | None = None,
         chooser: Chooser = choose_first,
+        offline_pin: OfflinePinCallback | None = None,
     ) -> None:
         self.config = config
         self.pin_entry = pin_entry
+        self.offline_pin = offline_pin
         self.authoriser = authoriser
         self.chooser = chooser
 
@@ -86,7 +93,7 @@ class EmvKernel:
         channel = CardChannel(session)
         selected = await select_application(channel, self.config, chooser=self.chooser)
         return ContactFlow(self.config, channel, selected, txn, pin_entry=self.pin_entry,
-                           authoriser=self.authoriser)
+                           authoriser=self.authoriser, offline_pin=self.offline_pin)
 
     async def read(self, session: CardSession, *, contactless: bool = False) -> TransactionResult:
         """Select the application and read its records, no cryptogram (``etika card read``)."""
@@ -119,7 +126,7 @@ class EmvKernel:
                 channel, self.config, chooser=self.chooser, exclude=frozenset(refused)
             )
             flow = ContactFlow(self.config, channel, selected, txn, pin_entry=self.pin_entry,
-                               authoriser=self.authoriser)
+                               authoriser=self.authoriser, offline_pin=self.offline_pin)
             try:
                 return await flow.run()
             except GpoRefused:

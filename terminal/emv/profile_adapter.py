@@ -2,10 +2,12 @@
 
 What it decides, beyond copying values:
 
-- **9F33 without offline PIN.** The kernel cannot do offline PIN (the PIN pad never
-  releases a clear PIN, see :mod:`terminal.emv.cvm`), so byte 2 b8 (plaintext PIN for ICC
-  verification) and b5 (enciphered PIN for offline verification) are cleared from the
-  profile's capabilities: the card and the CVM list see the terminal's real abilities.
+- **9F33 without plaintext offline PIN.** The clear PIN would have to cross the terminal
+  for VERIFY ``80`` (reader and PIN pad are separate devices), so byte 2 b8 (plaintext PIN
+  for ICC verification) is cleared from the profile's capabilities: the card and the CVM
+  list see the terminal's real abilities. Byte 2 b5 (enciphered PIN for offline
+  verification) stays as the profile says: the PIN pad enciphers the PIN for the card
+  (:mod:`terminal.emv.offline_pin`).
 - **Revocation.** The profile's ``crl.toml`` entries go to the CA key that signed the
   revoked issuer certificate (``Capk.revoked_serials``), where ODA checks them.
 - **Contactless limits.** ``cl_transaction_limit``, ``cl_floor_limit`` (the contact floor
@@ -21,8 +23,8 @@ from terminal.profile import Profile
 
 __all__ = ["OFFLINE_PIN_BITS", "kernel_config_from_profile"]
 
-#: 9F33 byte 2 b8 and b5 (EMV 4.4 Book 4 Annex A2).
-OFFLINE_PIN_BITS = 0x80 | 0x10
+#: 9F33 byte 2 b8, plaintext PIN for ICC verification (EMV 4.4 Book 4 Annex A2).
+OFFLINE_PIN_BITS = 0x80
 
 
 def kernel_config_from_profile(profile: Profile) -> KernelConfig:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -45,3 +49,47 @@ def test_application_behind_a_pse_ddf_over_pcscd(vpcd_card: Callable[..., object
     vpcd_card("domestic-visa-ddf")
     result = _transact(capsys, "--amount", "25.00", "--aid", "A0000000031010")
     assert (result["aid"], result["oda"], result["oda_result"]) == ("A0000000031010", "dda", "ok")
+
+
+@pytest.fixture
+def pinpad_process() -> Iterator[Callable[[str], str]]:
+    """`etika sim pinpad --pin PIN` processes on ptys; yields a function giving the path."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(pin: str) -> str:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "terminal.cli.main", "sim", "pinpad", "--pin", pin],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        assert process.stdout is not None
+        match = re.search(r"/dev/pts/\d+", process.stdout.readline())
+        assert match, "the PIN pad simulator printed no pty path"
+        return match.group(0)
+
+    yield start
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("pin",  "cvm"),
+    [
+        ("1234", "offline_enciphered_pin"),
+        ("9999", "online_pin"),  # 44 failed, "apply succeeding": 42 03 online PIN is next
+    ],
+)
+def test_offline_enciphered_pin_over_pcscd(vpcd_card: Callable[..., object],
+                                           capsys: pytest.CaptureFixture[str],
+                                           pinpad_process: Callable[[str], str], pin: str,
+                                           cvm: str) -> None:
+    """Book 3 §10.5.1: the co-badged domestic card's CVM 44 — the serial pad enciphers the
+    PIN for the card, the terminal relays VERIFY 88; the right PIN verifies, a wrong one
+    fails that CVM (the card counts it in 9F17) and the CVM list moves on."""
+    vpcd_card("domestic-visa")
+    result = _transact(capsys, "--amount", "25.00", "--offline", "--pinpad",
+                       pinpad_process(pin))
+    assert (result["aid"], result["cvm"]) == ("D5040000011010", cvm)
+    assert not int(str(result["tvr"])[4:6], 16) & 0x80  # TVR byte 3 b8: CVM not failed
