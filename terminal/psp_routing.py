@@ -170,7 +170,10 @@ class KernelAuthoriser:
             log.warning("online authorisation %s failed: %s", self.transaction_id, exc)
             self.error = exc
             return None
-        arc = self.response.code if len(self.response.code) == 2 else (
+        # The ARC (tag 8A) is two ASCII alphanumerics (EMV Book 3 Annex A); a PSP's own
+        # longer or non-ASCII code is mapped to the generic approve/decline ARC.
+        code = self.response.code
+        arc = code if len(code) == 2 and code.isascii() and code.isalnum() else (
             "00" if self.response.approved else "05")
         issuer_data, malformed = None, False
         if self.response.emv_data:
@@ -183,7 +186,9 @@ class KernelAuthoriser:
                             self.transaction_id)
                 found, malformed = None, True
             issuer_data = found.value if found is not None else None
-        code = self.response.reference.approval_code
-        return OnlineResponse(arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
-                              authorisation_code=code.encode("ascii") if code else None,
-                              issuer_data_malformed=malformed)
+        approval = self.response.reference.approval_code
+        return OnlineResponse(
+            arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
+            authorisation_code=approval.encode("ascii") if approval and approval.isascii()
+            else None,
+            issuer_data_malformed=malformed)

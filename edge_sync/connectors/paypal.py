@@ -27,6 +27,7 @@ simulated gateway, standing in for PayPal's transaction search.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -50,7 +51,11 @@ from edge_sync.connectors.rest import (
     RestClient,
     RestSettings,
     SentRequests,
+    approval_code,
+    mapping,
+    reading,
     require,
+    text,
 )
 
 __all__ = ["PayPalConnector"]
@@ -58,6 +63,14 @@ __all__ = ["PayPalConnector"]
 _IDEMPOTENCY = "PayPal-Request-Id"
 _READ_METHOD = {EntryMode.CHIP: "contact_emv", EntryMode.CONTACTLESS: "contactless_emv",
                 EntryMode.OFFLINE_ADVICE: "contact_emv"}  # fmt: skip
+
+
+def _first_payment(unit: Mapping[str, Any]) -> tuple[str, Any]:
+    """``("capture" | "authorization", payment)`` of a purchase unit; ``LookupError`` or
+    ``TypeError`` when it holds neither."""
+    payments = mapping(unit["payments"], "payments")
+    kind = "captures" if "captures" in payments else "authorizations"
+    return kind.rstrip("s"), payments[kind][0]
 
 
 def _money(amount: Amount) -> dict[str, str]:
@@ -136,8 +149,10 @@ class PayPalConnector:
 
     def _retry(self, answer: HttpAnswer, operation: Operation, reference: PspReference
                ) -> PspResponse:
-        return PspResponse(outcome=Outcome.RETRY, code=str(answer.body.get("name")
-                                                           or f"http_{answer.status}"),
+        name = answer.body.get("name")
+        code = name if isinstance(name, str) and name.isascii() and name else (
+            f"http_{answer.status}")
+        return PspResponse(outcome=Outcome.RETRY, code=code,
                            message=str(answer.body.get("message", "")), operation=operation,
                            reference=reference)
 
@@ -151,34 +166,39 @@ class PayPalConnector:
             return self._retry(answer, operation, reference)
         units = require(answer.body, "purchase_units", where)
         try:
-            payments = units[0]["payments"]
-            kind = "captures" if "captures" in payments else "authorizations"
-            payment = payments[kind][0]
-        except (KeyError, IndexError, TypeError) as exc:
+            kind, payment = _first_payment(mapping(units[0], "a purchase unit"))
+        except (LookupError, TypeError) as exc:
             raise MalformedResponse(
                 f"{self.name}: the order has no capture or authorization; the outcome is "
                 "unknown", **where) from exc
-        return self._payment_response(payment, kind.rstrip("s"), operation, reference,
-                                      answer, where)
+        return self._payment_response(payment, kind, operation, reference, answer, where)
 
     def _payment_response(self, payment: Any, kind: str, operation: Operation,
                           reference: PspReference, answer: HttpAnswer,
                           where: dict[str, Any]) -> PspResponse:
         if not isinstance(payment, dict):
             raise MalformedResponse(f"{self.name}: a payment is not an object", **where)
-        status = str(require(payment, "status", where))
-        processor = payment.get("processor_response") or {}
-        code = processor.get("response_code")
-        outcome = classify_paypal(status, code)
+        with reading(where, f"the {kind}"):
+            status = text(require(payment, "status", where), f"the {kind} status")
+            processor = mapping(payment.get("processor_response") or {}, "processor_response")
+            code = processor.get("response_code")
+            if code is not None:
+                code = text(code, "the processor response code")
+                if not code.isascii() or not 0 < len(code) <= 64:
+                    raise ValueError("the processor response code is not short ASCII text")
+            outcome = classify_paypal(status, code)
+            payment_id = text(require(payment, "id", where), f"the {kind} id")
+            approval = approval_code(processor.get("authorization_code"))
         emv = processor.get("emv_auth_data") or ""
         try:
-            emv_data = bytes.fromhex(str(emv))
+            # Unreadable issuer data does not drop the decision: the kernel then records
+            # issuer authentication as failed (EMV Book 3 §10.9).
+            emv_data = bytes.fromhex(emv) if isinstance(emv, str) else b""
         except ValueError:
             emv_data = b""
         return PspResponse(
-            outcome=outcome, code=str(code or status), message=status, operation=operation,
-            reference=replace(reference, psp_id=f"{kind}/{require(payment, 'id', where)}",
-                              approval_code=processor.get("authorization_code")),
+            outcome=outcome, code=code or status, message=status, operation=operation,
+            reference=replace(reference, psp_id=f"{kind}/{payment_id}", approval_code=approval),
             emv_data=emv_data, replayed=answer.status == 200 and operation in (
                 Operation.AUTHORISE, Operation.ADVICE),
         )
@@ -190,11 +210,14 @@ class PayPalConnector:
         answer = await self._http.request("GET", "/v2/checkout/orders", where=where,
                                           params={"custom_id": original.transaction_id})
         orders = require(answer.body, "orders", where)
-        if not orders:
-            return None
-        payments = orders[0]["purchase_units"][0]["payments"]
-        kind = "captures" if "captures" in payments else "authorizations"
-        return f"{kind.rstrip('s')}/{payments[kind][0]['id']}"
+        with reading(where, "the order search answer"):
+            if not isinstance(orders, list):
+                raise TypeError("orders is not a list")
+            if not orders:
+                return None
+            units = mapping(orders[0], "an order")["purchase_units"]
+            kind, payment = _first_payment(mapping(units[0], "a purchase unit"))
+            return f"{kind}/{text(mapping(payment, 'a payment')['id'], 'the payment id')}"
 
     def _not_found(self, operation: Operation, original: PspReference, outcome: Outcome
                    ) -> PspResponse:

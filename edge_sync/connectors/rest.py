@@ -16,6 +16,12 @@ any other ``httpx.HTTPError`` (``ReadError``, :class:`OutcomeUnknown`
 ``RemoteProtocolError``…)
 ==========================================  ==================================
 
+An answer is decoded with bounds (:func:`decode_json`: at most 1 MiB and 32 levels of
+nesting), and every connector reads it inside :func:`reading`, which turns any shape or
+type surprise (a missing key, a string where an object belongs, a non-ASCII code) into
+:class:`MalformedResponse`: an answer the terminal cannot read is an unknown outcome, which
+the router reverses — never a raw ``KeyError`` that would lose the reversal.
+
 HTTP statuses: 2xx and 402 are answers; 429 and 5xx are "retry" answers; 400, 401, 403,
 404 and 422 are :class:`PspRejected`; 409 is "retry" (the same idempotency key is still
 being processed) — Stripe's documented semantics, which PayPal's mostly share.
@@ -24,8 +30,10 @@ being processed) — Stripe's documented semantics, which PayPal's mostly share.
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +42,36 @@ import httpx
 from edge_sync.connectors.errors import (
     MalformedResponse,
     OutcomeUnknown,
+    PspError,
     PspRejected,
     PspTimeout,
     PspUnreachable,
 )
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_JSON_DEPTH",
     "HttpAnswer",
     "RestClient",
     "RestSettings",
     "SentRequests",
+    "approval_code",
+    "decode_json",
     "map_httpx_error",
+    "mapping",
+    "reading",
     "require",
+    "text",
 ]
+
+#: A PSP answer is a few kilobytes; anything near this is not one.
+MAX_ANSWER_BYTES = 1 << 20
+#: PSP answers nest a handful of levels; the bound keeps the decoder and every walker of
+#: the result far from Python's recursion limit.
+MAX_JSON_DEPTH = 32
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: ISO 8583 DE 38 / EMV tag 89: six alphanumeric characters (shorter ones are padded).
+_APPROVAL_CODE = re.compile(r"[0-9A-Za-z ]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -117,16 +142,8 @@ class RestClient:
                 httpx.CookieConflict) as exc:
             raise map_httpx_error(exc, where) from exc
         name = self.settings.name
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedResponse(
-                f"{name}: HTTP {response.status_code} answer is not JSON; the outcome of "
-                "the request is unknown", **where, http_status=response.status_code,
-            ) from exc
-        if not isinstance(body, dict):
-            raise MalformedResponse(f"{name}: the answer is JSON but not an object",
-                                    **where, http_status=response.status_code)
+        body = decode_json(response.content, name=name,
+                           where={**where, "http_status": response.status_code})
         status = response.status_code
         if status in (400, 401, 403, 404, 422):
             raise PspRejected(
@@ -139,6 +156,77 @@ class RestClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON object of at most :data:`MAX_ANSWER_BYTES` and :data:`MAX_JSON_DEPTH` levels,
+    else :class:`MalformedResponse` (the outcome of the request is unknown)."""
+    if len(content) > MAX_ANSWER_BYTES:
+        raise MalformedResponse(f"{name}: the answer is {len(content)} bytes, more than "
+                                f"{MAX_ANSWER_BYTES}; the outcome is unknown", **where)
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(content):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in (b"]", b"}"):
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise MalformedResponse(f"{name}: the answer nests deeper than {MAX_JSON_DEPTH} "
+                                "levels; the outcome is unknown", **where)
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedResponse(f"{name}: the answer is not JSON; the outcome of the request "
+                                "is unknown", **where) from exc
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"{name}: the answer is JSON but not an object", **where)
+    return body
+
+
+@contextmanager
+def reading(where: Mapping[str, Any], what: str = "the answer") -> Iterator[None]:
+    """Read a decoded answer: any shape or type surprise is :class:`MalformedResponse`.
+
+    The connectors' answer readers index, convert and compare freely inside this block; a
+    PSP that sends a list entry without its id, a string where an object belongs or a
+    non-ASCII code gets "unreadable answer, outcome unknown" — the case the router reverses.
+    """
+    try:
+        yield
+    except PspError:
+        raise
+    except (LookupError, TypeError, AttributeError, ValueError, UnicodeError,
+            RecursionError) as exc:
+        raise MalformedResponse(
+            f"{where.get('connector', 'psp')}: {what} has an unexpected shape "
+            f"({type(exc).__name__}); the outcome is unknown", **where,
+        ) from None
+
+
+def mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else ``TypeError`` (mapped by :func:`reading`)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is not an object")
+    return value
+
+
+def text(value: Any, what: str) -> str:
+    """``value`` when it is a JSON string, else ``TypeError`` (mapped by :func:`reading`)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is not a string")
+    return value
+
+
+def approval_code(value: Any) -> str | None:
+    """An issuer approval code (DE 38 / tag 89: up to six ASCII alphanumerics) or ``None``;
+    anything else is ``ValueError`` (mapped by :func:`reading`)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _APPROVAL_CODE.fullmatch(value):
+        raise ValueError("the approval code is not up to six ASCII letters or digits")
+    return value
 
 
 def _error_text(body: Mapping[str, Any]) -> str:

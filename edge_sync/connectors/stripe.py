@@ -28,6 +28,7 @@ response code; the issuer's ARPC comes back as ``emv_auth_data`` of the charge.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -51,7 +52,11 @@ from edge_sync.connectors.rest import (
     RestClient,
     RestSettings,
     SentRequests,
+    approval_code,
+    mapping,
+    reading,
     require,
+    text,
 )
 
 __all__ = ["StripeConnector"]
@@ -130,6 +135,11 @@ class StripeConnector:
 
     def _intent_response(self, answer: HttpAnswer, operation: Operation, key: str,
                          amount: Amount | None, where: dict[str, Any]) -> PspResponse:
+        with reading(where, "the payment intent"):
+            return self._read_intent(answer, operation, key, amount, where)
+
+    def _read_intent(self, answer: HttpAnswer, operation: Operation, key: str,
+                     amount: Amount | None, where: dict[str, Any]) -> PspResponse:
         body = answer.body
         reference = PspReference(connector=self.name, transaction_id=key,
                                  operation=operation.value,
@@ -139,26 +149,29 @@ class StripeConnector:
             error = require(body, "error", where)
             if not isinstance(error, dict):
                 raise MalformedResponse(f"{self.name}: 'error' is not an object", **where)
-            code = str(error.get("decline_code") or error.get("code") or f"http_{answer.status}")
+            code = _code(error.get("decline_code") or error.get("code")
+                         or f"http_{answer.status}")
             outcome = Outcome.RETRY if answer.status != 402 else classify_stripe(None, code)
             intent = error.get("payment_intent")
             if isinstance(intent, dict) and "id" in intent:
-                reference = replace(reference, psp_id=str(intent["id"]))
-            return PspResponse(outcome=outcome, code=code, message=str(error.get("message", "")),
+                reference = replace(reference, psp_id=text(intent["id"], "the intent id"))
+            return PspResponse(outcome=outcome, code=code,
+                               message=str(error.get("message", "")),
                                operation=operation, reference=reference,
                                replayed=answer.replayed)
-        intent_id = require(body, "id", where)
-        status = str(require(body, "status", where))
+        intent_id = text(require(body, "id", where), "the intent id")
+        status = text(require(body, "status", where), "the intent status")
         code = status
         outcome = classify_stripe(status, None)
         last_error = body.get("last_payment_error")
         if outcome is not Outcome.APPROVE and isinstance(last_error, dict):
-            code = str(last_error.get("decline_code") or last_error.get("code") or status)
+            code = _code(last_error.get("decline_code") or last_error.get("code") or status)
             outcome = classify_stripe(None, code)
         return PspResponse(
             outcome=outcome, code=code, message=status, operation=operation,
-            reference=replace(reference, psp_id=str(intent_id),
-                              approval_code=_authorization_code(body)),
+            reference=replace(reference, psp_id=intent_id,
+                              approval_code=approval_code(_charge_details(body)
+                                                          .get("authorization_code"))),
             emv_data=_emv_auth_data(body), replayed=answer.replayed,
         )
 
@@ -172,7 +185,10 @@ class StripeConnector:
         found = require(answer.body, "data", where)
         if not isinstance(found, list):
             raise MalformedResponse(f"{self.name}: search 'data' is not a list", **where)
-        return str(found[0]["id"]) if found else None
+        if not found:
+            return None
+        with reading(where, "the search answer"):
+            return text(mapping(found[0], "a search entry")["id"], "the intent id")
 
     def _not_found(self, operation: Operation, original: PspReference, outcome: Outcome
                    ) -> PspResponse:
@@ -200,7 +216,8 @@ class StripeConnector:
             return self._not_found(Operation.REVERSE, original, Outcome.APPROVE)
         where = self._where(Operation.REVERSE, key)
         current = await self._http.request("GET", f"/v1/payment_intents/{intent}", where=where)
-        status = require(current.body, "status", where)
+        with reading(where, "the payment intent"):
+            status = text(require(current.body, "status", where), "the intent status")
         if status == "canceled":
             return self._intent_response(current, Operation.REVERSE, key, amount, where)
         if status == "succeeded":
@@ -235,19 +252,26 @@ class StripeConnector:
 
     def _refund_response(self, answer: HttpAnswer, operation: Operation, key: str,
                          where: dict[str, Any]) -> PspResponse:
+        with reading(where, "the refund"):
+            return self._read_refund(answer, operation, key, where)
+
+    def _read_refund(self, answer: HttpAnswer, operation: Operation, key: str,
+                     where: dict[str, Any]) -> PspResponse:
         reference = PspReference(connector=self.name, transaction_id=key,
                                  operation=operation.value)
         if answer.status >= 400:
-            error = answer.body.get("error") or {}
-            code = str(error.get("code") or f"http_{answer.status}")
+            error = mapping(answer.body.get("error") or {}, "the error")
+            code = _code(error.get("code") or f"http_{answer.status}")
             outcome = Outcome.RETRY if answer.status >= 409 else Outcome.DECLINE
             return PspResponse(outcome=outcome, code=code, message=str(error.get("message", "")),
                                operation=operation, reference=reference,
                                replayed=answer.replayed)
-        status = str(require(answer.body, "status", where))
+        status = text(require(answer.body, "status", where), "the refund status")
         outcome = Outcome.APPROVE if status in {"succeeded", "pending"} else Outcome.DECLINE
+        refund_id = answer.body.get("id")
         return PspResponse(outcome=outcome, code=status, message=status, operation=operation,
-                           reference=replace(reference, psp_id=str(answer.body.get("id"))),
+                           reference=replace(reference, psp_id=None if refund_id is None
+                                             else text(refund_id, "the refund id")),
                            replayed=answer.replayed)
 
     async def status(self, original: PspReference) -> PspResponse:
@@ -272,22 +296,28 @@ class StripeConnector:
         await self._http.aclose()
 
 
-def _charge_details(body: dict[str, Any]) -> dict[str, Any]:
+def _code(value: Any) -> str:
+    """A decline or error code: a short ASCII string (classified, kept, shown)."""
+    code = text(value, "the code")
+    if not code.isascii() or not 0 < len(code) <= 64:
+        raise ValueError("the code is not short ASCII text")
+    return code
+
+
+def _charge_details(body: dict[str, Any]) -> Mapping[str, Any]:
     charge = body.get("latest_charge")
-    if not isinstance(charge, dict):
+    if charge is None:
         return {}
-    details = charge.get("payment_method_details", {}).get("card_present", {})
-    return details if isinstance(details, dict) else {}
+    details = mapping(charge, "latest_charge").get("payment_method_details") or {}
+    return mapping(mapping(details, "payment_method_details").get("card_present") or {},
+                   "card_present")
 
 
 def _emv_auth_data(body: dict[str, Any]) -> bytes:
-    text = _charge_details(body).get("emv_auth_data") or ""
+    # Unreadable issuer data is not a reason to drop the host's decision: without it the
+    # kernel records issuer authentication as failed (EMV Book 3 §10.9), as it should.
+    value = _charge_details(body).get("emv_auth_data") or ""
     try:
-        return bytes.fromhex(str(text))
+        return bytes.fromhex(value) if isinstance(value, str) else b""
     except ValueError:
         return b""
-
-
-def _authorization_code(body: dict[str, Any]) -> str | None:
-    code = _charge_details(body).get("authorization_code")
-    return str(code) if code else None
