@@ -12,6 +12,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from drivers.base import EncryptedPin
@@ -45,25 +46,68 @@ from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.errors import ConfigError
 from terminal.profile import Profile, PspConfig, Route
+from terminal.profile.checks import profile_file
+from terminal.psp_trust import CREDENTIALS_DIR, P2pePins, read_api_key
 
 __all__ = ["KernelAuthoriser", "build_connector", "build_router", "route_rule"]
 
 log = logging.getLogger(__name__)
 
 
-def _public_key(profile: Profile, psp: PspConfig) -> bytes:
+def _public_key(profile: Profile, psp: PspConfig, pins: P2pePins | None) -> bytes:
     if not psp.p2pe_public_key:
         raise ConfigError([
             f"routing.toml: psp {psp.name!r} has no p2pe_public_key: card data cannot be "
             "sealed for it (add the PSP's public key PEM to the profile)"
         ])
-    return (profile.directory / psp.p2pe_public_key).read_bytes()
+    try:
+        pem = profile_file(profile.directory, psp.p2pe_public_key).read_bytes()
+    except (ValueError, OSError) as exc:
+        raise ConfigError([f"routing.toml: psp {psp.name!r} p2pe_public_key: "
+                           f"{getattr(exc, 'strerror', None) or exc}"]) from None
+    if pins is not None:
+        pins.check(psp.name, pem)
+    return pem
+
+
+def _tls_context(profile: Profile, psp: PspConfig) -> ssl.SSLContext | None:
+    """The (mutual) TLS context of an ISO 8583 link, or ``None`` for a loopback simulator."""
+    if not psp.tls:
+        return None
+    try:
+        cafile = profile_file(profile.directory, psp.tls_ca_file) if psp.tls_ca_file else None
+        context = ssl.create_default_context(cafile=cafile)
+        if psp.tls_cert_file and psp.tls_key_file:
+            context.load_cert_chain(profile_file(profile.directory, psp.tls_cert_file),
+                                    profile_file(profile.directory, psp.tls_key_file))
+    except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigError([f"routing.toml: psp {psp.name!r}: the TLS files cannot be used "
+                           f"({exc})"]) from None
+    return context
+
+
+def _api_key(psp: PspConfig, api_keys: Mapping[str, str] | None,
+             credentials_dir: Path | None) -> str | None:
+    """The REST connector's secret: given, or from its permission-checked credentials file;
+    a loopback simulator may have none; any other PSP must (issue #12 item 6)."""
+    if api_keys and psp.name in api_keys:
+        return api_keys[psp.name]
+    if credentials_dir is not None and (credentials_dir / psp.name).exists():
+        return read_api_key(credentials_dir / psp.name)
+    if psp.loopback:
+        return None
+    where = (credentials_dir / psp.name if credentials_dir
+             else f"<data dir>/{CREDENTIALS_DIR}/{psp.name}")
+    raise ConfigError([f"routing.toml: psp {psp.name!r} has no credentials: write its API key "
+                       f"to {where} (mode 600)"])
 
 
 def build_connector(profile: Profile, psp: PspConfig, *, stans: StanSource | None = None,
-                    api_keys: Mapping[str, str] | None = None) -> Connector:
+                    api_keys: Mapping[str, str] | None = None,
+                    credentials_dir: Path | None = None,
+                    p2pe_pins: P2pePins | None = None) -> Connector:
     """The connector for one ``[[psp]]`` entry (not connected yet: links open lazily)."""
-    key = _public_key(profile, psp)
+    key = _public_key(profile, psp, p2pe_pins)
     if psp.kind == "iso8583":
         if psp.host is None or psp.port is None:  # the model refuses this; narrows types
             raise ConfigError([f"routing.toml: psp {psp.name!r} needs host and port"])
@@ -75,7 +119,7 @@ def build_connector(profile: Profile, psp: PspConfig, *, stans: StanSource | Non
         )
         return Iso8583Connector(
             Iso8583Settings(context, psp.host, psp.port, key, timeout_s=psp.timeout_s,
-                            ssl_context=ssl.create_default_context() if psp.tls else None,
+                            ssl_context=_tls_context(profile, psp),
                             server_hostname=psp.host if psp.tls else None),
             stans=stans,
         )
@@ -83,7 +127,7 @@ def build_connector(profile: Profile, psp: PspConfig, *, stans: StanSource | Non
         raise ConfigError([f"routing.toml: psp {psp.name!r} needs url"])
     settings = RestSettings(name=psp.name, url=psp.url, p2pe_public_key=key,
                             timeout_s=psp.timeout_s,
-                            api_key=(api_keys or {}).get(psp.name, "sk_test_etika"))
+                            api_key=_api_key(psp, api_keys, credentials_dir))
     if psp.kind == "stripe":
         return StripeConnector(settings)
     return PayPalConnector(settings)
@@ -100,15 +144,21 @@ def route_rule(route: Route) -> RouteRule:
 
 def build_router(profile: Profile, *,
                  stan_source: Callable[[str], StanSource] | None = None,
-                 api_keys: Mapping[str, str] | None = None) -> Router:
+                 api_keys: Mapping[str, str] | None = None,
+                 credentials_dir: Path | None = None,
+                 p2pe_pins: P2pePins | None = None) -> Router:
     """A router over every ``[[psp]]`` of the profile, with its routes and breakers.
 
     ``stan_source(connector_name)`` gives each ISO 8583 connector its STAN counter — the
     terminal passes ``lambda name: SqliteStanSource(store, name)`` so STANs survive
-    restarts; without it they are in memory.
+    restarts; without it they are in memory. REST secrets come from ``api_keys`` or
+    ``credentials_dir/<connector>`` (:func:`terminal.psp_trust.read_api_key`); each P2PE
+    key is checked against ``p2pe_pins`` (:class:`terminal.psp_trust.P2pePins`) — the
+    terminal passes both from its data directory.
     """
     connectors = {
-        p.name: build_connector(profile, p, api_keys=api_keys,
+        p.name: build_connector(profile, p, api_keys=api_keys, credentials_dir=credentials_dir,
+                                p2pe_pins=p2pe_pins,
                                 stans=stan_source(p.name) if stan_source else None)
         for p in profile.psps
     }

@@ -81,8 +81,8 @@ class PayPalConnector:
     def __init__(self, settings: RestSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        self._http = RestClient(settings, auth_header=f"Bearer {settings.api_key}",
-                                transport=transport)
+        auth = f"Bearer {settings.api_key}" if settings.api_key else None
+        self._http = RestClient(settings, auth_header=auth, transport=transport)
         # A resent request must be byte-for-byte the first one (the PSP refuses a known
         # idempotency key with other parameters), and a fresh P2PE envelope never is.
         self._sent = SentRequests()

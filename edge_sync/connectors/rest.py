@@ -81,7 +81,9 @@ class RestSettings:
     name: str
     url: str
     p2pe_public_key: bytes
-    api_key: str = "sk_test_etika"
+    #: The connector's secret (``Authorization: Bearer``); ``None`` sends none (a local
+    #: simulator). The terminal loads it per connector, never from code.
+    api_key: str | None = None
     timeout_s: float = 2.0
     verify: bool | str = True  # CA bundle path, or False for a plain-HTTP simulator
 
@@ -116,13 +118,16 @@ class HttpAnswer:
 class RestClient:
     """An httpx client that turns every failure into a connector error."""
 
-    def __init__(self, settings: RestSettings, *, auth_header: str,
+    def __init__(self, settings: RestSettings, *, auth_header: str | None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
+        headers = {"User-Agent": "etika-terminal/0.1"}
+        if auth_header is not None:
+            headers["Authorization"] = auth_header
         self._client = httpx.AsyncClient(
             base_url=settings.url,
             timeout=httpx.Timeout(settings.timeout_s),
-            headers={"Authorization": auth_header, "User-Agent": "etika-terminal/0.1"},
+            headers=headers,
             verify=settings.verify,
             transport=transport or httpx.AsyncHTTPTransport(retries=0, verify=settings.verify),
         )

@@ -50,6 +50,7 @@ from terminal.profile.schemas import (
     SyncFile,
     TerminalConfig,
     TerminalFile,
+    is_loopback,
 )
 
 __all__ = [
@@ -77,5 +78,6 @@ __all__ = [
     "SyncFile",
     "TerminalConfig",
     "TerminalFile",
+    "is_loopback",
     "load_profile",
 ]

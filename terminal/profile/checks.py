@@ -17,7 +17,23 @@ from terminal.profile.schemas import (
     SyncFile,
 )
 
-__all__ = ["cross_check", "public_key_problem"]
+__all__ = ["cross_check", "profile_file", "public_key_problem"]
+
+
+def profile_file(directory: Path, name: str) -> Path:
+    """The file ``name`` of the profile directory; ``ValueError`` when it would lie outside.
+
+    Key and certificate paths come from files a config downlink may replace, so an absolute
+    path, ``..`` or a symbolic link out of the directory could point the terminal at any
+    key on the machine (issue #12 item 8): only files inside the profile are used.
+    """
+    if Path(name).is_absolute():
+        raise ValueError(f"{name} is an absolute path; name a file inside the profile directory")
+    root = directory.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{name} lies outside the profile directory")
+    return path
 
 
 def cross_check(
@@ -58,6 +74,12 @@ def cross_check(
             problem = public_key_problem(directory, psp.p2pe_public_key, p2pe=True)
             if problem:
                 problems.append(f"routing.toml:psp[{i}].p2pe_public_key: {problem}")
+        for attr in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            name = getattr(psp, attr)
+            if name:
+                problem = _file_problem(directory, name)
+                if problem:
+                    problems.append(f"routing.toml:psp[{i}].{attr}: {problem}")
     networks = {a.network for a in aids.aid}
     for i, route in enumerate(routing.route):
         for network in route.networks:
@@ -83,7 +105,10 @@ def public_key_problem(directory: Path, name: str, *, p2pe: bool) -> str | None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    path = directory / name
+    try:
+        path = profile_file(directory, name)
+    except ValueError as exc:
+        return str(exc)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -103,3 +128,16 @@ def public_key_problem(directory: Path, name: str, *, p2pe: bool) -> str | None:
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
         return None
     return f"{name} must be the platform's EC P-256 public key (etika platform key)"
+
+
+def _file_problem(directory: Path, name: str) -> str | None:
+    """Why the profile file ``name`` cannot be read, or ``None``."""
+    try:
+        profile_file(directory, name).read_bytes()
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            return f"no file {name} in the profile directory"
+        return f"cannot read {name}: {exc.strerror or exc}"
+    return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -26,6 +26,25 @@ from terminal.profile.schemas import (
 from terminal.profile_crl import crl_problems
 
 __all__ = ["load_profile"]
+
+
+#: The deepest nesting any profile file needs is about four levels (``[[psp]]`` → list →
+#: table); the bound keeps validation and error reporting far from the recursion limit.
+MAX_DEPTH = 16
+
+
+def _too_deep(data: Any) -> str | None:
+    """The key path of the first value nested deeper than :data:`MAX_DEPTH`, or ``None``."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return _format_loc(path[:MAX_DEPTH])
+        if isinstance(value, dict):
+            stack.extend((v, (*path, str(k))) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value))
+    return None
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
@@ -56,6 +75,14 @@ def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseM
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"{filename}: invalid TOML: {exc}")
         return None
+    except RecursionError:
+        problems.append(f"{filename}: nests arrays or tables too deeply to read")
+        return None
+    where = _too_deep(data)
+    if where is not None:
+        problems.append(f"{filename}:{where}: nests deeper than {MAX_DEPTH} levels "
+                        "(no profile setting does)")
+        return None
     try:
         return PROFILE_FILES[filename].model_validate(data)
     except ValidationError as exc:
@@ -80,7 +107,7 @@ def load_profile(directory: Path | str) -> Profile:
     problems: list[str] = []
     parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}
     if problems:
-        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+        raise ConfigError([f"{directory}/{p}" for p in problems], directory=str(directory))
     # Every file validated, so each entry holds its own model (casts only narrow the type).
     terminal_file = cast(TerminalFile, parsed["terminal.toml"])
     currencies = cast(CurrenciesFile, parsed["currencies.toml"])
@@ -93,7 +120,7 @@ def load_profile(directory: Path | str) -> Profile:
     revoked, crl_issues = crl_problems(directory)  # the optional crl.toml
     problems += crl_issues
     if problems:
-        raise ConfigError([f"{directory / p}" for p in problems], directory=str(directory))
+        raise ConfigError([f"{directory}/{p}" for p in problems], directory=str(directory))
     return Profile(
         directory=directory,
         terminal=terminal_file.terminal,

@@ -23,11 +23,13 @@ CAPK checksums, duplicate entries); rules that span files live in
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -64,6 +66,7 @@ __all__ = [
     "SyncFile",
     "TerminalConfig",
     "TerminalFile",
+    "is_loopback",
 ]
 
 
@@ -171,12 +174,17 @@ class CurrencyEntry(_Strict):
         return self
 
 
+_TEN_YEARS_S = 10 * 366 * 86400
+_EARLIEST_AS_OF = datetime(2000, 1, 2)
+_LATEST_AS_OF = datetime(2999, 12, 30)
+
+
 class FxRateEntry(_Strict):
     base: CurrencyCode
     quote: CurrencyCode
     rate: Decimal = Field(gt=0)
     as_of: datetime
-    max_age_s: Annotated[int, Field(gt=0)]
+    max_age_s: Annotated[int, Field(gt=0, le=_TEN_YEARS_S)]
 
     @field_validator("rate", mode="before")
     @classmethod
@@ -190,6 +198,10 @@ class FxRateEntry(_Strict):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must carry a timezone, e.g. 2026-11-22T06:00:00Z")
+        # Near year 1 or 9999 the conversion to UTC and age arithmetic overflow (issue #17
+        # item 10); a rate is from this era.
+        if not _EARLIEST_AS_OF <= value.replace(tzinfo=None) <= _LATEST_AS_OF:
+            raise ValueError("must be a date between 2000 and 2999")
         return value
 
     def to_rate(self) -> FxRate:
@@ -336,8 +348,8 @@ class CapksFile(_Strict):
 
 
 class OfflineLimits(_Strict):
-    max_count: Annotated[int, Field(ge=0)]
-    max_age_s: Annotated[int, Field(gt=0)]
+    max_count: Annotated[int, Field(ge=0, le=1_000_000)]
+    max_age_s: Annotated[int, Field(gt=0, le=_TEN_YEARS_S)]
     max_per_transaction: dict[CurrencyCode, MinorUnits]
     max_cumulative: dict[CurrencyCode, MinorUnits]
 
@@ -422,17 +434,52 @@ class LimitsFile(_Strict):
 # --- routing.toml ------------------------------------------------------------------------
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (a simulator or a local relay), not a network peer."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _psp_url(value: str) -> str:
+    # Checked here so a URL such as "http://[::1" is a profile error with its file:key, not a
+    # traceback in the middle of a payment (issue #17 item 10).
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (use the connector's credentials file)")
+    if not value.isascii() or any(c.isspace() for c in value):
+        raise ValueError("must be plain ASCII without spaces")
+    return value
+
+
+PspUrl = Annotated[str, AfterValidator(_psp_url)]
+
+
 class PspConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     kind: Literal["iso8583", "stripe", "paypal"]
-    host: str | None = None
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    url: str | None = None
+    url: PspUrl | None = None
     acquirer_id: Annotated[str, Field(pattern=r"^[0-9]{1,11}$")] | None = None
     networks: list[Network]
     currencies: list[CurrencyCode]
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     tls: bool = False
+    # Mutual TLS of an ISO 8583 link (PEM files, relative to the profile directory): the CA
+    # that signs the host's certificate, and this terminal's client certificate and key.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     p2pe_public_key: str | None = None  # PEM file, relative to the profile directory
     # Circuit breaker: open after this many failures within the window, probe after reset.
     breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
@@ -446,6 +493,30 @@ class PspConfig(_Strict):
         if self.kind != "iso8583" and self.url is None:
             raise ValueError(f"a {self.kind} connector needs url")
         return self
+
+    @model_validator(mode="after")
+    def _encrypted_off_this_machine(self) -> PspConfig:
+        # Issue #12 item 6: card data envelopes, PIN blocks and credentials never cross a
+        # network in the clear. Loopback stays open for the simulators.
+        if self.kind == "iso8583" and self.host is not None and not is_loopback(self.host):
+            if not self.tls:
+                raise ValueError(f"iso8583 host {self.host} is not on this machine: set "
+                                 "tls = true (mutual TLS)")
+            if not (self.tls_cert_file and self.tls_key_file):
+                raise ValueError(f"iso8583 host {self.host} needs mutual TLS: set "
+                                 "tls_cert_file and tls_key_file (the terminal's client "
+                                 "certificate)")
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+                raise ValueError(f"{self.url} is not on this machine: use https://")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the PSP runs on this machine (a simulator)."""
+        host = self.host if self.kind == "iso8583" else urlsplit(self.url or "").hostname
+        return is_loopback(host or "")
 
 
 class Route(_Strict):
