@@ -76,12 +76,12 @@ def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseM
         problems.append(f"{filename}: invalid TOML: {exc}")
         return None
     except RecursionError:
-        problems.append(f"{filename}: nests arrays or tables too deeply to read")
+        problems.append(f"{filename}: nested too deep to read (arrays or tables)")
         return None
     where = _too_deep(data)
     if where is not None:
-        problems.append(f"{filename}:{where}: nests deeper than {MAX_DEPTH} levels "
-                        "(no profile setting does)")
+        problems.append(f"{filename}:{where}: nested too deep (more than {MAX_DEPTH} "
+                        "levels; no profile setting is)")
         return None
     try:
         return PROFILE_FILES[filename].model_validate(data)
