@@ -41,7 +41,7 @@ from edge_sync.connectors.errors import PspError
 from edge_sync.connectors.iso8583_messages import encode_icc
 from hsm.cards import CardData
 from terminal.emv import tlv
-from terminal.emv.errors import TlvError
+from terminal.emv.errors import CardDataError, TlvError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.errors import ConfigError
@@ -199,16 +199,22 @@ class KernelAuthoriser:
         icc = dict(request.icc_data)
         pan, expiry = pan_from_card(icc), expiry_from_card(icc)
         if pan is None or expiry is None:
-            raise ValueError("the kernel's online request has no PAN or expiry to seal")
+            raise CardDataError("the card gave no PAN or expiry to seal for the PSP", tag=0x5A)
         pin: Any = request.online_pin
         pin_block, ksn = ((pin.pin_block, pin.ksn) if isinstance(pin, EncryptedPin)
                           else (None, None))
         psn = icc.get(0x5F34)
-        card = CardInput(
-            encryptor=CardDataEncryptor(CardData(pan, expiry)), entry_mode=self.entry_mode,
-            emv_data=encode_icc(icc), pan_sequence=psn.hex() if psn else None,
-            pin_block=pin_block, ksn=ksn, masked_pan=request.pan_masked,
-        )
+        try:
+            card = CardInput(
+                encryptor=CardDataEncryptor(CardData(pan, expiry)), entry_mode=self.entry_mode,
+                emv_data=encode_icc(icc), pan_sequence=psn.hex() if psn else None,
+                pin_block=pin_block, ksn=ksn, masked_pan=request.pan_masked,
+            )
+        except ValueError as exc:
+            # The card's own data (a PAN failing Luhn, an expiry month 13, an oversized
+            # data object for DE 55) cannot be sent: the card's data error, not a crash.
+            # The messages of CardData and encode_icc never carry the clear PAN.
+            raise CardDataError(f"the card's data cannot be sent online: {exc}") from exc
         key = RoutingKey(network=self.network, currency=self.amount.currency,
                          amount_minor=self.amount.minor, aid=request.aid.hex().upper(),
                          bin=pan[:8])

@@ -225,3 +225,14 @@ async def test_malformed_de55_in_an_approval_keeps_the_approval() -> None:
     assert bridge.response is not None and bridge.response.approved
     assert TvrBit.ISSUER_AUTHENTICATION_FAILED in tvr_of(result)
     assert (result.arc, result.decision, result.cryptogram) == ("00", "approved_online", "TC")
+
+
+async def test_card_pan_that_cannot_be_sealed_is_a_card_data_error() -> None:
+    """A card whose PAN fails Luhn cannot be sealed for the PSP: CardDataError, no PAN in it."""
+    pan = "4761739001010011"  # Luhn-invalid
+    connector = ScriptedConnector("fake")
+    router = Router([RouteRule("all", ("fake",))], {"fake": connector}, {})
+    bridge = KernelAuthoriser(router, uuid.uuid4(), MAD, network="visa")
+    with pytest.raises(CardDataError) as info:
+        await run(App(pan=pan), lambda c, a, n: a, txn(60000), authoriser=bridge)
+    assert pan not in str(info.value) and not connector.calls
