@@ -50,11 +50,17 @@ from drivers.reader_errors import (
     _ReaderLeaf,
 )
 
-__all__ = ["PNP_NOTIFICATION", "PcscReader", "PcscSession"]
+__all__ = ["NO_PCSCD_MESSAGE", "PNP_NOTIFICATION", "PcscReader", "PcscSession"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: What a card wait says when pcscd cannot be reached at all (not an empty reader).
+NO_PCSCD_MESSAGE = (
+    "the PC/SC service (pcscd) is not running: start it with `sudo systemctl start "
+    "pcscd.socket`, or `sudo pcscd` where there is no systemd (scripts/setup installs it)"
+)
 
 #: pcsc-lite's pseudo reader whose state changes when a reader is added or removed.
 PNP_NOTIFICATION = "\\\\?PnP?\\Notification"
@@ -360,7 +366,14 @@ class PcscReader:
             while True:
                 try:
                     snapshot = await self._waiting(self._wait_change_sync, context, states)
-                except PcscServiceError:
+                except PcscServiceError as exc:
+                    if context.generation == 0:
+                        # Never reached: pcscd is not running at all. Say so now, not as
+                        # "no card" after the whole timeout.
+                        raise PcscServiceError(
+                            NO_PCSCD_MESSAGE, reader=reader, operation="connecting to pcscd",
+                            hresult=exc.fields.get("hresult"),
+                        ) from exc
                     # pcscd restarting: keep waiting for it (and the card) until the deadline
                     await self._waiting(context.release)
                     snapshot = {}

@@ -111,7 +111,8 @@ def error_for_hresult(hresult: int, *, operation: str, reader: str | None = None
     code = hresult & 0xFFFFFFFF
     name = code_name(code)
     leaf = LEAF_BY_CODE_NAME.get(name, ReaderFaultError)
-    where = f" on reader {reader!r}" if reader else ""
+    # "in reader", not "on reader": "powering the card on on reader ..." read badly.
+    where = f" in reader {reader!r}" if reader else ""
     message = f"{operation}{where} failed: {name} ({_RECOVERY[leaf]})"
     return leaf(message, reader=reader, hresult=code, operation=operation)
 
@@ -141,7 +142,8 @@ def error_for_exception(
         leaf = CardProtocolError
     else:
         leaf = ReaderFaultError
-    where = f" on reader {reader!r}" if reader else ""
+    # "in reader", not "on reader": "powering the card on on reader ..." read badly.
+    where = f" in reader {reader!r}" if reader else ""
     message = f"{operation}{where} failed: {type(exc).__name__} ({_RECOVERY[leaf]})"
     return leaf(message, reader=reader, operation=operation)
 

@@ -78,6 +78,15 @@ class DrainReport:
     dead: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: DrainReport) -> None:
+        """Count ``other`` (one more drain pass) into this report."""
+        self.delivered += other.delivered
+        self.rejected += other.rejected
+        self.retried += other.retried
+        self.expired += other.expired
+        self.dead += other.dead
+        self.errors = [*self.errors, *other.errors][-100:]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "delivered": self.delivered,
@@ -145,6 +154,8 @@ class OutboxWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._wake = asyncio.Event()
         self._recovered = False
+        #: Everything :meth:`run` did so far, pass after pass (a stopped run reports it).
+        self.totals = DrainReport()
 
     @property
     def destinations(self) -> list[str]:
@@ -204,7 +215,7 @@ class OutboxWorker:
             # Cleared before the pass, so a wake() arriving during it starts the next at once.
             self._wake.clear()
             try:
-                await self.drain()
+                self.totals.add(await self.drain())
             except Exception:  # the loop must outlive a bad pass; the error is logged
                 log.exception("sync: drain pass failed")
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]

@@ -125,10 +125,10 @@ class PinLocked(WrongPin):
 class KeyMissing(HsmError):
     """A key the operation needs is not in the token."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, remedy: str | None = None) -> None:
         super().__init__(
-            f"the key {label!r} is not in the token; run etika hsm init "
-            "(or etika hsm import for a shared key)",
+            f"the key {label!r} is not in the token; "
+            + (remedy or "run etika hsm init (or etika hsm import for a shared key)"),
             label=label,
         )
 

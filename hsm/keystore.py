@@ -248,6 +248,12 @@ class KeyStore:
         """PEM SubjectPublicKeyInfo of signing key ``version`` (default: current)."""
         version = version or self.signing_key_version
         label = k.key_label(KeyPurpose.SIGNING, version)
+        held = self.key_versions().get(KeyPurpose.SIGNING, [])
+        if held and version not in held:
+            # A version that was never created: rotating makes the next one, init would not.
+            raise KeyMissing(label, remedy=(
+                f"the token holds signing key version(s) {', '.join(map(str, held))}; "
+                "etika hsm rotate signing creates the next one"))
         der = self._owner.run(lambda s: k.public_key_der(s, version),
                               where=f"reading the public key {label}", key_label=label)
         return k.public_key_pem_from_der(der)

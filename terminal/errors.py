@@ -8,6 +8,7 @@
         ├── MoneyError           an amount or currency the cashier typed cannot be used
         │   └── StaleRateError   an FX rate is older than its maximum age
         ├── StoreError           the SQLite store cannot be opened or migrated
+        │   ├── NoStoreError       the data dir has no store yet (a mistyped --data-dir?)
         │   └── IllegalTransition  a state change the state machine does not allow
         └── JournalError         the audit journal is broken (names the first bad entry)
 """
@@ -23,6 +24,7 @@ __all__ = [
     "IllegalTransition",
     "JournalError",
     "MoneyError",
+    "NoStoreError",
     "StaleRateError",
     "StoreError",
     "TerminalError",
@@ -53,6 +55,13 @@ class StaleRateError(MoneyError):
 
 class StoreError(TerminalError):
     """The durable store cannot be used as asked."""
+
+
+class NoStoreError(StoreError):
+    """The data directory has no store: only the ``init`` steps create one, so that a
+    mistyped ``--data-dir`` is named instead of showing an empty terminal."""
+
+    exit_code = 2
 
 
 class IllegalTransition(StoreError):

@@ -38,8 +38,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
+    """A prepared terminal data dir: it exists and holds a store (as `hsm init` leaves it;
+    the CLI refuses a data dir without a store)."""
+    from terminal.store import Store
+
     path = tmp_path / "var"
     path.mkdir(exist_ok=True)
+    Store.open(path / "etika.db").close()
     return path
 
 

@@ -106,7 +106,11 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("sync run --destinations bogus",                                                      1, ("--destinations",)),
     ("sync run --connect-timeout nan",                                                     2, ("--connect-timeout",)),
     ("sync eod --date garbage",                                                            2, ("--date",)),
-    ("sync run --once",                                                                    1, ("no PKCS#11 token", "hsm init")),
+    ("sync run --once",                                                                    2, ("does not exist", "hsm init")),
+    ("--data-dir {empty_dir} sync run --once",                                             2, ("has no store", "hsm init")),
+    ("db status",                                                                          2, ("does not exist", "--data-dir", "hsm init")),
+    ("--data-dir {empty_dir} db verify-journal",                                           2, ("has no store", "hsm init")),
+    ("--data-dir {empty_dir} sync status",                                                 2, ("has no store", "hsm init")),
 ]
 
 # ``pinpad get-pin`` reads the PAN from standard input.
@@ -240,6 +244,8 @@ def _prepare(root: Path) -> dict[str, Path]:
     inputs["pin_garbage"] = root / "pin_garbage"
     file("pin_garbage/hsm-pin", _garbage(16, 6))
 
+    inputs["empty_dir"] = root / "empty_dir"  # a data dir that exists, without a store
+    (root / "empty_dir").mkdir()
     inputs["signing_key_is_dir"] = root / "signing_key_is_dir"
     (root / "signing_key_is_dir" / "platform" / "signing-key.pem").mkdir(parents=True)
     inputs["platform_is_file"] = root / "platform_is_file"

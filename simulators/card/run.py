@@ -44,7 +44,12 @@ def describe_profiles() -> str:
 
 
 def serve(card: EmvCard, host: str, port: int) -> int:
-    """Serve ``card`` on vpcd at ``host:port`` until SIGINT/SIGTERM; returns 0."""
+    """Serve ``card`` on vpcd at ``host:port`` until SIGINT/SIGTERM; returns 0.
+
+    The "card ... for Virtual PCD 00 0N" line is printed once vpcd has spoken to the card
+    (the reader really has it); a reader that already holds another card ends the command
+    with :class:`~simulators.card.errors.VpcdPortBusyError` naming the port.
+    """
     vpcd = VpcdCard(card, host, port)
 
     async def main() -> None:
@@ -54,23 +59,33 @@ def serve(card: EmvCard, host: str, port: int) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         runner = asyncio.create_task(vpcd.run(), name="vpcd-card")
-        reader = f"Virtual PCD 00 0{port - 35963}" if port in (35963, 35964) else "vpcd"
-        print(
-            f"card {card.profile.name} ({card.interface.value}) for {reader} at {host}:{port}; "
-            "Ctrl-C removes it",
-            flush=True,
-        )
-        waiter = asyncio.create_task(vpcd.connected.wait())
-        done, _ = await asyncio.wait({waiter, asyncio.create_task(stop.wait())}, timeout=2,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done and not stop.is_set():
-            print(f"waiting for vpcd on {host}:{port} (is pcscd running?)", file=sys.stderr,
-                  flush=True)
-        await stop.wait()
-        vpcd.stop()
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        stopper = asyncio.create_task(stop.wait())
+        connected = asyncio.create_task(vpcd.connected.wait())
+        try:
+            done, _ = await asyncio.wait({runner, stopper, connected}, timeout=2,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                print(f"waiting for vpcd on {host}:{port} (is pcscd running?)",
+                      file=sys.stderr, flush=True)
+                done, _ = await asyncio.wait({runner, stopper, connected},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()  # VpcdPortBusyError (or any failure) ends the command
+                return
+            if connected in done:
+                reader = (f"Virtual PCD 00 0{port - 35963}" if port in (35963, 35964)
+                          else "vpcd")
+                print(f"card {card.profile.name} ({card.interface.value}) for {reader} at "
+                      f"{host}:{port}; Ctrl-C removes it", flush=True)
+                await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if runner.done():
+                    runner.result()
+        finally:
+            vpcd.stop()
+            for task in (runner, stopper, connected):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
 
     asyncio.run(main())
     return 0

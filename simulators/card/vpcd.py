@@ -12,6 +12,12 @@ for ``Virtual PCD 00 00`` and 35964 for ``Virtual PCD 00 01``. The card connects
 
 The card is "inserted" while the TCP connection is up and "removed" when it closes.
 When vpcd drops the connection (pcscd restarted) the card reconnects with backoff.
+
+vpcd serves one card per port; a second card's connection is still accepted by the
+kernel (the listen backlog) but vpcd never speaks to it. A card whose first connection
+hears nothing from vpcd within :data:`FIRST_FRAME_S` therefore gives up with
+:class:`~simulators.card.errors.VpcdPortBusyError` naming the port, instead of claiming
+to be inserted while no reader ever sees it.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import socket
 import threading
 
 from simulators.card.card import EmvCard
+from simulators.card.errors import VpcdPortBusyError
 
-__all__ = ["VPCD_PORT", "VpcdCard", "VpcdCardThread"]
+__all__ = ["FIRST_FRAME_S", "VPCD_PORT", "VpcdCard", "VpcdCardThread"]
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +41,23 @@ VPCD_PORT = 0x8C7B
 
 _POWER_OFF, _POWER_ON, _RESET, _GET_ATR = 0, 1, 2, 4
 
+#: How long a newly connected card waits for vpcd's first frame (pcscd polls the reader
+#: for a card several times a second) before deciding the reader is taken.
+FIRST_FRAME_S = 5.0
+
 
 class VpcdCard:
     """Connect ``card`` to vpcd and serve it until :meth:`stop` (or :meth:`remove`)."""
 
-    def __init__(self, card: EmvCard, host: str = "127.0.0.1", port: int = VPCD_PORT) -> None:
+    def __init__(self, card: EmvCard, host: str = "127.0.0.1", port: int = VPCD_PORT,
+                 *, first_frame_s: float = FIRST_FRAME_S) -> None:
         self.card = card
         self.host = host
         self.port = port
+        self.first_frame_s = first_frame_s
         self.connected = asyncio.Event()
+        #: Set once vpcd has spoken to this card (the reader is ours).
+        self.served = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._stopping = False
         self.commands = 0
@@ -62,10 +77,11 @@ class VpcdCard:
             delay = 0.05
             _no_delay(writer)
             self._writer = writer
-            self.connected.set()
             log.info("virtual card connected to vpcd on port %d", self.port)
             try:
-                await self._serve(reader, writer)
+                header = None if self.served.is_set() else await self._first_frame(reader)
+                self.connected.set()
+                await self._serve(reader, writer, header)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
             finally:
@@ -79,12 +95,31 @@ class VpcdCard:
                 return
             await asyncio.sleep(0.05)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _first_frame(self, reader: asyncio.StreamReader) -> bytes:
+        """The header of vpcd's first frame; silence means another card holds the reader."""
+        try:
+            header = await asyncio.wait_for(reader.readexactly(2), self.first_frame_s)
+        except TimeoutError:
+            raise VpcdPortBusyError(
+                f"vpcd at {self.host}:{self.port} accepted the card but never spoke to it "
+                f"within {self.first_frame_s:g} s: that reader already has a card (another "
+                f"`etika sim card` on port {self.port}?); stop it or use the other reader "
+                f"(--port {35964 if self.port == VPCD_PORT else VPCD_PORT})",
+                port=self.port,
+            ) from None
+        self.served.set()
+        return header
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     header: bytes | None = None) -> None:
+        """Answer vpcd's frames; ``header`` is a first frame's length already read."""
         while True:
             _quick_ack(writer)
-            header = await reader.readexactly(2)
+            if header is None:
+                header = await reader.readexactly(2)
             _quick_ack(writer)
             payload = await reader.readexactly(int.from_bytes(header, "big"))
+            header = None
             if len(payload) == 1:
                 code = payload[0]
                 if code == _POWER_OFF:

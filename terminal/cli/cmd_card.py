@@ -187,6 +187,8 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
         currency_exponent=currency.exponent,
         online_available=not args.offline,
     )
+    if args.issuer == "psp":
+        ctx.require_store()  # the PSP trace (STANs) and reversals live in the store
     with ctx.services(card_reader=_reader(args)) as services:
         config = services.kernel_config
 

@@ -1,4 +1,8 @@
-"""``etika db status`` and ``etika db verify-journal``: the durable store, from outside."""
+"""``etika db init|status|verify-journal``: the durable store, from outside.
+
+Only ``init`` (and ``etika hsm init``, which scripts/setup runs) creates a store; the other
+commands refuse a data dir without one, so that a mistyped ``--data-dir`` is named.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from terminal.cli.context import CliContext
 from terminal.errors import JournalError
 from terminal.store import Store, store_status
 
-__all__ = ["register"]
+__all__ = ["create_store", "register"]
 
 
 def register(groups: Any) -> None:
     db = groups.add_parser("db", help="the durable SQLite store")
     commands = db.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    init = commands.add_parser(
+        "init", help="create the store in the data dir if it has none (idempotent)"
+    )
+    init.set_defaults(handler=_init)
     status = commands.add_parser(
         "status", help="schema version, rows per table and state, outbox depth per destination"
     )
@@ -29,8 +37,25 @@ def register(groups: Any) -> None:
     verify.set_defaults(handler=_verify_journal)
 
 
+def create_store(ctx: CliContext) -> bool:
+    """Create the data dir and its store when absent; ``True`` when it was created."""
+    existed = ctx.database_path.exists()
+    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(ctx.database_path):
+        pass
+    return not existed
+
+
+def _init(ctx: CliContext, args: argparse.Namespace) -> int:
+    if create_store(ctx):
+        print(f"created the store {ctx.database_path}")
+    else:
+        print(f"ok: the store {ctx.database_path} already exists")
+    return 0
+
+
 def _status(ctx: CliContext, args: argparse.Namespace) -> int:
-    with Store.open(ctx.database_path) as store:
+    with Store.open(ctx.require_store()) as store:
         report = store_status(store)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -51,7 +76,7 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _verify_journal(ctx: CliContext, args: argparse.Namespace) -> int:
-    with Store.open(ctx.database_path) as store:
+    with Store.open(ctx.require_store()) as store:
         try:
             count = store.verify_journal()
         except JournalError as exc:

@@ -120,6 +120,12 @@ def _init(ctx: CliContext, args: argparse.Namespace) -> int:
         print(f"generated {label}")
     if not (result.token_created or result.keys_created):
         print(f"ok: token {settings.token_label!r} and its keys already exist")
+    # A new terminal's data dir gets its store here too: other commands refuse a data dir
+    # without one (a mistyped --data-dir).
+    from terminal.cli.cmd_db import create_store
+
+    if create_store(ctx):
+        print(f"created the store {ctx.database_path}")
     return 0
 
 

@@ -13,29 +13,26 @@ profile goes through its PSP connector (``edge_sync.connectors.PspOutboxTranspor
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
 import signal
 import time
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from edge_sync.errors import SyncError
-from edge_sync.worker import DrainReport
 from terminal.cli.context import CliContext
-from terminal.money import Amount, currency
-from terminal.services.sync import PLATFORM, SyncOptions
-from terminal.store import Store
-from terminal.store.outbox import SqliteOutbox
 
+# The sync, rich and the store are imported by the commands that use them: `sync run`
+# installs its SIGTERM handler before it pays for them (a stop in its first moments must
+# still end with a summary, not kill it).
 if TYPE_CHECKING:
+    from edge_sync.worker import DrainReport
     from terminal.services import TerminalServices
+    from terminal.services.sync import SyncOptions
+
+PLATFORM = "platform"
 
 __all__ = ["register"]
 
@@ -91,6 +88,8 @@ def register(groups: Any) -> None:
 def _destinations(text: str) -> set[str]:
     wanted = {d.strip() for d in text.split(",") if d.strip()}
     if not wanted or wanted - {"platform", "psp", "pop"}:
+        from edge_sync.errors import SyncError
+
         raise SyncError(f"--destinations {text!r}: use a comma-separated list of platform, "
                         "psp and pop")
     return wanted
@@ -115,6 +114,8 @@ def _business_date(text: str) -> dt.date:
 
 def _eod(ctx: CliContext, args: argparse.Namespace) -> int:
     day = args.date or dt.datetime.now(dt.UTC).date()
+    ctx.profile()  # a broken profile is named before a missing store
+    ctx.require_store()
     with ctx.services() as services:
         totals = services.end_of_day(day)
     if args.json:
@@ -124,6 +125,8 @@ def _eod(ctx: CliContext, args: argparse.Namespace) -> int:
     print(f"end of day {day.isoformat()} queued for the platform"
           + ("" if totals else ": no counted payments"))
     for total in totals:
+        from terminal.money import Amount, currency
+
         amount = Amount(abs(total.amount_minor), currency(total.currency))
         sign = "-" if total.amount_minor < 0 else ""
         print(f"  {total.currency}  {total.count:>6} payments  {sign}{amount}")
@@ -137,7 +140,13 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _status(ctx: CliContext, args: argparse.Namespace) -> int:
-    with Store.open(ctx.database_path) as store:
+    from rich.console import Console
+    from rich.table import Table
+
+    from terminal.store import Store
+    from terminal.store.outbox import SqliteOutbox
+
+    with Store.open(ctx.require_store()) as store:
         rows = [s.as_dict() for s in SqliteOutbox(store).status(time.time())]
     for row in rows:
         row["last_success"] = _iso(row.pop("last_success_at"))
@@ -176,23 +185,53 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _requeue_dead(ctx: CliContext, args: argparse.Namespace) -> int:
-    with Store.open(ctx.database_path) as store:
+    from terminal.store import Store
+    from terminal.store.outbox import SqliteOutbox
+
+    with Store.open(ctx.require_store()) as store:
         count = SqliteOutbox(store).requeue_dead(args.destination, time.time())
     where = f" for {args.destination}" if args.destination else ""
     print(f"sync: {count} dead message(s){where} queued again")
     return 0
 
 
+class _EarlyStop:
+    """SIGTERM before the event loop runs: remembered, and honoured once it does."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
 def _run(ctx: CliContext, args: argparse.Namespace) -> int:
+    early = _EarlyStop()
+    previous = signal.signal(signal.SIGTERM, early) if not args.once else None
+    try:
+        return _run_sync(ctx, args, early)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_sync(ctx: CliContext, args: argparse.Namespace, early: _EarlyStop) -> int:
+    import asyncio
+
+    from terminal.services.sync import SyncOptions
+
     wanted = _destinations(args.destinations)  # before the key store: a typo is named first
     options = SyncOptions(once=args.once, transport=args.transport,
                           destinations=frozenset(wanted),
                           connect_timeout_s=args.connect_timeout)
+    ctx.profile()  # a broken profile is named before a missing store
+    ctx.require_store()
     with ctx.services() as services:
         services.signing_keys()  # a missing key store is reported before any link opens
-        report = asyncio.run(_drive(services, options, quiet=args.json))
+        report = asyncio.run(_drive(services, options, quiet=args.json, early=early))
         depth = services.sync.depth({PLATFORM})
     result = {**report.as_dict(), "remaining": depth}
+    failed = bool(report.errors or report.rejected or report.dead)
     if args.json:
         print(json.dumps(result))
     else:
@@ -202,12 +241,32 @@ def _run(ctx: CliContext, args: argparse.Namespace) -> int:
         )
         for error in report.errors[-3:]:
             print(f"  last error: {error}")
-    return 0 if not report.errors else 1
+    if report.rejected or report.dead:
+        # Monitoring reads the exit status: a run that dead-lettered anything is not a success.
+        import sys
+
+        print(f"etika: error: {report.rejected} message(s) rejected and {report.dead} "
+              "dead-lettered: `etika sync status` shows the last reason; fix its cause "
+              "(often the terminal's key at the platform), then `etika sync requeue-dead`",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
-async def _drive(services: TerminalServices, options: SyncOptions, *, quiet: bool
-                 ) -> DrainReport:
-    """Run the sync with a progress bar on stderr; Ctrl-C / SIGTERM stop a long run."""
+async def _drive(services: TerminalServices, options: SyncOptions, *, quiet: bool,
+                 early: _EarlyStop | None = None) -> DrainReport:
+    """Run the sync with a progress bar on stderr; Ctrl-C / SIGTERM stop a long run, which
+    then reports the totals of everything it did."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("sync → platform"),
@@ -223,6 +282,8 @@ async def _drive(services: TerminalServices, options: SyncOptions, *, quiet: boo
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if early is not None and early.requested:
+            stop.set()
     try:
         with progress:
             return await services.sync.run(

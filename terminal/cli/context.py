@@ -64,6 +64,21 @@ class CliContext:
     def database_path(self) -> Path:
         return self.data_dir / "etika.db"
 
+    def require_store(self) -> Path:
+        """The store's path, once it is known to exist. Only ``hsm init``, ``db init`` and
+        ``scripts/setup`` create a store; every other command refuses a data dir without
+        one (a mistyped ``--data-dir`` would otherwise show an empty terminal)."""
+        if self.database_path.exists():
+            return self.database_path
+        from terminal.errors import NoStoreError
+
+        where = ("does not exist" if not self.data_dir.exists()
+                 else "has no store (etika.db)")
+        raise NoStoreError(
+            f"data directory {self.data_dir} {where}: check --data-dir / ETIKA_DATA_DIR; to "
+            f"set up a new terminal there run `etika --data-dir {self.data_dir} hsm init` "
+            "(scripts/setup does)", data_dir=str(self.data_dir))
+
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"

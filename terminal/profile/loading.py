@@ -92,6 +92,21 @@ def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseM
         return None
 
 
+def _did_you_mean(directory: Path) -> str:
+    """``; did you mean 'default'?`` for a mistyped name next to real profiles, else ``""``."""
+    import difflib
+
+    try:
+        siblings = sorted(p.name for p in directory.parent.iterdir()
+                          if (p / "terminal.toml").is_file())
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(directory.name, siblings, n=3, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(repr(name) for name in close) + "?"
+    return f"; the profiles there are: {', '.join(siblings)}" if siblings else ""
+
+
 def load_profile(directory: Path | str) -> Profile:
     """Read and validate every file of a profile directory.
 
@@ -102,7 +117,8 @@ def load_profile(directory: Path | str) -> Profile:
     if not directory.is_dir():
         what = "not a directory" if directory.exists() else "no such profile directory"
         raise ConfigError(
-            [f"{directory}: {what} (a profile is a folder of {', '.join(PROFILE_FILES)})"]
+            [f"{directory}: {what} (a profile is a folder of {', '.join(PROFILE_FILES)})"
+             + _did_you_mean(directory)]
         )
     problems: list[str] = []
     parsed = {name: _validate_file(directory, name, problems) for name in PROFILE_FILES}

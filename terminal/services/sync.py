@@ -232,7 +232,7 @@ class SyncService:
                     if PLATFORM in routes:
                         group.create_task(self._report_status(worker, stop),
                                           name="sync-status-report")
-                return DrainReport()
+                return worker.totals  # what this run did, pass after pass, until stopped
             finally:
                 worker.close()
 

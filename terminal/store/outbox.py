@@ -315,6 +315,11 @@ class SqliteOutbox:
             entry = counts.get(name, {})
             oldest = entry.get("oldest")
             info = extra.get(name)
+            # An error older than the last success is history: a status that kept showing
+            # it after later deliveries would send an operator hunting a fixed fault.
+            error_at = info["last_error_at"] if info else None
+            success_at = info["last_success_at"] if info else None
+            resolved = error_at is not None and success_at is not None and success_at >= error_at
             result.append(
                 DestinationStatus(
                     destination=name,
@@ -324,8 +329,8 @@ class SqliteOutbox:
                     delivered=entry.get("delivered", 0),
                     oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
                     last_success_at=info["last_success_at"] if info else None,
-                    last_error_at=info["last_error_at"] if info else None,
-                    last_error=info["last_error"] if info else None,
+                    last_error_at=None if resolved else error_at,
+                    last_error=None if resolved or not info else info["last_error"],
                 )
             )
         return result

@@ -175,3 +175,24 @@ async def test_etika_sim_card_command(pcscd, pcsc_reader: PcscReader) -> None:
     assert proc.returncode == 0, err
     assert b"domestic-visa" in out and b"Virtual PCD 00 00" in out
     await asyncio.to_thread(_wait_empty, R0)
+
+
+async def test_second_sim_card_on_a_busy_port_fails_naming_it(
+    vpcd_card, pcsc_reader: PcscReader
+) -> None:
+    """#16.9: a second `etika sim card` on a vpcd port that already has a card fails (exit 2)
+    naming the port, instead of printing that it is ready and never being seen."""
+    import subprocess
+    import sys
+
+    vpcd_card("visa-credit")
+    assert await pcsc_reader.wait_for_card(R0, timeout=20) == R0
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "terminal.cli.main", "sim", "card", "--profile", "cb",
+         "--port", "35963"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "35963" in done.stderr and "already has a card" in done.stderr
+    assert "Ctrl-C removes it" not in done.stdout

@@ -154,3 +154,85 @@ def test_status_table_and_bad_destinations(
                  "sync", "run", "--once", "--destinations", "pop,bank"], services_factory=_services)
     err = capsys.readouterr().err
     assert code != 0 and "--destinations" in err and "Traceback" not in err
+
+
+def _queue(data_dir: Path, count: int) -> None:
+    with Store.open(data_dir / "etika.db") as store:
+        for i in range(count):
+            store.record(StateChange(
+                entity="terminal", entity_id=f"q{i}", to_state=None, action="report",
+                outbox=(OutboxMessage("platform", "transaction",
+                                      {"amount_minor": i, "currency": "MAD"}, f"q{i}"),),
+            ))
+
+
+@pytest.mark.network
+def test_run_once_fails_when_messages_are_rejected(
+    profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16.12: a --once run whose messages the platform rejects (here: it holds another key
+    for the terminal) exits 1 and says why in one line, instead of 0."""
+    _queue(data_dir, 5)
+    other_key = SoftwareSigner.generate().public_key_pem()
+    common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
+    with AckingReceiver(mosquitto.host, mosquitto.port, other_key) as rx:
+        code = main([*common, "run", "--once", "--transport", "mqtt"],
+                    services_factory=_services)
+    captured = capsys.readouterr()
+    assert rx.rejected and not rx.committed
+    assert code == 1, captured.out + captured.err
+    assert "rejected" in captured.err and "requeue-dead" in captured.err
+
+
+@pytest.mark.network
+def test_stopped_run_reports_its_real_totals(
+    profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16.14: a continuous `sync run` stopped by SIGTERM prints what it delivered, not 0."""
+    import os
+    import signal
+    import threading
+
+    _queue(data_dir, 120)
+    common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
+    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+
+        def stop_when_drained() -> None:
+            while len(rx.committed) < 121:  # the rows and the status report
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        stopper = threading.Thread(target=stop_when_drained, daemon=True)
+        stopper.start()
+        code = main([*common, "run", "--json", "--transport", "mqtt"],
+                    services_factory=_services)
+        stopper.join(5)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["delivered"] >= 121 and report["remaining"] == 0
+
+
+@pytest.mark.network
+def test_sigterm_before_the_loop_starts_still_reports(
+    profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16.14: `sync run` installs its SIGTERM handler first: a SIGTERM arriving while it is
+    still opening its services is remembered, and the run stops with its summary (exit 0)
+    instead of being killed; the previous handler is restored afterwards."""
+    import os
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def factory(ctx: CliContext, **injected: Any) -> TerminalServices:
+        os.kill(os.getpid(), signal.SIGTERM)  # before the event loop runs
+        return _services(ctx, **injected)
+
+    code = main(["--data-dir", str(data_dir), "--profile", str(profile), "sync", "run",
+                 "--json", "--transport", "mqtt"], services_factory=factory)
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["delivered"] == 0
+    assert signal.getsignal(signal.SIGTERM) is previous

@@ -20,7 +20,16 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def with_pki(tmp_path: Path) -> Path:
+    """The data dir (ETIKA_DATA_DIR) with the test PKI the default profile's [sync] names."""
+    from edge_sync.pki import ensure_test_pki
+
+    ensure_test_pki(tmp_path / "var" / "pki")
+    return tmp_path / "var"
+
+
+def test_config_check_ok(with_pki: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default profile checks ok with exit 0."""
     assert main(["config", "check"]) == 0
     assert capsys.readouterr().out.strip() == "ok"
@@ -41,7 +50,7 @@ def test_config_check_lists_errors_and_exits_2(
 
 
 def test_profile_option_and_environment(
-    tmp_path: Path, default_profile_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, default_profile_dir: Path, monkeypatch: pytest.MonkeyPatch, with_pki: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """--profile takes a directory; ETIKA_PROFILE is read when no option is given."""
@@ -54,6 +63,8 @@ def test_profile_option_and_environment(
 def test_db_status_json_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """db status --json reports schema and tables; verify-journal passes on a new store."""
     data_dir = tmp_path / "data"
+    assert main(["--data-dir", str(data_dir), "db", "init"]) == 0
+    assert "created the store" in capsys.readouterr().out
     assert main(["--data-dir", str(data_dir), "db", "status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["schema_version"] >= 1 and "payments" in report["tables"]

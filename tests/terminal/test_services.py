@@ -114,8 +114,10 @@ def test_signing_keys_rotate_and_keep_old_versions() -> None:
         keys.for_version(3)
 
 
-def test_store_is_opened_lazily(default_profile_dir: Path, data_dir: Path) -> None:
+def test_store_is_opened_lazily(default_profile_dir: Path, tmp_path: Path) -> None:
     """Building the services touches nothing on disk until a use case needs the store."""
+    data_dir = tmp_path / "empty"  # the data_dir fixture holds a store already
+    data_dir.mkdir()
     with TerminalServices(load_profile(default_profile_dir), data_dir) as services:
         assert not services.database_path.exists()
         assert isinstance(services.store, Store)
