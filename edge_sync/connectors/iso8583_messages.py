@@ -247,12 +247,14 @@ def build_authorisation(
 
 
 def _original(ctx: HostContext, original: PspReference) -> str:
-    if not (original.mti and original.stan and original.transmitted_at):
-        raise ValueError(
-            f"the reference of transaction {original.transaction_id} lacks the ISO 8583 "
-            "MTI/STAN/transmission time needed to point at it"
-        )
-    return encode_de90(original.mti, original.stan, original.transmitted_at, ctx.acquirer_id)
+    if original.mti and original.stan and original.transmitted_at:
+        return encode_de90(original.mti, original.stan, original.transmitted_at,
+                           ctx.acquirer_id)
+    # Crash recovery reverses a payment whose answer *and* process were lost: its STAN and
+    # transmission time died with the process. DE 90 then carries zeros ("original data
+    # unknown") and the original is named by its idempotency key in DE 48, which every
+    # follow-up carries and the acquirer matches when DE 90 finds nothing.
+    return encode_de90("0000", "000000", "0000000000", ctx.acquirer_id)
 
 
 def _follow_up(ctx: HostContext, mti: str, processing: str, original: PspReference,

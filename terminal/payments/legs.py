@@ -82,7 +82,8 @@ class DualLegs:
                  pop: PopClient, network_of: Callable[[bytes], str],
                  prepare: Callable[[str, str, str, list[str]], Any],
                  deadline_s: float, contactless: bool,
-                 on_event: Callable[[str, str], None]) -> None:
+                 on_event: Callable[[str, str], None],
+                 on_step: Callable[[str], None] = lambda _step: None) -> None:
         self.payment_id = payment_id
         self.amount = amount
         self.router = router
@@ -92,6 +93,7 @@ class DualLegs:
         self.deadline_s = deadline_s
         self.contactless = contactless
         self._on_event = on_event
+        self._on_step = on_step
         self.financial = FinancialLeg()
         self.pop_leg = PopLeg()
         self.prepared: Prepared | None = None
@@ -134,6 +136,7 @@ class DualLegs:
             if self.prepared.record is not None:
                 group.create_task(self._pop(self.prepared.record, deadline),
                                   name=f"pop-{self.payment_id}")
+        self._on_step("legs_answered")  # both legs back; GENERATE AC 2 comes next
         return self._kernel_answer(answer[0])
 
     async def _financial(self, bridge: KernelAuthoriser, request: OnlineRequest,

@@ -124,6 +124,7 @@ class PaymentManager:
         pin_entry: PinCallback | None = None,
         clock: Callable[[], datetime] = _now,
         locale: str = "fr",
+        on_step: Callable[[str], None] | None = None,
     ) -> None:
         self.profile = profile
         self.store = store
@@ -136,6 +137,11 @@ class PaymentManager:
         self.locale = locale
         self.deadline_s = profile.payments.deadline_ms / 1000
         self.fraud = FraudScorer(profile.fraud)
+        #: Told the name of each step of a sale or refund as it passes (``created``,
+        #: ``authorising``, ``legs_answered``, ``legs_done``, ``finalised``,
+        #: ``refund_requested``, ``refund_answered``): tracing, and the crash tests' kill
+        #: points.
+        self.on_step = on_step or (lambda _step: None)
 
     # --- the sale ----------------------------------------------------------------------
 
@@ -153,6 +159,7 @@ class PaymentManager:
                     "payment_method": "contactless" if request.contactless else "card",
                     "entry_mode": "contactless" if request.contactless else "contact"},
         ))
+        self.on_step("created")
         emit(PaymentEvent("waiting_card", "present the card", sale.payment_id))
 
         def on_leg(kind: str, detail: str) -> None:
@@ -164,6 +171,7 @@ class PaymentManager:
             prepare=lambda pan, expiry, network, candidates: self._prepare(
                 sale, pan, expiry, network, candidates, submit_pop=True),
             deadline_s=self.deadline_s, contactless=request.contactless, on_event=on_leg,
+            on_step=self.on_step,
         )
         kernel = EmvKernel(self.kernel_config, pin_entry=self.pin_entry, authoriser=legs,
                            chooser=chooser)
@@ -183,8 +191,10 @@ class PaymentManager:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return await self._abandon(sale, legs, exc, emit)
+        self.on_step("legs_done")
         emit(PaymentEvent("finalising", result.decision, sale.payment_id))
         outcome = await self._finalise(sale, legs, result)
+        self.on_step("finalised")
         emit(PaymentEvent("done", outcome.state, sale.payment_id))
         return outcome
 
@@ -237,6 +247,8 @@ class PaymentManager:
             ledger.insert_fraud_check(conn, sale.payment_id, assessment.as_row())
         sale.pop_record = record
         sale.offline_refusal = offline_reason
+        if go and submit_pop:
+            self.on_step("authorising")
         sale.prepared = Prepared(go, reason, record, offline_allowed=offline_ok)
         return sale.prepared
 

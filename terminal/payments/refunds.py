@@ -106,6 +106,7 @@ async def refund_payment(manager: PaymentManager, payment_id: str,
             outbox=[OutboxMessage("pop", "pop_record", record.as_payload(),
                                   f"pop:{record.record_id}", ref_id=payment_id, priority=60)],
         ))
+    manager.on_step("refund_requested")
     if waits:
         manager.store.record(StateChange(
             "refund", str(refund_id), "pending_sync",
@@ -134,6 +135,7 @@ async def send_refund(manager: PaymentManager, refund_id: str) -> RefundOutcome:
             manager.store.record(StateChange("refund", refund_id, "pending_sync",
                                              reason=f"PSP unreachable ({exc}); retried later"))
         return _refund_outcome(manager, uuid.UUID(refund_id))
+    manager.on_step("refund_answered")
     state = "approved" if answer.outcome is Outcome.APPROVE else "declined"
     platform = OutboxMessage(
         "platform", "transaction",
