@@ -9,11 +9,10 @@ PayPal processor response codes as their public documentation lists them.
 from __future__ import annotations
 
 from edge_sync.connectors.base import Outcome
+from edge_sync.response_codes import ISO_APPROVED
 
 __all__ = ["ISO_APPROVED", "classify_iso", "classify_paypal", "classify_stripe"]
 
-#: DE 39 codes that mean the operation happened.
-ISO_APPROVED = frozenset({"00", "08", "10", "11", "16"})
 #: "Refer to card issuer" (voice authorisation).
 _ISO_REFER = frozenset({"01", "02"})
 #: The host or the issuer could not decide now; the same request may succeed later.

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from edge_sync.response_codes import ISO_APPROVED_ARCS
 from terminal.emv.apdu import CardChannel
 from terminal.emv.errors import TlvError
 from terminal.emv.tlv import decode, find
@@ -38,8 +39,9 @@ ARC_UNABLE_ONLINE_APPROVED = b"Y3"
 ARC_UNABLE_ONLINE_DECLINED = b"Z3"
 ARC_OFFLINE_APPROVED = b"Y1"
 ARC_OFFLINE_DECLINED = b"Z1"
-#: Issuer ARCs that mean "approved" (ISO 8583 response codes 00, 08, 10, 11).
-APPROVED_ARCS = frozenset({b"00", b"08", b"10", b"11"})
+#: Issuer ARCs that mean "approved": the PSP classifier's own table (ISO 8583 DE 39), so a
+#: host approval is never a decline to the kernel.
+APPROVED_ARCS = ISO_APPROVED_ARCS
 
 #: The ICC data sent online (the usual DE 55 set, plus PAN/track 2 for the recipient only).
 ICC_DATA_TAGS = frozenset(

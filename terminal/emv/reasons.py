@@ -9,6 +9,7 @@ the card", "wrong PIN (issuer code 55)", "card declined (AAC)".
 
 from __future__ import annotations
 
+from edge_sync.response_codes import ISO_APPROVED
 from terminal.emv.tvr import Tvr, TvrBit
 
 __all__ = ["ISSUER_CODES", "describe_outcome", "tvr_causes"]
@@ -106,7 +107,7 @@ def describe_outcome(decision: str, tvr: Tvr, *, arc: str,
                    if decision == "approved_unable_online" else "declined")
         return f"{online_why}, no host reachable; {verdict}"
     if decision == "declined_online":
-        if arc and arc not in ("00", "08", "10", "11"):
+        if arc and arc not in ISO_APPROVED:
             return _issuer_words(arc)
         if TvrBit.CDA_FAILED in tvr:
             return "approved by the issuer, but the card's signature check (CDA) failed"
