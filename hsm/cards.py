@@ -47,16 +47,20 @@ def luhn_valid(digits: str) -> bool:
 
 
 def mask_pan(pan: str) -> str:
-    """First 6 and last 4 digits, the rest hidden: ``411111…1111``."""
-    return f"{pan[:6]}…{pan[-4:]}" if len(pan) >= 10 else "…"
+    """First 6 and last 4 digits, the rest hidden: ``411111…1111``; a number too short for
+    that to hide anything keeps only its last 4 (``…1111``)."""
+    if len(pan) >= 13:
+        return f"{pan[:6]}…{pan[-4:]}"
+    return f"…{pan[-4:]}" if len(pan) > 4 else "…"
 
 
 def check_pan(pan: str) -> None:
-    """``ValueError`` unless ``pan`` is 12–19 digits and passes Luhn; the PAN is not echoed."""
+    """``ValueError`` unless ``pan`` is 13–19 digits (ISO/IEC 7812-1) and passes Luhn; the PAN
+    is not echoed."""
     if not isinstance(pan, str):
         raise TypeError(f"a PAN is a str of digits, not {type(pan).__name__}")
-    if not (12 <= len(pan) <= 19) or not pan.isascii() or not pan.isdigit():
-        raise ValueError(f"a PAN is 12 to 19 digits; got {len(pan)} characters")
+    if not (13 <= len(pan) <= 19) or not pan.isascii() or not pan.isdigit():
+        raise ValueError(f"a PAN is 13 to 19 digits (ISO/IEC 7812-1); got {len(pan)} characters")
     if not luhn_valid(pan):
         raise ValueError(
             f"the PAN {mask_pan(pan)} fails the Luhn check: mistyped, or already a token"

@@ -1,11 +1,13 @@
 """Logging: structlog events as JSON lines in ``<data-dir>/logs/`` and readable console lines.
 
 Every event — ours or a library's through the standard ``logging`` module — passes
-:func:`mask_card_data` last before rendering: any Luhn-valid run of 13 to 19 digits
-(also written in groups, ``4111 1111 1111 1111``), wherever it appears in the event,
-including nested values and formatted tracebacks, is replaced by its first six and last
-four digits around asterisks. That is a safety net, not a licence: card data must never be
-logged in the first place (DESIGN §5).
+:func:`mask_card_data` last before rendering: any Luhn-valid run of 12 digits or more, of
+any length (also written in groups, ``4111 1111 1111 1111``), wherever it appears in the
+event, including nested values and formatted tracebacks, is replaced by its first six and
+last four digits around asterisks (only the last four when it is shorter than 13 digits,
+where first six and last four would hide almost nothing). Valid PANs are 13 to 19 digits,
+but a malformed or truncated one is still card data. That is a safety net, not a licence:
+card data must never be logged in the first place (DESIGN §5).
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["LOG_FILE_NAME", "configure_logging", "luhn_valid", "mask_card_data", "mask_pan_text"]
+__all__ = ["LOG_FILE_NAME", "MIN_MASKED_DIGITS", "configure_logging", "luhn_valid",
+           "mask_card_data", "mask_pan_text"]
 
 LOG_FILE_NAME = "etika.jsonl"
 
-# 13-19 digits, optionally in groups separated by one space or dash, not touching other digits.
-_PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+#: Shorter digit runs are amounts, counters and dates; from here on a run may be a card number.
+MIN_MASKED_DIGITS = 12
+# 12 or more digits, optionally in groups separated by one space or dash, not touching other
+# digits.
+_PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,}(?![0-9])")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -45,13 +51,15 @@ def luhn_valid(digits: str) -> bool:
 def _mask_match(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = text.replace(" ", "").replace("-", "")
-    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
+    if len(digits) < MIN_MASKED_DIGITS or not luhn_valid(digits):
         return text
+    if len(digits) < 13:
+        return "*" * (len(digits) - 4) + digits[-4:]
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
 def mask_pan_text(text: str) -> str:
-    """``text`` with every Luhn-valid 13–19 digit run masked to first 6 and last 4."""
+    """``text`` with every Luhn-valid run of 12 or more digits masked (module docstring)."""
     return _PAN_CANDIDATE.sub(_mask_match, text)
 
 
@@ -60,7 +68,8 @@ def _mask_value(value: Any) -> Any:
         return mask_pan_text(value)
     if isinstance(value, bytes | bytearray):
         return mask_pan_text(bytes(value).decode("latin-1"))
-    if isinstance(value, int) and not isinstance(value, bool) and 13 <= len(str(abs(value))) <= 19:
+    if (isinstance(value, int) and not isinstance(value, bool)
+            and len(str(abs(value))) >= MIN_MASKED_DIGITS):
         masked = mask_pan_text(str(value))
         return value if masked == str(value) else masked
     if isinstance(value, Mapping):

@@ -39,7 +39,8 @@ from terminal.services import aid_chooser, card_session, run_card_job
 
 __all__ = ["CARD_READER_ENTRY_POINTS", "SimulatedReader", "register"]
 
-_READ_KEYS = ("aid", "label", "pan_masked", "expiry")
+# The expiry is cardholder data (PCI DSS 3.2.1): shown only when asked for (--show-expiry).
+_READ_KEYS = ("aid", "label", "pan_masked")
 _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "cvm", "tvr",
                   "tsi", "first_cryptogram", "cryptogram", "decision", "reason")
 
@@ -65,6 +66,9 @@ def register(groups: Any) -> None:
 
     read = commands.add_parser("read", help="select the application and print its identity")
     common(read)
+    read.add_argument("--show-expiry", action="store_true",
+                      help="also print the card's expiry date (cardholder data: hidden by "
+                           "default)")
     read.set_defaults(handler=_read)
 
     transact = commands.add_parser("transact", help="run a transaction to its final cryptogram")
@@ -169,7 +173,7 @@ def _read(ctx: CliContext, args: argparse.Namespace) -> int:
                 return await kernel.read(session, contactless=args.contactless)
 
         result = run_card_job(services.card_reader, go)
-    _print(result, _READ_KEYS, args.json)
+    _print(result, (*_READ_KEYS, "expiry") if args.show_expiry else _READ_KEYS, args.json)
     return 0
 
 

@@ -41,9 +41,9 @@ def test_luhn_known_answers(digits: str, valid: bool) -> None:
 @pytest.mark.parametrize(
     ("pan",                   "message"),
     [
-        ("41111111111",           "12 to 19 digits"),
-        ("41111111111111111111",  "12 to 19 digits"),
-        ("41111111111x1111",      "12 to 19 digits"),
+        ("41111111111",           "13 to 19 digits"),
+        ("41111111111111111111",  "13 to 19 digits"),
+        ("41111111111x1111",      "13 to 19 digits"),
         ("4111111111111112",      "fails the Luhn check"),
     ],
 )

@@ -23,10 +23,17 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
 
 
 def test_read_prints_identity_masked(capsys: pytest.CaptureFixture[str]) -> None:
-    """card read --json: aid, label, first6…last4 PAN and expiry only."""
+    """card read --json: aid, label and first6…last4 PAN only; no expiry (issue #12 item 10)."""
     out = run_json(capsys, "card", "read", "--simulated", "visa-credit", "--json")
     assert out == {"aid": "A0000000031010", "label": "VISA CREDIT",
-                   "pan_masked": "476173…0010", "expiry": "3012"}
+                   "pan_masked": "476173…0010"}
+
+
+def test_read_shows_expiry_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """card read --show-expiry adds the expiry; the default output never prints it."""
+    out = run_json(capsys, "card", "read", "--simulated", "visa-credit", "--json",
+                   "--show-expiry")
+    assert out["expiry"] == "3012"
 
 
 @pytest.mark.parametrize(
