@@ -110,13 +110,15 @@ def test_forced_collision_is_resolved_deterministically(hsm_keystore: KeyStore) 
 
 
 def test_full_token_space_is_reported(hsm_keystore: KeyStore) -> None:
-    """When every candidate of a 12-digit PAN's BIN/last-4 is taken, the error says so."""
+    """When every candidate of a 13-digit PAN's BIN/last-4 is taken (the smallest token space
+    a valid PAN has, ISO/IEC 7812-1), the error says so."""
     registry = InMemoryTokenRegistry()
     store = KeyStore(hsm_keystore.owner, registry)
-    pan = with_check_digit("41111100123")
-    for n, token in enumerate(sorted(set(candidate_tokens(pan, bytes(32))))):
+    pan = with_check_digit("411111001234")
+    candidates = sorted(set(candidate_tokens(pan, bytes(32))))
+    for n, token in enumerate(candidates):
         assert registry.bind(f"{n:064x}", 1, [token]) == token
-    assert len(registry) == 90
+    assert len(registry) == len(candidates) == 900
     with pytest.raises(TokenSpaceExhausted, match=mask_pan(pan)) as info:
         store.tokenise_pan(pan)
     assert pan not in str(info.value)
