@@ -158,6 +158,12 @@ def register(groups: Any) -> None:
     run.add_argument("--https-cert", type=Path, metavar="FILE", help="serve HTTPS: certificate")
     run.add_argument("--https-key", type=Path, metavar="FILE", help="serve HTTPS: private key")
     run.add_argument(
+        "--token-system-url",
+        metavar="URL",
+        help="forward the terminals' token-activation events to this endpoint (the token "
+        "system's; etika sim pop serves a stand-in at /v1/token-system/activations)",
+    )
+    run.add_argument(
         "--operator-token-file",
         type=Path,
         metavar="FILE",
@@ -275,6 +281,7 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
             tls_key=args.https_key,
             tls_client_ca=args.https_client_ca,
             operator_token=token,
+            token_system_url=args.token_system_url,
         )
     except ValueError as exc:
         raise PlatformUsageError(f"--https-*: {exc}") from exc

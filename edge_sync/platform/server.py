@@ -25,6 +25,7 @@ from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import PlatformStorage
+from edge_sync.platform.token_forward import TokenActivationForwarder
 
 __all__ = ["ServeSettings", "listen", "serve"]
 
@@ -45,6 +46,8 @@ class ServeSettings:
     tls_client_ca: Path | None = None
     #: Bearer token the fleet, reconciliation and metrics endpoints require (None: open).
     operator_token: str | None = field(default=None, repr=False)
+    #: Where token-activation events go (the token system's activations endpoint).
+    token_system_url: str | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -128,6 +131,10 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
     # no MQTT session is opened for a worker that cannot serve).
     listener = listen(settings.http_host, settings.http_port)
     task = None
+    forwarder = (TokenActivationForwarder(storage, settings.token_system_url)
+                 if settings.token_system_url else None)
+    forwarding = (asyncio.create_task(forwarder.run(), name="platform-token-forward")
+                  if forwarder is not None else None)
     if consumer is not None:
         task = asyncio.create_task(consumer.run(), name="platform-mqtt")
         # If the consumer ever dies, take the HTTP server down with it: a half worker
@@ -137,6 +144,11 @@ async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
         await server.serve(sockets=[listener])
     finally:
         listener.close()
+        if forwarding is not None and forwarder is not None:
+            forwarding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarding
+            await forwarder.aclose()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -418,7 +418,8 @@ class PaymentManager:
                                         f"pop:{sale.pop_record.record_id}", ref_id=pid,
                                         priority=POP_PRIORITY))
         if state == "completed":
-            outbox.append(self._token_activation(sale))
+            reference = pop.receipt.pop_reference if pop.receipt is not None else None
+            outbox.append(self._token_activation(sale, reference))
         if state == "needs_reconciliation":
             outbox.append(_alert(pid, "pop_rejected_for_approved_sale",
                                  pop.reason or "the PoP back end refused the record"))
@@ -572,16 +573,12 @@ class PaymentManager:
         return fields, {"confirmed": "confirmed", "pending": "submitted",
                         "rejected": "rejected", "unavailable": "deferred"}.get(pop.status)
 
-    def _token_activation(self, sale: _Sale) -> OutboxMessage:
-        """Seed 001 §3.3: a confirmed dual transaction activates the card's token; the
-        platform forwards the event to the token system."""
-        pid = str(sale.payment_id)
-        payload = {"payment_id": pid, "card_token": sale.card.token if sale.card else None,
-                   "pop_record_id": str(sale.pop_record.record_id) if sale.pop_record
-                   else None, "network": sale.network,
-                   "terminal_id": self.profile.terminal.terminal_id}
-        return OutboxMessage("platform", "token_activation", payload, f"activation:{pid}",
-                             ref_id=pid)
+    def _token_activation(self, sale: _Sale, pop_reference: str | None) -> OutboxMessage:
+        return token_activation(
+            payment_id=str(sale.payment_id), terminal_id=self.profile.terminal.terminal_id,
+            card_token=sale.card.token if sale.card else "", amount=sale.request.amount,
+            network=sale.network, pop_reference=pop_reference,
+            pop_record_id=str(sale.pop_record.record_id) if sale.pop_record else None)
 
     def _close(self, sale: _Sale, result: TransactionResult | None, state: str, reason: str,
                *, outbox: list[OutboxMessage] | None = None, offline: bool = False,
@@ -726,6 +723,21 @@ def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
                if fraud else None),
         attempts=int(attempts), receipts=receipts,
     )
+
+
+def token_activation(*, payment_id: str, terminal_id: str, card_token: str, amount: Amount,
+                     network: str, pop_reference: str | None,
+                     pop_record_id: str | None) -> OutboxMessage:
+    """Seed 001 §3.3: a confirmed dual transaction activates the card's token. The event
+    goes to the platform, which forwards it to the token system; ``event_id`` is derived
+    from the payment, so a resent event is the same event."""
+    payload = {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"etika:activation:{payment_id}")),
+               "terminal_id": terminal_id, "payment_id": payment_id, "card_token": card_token,
+               "amount_minor": amount.minor, "currency": amount.currency.code,
+               "network": network, "pop_reference": pop_reference,
+               "pop_record_id": pop_record_id}
+    return OutboxMessage("platform", "token_activation", payload, f"activation:{payment_id}",
+                         ref_id=payment_id)
 
 
 def _reason(result: TransactionResult | None, fallback: str) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge_sync.errors import PopError
+from terminal.money import Amount, currency
 from terminal.payments.refunds import send_refund
 from terminal.store import OutboxMessage, StateChange
 from terminal.store.changes import record_change
@@ -196,6 +197,8 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
 
 
 async def _settle_pop(manager: PaymentManager, payment: Any, report: RecoveryReport) -> None:
+    from terminal.payments.manager import token_activation
+
     pid = payment["id"]
     pop = manager.store.connection.execute(
         "SELECT id, status FROM pop_transactions WHERE payment_id = ?", (pid,)).fetchone()
@@ -219,12 +222,12 @@ async def _settle_pop(manager: PaymentManager, payment: Any, report: RecoveryRep
                 record_change(tx, StateChange("pop_transaction", pop["id"], step,
                                               fields={"pop_reference": receipt.pop_reference},
                                               actor="settle"))
-            activation = OutboxMessage(
-                "platform", "token_activation",
-                {"payment_id": pid, "card_token": payment["card_token"],
-                 "pop_record_id": pop["id"], "network": payment["network"],
-                 "terminal_id": manager.profile.terminal.terminal_id},
-                f"activation:{pid}", ref_id=pid)
+            activation = token_activation(
+                payment_id=pid, terminal_id=manager.profile.terminal.terminal_id,
+                card_token=payment["card_token"] or "",
+                amount=Amount(int(payment["amount_minor"]), currency(payment["currency"])),
+                network=payment["network"] or "", pop_reference=receipt.pop_reference,
+                pop_record_id=pop["id"])
             record_change(tx, StateChange("payment", pid, "completed", actor="settle",
                                           fields={"reason": "approved; PoP confirmed later"},
                                           outbox=[_uplink(payment, "completed"), activation],
