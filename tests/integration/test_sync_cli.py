@@ -12,21 +12,36 @@ import pytest
 
 from edge_sync.messages import build_envelope, verify_envelope
 from edge_sync.signing import SoftwareSigner
+from hsm.fake import SoftwareKeyStore
 from terminal.cli.context import CliContext
 from terminal.cli.main import main
 from terminal.services import TerminalServices
 from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
+from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.integration.sync_receiver import AckingReceiver
+
+
+class _InMemoryCardKeys(SoftwareKeyStore):
+    """The in-memory card keys, closable as the services close the key store."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 KEYS = SoftwareSigningKeys()
 SIGNER = KEYS.for_version(1)
 
 
 def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
-    """The real services with in-memory signing keys in place of the token."""
-    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS, **injected)
+    """The real services with in-memory keys in place of the token (signing for the sync,
+    card keys for the payments `sync run` settles afterwards)."""
+    def card_keys(store: Store) -> Any:
+        return _InMemoryCardKeys(StoreTokenRegistry(store))
+
+    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS,
+                            key_store_factory=card_keys, **injected)
 PLATFORM = SoftwareSigner.generate()
 
 
@@ -177,7 +192,7 @@ def test_run_once_fails_when_messages_are_rejected(
     other_key = SoftwareSigner.generate().public_key_pem()
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
     with AckingReceiver(mosquitto.host, mosquitto.port, other_key) as rx:
-        code = main([*common, "run", "--once", "--transport", "mqtt"],
+        code = main([*common, "run", "--once", "--transport", "mqtt", "--destinations", "platform"],
                     services_factory=_services)
     captured = capsys.readouterr()
     assert rx.rejected and not rx.committed
@@ -206,7 +221,7 @@ def test_stopped_run_reports_its_real_totals(
 
         stopper = threading.Thread(target=stop_when_drained, daemon=True)
         stopper.start()
-        code = main([*common, "run", "--json", "--transport", "mqtt"],
+        code = main([*common, "run", "--json", "--transport", "mqtt", "--destinations", "platform"],
                     services_factory=_services)
         stopper.join(5)
     report = json.loads(capsys.readouterr().out)
@@ -232,7 +247,8 @@ def test_sigterm_before_the_loop_starts_still_reports(
         return _services(ctx, **injected)
 
     code = main(["--data-dir", str(data_dir), "--profile", str(profile), "sync", "run",
-                 "--json", "--transport", "mqtt"], services_factory=factory)
+                 "--json", "--transport", "mqtt", "--destinations", "platform"],
+                services_factory=factory)
     assert code == 0
     assert json.loads(capsys.readouterr().out)["delivered"] == 0
     assert signal.getsignal(signal.SIGTERM) is previous
