@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from drivers.apdu import apdu_case
 from edge_sync.response_codes import ISO_APPROVED_ARCS
 from terminal.emv.apdu import CardChannel
 from terminal.emv.errors import TlvError
@@ -90,6 +91,15 @@ class OnlineAuthoriser(Protocol):
     async def authorise(self, request: OnlineRequest) -> OnlineResponse | None: ...
 
 
+def _short_apdu(command: bytes) -> bool:
+    """Whether ``command`` is a short command APDU of case 1–4 (ISO/IEC 7816-3 §12.1)."""
+    try:
+        apdu_case(command)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(slots=True)
 class ScriptResults:
     """What script processing left behind: one line per script and the 9F5B bytes."""
@@ -122,16 +132,22 @@ async def run_issuer_scripts(
         result_byte = 0x20
         commands = [c for c in script.children if c.tag == 0x86]
         for number, command in enumerate(commands, start=1):
-            response = await channel.transmit(command.value)
-            if response.sw1 not in (0x90, 0x62, 0x63):
+            if not _short_apdu(command.value):
+                # The host's command is not a short APDU the card could take: never sent,
+                # the script fails there as a refused command would.
+                status = "failed:malformed"
+            else:
+                response = await channel.transmit(command.value)
+                if response.sw1 in (0x90, 0x62, 0x63):
+                    continue
                 status = f"failed:{response.sw:04X}"
-                result_byte = 0x10 | min(number, 0x0F)
-                tvr.set(
-                    TvrBit.SCRIPT_FAILED_BEFORE_FINAL_GENAC
-                    if template == 0x71
-                    else TvrBit.SCRIPT_FAILED_AFTER_FINAL_GENAC
-                )
-                break
+            result_byte = 0x10 | min(number, 0x0F)
+            tvr.set(
+                TvrBit.SCRIPT_FAILED_BEFORE_FINAL_GENAC
+                if template == 0x71
+                else TvrBit.SCRIPT_FAILED_AFTER_FINAL_GENAC
+            )
+            break
         into.lines.append(f"{template:X}:{ident}:{status}")
         raw_id = (script_id.value if script_id else b"")[:4].rjust(4, b"\x00")
         into.issuer_script_results += bytes([result_byte]) + raw_id

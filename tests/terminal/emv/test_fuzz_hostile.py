@@ -57,6 +57,17 @@ def test_decoder_gives_objects_or_tlv_error(data: bytes) -> None:
     tlv.find(items, 0x5A)
 
 
+class SturdyReader(TweakReader):
+    """The test card itself may choke on what the kernel sends after a mutation (an empty
+    PDOL, say); a real card answers 6F00 (no precise diagnosis) then."""
+
+    def respond(self, command: bytes) -> ResponseApdu:
+        try:
+            return super().respond(command)
+        except (IndexError, ValueError, KeyError):
+            return ResponseApdu(b"", 0x6F, 0x00)
+
+
 class Approving:
     async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
         return OnlineResponse(arc=b"00", issuer_authentication_data=bytes(10))
@@ -78,7 +89,7 @@ def _mutate(ins: int, tag: int, value: bytes):  # type: ignore[no-untyped-def]
 async def _run(app: App, tweak, contactless: bool, amount: int) -> TransactionResult:  # type: ignore[no-untyped-def]
     if contactless:
         app.qvsdc, app.pdol = True, QVSDC_PDOL
-    reader = TweakReader(KitCard(app), tweak)
+    reader = SturdyReader(KitCard(app), tweak)
     session = await reader.connect(await reader.wait_for_card())
     data = TransactionData(amount=amount, currency_numeric=504, when=datetime(2026, 11, 22))
     kernel = EmvKernel(CONFIG, authoriser=Approving())
@@ -105,3 +116,48 @@ def test_kernel_over_a_hostile_card_never_crashes(ins: int, tag: int, value: byt
     except EmvError:
         return
     assert result.cryptogram in ("TC", "ARQC", "AAC") and result.reason
+
+
+@st.composite
+def issuer_scripts(draw: st.DrawFn) -> bytes:
+    """71/72 templates holding 86 commands of any bytes (well-formed APDUs or not)."""
+    out = b""
+    for template in draw(st.lists(st.sampled_from([0x71, 0x72]), min_size=1, max_size=2)):
+        commands = draw(st.lists(st.binary(max_size=12), max_size=3))
+        out += tlv.encode(template, b"".join(tlv.encode(0x86, c) for c in commands))
+    return out
+
+
+class Scripted:
+    def __init__(self, answer: OnlineResponse) -> None:
+        self.answer = answer
+
+    async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
+        return self.answer
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    arc=st.sampled_from([b"00", b"05", b"55", b"", b"0", b"\xff\xfe\xfd"]),
+    iad=st.one_of(st.none(), st.binary(max_size=24)),
+    scripts=st.one_of(st.binary(max_size=64), nested_objects(), issuer_scripts()),
+    malformed=st.booleans(),
+    oda=st.sampled_from(["dda", "cda"]),
+)
+def test_kernel_over_a_hostile_issuer_answer_never_crashes(arc: bytes, iad: bytes | None,
+                                                           scripts: bytes, malformed: bool,
+                                                           oda: str) -> None:
+    """#17.7: any ARC, tag 91 and script bytes from the host: a result, never a crash; an
+    approving ARC is never turned into an error."""
+    answer = OnlineResponse(arc=arc, issuer_authentication_data=iad, scripts=scripts,
+                            issuer_data_malformed=malformed)
+
+    async def go() -> TransactionResult:
+        reader = SturdyReader(KitCard(App(oda=oda)), lambda c, a, n: a)
+        session = await reader.connect(await reader.wait_for_card())
+        data = TransactionData(amount=60000, currency_numeric=504,
+                               when=datetime(2026, 11, 22))
+        return await EmvKernel(CONFIG, authoriser=Scripted(answer)).transact(session, data)
+
+    result = asyncio.run(go())
+    assert result.first_cryptogram == "ARQC" and result.decision.endswith("_online")

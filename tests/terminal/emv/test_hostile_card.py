@@ -236,3 +236,23 @@ async def test_card_pan_that_cannot_be_sealed_is_a_card_data_error() -> None:
     with pytest.raises(CardDataError) as info:
         await run(App(pan=pan), lambda c, a, n: a, txn(60000), authoriser=bridge)
     assert pan not in str(info.value) and not connector.calls
+
+
+@pytest.mark.parametrize(
+    ("command",                 "why"),
+    [
+        ("841E00000501",            "Lc 5, one byte of data"),
+        ("84",                      "shorter than a header"),
+        ("841E000000AABB",          "extended length"),
+    ],
+)
+async def test_malformed_issuer_script_command_fails_the_script(command: str, why: str) -> None:
+    """#17.7: a script command that is not a short APDU is not sent; the script fails
+    (TVR byte 5 b6) and the issuer's approval stands (Book 3 §10.10)."""
+    script = tlv.encode(0x71, tlv.encode(0x9F18, b"\x00\x00\x00\x01")
+                        + tlv.encode(0x86, bytes.fromhex(command)))
+    issuer = Issuer(OnlineResponse(arc=b"00", scripts=script))
+    result = await run(App(), lambda c, a, n: a, txn(60000), authoriser=issuer)
+    assert TvrBit.SCRIPT_FAILED_BEFORE_FINAL_GENAC in tvr_of(result), why
+    assert (result.decision, result.script_results) == (
+        "approved_online", ["71:00000001:failed:malformed"])
