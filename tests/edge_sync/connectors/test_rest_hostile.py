@@ -70,14 +70,20 @@ def _authorise(kind: str, handler: Handler) -> tuple[AuthorisationRequest, PspRe
     return request, asyncio.run(run())
 
 
-def _well_typed(response: PspResponse) -> None:
-    """What the kernel and the store rely on: ASCII text codes, bytes of issuer data."""
-    assert isinstance(response.code, str) and response.code.isascii()
-    assert isinstance(response.emv_data, bytes)
+def _ill_typed(response: PspResponse) -> list[str]:
+    """What the kernel and the store could not use: non-ASCII codes, non-bytes issuer data."""
+    problems = []
+    if not (isinstance(response.code, str) and response.code.isascii()):
+        problems.append(f"code {response.code!r}")
+    if not isinstance(response.emv_data, bytes):
+        problems.append("emv_data")
     approval = response.reference.approval_code
-    assert approval is None or (isinstance(approval, str) and approval.isascii()
-                                and len(approval) <= 6)
-    assert response.reference.psp_id is None or isinstance(response.reference.psp_id, str)
+    if not (approval is None or (isinstance(approval, str) and approval.isascii()
+                                 and len(approval) <= 6)):
+        problems.append(f"approval code {approval!r}")
+    if not (response.reference.psp_id is None or isinstance(response.reference.psp_id, str)):
+        problems.append("psp_id")
+    return problems
 
 
 # --- item 5: the search after an unknown outcome ---------------------------------------
@@ -177,9 +183,10 @@ def test_wrong_types_are_psp_errors(kind: str, status: int, body: Any) -> None:
     well-typed answer (issue #17 item 6), never AttributeError/TypeError/RecursionError."""
     try:
         _, response = _authorise(kind, _answer(status, body))
-    except PspError:
+    except PspError as exc:
+        assert exc.fields.get("idempotency_key")  # says which payment it is about
         return
-    _well_typed(response)
+    assert not _ill_typed(response)
 
 
 def test_deeply_nested_answer_is_refused_before_decoding() -> None:
@@ -228,6 +235,7 @@ def test_fuzzed_answers_never_escape(kind: str, answers: list[tuple[int, Any]]) 
     gives a PspError or a well-typed answer."""
     try:
         _, response = _authorise(kind, _scripted(answers))
-    except PspError:
+    except PspError as exc:
+        assert exc.fields.get("idempotency_key")  # says which payment it is about
         return
-    _well_typed(response)
+    assert not _ill_typed(response)
