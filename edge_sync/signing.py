@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge_sync.errors import SignatureError
 
-__all__ = ["ANNOUNCED_WITH", "RotatingSigner", "Signer", "SoftwareSigner", "verify_signature"]
+__all__ = [
+    "ANNOUNCED_WITH",
+    "RotatingSigner",
+    "Signer",
+    "SoftwareSigner",
+    "public_key_fingerprint",
+    "verify_signature",
+]
 
 #: Payload field of a ``keys_rotated`` report naming the (previous) key version to sign it
 #: with, so that the platform, which trusts that key, can register the new one by itself.
@@ -117,3 +124,22 @@ def verify_signature(public_key_pem: bytes | str, data: bytes, signature: bytes)
         ) from exc
     except ValueError as exc:  # cryptography: signature bytes are not valid DER
         raise SignatureError("signature is not valid DER", reason="malformed signature") from exc
+
+
+def public_key_fingerprint(public_key_pem: bytes | str) -> str:
+    """``SHA256:`` and the hex SHA-256 of the key's SubjectPublicKeyInfo (DER), in groups.
+
+    The terminal (``etika hsm public-key``) and the platform (``etika platform
+    register-terminal``) both print it, so an operator can see they hold the same key.
+    """
+    import hashlib
+
+    pem = public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise SignatureError("not a PEM public key") from exc
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashlib.sha256(der).hexdigest()
+    return "SHA256:" + ":".join(digest[i:i + 4] for i in range(0, 32, 4))

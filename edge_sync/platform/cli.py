@@ -199,7 +199,8 @@ def register(groups: Any) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help="PEM public key or certificate (EC P-256)",
+        help="the terminal's signing public key (PEM, EC P-256), as `etika hsm public-key` "
+        "prints it; not its TLS certificate",
     )
     reg.add_argument(
         "--key-version", type=int, default=1, help="key version the terminal signs with (1)"
@@ -304,13 +305,27 @@ def _register_terminal(ctx: CommandContext, args: argparse.Namespace) -> int:
         ack_topic(args.terminal_id)  # the id must be usable in topics and URLs
     except ValueError as exc:
         raise PlatformUsageError(f"--terminal-id: {exc}") from exc
+    try:
+        is_certificate = b"BEGIN CERTIFICATE" in args.public_key.read_bytes()
+    except OSError:
+        is_certificate = False  # read_terminal_public_key names the unreadable file
+    if is_certificate:
+        # A terminal's TLS certificate is a P-256 key too, but not the one it signs with:
+        # every uplink would be refused and dead-lettered.
+        raise PlatformUsageError(
+            f"--public-key {args.public_key} is a certificate (the terminal's TLS "
+            "certificate?): register the terminal's signing key, the PEM public key that "
+            "`etika hsm public-key` prints on the terminal")
     pem = read_terminal_public_key(args.public_key)
     storage = _open(ctx, args)
     try:
         storage.register_key(args.terminal_id, args.key_version, pem, utc_now_iso())
     finally:
         storage.close()
-    print(f"registered {args.terminal_id} (key version {args.key_version})")
+    from edge_sync.signing import public_key_fingerprint
+
+    print(f"registered {args.terminal_id} (key version {args.key_version}, "
+          f"{public_key_fingerprint(pem)}); it verifies the terminal's messages at once")
     return 0
 
 

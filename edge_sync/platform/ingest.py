@@ -268,11 +268,13 @@ class Ingestor:
         self.commit_seconds = 0.0
         self._counts_lock = threading.Lock()
 
-    def _public_key(self, terminal_id: str, key_version: int) -> ec.EllipticCurvePublicKey:
-        # Keys are cached briefly: a re-registered key takes effect within that time.
+    def _public_key(self, terminal_id: str, key_version: int, *, fresh: bool = False
+                    ) -> ec.EllipticCurvePublicKey:
+        # Keys are cached briefly; a signature that fails with a cached key is checked again
+        # with the registered one (``fresh``), so a re-registered key takes effect at once.
         cached = self._keys.get((terminal_id, key_version))
         now = time.monotonic()
-        if cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
+        if not fresh and cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
             return cached[1]
         pem = self.storage.public_key(terminal_id, key_version)
         if pem is None and self.storage.key_versions(terminal_id):
@@ -339,7 +341,18 @@ class Ingestor:
         except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
             raise MalformedUplink("malformed envelope: text is not valid Unicode") from exc
         try:
-            key.verify(base64.b64decode(envelope.signature), signed, ec.ECDSA(hashes.SHA256()))
+            signature = base64.b64decode(envelope.signature)
+            try:
+                key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                # The cached key may be one an operator has just replaced (a terminal first
+                # registered with the wrong key): check with the registered key before
+                # refusing, so that fixing the key stops the rejections at once.
+                registered = self._public_key(envelope.terminal_id, envelope.key_version,
+                                              fresh=True)
+                if registered.public_numbers() == key.public_numbers():
+                    raise
+                registered.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
             raise BadSignature(
                 "bad signature: does not verify with the registered key "

@@ -64,7 +64,10 @@ def register(groups: Any) -> None:
                      help="use the public TEST transport key 000102…1F (test terminals only)")
     imp.set_defaults(handler=_import)
 
-    public = commands.add_parser("public-key", help="print the signing public key (PEM)")
+    public = commands.add_parser(
+        "public-key",
+        help="print the signing public key (PEM; its fingerprint on stderr): the key to "
+        "register with `etika platform register-terminal`")
     public.add_argument("--version", type=_version, help="key version (default: current)")
     public.set_defaults(handler=_public_key)
 
@@ -185,6 +188,14 @@ def _import(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _public_key(ctx: CliContext, args: argparse.Namespace) -> int:
+    import sys
+
+    from edge_sync.signing import public_key_fingerprint
+
     with KeyStore.open(_settings(ctx, args)) as store:
-        print(store.public_key_pem(args.version).decode(), end="")
+        pem = store.public_key_pem(args.version)
+    print(pem.decode(), end="")
+    # On stderr, so that `etika hsm public-key > key.pem` keeps the file a bare PEM key;
+    # `etika platform register-terminal` prints the same fingerprint.
+    print(f"fingerprint {public_key_fingerprint(pem)}", file=sys.stderr)
     return 0

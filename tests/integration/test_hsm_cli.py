@@ -106,3 +106,18 @@ def test_status_before_init_says_run_init(tmp_path: Path) -> None:
     """status on a data dir without a token says to run etika hsm init."""
     result = etika(tmp_path, "hsm", "status")
     assert result.returncode == 1 and "run etika hsm init" in result.stderr
+
+
+def test_public_key_shows_its_fingerprint_and_a_missing_version_advises_rotate(
+    initialised: Path,
+) -> None:
+    """#16.13/#16.10: public-key prints a bare PEM on stdout and its fingerprint on stderr
+    (the one register-terminal shows); a version never created advises `hsm rotate`."""
+    from edge_sync.signing import public_key_fingerprint
+
+    pem = etika(initialised, "hsm", "public-key")
+    assert pem.returncode == 0 and pem.stdout.endswith("-----END PUBLIC KEY-----\n")
+    assert f"fingerprint {public_key_fingerprint(pem.stdout)}" in pem.stderr
+    missing = etika(initialised, "hsm", "public-key", "--version", "99")
+    assert missing.returncode == 1
+    assert "hsm rotate signing" in missing.stderr and "hsm init" not in missing.stderr

@@ -117,3 +117,45 @@ def test_register_refuses_a_non_p256_key(
     status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", "register-terminal",
                           "--terminal-id", "T", "--public-key", str(path))
     assert status == 2 and "P-256" in err
+
+
+def test_register_terminal_refuses_a_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#16.13: the terminal's TLS certificate is refused as its signing key (exit 2), naming
+    `etika hsm public-key`; a PEM public key is registered and its fingerprint shown."""
+    from edge_sync.pki import ensure_test_pki
+    from edge_sync.signing import public_key_fingerprint
+
+    pki = ensure_test_pki(tmp_path / "pki")
+    database = str(tmp_path / "p.db")
+    status, _, err = _run(capsys, "platform", "register-terminal", "--database", database,
+                          "--terminal-id", "ETK00001", "--public-key", str(pki.terminal_pem))
+    assert status == 2 and "certificate" in err and "etika hsm public-key" in err
+    signer = SoftwareSigner.generate()
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(signer.public_key_pem())
+    status, out, _ = _run(capsys, "platform", "register-terminal", "--database", database,
+                          "--terminal-id", "ETK00001", "--public-key", str(key_file))
+    assert status == 0
+    assert public_key_fingerprint(signer.public_key_pem()) in out
+
+
+def test_a_fixed_key_is_used_at_once(tmp_path: Path) -> None:
+    """#16.13: after a terminal's wrong key is replaced, its next message verifies at once
+    (no wait for the platform's key cache to expire)."""
+    right = SoftwareSigner.generate()
+    wrong = SoftwareSigner.generate()
+    storage = open_storage(str(tmp_path / "p.db"))
+    try:
+        storage.register_key("T-0001", 1, wrong.public_key_pem().decode(), "2026-11-21T00:00Z")
+        ingestor = Ingestor(storage)
+        (refused,) = ingestor.ingest([RawUplink("T-0001", envelope(right).to_json(),
+                                                "transaction")])
+        assert refused is not None and refused.status == "rejected"
+        storage.register_key("T-0001", 1, right.public_key_pem().decode(), "2026-11-21T00:01Z")
+        (accepted,) = ingestor.ingest([RawUplink("T-0001", envelope(right).to_json(),
+                                                 "transaction")])
+        assert accepted is not None and accepted.status == "accepted"
+    finally:
+        storage.close()
