@@ -142,6 +142,7 @@ def load_profile(directory: Path | str) -> Profile:
         terminal=terminal_file.terminal,
         hsm=terminal_file.hsm,
         pinpad=terminal_file.pinpad,
+        printer=terminal_file.printer,
         currencies=currencies,
         aids=aids.aid,
         capks=capks.capk,

@@ -19,6 +19,7 @@ from terminal.profile.schemas import (
     OfflineLimits,
     PaymentsSettings,
     PinPadConfig,
+    PrinterConfig,
     PspConfig,
     Route,
     SyncConfig,
@@ -38,6 +39,7 @@ class Profile(BaseModel):
     terminal: TerminalConfig
     hsm: HsmConfig
     pinpad: PinPadConfig
+    printer: PrinterConfig = PrinterConfig()
     currencies: CurrenciesFile
     aids: list[AidConfig]
     capks: list[Capk]

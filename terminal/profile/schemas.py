@@ -59,6 +59,7 @@ __all__ = [
     "OfflineLimits",
     "PaymentsSettings",
     "PinPadConfig",
+    "PrinterConfig",
     "PspConfig",
     "Route",
     "RoutingFile",
@@ -127,6 +128,8 @@ class TerminalConfig(_Strict):
     terminal_type: Hex1
     capabilities: Hex3
     additional_capabilities: Hex5
+    #: The counter's language (``etika ui``, receipts): French by default.
+    locale: Literal["fr", "en"] = "fr"
 
     @field_validator("terminal_type")
     @classmethod
@@ -150,10 +153,18 @@ class PinPadConfig(_Strict):
     pin_timeout_s: Annotated[float, Field(ge=5, le=300)] = 30.0
 
 
+class PrinterConfig(_Strict):
+    """The ESC/POS receipt printer: its serial port (none: receipts are not printed)."""
+
+    port: Annotated[str, Field(min_length=1)] | None = None
+    baud: Literal[9600, 19200, 38400, 57600, 115200] = 19200
+
+
 class TerminalFile(_Strict):
     terminal: TerminalConfig
     hsm: HsmConfig = HsmConfig()
     pinpad: PinPadConfig = PinPadConfig()
+    printer: PrinterConfig = PrinterConfig()
 
 
 # --- currencies.toml ---------------------------------------------------------------------

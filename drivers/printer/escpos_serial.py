@@ -1,0 +1,111 @@
+"""An ESC/POS receipt printer on a serial port, through python-escpos.
+
+Before each receipt the printer is asked its state (``DLE EOT 1`` online, ``DLE EOT 4``
+paper sensor, ESC/POS "real-time status"): a printer that does not answer is off, an empty
+roll is refused, and nothing is sent either way. Text goes out in code page CP858 (Latin-1
+with the euro sign, ``ESC t 19``) so French receipts print their accents. pyserial runs in
+a thread: its reads block for up to the timeout. Every pyserial and python-escpos error is
+mapped to a :class:`~drivers.printer.errors.PrinterError` at this edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from drivers.printer.base import PaperLevel, PrinterState
+from drivers.printer.errors import (
+    PrinterError,
+    PrinterOffline,
+    PrinterOutOfPaper,
+    PrinterPortError,
+)
+
+__all__ = ["ENCODING", "EscposSerialPrinter"]
+
+ENCODING = "CP858"
+
+
+def _open_escpos(port: str, baud: int, timeout_s: float) -> Any:
+    from escpos.printer import Serial
+
+    printer = Serial(devfile=port, baudrate=baud, timeout=timeout_s, dsrdtr=False)
+    printer.open()
+    return printer
+
+
+class EscposSerialPrinter:
+    """:class:`~drivers.printer.base.ReceiptPrinter` over python-escpos's ``Serial``."""
+
+    def __init__(self, port: str, baud: int = 19200, *, timeout_s: float = 0.5,
+                 opener: Callable[[str, int, float], Any] = _open_escpos) -> None:
+        self.port = port
+        self.baud = baud
+        self.timeout_s = timeout_s
+        self._opener = opener
+        self._printer: Any = None
+        self._lock = asyncio.Lock()
+
+    def _device(self) -> Any:
+        if self._printer is None:
+            try:
+                self._printer = self._opener(self.port, self.baud, self.timeout_s)
+            except Exception as exc:  # python-escpos wraps pyserial's errors in its own
+                raise PrinterPortError(f"cannot open the receipt printer on {self.port}: "
+                                       f"{exc}".splitlines()[0], port=self.port) from exc
+        return self._printer
+
+    def _drop(self) -> None:
+        printer, self._printer = self._printer, None
+        if printer is not None:
+            try:
+                printer.close()
+            except Exception:  # noqa: S110 - already failing; the port is reopened next time
+                pass
+
+    def _status(self) -> PrinterState:
+        printer = self._device()
+        try:
+            printer.device.reset_input_buffer()
+            online = bool(printer.is_online())
+            paper = PaperLevel(printer.paper_status()) if online else PaperLevel.OK
+        except Exception as exc:  # pyserial / python-escpos errors
+            self._drop()
+            raise PrinterOffline(f"the receipt printer on {self.port} went away: {exc}",
+                                 port=self.port) from exc
+        return PrinterState(online, paper)
+
+    def _print(self, text: str) -> None:
+        state = self._status()
+        if not state.online:
+            raise PrinterOffline(f"the receipt printer on {self.port} does not answer: is it "
+                                 "switched on, its cover closed?", port=self.port)
+        if state.paper == PaperLevel.OUT:
+            raise PrinterOutOfPaper(f"the receipt printer on {self.port} is out of paper: "
+                                    "change the roll and reprint from the history",
+                                    port=self.port)
+        printer = self._device()
+        try:
+            printer.hw("INIT")
+            printer.magic.force_encoding(ENCODING)
+            for line in text.splitlines():
+                printer.textln(line)
+            printer.cut()
+            printer.device.flush()
+        except Exception as exc:
+            self._drop()
+            raise PrinterError(f"printing on {self.port} failed: {exc}",
+                               port=self.port) from exc
+
+    async def status(self) -> PrinterState:
+        async with self._lock:
+            return await asyncio.to_thread(self._status)
+
+    async def print_text(self, text: str) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._print, text)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._drop)
