@@ -47,6 +47,9 @@ __all__ = ["FIXED_NOW", "FakeCounterServices", "ScriptedSale"]
 FIXED_NOW = dt.datetime(2026, 12, 3, 14, 32, 7, tzinfo=dt.UTC)
 
 
+_ID_NAMESPACE = uuid.UUID("6f9c1d2e-0000-4000-8000-000000000014")
+
+
 @dataclass
 class ScriptedSale:
     """How the next sale goes."""
@@ -96,6 +99,12 @@ class FakeCounterServices:
         self.printed: list[tuple[str, str]] = []
         self.end_of_days: list[dt.date] = []
         self.online = True
+        self._ids = 0
+
+    def _next_id(self) -> uuid.UUID:
+        # Deterministic ids: screenshots and tests see the same ones on every run.
+        self._ids += 1
+        return uuid.uuid5(_ID_NAMESPACE, str(self._ids))
 
     @property
     def info(self) -> CounterInfo:
@@ -117,7 +126,7 @@ class FakeCounterServices:
             raise InvalidAmountError(f"a sale of {amount} is refused: the amount must be "
                                      "above zero")
         script = self.sales.pop(0) if self.sales else ScriptedSale()
-        payment_id = uuid.uuid4()
+        payment_id = self._next_id()
         on_event(PaymentEvent("waiting_card", "present the card", payment_id))
         state = script.state
         reason = script.reason
@@ -178,7 +187,8 @@ class FakeCounterServices:
             raise RefundRefusedError(f"{wanted} is more than the "
                                      f"{Amount(left, wanted.currency)} left to refund")
         payment.refunded_minor += wanted.minor
-        outcome = RefundOutcome(uuid.uuid4(), payment.outcome.payment_id, "refund", "approved",
+        outcome = RefundOutcome(self._next_id(), payment.outcome.payment_id, "refund",
+                                "approved",
                                 wanted, "approved by the acquirer")
         payment.refunds.append(outcome)
         return outcome
@@ -188,7 +198,7 @@ class FakeCounterServices:
         if payment.outcome.state not in APPROVED_STATES or payment.refunded_minor:
             raise RefundRefusedError(f"payment {payment_id} cannot be voided")
         payment.refunded_minor = payment.outcome.amount.minor
-        outcome = RefundOutcome(uuid.uuid4(), payment.outcome.payment_id, "void", "approved",
+        outcome = RefundOutcome(self._next_id(), payment.outcome.payment_id, "void", "approved",
                                 payment.outcome.amount, "voided")
         payment.refunds.append(outcome)
         payment.outcome = _with_state(payment.outcome, "voided")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from ui.fake import FakeCounterServices, ScriptedSale
 
@@ -18,6 +19,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def _pause(pilot: Pilot[None], n: int = 30) -> None:
     for _ in range(n):
         await pilot.pause()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False  # a blinking cursor would make the picture flicker
+    await pilot.pause()
 
 
 def test_sale_screen(snap_compare: Any) -> None:
