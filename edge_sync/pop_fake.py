@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from edge_sync.errors import PopRejectedError, PopUnavailableError, PopUnknownRecordError
 from edge_sync.pop import PopReceipt, PopRecord, PopStatus
@@ -112,7 +113,8 @@ class InMemoryPopBackend:
             if known.sequence == record.sequence:
                 self._refuse(record, f"sequence {record.sequence} already used by record "
                              f"{known.record_id} (replay)")
-            if (known.sequence < record.sequence) != (known.created_at <= record.created_at):
+            if (known.sequence < record.sequence) != (
+                    _when(known.created_at) <= _when(record.created_at)):
                 self._refuse(record, f"sequence {record.sequence} and created_at "
                              f"{record.created_at} are out of order with record "
                              f"{known.record_id}")
@@ -149,3 +151,8 @@ class InMemoryPopBackend:
             self.lose_answers -= 1
             raise PopUnavailableError("PoP answer lost (fake: lose_answers fault)")
         return receipt
+
+
+def _when(created_at: str) -> datetime:
+    # Compared as instants: "…Z" and "…+00:00" spell the same time.
+    return datetime.fromisoformat(created_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -91,3 +92,14 @@ async def test_unreachable_mid_batch_keeps_what_was_acked() -> None:
     acks = await PopOutboxTransport(fake).deliver(rows, timeout=5)
     assert list(acks) == [rows[0].message_id]
     assert len(fake.calls) == 2
+
+
+async def test_the_fake_compares_created_at_as_instants() -> None:
+    """The same instant spelt '…Z' then '…+00:00' on a later sequence is in order."""
+    fake = InMemoryPopBackend()
+    records = RecordMaker()
+    first = records.sale()
+    second = records.sale()
+    plus = replace(second, created_at=first.created_at.replace("Z", "+00:00"))
+    await fake.submit(first)
+    assert (await fake.submit(plus)).status == "confirmed"
