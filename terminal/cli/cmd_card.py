@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import math
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -195,6 +196,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
         ctx.require_store()  # the PSP trace (STANs) and reversals live in the store
     with ctx.services(card_reader=_reader(args)) as services:
         config = services.kernel_config
+        online: list[Any] = []  # the PSP authoriser, once built (Ctrl-C needs it)
 
         async def go(reader: CardReader) -> TransactionResult:
             async with contextlib.AsyncExitStack() as stack:
@@ -206,6 +208,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                     router = services.new_router()
                     stack.push_async_callback(router.aclose)
                     authoriser = services.online_authoriser(amount, router)
+                    online.append(authoriser)
                 session = await stack.enter_async_context(
                     card_session(reader, args.reader, args.timeout))
                 pin_entry = None
@@ -233,11 +236,27 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                                    chooser=chooser, offline_pin=offline_pin)
                 return await kernel.transact(session, data, contactless=args.contactless)
 
-        result = run_card_job(services.card_reader, go)
+        try:
+            result = run_card_job(services.card_reader, go)
+        except KeyboardInterrupt:
+            print(_interrupted(services, online), file=sys.stderr)
+            return 130
     # With a real acquirer the issuer's answer (ARC, tag 8A) is worth showing too.
     keys: tuple[str, ...] = (*_TRANSACT_KEYS, "arc") if args.issuer == "psp" else _TRANSACT_KEYS
     _print(result, keys, args.json)
     return 0
+
+
+def _interrupted(services: Any, online: list[Any]) -> str:
+    """Ctrl-C: if the authorisation had left, queue its reversal; say what happened."""
+    authoriser = online[0] if online else None
+    if authoriser is None or not authoriser.may_have_charged:
+        return "etika: interrupted before any acquirer was asked: nothing was charged"
+    for pending in authoriser.reversals():
+        services.queue_reversal(authoriser.transaction_id, pending)
+    return (f"etika: interrupted while the acquirer was answering transaction "
+            f"{authoriser.transaction_id}: the customer may have been charged, so a reversal "
+            "is queued (etika sync run sends it)")
 
 
 def _simulated_issuer(reader: CardReader) -> OnlineAuthoriser:

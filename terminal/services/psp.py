@@ -9,14 +9,16 @@ entry, and the outbox worker sends it until the PSP answers.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 
 from edge_sync.connectors import Amount as PspAmount
-from edge_sync.connectors import Router
-from edge_sync.connectors.errors import ReversalPending
+from edge_sync.connectors import Router, RoutingKey
+from edge_sync.connectors.errors import PspError, ReversalPending
 from terminal.emv.errors import NoApplication
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
+from terminal.emv.pan import pan_from_card
 from terminal.money import Amount
 from terminal.profile import Profile
 from terminal.psp_routing import KernelAuthoriser, build_router
@@ -90,12 +92,42 @@ class ProfilePspAuthoriser:
         self._on_reversal_pending = on_reversal_pending
         self.transaction_id = transaction_id or uuid.uuid4()
         self.bridge: KernelAuthoriser | None = None
+        #: The PSPs this transaction's route may reach, once the request is on its way.
+        self.candidates: list[str] = []
+
+    @property
+    def may_have_charged(self) -> bool:
+        """The request left and no decline or confirmed reversal came back."""
+        if self.bridge is None:
+            return False
+        response = self.bridge.response
+        return (response is None and self.bridge.error is None) or bool(
+            response is not None and response.approved)
+
+    def reversals(self) -> list[ReversalPending]:
+        """What to queue when this transaction must be undone without its answer (the
+        cashier pressed Ctrl-C): a reversal for every PSP the route could have reached,
+        naming the original by its transaction id."""
+        amount = psp_amount(self._amount)
+        body = {"minor": amount.minor, "currency": amount.currency, "numeric": amount.numeric,
+                "exponent": amount.exponent}
+        return [ReversalPending(
+            f"{name}: transaction {self.transaction_id} interrupted", reversal={
+                "connector": name, "amount": body,
+                "original": {"connector": name, "transaction_id": str(self.transaction_id),
+                             "operation": "authorise"}})
+            for name in self.candidates]
 
     async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
+        network = network_for_aid(self._profile, request.aid)
         self.bridge = KernelAuthoriser(
-            self._router, self.transaction_id, psp_amount(self._amount),
-            network=network_for_aid(self._profile, request.aid),
+            self._router, self.transaction_id, psp_amount(self._amount), network=network,
         )
+        pan = pan_from_card(dict(request.icc_data)) or ""
+        with contextlib.suppress(PspError):
+            self.candidates = self._router.candidates(RoutingKey(
+                network=network, currency=self._amount.currency.code,
+                amount_minor=self._amount.minor, aid=request.aid.hex().upper(), bin=pan[:8]))
         answer = await self.bridge.authorise(request)
         if isinstance(self.bridge.error, ReversalPending) and self._on_reversal_pending:
             self._on_reversal_pending(self.transaction_id, self.bridge.error)

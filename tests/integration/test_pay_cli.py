@@ -7,6 +7,7 @@ card over pcscd + vpcd, and the PIN pad ``etika sim pinpad`` on a pseudo-termina
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,3 +155,98 @@ def test_pay_over_pcscd_with_online_pin(counter: tuple[Path, Path], vpcd_card: o
     assert paid.returncode == 0, paid.stderr
     sale = json.loads(paid.stdout)
     assert sale["state"] == "completed" and sale["emv"]["cvm"] == "online_pin"
+
+
+@pytest.fixture
+def slow_profile(counter: tuple[Path, Path], tmp_path: Path) -> Iterator[Path]:
+    """The counter's profile with every ISO 8583 route on an acquirer that answers after
+    8 s, and a payment deadline long enough to wait for it."""
+    profile, _ = counter
+    slow = tmp_path / "profile"
+    shutil.copytree(profile, slow)
+    port = _free_port()
+    acquirer = subprocess.Popen(
+        [*ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port), "--faults",
+         "latency=8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        _wait_for_port(port, acquirer)
+        routing = re.sub(r"^port = \d+$", f"port = {port}",
+                         (slow / "routing.toml").read_text(), flags=re.MULTILINE)
+        (slow / "routing.toml").write_text(routing)
+        limits = (slow / "limits.toml").read_text().replace("deadline_ms = 2000",
+                                                            "deadline_ms = 20000")
+        (slow / "limits.toml").write_text(limits)
+        yield slow
+    finally:
+        acquirer.send_signal(signal.SIGTERM)
+        acquirer.wait(timeout=10)
+        if acquirer.stdout:
+            acquirer.stdout.close()
+
+
+def _interrupt_when(process: subprocess.Popen[str], data_dir: Path, query: str
+                    ) -> tuple[str, str]:
+    """SIGINT ``process`` once ``query`` finds a row in its store (the request has left)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.closing(sqlite3.connect(data_dir / "etika.db")) as db:
+            if db.execute(query).fetchone():
+                break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    return process.communicate(timeout=60)
+
+
+def test_ctrl_c_during_the_acquirer_leg_leaves_no_charge(counter: tuple[Path, Path],
+                                                         slow_profile: Path) -> None:
+    """Ctrl-C while the acquirer is still thinking: exit 130, one line saying the payment
+    was cancelled and a reversal queued; the payment is cancelled with the reversal in the
+    outbox, so a charge the acquirer made is undone at the next sync."""
+    _, data_dir = counter
+    pay = subprocess.Popen(
+        [*ETIKA, "--profile", str(slow_profile), "--data-dir", str(data_dir), "pay",
+         "--amount", "650.00", "--simulated", "visa-credit"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    out, err = _interrupt_when(pay, data_dir,
+                               "SELECT 1 FROM payments WHERE status = 'authorising'")
+    assert pay.returncode == 130, err
+    line = (out + err).strip().splitlines()[-1]
+    assert "cancelled" in line and "reversal is queued" in line, out + err
+    payment_id = re.search(r"payment ([0-9a-f-]{36})", line)
+    assert payment_id, line
+    shown = json.loads(etika(slow_profile, data_dir, "tx", "show", payment_id.group(1),
+                             "--json").stdout)
+    assert shown["status"] == "cancelled"
+
+
+def test_ctrl_c_during_card_transact_queues_the_reversal(counter: tuple[Path, Path],
+                                                         slow_profile: Path) -> None:
+    """`card transact --issuer psp` interrupted after the request left says the customer
+    may have been charged and queues the reversal for the PSP."""
+    _, data_dir = counter
+    import sqlite3
+
+    before = etika(slow_profile, data_dir, "sync", "status", "--json")
+    queued = _reversals(before.stdout)
+    with contextlib.closing(sqlite3.connect(data_dir / "etika.db")) as db:
+        reserved = db.execute("SELECT coalesce(sum(high_water), 0) FROM psp_trace").fetchone()[0]
+    transact = subprocess.Popen(
+        [*ETIKA, "--profile", str(slow_profile), "--data-dir", str(data_dir), "card",
+         "transact", "--amount", "650.00", "--issuer", "psp", "--simulated", "visa-credit"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    # A new STAN block is reserved just before the request is sent.
+    _, err = _interrupt_when(transact, data_dir, "SELECT 1 WHERE (SELECT coalesce(sum("
+                             f"high_water), 0) FROM psp_trace) > {int(reserved)}")
+    assert transact.returncode == 130, err
+    assert "may have been charged" in err and "reversal is queued" in err, err
+    after = etika(slow_profile, data_dir, "sync", "status", "--json")
+    assert _reversals(after.stdout) > queued
+
+
+def _reversals(status_json: str) -> int:
+    rows = json.loads(status_json)["destinations"]
+    return sum(r["depth"] for r in rows if r["destination"].startswith("psp:"))
