@@ -15,7 +15,9 @@ from typing import Any
 from etika_argtypes import port as _port
 from terminal.cli.context import CliContext
 
-__all__ = ["register", "register_card", "register_pinpad", "register_pop", "register_psp"]
+__all__ = [
+    "register", "register_card", "register_pinpad", "register_pop", "register_printer",
+    "register_psp"]
 
 
 def register(groups: Any) -> None:
@@ -25,6 +27,7 @@ def register(groups: Any) -> None:
     register_psp(kinds)
     register_card(kinds)
     register_pop(kinds)
+    register_printer(kinds)
 
 
 # --- PIN pad ----------------------------------------------------------------------------
@@ -228,3 +231,29 @@ def _pop(ctx: CliContext, args: argparse.Namespace) -> int:
     return serve(server, args.host, args.port,
                  tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                  tls_key=Path(args.tls_key) if args.tls_key else None)
+
+
+# --- receipt printer ----------------------------------------------------------------------
+
+
+def register_printer(kinds: Any) -> None:
+    printer = kinds.add_parser(
+        "printer",
+        help="an ESC/POS receipt printer on a pseudo-terminal (prints the port path)",
+        description="Serve a simulated ESC/POS receipt printer on a pseudo-terminal. The "
+        "first line printed is the port path to give to `etika ui --printer`. Each receipt "
+        "(up to a paper cut) is kept as text, in --out when given. SIGUSR1 toggles out of "
+        "paper, SIGUSR2 toggles power.",
+    )
+    printer.add_argument("--out", metavar="DIR", help="write each receipt to DIR/receipt-NNNN.txt")
+    printer.add_argument("--faults", metavar="SPEC",
+                         help="comma-separated: paper-out, off (at start)")
+    printer.set_defaults(handler=_printer)
+
+
+def _printer(ctx: CliContext, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulators.printer.run import parse_faults, serve
+
+    return serve(Path(args.out) if args.out else None, parse_faults(args.faults))

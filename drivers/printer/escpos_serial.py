@@ -64,17 +64,42 @@ class EscposSerialPrinter:
             except Exception:  # noqa: S110 - already failing; the port is reopened next time
                 pass
 
+    def _ask(self, device: Any, request: bytes) -> int | None:
+        """One real-time status byte, or None when the printer says nothing. (python-escpos's
+        own ``is_online`` reads 16 bytes and so always waits the whole timeout.)"""
+        device.write(request)
+        device.flush()
+        answer = device.read(1)
+        return answer[0] if answer else None
+
     def _status(self) -> PrinterState:
+        from escpos.constants import (
+            RT_MASK_LOWPAPER,
+            RT_MASK_NOPAPER,
+            RT_MASK_ONLINE,
+            RT_STATUS_ONLINE,
+            RT_STATUS_PAPER,
+        )
+
         printer = self._device()
         try:
-            printer.device.reset_input_buffer()
-            online = bool(printer.is_online())
-            paper = PaperLevel(printer.paper_status()) if online else PaperLevel.OK
+            device = printer.device
+            device.reset_input_buffer()
+            online_byte = self._ask(device, RT_STATUS_ONLINE)
+            if online_byte is None or online_byte & RT_MASK_ONLINE:
+                return PrinterState(False, PaperLevel.OK)
+            paper_byte = self._ask(device, RT_STATUS_PAPER)
         except Exception as exc:  # pyserial / python-escpos errors
             self._drop()
             raise PrinterOffline(f"the receipt printer on {self.port} went away: {exc}",
                                  port=self.port) from exc
-        return PrinterState(online, paper)
+        if paper_byte is None:
+            return PrinterState(False, PaperLevel.OK)
+        if paper_byte & RT_MASK_NOPAPER == RT_MASK_NOPAPER:
+            return PrinterState(True, PaperLevel.OUT)
+        if paper_byte & RT_MASK_LOWPAPER == RT_MASK_LOWPAPER:
+            return PrinterState(True, PaperLevel.LOW)
+        return PrinterState(True, PaperLevel.OK)
 
     def _print(self, text: str) -> None:
         state = self._status()
