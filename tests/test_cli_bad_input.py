@@ -49,7 +49,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("--data-dir {damaged_db} sync status",                                                1, ("damaged", "etika.db")),
     ("--data-dir {db_is_dir} db status",                                                   1, ("etika.db", "is a file")),
     ("--data-dir {future_db} db status",                                                   1, ("schema version 99", "upgrade")),
-    ("--data-dir {newer_db} db status",                                                    1, ("migration(s) [7]", "upgrade")),
+    ("--data-dir {newer_db} db status",                                                    1, ("migration(s) [9999]", "upgrade")),
     # -- profiles: missing, garbage, broken TOML, a missing file, unusable key files ----------------------------------
     ("--profile {missing} psp route --network visa",                                       2, ("no such profile directory",)),
     ("--profile {garbage} psp route --network visa",                                       2, ("garbage: not a directory",)),
@@ -211,9 +211,10 @@ def _prepare(root: Path) -> dict[str, Path]:
     inputs["future_db"] = future.parent
     newer = _store(root / "newer_db") / "etika.db"
     conn = sqlite3.connect(newer)
-    conn.execute("INSERT INTO schema_migrations VALUES (7, '0007_later.sql', '2030-01-01')")
+    conn.execute("INSERT INTO schema_migrations (version, name, applied_at)"
+                 " VALUES (9999, '9999_later.sql', '2030-01-01')")
     conn.commit()
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute("PRAGMA user_version = 9999")
     conn.close()
     inputs["newer_db"] = newer.parent
 

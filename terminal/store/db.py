@@ -6,6 +6,14 @@ change survives power loss) and foreign keys on. Migrations are the numbered fil
 transaction together with ``PRAGMA user_version``, so a crash mid-migration leaves the
 previous version intact.
 
+Each applied migration is recorded in ``schema_migrations`` with the SHA-256 of its file.
+An applied file is never edited (a change goes in a new migration): a store whose recorded
+checksum no longer matches the shipped file is refused, naming the file, because the
+database no longer says what the code believes it holds. Stores from before checksums get
+them recorded on their next open. Numbers may have gaps: the empty "reserved" migrations
+0003 and 0004 were retired (:data:`RETIRED_MIGRATIONS`), and stores that applied them open
+as before.
+
 Blocking boundary: every method here is synchronous; asyncio callers cross into a thread
 with ``await asyncio.to_thread(store.record, change)``. One ``Store`` may be shared by
 threads — a lock serialises its transactions.
@@ -25,7 +33,14 @@ from terminal.errors import StoreError
 from terminal.store.changes import StateChange, record_change
 from terminal.store.journal import JournalEntry, verify_journal
 
-__all__ = ["PRAGMAS", "Store", "describe_sqlite_error", "migrations"]
+__all__ = [
+    "PRAGMAS",
+    "RETIRED_MIGRATIONS",
+    "Store",
+    "describe_sqlite_error",
+    "migration_checksum",
+    "migrations",
+]
 
 #: Applied on every connection; ``bench/store.py`` uses the same for its raw baseline.
 PRAGMAS = (
@@ -36,6 +51,10 @@ PRAGMAS = (
 )
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+#: Migrations that were shipped empty ("reserved" numbers) and then removed: a store that
+#: recorded them is not from newer software, and there is no file to check them against.
+RETIRED_MIGRATIONS = {3: "0003_reserved_emv.sql", 4: "0004_reserved_pinpad.sql"}
 
 # SQLite primary result codes (sqlite3.h) that each call for a different remedy.
 _SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 8, 10, 11
@@ -87,6 +106,13 @@ def migrations() -> list[tuple[int, str, str]]:
     if len(set(versions)) != len(versions):
         raise StoreError(f"two migrations share a number: {versions}")
     return found
+
+
+def migration_checksum(sql: str) -> str:
+    """The SHA-256 (hex) of a migration file's text, as recorded when it is applied."""
+    import hashlib
+
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
 class Store:
@@ -188,14 +214,25 @@ class Store:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
-        """Apply every shipped migration the database has not recorded; return the version."""
+        """Apply every shipped migration the database has not recorded; return the version.
+
+        Refuses a store written by newer software, and one whose applied migration file
+        has changed since (its recorded checksum differs from the shipped file's).
+        """
         shipped = migrations()
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL,"
+            " checksum TEXT)"
         )
-        applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
-        unknown = applied - {version for version, _, _ in shipped}
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(schema_migrations)")}
+        if "checksum" not in columns:  # a store from before checksums: add the column
+            self._conn.execute("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT")
+        recorded = {row[0]: row[1] for row in self._conn.execute(
+            "SELECT version, checksum FROM schema_migrations")}
+        applied = set(recorded)
+        known = {version for version, _, _ in shipped} | set(RETIRED_MIGRATIONS)
+        unknown = applied - known
         newest = max((version for version, _, _ in shipped), default=0)
         if not unknown and self.schema_version() > newest:
             # Written by newer software that does not record its migrations here: running
@@ -211,6 +248,7 @@ class Store:
                 "software does not know; upgrade the terminal software",
                 path=str(self.path),
             )
+        self._check_applied(shipped, recorded)
         for version, name, sql in shipped:
             if version in applied:
                 continue
@@ -221,7 +259,8 @@ class Store:
                 self._conn.executescript(
                     f"BEGIN IMMEDIATE;\n{sql}\n"
                     f"INSERT INTO schema_migrations VALUES ({version}, '{name}',"
-                    " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));\n"
+                    " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),"
+                    f" '{migration_checksum(sql)}');\n"
                     f"PRAGMA user_version = {top};\nCOMMIT;"
                 )
             except sqlite3.Error as exc:
@@ -230,6 +269,30 @@ class Store:
                 raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
             applied.add(version)
         return self.schema_version()
+
+    def _check_applied(self, shipped: list[tuple[int, str, str]],
+                       recorded: dict[int, str | None]) -> None:
+        """Each applied migration's file is unchanged; a missing checksum is recorded now."""
+        missing: list[tuple[str, int]] = []
+        for version, name, sql in shipped:
+            if version not in recorded:
+                continue
+            checksum = migration_checksum(sql)
+            if recorded[version] is None:
+                missing.append((checksum, version))
+            elif recorded[version] != checksum:
+                raise StoreError(
+                    f"the migration {name} applied to the store at {self.path} has changed "
+                    f"since (checksum {recorded[version]}, the file now {checksum}): the "
+                    "database may not hold what this software expects. Reinstall the "
+                    "software whose migration files match, or restore the store from a "
+                    "backup; an applied migration is never edited, a change goes in a new one",
+                    path=str(self.path), migration=name,
+                )
+        if missing:
+            with self._conn:
+                self._conn.executemany(
+                    "UPDATE schema_migrations SET checksum = ? WHERE version = ?", missing)
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``"ok"`` or SQLite's description of the damage."""

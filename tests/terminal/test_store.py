@@ -64,7 +64,7 @@ def test_newer_database_is_refused(tmp_path: Path) -> None:
     """A store written by newer software is refused with what to do."""
     Store.open(tmp_path / "a.db").close()
     conn = sqlite3.connect(tmp_path / "a.db")
-    conn.execute("INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 'x')")
+    conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 'x')")
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="upgrade the terminal software"):
@@ -195,3 +195,63 @@ def test_status_counts_per_state_and_outbox_depth(store: Store) -> None:
     assert status["tables"]["payments"]["by_state"] == {"authorising": 1, "created": 1}
     assert status["outbox"]["platform"]["depth"] == 2
     assert status["tables"]["audit_journal"]["rows"] == 3
+
+
+def test_each_applied_migration_has_its_checksum(store: Store) -> None:
+    """#10.5: every applied migration is recorded with the SHA-256 of its file."""
+    from terminal.store.db import migration_checksum
+
+    recorded = dict(store.connection.execute(
+        "SELECT name, checksum FROM schema_migrations"))
+    assert recorded == {name: migration_checksum(sql) for _, name, sql in migrations()}
+
+
+def test_a_changed_applied_migration_is_refused(tmp_path: Path) -> None:
+    """#10.5: a store whose applied migration file changed since (checksum differs) is
+    refused, naming the migration; the store is left as it was."""
+    Store.open(tmp_path / "a.db").close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    conn.execute("UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 2")
+    conn.commit()
+    conn.close()
+    (_, name, _), = [m for m in migrations() if m[0] == 2]
+    with pytest.raises(StoreError, match=f"migration {name} .* has changed"):
+        Store.open(tmp_path / "a.db")
+    conn = sqlite3.connect(tmp_path / "a.db")
+    assert conn.execute("SELECT checksum FROM schema_migrations WHERE version = 2"
+                        ).fetchone()[0] == "deadbeef"
+    conn.close()
+
+
+def test_a_store_from_before_checksums_upgrades(tmp_path: Path) -> None:
+    """#10.5: a store written before checksums and the retirement of the empty reserved
+    migrations 0003/0004 (recorded as applied) opens, and gets its checksums recorded."""
+    from terminal.store.db import RETIRED_MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                 " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    old = [(v, n, sql) for v, n, sql in migrations() if v <= 2]
+    for version, name, sql in old:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01')",
+                     (version, name))
+    for version, name in RETIRED_MIGRATIONS.items():
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01')",
+                     (version, name))
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "old.db") as store:
+        rows = dict(store.connection.execute(
+            "SELECT version, checksum FROM schema_migrations"))
+        assert store.schema_version() == max(v for v, _, _ in migrations())
+    assert all(rows[v] for v, _, _ in migrations())
+    assert rows[3] is None and rows[4] is None  # retired: nothing to check them against
+
+
+def test_the_reserved_migrations_are_gone() -> None:
+    """#10.5: no empty "reserved" migration invites editing an applied file any more."""
+    names = [name for _, name, _ in migrations()]
+    assert not any("reserved" in name for name in names)
+    assert all(sql.strip() for _, _, sql in migrations())

@@ -1,3 +1,0 @@
--- Reserved for the EMV kernel (DESIGN: migration numbers are reserved per area and
--- Store.migrate() wants 1..n without gaps). Empty until the kernel needs a table:
--- put its schema in THIS file rather than in a new 0003_*.sql.
