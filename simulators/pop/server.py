@@ -84,6 +84,7 @@ class PopServer:
         self.max_skew_s = max_skew_s
         self._server: asyncio.Server | None = None
         self._stop = asyncio.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -105,11 +106,14 @@ class PopServer:
         self._stop.set()
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):  # idle kept-alive connections end at once
+            writer.close()
 
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while not self._stop.is_set():
                 try:
@@ -130,7 +134,10 @@ class PopServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             pass
+        except asyncio.CancelledError:
+            pass  # the loop is shutting down: this connection simply ends
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
