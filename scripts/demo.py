@@ -10,7 +10,9 @@ What runs, each as its own process on this machine (loopback only):
 
 Then ``etika card transact`` runs the EMV kernel against them: an offline approval under
 the floor limit, online approvals with online PIN through the acquirer, a wrong PIN, a
-contactless tap, a co-badged domestic card and an expired card. Everything is stopped by
+contactless tap, a co-badged domestic card (also with offline enciphered PIN: the pad
+enciphers it for the card), a Mastercard contactless tap (M/Chip with CDA) and an expired
+card. Everything is stopped by
 PID at the end. The acquirers listen on free ports of a temporary copy of the profile, so
 nothing else on the machine is disturbed.
 
@@ -265,6 +267,10 @@ def main() -> int:
                  ["--amount", "20.00", "--contactless"]),
                 ("contactless tap, 120.00 MAD, acquirer", "visa-credit", True,
                  ["--amount", "120.00", "--contactless", "--issuer", "psp"]),
+                ("domestic card, offline enciphered PIN (pad enciphers for the card)",
+                 "domestic-visa", False, ["--amount", "25.00", "--pinpad", good_pin]),
+                ("Mastercard contactless tap, 20.00 MAD (M/Chip, CDA)",
+                 "mastercard-contactless", True, ["--amount", "20.00", "--contactless"]),
                 ("expired card", "visa-expired", False, ["--amount", "25.00"]),
             ]
             for title, card, contactless, extra in scenarios:

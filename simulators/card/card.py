@@ -353,6 +353,13 @@ class EmvCard:
         state.atc += 1
         self._tx.gpo_done = True
         self._tx.pdol_data = template.value
+        if pers.mchip:
+            # Book C-2: 9F1D byte 3 b7 "EMV mode contactless not supported" — we have
+            # only EMV mode, so such a reader is refused.
+            trm = _dol_values(pers.pdol, template.value).get(0x9F1D, bytes(8))
+            if trm[2] & 0x40:
+                return SW_CONDITIONS
+            return tlv.encode(0x77, tlv.encode(0x82, pers.aip) + tlv.encode(0x94, pers.afl)) + SW_OK
         if pers.contactless:
             return self._qvsdc(state, template.value)
         if pers.app.gpo_format == 1:
@@ -531,7 +538,8 @@ class EmvCard:
 
     def _generate_ac(self, p1: int, p2: int, data: bytes) -> bytes:
         state = self._selected()
-        if not self._tx.gpo_done or self._tx.second_done or state.personalised.contactless:
+        pers = state.personalised
+        if not self._tx.gpo_done or self._tx.second_done or (pers.contactless and not pers.mchip):
             return SW_CONDITIONS
         requested = p1 & 0xC0
         cda = bool(p1 & 0x10)

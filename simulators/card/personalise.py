@@ -110,6 +110,12 @@ class Personalised:
     def contactless(self) -> bool:
         return self.interface is Interface.CONTACTLESS
 
+    @property
+    def mchip(self) -> bool:
+        """Contactless in M/Chip (EMV) mode: GENERATE AC as on contact (Book C-2)."""
+        cl = self.app.contactless
+        return self.contactless and cl is not None and cl.kernel == "mchip"
+
     def __repr__(self) -> str:  # records hold the PAN and track 2: never show them
         records = len(self.records)
         return f"Personalised({self.app.label!r}, {self.interface.value}, {records} records)"
@@ -138,8 +144,10 @@ def personalise(
     if contactless and app.contactless is None:
         raise ValueError(f"application {app.label} has no contactless interface")
     aip = app.contactless.aip if contactless and app.contactless else app.aip
-    pdol = QVSDC_PDOL if contactless else app.pdol
-    oda = Oda.DDA if contactless else app.oda
+    mchip = contactless and app.contactless is not None and app.contactless.kernel == "mchip"
+    pdol = (app.contactless.pdol if mchip and app.contactless else QVSDC_PDOL) if contactless \
+        else app.pdol
+    oda = app.oda if mchip or not contactless else Oda.DDA
 
     record1 = tlv.encode(0x57, track2(app)) + tlv.encode(0x5F20, app.cardholder_name.encode())
     record1 += tlv.encode(0xDF7F, b"\x45\x54\x4b")  # proprietary, unknown to any kernel
@@ -223,7 +231,7 @@ def personalise(
     if app.proprietary_record:
         records[(12, 1)] = app.proprietary_record
         afl += bytes([12 << 3, 1, 1, 0])
-    if contactless:
+    if contactless and not mchip:
         afl = afl[4:]  # qVSDC: track 2 comes in the GPO response, skip SFI 1
 
     keys = issuer.derive_card_keys(issuer.issuer_master_keys(app.issuer), app.pan, app.psn)

@@ -23,6 +23,9 @@ Profile names (``etika sim card --profile NAME``) are the keys of :data:`PROFILE
 ``visa-blocked``        a Visa card whose application is blocked (SELECT answers 6283)
 ``domestic-visa-ddf``   the co-badged card with a PSE whose directory lists the domestic
                         application and a DDF (9D ``ETIKA.DDF01``) holding the Visa one
+``mastercard-contactless``  Mastercard M/Chip over contactless (Book C-2): PPSE, PDOL with
+                        9F1D, CDA in GENERATE AC; contact as ``mastercard-debit``
+``mastercard-mobile``   the same in a phone: AIP says on-device cardholder verification
 ``visa-revoked``        a Visa card whose issuer public key certificate is on the
                         certification revocation list (:data:`REVOKED_ISSUER_CERTIFICATES`)
 ``visa-sfi12``          the Visa credit card with an issuer-proprietary record in SFI 12
@@ -113,11 +116,18 @@ _CVM_ENCIPHERED_OFFLINE_PIN = bytes.fromhex("00000000" "00000000" "4403" "4203" 
 
 @dataclass(frozen=True)
 class Contactless:
-    """qVSDC parameters (Visa Contactless Payment Specification, as far as modelled)."""
+    """Contactless parameters: Visa qVSDC (VCPS, as far as modelled) or Mastercard M/Chip.
+
+    ``kernel="mchip"`` (EMV Contactless Book C-2, EMV mode): the card answers GPO with AIP
+    and AFL only and gives its cryptogram in GENERATE AC (CDA), as on contact; ``pdol`` is
+    its PDOL (with Terminal Risk Management Data, 9F1D).
+    """
 
     aip: bytes = bytes.fromhex("2000")  # fDDA supported
     offline_limit: int = 5000  # minor units: above, the card asks to go online
     cvm_limit: int = 20000  # minor units: above, a CVM is required (CTQ)
+    kernel: str = "qvsdc"
+    pdol: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -260,6 +270,15 @@ _MASTERCARD = AppProfile(
     offline_limit=5000,
 )
 
+#: M/Chip contactless (Book C-2, EMV mode): AIP byte 1 CVM 10, TRM 08, CDA 01, byte 2 b8
+#: "EMV mode supported"; PDOL: Terminal Risk Management Data, terminal type, country.
+_MCHIP_CL = Contactless(
+    aip=bytes.fromhex("1980"),
+    offline_limit=5000,
+    kernel="mchip",
+    pdol=bytes.fromhex("9F1D08" "9F3501" "9F1A02"),
+)
+
 _CB = AppProfile(
     aid="A0000000421010",
     label="CB",
@@ -351,6 +370,26 @@ PROFILES: dict[str, CardProfile] = {
             "mastercard-debit",
             "Mastercard debit: CDA, format 2 responses, EXTERNAL AUTHENTICATE",
             (_MASTERCARD,),
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "mastercard-contactless",
+            "Mastercard M/Chip contactless (Book C-2): PPSE, PDOL with 9F1D, CDA",
+            (replace(_MASTERCARD, pan="5413330089010038", contactless=_MCHIP_CL),),
+            ppse=True,
+            atr=ATR_T1,
+        ),
+        CardProfile(
+            "mastercard-mobile",
+            "Mastercard M/Chip in a phone: on-device cardholder verification (CDCVM)",
+            (
+                replace(
+                    _MASTERCARD,
+                    pan="5413330089010046",
+                    contactless=replace(_MCHIP_CL, aip=bytes.fromhex("1B80")),
+                ),
+            ),
+            ppse=True,
             atr=ATR_T1,
         ),
         CardProfile(

@@ -35,6 +35,7 @@ from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.contact import ContactFlow, GpoRefused, parse_afl, terminal_data
 from terminal.emv.contactless import QvsdcFlow
 from terminal.emv.cvm import PinCallback
+from terminal.emv.mchip_contactless import MASTERCARD_RID, MChipContactlessFlow
 from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
 from terminal.emv.result import TransactionResult
@@ -102,9 +103,11 @@ class EmvKernel:
             selected = await select_application(
                 channel, self.config, contactless=True, chooser=self.chooser
             )
-            return await QvsdcFlow(self.config, channel, selected, None,
-                                   pin_entry=self.pin_entry,
-                                   authoriser=self.authoriser).read_only()
+            flow_class = (MChipContactlessFlow if selected.aid[:5] == MASTERCARD_RID
+                          else QvsdcFlow)
+            return await flow_class(self.config, channel, selected, None,
+                                    pin_entry=self.pin_entry,
+                                    authoriser=self.authoriser).read_only()
         flow = await self.contact_flow(session)
         await flow.initiate_and_read()
         return flow.result()
@@ -118,6 +121,11 @@ class EmvKernel:
             selected = await select_application(
                 channel, self.config, contactless=True, chooser=self.chooser
             )
+            if selected.aid[:5] == MASTERCARD_RID:
+                # Kernel 2 (Book B: the default kernel of RID A000000004): M/Chip, EMV mode.
+                return await MChipContactlessFlow(self.config, channel, selected, txn,
+                                                  pin_entry=self.pin_entry,
+                                                  authoriser=self.authoriser).run()
             return await QvsdcFlow(self.config, channel, selected, txn,
                                    pin_entry=self.pin_entry, authoriser=self.authoriser).run()
         refused: set[bytes] = set()

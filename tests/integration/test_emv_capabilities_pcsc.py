@@ -93,3 +93,23 @@ def test_offline_enciphered_pin_over_pcscd(vpcd_card: Callable[..., object],
                        pinpad_process(pin))
     assert (result["aid"], result["cvm"]) == ("D5040000011010", cvm)
     assert not int(str(result["tvr"])[4:6], 16) & 0x80  # TVR byte 3 b8: CVM not failed
+
+
+@pytest.mark.parametrize(
+    ("card",                   "amount",  "cvm",    "cryptogram", "decision"),
+    [
+        ("mastercard-contactless", "25.00",   "no_cvm", "TC",         "approved_offline"),
+        ("mastercard-contactless", "400.00",  "signature", "ARQC",    "declined_unable_online"),
+        ("mastercard-mobile",      "400.00",  "cdcvm",  "ARQC",       "declined_unable_online"),
+    ],
+)
+def test_mastercard_contactless_over_pcscd(vpcd_card: Callable[..., object],
+                                           capsys: pytest.CaptureFixture[str], card: str,
+                                           amount: str, cvm: str, cryptogram: str,
+                                           decision: str) -> None:
+    """Book C-2 essentials on the real stack: PPSE, PDOL with 9F1D, CDA in the single
+    GENERATE AC, the CVM-required limit and on-device CVM."""
+    vpcd_card(card, interface="contactless")
+    result = _transact(capsys, "--amount", amount, "--contactless")
+    assert (result["aid"], result["oda"], result["oda_result"]) == ("A0000000041010", "cda", "ok")
+    assert (result["cvm"], result["cryptogram"], result["decision"]) == (cvm, cryptogram, decision)
