@@ -15,6 +15,7 @@ demo: setup
 	$(PY) scripts/demo.py
 
 lint: setup
+	$(PY) scripts/check_lock.py
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
