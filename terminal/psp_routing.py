@@ -38,6 +38,7 @@ from edge_sync.connectors import (
 )
 from edge_sync.connectors.base import EntryMode
 from edge_sync.connectors.errors import PspError
+from edge_sync.connectors.iso8583_mac import MessageAuthenticator
 from edge_sync.connectors.iso8583_messages import encode_icc
 from hsm.cards import CardData
 from terminal.emv import tlv
@@ -105,7 +106,9 @@ def _api_key(psp: PspConfig, api_keys: Mapping[str, str] | None,
 def build_connector(profile: Profile, psp: PspConfig, *, stans: StanSource | None = None,
                     api_keys: Mapping[str, str] | None = None,
                     credentials_dir: Path | None = None,
-                    p2pe_pins: P2pePins | None = None) -> Connector:
+                    p2pe_pins: P2pePins | None = None,
+                    mac_for: Callable[[str], MessageAuthenticator] | None = None
+                    ) -> Connector:
     """The connector for one ``[[psp]]`` entry (not connected yet: links open lazily)."""
     key = _public_key(profile, psp, p2pe_pins)
     if psp.kind == "iso8583":
@@ -117,10 +120,16 @@ def build_connector(profile: Profile, psp: PspConfig, *, stans: StanSource | Non
             terminal_id=term.terminal_id, merchant_id=term.merchant_id,
             merchant_name_location=term.merchant_name,
         )
+        mac = None
+        if psp.mac:
+            if mac_for is None:
+                raise ConfigError([f"routing.toml: psp {psp.name!r} has mac = true but no key "
+                                   "store was given for its MAC key"])
+            mac = mac_for(psp.name)
         return Iso8583Connector(
             Iso8583Settings(context, psp.host, psp.port, key, timeout_s=psp.timeout_s,
                             ssl_context=_tls_context(profile, psp),
-                            server_hostname=psp.host if psp.tls else None),
+                            server_hostname=psp.host if psp.tls else None, mac=mac),
             stans=stans,
         )
     if psp.url is None:
@@ -146,7 +155,8 @@ def build_router(profile: Profile, *,
                  stan_source: Callable[[str], StanSource] | None = None,
                  api_keys: Mapping[str, str] | None = None,
                  credentials_dir: Path | None = None,
-                 p2pe_pins: P2pePins | None = None) -> Router:
+                 p2pe_pins: P2pePins | None = None,
+                 mac_for: Callable[[str], MessageAuthenticator] | None = None) -> Router:
     """A router over every ``[[psp]]`` of the profile, with its routes and breakers.
 
     ``stan_source(connector_name)`` gives each ISO 8583 connector its STAN counter — the
@@ -154,11 +164,12 @@ def build_router(profile: Profile, *,
     restarts; without it they are in memory. REST secrets come from ``api_keys`` or
     ``credentials_dir/<connector>`` (:func:`terminal.psp_trust.read_api_key`); each P2PE
     key is checked against ``p2pe_pins`` (:class:`terminal.psp_trust.P2pePins`) — the
-    terminal passes both from its data directory.
+    terminal passes both from its data directory. ``mac_for(connector_name)`` gives an
+    ISO 8583 connector with ``mac = true`` its MAC (``hsm.mac.Pkcs11Cmac`` over the token).
     """
     connectors = {
         p.name: build_connector(profile, p, api_keys=api_keys, credentials_dir=credentials_dir,
-                                p2pe_pins=p2pe_pins,
+                                p2pe_pins=p2pe_pins, mac_for=mac_for,
                                 stans=stan_source(p.name) if stan_source else None)
         for p in profile.psps
     }

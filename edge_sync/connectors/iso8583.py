@@ -12,6 +12,9 @@ flight. What the link does on trouble:
   it or ask for its status: no transaction is lost;
 * an answer nobody waits for (a duplicate, a late answer) is logged and dropped.
 
+With a MAC key (``Iso8583Settings.mac``) every request carries DE 64/128 and an answer
+whose MAC is missing or wrong is treated like a garbled one (:class:`MalformedResponse`).
+
 Reversals, completions and advices are resent as repeats (0401, 0221): the very first
 message with the MTI's last digit set to 1, same STAN and DE 7 (ISO 8583 §4.1.3), so the
 host recognises them and answers once.
@@ -47,6 +50,13 @@ from edge_sync.connectors.errors import (
     PspTimeout,
     PspUnreachable,
 )
+from edge_sync.connectors.iso8583_mac import (
+    MacError,
+    MessageAuthenticator,
+    placeholder,
+    seal,
+)
+from edge_sync.connectors.iso8583_mac import check as mac_check
 from edge_sync.connectors.iso8583_messages import (
     HostContext,
     StanCounter,
@@ -88,6 +98,9 @@ class Iso8583Settings:
     timeout_s: float = 2.0
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
+    #: The acquirer's MAC key (DE 64/128, :mod:`.iso8583_mac`): every request carries a
+    #: MAC and every answer must carry a valid one. ``None`` only for a loopback simulator.
+    mac: MessageAuthenticator | None = None
 
     @property
     def name(self) -> str:
@@ -310,11 +323,17 @@ class Iso8583Connector:
                     fields = decode(body)
                 except (iso8583.DecodeError, ValueError) as exc:
                     raise _LinkDown(f"undecodable answer ({exc})", malformed=True) from None
+                unauthentic = self._mac_problem(body, fields)
                 key = (fields.get("t", ""), fields.get("11", ""))
                 future = link.pending.pop(key, None)
                 if future is None or future.done():
                     log.warning("%s: dropped an answer nobody waits for (MTI %s STAN %s): "
                                 "a duplicate or a late answer", self.name, *key)
+                    continue
+                if unauthentic is not None:
+                    # An answer that may have been altered on the way is no answer: the
+                    # outcome is unknown and the router reverses it.
+                    future.set_exception(_LinkDown(unauthentic, malformed=True))
                     continue
                 future.set_result(fields)
         except _LinkDown as failure:
@@ -322,9 +341,24 @@ class Iso8583Connector:
         except (OSError, ssl.SSLError) as exc:
             self._tear_down(link, _LinkDown(f"the link failed ({exc})", malformed=False))
 
+    def _mac_problem(self, body: bytes, fields: dict[str, str]) -> str | None:
+        if self.settings.mac is None:
+            return None
+        try:
+            mac_check(body, fields, self.settings.mac)
+        except MacError as exc:
+            return str(exc)
+        return None
+
+    def _encode(self, fields: dict[str, str]) -> bytes:
+        """The framed message, with its MAC when the link has a key."""
+        if self.settings.mac is None:
+            return frame(encode(fields))
+        return frame(seal(encode(placeholder(fields)), self.settings.mac))
+
     async def _exchange(self, fields: dict[str, str], operation: Operation,
                         reference: PspReference) -> PspResponse:
-        raw = frame(encode(fields))  # a ValueError here is a caller mistake: nothing sent
+        raw = self._encode(fields)  # a ValueError here is a caller mistake: nothing sent
         link = await self._connect()
         mti, stan = fields["t"], fields["11"]
         answer_key = (MTI_RESPONSE[mti], stan)

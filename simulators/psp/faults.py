@@ -11,6 +11,7 @@ A specification is a comma-separated list of ``name`` or ``name=value``::
     duplicate=N        send the next N answers twice (ISO 8583 only)
     malformed=N        answer the next N requests with bytes that do not decode
     truncated=N        answer the next N requests with a cut-short frame, then close
+    bad-mac=N          send the next N answers with a wrong MAC (a host with a MAC key)
     bad-arpc=N         approve the next N authorisations with an ARPC (tag 91) the card
                        refuses, so the card declines at GENERATE AC 2 (ISO 8583 only)
 
@@ -30,7 +31,7 @@ __all__ = ["FaultSpecError", "Faults", "parse_faults"]
 
 _COUNTED = {"timeout": "timeout", "drop": "drop", "drop-after": "drop_after",
             "duplicate": "duplicate", "malformed": "malformed", "truncated": "truncated",
-            "bad-arpc": "bad_arpc"}
+            "bad-arpc": "bad_arpc", "bad-mac": "bad_mac"}
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Faults:
     malformed: int = 0
     truncated: int = 0
     bad_arpc: int = 0
+    bad_mac: int = 0
     decline_code: str | None = None
     decline_count: int | None = None  # None: every authorisation
 
@@ -81,7 +83,7 @@ def _decline(value: str) -> tuple[str, int | None]:
 _FORMS: dict[str, FaultForm] = {
     "latency": Seconds(default=0.5, maximum=120),
     "timeout": Count(), "drop": Count(), "drop-after": Count(), "duplicate": Count(),
-    "malformed": Count(), "truncated": Count(), "bad-arpc": Count(),
+    "malformed": Count(), "truncated": Count(), "bad-mac": Count(), "bad-arpc": Count(),
     "decline": Valued(_decline, "CODE[:N]"),
 }
 

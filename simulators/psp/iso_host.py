@@ -32,6 +32,8 @@ from typing import Any
 
 import iso8583
 
+from edge_sync.connectors.iso8583_mac import MacError, MessageAuthenticator, placeholder, seal
+from edge_sync.connectors.iso8583_mac import check as check_mac
 from edge_sync.connectors.iso8583_spec import (
     DE48_IDEMPOTENCY_KEY,
     DE48_REPLAYED,
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 _ECHOED = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
 
 
+#: Marks a request whose MAC failed (a key no ISO 8583 field uses).
+_MAC_REFUSED = "mac_refused"
+
+
 class _FormatError(Exception):
     pass
 
@@ -63,8 +69,12 @@ class Iso8583Host:
 
     def __init__(self, acquirer: Acquirer, faults: Faults | None = None, *,
                  host: str = "127.0.0.1", port: int = 0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 mac: MessageAuthenticator | None = None) -> None:
         self.acquirer = acquirer
+        #: The terminal's MAC key (DE 64/128): requests must carry a valid MAC (else the
+        #: answer is 63, security violation, and nothing is processed); answers carry one.
+        self.mac = mac
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -133,6 +143,12 @@ class Iso8583Host:
                     log.warning("undecodable request, closing the connection: %s", exc)
                     return
                 self.received.append(fields)
+                if self.mac is not None:
+                    try:
+                        check_mac(body, fields, self.mac)
+                    except MacError as exc:
+                        log.warning("refusing STAN %s: %s", fields.get("11"), exc)
+                        fields = {**fields, _MAC_REFUSED: str(exc)}
                 if self.faults.take("drop"):
                     log.info("fault: dropping the connection on STAN %s", fields.get("11"))
                     return
@@ -149,9 +165,26 @@ class Iso8583Host:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    def _refusal(self, fields: dict[str, str]) -> dict[str, str]:
+        """ISO 8583 63 "security violation": the request was not processed."""
+        answer = {"t": MTI_RESPONSE.get(fields.get("t", ""), "0810"), "39": "63",
+                  "44": "MAC DOES NOT VERIFY"}
+        for de in ("3", "4", "7", "11", "37", "41", "42", "48", "49"):
+            if de in fields:
+                answer[de] = fields[de]
+        return answer
+
+    def _encode(self, answer: dict[str, str]) -> bytes:
+        if self.mac is None:
+            return encode(answer)
+        sealed = seal(encode(placeholder(answer)), self.mac)
+        if self.faults.take("bad_mac"):
+            sealed = sealed[:-1] + (b"0" if sealed[-1:] != b"0" else b"1")
+        return sealed
+
     async def _answer(self, fields: dict[str, str], writer: asyncio.StreamWriter,
                       lock: asyncio.Lock) -> None:
-        answer = self.handle(fields)
+        answer = self._refusal(fields) if _MAC_REFUSED in fields else self.handle(fields)
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         if self.faults.take("timeout"):
@@ -161,7 +194,7 @@ class Iso8583Host:
             log.info("fault: processed STAN %s, dropping the connection", fields.get("11"))
             writer.close()
             return
-        raw = encode(answer)
+        raw = self._encode(answer)
         async with lock:
             if self.faults.take("malformed"):
                 writer.write(frame(b"\x00garbage" + os.urandom(8)))

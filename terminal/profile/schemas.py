@@ -491,6 +491,8 @@ class PspConfig(_Strict):
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # ISO 8583 MAC (DE 64/128, AES-CMAC) under the key etika-psp-mac-<name> of the token.
+    mac: bool = False
     p2pe_public_key: str | None = None  # PEM file, relative to the profile directory
     # Circuit breaker: open after this many failures within the window, probe after reset.
     breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
@@ -503,6 +505,8 @@ class PspConfig(_Strict):
             raise ValueError("an iso8583 connector needs host and port")
         if self.kind != "iso8583" and self.url is None:
             raise ValueError(f"a {self.kind} connector needs url")
+        if self.kind != "iso8583" and self.mac:
+            raise ValueError("mac applies to iso8583 connectors only")
         return self
 
     @model_validator(mode="after")
@@ -517,6 +521,10 @@ class PspConfig(_Strict):
                 raise ValueError(f"iso8583 host {self.host} needs mutual TLS: set "
                                  "tls_cert_file and tls_key_file (the terminal's client "
                                  "certificate)")
+            if not self.mac:
+                raise ValueError(f"iso8583 host {self.host} needs message authentication: "
+                                 "set mac = true (DE 64/128 under the token's "
+                                 f"etika-psp-mac-{self.name} key)")
         if self.url is not None:
             parts = urlsplit(self.url)
             if parts.scheme != "https" and not is_loopback(parts.hostname or ""):

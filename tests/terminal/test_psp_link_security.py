@@ -59,6 +59,7 @@ def _problems(directory: Path) -> list[str]:
         ("routing.toml",    'url = "http://127.0.0.1:8590"',       'url = "https://user:pw@api.stripe.example"',           "psp[3].url",                    "credentials"),
         ("routing.toml",    'host = "127.0.0.1"',                  'host = "10.1.2.3"',                                    "psp[0]",                        "tls = true"),
         ("routing.toml",    'host = "127.0.0.1"',                  'host = "acq.example"\ntls = true',                     "psp[0]",                        "mutual TLS"),
+        ("routing.toml",    'host = "127.0.0.1"',                  'host = "acq.example"\ntls = true\ntls_cert_file = "p2pe/iso8583-test.pem"\ntls_key_file = "p2pe/iso8583-test.pem"', "psp[0]", "mac = true"),
         ("routing.toml",    'p2pe_public_key = "p2pe/iso8583-test.pem"', 'p2pe_public_key = "/etc/ssl/certs/x.pem"',      "psp[0].p2pe_public_key",        "absolute path"),
         ("routing.toml",    'p2pe_public_key = "p2pe/iso8583-test.pem"', 'p2pe_public_key = "../profile/p2pe/iso8583-test.pem"', "psp[0].p2pe_public_key", None),
         ("routing.toml",    'p2pe_public_key = "p2pe/iso8583-test.pem"', 'p2pe_public_key = "../../x.pem"',                "psp[0].p2pe_public_key",        "outside the profile"),
@@ -207,3 +208,25 @@ async def test_iso8583_mutual_tls_from_the_profile(profile_copy: Path, tmp_path:
             assert acquirer.postings == 0
         finally:
             await router.aclose()
+
+
+# --- ISO 8583 MAC ---------------------------------------------------------------------------
+
+def test_mac_connectors_get_their_key_from_the_given_source(profile_copy: Path) -> None:
+    """mac = true asks mac_for(connector) for the key; without a key source it is refused."""
+    from edge_sync.connectors import Iso8583Connector
+    from edge_sync.connectors.iso8583_mac import SoftwareCmac
+
+    _edit(profile_copy / "routing.toml", "port = 8583", "port = 8583\nmac = true")
+    profile = load_profile(profile_copy)
+    asked: list[str] = []
+
+    def mac_for(name: str) -> SoftwareCmac:
+        asked.append(name)
+        return SoftwareCmac(bytes(16))
+
+    cih = build_router(profile, mac_for=mac_for).connectors["cih"]
+    assert isinstance(cih, Iso8583Connector) and cih.settings.mac is not None
+    assert asked == ["cih"]
+    with pytest.raises(ConfigError, match="mac = true"):
+        build_router(profile)
