@@ -47,6 +47,11 @@ def test_demo_workload_writes_no_card_number(tmp_path: Path) -> None:
     init = subprocess.run([sys.executable, "-m", "terminal.cli.main", "hsm", "init"],
                           capture_output=True, text=True, env=env, timeout=120, check=False)
     assert init.returncode == 0, init.stderr
+    # What scripts/setup makes for a data dir besides the token: the test PKI that the
+    # profile's [sync] TLS files name (config check requires every file it points to).
+    pki = subprocess.run([sys.executable, "-m", "edge_sync.pki", str(data_dir / "pki")],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert pki.returncode == 0, pki.stderr
     demo = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"),
                            "--data-dir", str(data_dir)],
                           capture_output=True, env=env, timeout=400, check=False)
