@@ -206,7 +206,8 @@ class PaymentManager:
         amount = sale.request.amount
         card = await asyncio.to_thread(self.card_keys.tokenise, pan, expiry)
         sale.card, sale.network = card, network
-        assessment = self._score(card, pan, amount, issuer_country)
+        # A sale prepared without its online legs is the card's offline approval.
+        assessment = self._score(card, pan, amount, issuer_country, offline=not submit_pop)
         sale.fraud = assessment
         offline_ok, offline_reason = self._offline_allowed(amount)
         record: PopRecord | None = None
@@ -264,7 +265,7 @@ class PaymentManager:
         )
 
     def _score(self, card: TokenisedCard, pan: str, amount: Amount,
-               issuer_country: int | None) -> FraudAssessment:
+               issuer_country: int | None, *, offline: bool = False) -> FraudAssessment:
         settings = self.profile.fraud
         since = self.clock() - timedelta(seconds=settings.velocity_window_s)
         history = ledger.card_history(self.store, card.fingerprint, since)
@@ -277,7 +278,7 @@ class PaymentManager:
             card_country=issuer_country, card_count_in_window=history.count,
             card_declines_in_window=history.declines, merchant_history_count=count,
             merchant_amount_mean_minor=mean, merchant_amount_stddev_minor=stddev,
-            offline_exposure_minor=exposure.total_minor,
+            offline=offline, offline_exposure_minor=exposure.total_minor,
             offline_limit_minor=self.profile.offline.max_cumulative.get(amount.currency.code),
             blacklisted_fingerprints=fingerprints, blacklisted_bin_ranges=bins,
         ))

@@ -199,7 +199,8 @@ class TerminalServices:
             return self._pop_client
         from terminal.services.pop import profile_pop_client
 
-        return profile_pop_client(self.profile, self.signing_keys().signer(), stack)
+        return profile_pop_client(self.profile, self.signing_keys().signer(), stack,
+                                  self.data_dir)
 
     async def pop_transport(self, stack: contextlib.AsyncExitStack) -> Transport:
         """The outbox transport of destination ``pop``."""
