@@ -59,14 +59,18 @@ def _payment(manager: PaymentManager, payment_id: str) -> dict[str, Any]:
 
 def _pop_record(manager: PaymentManager, conn: Any, row: dict[str, Any], kind: str,
                 amount_minor: int) -> PopRecord:
+    """The refund's or void's PoP counterpart; it refers to the sale's own PoP record."""
     term = manager.profile.terminal
+    sale_record = conn.execute("SELECT id FROM pop_transactions WHERE payment_id = ?",
+                               (row["id"],)).fetchone()
+    refers_to = uuid.UUID(sale_record[0]) if sale_record else uuid.UUID(row["id"])
     return PopRecord(
         record_id=uuid.uuid4(), payment_id=uuid.UUID(row["id"]), kind=kind,  # type: ignore[arg-type]
         terminal_id=term.terminal_id, merchant_id=term.merchant_id,
         amount_minor=amount_minor, currency=row["currency"],
         card_token=row["card_token"] or "untokenised",
         created_at=manager.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        sequence=ledger.next_pop_sequence(conn), refers_to=uuid.UUID(row["id"]),
+        sequence=ledger.next_pop_sequence(conn), refers_to=refers_to,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -30,10 +31,12 @@ async def test_partial_refunds_up_to_the_captured_amount(data_dir: Path) -> None
         assert second.state == "approved"
         with pytest.raises(InvalidAmountError, match="nothing is left"):
             await refund_payment(c.manager, pid)
-        pop_records = c.store.connection.execute(
-            "SELECT count(*) FROM outbox WHERE kind = 'pop_record' AND ref_id = ?",
-            (pid,)).fetchone()[0]
-        assert pop_records == 2
+        payloads = [json.loads(r[0]) for r in c.store.connection.execute(
+            "SELECT payload FROM outbox WHERE kind = 'pop_record' AND ref_id = ?", (pid,))]
+        sale_record = c.store.connection.execute(
+            "SELECT id FROM pop_transactions WHERE payment_id = ?", (pid,)).fetchone()[0]
+        assert [p["kind"] for p in payloads] == ["refund", "refund"]
+        assert {p["refers_to"] for p in payloads} == {sale_record}  # the sale's PoP record
         entry = c.acquirer.ledger[pid]
         assert entry.refunded == 60000
 
