@@ -606,8 +606,8 @@ class PaymentManager:
         if receipt is not None:
             fields["receipt"] = _json(receipt)
         messages = list(outbox or [])
-        messages.append(OutboxMessage("platform", "transaction", self._uplink(sale, state,
-                                                                             offline),
+        messages.append(OutboxMessage("platform", "transaction",
+                                      self._uplink(sale, state, offline, attempts or []),
                                       f"tx:{pid}:{state}", ref_id=pid))
         with self.store.transaction() as conn:
             current = conn.execute("SELECT status FROM payments WHERE id = ?",
@@ -641,15 +641,19 @@ class PaymentManager:
                                             fields={k: v for k, v in fields.items()
                                                     if v is not None}))
 
-    def _uplink(self, sale: _Sale, state: str, offline: bool) -> dict[str, Any]:
-        """The platform's copy of the payment (no card data: masked PAN and token only)."""
+    def _uplink(self, sale: _Sale, state: str, offline: bool,
+                attempts: list[ledger.Attempt]) -> dict[str, Any]:
+        """The platform's copy of the payment: its state, fraud check and PSP attempts (no
+        card data: the masked PAN only)."""
         amount = sale.request.amount
         return {"payment_id": str(sale.payment_id), "type": "sale", "state": state,
                 "amount_minor": amount.minor, "currency": amount.currency.code,
                 "business_date": self.clock().date().isoformat(), "offline": offline,
                 "network": sale.network,
                 "pan_masked": sale.card.masked_pan if sale.card else None,
-                "fraud": sale.fraud.as_row() if sale.fraud else None}
+                "fraud": sale.fraud.as_row() if sale.fraud else None,
+                "attempts": [{"connector": a.connector, "status": a.status,
+                              "code": a.error_code} for a in attempts]}
 
     def _receipt_data(self, sale: _Sale, result: TransactionResult | None, state: str,
                       auth_code: Any, pop_fields: Mapping[str, Any] | None
