@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
@@ -49,9 +50,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drivers.base import CardReader
-from edge_sync.connectors import Router
+from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import Outcome, PspReference
-from edge_sync.connectors.errors import PspError
+from edge_sync.connectors.errors import NoRoute, PspError
 from edge_sync.pop import PopClient, PopRecord
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
@@ -60,7 +61,9 @@ from terminal.emv.errors import EmvError
 from terminal.emv.kernel import EmvKernel, TransactionResult
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.emv.selection import Chooser, choose_first
+from terminal.logs import mask_pan_text
 from terminal.money import Amount
+from terminal.money import currency as currency_of
 from terminal.payments import ledger
 from terminal.payments.fraud import FraudAssessment, FraudInputs, FraudScorer
 from terminal.payments.legs import DualLegs, FinancialLeg, PopLeg, Prepared, submit_pop
@@ -380,9 +383,6 @@ class PaymentManager:
         return await self._approved(sale, result, fin, pop, offline=True)
 
     def _candidates(self, pan: str, aid: bytes, network: str, amount: Amount) -> list[str]:
-        from edge_sync.connectors import RoutingKey
-        from edge_sync.connectors.errors import NoRoute
-
         key = RoutingKey(network=network, currency=amount.currency.code,
                          amount_minor=amount.minor, aid=aid.hex().upper(), bin=pan[:8])
         try:
@@ -480,7 +480,7 @@ class PaymentManager:
                            attempts=legs.financial.attempts, pop_state=pop_state,
                            pop_fields=pop_fields, psp_response=legs.financial.response)
 
-    async def _cancel(self, sale: _Sale, result: TransactionResult,
+    async def _cancel(self, sale: _Sale, result: TransactionResult | None,
                       legs: DualLegs) -> PaymentOutcome:
         """Fallback 3: the financial leg's fate is unknown at the deadline: reverse it
         wherever it may have gone, and cancel the PoP record."""
@@ -524,7 +524,7 @@ class PaymentManager:
                                   attempts=fin.attempts, pop_state=pop_state,
                                   pop_fields=pop_fields, psp_response=fin.response)
         elif fin.status in ("timeout", "unknown"):
-            outcome = await self._cancel(sale, None, legs)  # type: ignore[arg-type]
+            outcome = await self._cancel(sale, None, legs)
         else:
             outbox = self._pop_cancel(legs, "the card session ended early")
             pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
@@ -600,8 +600,6 @@ class PaymentManager:
             fields["gateway_provider"] = reference.connector
             fields["gateway_transaction_id"] = reference.rrn or reference.transaction_id
             fields["auth_code"] = reference.approval_code
-        elif result is not None and result.arc:
-            fields["auth_code"] = None
         receipt = self._receipt_data(sale, result, state, fields.get("auth_code"), pop_fields)
         if receipt is not None:
             fields["receipt"] = _json(receipt)
@@ -694,8 +692,6 @@ class PaymentManager:
 def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
                      ) -> PaymentOutcome:
     """A payment's outcome as the CLI and the UI show it, from its stored row."""
-    from terminal.money import currency as currency_of
-
     pid = str(row["id"])
     pop = store.connection.execute(
         "SELECT status, pop_reference FROM pop_transactions WHERE payment_id = ?",
@@ -775,12 +771,8 @@ def _amount_json(amount: Amount) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _mask(text: str) -> str:
-    from terminal.logs import mask_pan_text
-
     return mask_pan_text(text)
