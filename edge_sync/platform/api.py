@@ -8,6 +8,8 @@ GET      ``/v1/terminals``                    every registered terminal: last se
                                               backlog, message and rejection counts
 GET      ``/v1/terminals/{id}``               one terminal, its messages per kind and totals
 GET      ``/v1/terminals/{id}/messages``      its latest envelopes (``?kind=alert&limit=``)
+GET      ``/v1/terminals/{id}/transactions``  its payments and refunds as mirrored: latest
+                                             state, fraud check, PSP attempts (``?limit=``)
 GET      ``/v1/fleet``                        fleet summary: terminals, backlog, totals
 GET      ``/v1/totals?date=&terminal_id=``    the platform's transaction totals
 GET      ``/v1/rejections?terminal_id=``      the latest refused uplinks and why, newest first
@@ -193,6 +195,14 @@ def create_app(
         if storage.terminal(terminal_id) is None:
             raise HTTPException(404, detail=f"no terminal {terminal_id} is registered")
         return {"messages": storage.messages(terminal_id, kind, limit)}
+
+    @app.get("/v1/terminals/{terminal_id}/transactions")
+    def terminal_transactions(
+        terminal_id: str, limit: int = Query(default=100, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        if storage.terminal(terminal_id) is None:
+            raise HTTPException(404, detail=f"no terminal {terminal_id} is registered")
+        return {"transactions": storage.transactions(terminal_id, limit)}
 
     @app.get("/v1/fleet")
     def fleet(date: str | None = Query(default=None)) -> dict[str, Any]:

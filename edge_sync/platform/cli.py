@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
+from edge_sync.platform.errors import PlatformError
 from edge_sync.platform.keys import load_or_create_signing_key, read_terminal_public_key
-from edge_sync.platform.reconcile import reconcile
+from edge_sync.platform.reconcile import reconcile, reconcile_pop
 from edge_sync.platform.storage import PlatformStorage, open_storage
 
 if TYPE_CHECKING:
@@ -219,6 +220,10 @@ def register(groups: Any) -> None:
     _add_database(rec)
     rec.add_argument("--date", required=True, help="business date YYYY-MM-DD")
     rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.add_argument(
+        "--pop-url", metavar="URL",
+        help="also compare the day's sales one to one with the PoP back end's ledger "
+        "(GET URL/ledger/records; e.g. the etika sim pop stand-in)")
     rec.set_defaults(handler=_reconcile)
 
     push = commands.add_parser(
@@ -354,6 +359,10 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
             result = reconcile(storage, args.date)
         except ValueError as exc:
             raise PlatformUsageError(f"--date: {exc}") from exc
+        if args.pop_url:
+            records = _pop_records(args.pop_url)
+            result.pop_checked = len(records)
+            result.pop_mismatches = reconcile_pop(storage, result.business_date, records)
     finally:
         storage.close()
     if args.json:
@@ -370,7 +379,32 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
         theirs = f"{m.terminal.count}/{m.terminal.amount_minor}" if m.terminal else "-"
         ours = f"{m.platform.count}/{m.platform.amount_minor}" if m.platform else "-"
         print(f"  {m.terminal_id:<20} {m.currency or '*':<4} {m.kind:<26} {theirs:>16} {ours:>16}")
+    if result.pop_checked is not None:
+        print(f"PoP ledger: {result.pop_checked} record(s), "
+              f"{len(result.pop_mismatches)} mismatch(es)")
+        for p in result.pop_mismatches:
+            print(f"  {p.terminal_id:<20} {p.kind:<30} sale {p.transaction_id or '-'} "
+                  f"({p.platform_state or '-'}) record {p.pop_record_id or '-'} "
+                  f"({p.pop_status or 'absent'})")
     return 0 if result.ok else 1
+
+
+def _pop_records(url: str) -> list[dict[str, Any]]:
+    """The PoP back end's records, each with its status; one-line errors."""
+    import httpx
+
+    target = url.rstrip("/") + "/ledger/records"
+    try:
+        answer = httpx.get(target, timeout=30)
+        answer.raise_for_status()
+        body = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PlatformError(f"--pop-url: cannot read the PoP ledger at {target}: {exc}"
+                            ) from exc
+    records = body.get("records", body) if isinstance(body, dict) else body
+    if not isinstance(records, list):
+        raise PlatformError(f"--pop-url: {target} did not answer a list of records")
+    return [r for r in records if isinstance(r, dict)]
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:

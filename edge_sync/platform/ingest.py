@@ -56,6 +56,7 @@ from edge_sync.platform.records import (
     Uplink,
 )
 from edge_sync.platform.storage import PlatformStorage
+from hsm.cards import luhn_valid
 
 __all__ = ["OUTCOMES", "Ingestor", "RawUplink", "book_payload"]
 
@@ -156,6 +157,7 @@ def _transaction(envelope: Envelope) -> TransactionFact | None:
         raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
     state = _text(payload.get("state", payload.get("status")), "payload.state", required=False)
     return TransactionFact(
+        details=_details(payload),
         transaction_id=str(_text(transaction_id, "payload.transaction_id")),
         business_date=_date(payload.get("business_date", envelope.created_at[:10]),
                             "business_date"),
@@ -164,6 +166,29 @@ def _transaction(envelope: Envelope) -> TransactionFact | None:
         state=state,
         counted=state is None or state in COUNTED_STATES,
     )
+
+
+#: Payload fields kept as the payment's mirror (seed 000: payments, attempts, fraud checks).
+_DETAIL_KEYS = ("type", "network", "pan_masked", "offline", "fraud", "attempts", "refers_to",
+                "reason", "pop_record_id")
+_MAX_DETAILS_BYTES = 8192
+_CARD_NUMBER = re.compile(r"(?<![0-9])[1-9][0-9]{11,18}(?![0-9])")
+
+
+def _details(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The mirror fields of a transaction payload; a clear card number anywhere in them
+    refuses the uplink (DESIGN §5: the platform stores masked PANs only)."""
+    details = {key: payload[key] for key in _DETAIL_KEYS if key in payload}
+    if not details:
+        return None
+    text = json.dumps(details, sort_keys=True, ensure_ascii=True)
+    if any(luhn_valid(run) for run in _CARD_NUMBER.findall(text)):
+        raise MalformedUplink("the transaction's details hold a card number; the platform "
+                              "takes masked PANs only")
+    if len(text) > _MAX_DETAILS_BYTES:
+        raise MalformedUplink(f"the transaction's details are over {_MAX_DETAILS_BYTES} bytes")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def _eod(envelope: Envelope) -> tuple[str, tuple[EodTotal, ...]]:

@@ -24,7 +24,7 @@ from typing import Any
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
 
-__all__ = ["Line", "Mismatch", "Reconciliation", "reconcile"]
+__all__ = ["Line", "Mismatch", "PopMismatch", "Reconciliation", "reconcile", "reconcile_pop"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,13 @@ class Reconciliation:
     terminals_checked: list[str] = field(default_factory=list)
     matched: list[tuple[str, str]] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
+    #: The PoP ledger, compared record by record when it was given (``None``: not checked).
+    pop_checked: int | None = None
+    pop_mismatches: list[PopMismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.pop_mismatches
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -69,7 +72,53 @@ class Reconciliation:
                 for terminal_id, currency in self.matched
             ],
             "mismatches": [asdict(mismatch) for mismatch in self.mismatches],
+            "pop_checked": self.pop_checked,
+            "pop_mismatches": [asdict(m) for m in self.pop_mismatches],
         }
+
+
+@dataclass(frozen=True)
+class PopMismatch:
+    """A sale whose platform state and PoP ledger record disagree (one to one)."""
+
+    terminal_id: str
+    transaction_id: str | None
+    pop_record_id: str | None
+    kind: str  # pop_missing | pop_not_confirmed | pop_confirmed_for_failed_sale | pop_only
+    platform_state: str | None
+    pop_status: str | None
+
+
+def reconcile_pop(storage: PlatformStorage, business_date: str,
+                  records: list[dict[str, Any]], *, limit: int = 100_000
+                  ) -> list[PopMismatch]:
+    """Sales of ``business_date`` against the PoP ledger's records, one to one: a sale that
+    counts has its record confirmed; one that does not has none confirmed; a confirmed sale
+    record the platform knows of no sale for is reported too."""
+    ledger = {str(r.get("record_id")): r for r in records
+              if isinstance(r, dict) and r.get("kind") == "sale"}
+    found: list[PopMismatch] = []
+    for tx in storage.transactions(None, limit, business_date):
+        details = tx.get("details") or {}
+        if details.get("type", "sale") != "sale":
+            continue
+        record_id = details.get("pop_record_id")
+        record = ledger.get(str(record_id)) if record_id else None
+        status = record.get("status") if record else None
+        if tx["counted"] and status != "confirmed":
+            kind = "pop_missing" if record is None else "pop_not_confirmed"
+            found.append(PopMismatch(tx["terminal_id"], tx["transaction_id"], record_id, kind,
+                                     tx["state"], status))
+        elif not tx["counted"] and status == "confirmed":
+            found.append(PopMismatch(tx["terminal_id"], tx["transaction_id"], record_id,
+                                     "pop_confirmed_for_failed_sale", tx["state"], status))
+    every_known = {str((t.get("details") or {}).get("pop_record_id"))
+                   for t in storage.transactions(None, limit)}
+    for record_id, record in ledger.items():
+        if record.get("status") == "confirmed" and record_id not in every_known:
+            found.append(PopMismatch(str(record.get("terminal_id")), None, record_id,
+                                     "pop_only", None, "confirmed"))
+    return found
 
 
 def _by_key(totals: list[Total]) -> dict[tuple[str, str], Line]:

@@ -31,6 +31,7 @@ stored as received and only counted):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class TransactionFact:
     amount_minor: int
     state: str | None
     counted: bool
+    #: What the terminal reported beyond the booking (type, network, masked PAN, offline,
+    #: fraud check, PSP attempts, the sale a refund refers to): the payment's mirror.
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

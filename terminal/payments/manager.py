@@ -651,7 +651,8 @@ class PaymentManager:
                 "pan_masked": sale.card.masked_pan if sale.card else None,
                 "fraud": sale.fraud.as_row() if sale.fraud else None,
                 "attempts": [{"connector": a.connector, "status": a.status,
-                              "code": a.error_code} for a in attempts]}
+                              "code": a.error_code} for a in attempts],
+                "pop_record_id": str(sale.pop_record.record_id) if sale.pop_record else None}
 
     def _receipt_data(self, sale: _Sale, result: TransactionResult | None, state: str,
                       auth_code: Any, pop_fields: Mapping[str, Any] | None

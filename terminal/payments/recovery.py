@@ -70,12 +70,13 @@ def _alert(payment_id: str, kind: str, detail: str) -> OutboxMessage:
                          f"alert:{kind}:{payment_id}", ref_id=payment_id, priority=20)
 
 
-def _uplink(payment: Any, state: str) -> OutboxMessage:
+def _uplink(payment: Any, state: str, pop_record_id: str | None = None) -> OutboxMessage:
     return OutboxMessage("platform", "transaction",
                          {"payment_id": payment["id"], "type": "sale", "state": state,
                           "amount_minor": payment["amount_minor"],
                           "currency": payment["currency"],
-                          "business_date": str(payment["created_at"])[:10]},
+                          "business_date": str(payment["created_at"])[:10],
+                          "pop_record_id": pop_record_id},
                          f"tx:{payment['id']}:{state}", ref_id=payment["id"])
 
 
@@ -230,7 +231,8 @@ async def _settle_pop(manager: PaymentManager, payment: Any, report: RecoveryRep
                 pop_record_id=pop["id"])
             record_change(tx, StateChange("payment", pid, "completed", actor="settle",
                                           fields={"reason": "approved; PoP confirmed later"},
-                                          outbox=[_uplink(payment, "completed"), activation],
+                                          outbox=[_uplink(payment, "completed", pop["id"]),
+                                                  activation],
                                           reason="PoP record confirmed"))
         report.completed.append(pid)
     elif receipt.status in ("rejected", "cancelled"):

@@ -90,6 +90,12 @@ class PlatformStorage(abc.ABC):
         """The latest refused uplinks, newest first."""
 
     @abc.abstractmethod
+    def transactions(self, terminal_id: str | None, limit: int = 100,
+                     business_date: str | None = None) -> list[dict[str, Any]]:
+        """Mirrored payments and refunds (latest state, details), newest first: one
+        terminal's or (``None``) the fleet's, of one business date or any."""
+
+    @abc.abstractmethod
     def messages(
         self, terminal_id: str, kind: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:

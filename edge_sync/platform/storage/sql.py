@@ -46,12 +46,13 @@ _INSERT_MESSAGE = """INSERT INTO platform_messages
 # A terminal reports each state change of a transaction: the highest seq is the truth.
 _UPSERT_TRANSACTION = """INSERT INTO platform_transactions
     (terminal_id, transaction_id, business_date, currency, amount_minor, state, counted,
-     seq, message_id)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     seq, message_id, details)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (terminal_id, transaction_id) DO UPDATE SET
         business_date = excluded.business_date, currency = excluded.currency,
         amount_minor = excluded.amount_minor, state = excluded.state,
-        counted = excluded.counted, seq = excluded.seq, message_id = excluded.message_id
+        counted = excluded.counted, seq = excluded.seq, message_id = excluded.message_id,
+        details = excluded.details
     WHERE excluded.seq > platform_transactions.seq"""
 
 # The counters are kept up to date by each commit: a fleet of thousands of terminals with
@@ -278,6 +279,8 @@ class SqlStorage(PlatformStorage):
                     int(fact.counted),
                     uplink.seq,
                     uplink.message_id,
+                    None if fact.details is None else json.dumps(fact.details,
+                                                                 sort_keys=True),
                 ),
             )
         if uplink.eod_date is not None:
@@ -421,6 +424,25 @@ class SqlStorage(PlatformStorage):
                 (terminal_id,),
             ).fetchall()
         return {str(kind): int(count) for kind, count in rows}
+
+    def transactions(self, terminal_id: str | None, limit: int = 100,
+                     business_date: str | None = None) -> list[dict[str, Any]]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._transaction(write=False) as conn:
+            rows = self._run(
+                conn,
+                "SELECT terminal_id, transaction_id, business_date, currency, amount_minor, "
+                "state, counted, seq, details FROM platform_transactions "
+                "WHERE (? = 1 OR terminal_id = ?) AND (? = 1 OR business_date = ?) "
+                "ORDER BY seq DESC LIMIT ?",
+                (int(terminal_id is None), terminal_id or "", int(business_date is None),
+                 business_date or "", limit),
+            ).fetchall()
+        return [{"terminal_id": r[0], "transaction_id": r[1], "business_date": r[2],
+                 "currency": r[3], "amount_minor": int(r[4]), "state": r[5],
+                 "counted": bool(r[6]), "seq": int(r[7]),
+                 "details": json.loads(r[8]) if r[8] else None} for r in rows]
 
     def transaction_totals(
         self, business_date: str | None = None, terminal_id: str | None = None

@@ -1,0 +1,121 @@
+"""The platform mirrors each payment from the terminal's uplinks: its latest state, fraud
+check and PSP attempts, refunds referring to their sale; never a clear card number."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_sync.platform.api import create_app
+from edge_sync.platform.storage import PlatformStorage
+from edge_sync.signing import SoftwareSigner
+from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
+
+pytestmark = pytest.mark.network  # the PostgreSQL half talks to 127.0.0.1:5432
+
+
+@pytest.fixture
+async def client(storage: PlatformStorage) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(storage))
+    async with httpx.AsyncClient(transport=transport, base_url="http://platform") as http:
+        yield http
+
+
+def _payment(state: str, **extra: Any) -> dict[str, Any]:
+    return {"payment_id": "pay-1", "type": "sale", "state": state, "amount_minor": 60000,
+            "currency": "MAD", "business_date": "2026-12-03", "network": "visa",
+            "pan_masked": "476173…0010", "offline": False,
+            "fraud": {"risk_score": "0.05", "risk_level": "low", "decision": "approve"},
+            "attempts": [{"connector": "cih", "status": "approved", "code": "00"}], **extra}
+
+
+async def _post(http: httpx.AsyncClient, messages: list[Any]) -> list[dict[str, Any]]:
+    answer = await http.post(f"/v1/terminals/{TERMINAL_ID}/messages",
+                             json={"messages": [m.wire() for m in messages]})
+    acks: list[dict[str, Any]] = answer.json()["acks"]
+    return acks
+
+
+async def test_latest_state_with_fraud_and_attempts(client: httpx.AsyncClient,
+                                                    registered: SoftwareSigner) -> None:
+    """Two state reports of one payment leave one mirrored row with the later state; its
+    fraud check, attempts and masked PAN are kept; a refund names its sale."""
+    acks = await _post(client, [
+        envelope(registered, payload=_payment("pop_deferred")),
+        envelope(registered, payload=_payment("completed")),
+        envelope(registered, payload={"payment_id": "ref-1", "type": "refund",
+                                      "state": "approved", "amount_minor": 10000,
+                                      "currency": "MAD", "business_date": "2026-12-03",
+                                      "refers_to": "pay-1"}),
+    ])
+    assert [a["status"] for a in acks] == ["accepted"] * 3
+    rows = (await client.get(f"/v1/terminals/{TERMINAL_ID}/transactions")).json()
+    by_id = {r["transaction_id"]: r for r in rows["transactions"]}
+    sale = by_id["pay-1"]
+    assert (sale["state"], sale["amount_minor"]) == ("completed", 60000)
+    assert sale["details"]["fraud"]["risk_level"] == "low"
+    assert sale["details"]["attempts"] == [{"connector": "cih", "status": "approved",
+                                            "code": "00"}]
+    assert sale["details"]["pan_masked"] == "476173…0010"
+    refund = by_id["ref-1"]
+    assert (refund["amount_minor"], refund["details"]["refers_to"]) == (-10000, "pay-1")
+
+
+async def test_a_clear_card_number_is_refused(client: httpx.AsyncClient,
+                                              registered: SoftwareSigner) -> None:
+    """A payment report carrying a Luhn-valid card number is refused, and nothing of it is
+    mirrored."""
+    acks = await _post(client, [envelope(registered,
+                                         payload=_payment("completed",
+                                                          pan_masked="4761739001010010"))])
+    assert acks[0]["status"] == "rejected" and "card number" in acks[0]["reason"]
+    rows = (await client.get(f"/v1/terminals/{TERMINAL_ID}/transactions")).json()
+    assert rows["transactions"] == []
+
+
+async def test_unknown_terminal_is_404(client: httpx.AsyncClient) -> None:
+    """Asking for an unregistered terminal's payments is a 404, not an empty list."""
+    answer = await client.get("/v1/terminals/NOPE/transactions")
+    assert answer.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("state",          "record_status", "expected"),
+    [
+        ("completed",    "confirmed",     None),
+        ("completed",    "pending",       "pop_not_confirmed"),
+        ("completed",    None,            "pop_missing"),
+        ("cancelled",    "confirmed",     "pop_confirmed_for_failed_sale"),
+        ("cancelled",    "cancelled",     None),
+    ],
+)
+def test_reconciliation_with_the_pop_ledger(storage: PlatformStorage,
+                                            registered: SoftwareSigner, state: str,
+                                            record_status: str | None,
+                                            expected: str | None) -> None:
+    """Each sale of the day is matched one to one with its PoP record: one that counts needs
+    its record confirmed, one that failed must not have it confirmed."""
+    from edge_sync.platform.ingest import Ingestor, RawUplink
+    from edge_sync.platform.reconcile import reconcile_pop
+
+    message = envelope(registered, payload=_payment(state, pop_record_id="rec-1"))
+    Ingestor(storage).ingest([RawUplink(TERMINAL_ID, message.to_json(), "transaction")])
+    records = ([] if record_status is None else
+               [{"record_id": "rec-1", "terminal_id": TERMINAL_ID, "kind": "sale",
+                 "status": record_status, "currency": "MAD", "amount_minor": 60000}])
+    found = reconcile_pop(storage, "2026-12-03", records)
+    assert [m.kind for m in found] == ([] if expected is None else [expected])
+
+
+def test_a_confirmed_record_unknown_to_the_platform_is_reported(
+        storage: PlatformStorage, registered: SoftwareSigner) -> None:
+    """A PoP record confirmed for a sale the platform never heard of is a mismatch."""
+    from edge_sync.platform.reconcile import reconcile_pop
+
+    found = reconcile_pop(storage, "2026-12-03", [
+        {"record_id": "ghost", "terminal_id": TERMINAL_ID, "kind": "sale",
+         "status": "confirmed", "currency": "MAD", "amount_minor": 100}])
+    assert [(m.kind, m.pop_record_id) for m in found] == [("pop_only", "ghost")]
