@@ -34,6 +34,7 @@ from hsm.cards import (
     mask_pan,
 )
 from hsm.errors import KeyMissing, TokenSpaceExhausted, VaultBlobInvalid
+from hsm.keys import KeyPurpose
 from hsm.p2pe import encrypt_card
 
 __all__ = ["InMemoryTokenRegistry", "SoftwareKeyStore", "SoftwareSigner"]
@@ -183,6 +184,16 @@ class SoftwareKeyStore:
 
     def signer(self) -> SoftwareSigner:
         return self._signer
+
+    def rotate(self, purpose: KeyPurpose) -> int:
+        """Create the next version of ``purpose``'s key, as :meth:`hsm.KeyStore.rotate` does:
+        new work uses it, older versions stay held so old blobs and signatures still open."""
+        if purpose is KeyPurpose.SIGNING:
+            return self._signer.rotate()
+        keys = self._tok if purpose is KeyPurpose.TOKENISATION else self._vault
+        version = max(keys) + 1
+        keys[version] = os.urandom(32)
+        return version
 
     def __repr__(self) -> str:
         return (f"<SoftwareKeyStore tokenisation=v{self.tokenisation_key_version} "
