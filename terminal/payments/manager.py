@@ -54,6 +54,7 @@ from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import Outcome, PspReference
 from edge_sync.connectors.errors import NoRoute, PspError
 from edge_sync.pop import PopClient, PopRecord
+from etika_errors import EtikaError
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback
@@ -188,11 +189,12 @@ class PaymentManager:
                 emit(PaymentEvent("reading", "reading the card", sale.payment_id))
                 result = await kernel.transact(session, data, contactless=request.contactless)
             finally:
-                with contextlib.suppress(Exception):
+                # A card already gone cannot be closed cleanly: that is no news.
+                with contextlib.suppress(EtikaError):
                     await session.close()
-        except (EmvError, Exception) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except EtikaError as exc:
+            # The card session ended early (no card, card removed, a card or reader error):
+            # a bug is not caught here, and recovery finishes what it left.
             return await self._abandon(sale, legs, exc, emit)
         self.on_step("legs_done")
         emit(PaymentEvent("finalising", result.decision, sale.payment_id))
