@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from drivers.base import EncryptedPin, PinPad
 from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadNoAnswer
 from drivers.pinpad import FakePinPad, SerialPinPad
+from drivers.pinpad.fake import CARDHOLDER_WAITS
 
 BLOCK = EncryptedPin(bytes.fromhex("FFFF9876543210E00001"), bytes.fromhex("1B9C1845EB993A7A"), 0)
 
@@ -28,12 +31,18 @@ async def test_replays_outcomes_in_order() -> None:
     assert [r.masked_pan for r in pad.requests] == ["476173…0119"] * 3
 
 
-async def test_cancel_makes_the_next_entry_cancelled() -> None:
-    """A cancel() before get_pin makes that entry end as cancelled."""
-    pad = FakePinPad([BLOCK])
+async def test_cancel_aborts_the_entry_in_progress_only() -> None:
+    """As on the serial pad: cancel() ends a waiting entry as cancelled; on an idle pad it is
+    a no-op, so the next entry gives its PIN (tests/drivers/test_pinpad_contract.py)."""
+    pad = FakePinPad([BLOCK, CARDHOLDER_WAITS])
+    await pad.cancel()
+    assert await pad.get_pin("4761739001010119", 100, 504) == BLOCK
+    entry = asyncio.create_task(pad.get_pin("4761739001010119", 100, 504))
+    await asyncio.sleep(0)
     await pad.cancel()
     with pytest.raises(PinEntryCancelled):
-        await pad.get_pin("4761739001010119", 100, 504)
+        await entry
+    assert pad.cancelled == 2
 
 
 @pytest.mark.parametrize(
