@@ -104,18 +104,30 @@ def register_psp(kinds: Any) -> None:
         "decline=CODE[:N], duplicate=N, malformed=N, truncated=N",
     )
     psp.add_argument("--key", metavar="PEM", help="P2PE private key (default: the TEST key)")
+    psp.add_argument(
+        "--control-port", type=_port, metavar="N",
+        help="iso8583 only: also serve GET /ledger/summary and POST /v1/admin/faults on "
+        "127.0.0.1:N (the in-memory ledger for reconciliation; faults without a restart)")
+    psp.add_argument("--capture", metavar="FILE",
+                     help="iso8583 only: append every frame received to FILE, as received "
+                     "(tests that scan the wire)")
     psp.set_defaults(handler=_psp)
 
 
 def _psp(ctx: CliContext, args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from simulators.psp.errors import PspSimulatorError
     from simulators.psp.faults import parse_faults
     from simulators.psp.server import run
 
     parse_faults(args.faults)  # refuse a bad spec before binding
     key = Path(args.key) if args.key else None
-    return run(args.kind, host=args.host, port=args.port, faults=args.faults, key=key)
+    if (args.control_port is not None or args.capture) and args.kind != "iso8583":
+        raise PspSimulatorError("--control-port and --capture are for --kind iso8583 only")
+    return run(args.kind, host=args.host, port=args.port, faults=args.faults, key=key,
+               control_port=args.control_port,
+               capture=Path(args.capture) if args.capture else None)
 
 
 # --- EMV card (on pcscd through vsmartcard-vpcd) -----------------------------------------
@@ -207,6 +219,9 @@ def register_pop(kinds: Any) -> None:
                      "(default: etika-pop-consensus)")
     pop.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     pop.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    pop.add_argument("--capture", metavar="FILE",
+                     help="append every request received (head and body) to FILE, for "
+                     "tests that scan the wire")
     pop.set_defaults(handler=_pop)
 
 
@@ -227,7 +242,8 @@ def _pop(ctx: CliContext, args: argparse.Namespace) -> int:
 
     data_dir = Path(args.pop_data_dir) if args.pop_data_dir else ctx.data_dir / "pop-sim"
     server = build_server(data_dir, confirm_delay_ms=args.confirm_delay_ms,
-                          faults=args.faults, key_files=args.key_file, audience=args.audience)
+                          faults=args.faults, key_files=args.key_file, audience=args.audience,
+                          capture=Path(args.capture) if args.capture else None)
     return serve(server, args.host, args.port,
                  tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                  tls_key=Path(args.tls_key) if args.tls_key else None)

@@ -19,7 +19,8 @@ __all__ = ["build_server", "serve"]
 
 
 def build_server(data_dir: Path, *, confirm_delay_ms: int = 0, faults: str | None = None,
-                 key_files: list[str] | None = None, audience: str | None = None) -> PopServer:
+                 key_files: list[str] | None = None, audience: str | None = None,
+                 capture: Path | None = None) -> PopServer:
     """The stand-in with its ledger in ``data_dir/pop-ledger.sqlite3`` and its keys loaded."""
     fault_state = parse_faults(faults)  # refuse a bad spec before touching anything
     parsed = [parse_key_file_option(text) for text in key_files or []]
@@ -30,7 +31,15 @@ def build_server(data_dir: Path, *, confirm_delay_ms: int = 0, faults: str | Non
                              f"{exc.strerror or exc}", path=str(data_dir)) from exc
     ledger = PopLedger(data_dir / "pop-ledger.sqlite3", confirm_delay_s=confirm_delay_ms / 1000)
     ledger.verify_chain()  # a tampered ledger is refused at start, not served
-    server = PopServer(ledger, faults=fault_state, audience=audience or DEFAULT_AUDIENCE)
+    sink = None
+    if capture is not None:
+        try:
+            sink = capture.open("ab")
+        except OSError as exc:
+            raise PopLedgerError(f"cannot open the capture file {capture}: "
+                                 f"{exc.strerror or exc}", path=str(capture)) from exc
+    server = PopServer(ledger, faults=fault_state, audience=audience or DEFAULT_AUDIENCE,
+                       capture=sink)
     for terminal_id, path, version in parsed:
         server.keys.register_file(terminal_id, path, version)
     return server

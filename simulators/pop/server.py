@@ -36,7 +36,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge_sync.errors import PopRecordError, SignatureError
 from edge_sync.messages import canonical_json
@@ -75,8 +75,12 @@ class PopServer:
     """One stand-in: a ledger, its key registry, its token-activation log, its faults."""
 
     def __init__(self, ledger: PopLedger, *, faults: PopFaults | None = None,
-                 audience: str = DEFAULT_AUDIENCE, max_skew_s: float = 300.0) -> None:
+                 audience: str = DEFAULT_AUDIENCE, max_skew_s: float = 300.0,
+                 capture: BinaryIO | None = None) -> None:
         self.ledger = ledger
+        #: Every request as received (head and body), appended here when given: the card
+        #: data leak scan reads what went over the wire (``etika sim pop --capture FILE``).
+        self.capture = capture
         self.keys = KeyRegistry(ledger.connection)
         self.activations = ActivationLog(ledger.connection)
         self.faults = faults or PopFaults()
@@ -170,6 +174,9 @@ class PopServer:
         if not 0 <= length <= MAX_BODY_BYTES:
             raise _HttpError(413, f"body above {MAX_BODY_BYTES} bytes")
         body = await reader.readexactly(length) if length else b""
+        if self.capture is not None:
+            self.capture.write(head + body + b"\n")
+            self.capture.flush()
         return _Request(method.upper(), target.split("?", 1)[0], headers, body)
 
     async def _route(self, request: _Request) -> tuple[int, dict[str, Any], bool]:

@@ -193,6 +193,11 @@ class Acquirer:
         with self._lock:
             return self.ledger.get(key)
 
+    def snapshot(self) -> tuple[list[LedgerEntry], int]:
+        """Every ledger entry and the posting count, taken under the lock."""
+        with self._lock:
+            return list(self.ledger.values()), self.postings
+
     def open_card(self, envelope: bytes, context: bytes) -> CardData:
         """The card data of a P2PE envelope; ``EnvelopeInvalid`` if it does not open."""
         return decrypt_card(self._key, envelope, context)

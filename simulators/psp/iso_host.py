@@ -28,7 +28,7 @@ import logging
 import os
 import ssl
 import struct
-from typing import Any
+from typing import Any, BinaryIO
 
 import iso8583
 
@@ -70,11 +70,15 @@ class Iso8583Host:
     def __init__(self, acquirer: Acquirer, faults: Faults | None = None, *,
                  host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None,
-                 mac: MessageAuthenticator | None = None) -> None:
+                 mac: MessageAuthenticator | None = None,
+                 capture: BinaryIO | None = None) -> None:
         self.acquirer = acquirer
         #: The terminal's MAC key (DE 64/128): requests must carry a valid MAC (else the
         #: answer is 63, security violation, and nothing is processed); answers carry one.
         self.mac = mac
+        #: Every frame received, as received (length prefix and body), appended here when
+        #: given: the card data leak scan reads the wire (``etika sim psp --capture FILE``).
+        self.capture = capture
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -137,6 +141,9 @@ class Iso8583Host:
                     body = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
+                if self.capture is not None:
+                    self.capture.write(struct.pack(">H", length) + body)
+                    self.capture.flush()
                 try:
                     fields = decode(body)
                 except (iso8583.DecodeError, ValueError) as exc:

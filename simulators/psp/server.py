@@ -100,8 +100,24 @@ def _check_listen(host: str, port: int) -> None:
         ) from exc
 
 
+async def _serve_iso(host_sim: Iso8583Host, control_port: int | None) -> None:
+    """The host, and its control port when asked (:mod:`simulators.psp.control`)."""
+    if control_port is None:
+        await host_sim.serve_forever()
+        return
+    from simulators.psp.control import ControlServer
+
+    control = ControlServer(host_sim, host="127.0.0.1", port=control_port)
+    await control.start()
+    try:
+        await host_sim.serve_forever()
+    finally:
+        await control.close()
+
+
 def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = None,
-        key: Path | None = None) -> int:
+        key: Path | None = None, control_port: int | None = None,
+        capture: Path | None = None) -> int:
     """Serve one simulator in the foreground until interrupted; returns the exit status."""
     if kind not in KINDS:
         raise ValueError(f"unknown PSP kind {kind!r}; known: {', '.join(KINDS)}")
@@ -121,10 +137,14 @@ def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = N
     print(f"etika sim psp: {kind} on {host}:{port}"
           + (f" with faults {faults}" if faults else ""), flush=True)
     if kind == "iso8583":
-        host_sim = Iso8583Host(acquirer, fault_state, host=host, port=port)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(host_sim.serve_forever())
+        with contextlib.ExitStack() as files:
+            sink = files.enter_context(capture.open("ab")) if capture is not None else None
+            host_sim = Iso8583Host(acquirer, fault_state, host=host, port=port, capture=sink)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_serve_iso(host_sim, control_port))
         return 0
+    if control_port is not None or capture is not None:
+        raise ValueError("--control-port and --capture are for --kind iso8583")
     uvicorn.run(build_app(kind, acquirer, fault_state), host=host, port=port,
                 log_level="warning")
     return 0
