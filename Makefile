@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 export ETIKA_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean chaos fuzz
 
 setup:
 	@scripts/setup
@@ -22,6 +22,21 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q
+
+# Proof under fault (README "Proof under fault"): the long chaos run — 1,000 dual
+# transactions against real simulators, Mosquitto and the platform, with a seeded schedule of
+# kills and faults — and the atheris fuzzers, each for FUZZ_SECONDS.
+SEED ?= 1
+CHAOS_TRANSACTIONS ?= 1000
+FUZZ_SECONDS ?= 60
+
+chaos: setup
+	$(PY) -m tests.resilience.chaos --seed $(SEED) --transactions $(CHAOS_TRANSACTIONS)
+
+fuzz: setup
+	@set -e; mkdir -p $(ETIKA_DATA_DIR)/fuzz; for h in fuzz/fuzz_*.py; do \
+		echo "== $$h ($(FUZZ_SECONDS) s; a crash input lands in $(ETIKA_DATA_DIR)/fuzz/)"; \
+		$(PY) $$h -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(ETIKA_DATA_DIR)/fuzz/; done
 
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
