@@ -262,13 +262,16 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
               reversal_errors: dict[str, str] | None = None) -> dict[str, Any]:
     """Compare the four parties one to one; each finding is named in ``problems``.
 
-    ``unreversed_after_restart`` counts (within ``lost``) the payments recovery cancelled
-    whose queued reversal the ISO 8583 connector refused because recovery's reference has
-    no MTI/STAN/DE 7 (the gap reported with issue #15): the acquirer keeps the money.
+    Two gaps reported with issue #15 are counted apart (each also within ``lost``):
+    ``unreversed_after_restart``, payments recovery cancelled whose queued reversal the
+    ISO 8583 connector refused because recovery's reference has no MTI/STAN/DE 7 (the
+    acquirer keeps the money); ``unbooked_offline_advice``, payments approved offline after
+    their online attempt was reversed, whose advice the acquirer answered as that reversed
+    entry (same idempotency key), so it books nothing.
     """
     reversal_errors = reversal_errors or {}
     problems: list[str] = []
-    lost = double = mismatches = unreversed = 0
+    lost = double = mismatches = unreversed = unbooked = 0
     by_id = {p["id"]: p for p in payments}
     psp_by_payment: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in psp_entries:
@@ -293,7 +296,14 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
         if status in CHARGED:
             if not charged:
                 lost += 1
-                problems.append(f"{pid} is {status} but the PSP holds no money for it")
+                reversed_online = any(e["state"] == "reversed"
+                                      for e in psp_by_payment.get(pid, []))
+                if payment["offline"] and reversed_online:
+                    unbooked += 1
+                problems.append(f"{pid} is {status} but the PSP holds no money for it"
+                                + (" (approved offline after its online attempt was "
+                                   "reversed; the advice was answered as that reversed "
+                                   "entry)" if payment["offline"] and reversed_online else ""))
             elif charged[0]["amount_minor"] != payment["amount_minor"]:
                 mismatches += 1
                 problems.append(f"{pid}: amount {payment['amount_minor']} at the terminal, "
@@ -346,7 +356,7 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
         problems.append(f"totals: terminal completed {completed} vs PoP confirmed "
                         f"{totals['pop_confirmed']}")
     return {"lost": lost, "double_charged": double, "mismatches": mismatches,
-            "unreversed_after_restart": unreversed,
+            "unreversed_after_restart": unreversed, "unbooked_offline_advice": unbooked,
             "totals": totals, "problems": problems,
             "states": dict(Counter(p["status"] for p in payments))}
 
@@ -390,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "lost": result["lost"], "double_charged": result["double_charged"],
         "mismatches": result["mismatches"],
         "unreversed_after_restart": result["unreversed_after_restart"],
+        "unbooked_offline_advice": result["unbooked_offline_advice"],
         "journal_entries": journal,
         "states": result["states"], "seconds": round(time.monotonic() - started),
     }

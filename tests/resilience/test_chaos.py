@@ -20,9 +20,10 @@ def test_short_chaos_run_loses_and_double_charges_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """After kills, broker and platform outages and PSP/PoP faults, every payment is final,
     nothing is charged twice, and terminal, PSP, PoP ledger and platform agree — except the
-    payments the reported recovery gap leaves charged (a payment killed mid-authorisation is
-    cancelled by recovery, but its reversal cannot name the ISO 8583 original), which are
-    counted apart so that any other loss still fails this test."""
+    payments of the two gaps reported with #15 (a payment killed mid-authorisation whose
+    recovery reversal cannot name the ISO 8583 original; an offline approval whose advice
+    the acquirer answers as the reversed online attempt), counted apart so that any other
+    loss still fails this test."""
     code = main(["--seed", "7", "--transactions", "60", "--root", str(tmp_path / "run"),
                  "--report", str(tmp_path / "report.json")])
     line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -33,7 +34,7 @@ def test_short_chaos_run_loses_and_double_charges_nothing(
     assert summary["journal_entries"] > 0
     assert report["drained"] == {"payments_not_final": 0, "outbox_pending": 0,
                                  "payments": 60}, report["drained"]
-    gap = summary["unreversed_after_restart"]
+    gap = summary["unreversed_after_restart"] + summary["unbooked_offline_advice"]
     assert summary["double_charged"] == 0, report["problems"]
     assert summary["lost"] == gap, report["problems"]
     # The gap's payments also make the PSP's totals differ from the terminal's (one line).
@@ -95,3 +96,24 @@ def test_reconcile_of_agreeing_parties_is_clean() -> None:
     result = reconcile(payments, {"a": "ra", "d": "rd"}, psp, pop, platform)
     assert (result["lost"], result["double_charged"], result["mismatches"]) == (0, 0, 0), \
         result["problems"]
+
+
+def test_reconcile_counts_the_reported_gaps_apart() -> None:
+    """A recovery-cancelled payment still charged because its reversal had no ISO 8583
+    reference, and an offline approval booked as its reversed online attempt, are each lost
+    and each counted in their own field."""
+    payments = [_payment("k", "cancelled"), {**_payment("o", "completed"), "offline": 1}]
+    psp = [{"key": "k", "kind": "sale", "state": "captured", "amount_minor": 1000,
+            "currency": "504"},
+           {"key": "o", "kind": "sale", "state": "reversed", "amount_minor": 1000,
+            "currency": "504"}]
+    pop = [{"record_id": "ro", "status": "confirmed", "currency": "MAD", "amount_minor": 1000}]
+    platform = {"k": {"state": "cancelled", "currency": "MAD", "amount_minor": 1000,
+                      "counted": 0},
+                "o": {"state": "completed", "currency": "MAD", "amount_minor": 1000,
+                      "counted": 1}}
+    failed = {"k": "rejected by the receiver: the reference of transaction k lacks the "
+                   "ISO 8583 MTI/STAN/transmission time needed to point at it"}
+    result = reconcile(payments, {"o": "ro"}, psp, pop, platform, failed)
+    assert (result["lost"], result["unreversed_after_restart"],
+            result["unbooked_offline_advice"]) == (2, 1, 1), result["problems"]
