@@ -1,0 +1,36 @@
+"""Atheris harness: the BER-TLV decoder (EMV Book 3 Annex B) on arbitrary bytes.
+
+Allowed: a list of data objects, or ``TlvError`` (the project's own). Anything else is a
+crash. ``python fuzz/fuzz_tlv.py -max_total_time=60`` (``make fuzz``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from terminal.emv import tlv
+    from terminal.emv.errors import TlvError
+
+
+def check(data: bytes) -> None:
+    """One input: decode; each object that decoded re-encodes to itself (tag and value)."""
+    try:
+        items = tlv.decode(data)
+    except TlvError:
+        return
+    for item in items:
+        again = tlv.decode(tlv.encode(item.tag, item.value))
+        if len(again) != 1 or (again[0].tag, again[0].value) != (item.tag, item.value):
+            raise AssertionError(f"tag {item.tag:X} does not round-trip")
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
