@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -267,9 +268,12 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
     ISO 8583 connector refused because recovery's reference has no MTI/STAN/DE 7 (the
     acquirer keeps the money); ``unbooked_offline_advice``, payments approved offline after
     their online attempt was reversed, whose advice the acquirer answered as that reversed
-    entry (same idempotency key), so it books nothing.
+    entry (same idempotency key), so it books nothing. ``gap_payments`` lists the payments of
+    these and of gap 3 (an offline approval declined at settlement whose PoP record stays
+    confirmed); :func:`unexplained` reconciles again without them.
     """
     reversal_errors = reversal_errors or {}
+    gaps: set[str] = set()
     problems: list[str] = []
     lost = double = mismatches = unreversed = unbooked = 0
     by_id = {p["id"]: p for p in payments}
@@ -300,6 +304,7 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
                                       for e in psp_by_payment.get(pid, []))
                 if payment["offline"] and reversed_online:
                     unbooked += 1
+                    gaps.add(pid)
                 problems.append(f"{pid} is {status} but the PSP holds no money for it"
                                 + (" (approved offline after its online attempt was "
                                    "reversed; the advice was answered as that reversed "
@@ -313,6 +318,7 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
             why = reversal_errors.get(pid, "")
             if status == "cancelled" and _UNREFERENCED in why:
                 unreversed += 1
+                gaps.add(pid)
             problems.append(f"{pid} is {status} at the terminal but charged at the PSP"
                             + (f" (its reversal: {why})" if why else ""))
         record = pop_by_id.get(pop_ids.get(pid, ""))
@@ -322,6 +328,8 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
             problems.append(f"{pid} completed but its PoP record is "
                             f"{record['status'] if record else 'missing'}")
         if status not in CHARGED and confirmed:
+            if status == "offline_declined":
+                gaps.add(pid)  # gap 3: settlement does not withdraw the PoP record
             mismatches += 1
             problems.append(f"{pid} is {status} but its PoP record is confirmed")
         seen = platform.get(pid)
@@ -357,8 +365,26 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
                         f"{totals['pop_confirmed']}")
     return {"lost": lost, "double_charged": double, "mismatches": mismatches,
             "unreversed_after_restart": unreversed, "unbooked_offline_advice": unbooked,
+            "gap_payments": sorted(gaps),
             "totals": totals, "problems": problems,
             "states": dict(Counter(p["status"] for p in payments))}
+
+
+def unexplained(payments: list[dict[str, Any]], pop_ids: dict[str, str],
+                psp_entries: list[dict[str, Any]], pop_records: list[dict[str, Any]],
+                platform: dict[str, dict[str, Any]], gaps: set[str]) -> int:
+    """Losses, double charges and mismatches left once the reported gaps' payments are
+    set aside: anything here is a new problem."""
+    records = {pop_ids[g] for g in gaps if g in pop_ids}
+    again = reconcile([p for p in payments if p["id"] not in gaps], pop_ids,
+                      [e for e in psp_entries if e["key"] not in gaps],
+                      [r for r in pop_records if r["record_id"] not in records],
+                      {k: v for k, v in platform.items() if k not in gaps})
+    return int(again["lost"] + again["double_charged"] + again["mismatches"])
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--report", type=Path, help="also write the full report here (JSON)")
     args = parser.parse_args(argv)
+    # Stopped by SIGTERM or SIGINT (even when started in the background, where SIGINT is
+    # ignored), the run still tears its processes down: SystemExit runs the finally blocks.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     with tempfile.TemporaryDirectory(prefix="etika-chaos-") as scratch:
         lab = Lab(args.root or Path(scratch))
         run = Run(lab, args.seed, args.transactions, args.verbose)
@@ -382,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)  # the platform consumer commits what the last drain delivered
             payments, pop_ids, failed, journal = _terminal_rows(lab.terminal_data / "etika.db")
             psp_entries = lab.psp_ledger()["entries"]
-            result = reconcile(payments, pop_ids, psp_entries,
-                               lab.pop_records(), _platform_rows(lab.platform_db), failed)
+            pop_records, platform = lab.pop_records(), _platform_rows(lab.platform_db)
+            result = reconcile(payments, pop_ids, psp_entries, pop_records, platform, failed)
+            result["unexplained"] = unexplained(payments, pop_ids, psp_entries, pop_records,
+                                                platform, set(result["gap_payments"]))
             named = " ".join(result["problems"])
             result["psp_entries_named"] = [e for e in psp_entries if e["key"] in named]
         finally:
@@ -401,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "mismatches": result["mismatches"],
         "unreversed_after_restart": result["unreversed_after_restart"],
         "unbooked_offline_advice": result["unbooked_offline_advice"],
+        "gap_payments": len(result["gap_payments"]), "unexplained": result["unexplained"],
         "journal_entries": journal,
         "states": result["states"], "seconds": round(time.monotonic() - started),
     }
