@@ -24,7 +24,7 @@ from pathlib import Path
 from simulators.card.profiles import PROFILES
 from terminal.logs import luhn_valid
 
-__all__ = ["Finding", "card_secrets", "scan_blob", "scan_files"]
+__all__ = ["LUHN_EXEMPT", "Finding", "card_secrets", "scan_blob", "scan_files"]
 
 # A run of digits inside a hex string (a hash, a cryptogram, TLV as hex, two SQLite columns
 # side by side) is not a card number; a card number is delimited by something else.
@@ -70,8 +70,14 @@ def _pin_patterns(pin: str) -> list[re.Pattern[bytes]]:
     ]
 
 
+#: The key store's own PIN files (``etika hsm init``): 16 random digits, Luhn-valid one
+#: time in ten. They are the token's secrets, not card data; the PAN and PIN checks still
+#: read them, only the any-Luhn-run check does not.
+LUHN_EXEMPT = frozenset({"hsm-pin", "hsm-so-pin"})
+
+
 def scan_blob(blob: bytes, source: str, pans: Iterable[str] | None = None,
-              pins: Iterable[str] | None = None) -> list[Finding]:
+              pins: Iterable[str] | None = None, *, luhn: bool = True) -> list[Finding]:
     """Every card secret in ``blob`` (see the module docstring)."""
     if pans is None or pins is None:
         known_pans, known_pins = card_secrets()
@@ -85,7 +91,7 @@ def scan_blob(blob: bytes, source: str, pans: Iterable[str] | None = None,
         packed = bcd(pan)
         if packed[:-1] in blob:
             found.append(Finding(source, "PAN bcd"))
-    for match in _DIGIT_RUN.finditer(blob):
+    for match in _DIGIT_RUN.finditer(blob) if luhn else ():
         if luhn_valid(match.group().decode()):
             before = blob[max(0, match.start() - 24):match.start()]
             found.append(Finding(source, "Luhn-valid run",
@@ -132,7 +138,8 @@ def scan_files(root: Path) -> tuple[list[Finding], int]:
         if path.is_file() and not path.is_symlink():
             count += 1
             blob = path.read_bytes()
-            findings += scan_blob(blob, str(path), pans, pins)
+            findings += scan_blob(blob, str(path), pans, pins,
+                                  luhn=path.name not in LUHN_EXEMPT)
             if blob.startswith(b"SQLite format 3\x00"):
                 for where, value in _sqlite_values(path):
                     for finding in scan_blob(value, f"{path} {where}", pans, pins):

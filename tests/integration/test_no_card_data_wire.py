@@ -165,11 +165,12 @@ def test_a_planted_pan_in_a_log_line_fails_the_scan(tmp_path: Path) -> None:
     (logs / "ascii.jsonl").write_text(f'{{"event": "sale", "card": "{pan}"}}\n')
     (logs / "bcd.log").write_bytes(b"card read: " + bcd(pan) + b" end\n")
     (logs / "pin.jsonl").write_text('{"event": "pin", "pin": "1234"}\n')
+    (logs / "hsm-pin").write_text(pan)  # the token's PIN file: a planted PAN is still found
     findings, count = scan_files(tmp_path)
-    assert count == 4
+    assert count == 5
     assert {(Path(f.source).name, f.what) for f in findings} >= {
         ("ascii.jsonl", "PAN ascii"), ("ascii.jsonl", "Luhn-valid run"),
-        ("bcd.log", "PAN bcd"), ("pin.jsonl", "PIN")}
+        ("bcd.log", "PAN bcd"), ("pin.jsonl", "PIN"), ("hsm-pin", "PAN ascii")}
     assert not any(re.search(r"\d{13}", str(f)) for f in findings)
 
 
