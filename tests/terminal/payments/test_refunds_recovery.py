@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_sync.pop import PopRecord
 from terminal.payments.model import InvalidAmountError, RefundRefusedError, UnknownPaymentError
 from terminal.payments.recovery import recover
 from terminal.payments.refunds import refund_payment, void_payment
@@ -39,6 +40,29 @@ async def test_partial_refunds_up_to_the_captured_amount(data_dir: Path) -> None
         assert {p["refers_to"] for p in payloads} == {sale_record}  # the sale's PoP record
         entry = c.acquirer.ledger[pid]
         assert entry.refunded == 60000
+
+
+async def test_refund_and_void_pop_records_refer_to_the_sale_record(data_dir: Path) -> None:
+    """A refund's and a void's PoP records refer to the sale's PoP record id (the back end
+    knows sales by it; the payment id is refused as an unknown sale), and the in-memory PoP
+    back end accepts them."""
+    async with counter(data_dir) as c:
+        refunded = await c.manager.sale(sale("600.00"), c.reader)
+        voided = await c.manager.sale(sale("300.00"), c.reader)
+        await refund_payment(c.manager, str(refunded.payment_id), mad("100.00"))
+        await void_payment(c.manager, str(voided.payment_id))
+        for payment in (refunded, voided):
+            sale_record = c.store.connection.execute(
+                "SELECT id FROM pop_transactions WHERE payment_id = ?",
+                (str(payment.payment_id),)).fetchone()[0]
+            payloads = [json.loads(p) for (p,) in c.store.connection.execute(
+                "SELECT payload FROM outbox WHERE kind = 'pop_record' AND ref_id = ?",
+                (str(payment.payment_id),))]
+            follow_ups = [p for p in payloads if p.get("kind") != "sale"]
+            assert [p["refers_to"] for p in follow_ups] == [sale_record]
+            for payload in follow_ups:
+                receipt = await c.pop.submit(PopRecord.from_payload(payload))
+                assert receipt.status != "rejected", receipt.reason
 
 
 async def test_refund_of_zero_or_less_is_refused(data_dir: Path) -> None:

@@ -1,0 +1,392 @@
+"""``etika demo --headless``: a scripted day at the counter, and one JSON summary.
+
+What runs (loopback only): the ISO 8583 acquirer simulator (TCP, in this process so its
+ledger can be read back), the PoP back end stand-in (``etika sim pop``, its own process,
+stopped by PID), the platform's API over SQLite (in this process, reached through the
+terminal's HTTPS transport over an ASGI transport), simulated cards in an in-process
+reader and the in-process DUKPT PIN pad. The terminal side is the real one: the payments
+manager, the store, the outbox and its worker; its keys are software keys (no token).
+
+The mix, cycled over N transactions: contact sales with online PIN, contactless taps under
+the CVM limit (no CVM), a co-badged card, a decline (insufficient funds), a timeout (no
+card comes), a PoP failure (the back end errs once: the sale completes as PoP pending, then
+confirmed at the sync), an offline period (the acquirer unreachable: offline approvals
+under the floor limit), partial refunds and a void. Then the outbox is drained to every
+destination and the payments settled, until the outbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import resource
+import shutil
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+
+from drivers.reader_errors import ReaderTimeoutError
+from edge_sync.connectors import (
+    BreakerSettings,
+    Iso8583Connector,
+    Iso8583Settings,
+    Router,
+    RouteRule,
+)
+from edge_sync.connectors.iso8583_messages import HostContext
+from edge_sync.https import HttpsLinkSettings, HttpsTransport
+from edge_sync.outbox import RetryPolicy
+from edge_sync.platform.api import create_app
+from edge_sync.platform.storage import open_storage
+from edge_sync.worker import OutboxWorker, WorkerSettings
+from hsm import KeyStore
+from hsm.fake import SoftwareKeyStore
+from simulators.card.reader import in_process_reader
+from simulators.demo.processes import ETIKA, DemoError, Processes
+from simulators.pinpad.device import PinPadDevice
+from simulators.pinpad.inprocess import SimulatedPinPad
+from simulators.psp.acquirer import Acquirer
+from simulators.psp.iso_host import Iso8583Host
+from simulators.psp.keys import private_key_path, public_key_path
+from terminal.emv.cvm import OnlinePinRequest
+from terminal.money import Amount, parse_amount
+from terminal.money import currency as currency_of
+from terminal.payments.manager import PaymentManager
+from terminal.payments.model import APPROVED_STATES, PaymentOutcome, SaleRequest
+from terminal.payments.recovery import recover, settle
+from terminal.payments.refunds import refund_payment, void_payment
+from terminal.profile import Profile, load_profile
+from terminal.services import TerminalServices
+from terminal.services.fake import SoftwareSigningKeys
+from terminal.store import Store
+from terminal.store.outbox import SqliteOutbox
+from terminal.store.token_map import StoreTokenRegistry
+
+__all__ = ["Step", "mix", "run_headless"]
+
+_DEBUG = bool(os.environ.get("ETIKA_DEMO_DEBUG"))
+
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted action at the counter."""
+
+    kind: str  # sale | decline | timeout | pop_failure | refund | void
+    card: str = "visa-credit"
+    interface: str = "contact"
+    amount: str = "120.00"
+
+
+#: One cycle of the mix (sales; the specials are placed by :func:`mix`).
+_CYCLE = (
+    Step("sale", "visa-credit", "contact", "750.00"),        # online PIN
+    Step("sale", "visa-credit", "contactless", "45.00"),     # no CVM, tap
+    Step("sale", "mastercard-debit", "contact", "620.00"),   # CDA, online
+    Step("sale", "domestic-visa", "contact", "300.00"),      # co-badged domestic
+    Step("sale", "visa-credit", "contactless", "120.00"),    # tap, online
+    Step("sale", "mastercard-debit", "contact", "80.00"),
+)
+
+
+def mix(n: int) -> Iterator[tuple[int, Step, bool]]:
+    """``(index, step, offline)`` for N transactions: the cycle of sales with a decline,
+    a timeout, a PoP failure, refunds and a void spread over the run, and an offline
+    period (about a tenth of the run, small amounts under the floor limit)."""
+    specials = {max(1, n // 7): Step("decline", "visa-credit", "contact", "99999.00"),
+                max(2, n // 5): Step("timeout"),
+                max(3, n // 4): Step("pop_failure", "visa-credit", "contact", "210.00"),
+                max(4, n // 3): Step("refund"), max(5, n // 2): Step("void"),
+                max(6, 2 * n // 3): Step("refund")}
+    offline = range(int(n * 0.6), int(n * 0.6) + max(1, n // 10))
+    for i in range(n):
+        step = specials.get(i) or _CYCLE[i % len(_CYCLE)]
+        if i in offline and step.kind == "sale":
+            step = Step("sale", step.card, "contact", "25.00")
+        yield i, step, i in offline
+
+
+class _NoCardReader:
+    """A reader no card is ever presented to: the sale times out (``card_timeout_s``)."""
+
+    async def wait_for_card(self, reader: str | None = None,
+                            timeout: float | None = None) -> str:
+        raise ReaderTimeoutError("no card was presented before the timeout",
+                                 reader=reader or "demo")
+
+    async def connect(self, reader: str) -> Any:  # pragma: no cover - never reached
+        raise ReaderTimeoutError("no card", reader=reader)
+
+
+class _ClosableKeys(SoftwareKeyStore):
+    def close(self) -> None:
+        return None
+
+
+class _Link:
+    """Where the terminal's router points: the live acquirer, or a dead port (offline)."""
+
+    def __init__(self, port: int, dead_port: int) -> None:
+        self.port = port
+        self.dead_port = dead_port
+        self.offline = False
+
+    def router(self, _profile: Profile, _store: Store) -> Router:
+        connector = Iso8583Connector(Iso8583Settings(
+            HostContext(connector="cih", acquirer_id="504001", terminal_id="ETK00001",
+                        merchant_id="ETIKA0000000001",
+                        merchant_name_location="ETIKA DEMO SHOP           CASABLANCA   MA"),
+            "127.0.0.1", self.dead_port if self.offline else self.port,
+            public_key_path("iso8583").read_bytes(), timeout_s=2.0))
+        return Router([RouteRule(name="all", connectors=("cih",))], {"cih": connector}, {},
+                      breakers={"cih": BreakerSettings(50, 30.0, 15.0)})
+
+
+def _profile_copy(source: Path, target: Path, pop_url: str) -> Profile:
+    shutil.copytree(source, target)
+    sync = target / "sync.toml"
+    text = re.sub(r'^pop_url = .*$', f'pop_url = "{pop_url}"', sync.read_text(),
+                  flags=re.MULTILINE)
+    sync.write_text(text)
+    return load_profile(target)
+
+
+@contextlib.asynccontextmanager
+async def _pop_backend(processes: Processes, work: Path, keys: SoftwareSigningKeys
+                       ) -> AsyncIterator[str]:
+    pem = work / "terminal-signing.pem"
+    pem.write_bytes(keys.for_version(1).public_key_pem())
+    process = processes.start("PoP back end", [
+        *ETIKA, "sim", "pop", "--port", "0", "--data-dir", str(work / "pop"),
+        "--confirm-delay-ms", "0", "--key-file", f"ETK00001={pem}:1"])
+    line = await asyncio.to_thread(processes.first_line, process, "the PoP back end")
+    found = re.search(r"https?://[0-9.]+:[0-9]+", line)
+    if found is None:
+        raise DemoError(f"the PoP back end printed {line!r} instead of its URL")
+    try:
+        yield found.group(0)
+    finally:
+        processes.stop(process)
+
+
+def _terminal_totals(store: Store) -> dict[str, int]:
+    """Sales the terminal counts as taken, less the refunds the acquirer approved."""
+    totals: dict[str, int] = {}
+    for currency, amount in store.connection.execute(
+            "SELECT currency, amount_minor FROM payments WHERE status IN"
+            " ('completed', 'pop_deferred', 'needs_reconciliation')"):
+        totals[currency] = totals.get(currency, 0) + int(amount)
+    for currency, amount in store.connection.execute(
+            "SELECT currency, amount_minor FROM refunds WHERE kind = 'refund'"
+            " AND status = 'approved'"):
+        totals[currency] = totals.get(currency, 0) - int(amount)
+    return totals
+
+
+def _psp_totals(acquirer: Acquirer) -> dict[str, int]:
+    """What the acquirer simulator captured (sales and offline advices) less its refunds."""
+    totals: dict[str, int] = {}
+    for entry in acquirer.ledger.values():
+        if entry.kind.value == "refund" or entry.state not in ("held", "captured", "refunded"):
+            continue
+        code = currency_of(int(entry.currency)).code if str(entry.currency).isdigit() \
+            else str(entry.currency)
+        totals[code] = totals.get(code, 0) + (entry.captured or entry.amount) - entry.refunded
+    return totals
+
+
+def _pop_totals(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Confirmed sale records less confirmed refund and cancel (void) records."""
+    totals: dict[str, int] = {}
+    sign = {"sale": 1, "refund": -1, "cancel": -1}
+    for record in records:
+        if record.get("status") == "confirmed" and record.get("kind") in sign:
+            currency = str(record.get("currency"))
+            totals[currency] = (totals.get(currency, 0)
+                                + sign[str(record["kind"])] * int(record["amount_minor"]))
+    return totals
+
+
+def _platform_totals(database: Path) -> dict[str, int]:
+    """The platform's counted sales plus the refunds it received (negative amounts)."""
+    totals: dict[str, int] = {}
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        for currency, amount in db.execute(
+                "SELECT currency, sum(amount_minor) FROM platform_transactions WHERE"
+                " counted = 1 OR (amount_minor < 0 AND state = 'approved') GROUP BY currency"):
+            totals[str(currency)] = int(amount or 0)
+    return totals
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def run_headless(transactions: int, profile_dir: Path, work: Path) -> dict[str, Any]:
+    """Run the mix; return the summary (see the module docstring)."""
+    processes = Processes()
+    keys = SoftwareSigningKeys()
+    acquirer = Acquirer(private_key_path("iso8583").read_bytes())
+    host = Iso8583Host(acquirer)
+    port = await host.start()
+    dead = await Iso8583Host(Acquirer(private_key_path("iso8583").read_bytes())).start()
+    storage = open_storage(work / "platform.db")
+    storage.register_key("ETK00001", 1, keys.for_version(1).public_key_pem().decode(),
+                         dt.datetime.now(dt.UTC).isoformat())
+    try:
+        async with _pop_backend(processes, work, keys) as pop_url:
+            profile = _profile_copy(profile_dir, work / "profile", pop_url)
+            link = _Link(port, _closed_port(dead))
+            services = TerminalServices(
+                profile, work / "data", signing_keys=keys, router_factory=link.router,
+                key_store_factory=lambda store: cast(
+                    KeyStore, _ClosableKeys(StoreTokenRegistry(store))))
+            try:
+                return await _run(services, link, acquirer, storage, work / "platform.db",
+                                  pop_url, transactions)
+            finally:
+                services.close()
+    finally:
+        processes.stop_all()
+        await host.close()
+        storage.close()
+
+
+def _closed_port(_unused: int) -> int:
+    # A port nobody listens on: the acquirer "down" during the offline period.
+    from simulators.demo.processes import free_port
+
+    return free_port()
+
+
+async def _run(services: TerminalServices, link: _Link, acquirer: Acquirer, storage: Any,
+               platform_db: Path, pop_url: str, transactions: int) -> dict[str, Any]:
+    pad = SimulatedPinPad(PinPadDevice.from_bdk(
+        bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"),
+        bytes.fromhex("FFFF9876543210E00000"), pin="1234"))
+
+    async def pin_entry(request: OnlinePinRequest) -> Any:
+        return await pad.get_pin(request.pan, request.amount, request.currency_numeric,
+                                 timeout_s=30)
+
+    home = services.profile.default_currency
+    latencies: list[float] = []
+    approved: list[PaymentOutcome] = []
+    events: Counter[str] = Counter()
+    refunds = 0
+    voids = 0
+    async with httpx.AsyncClient(base_url=pop_url, timeout=5) as pop_admin:
+        offline_now = False
+        manager_cm = services.payments(pin_entry=pin_entry, locale="en")
+        manager: PaymentManager = await manager_cm.__aenter__()
+        try:
+            await recover(manager)
+            for _i, step, offline in mix(transactions):
+                if offline != offline_now:  # the acquirer goes down / comes back
+                    await manager_cm.__aexit__(None, None, None)
+                    link.offline = offline_now = offline
+                    manager_cm = services.payments(pin_entry=pin_entry, locale="en")
+                    manager = await manager_cm.__aenter__()
+                if step.kind in ("refund", "void"):
+                    target = next((o for o in reversed(approved) if not o.offline), None)
+                    if target is None:
+                        continue
+                    approved.remove(target)
+                    if step.kind == "void":
+                        result = await void_payment(manager, str(target.payment_id))
+                        voids += result.state == "approved"
+                    else:
+                        part = Amount(max(1, target.amount.minor // 4), target.amount.currency)
+                        result = await refund_payment(manager, str(target.payment_id), part)
+                        refunds += result.state == "approved"
+                    events[f"{step.kind}:{result.state}"] += 1
+                    continue
+                if step.kind == "pop_failure":
+                    await pop_admin.post("/v1/admin/faults", json={"spec": "error=1"})
+                reader: Any = (_NoCardReader() if step.kind == "timeout"
+                               else in_process_reader(step.card, step.interface))
+                request = SaleRequest(amount=parse_amount(step.amount, home),
+                                      contactless=step.interface == "contactless",
+                                      card_timeout_s=0.05 if step.kind == "timeout" else 5.0)
+                started = time.perf_counter()
+                outcome = await manager.sale(request, reader)
+                latencies.append(time.perf_counter() - started)
+                events[f"{step.kind}:{outcome.state}"] += 1
+                if outcome.approved:
+                    approved.append(outcome)
+        finally:
+            await manager_cm.__aexit__(None, None, None)
+        depth = await _final_sync(services, storage)
+        summary = (await pop_admin.get("/ledger/summary")).json()
+        records = (await pop_admin.get("/ledger/records")).json()
+    store = services.store
+    states = Counter(str(r[0]) for r in store.connection.execute("SELECT status FROM payments"))
+    totals = {"terminal": _terminal_totals(store),
+              "platform": _platform_totals(Path(platform_db)),
+              "psp_simulator": _psp_totals(acquirer),
+              "pop_ledger": _pop_totals(records if isinstance(records, list)
+                                        else records.get("records", []))}
+    summary_out: dict[str, Any] = {
+        "transactions": transactions,
+        "final_states": dict(sorted(states.items())),
+        "steps": dict(sorted(events.items())),
+        "refunds": refunds, "voids": voids,
+        "latency_s": {"p50": round(_percentile(latencies, 0.5), 4),
+                      "p99": round(_percentile(latencies, 0.99), 4)},
+        "outbox_depth_after_sync": depth,
+        "totals_minor": totals,
+        "totals_match": len({json.dumps(t, sort_keys=True) for t in totals.values()}) == 1,
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "approved_share": round(sum(states[s] for s in APPROVED_STATES)
+                                / max(1, sum(states.values())), 3),
+    }
+    if _DEBUG:
+        summary_out["psp_ledger"] = [
+            {"key": e.key, "kind": e.kind.value, "amount": e.amount, "state": e.state,
+             "captured": e.captured, "refunded": e.refunded, "original": e.original_key}
+            for e in acquirer.ledger.values()]
+        summary_out["pop_summary"] = summary
+        summary_out["pop_records"] = records
+    return summary_out
+
+
+async def _final_sync(services: TerminalServices, storage: Any) -> int:
+    """Drain the outbox to the platform, the PoP back end and the PSP, settle, repeat."""
+    settings = WorkerSettings(terminal_id=services.profile.terminal.terminal_id,
+                              batch_size=200, max_in_flight=400, ack_timeout_s=10,
+                              retry=RetryPolicy(base_s=0.01, cap_s=0.05))
+    outbox = SqliteOutbox(services.store)
+    platform = HttpsTransport(
+        HttpsLinkSettings(terminal_id=services.profile.terminal.terminal_id,
+                          base_url="http://platform", max_batch=200),
+        transport=httpx.ASGITransport(app=create_app(storage)))
+    depth = -1
+    async with platform, contextlib.AsyncExitStack() as stack:
+        routes: dict[str, Any] = {"platform": platform,
+                                  "pop": await services.pop_transport(stack)}
+        routes.update(await services.psp_transports(stack))
+        for _round in range(8):
+            worker = OutboxWorker(outbox, routes, services.signing_keys().signer(), settings)
+            await worker.drain()
+            worker.close()
+            async with services.payments(locale="en") as manager:
+                await settle(manager)
+            depth = services.sync.depth()
+            if depth == 0:
+                break
+            await asyncio.sleep(0.05)  # let retry backoffs come due
+    return depth
