@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
@@ -29,7 +30,8 @@ def _now() -> dt.datetime:
 class CounterApp(App[None]):
     """See the module docstring."""
 
-    CSS_PATH = "counter.tcss"
+    # Absolute, so subclasses elsewhere (the demo's) find it too.
+    CSS_PATH = str(Path(__file__).with_name("counter.tcss"))
     TITLE = "Étika"
     BINDINGS = [Binding("ctrl+q", "quit", "quit", show=False, priority=True)]
     ENABLE_COMMAND_PALETTE = False

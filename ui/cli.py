@@ -51,5 +51,9 @@ def _run(ctx: CliContext, args: argparse.Namespace) -> int:
     with ctx.services(card_reader=reader) as services:
         counter = TerminalCounterServices(services, pinpad_port=pinpad, printer=printer,
                                           locale=args.locale)
-        build_app(counter).run()
+        try:
+            build_app(counter).run()
+        finally:
+            if printer is not None:
+                printer.close()
     return 0

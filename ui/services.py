@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from drivers.errors import PinEntryCancelled, PinEntryTimeout
@@ -55,7 +55,8 @@ __all__ = ["TerminalCounterServices"]
 class TerminalCounterServices:
     """The counter over one terminal's services; see the module docstring."""
 
-    def __init__(self, services: TerminalServices, *, pinpad_port: str | None = None,
+    def __init__(self, services: TerminalServices, *,
+                 pinpad_port: str | Callable[[], str | None] | None = None,
                  printer: ReceiptPrinter | None = None, locale: str | None = None) -> None:
         self._services = services
         profile = services.profile
@@ -104,12 +105,13 @@ class TerminalCounterServices:
                 if closer is not None:
                     stack.push_async_callback(closer)
             pin_entry: PinCallback | None = None
-            if self._pinpad_port:
+            port = self._pinpad()
+            if port:
                 from terminal.services.cards import pinpad_entry
 
                 settings = services.profile.pinpad
                 pad = await stack.enter_async_context(
-                    pinpad_entry(self._pinpad_port, settings.baud, settings.pin_timeout_s))
+                    pinpad_entry(port, settings.baud, settings.pin_timeout_s))
                 pin_entry = _mirrored(pad, on_event)
             manager = await stack.enter_async_context(
                 services.payments(pin_entry=pin_entry, locale=self._info.locale))
@@ -225,10 +227,15 @@ class TerminalCounterServices:
             return Health(True, type(self._services.card_reader).__name__)
         return Health(None, "PC/SC")
 
+    def _pinpad(self) -> str | None:
+        """The PIN pad's port now (a demo's card shelf may switch PIN pads)."""
+        return self._pinpad_port() if callable(self._pinpad_port) else self._pinpad_port
+
     def _pinpad_health(self) -> Health:
-        if not self._pinpad_port:
+        port = self._pinpad()
+        if not port:
             return Health(None, "no PIN pad configured")
-        return Health(os.path.exists(self._pinpad_port), self._pinpad_port)
+        return Health(os.path.exists(port), port)
 
     async def _printer_health(self) -> Health:
         if self._printer is None:

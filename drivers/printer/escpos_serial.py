@@ -131,6 +131,10 @@ class EscposSerialPrinter:
         async with self._lock:
             await asyncio.to_thread(self._print, text)
 
+    def close(self) -> None:
+        """Close the port now (from synchronous code, once nothing prints any more)."""
+        self._drop()
+
     async def aclose(self) -> None:
         async with self._lock:
             await asyncio.to_thread(self._drop)

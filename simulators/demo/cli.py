@@ -31,9 +31,8 @@ def _demo(ctx: CliContext, args: argparse.Namespace) -> int:
     import asyncio
     import json
     import tempfile
-    from pathlib import Path
-
     import warnings
+    from pathlib import Path
 
     # pyemv (the simulated issuer's cryptography) uses cryptography's deprecated TDES path.
     warnings.filterwarnings("ignore", message=".*TripleDES.*")
