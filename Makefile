@@ -9,10 +9,11 @@ export ETIKA_DATA_DIR ?= $(CURDIR)/var
 setup:
 	@scripts/setup
 
-# Payments at a simulated counter: pcscd + virtual cards, a PIN pad on a pty and ISO 8583
-# acquirers, each a real process (scripts/demo.py says what runs).
+# The counter with every other side simulated (`etika demo`): the Textual UI with a card
+# shelf on a terminal, the scripted headless mix and its JSON summary otherwise. The EMV
+# kernel walkthrough over pcscd + vpcd is `$(PY) scripts/demo.py`.
 demo: setup
-	$(PY) scripts/demo.py
+	$(VENV)/bin/etika demo
 
 lint: setup
 	$(PY) scripts/check_lock.py
