@@ -24,6 +24,9 @@ def register(groups: Any) -> None:
     demo.add_argument("--transactions", type=int, default=60, metavar="N",
                       help="how many scripted steps in the headless mix (default 60)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--work-dir", metavar="DIR",
+                      help="keep what the headless run wrote (databases, PoP ledger) in DIR "
+                           "(default: a temporary directory, removed)")
     demo.set_defaults(handler=_demo)
 
 
@@ -44,8 +47,13 @@ def _demo(ctx: CliContext, args: argparse.Namespace) -> int:
     from simulators.demo.headless import run_headless
 
     n = max(10, min(args.transactions, 100_000))
-    with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
-        summary = asyncio.run(run_headless(n, ctx.profile_dir, Path(tmp)))
+    if args.work_dir:
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        summary = asyncio.run(run_headless(n, ctx.profile_dir, work))
+    else:
+        with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
+            summary = asyncio.run(run_headless(n, ctx.profile_dir, Path(tmp)))
     ok = summary["outbox_depth_after_sync"] == 0 and summary["totals_match"]
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
