@@ -2,7 +2,9 @@
 
 Ours: the terminal's whole path — SQLite outbox (claim, settle), ECDSA signing, pydantic
 envelopes, MQTT 5 QoS 1 publishes through :class:`edge_sync.mqtt.MqttTransport`, and the
-receiver's application-level ack on ``etika/v1/t/{id}/ack`` — until every row is delivered.
+receiver's signed application-level ack on ``etika/v1/t/{id}/ack``, verified — until every
+row is delivered. Both over TLS with client certificates, on the broker the project ships
+(its ACL).
 Raw limit, same broker, same run: a bare aiomqtt QoS 1 publish loop of the same payload size
 (bounded in flight the same way), waiting for each PUBACK and nothing else.
 
@@ -30,10 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiomqtt
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.mqtt import MqttTransport
 from edge_sync.outbox import RetryPolicy
 from edge_sync.pki import ensure_test_pki
 from edge_sync.signing import SoftwareSigner
@@ -47,8 +48,15 @@ TERMINAL_ID = "ETK00001"
 MAX_INFLIGHT = 1000
 
 
-def _receiver_process(host: str, port: int, ready: Any) -> None:
-    receiver = AckingReceiver(host, port, client_id="bench-receiver", validate=False)
+#: The stand-in platform's key: the receiver signs every ack with it, the terminal verifies.
+PLATFORM = SoftwareSigner.generate()
+
+
+def _receiver_process(
+    host: str, port: int, tls: tuple[Path, Path, Path], key_pem: bytes, ready: Any
+) -> None:
+    receiver = AckingReceiver(host, port, client_id="bench-receiver", validate=False, tls=tls,
+                              ack_signer=SoftwareSigner.from_pem(key_pem))
     receiver.start()
     ready.set()
     threading.Event().wait()  # until the bench terminates this process
@@ -100,8 +108,8 @@ async def ours(broker: MosquittoBroker, db: Path, count: int, progress: Progress
         ack_timeout_s=30,
         retry=RetryPolicy(base_s=0.05, cap_s=1.0),
     )
-    link = MqttLinkSettings(
-        terminal_id=TERMINAL_ID, host=broker.host, port=broker.port, max_inflight=MAX_INFLIGHT
+    link = broker.terminal_link(
+        TERMINAL_ID, max_inflight=MAX_INFLIGHT, platform_public_key=PLATFORM.public_key_pem()
     )
     async with MqttTransport(link) as transport:
         if not await transport.wait_connected(10):
@@ -127,19 +135,14 @@ async def raw(broker: MosquittoBroker, count: int, size: int, progress: Progress
     task = progress.add_task("raw aiomqtt QoS 1 publish loop", total=count)
     payload = b"x" * size
     window = asyncio.Semaphore(MAX_INFLIGHT)
-    async with aiomqtt.Client(
-        broker.host,
-        broker.port,
-        identifier="bench-raw",
-        protocol=aiomqtt.ProtocolVersion.V5,
-        max_inflight_messages=MAX_INFLIGHT,
-    ) as client:
+    # The terminal's own certificate and uplink topic: the broker's ACL allows nothing else.
+    async with broker.client(TERMINAL_ID, max_inflight_messages=MAX_INFLIGHT) as client:
         client.pending_calls_threshold = MAX_INFLIGHT + 1
 
         async def one(i: int) -> None:
             try:
                 await client.publish(
-                    f"etika/v1/t/RAW{i % 10}/up/raw", payload, qos=1, timeout=math.inf
+                    f"etika/v1/t/{TERMINAL_ID}/up/raw", payload, qos=1, timeout=math.inf
                 )
             finally:
                 window.release()
@@ -167,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         ready = multiprocessing.Event()
         receiver = multiprocessing.Process(
-            target=_receiver_process, args=(broker.host, broker.port, ready), daemon=True
+            target=_receiver_process,
+            args=(broker.host, broker.platform_port, broker.client_files("etika-platform"),
+                  PLATFORM.private_key_pem(), ready),
+            daemon=True,
         )
         receiver.start()
         try:

@@ -35,7 +35,6 @@ from edge_sync.messages import Envelope, build_envelope, uplink_topic
 from edge_sync.pki import ensure_test_pki
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.ingest import Ingestor
-from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -64,10 +63,8 @@ def envelopes(signer: SoftwareSigner, count: int, start: int) -> list[Envelope]:
 
 
 async def publish(broker: MosquittoBroker, items: list[tuple[str, bytes]]) -> None:
-    async with aiomqtt.Client(
-        broker.host, broker.port, identifier="bench-publisher",
-        protocol=aiomqtt.ProtocolVersion.V5,
-    ) as client:
+    # As the terminal, with its certificate: the broker's ACL allows nothing else.
+    async with broker.client(TERMINAL_ID) as client:
         client.pending_calls_threshold = WINDOW + 1
         for first in range(0, len(items), WINDOW):
             await asyncio.gather(
@@ -84,18 +81,17 @@ def _session(expiry: int) -> Properties:
 
 async def raw(broker: MosquittoBroker, bodies: list[bytes], progress: Progress) -> float:
     """A bare QoS 1 consumer draining ``len(bodies)`` messages queued for its session."""
-    topic_filter = "$share/bench-raw/bench/raw/#"
+    topic_filter = f"$share/bench-raw/etika/v1/t/{TERMINAL_ID}/up/raw"
 
     def client(clean: bool, expiry: int) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            broker.host, broker.port, identifier="bench-raw-consumer",
-            protocol=aiomqtt.ProtocolVersion.V5, clean_start=clean,
+        return broker.client(
+            "etika-platform", identifier="etika-platform-bench-raw", clean_start=clean,
             properties=_session(expiry),
         )
 
     async with client(True, 3600) as consumer:
         await consumer.subscribe(topic_filter, qos=1)
-    await publish(broker, [(f"bench/raw/{i % 10}", body) for i, body in enumerate(bodies)])
+    await publish(broker, [(f"etika/v1/t/{TERMINAL_ID}/up/raw", body) for body in bodies])
     task = progress.add_task("raw aiomqtt QoS 1 consumer", total=len(bodies))
     received = 0
     async with client(False, 0) as consumer:  # expiry 0: the session goes when we leave
@@ -113,8 +109,9 @@ async def ours(
     broker: MosquittoBroker, database: str, items: list[Envelope], progress: Progress
 ) -> float:
     storage = open_storage(database)
-    settings = MqttSettings(host=broker.host, port=broker.port, client_id="bench-platform")
-    consumer = UplinkConsumer(Ingestor(storage), settings, max_batch=500)
+    settings = broker.platform_settings(client_id="etika-platform-bench")
+    signer = SoftwareSigner.generate()  # the platform key: every ack is signed
+    consumer = UplinkConsumer(Ingestor(storage, signer=signer), settings, max_batch=500)
     # Create the worker's session, then queue the backlog for it while it is away.
     first = asyncio.create_task(consumer.run())
     await asyncio.wait_for(consumer.subscribed.wait(), 10)
@@ -122,7 +119,7 @@ async def ours(
     await asyncio.gather(first, return_exceptions=True)
     await publish(broker, [(uplink_topic(e.terminal_id, e.kind), e.to_json()) for e in items])
     task = progress.add_task("etika platform worker, committed + acked", total=len(items))
-    consumer = UplinkConsumer(Ingestor(storage), settings, max_batch=500)
+    consumer = UplinkConsumer(Ingestor(storage, signer=signer), settings, max_batch=500)
     start = time.perf_counter()
     running = asyncio.create_task(consumer.run())
     done = 0

@@ -4,11 +4,14 @@ One request carries a batch ``{"messages": [envelope, ...]}`` (at most ``max_bat
 batches are split and sent in order) and the platform answers ``{"acks": [ack, ...]}`` after
 its commit. TLS verifies the platform against the test or production CA and presents the
 terminal's client certificate. httpx errors are mapped to :class:`TransportError` here, at
-the edge; a 4xx other than 408/429 is a contract problem and says so.
+the edge; a 4xx other than 408/429 is a contract problem and says so. Each ack must verify
+with the platform key and name this terminal, this destination and a message of the batch
+(:class:`~edge_sync.messages.AckVerifier`); others are dropped and counted.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +20,12 @@ from types import TracebackType
 
 import httpx
 
-from edge_sync.errors import TransportError
-from edge_sync.messages import Ack, AckBatch, Envelope, messages_path
+from edge_sync.errors import SignatureError, TransportError
+from edge_sync.messages import Ack, AckBatch, AckVerifier, Envelope, messages_path
 
 __all__ = ["HttpsLinkSettings", "HttpsTransport"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class HttpsLinkSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     max_batch: int = 500
+    #: The platform's public key (PEM): acks that do not verify with it settle nothing.
+    platform_public_key: bytes | str | None = None
+    #: The outbox destination this link carries; every ack must name it.
+    destination: str = "platform"
 
     def ssl_context(self) -> ssl.SSLContext | bool:
         if self.ca_file is None:
@@ -65,6 +74,15 @@ class HttpsTransport:
             transport=transport,
             headers={"content-type": "application/json"},
         )
+        self._verifier = (
+            None
+            if settings.platform_public_key is None
+            else AckVerifier(
+                settings.platform_public_key, settings.terminal_id, settings.destination
+            )
+        )
+        #: Acks dropped: unsigned, forged, misdirected, or for a message not in the batch.
+        self.refused_acks = 0
 
     @property
     def name(self) -> str:
@@ -127,4 +145,24 @@ class HttpsTransport:
             raise TransportError(
                 f"HTTPS answer from {self._url} is not an ack batch: {exc}", url=self._url
             ) from exc
-        return {ack.message_id: ack for ack in answer.acks}
+        sent = {envelope.message_id for envelope in batch}
+        acks: dict[str, Ack] = {}
+        for ack in answer.acks:
+            try:
+                if self._verifier is None:
+                    raise SignatureError(
+                        "no platform public key is configured (sync.toml "
+                        "platform_public_key): acks cannot be verified", reason="no key"
+                    )
+                checked = self._verifier.check(ack)
+                if checked.message_id not in sent:
+                    raise SignatureError(
+                        f"ack for {ack.message_id}, which this batch did not carry",
+                        reason="not in flight",
+                    )
+            except SignatureError as exc:
+                self.refused_acks += 1
+                log.warning("sync: ack refused: %s", exc)
+                continue
+            acks[checked.message_id] = checked
+        return acks

@@ -141,12 +141,18 @@ class MemoryOutbox:
                     break
             return claimed
 
-    def mark_delivered(self, message_ids: Sequence[str], now: float) -> int:
+    def mark_delivered(
+        self, message_ids: Sequence[str], now: float, destination: str | None = None
+    ) -> int:
         with self._lock:
             count = 0
             for message_id in message_ids:
                 stored = self._rows.get(self._by_message.get(message_id, -1))
-                if stored is not None and stored.state in OPEN_STATES:
+                if stored is None or (
+                    destination is not None and stored.row.destination != destination
+                ):
+                    continue
+                if stored.state in OPEN_STATES:
                     stored.state = "delivered"
                     stored.delivered_at = now
                     count += 1

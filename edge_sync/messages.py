@@ -9,7 +9,12 @@ in an HTTPS batch ``POST /v1/terminals/{terminal_id}/messages`` ``{"messages": [
 
 Ack (platform → terminal, topic ``etika/v1/t/{terminal_id}/ack`` and HTTPS ``{"acks": [...]}``)::
 
-    {"v": 1, "message_id": str, "status": "accepted"|"duplicate"|"rejected", "reason": str|null}
+    {"v": 1, "message_id": str, "status": "accepted"|"duplicate"|"rejected", "reason": str|null,
+     "terminal_id": str, "destination": "platform", "signature": "<platform key>"}
+
+The platform signs every ack; the terminal settles a row only with an ack that verifies,
+names it and the row's destination, and answers a message it has in flight there. (Acks
+that never leave the process — a PSP connector's — carry no signature.)
 
 Downlink (platform → terminal, ``etika/v1/t/{terminal_id}/down/{config|blacklist|crl|fx|cmd}``)::
 
@@ -37,6 +42,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from edge_sync.errors import MessageFormatError, SignatureError
@@ -53,11 +61,13 @@ __all__ = [
     "Ack",
     "AckBatch",
     "AckStatus",
+    "AckVerifier",
     "Downlink",
     "DownlinkKind",
     "Envelope",
     "MessageBatch",
     "ack_topic",
+    "build_ack",
     "build_downlink",
     "build_envelope",
     "canonical_json",
@@ -175,12 +185,24 @@ class Envelope(_Wire):
 
 
 class Ack(_Wire):
-    """The receiver's answer to one uplink message (``duplicate`` counts as delivered)."""
+    """The receiver's answer to one uplink message (``duplicate`` counts as delivered).
+
+    Over the wire it is signed by the platform and bound to ``terminal_id`` and
+    ``destination`` (:func:`build_ack`, :class:`AckVerifier`).
+    """
 
     v: Literal[1] = PROTOCOL_VERSION
     message_id: str
     status: AckStatus
     reason: str | None = None
+    terminal_id: str | None = None
+    destination: str | None = None
+    signature: str | None = None
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, value: str | None) -> str | None:
+        return None if value is None else _check_signature(value)
 
     @property
     def delivered(self) -> bool:
@@ -299,6 +321,96 @@ def build_downlink(
         return Downlink.model_validate({**unsigned, "signature": signature})
     except ValidationError as exc:
         raise ValueError(f"cannot build a downlink: {_summary(exc)}") from exc
+
+
+def build_ack(
+    signer: Signer,
+    *,
+    terminal_id: str,
+    destination: str,
+    message_id: str,
+    status: AckStatus,
+    reason: str | None = None,
+) -> Ack:
+    """An ack signed by the platform, for one message of one terminal's ``destination``."""
+    unsigned: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "message_id": message_id,
+        "status": status,
+        "reason": reason,
+        "terminal_id": terminal_id,
+        "destination": destination,
+    }
+    signature = _b64(signer.sign(canonical_json(unsigned)))
+    try:
+        return Ack.model_validate({**unsigned, "signature": signature})
+    except ValidationError as exc:
+        raise ValueError(f"cannot build an ack: {_summary(exc)}") from exc
+
+
+class AckVerifier:
+    """Checks acks for one terminal and destination against the platform's public key.
+
+    The key is loaded once (an ack arrives per uplink message). :meth:`check` raises
+    :class:`SignatureError` for an ack that is unsigned, signed by another key, or bound to
+    another terminal or destination; the caller drops it (and counts it).
+    """
+
+    def __init__(
+        self, platform_public_key_pem: bytes | str, terminal_id: str, destination: str
+    ) -> None:
+        pem = (
+            platform_public_key_pem.encode()
+            if isinstance(platform_public_key_pem, str)
+            else platform_public_key_pem
+        )
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise SignatureError(
+                "the platform public key is not a readable PEM; check sync.toml "
+                "platform_public_key", reason="bad key"
+            ) from exc
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise SignatureError("the platform public key is not an EC key", reason="bad key")
+        self._key = key
+        self.terminal_id = terminal_id
+        self.destination = destination
+
+    def check(self, ack: Ack) -> Ack:
+        """The ack if it is the platform's, for us and this destination; else SignatureError."""
+        if ack.signature is None:
+            raise SignatureError(
+                f"ack for {ack.message_id} is not signed", reason="unsigned ack"
+            )
+        if ack.terminal_id != self.terminal_id or ack.destination != self.destination:
+            raise SignatureError(
+                f"ack for {ack.message_id} is bound to {ack.terminal_id}/{ack.destination}, "
+                f"not {self.terminal_id}/{self.destination}",
+                reason="misdirected ack",
+            )
+        wire = ack.wire()
+        try:
+            signed = canonical_json(wire)
+            self._key.verify(
+                base64.b64decode(wire["signature"]), signed, ec.ECDSA(hashes.SHA256())
+            )
+        except InvalidSignature as exc:
+            raise SignatureError(
+                f"ack for {ack.message_id} does not verify with the platform key",
+                reason="bad signature",
+            ) from exc
+        except (ValueError, RecursionError) as exc:  # not DER; invalid Unicode; too deep
+            raise SignatureError(
+                f"ack for {ack.message_id} cannot be verified: {type(exc).__name__}",
+                reason="malformed signature",
+            ) from exc
+        # The reason is kept (dead letter, logs): make it storable whatever it holds.
+        if ack.reason is not None:
+            clean = ack.reason[:500].encode("utf-8", "replace").decode("utf-8")
+            if clean != ack.reason:
+                return Ack.model_validate({**ack.wire(), "reason": clean})
+        return ack
 
 
 def _verify(obj: _Wire, public_key_pem: bytes | str) -> None:

@@ -7,6 +7,12 @@ with the terminal's client certificate when a CA file is given.
 Topics (:mod:`edge_sync.messages`): publishes ``etika/v1/t/{id}/up/{kind}``, subscribes
 ``etika/v1/t/{id}/ack`` and ``etika/v1/t/{id}/down/+``.
 
+An ack settles a message only when it verifies with the platform key and is bound to this
+terminal and this link's destination (:class:`~edge_sync.messages.AckVerifier`), and names
+a message sent here and not yet answered; anything else is dropped, logged and counted
+(``refused_acks``): a client that can publish on the ack topic cannot make the terminal
+forget its transactions.
+
 aiomqtt has no back-pressure: :meth:`MqttTransport.deliver` bounds the messages sent and not
 yet acknowledged with a semaphore (``max_inflight``) and hands them to paho in claim order
 under a lock, so batches never interleave on the wire. A connection loop (a named task)
@@ -32,9 +38,10 @@ from paho.mqtt.client import MQTT_ERR_SUCCESS, error_string
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_sync.errors import MessageFormatError, TransportError
+from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.messages import (
     Ack,
+    AckVerifier,
     Envelope,
     ack_topic,
     downlink_wildcard,
@@ -69,6 +76,10 @@ class MqttLinkSettings:
     max_inflight: int = 1000
     reconnect_min_s: float = 0.2
     reconnect_max_s: float = 30.0
+    #: The platform's public key (PEM): acks that do not verify with it settle nothing.
+    platform_public_key: bytes | str | None = None
+    #: The outbox destination this link carries; every ack must name it.
+    destination: str = "platform"
 
     @property
     def identifier(self) -> str:
@@ -122,6 +133,15 @@ class MqttTransport:
         self._tls = settings.tls_context()
         self.last_error: str | None = None
         self.connections = 0
+        self._verifier = (
+            None
+            if settings.platform_public_key is None
+            else AckVerifier(
+                settings.platform_public_key, settings.terminal_id, settings.destination
+            )
+        )
+        #: Acks dropped: unsigned, forged, misdirected, or for nothing sent here.
+        self.refused_acks = 0
 
     @property
     def name(self) -> str:
@@ -228,8 +248,15 @@ class MqttTransport:
     def _settle_ack(self, raw: bytes) -> None:
         try:
             ack = _fast_ack(raw)
-        except MessageFormatError as exc:
-            log.warning("sync: malformed ack ignored: %s", exc)
+            if self._verifier is None:
+                raise SignatureError(
+                    "no platform public key is configured (sync.toml platform_public_key): "
+                    "acks cannot be verified", reason="no key"
+                )
+            ack = self._verifier.check(ack)
+        except (MessageFormatError, SignatureError) as exc:
+            self.refused_acks += 1
+            log.warning("sync: ack refused: %s", exc)
             return
         waiter = self._waiters.pop(ack.message_id, None)
         if waiter is not None and not waiter.done():

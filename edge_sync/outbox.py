@@ -154,8 +154,13 @@ class Outbox(Protocol):
         """Up to ``limit`` due rows of ``destination``, in order; they become ``in_flight``."""
         ...
 
-    def mark_delivered(self, message_ids: Sequence[str], now: float) -> int:
-        """The receiver acknowledged these (accepted or duplicate); how many changed."""
+    def mark_delivered(
+        self, message_ids: Sequence[str], now: float, destination: str | None = None
+    ) -> int:
+        """The receiver acknowledged these (accepted or duplicate); how many changed.
+
+        With ``destination``, only rows of that destination change (a late ack from one
+        receiver never settles another's rows)."""
         ...
 
     def retry_later(self, retries: Sequence[tuple[str, float]], error: str) -> int:

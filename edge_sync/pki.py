@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TestPki", "ensure_test_pki"]
+__all__ = ["TestPki", "ensure_test_pki", "issue_client_certificate"]
 
 _VALIDITY = dt.timedelta(days=3650)
 
@@ -160,6 +160,16 @@ def ensure_test_pki(directory: Path | str, terminal_id: str = "ETK00001") -> Tes
     _issue(directory, "terminal", terminal_id, [client], ca)
     _issue(directory, "platform", "etika-platform", [client, server], ca)
     return TestPki(directory)
+
+
+def issue_client_certificate(directory: Path | str, common_name: str) -> tuple[Path, Path]:
+    """A client certificate and key for ``common_name`` from the test CA (made once):
+    ``client-<cn>.pem`` / ``.key``. Tests use one per terminal id the broker's ACL checks."""
+    directory = Path(directory)
+    ca = _load_or_make_ca(directory)
+    who = "client-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in common_name)
+    _issue(directory, who, common_name, [ExtendedKeyUsageOID.CLIENT_AUTH], ca)
+    return directory / f"{who}.pem", directory / f"{who}.key"
 
 
 def main(argv: list[str] | None = None) -> int:

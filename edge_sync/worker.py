@@ -21,6 +21,7 @@ thread (SQLite connections belong to a thread; the HSM signs synchronously).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -167,12 +168,16 @@ class OutboxWorker:
 
     def late_ack(self, ack: Ack) -> None:
         """An ack that arrived after its batch timed out (give it to the transport's
-        ``on_late_ack``): the row is marked delivered instead of being sent again."""
-        if not ack.delivered:
-            return  # a rejection is met again on the resend, with its reason
+        ``on_late_ack``, which verified it): the row is marked delivered instead of being
+        sent again — only a row of the destination the ack names, still open."""
+        if not ack.delivered or ack.destination is None:
+            return  # a rejection is met again on the resend; an unbound ack settles nothing
         loop = asyncio.get_running_loop()
         loop.run_in_executor(
-            self._executor, self._outbox.mark_delivered, [ack.message_id], self._clock()
+            self._executor,
+            functools.partial(self._outbox.mark_delivered, destination=ack.destination),
+            [ack.message_id],
+            self._clock(),
         )
 
     def close(self) -> None:

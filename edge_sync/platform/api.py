@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
+
+log = logging.getLogger("etika.platform.api")
 
 #: Most messages one HTTPS request may carry (the contract's ``MessageBatch`` bound).
 MAX_BATCH = 1000
@@ -132,9 +135,12 @@ def create_app(
 
     @app.exception_handler(StorageError)
     async def _storage_down(_request: Request, exc: StorageError) -> JSONResponse:
+        # The database's own words (host, schema, SQL) are for the operator's log, never
+        # for whoever sent the request.
+        log.warning("platform database unavailable: %s", exc)
         return JSONResponse(
             status_code=503,
-            content={"detail": f"platform database unavailable: {exc}"},
+            content={"detail": "platform database unavailable; retry later"},
             headers={"Retry-After": "5"},
         )
 
@@ -153,6 +159,8 @@ def create_app(
             document = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise HTTPException(400, detail=f"body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise HTTPException(400, detail="body is nested too deep") from exc
         messages = document.get("messages") if isinstance(document, dict) else None
         if not isinstance(messages, list):
             raise HTTPException(400, detail='body must be {"messages": [envelope, ...]}')

@@ -293,11 +293,12 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
         raise PlatformUsageError(f"--https-*: {exc}") from exc
     if args.https_cert is not None:
         _check_tls_files(args.https_cert, args.https_key, args.https_client_ca, "--https-*")
-    # The signing key exists before the first push, so terminals can be given it.
-    load_or_create_signing_key(_signing_key_path(ctx))
+    # The key signs every ack and downlink; it exists before the first push, so that
+    # terminals can be given its public half.
+    signer = load_or_create_signing_key(_signing_key_path(ctx))
     storage = _open(ctx, args)
     try:
-        asyncio.run(serve(storage, settings))
+        asyncio.run(serve(storage, settings, signer))
     finally:
         storage.close()
     return 0

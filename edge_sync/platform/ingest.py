@@ -4,13 +4,18 @@ Both entry points (the MQTT consumer and the HTTPS endpoint) hand :meth:`Ingesto
 a batch of raw messages with the channel they came on (the terminal id of the topic or URL
 path, and the topic's kind). Every message gets at most one :class:`~edge_sync.messages.Ack`:
 
-* ``rejected`` (with a reason the terminal can log) when it is not JSON, is truncated, does
-  not match the envelope schema, names another terminal or kind than its channel, comes from
-  a terminal nobody registered, does not verify, or carries a payload the platform cannot
-  book (see :mod:`edge_sync.platform.records`);
+* ``rejected`` (with a reason the terminal can log) when it verifies but carries a payload
+  the platform cannot book (see :mod:`edge_sync.platform.records`) or reuses a message id;
+* none at all (*refused*) when its signature could not be checked: not JSON, truncated,
+  not the envelope schema, another terminal or kind than its channel, a terminal nobody
+  registered, a bad signature — anyone could have sent it, so it must not make the
+  terminal drop the message whose id it quotes; it is logged (rate-limited) and counted;
 * none at all (*held*) when a registered terminal signs with a key version not registered
   yet — after a key rotation — so that it sends the message again later;
 * ``accepted`` when this batch's commit stored it, ``duplicate`` when an earlier commit had.
+
+Every ack is signed with the platform key and bound to the terminal and the ``platform``
+destination (:func:`edge_sync.messages.build_ack`).
 
 The acks are returned only after :meth:`PlatformStorage.ingest` committed: a crash before
 that leaves the message unacknowledged, the broker or the terminal sends it again, and the
@@ -35,7 +40,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge_sync.errors import MessageFormatError
-from edge_sync.messages import Ack, Envelope, canonical_json, parse_envelope, utc_now_iso
+from edge_sync.messages import (
+    MAX_MESSAGE_BYTES,
+    Ack,
+    AckStatus,
+    Envelope,
+    build_ack,
+    canonical_json,
+    parse_envelope,
+    utc_now_iso,
+)
 from edge_sync.platform.errors import (
     BadSignature,
     KeyNotRegistered,
@@ -56,12 +70,21 @@ from edge_sync.platform.records import (
     Uplink,
 )
 from edge_sync.platform.storage import PlatformStorage
+from edge_sync.signing import Signer
 from hsm.cards import luhn_valid
 
-__all__ = ["OUTCOMES", "Ingestor", "RawUplink", "book_payload"]
+__all__ = ["ACK_DESTINATION", "OUTCOMES", "Ingestor", "RawUplink", "book_payload"]
 
-#: What can become of an uplink (``held``: no ack, the terminal sends it again).
-OUTCOMES = ("accepted", "duplicate", "rejected", "held")
+#: What can become of an uplink (``held``: no ack, the terminal sends it again;
+#: ``refused``: unverified, no ack; ``suppressed``: refused and not even logged, over the
+#: rate limit).
+OUTCOMES = ("accepted", "duplicate", "rejected", "held", "refused", "suppressed")
+#: The outbox destination of the terminal that platform acks settle.
+ACK_DESTINATION = "platform"
+#: Unverified refusals written to the rejection log per window, per channel and in all.
+_REFUSAL_WINDOW_S = 60.0
+_REFUSALS_PER_CHANNEL = 20
+_REFUSALS_PER_WINDOW = 200
 
 log = logging.getLogger("etika.platform.ingest")
 
@@ -281,10 +304,18 @@ class Ingestor:
     """Turns raw uplinks into committed rows and acks (blocking: call it from a thread)."""
 
     def __init__(
-        self, storage: PlatformStorage, clock: Callable[[], str] = utc_now_iso
+        self,
+        storage: PlatformStorage,
+        clock: Callable[[], str] = utc_now_iso,
+        *,
+        signer: Signer | None = None,
     ) -> None:
         self.storage = storage
         self._clock = clock
+        #: The platform key every ack is signed with (``None``: unsigned, tests only).
+        self._signer = signer
+        self._window_start = time.monotonic()
+        self._window_counts: dict[str, int] = {}
         self._keys: dict[tuple[str, int], tuple[float, ec.EllipticCurvePublicKey]] = {}
         #: Messages by outcome (accepted, duplicate, rejected, held) and commit timings,
         #: across both entry points; read by the metrics endpoint.
@@ -331,16 +362,25 @@ class Ingestor:
 
     def check(self, raw: RawUplink) -> Uplink:
         """Parse, check the channel, verify and book one message; :class:`UplinkRejected`."""
+        return book_payload(self.verified(raw))
+
+    def verified(self, raw: RawUplink) -> Envelope:
+        """The envelope once parsed, matched to its channel and verified: else
+        :class:`UplinkRejected` (nothing of it can be trusted, not even its message id)."""
         # Parsed once here so that the signature is checked over the object *as sent*: the
         # model coerces ("1" → 1) and fills defaults (v), and a message the terminal did not
         # sign byte for byte must not verify just because it means the same.
         if isinstance(raw.body, Mapping):
             data: Any = dict(raw.body)
         else:
+            if len(raw.body) > MAX_MESSAGE_BYTES:
+                raise MalformedUplink(f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
             try:
                 data = json.loads(raw.body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise MalformedUplink("malformed envelope: not json") from exc
+            except RecursionError as exc:
+                raise MalformedUplink("malformed envelope: nested too deep") from exc
         if not isinstance(data, dict):
             raise MalformedUplink("malformed envelope: not an object")
         try:
@@ -385,46 +425,85 @@ class Ingestor:
             ) from exc
         except ValueError as exc:  # cryptography: not DER
             raise BadSignature("bad signature: not DER-encoded ECDSA") from exc
-        return book_payload(envelope)
+        return envelope
+
+    def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
+             reason: str | None = None) -> Ack:
+        """An ack bound to the terminal and signed with the platform key (when it has one)."""
+        if self._signer is None:
+            return Ack(message_id=message_id, status=status, reason=reason)
+        return build_ack(self._signer, terminal_id=terminal_id, destination=ACK_DESTINATION,
+                         message_id=message_id, status=status, reason=reason)
+
+    def _refusal_logged(self, channel: str) -> bool:
+        """Whether one more refusal of an unverified body may be written (rate limit)."""
+        now = time.monotonic()
+        with self._counts_lock:
+            if now - self._window_start >= _REFUSAL_WINDOW_S:
+                self._window_start, self._window_counts = now, {}
+            total = sum(self._window_counts.values())
+            mine = self._window_counts.get(channel, 0)
+            if total >= _REFUSALS_PER_WINDOW or mine >= _REFUSALS_PER_CHANNEL:
+                self.counts["suppressed"] += 1
+                return False
+            self._window_counts[channel] = mine + 1
+            return True
 
     def ingest(self, batch: Sequence[RawUplink]) -> list[Ack | None]:
         """Per message, in order, its ack after the batch's commit (raises ``StorageError``).
 
-        ``None`` means *held*: no ack at all, so the terminal sends it again later (the
-        contract's "missing ack"). That is the answer for a known terminal signing with a
-        key version not registered yet — refusing would dead-letter everything it sends
-        after a key rotation until an operator registers the new key.
+        ``None`` means no ack at all, so the terminal sends it again later (the contract's
+        "missing ack"). That is the answer for a known terminal signing with a key version
+        not registered yet (*held*) — refusing would dead-letter everything it sends after a
+        key rotation until an operator registers the new key — and for a body whose
+        signature could not be checked (*refused*: not JSON, another channel's, an unknown
+        terminal's, a bad signature). Anyone can send those, so they must not make a
+        terminal drop a message under the id they quote; they are logged (rate-limited),
+        counted, and stored nowhere else. Every ack is signed with the platform key.
         """
         acks: list[Ack | None] = [None] * len(batch)
+        outcomes: list[str] = ["held"] * len(batch)
         good: list[tuple[int, Uplink]] = []
         rejections: list[Rejection] = []
         for index, raw in enumerate(batch):
             try:
-                good.append((index, self.check(raw)))
+                envelope = self.verified(raw)
             except KeyNotRegistered as exc:
                 rejections.append(
                     Rejection(raw.terminal_id, _message_id_of(raw.body),
                               f"{HELD_PREFIX}{exc.message}")
                 )
+                continue
             except StorageError as exc:
                 if not isinstance(exc, UnstorableData):
                     raise  # the registry lookup failed: the whole batch waits
-                reason = f"the platform cannot look this message up: {exc.__cause__}"
-                message_id = _message_id_of(raw.body)
-                acks[index] = Ack(message_id=message_id, status="rejected", reason=reason)
-                rejections.append(Rejection(_printable(raw.terminal_id), message_id, reason))
+                self._refuse_unverified(raw, index, outcomes, rejections,
+                                        "the platform cannot look this message up")
+                continue
             except Exception as exc:
                 # Whatever a message does to our checks, it must not stall the ones after it
                 # (an unexpected error here would be redelivered and fail again for ever).
                 if isinstance(exc, UplinkRejected):
-                    # Reasons may quote the sender's input: keep them short for the ack.
+                    # Reasons may quote the sender's input: keep them short for the log.
                     reason = exc.reason if len(exc.reason) <= 300 else exc.reason[:297] + "..."
                 else:
                     log.exception("checking an uplink failed unexpectedly")
                     reason = f"the platform could not check this message ({type(exc).__name__})"
-                message_id = _message_id_of(raw.body)
-                acks[index] = Ack(message_id=message_id, status="rejected", reason=reason)
-                rejections.append(Rejection(_printable(raw.terminal_id), message_id, reason))
+                self._refuse_unverified(raw, index, outcomes, rejections, reason)
+                continue
+            try:
+                good.append((index, book_payload(envelope)))
+            except Exception as exc:
+                # Verified: the terminal signed this, so it is told (and stops resending).
+                if isinstance(exc, UplinkRejected):
+                    reason = exc.reason if len(exc.reason) <= 300 else exc.reason[:297] + "..."
+                else:
+                    log.exception("booking an uplink failed unexpectedly")
+                    reason = f"the platform could not book this message ({type(exc).__name__})"
+                acks[index] = self._ack(envelope.terminal_id, envelope.message_id, "rejected",
+                                        reason)
+                outcomes[index] = "rejected"
+                rejections.append(Rejection(envelope.terminal_id, envelope.message_id, reason))
         received_at = self._clock()
         started = time.perf_counter()
         try:
@@ -439,8 +518,9 @@ class Ingestor:
                     outcome, = self.storage.ingest([uplink], received_at)
                 except UnstorableData as exc:
                     reason = f"the platform cannot store this message: {exc.__cause__}"
-                    acks[index] = Ack(message_id=uplink.message_id, status="rejected",
-                                      reason=reason)
+                    acks[index] = self._ack(uplink.terminal_id, uplink.message_id, "rejected",
+                                            reason)
+                    outcomes[index] = "rejected"
                     rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
                     continue
                 stored.append(((index, uplink), outcome))
@@ -449,16 +529,34 @@ class Ingestor:
                 # Never "duplicate" for another message: the terminal would drop it as
                 # delivered. A reused id is a terminal bug to be seen, not absorbed.
                 reason = "message_id already used by a different message; nothing stored"
-                acks[index] = Ack(message_id=outcome.message_id, status="rejected", reason=reason)
+                acks[index] = self._ack(uplink.terminal_id, outcome.message_id, "rejected",
+                                        reason)
+                outcomes[index] = "rejected"
                 rejections.append(Rejection(uplink.terminal_id, outcome.message_id, reason))
                 continue
-            acks[index] = Ack(
-                message_id=outcome.message_id, status="accepted" if outcome.new else "duplicate"
-            )
+            status: AckStatus = "accepted" if outcome.new else "duplicate"
+            acks[index] = self._ack(uplink.terminal_id, outcome.message_id, status)
+            outcomes[index] = status
         self.storage.record_rejections(rejections, received_at)
         with self._counts_lock:
             self.commits += 1
             self.commit_seconds += time.perf_counter() - started
-            for ack in acks:
-                self.counts["held" if ack is None else ack.status] += 1
+            for outcome_name in outcomes:
+                self.counts[outcome_name] += 1
         return acks
+
+    def _refuse_unverified(
+        self,
+        raw: RawUplink,
+        index: int,
+        outcomes: list[str],
+        rejections: list[Rejection],
+        reason: str,
+    ) -> None:
+        """No ack for a body nobody vouches for; logged (within the rate limit), counted."""
+        outcomes[index] = "refused"
+        channel = _printable(raw.terminal_id)
+        if self._refusal_logged(channel):
+            message_id = _printable(_message_id_of(raw.body))
+            log.info("refused unverified uplink on %s (%s): %s", channel, message_id, reason)
+            rejections.append(Rejection(channel, message_id, reason))

@@ -26,6 +26,7 @@ from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import PlatformStorage
 from edge_sync.platform.token_forward import TokenActivationForwarder
+from edge_sync.signing import Signer
 
 __all__ = ["ServeSettings", "listen", "serve"]
 
@@ -84,9 +85,11 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(storage: PlatformStorage, settings: ServeSettings) -> None:
-    """Serve until SIGINT/SIGTERM."""
-    ingestor = Ingestor(storage)
+async def serve(
+    storage: PlatformStorage, settings: ServeSettings, signer: Signer | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; every ack is signed with ``signer`` (the platform key)."""
+    ingestor = Ingestor(storage, signer=signer)
     consumer = (
         UplinkConsumer(ingestor, settings.mqtt, max_batch=settings.max_batch)
         if settings.mqtt is not None

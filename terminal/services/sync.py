@@ -189,6 +189,8 @@ class SyncService:
                     ca_file=self._data_path(sync.ca_file) if sync.mqtt_tls else None,
                     cert_file=self._data_path(sync.cert_file) if sync.mqtt_tls else None,
                     key_file=self._data_path(sync.key_file) if sync.mqtt_tls else None,
+                    # Acks are signed by the platform: without its key none settles a row.
+                    platform_public_key=self._platform_key(),
                 )
                 mqtt = await stack.enter_async_context(MqttTransport(
                     link, on_downlink=handler.handle,
@@ -205,6 +207,7 @@ class SyncService:
                     ca_file=self._data_path(sync.ca_file),
                     cert_file=self._data_path(sync.cert_file),
                     key_file=self._data_path(sync.key_file),
+                    platform_public_key=self._platform_key(),
                 ))
                 transports.append(await stack.enter_async_context(https))
             if not transports and PLATFORM in options.destinations:

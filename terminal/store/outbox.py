@@ -119,16 +119,22 @@ class SqliteOutbox:
                 )
         return claimed
 
-    def mark_delivered(self, message_ids: Sequence[str], now: float) -> int:
+    def mark_delivered(
+        self, message_ids: Sequence[str], now: float, destination: str | None = None
+    ) -> int:
         count = 0
+        # Two statements rather than "(? IS NULL OR destination = ?)": the hot path (every
+        # batch) keeps its plan.
+        where = "" if destination is None else " AND destination = ?"
+        tail = () if destination is None else (destination,)
         with self._store.transaction() as conn:
             for chunk in _chunks(message_ids):
                 marks = ",".join("?" * len(chunk))
                 count += conn.execute(
                     "UPDATE outbox SET state = 'delivered', delivered_at = ?,"
                     f" last_error = NULL WHERE message_id IN ({marks})"
-                    " AND state IN ('pending', 'in_flight')",
-                    (now, *chunk),
+                    f" AND state IN ('pending', 'in_flight'){where}",
+                    (now, *chunk, *tail),
                 ).rowcount
         return count
 

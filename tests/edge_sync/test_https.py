@@ -12,12 +12,21 @@ import pytest
 from edge_sync.errors import TransportError
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.memory_outbox import MemoryOutbox
-from edge_sync.messages import Ack, AckBatch, build_envelope
+from edge_sync.messages import Ack, AckBatch, build_ack, build_envelope
+from edge_sync.platform.ingest import Ingestor
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 
 SIGNER = SoftwareSigner.generate()
-SETTINGS = HttpsLinkSettings(terminal_id="ETK00001", base_url="https://platform.test/", max_batch=2)
+PLATFORM = SoftwareSigner.generate()
+SETTINGS = HttpsLinkSettings(terminal_id="ETK00001", base_url="https://platform.test/", max_batch=2,
+                             platform_public_key=PLATFORM.public_key_pem())
+
+
+def accepted(message_id: str, terminal_id: str = "ETK00001", signer: SoftwareSigner = PLATFORM,
+             destination: str = "platform") -> Ack:
+    return build_ack(signer, terminal_id=terminal_id, destination=destination,
+                     message_id=message_id, status="accepted")
 
 
 def envelopes(n: int) -> list:  # type: ignore[type-arg]
@@ -36,7 +45,7 @@ async def test_posts_batches_in_order_and_reads_acks() -> None:
         assert request.url.path == "/v1/terminals/ETK00001/messages"
         body = json.loads(request.content)
         bodies.append(body)
-        acks = [Ack(message_id=m["message_id"], status="accepted") for m in body["messages"]]
+        acks = [accepted(m["message_id"]) for m in body["messages"]]
         return httpx.Response(200, content=AckBatch(acks=acks).to_json())
 
     batch = envelopes(3)
@@ -119,12 +128,29 @@ async def test_partial_failure_keeps_what_was_acked() -> None:
         if calls == 2:
             raise httpx.ConnectError("gone")
         body = json.loads(request.content)
-        acks = [Ack(message_id=m["message_id"], status="accepted") for m in body["messages"]]
+        acks = [accepted(m["message_id"]) for m in body["messages"]]
         return httpx.Response(200, content=AckBatch(acks=acks).to_json())
 
     async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
         acks = await https.deliver(envelopes(3), timeout=5)
     assert len(acks) == 2
+
+
+async def test_acks_that_are_not_the_platforms_for_this_batch_settle_nothing() -> None:
+    """Unsigned, forged, misdirected acks and acks for messages not sent are dropped and
+    counted; only the platform's own ack for a message of the batch counts."""
+    batch = envelopes(1)
+    mid = batch[0].message_id
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        acks = [Ack(message_id=mid, status="accepted"), accepted(mid, signer=SIGNER),
+                accepted(mid, terminal_id="ETK00002"), accepted(mid, destination="pop"),
+                accepted("3b1f0c2e-8d4a-4f6b-9c1d-2e5a7b9c0d1e")]
+        return httpx.Response(200, content=AckBatch(acks=acks).to_json())
+
+    async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
+        assert await https.deliver(batch, timeout=5) == {}
+        assert https.refused_acks == 5
 
 
 def test_missing_tls_files_say_what_to_do(tmp_path: Path) -> None:
@@ -144,8 +170,9 @@ async def test_malformed_uplink_refused_by_the_platform_and_terminal_told_why(
 
     storage = SqliteStorage(tmp_path / "platform.db")
     storage.register_key("ETK00001", 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
-    app = create_app(storage)
-    settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test")
+    app = create_app(storage, Ingestor(storage, signer=PLATFORM))
+    settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test",
+                                 platform_public_key=PLATFORM.public_key_pem())
     outbox = MemoryOutbox()
     good = outbox.enqueue("platform", "transaction",
                           {"amount_minor": 1500, "currency": "MAD"}, "txn-good", 1.0)
@@ -181,11 +208,12 @@ async def test_failover_to_https_while_the_broker_is_down(tmp_path: Path) -> Non
     ids = [outbox.enqueue("platform", "transaction", {"amount_minor": i, "currency": "MAD"},
                           f"t{i}", 1.0) for i in range(20)]
     link = MqttLinkSettings(terminal_id="ETK00001", port=free_port(), reconnect_min_s=0.05)
-    https_settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test")
+    https_settings = HttpsLinkSettings(terminal_id="ETK00001", base_url="http://platform.test",
+                                       platform_public_key=PLATFORM.public_key_pem())
+    app = create_app(storage, Ingestor(storage, signer=PLATFORM))
     async with (
         MqttTransport(link) as mqtt,
-        HttpsTransport(https_settings,
-                       transport=httpx.ASGITransport(app=create_app(storage))) as https,
+        HttpsTransport(https_settings, transport=httpx.ASGITransport(app=app)) as https,
     ):
         failover = FailoverTransport([mqtt, https])
         worker = OutboxWorker(outbox, {"platform": failover}, SIGNER,

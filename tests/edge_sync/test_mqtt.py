@@ -11,12 +11,13 @@ import aiomqtt
 import pytest
 
 from edge_sync.errors import TransportError
-from edge_sync.messages import Ack, build_envelope
+from edge_sync.messages import Ack, build_ack, build_envelope
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.signing import SoftwareSigner
 from tests.fixtures.mosquitto import free_port
 
 SIGNER = SoftwareSigner.generate()
+PLATFORM = SoftwareSigner.generate()
 MID = "8a4f1c1e-4a39-4d36-9b44-8d0c4bd1f3a1"
 
 
@@ -98,15 +99,29 @@ async def test_every_aiomqtt_error_keeps_the_link_retrying(cls: type[BaseExcepti
 
 
 async def test_acks_settle_waiters_and_late_acks_are_passed_on() -> None:
-    """An ack for an unknown message goes to on_late_ack; malformed acks and foreign topics
-    are ignored without raising."""
+    """A signed ack for a message no longer waited for goes to on_late_ack; malformed,
+    unsigned, forged or misdirected acks and foreign topics are dropped and counted."""
     late: list[Ack] = []
-    transport = MqttTransport(MqttLinkSettings(terminal_id="T1"), on_late_ack=late.append)
-    ack = Ack(message_id=MID, status="duplicate")
+    settings = MqttLinkSettings(terminal_id="T1", platform_public_key=PLATFORM.public_key_pem())
+    transport = MqttTransport(settings, on_late_ack=late.append)
+    ack = build_ack(PLATFORM, terminal_id="T1", destination="platform", message_id=MID,
+                    status="duplicate")
     await transport._dispatch("etika/v1/t/T1/ack", ack.to_json())
-    await transport._dispatch("etika/v1/t/T1/ack", b"{garbage")
+    refused = [
+        b"{garbage",
+        Ack(message_id=MID, status="accepted").to_json(),
+        build_ack(SIGNER, terminal_id="T1", destination="platform", message_id=MID,
+                  status="accepted").to_json(),
+        build_ack(PLATFORM, terminal_id="T2", destination="platform", message_id=MID,
+                  status="accepted").to_json(),
+        build_ack(PLATFORM, terminal_id="T1", destination="pop", message_id=MID,
+                  status="accepted").to_json(),
+    ]
+    for raw in refused:
+        await transport._dispatch("etika/v1/t/T1/ack", raw)
     await transport._dispatch("elsewhere/topic", b"{}")
     assert late == [ack]
+    assert transport.refused_acks == len(refused)
 
 
 async def test_downlinks_reach_the_callback_and_its_errors_are_contained() -> None:

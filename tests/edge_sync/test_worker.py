@@ -310,7 +310,8 @@ async def test_signer_failure_puts_rows_back_instead_of_in_flight() -> None:
 
 
 async def test_late_ack_marks_the_row_delivered() -> None:
-    """An ack arriving after its batch timed out marks the row delivered (no resend)."""
+    """An ack arriving after its batch timed out marks the row delivered (no resend); only
+    one naming the row's destination does."""
     import asyncio
 
     from edge_sync.messages import Ack
@@ -321,8 +322,12 @@ async def test_late_ack_marks_the_row_delivered() -> None:
     worker = make_worker(outbox, receiver, clock)
     await worker.drain()
     assert outbox.state_of(mid) == "pending"
-    worker.late_ack(Ack(message_id=mid, status="rejected", reason="x"))
+    worker.late_ack(Ack(message_id=mid, status="rejected", reason="x", destination="platform"))
     worker.late_ack(Ack(message_id=mid, status="accepted"))
+    worker.late_ack(Ack(message_id=mid, status="accepted", destination="pop"))
+    await asyncio.get_running_loop().run_in_executor(worker._executor, lambda: None)
+    assert outbox.state_of(mid) == "pending"
+    worker.late_ack(Ack(message_id=mid, status="accepted", destination="platform"))
     await asyncio.get_running_loop().run_in_executor(worker._executor, lambda: None)
     assert outbox.state_of(mid) == "delivered"
     worker.close()

@@ -1,6 +1,6 @@
 """Child process for the terminal crash test: drains a store's outbox over MQTT until killed.
 
-    python -m tests.integration.sync_drain_child DB KEY_PEM HOST PORT
+    python -m tests.integration.sync_drain_child DB KEY_PEM HOST PORT CA CERT KEY PLATFORM_PEM
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from terminal.store import Store
 from terminal.store.outbox import SqliteOutbox
 
 
-async def main(db: Path, key: Path, host: str, port: int) -> None:
+async def main(db: Path, key: Path, host: str, port: int, tls: list[str]) -> None:
     store = Store.open(db)
     signer = SoftwareSigner.from_pem(key.read_bytes())
-    link = MqttLinkSettings(terminal_id="ETK00001", host=host, port=port, max_inflight=200)
+    ca, cert, cert_key, platform_pem = (Path(p) for p in tls)
+    link = MqttLinkSettings(terminal_id="ETK00001", host=host, port=port, max_inflight=200,
+                            ca_file=ca, cert_file=cert, key_file=cert_key,
+                            platform_public_key=platform_pem.read_bytes())
     async with MqttTransport(link) as transport:
         await transport.wait_connected(10)
         worker = OutboxWorker(
@@ -34,4 +37,5 @@ async def main(db: Path, key: Path, host: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]),
+                     sys.argv[5:9]))

@@ -11,8 +11,10 @@ reconnects by itself when the broker is restarted under it, and keeps its broker
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,9 +23,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_sync.errors import MessageFormatError, SignatureError
-from edge_sync.messages import Ack, ack_topic, parse_envelope, parse_topic, verify_envelope
+from edge_sync.messages import (
+    Ack,
+    AckStatus,
+    ack_topic,
+    build_ack,
+    parse_envelope,
+    parse_topic,
+    verify_envelope,
+)
+from edge_sync.signing import Signer, SoftwareSigner
 
-__all__ = ["AckingReceiver"]
+__all__ = ["PLATFORM_KEY", "AckingReceiver", "receiver_on"]
+
+#: The stand-in platform's signing key: the terminal links of these tests verify acks with
+#: its public half (``PLATFORM_KEY.public_key_pem()``).
+PLATFORM_KEY = SoftwareSigner.generate()
 
 
 @dataclass
@@ -40,9 +55,18 @@ class AckingReceiver:
     ready: threading.Event = field(default_factory=threading.Event)
     #: False: only read the message id and ack it (the bench, which measures the terminal).
     validate: bool = True
+    #: ``(ca, cert, key)`` of the platform certificate (the broker's ACL requires it).
+    tls: tuple[Path, Path, Path] | None = None
+    #: Signs every ack, as the platform does (terminals settle nothing with an unsigned one).
+    ack_signer: Signer = PLATFORM_KEY
     _client: Any = None
 
-    def _ack_only(self, raw: bytes) -> bytes | None:
+    def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
+             reason: str | None = None) -> Ack:
+        return build_ack(self.ack_signer, terminal_id=terminal_id, destination="platform",
+                         message_id=message_id, status=status, reason=reason)
+
+    def _ack_only(self, terminal_id: str, raw: bytes) -> bytes | None:
         try:
             message_id = json.loads(raw)["message_id"]
         except (ValueError, KeyError, TypeError):
@@ -53,12 +77,9 @@ class AckingReceiver:
             self.committed.append(message_id)
         else:
             self.duplicates += 1
-        return b'{"v":1,"message_id":"%s","status":"%s","reason":null}' % (
-            message_id.encode(),
-            status.encode(),
-        )
+        return self._ack(terminal_id, message_id, status).to_json()
 
-    def judge(self, raw: bytes) -> Ack | None:
+    def judge(self, terminal_id: str, raw: bytes) -> Ack | None:
         try:
             env = parse_envelope(raw)
             if self.public_key_pem is not None:
@@ -68,14 +89,14 @@ class AckingReceiver:
             if not isinstance(message_id, str):
                 return None
             self.rejected.append((message_id, exc.message))
-            return Ack(message_id=message_id, status="rejected", reason=exc.message)
+            return self._ack(terminal_id, message_id, "rejected", exc.message)
         if env.message_id in self.seen:
             self.duplicates += 1
-            return Ack(message_id=env.message_id, status="duplicate")
+            return self._ack(terminal_id, env.message_id, "duplicate")
         self.seen.add(env.message_id)
         self.committed.append(env.message_id)
         self.seqs.append(env.seq)
-        return Ack(message_id=env.message_id, status="accepted")
+        return self._ack(terminal_id, env.message_id, "accepted")
 
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
         client.subscribe("etika/v1/t/+/up/#", qos=1)
@@ -92,11 +113,11 @@ class AckingReceiver:
         except MessageFormatError:
             return
         if not self.validate:
-            body = self._ack_only(message.payload)
+            body = self._ack_only(terminal_id, message.payload)
             if body is not None:
                 client.publish(ack_topic(terminal_id), body, qos=1)
             return
-        ack = self.judge(message.payload)
+        ack = self.judge(terminal_id, message.payload)
         if ack is not None:
             client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
 
@@ -113,6 +134,11 @@ class AckingReceiver:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+            context.load_cert_chain(str(cert), str(key))
+            client.tls_set_context(context)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
         client.connect(self.host, self.port, clean_start=False, properties=properties)
@@ -134,3 +160,9 @@ class AckingReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def receiver_on(broker: Any, public_key_pem: bytes | None = None, **options: Any) -> AckingReceiver:
+    """A receiver connected to ``broker`` (a ``MosquittoBroker``) as the platform."""
+    return AckingReceiver(broker.host, broker.platform_port, public_key_pem,
+                          tls=broker.client_files("etika-platform"), **options)

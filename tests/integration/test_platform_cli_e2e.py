@@ -48,14 +48,12 @@ def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
 def platform(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A platform process on the broker's TLS listener; yields its data dir and base URL."""
     data = tmp_path / "platform-data"
-    pki = mosquitto.pki
     port = free_port()
     log = tmp_path / "platform.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform",
-         "serve", "--mqtt-host", mosquitto.host, "--mqtt-port", str(mosquitto.tls_port),
-         "--mqtt-ca", str(pki.ca_pem), "--mqtt-cert", str(pki.platform_pem),
-         "--mqtt-key", str(pki.platform_key), "--http-port", str(port), "--worker-id", "cli"],
+         "serve", *mosquitto.platform_cli_args(), "--http-port", str(port),
+         "--worker-id", "cli"],
         cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

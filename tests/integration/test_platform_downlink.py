@@ -6,13 +6,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from edge_sync.downlink import ConfigUpdate
 from edge_sync.errors import SignatureError
-from edge_sync.messages import Downlink, downlink_wildcard, parse_downlink, verify_downlink
+from edge_sync.messages import (
+    Downlink,
+    ack_topic,
+    downlink_wildcard,
+    parse_downlink,
+    verify_downlink,
+)
 from terminal.cli.main import main
+from tests.fixtures.mosquitto import PLATFORM_CN
 from tests.fixtures.mosquitto import MosquittoBroker as Broker
 
 pytestmark = pytest.mark.network
@@ -27,16 +33,17 @@ def broker(mosquitto: Broker) -> Broker:
 async def _retained(broker: Broker, terminal_id: str) -> list[tuple[Downlink, bool]]:
     """What a terminal coming online now receives on its downlink topics."""
     found: list[tuple[Downlink, bool]] = []
-    async with aiomqtt.Client(broker.host, broker.port, identifier="late-terminal",
-                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+    async with broker.client(terminal_id) as client:
         await client.subscribe(downlink_wildcard(terminal_id), qos=1)
         # Retained messages arrive right after SUBACK; a marker published after the
-        # subscription tells us we have seen all of them.
-        await client.subscribe("test/marker", qos=1)
-        await client.publish("test/marker", b"end", qos=1)
+        # subscription (by the platform, on the one other topic the terminal may read)
+        # tells us we have seen all of them.
+        await client.subscribe(ack_topic(terminal_id), qos=1)
+        async with broker.client(PLATFORM_CN, identifier="etika-platform-marker") as platform:
+            await platform.publish(ack_topic(terminal_id), b"end", qos=1)
         async with asyncio.timeout(10):
             async for message in client.messages:
-                if message.topic.value == "test/marker":
+                if message.topic.value == ack_topic(terminal_id):
                     break
                 assert isinstance(message.payload, bytes)
                 found.append((parse_downlink(message.payload), message.retain))
@@ -52,7 +59,7 @@ def test_pushed_config_is_retained_and_verifies(
     command = tmp_path / "cmd.json"
     command.write_text('{"command": "sync_now"}')
     base = ["--data-dir", str(data_dir), "platform", "push", "--terminal-id", "T-0001",
-            "--mqtt-port", str(broker.port)]
+            *broker.platform_cli_args()]
     assert main([*base, "config", str(config), "--config-version", "v42"]) == 0
     assert "(retained)" in capsys.readouterr().out
     assert main([*base, "cmd", str(command)]) == 0
@@ -80,7 +87,7 @@ def test_push_refuses_a_payload_terminals_would_refuse(
     bad.write_text('{"version": 1, "mode": "add", '
                    '"entries": [{"type": "bin", "value": "4111111111111111"}]}')
     status = main(["--data-dir", str(data_dir), "platform", "push", "blacklist", str(bad),
-                   "--terminal-id", "T-0001", "--mqtt-port", str(broker.port)])
+                   "--terminal-id", "T-0001", *broker.platform_cli_args()])
     err = capsys.readouterr().err
     assert status == 2
     assert "does not match what terminals accept" in err and "4111111111111111" not in err
@@ -93,7 +100,7 @@ def test_config_payload_written_as_toml(
     payload = tmp_path / "update.toml"
     payload.write_text('version = "7"\n[files]\n"sync.toml" = """\n[sync]\nmqtt_port = 8883\n"""\n')
     status = main(["--data-dir", str(data_dir), "platform", "push", "config", str(payload),
-                   "--terminal-id", "T-0001", "--mqtt-port", str(broker.port)])
+                   "--terminal-id", "T-0001", *broker.platform_cli_args()])
     assert status == 0, capsys.readouterr().err
     received = asyncio.run(_retained(broker, "T-0001"))
     assert received[0][0].payload == {"version": "7",
@@ -121,7 +128,7 @@ def test_terminal_handler_applies_what_the_platform_pushes(
     (profile / "limits.toml").write_text("[limits]\noffline_floor_minor = 10000\n")
     (profile / "sync.toml").write_text("[sync]\nbatch_size = 50\n")
     assert main(["--data-dir", str(data_dir), "platform", "push", "config", str(profile),
-                 "--terminal-id", "T-0001", "--mqtt-port", str(broker.port),
+                 "--terminal-id", "T-0001", *broker.platform_cli_args(),
                  "--config-version", "2026-11-22.1"]) == 0
     capsys.readouterr()
     assert main(["--data-dir", str(data_dir), "platform", "key"]) == 0

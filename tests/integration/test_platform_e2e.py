@@ -25,6 +25,7 @@ import pytest
 
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.outbox import RetryPolicy
+from edge_sync.platform.keys import load_or_create_signing_key
 from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
@@ -67,12 +68,9 @@ def queue_sales(store: Store, count: int) -> int:
 
 def serve(database: str, broker: MosquittoBroker, http_port: int, log: Path
           ) -> subprocess.Popen[bytes]:
-    pki = broker.pki
     return subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "platform", "serve",
-         "--database", database, "--mqtt-host", broker.host,
-         "--mqtt-port", str(broker.tls_port), "--mqtt-ca", str(pki.ca_pem),
-         "--mqtt-cert", str(pki.platform_pem), "--mqtt-key", str(pki.platform_key),
+         "--database", database, *broker.platform_cli_args(),
          "--http-port", str(http_port), "--worker-id", "e2e", "--batch", "100"],
         cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
@@ -107,9 +105,12 @@ async def test_outbox_drains_over_tls_through_a_platform_crash(
     expected_total = queue_sales(store, count)
 
     pki = mosquitto.pki
+    # The key the serving process signs its acks with (its data dir is ETIKA_DATA_DIR).
+    platform_key = load_or_create_signing_key(tmp_path / "var" / "platform" / "signing-key.pem")
     link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
                             ca_file=pki.ca_pem, cert_file=pki.terminal_pem,
-                            key_file=pki.terminal_key)
+                            key_file=pki.terminal_key,
+                            platform_public_key=platform_key.public_key_pem())
     settings = WorkerSettings(terminal_id=TERMINAL_ID, batch_size=200, max_in_flight=1000,
                               ack_timeout_s=2.0, idle_poll_s=0.1,
                               retry=RetryPolicy(base_s=0.05, cap_s=0.5))

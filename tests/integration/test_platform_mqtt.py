@@ -23,17 +23,23 @@ from edge_sync.messages import Ack, Envelope, parse_ack, uplink_topic
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor
-from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.records import IngestOutcome, Uplink
 from edge_sync.platform.storage import PlatformStorage, open_storage
 from edge_sync.signing import SoftwareSigner
 from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
+from tests.fixtures.mosquitto import PLATFORM_CN, free_port
 from tests.fixtures.mosquitto import MosquittoBroker as Broker
-from tests.fixtures.mosquitto import free_port
 
 pytestmark = pytest.mark.network
 
 REPO = Path(__file__).resolve().parents[2]
+#: The key the in-process workers sign their acks with.
+PLATFORM = SoftwareSigner.generate()
+
+
+def consumer_counts(storage: PlatformStorage) -> list[Any]:
+    """The refusals the platform logged (the fleet API's rejection list)."""
+    return storage.rejections(limit=1000)
 _client_ids = itertools.count(1)
 
 
@@ -73,8 +79,8 @@ class AckListener:
         self._changed = asyncio.Condition()
 
     async def run(self, broker: Broker, ready: asyncio.Event) -> None:
-        async with aiomqtt.Client(broker.host, broker.port, identifier=f"acks-{os.getpid()}",
-                                  protocol=aiomqtt.ProtocolVersion.V5) as client:
+        async with broker.client(PLATFORM_CN, identifier=f"etika-platform-acks-{os.getpid()}") \
+                as client:
             await client.subscribe("etika/v1/t/+/ack", qos=1)
             ready.set()
             async for message in client.messages:
@@ -105,13 +111,17 @@ async def acks(broker: Broker) -> AsyncIterator[AckListener]:
 
 
 async def publish(broker: Broker, bodies: Sequence[tuple[str, bytes]]) -> None:
-    """Publish (topic, body) pairs at QoS 1, a bounded number in flight."""
-    async with aiomqtt.Client(broker.host, broker.port, identifier=f"pub-{next(_client_ids)}",
-                              protocol=aiomqtt.ProtocolVersion.V5) as client:
-        client.pending_calls_threshold = 1000  # 200 in flight is the point, not a leak
-        for start in range(0, len(bodies), 200):
-            await asyncio.gather(*(client.publish(topic, body, qos=1)
-                                   for topic, body in bodies[start:start + 200]))
+    """Publish (topic, body) pairs at QoS 1, a bounded number in flight, each terminal's
+    with its own certificate (the broker's ACL allows nothing else)."""
+    by_terminal: dict[str, list[tuple[str, bytes]]] = {}
+    for topic, body in bodies:
+        by_terminal.setdefault(topic.split("/")[3], []).append((topic, body))
+    for terminal_id, mine in by_terminal.items():
+        async with broker.client(terminal_id) as client:
+            client.pending_calls_threshold = 1000  # 200 in flight is the point, not a leak
+            for start in range(0, len(mine), 200):
+                await asyncio.gather(*(client.publish(topic, body, qos=1)
+                                       for topic, body in mine[start:start + 200]))
 
 
 def up(message: Envelope) -> tuple[str, bytes]:
@@ -122,8 +132,8 @@ def up(message: Envelope) -> tuple[str, bytes]:
 async def worker(
     storage: Any, broker: Broker, client_id: str = "etika-platform-w1"
 ) -> AsyncIterator[UplinkConsumer]:
-    settings = MqttSettings(host=broker.host, port=broker.port, client_id=client_id)
-    consumer = UplinkConsumer(Ingestor(storage), settings, max_batch=100)
+    settings = broker.platform_settings(client_id=client_id)
+    consumer = UplinkConsumer(Ingestor(storage, signer=PLATFORM), settings, max_batch=100)
     task = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(consumer.subscribed.wait(), 10)
@@ -137,7 +147,9 @@ async def worker(
 async def test_consumer_acks_dedups_and_refuses_with_reasons(
     broker: Broker, acks: AckListener, storage: PlatformStorage, signer: SoftwareSigner
 ) -> None:
-    """Accepted, duplicate, and rejected (truncated, tampered, unknown) — and it keeps going."""
+    """Accepted and duplicate are acked; truncated, tampered and unknown bodies, whose
+    signature was never checked, get no ack at all (anyone could have sent them, quoting a
+    real message id) but are refused, logged and counted — and it keeps going."""
     good = envelope(signer)
     tampered = good.wire()
     tampered["payload"]["amount_minor"] = 1
@@ -151,20 +163,21 @@ async def test_consumer_acks_dedups_and_refuses_with_reasons(
             (uplink_topic(TERMINAL_ID, "transaction"), json.dumps(tampered).encode()),
             up(stranger),
         ])
-        seen = await acks.wait_for(6)
+        seen = await acks.wait_for(2)
         later = envelope(signer)
         await publish(broker, [up(later)])
-        seen = await acks.wait_for(7)
-    statuses = [(a.status, a.reason or "") for a in seen]
-    assert statuses[0] == ("accepted", "")
-    assert statuses[1] == ("duplicate", "")
-    assert statuses[2][0] == "rejected" and "not json" in statuses[2][1]
-    assert seen[2].message_id == good.message_id  # quoted back from the truncated body
-    assert statuses[3][0] == "rejected" and "not json" in statuses[3][1]
-    assert statuses[4][0] == "rejected" and "bad signature" in statuses[4][1]
-    assert seen[5].message_id == stranger.message_id
-    assert statuses[5][0] == "rejected" and "unknown terminal T-9999" in statuses[5][1]
-    assert (seen[6].message_id, seen[6].status) == (later.message_id, "accepted")
+        seen = await acks.wait_for(3)
+        refused = consumer_counts(storage)
+    assert [(a.message_id, a.status) for a in seen] == [
+        (good.message_id, "accepted"), (good.message_id, "duplicate"),
+        (later.message_id, "accepted"),
+    ]
+    assert all(a.signature and a.terminal_id == TERMINAL_ID for a in seen)
+    reasons = sorted(r.reason for r in refused)
+    assert len(reasons) == 4
+    assert sum("not json" in r for r in reasons) == 2
+    assert any("bad signature" in r for r in reasons)
+    assert any("unknown terminal T-9999" in r for r in reasons)
     assert storage.message_count() == 2
 
 
@@ -235,7 +248,9 @@ async def test_two_workers_share_the_load(
 def _serve(database: str, broker: Broker, http_port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "platform", "serve",
-         "--database", database, "--mqtt-host", broker.host, "--mqtt-port", str(broker.port),
+         "--database", database, "--mqtt-host", broker.host,
+         "--mqtt-port", str(broker.platform_port), "--mqtt-ca", str(broker.pki.ca_pem),
+         "--mqtt-cert", str(broker.pki.platform_pem), "--mqtt-key", str(broker.pki.platform_key),
          "--http-port", str(http_port), "--worker-id", "killme", "--batch", "50"],
         cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )

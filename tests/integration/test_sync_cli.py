@@ -20,7 +20,7 @@ from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
 from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.mosquitto import MosquittoBroker
-from tests.integration.sync_receiver import AckingReceiver
+from tests.integration.sync_receiver import PLATFORM_KEY, receiver_on
 
 
 class _InMemoryCardKeys(SoftwareKeyStore):
@@ -51,7 +51,8 @@ PLATFORM = SoftwareSigner.generate()
 def profile(tmp_path: Path, default_profile_dir: Path, mosquitto: MosquittoBroker) -> Path:
     target = tmp_path / "profile"
     shutil.copytree(default_profile_dir, target)
-    (target / "platform.pem").write_bytes(PLATFORM.public_key_pem())
+    # The stand-in platform (AckingReceiver) signs its acks with PLATFORM_KEY.
+    (target / "platform.pem").write_bytes(PLATFORM_KEY.public_key_pem())
     pki = mosquitto.pki
     (target / "sync.toml").write_text(
         f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
@@ -82,7 +83,7 @@ def test_sync_run_once_then_status(
             outbox=(OutboxMessage("pop", "pop_record", {"x": 1}, "pop-1"),),
         ))
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
         assert main([*common, "run", "--once", "--json", "--destinations", "platform,psp"],
                     services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
@@ -191,7 +192,7 @@ def test_run_once_fails_when_messages_are_rejected(
     _queue(data_dir, 5)
     other_key = SoftwareSigner.generate().public_key_pem()
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
-    with AckingReceiver(mosquitto.host, mosquitto.port, other_key) as rx:
+    with receiver_on(mosquitto, other_key) as rx:
         code = main([*common, "run", "--once", "--transport", "mqtt", "--destinations", "platform"],
                     services_factory=_services)
     captured = capsys.readouterr()
@@ -212,7 +213,7 @@ def test_stopped_run_reports_its_real_totals(
 
     _queue(data_dir, 120)
     common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
 
         def stop_when_drained() -> None:
             while len(rx.committed) < 121:  # the rows and the status report

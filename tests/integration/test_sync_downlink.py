@@ -8,21 +8,19 @@ import json
 import shutil
 from pathlib import Path
 
-import aiomqtt
 import pytest
 
 from edge_sync.downlink import DownlinkHandler
 from edge_sync.messages import build_downlink, downlink_topic
-from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.mqtt import MqttTransport
 from edge_sync.platform.downlink import publish_downlink
-from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.signing import SoftwareSigner
 from terminal.profile import load_profile
 from terminal.store import Store
 from terminal.store.fleet import FleetStore
 from terminal.store.outbox import SqliteOutbox
 from terminal.sync_hooks import TerminalDownlinkHooks
-from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.mosquitto import PLATFORM_CN, MosquittoBroker
 
 pytestmark = pytest.mark.network
 
@@ -48,7 +46,7 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
     profile = tmp_path / "profile"
     shutil.copytree(default_profile_dir, profile)
     store = Store.open(tmp_path / "etika.db")
-    platform_mqtt = MqttSettings(host=mosquitto.host, port=mosquitto.port)
+    platform_mqtt = mosquitto.platform_settings()
     config = build_downlink(
         PLATFORM, terminal_id=TERMINAL_ID, kind="config", seq=1,
         payload={"version": "42", "files": {"sync.toml": NEW_SYNC}},
@@ -61,7 +59,7 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
         SqliteOutbox(store),
         terminal_id=TERMINAL_ID,
     )
-    link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
+    link = mosquitto.terminal_link(TERMINAL_ID)
     async with MqttTransport(link, on_downlink=handler.handle) as transport:
         assert await transport.wait_connected(10)
         await wait_for_results(handler, 1)
@@ -72,7 +70,9 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
             "base": "MAD", "as_of": "2026-11-22T00:00:00Z", "rates": {"EUR": "10.85"}})
         tampered = json.loads(fx.to_json())
         tampered["payload"]["rates"]["EUR"] = "0.01"
-        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as forger:
+        # A forger with broker access as the platform (a stolen platform certificate): the
+        # signature still stops it.
+        async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-forger") as forger:
             await forger.publish(
                 downlink_topic(TERMINAL_ID, "fx"), json.dumps(tampered).encode(), qos=1
             )

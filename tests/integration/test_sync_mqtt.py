@@ -19,7 +19,7 @@ from edge_sync.worker import OutboxWorker, WorkerSettings
 from terminal.store import Store
 from terminal.store.outbox import SqliteOutbox
 from tests.fixtures.mosquitto import MosquittoBroker
-from tests.integration.sync_receiver import AckingReceiver
+from tests.integration.sync_receiver import PLATFORM_KEY, receiver_on
 
 pytestmark = pytest.mark.network
 
@@ -47,10 +47,16 @@ def fill_backlog(store: Store, count: int) -> None:
 
 def worker_for(store: Store, transport: MqttTransport, **kw: object) -> OutboxWorker:
     settings = WorkerSettings(
-        terminal_id=TERMINAL_ID, batch_size=500, max_in_flight=2000, ack_timeout_s=5.0,
+        terminal_id=TERMINAL_ID, batch_size=500, max_in_flight=2000, ack_timeout_s=30.0,
         retry=RetryPolicy(base_s=0.05, cap_s=0.5), **kw,  # type: ignore[arg-type]
     )
     return OutboxWorker(SqliteOutbox(store), {"platform": transport}, SIGNER, settings)
+
+
+def link(broker: MosquittoBroker, **options: object) -> MqttLinkSettings:
+    """The terminal's link with its certificate, verifying the stand-in platform's acks."""
+    return broker.terminal_link(TERMINAL_ID, platform_public_key=PLATFORM_KEY.public_key_pem(),
+                                **options)
 
 
 def states(store: Store) -> dict[str, int]:
@@ -64,8 +70,8 @@ async def test_backlog_of_10000_drains_none_lost_or_duplicated(
     """10,000 queued messages all arrive once, in seq order, and end delivered."""
     store = Store.open(tmp_path / "etika.db")
     fill_backlog(store, 10_000)
-    settings = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    settings = link(mosquitto)
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
         async with MqttTransport(settings) as transport:
             assert await transport.wait_connected(10)
             worker = worker_for(store, transport)
@@ -97,9 +103,7 @@ async def test_broker_killed_and_restarted_mid_drain(
     delivered, and the receiver committed each exactly once."""
     store = Store.open(tmp_path / "etika.db")
     fill_backlog(store, 3000)
-    settings = MqttLinkSettings(
-        terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port, reconnect_max_s=0.5
-    )
+    settings = link(mosquitto, reconnect_max_s=0.5)
     delivered = 0
     killed = asyncio.Event()
 
@@ -110,13 +114,13 @@ async def test_broker_killed_and_restarted_mid_drain(
             killed.set()
             mosquitto.kill()
 
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
         async with MqttTransport(settings) as transport:
             assert await transport.wait_connected(10)
             worker = OutboxWorker(
                 SqliteOutbox(store), {"platform": transport}, SIGNER,
                 WorkerSettings(terminal_id=TERMINAL_ID, batch_size=200, max_in_flight=400,
-                               ack_timeout_s=2.0, retry=RetryPolicy(base_s=0.05, cap_s=0.3)),
+                               ack_timeout_s=15.0, retry=RetryPolicy(base_s=0.05, cap_s=0.3)),
                 on_progress=progress,
             )
             first = await worker.drain()
@@ -139,12 +143,13 @@ async def test_tls_with_client_certificates(mosquitto: MosquittoBroker, tmp_path
     good = MqttLinkSettings(
         terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
         ca_file=pki.ca_pem, cert_file=pki.terminal_pem, key_file=pki.terminal_key,
+        platform_public_key=PLATFORM_KEY.public_key_pem(),
     )
     no_cert = MqttLinkSettings(
         terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
         ca_file=pki.ca_pem, client_id="etika-terminal-nocert",
     )
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
         async with MqttTransport(no_cert) as refused:
             assert not await refused.wait_connected(1.5)
             assert not refused.connected
@@ -166,13 +171,17 @@ async def test_terminal_killed_mid_drain_loses_and_reorders_nothing(
     db = tmp_path / "etika.db"
     key = tmp_path / "terminal.key"
     key.write_bytes(SIGNER.private_key_pem())
+    platform_pem = tmp_path / "platform.pem"
+    platform_pem.write_bytes(PLATFORM_KEY.public_key_pem())
+    ca, cert, cert_key = mosquitto.client_files(TERMINAL_ID)
     store = Store.open(db)
     fill_backlog(store, 4000)
     root = Path(__file__).resolve().parents[2]
-    with AckingReceiver(mosquitto.host, mosquitto.port, SIGNER.public_key_pem()) as rx:
+    with receiver_on(mosquitto, SIGNER.public_key_pem()) as rx:
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.sync_drain_child", str(db), str(key),
-             mosquitto.host, str(mosquitto.port)],
+             mosquitto.host, str(mosquitto.port), str(ca), str(cert), str(cert_key),
+             str(platform_pem)],
             cwd=root,
         )
         try:
@@ -186,8 +195,7 @@ async def test_terminal_killed_mid_drain_loses_and_reorders_nothing(
             child.wait(10)
         left = states(store)
         assert left.get("pending", 0) + left.get("in_flight", 0) > 0
-        settings = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host,
-                                    port=mosquitto.port)
+        settings = link(mosquitto)
         async with MqttTransport(settings) as transport:
             assert await transport.wait_connected(10)
             worker = worker_for(store, transport)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_sync.mqtt import MqttLinkSettings, MqttTransport
+from edge_sync.mqtt import MqttTransport
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.ingest import Ingestor
-from edge_sync.platform.mqtt import MqttSettings
 from edge_sync.platform.storage import SqliteStorage
+from edge_sync.signing import SoftwareSigner
 from terminal.store import Store
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.integration.test_sync_mqtt import (
@@ -26,6 +26,8 @@ from tests.integration.test_sync_mqtt import (
 
 pytestmark = pytest.mark.network
 
+PLATFORM = SoftwareSigner.generate()
+
 
 async def test_backlog_drains_into_the_platform_consumer(
     mosquitto: MosquittoBroker, tmp_path: Path
@@ -35,14 +37,15 @@ async def test_backlog_drains_into_the_platform_consumer(
     storage = SqliteStorage(tmp_path / "platform.db")
     storage.register_key(TERMINAL_ID, 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
     consumer = UplinkConsumer(
-        Ingestor(storage), MqttSettings(host=mosquitto.host, port=mosquitto.port)
+        Ingestor(storage, signer=PLATFORM), mosquitto.platform_settings()
     )
     consumer_task = asyncio.create_task(consumer.run())
     store = Store.open(tmp_path / "etika.db")
     fill_backlog(store, 1000)
     try:
         await asyncio.wait_for(consumer.subscribed.wait(), 10)
-        link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
+        link = mosquitto.terminal_link(TERMINAL_ID,
+                                       platform_public_key=PLATFORM.public_key_pem())
         async with MqttTransport(link) as transport:
             assert await transport.wait_connected(10)
             worker = worker_for(store, transport)
@@ -70,7 +73,7 @@ async def test_malformed_uplink_over_mqtt_is_refused_and_the_terminal_told_why(
     storage = SqliteStorage(tmp_path / "platform.db")
     storage.register_key(TERMINAL_ID, 1, SIGNER.public_key_pem().decode(), "2026-01-01T00:00:00Z")
     consumer = UplinkConsumer(
-        Ingestor(storage), MqttSettings(host=mosquitto.host, port=mosquitto.port)
+        Ingestor(storage, signer=PLATFORM), mosquitto.platform_settings()
     )
     consumer_task = asyncio.create_task(consumer.run())
     store = Store.open(tmp_path / "etika.db")
@@ -84,7 +87,8 @@ async def test_malformed_uplink_over_mqtt_is_refused_and_the_terminal_told_why(
         )
     try:
         await asyncio.wait_for(consumer.subscribed.wait(), 10)
-        link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.port)
+        link = mosquitto.terminal_link(TERMINAL_ID,
+                                       platform_public_key=PLATFORM.public_key_pem())
         async with MqttTransport(link) as transport:
             assert await transport.wait_connected(10)
             worker = worker_for(store, transport)

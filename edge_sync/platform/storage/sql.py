@@ -70,6 +70,8 @@ class SqlStorage(PlatformStorage):
     _data_errors: tuple[type[BaseException], ...] = (OverflowError, UnicodeEncodeError)
     _begin = "BEGIN"
     _begin_read = "BEGIN"
+    #: The newest refusals kept in the rejection log (older ones are deleted as new come).
+    rejections_kept = 100_000
 
     def __init__(self) -> None:
         # One connection, used from the event loop's worker threads and from FastAPI's
@@ -366,6 +368,14 @@ class SqlStorage(PlatformStorage):
                     "UPDATE platform_terminals SET rejected = rejected + ? WHERE terminal_id = ?",
                     (counts[terminal_id], terminal_id),
                 )
+            # The log is capped: refusals can be sent by anyone, the table must not grow
+            # with them (the counters above keep counting).
+            self._run(
+                conn,
+                "DELETE FROM platform_rejections WHERE received_at < (SELECT received_at "
+                "FROM platform_rejections ORDER BY received_at DESC LIMIT 1 OFFSET ?)",
+                (self.rejections_kept - 1,),
+            )
 
     # -- reads --------------------------------------------------------------------------
 

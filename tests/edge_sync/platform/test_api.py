@@ -55,24 +55,26 @@ async def test_https_batch_is_acked_after_commit_and_deduplicated(
 async def test_https_rejects_each_bad_message_alone(
     client: httpx.AsyncClient, registered: SoftwareSigner
 ) -> None:
-    """A tampered and a non-object message are rejected; the good one is accepted."""
+    """A tampered and a non-object message go unanswered; the good one is accepted."""
     good = envelope(registered).wire()
     tampered = envelope(registered).wire()
     tampered["payload"]["amount_minor"] += 1
     response = await post(client, [good, tampered, "junk"])
-    statuses = [(a["status"], a["reason"]) for a in response.json()["acks"]]
-    assert statuses[0] == ("accepted", None)
-    assert statuses[1][0] == "rejected" and "bad signature" in statuses[1][1]
-    assert statuses[2][0] == "rejected" and "not an object" in statuses[2][1]
+    statuses = [(a["message_id"], a["status"]) for a in response.json()["acks"]]
+    assert statuses == [(good["message_id"], "accepted")]
+    reasons = [r["reason"] for r in (await client.get("/v1/rejections")).json()["rejections"]]
+    assert any("bad signature" in r for r in reasons)
+    assert any("not an object" in r for r in reasons)
 
 
 async def test_https_message_for_another_terminal_is_rejected(
     client: httpx.AsyncClient, registered: SoftwareSigner
 ) -> None:
-    """An envelope posted under another terminal's URL is refused."""
+    """An envelope posted under another terminal's URL is refused, without an ack."""
     response = await post(client, [envelope(registered).wire()], terminal_id="T-0002")
-    ack, = response.json()["acks"]
-    assert ack["status"] == "rejected" and "does not match" in ack["reason"]
+    assert response.json()["acks"] == []
+    reasons = [r["reason"] for r in (await client.get("/v1/rejections")).json()["rejections"]]
+    assert any("does not match" in r for r in reasons)
 
 
 @pytest.mark.parametrize(
@@ -218,7 +220,7 @@ async def test_metrics_count_outcomes(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     lines = set(response.text.splitlines())
-    for outcome, count in (("accepted", 1), ("duplicate", 1), ("rejected", 1), ("held", 1)):
+    for outcome, count in (("accepted", 1), ("duplicate", 1), ("refused", 1), ("held", 1)):
         assert f'etika_platform_uplinks_total{{outcome="{outcome}"}} {count}.0' in lines
     assert "etika_platform_commits_total 1.0" in lines
 

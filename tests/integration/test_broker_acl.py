@@ -1,0 +1,219 @@
+"""Attacks through the broker with a valid certificate, against the shipped Mosquitto
+configuration and ACL (#12 item 2, #15 item 4). Each is refused and nothing changes.
+
+Absence is shown without waiting: after the attack, the platform publishes a sentinel on
+the attacker's own ack topic; Mosquitto routes messages in order, so an attacker that
+receives its sentinel first received nothing it was denied before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from edge_sync.messages import ack_topic, build_ack, build_envelope, uplink_topic
+from edge_sync.mqtt import MqttTransport
+from edge_sync.outbox import RetryPolicy
+from edge_sync.platform.consumer import UplinkConsumer
+from edge_sync.platform.ingest import Ingestor
+from edge_sync.platform.storage import open_storage
+from edge_sync.signing import SoftwareSigner
+from edge_sync.worker import OutboxWorker, WorkerSettings
+from terminal.store import Store
+from terminal.store.outbox import SqliteOutbox
+from tests.fixtures.mosquitto import PLATFORM_CN, MosquittoBroker
+
+pytestmark = pytest.mark.network
+
+VICTIM, ATTACKER = "ETK00001", "ETK00666"
+SENTINEL = b"sentinel"
+
+
+async def sentinel_then_nothing_else(broker: MosquittoBroker, attacker: aiomqtt.Client) -> list:
+    """What ``attacker`` received up to the sentinel the platform sends it now."""
+    await attacker.subscribe(ack_topic(ATTACKER), qos=1)
+    async with broker.client(PLATFORM_CN, identifier="etika-platform-sentinel") as platform:
+        await platform.publish(ack_topic(ATTACKER), SENTINEL, qos=1)
+    received = []
+    async with asyncio.timeout(30):  # a hang guard; the assertion is on what arrived
+        async for message in attacker.messages:
+            if message.payload == SENTINEL:
+                return received
+            received.append((message.topic.value, message.payload))
+    return received
+
+
+@pytest.mark.parametrize(
+    "topic_filter",
+    [
+        f"etika/v1/t/{VICTIM}/up/#",
+        "etika/v1/t/+/up/#",
+        "$share/etika-platform/etika/v1/t/+/up/#",
+        f"etika/v1/t/{VICTIM}/ack",
+        f"etika/v1/t/{VICTIM}/down/+",
+    ],
+)
+async def test_a_terminal_reads_nothing_of_another(
+    mosquitto: MosquittoBroker, topic_filter: str
+) -> None:
+    """Another terminal's uplink, acks and downlinks never reach a certificate that is not
+    theirs, whatever it subscribes to (the platform's shared group included)."""
+    async with mosquitto.client(ATTACKER) as attacker, mosquitto.client(VICTIM) as victim:
+        await attacker.subscribe(topic_filter, qos=1)
+        await victim.publish(uplink_topic(VICTIM, "transaction"), b"victim's sale", qos=1)
+        async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-x") as platform:
+            await platform.publish(ack_topic(VICTIM), b"victim's ack", qos=1)
+            await platform.publish(f"etika/v1/t/{VICTIM}/down/cmd", b"victim's cmd", qos=1)
+        assert await sentinel_then_nothing_else(mosquitto, attacker) == []
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        ack_topic(VICTIM),
+        f"etika/v1/t/{VICTIM}/down/config",
+        uplink_topic(VICTIM, "transaction"),
+    ],
+)
+async def test_a_terminal_cannot_publish_as_the_platform_or_another_terminal(
+    mosquitto: MosquittoBroker, topic: str
+) -> None:
+    """Acks, downlinks and uplinks on another terminal's topics are dropped by the broker."""
+    async with mosquitto.client(VICTIM) as victim, \
+            mosquitto.client(PLATFORM_CN, identifier="etika-platform-watch") as platform:
+        await victim.subscribe(ack_topic(VICTIM), qos=1)
+        await victim.subscribe(f"etika/v1/t/{VICTIM}/down/+", qos=1)
+        await platform.subscribe(f"etika/v1/t/{VICTIM}/up/+", qos=1)
+        async with mosquitto.client(ATTACKER) as attacker:
+            await attacker.publish(topic, b"forged", qos=1)
+        # Sentinels on the same topics, from their rightful owners, after the attack.
+        async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-s") as owner:
+            await owner.publish(ack_topic(VICTIM), SENTINEL, qos=1)
+        got = []
+        async with asyncio.timeout(30):
+            async for message in victim.messages:
+                if message.payload == SENTINEL:
+                    break
+                got.append(message.payload)
+        assert got == []
+        await victim.publish(uplink_topic(VICTIM, "transaction"), SENTINEL, qos=1)
+        async with asyncio.timeout(30):
+            first = await anext(aiter(platform.messages))
+        assert first.payload == SENTINEL
+
+
+async def test_another_certificate_cannot_take_over_a_terminal_session(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """Connecting with the victim's client id under another certificate leaves the victim
+    connected: the broker forces each terminal's client id to its certificate's CN."""
+    async with mosquitto.client(VICTIM, identifier=VICTIM) as victim:
+        async with mosquitto.client(ATTACKER, identifier=VICTIM) as attacker:
+            await attacker.subscribe(ack_topic(ATTACKER), qos=1)
+            # Still connected: this publish completes (a kicked client's would raise).
+            await victim.publish(uplink_topic(VICTIM, "status"), b"alive", qos=1)
+
+
+async def test_forged_and_misdirected_acks_settle_nothing(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Acks from anyone with broker access but not the platform key — unsigned, signed by
+    another key, or the platform's for another terminal — leave the row in flight; the
+    platform's own ack then settles it."""
+    platform_key, rogue = SoftwareSigner.generate(), SoftwareSigner.generate()
+    store = Store.open(tmp_path / "etika.db")
+    outbox = SqliteOutbox(store)
+    message_id = outbox.enqueue("platform", "transaction", {"amount_minor": 1}, "t-1", 1.0)
+    link = mosquitto.terminal_link(VICTIM, platform_public_key=platform_key.public_key_pem())
+    workers: list[OutboxWorker] = []
+
+    def state() -> str:
+        return str(store.connection.execute(
+            "SELECT state FROM outbox WHERE message_id = ?", (message_id,)).fetchone()[0])
+
+    async with MqttTransport(link, on_late_ack=lambda ack: workers[0].late_ack(ack)) \
+            as transport:
+        assert await transport.wait_connected(10)
+        workers.append(OutboxWorker(
+            outbox, {"platform": transport}, SoftwareSigner.generate(),
+            WorkerSettings(terminal_id=VICTIM, ack_timeout_s=0.5,
+                           retry=RetryPolicy(base_s=30, cap_s=30))))
+        report = await workers[0].drain()  # nobody answers: the row waits for its retry
+        assert report.delivered == 0 and state() == "pending"
+        forged = [
+            b'{"v":1,"message_id":"%s","status":"accepted","reason":null}'
+            % message_id.encode(),
+            build_ack(rogue, terminal_id=VICTIM, destination="platform",
+                      message_id=message_id, status="accepted").to_json(),
+            build_ack(platform_key, terminal_id=ATTACKER, destination="platform",
+                      message_id=message_id, status="accepted").to_json(),
+            build_ack(platform_key, terminal_id=VICTIM, destination="pop",
+                      message_id=message_id, status="accepted").to_json(),
+        ]
+        genuine = build_ack(platform_key, terminal_id=VICTIM, destination="platform",
+                            message_id=message_id, status="accepted").to_json()
+        async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-forger") as forger:
+            for raw in [*forged, genuine]:  # in order: the genuine one is handled last
+                await forger.publish(ack_topic(VICTIM), raw, qos=1)
+        async with asyncio.timeout(30):  # a hang guard
+            while state() != "delivered":
+                await asyncio.sleep(0.01)
+        assert transport.refused_acks == len(forged)
+        workers[0].close()
+    store.close()
+
+
+async def test_uplink_claiming_another_terminal_is_refused_without_an_ack(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A valid certificate publishing, on its own topic, an envelope in another terminal's
+    name: the platform stores nothing, acks nothing, logs and counts the refusal."""
+    storage = open_storage(str(tmp_path / "platform.db"))
+    victim_key, attacker_key = SoftwareSigner.generate(), SoftwareSigner.generate()
+    storage.register_key(VICTIM, 1, victim_key.public_key_pem().decode(), "now")
+    storage.register_key(ATTACKER, 1, attacker_key.public_key_pem().decode(), "now")
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    consumer = UplinkConsumer(ingestor, mosquitto.platform_settings(client_id="etika-platform-t"))
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.subscribed.wait(), 10)
+        claim = build_envelope(attacker_key, terminal_id=VICTIM, kind="transaction", seq=1,
+                               idempotency_key="x", payload={"amount_minor": 1,
+                                                             "currency": "MAD"})
+        honest = build_envelope(attacker_key, terminal_id=ATTACKER, kind="note", seq=2,
+                                idempotency_key="y", payload={})
+        async with mosquitto.client(ATTACKER) as attacker:
+            await attacker.subscribe(ack_topic(ATTACKER), qos=1)
+            await attacker.publish(uplink_topic(ATTACKER, "transaction"), claim.to_json(), qos=1)
+            await attacker.publish(uplink_topic(ATTACKER, "note"), honest.to_json(), qos=1)
+            async with asyncio.timeout(30):
+                first = await anext(aiter(attacker.messages))
+        assert isinstance(first.payload, bytes) and honest.message_id.encode() in first.payload
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert storage.message_count(VICTIM) == 0
+    assert ingestor.counts["refused"] == 1
+    assert "does not match the channel" in storage.rejections(ATTACKER)[0].reason
+    storage.close()
+
+
+async def test_oversized_message_is_dropped_by_the_broker(mosquitto: MosquittoBroker) -> None:
+    """A publish above the shipped message_size_limit never reaches the platform."""
+    async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-big") as platform:
+        await platform.subscribe(f"etika/v1/t/{VICTIM}/up/+", qos=1)
+        # The broker may also drop the connection of a client sending that much.
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with mosquitto.client(VICTIM) as sender:
+                await sender.publish(uplink_topic(VICTIM, "transaction"), b"x" * 9_500_000,
+                                     qos=1)
+        async with mosquitto.client(VICTIM) as sender:
+            await sender.publish(uplink_topic(VICTIM, "transaction"), SENTINEL, qos=1)
+        async with asyncio.timeout(30):
+            first = await anext(aiter(platform.messages))
+        assert first.payload == SENTINEL
