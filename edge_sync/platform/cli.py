@@ -6,7 +6,8 @@ options as any object with a ``data_dir`` (:class:`CommandContext`); it never im
 terminal.
 
 ``serve`` runs one worker (HTTP API + MQTT consumer on the shared subscription);
-``register-terminal`` puts a terminal's public key in the registry; ``terminals`` lists the
+``register-terminal`` puts a terminal's public key in the registry, ``revoke-key`` takes a
+version out of it at once; ``terminals`` lists the
 fleet; ``reconcile`` compares end-of-day reports with the platform's sums; ``push`` signs and
 publishes a downlink; ``key`` prints the platform's public key for the terminals.
 
@@ -21,6 +22,7 @@ import asyncio
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -208,6 +210,15 @@ def register(groups: Any) -> None:
     )
     reg.set_defaults(handler=_register_terminal)
 
+    revoke = commands.add_parser(
+        "revoke-key",
+        help="revoke one key version of a terminal now (a stolen or wrongly announced key)",
+    )
+    _add_database(revoke)
+    revoke.add_argument("terminal_id", metavar="TERMINAL", help="the terminal's id")
+    revoke.add_argument("key_version", metavar="VERSION", type=int, help="the key version")
+    revoke.set_defaults(handler=_revoke_key)
+
     fleet = commands.add_parser("terminals", help="list registered terminals")
     _add_database(fleet)
     fleet.add_argument("--json", action="store_true", help="print JSON")
@@ -301,6 +312,25 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
         asyncio.run(serve(storage, settings, signer))
     finally:
         storage.close()
+    return 0
+
+
+def _revoke_key(ctx: CommandContext, args: argparse.Namespace) -> int:
+    if not 0 <= args.key_version < 2**31:
+        raise PlatformUsageError("VERSION must be between 0 and 2147483647")
+    storage = _open(ctx, args)
+    try:
+        found = storage.revoke_key(args.terminal_id, args.key_version, utc_now_iso())
+    finally:
+        storage.close()
+    if not found:
+        print(f"etika: no key version {args.key_version} is registered for "
+              f"{args.terminal_id}; nothing revoked", file=sys.stderr)
+        return 1
+    # Workers cache keys for up to 30 s; from then on the version verifies nothing, and
+    # no announcement signed with it is taken.
+    print(f"revoked key version {args.key_version} of {args.terminal_id}: messages signed "
+          "with it are refused from now on (within 30 s on running workers)")
     return 0
 
 

@@ -65,6 +65,7 @@ from edge_sync.platform.records import (
     COUNTED_STATES,
     HELD_PREFIX,
     EodTotal,
+    KeyRecord,
     Rejection,
     TransactionFact,
     Uplink,
@@ -147,6 +148,11 @@ def _text(value: Any, key: str, *, required: bool = True) -> str | None:
     except UnicodeEncodeError as exc:
         raise MalformedUplink(f"{key} is not valid Unicode text") from exc
     return value
+
+
+def _instant(value: str) -> dt.datetime:
+    """An ISO 8601 UTC timestamp of ours (``…Z``) as an aware datetime."""
+    return dt.datetime.fromisoformat(value)
 
 
 def _date(value: Any, key: str) -> str:
@@ -309,14 +315,19 @@ class Ingestor:
         clock: Callable[[], str] = utc_now_iso,
         *,
         signer: Signer | None = None,
+        key_grace_s: float = 7 * 86400.0,
     ) -> None:
         self.storage = storage
         self._clock = clock
+        #: How long a terminal's previous key still verifies after it announced the next.
+        self._key_grace_s = key_grace_s
         #: The platform key every ack is signed with (``None``: unsigned, tests only).
         self._signer = signer
         self._window_start = time.monotonic()
         self._window_counts: dict[str, int] = {}
-        self._keys: dict[tuple[str, int], tuple[float, ec.EllipticCurvePublicKey]] = {}
+        self._keys: dict[
+            tuple[str, int], tuple[float, tuple[KeyRecord, ec.EllipticCurvePublicKey]]
+        ] = {}
         #: Messages by outcome (accepted, duplicate, rejected, held) and commit timings,
         #: across both entry points; read by the metrics endpoint.
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -328,12 +339,34 @@ class Ingestor:
                     ) -> ec.EllipticCurvePublicKey:
         # Keys are cached briefly; a signature that fails with a cached key is checked again
         # with the registered one (``fresh``), so a re-registered key takes effect at once.
+        # A revocation takes effect within the cache time; retirement is checked on every
+        # message against the cached record.
         cached = self._keys.get((terminal_id, key_version))
         now = time.monotonic()
-        if not fresh and cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
-            return cached[1]
-        pem = self.storage.public_key(terminal_id, key_version)
-        if pem is None and self.storage.key_versions(terminal_id):
+        if fresh or cached is None or now - cached[0] >= _KEY_CACHE_SECONDS:
+            cached = (now, self._load_key(terminal_id, key_version))
+            self._keys[(terminal_id, key_version)] = cached
+        record, key = cached[1]
+        if record.revoked_at is not None:
+            raise UnknownTerminal(
+                f"key version {key_version} of {terminal_id} was revoked at {record.revoked_at}",
+                terminal_id=terminal_id, key_version=key_version,
+            )
+        if record.retire_after is not None and _instant(self._clock()) > _instant(
+            record.retire_after
+        ):
+            raise UnknownTerminal(
+                f"key version {key_version} of {terminal_id} was retired at "
+                f"{record.retire_after} (a newer version replaced it)",
+                terminal_id=terminal_id, key_version=key_version,
+            )
+        return key
+
+    def _load_key(
+        self, terminal_id: str, key_version: int
+    ) -> tuple[KeyRecord, ec.EllipticCurvePublicKey]:
+        record = self.storage.key_record(terminal_id, key_version)
+        if record is None and self.storage.key_versions(terminal_id):
             raise KeyNotRegistered(
                 f"key version {key_version} of {terminal_id} is not registered yet (rotated "
                 f"key?): held without ack; register it with etika platform register-terminal "
@@ -341,7 +374,7 @@ class Ingestor:
                 terminal_id=terminal_id,
                 key_version=key_version,
             )
-        if pem is None:
+        if record is None:
             raise UnknownTerminal(
                 f"unknown terminal {terminal_id} (key version {key_version}): "
                 "no public key registered",
@@ -349,7 +382,7 @@ class Ingestor:
                 key_version=key_version,
             )
         try:
-            key = serialization.load_pem_public_key(pem.encode())
+            key = serialization.load_pem_public_key(record.public_key_pem.encode())
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise UnknownTerminal(
                 f"the registered key of {terminal_id} is unreadable; register it again",
@@ -357,8 +390,35 @@ class Ingestor:
             ) from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise UnknownTerminal(f"the registered key of {terminal_id} is not an EC key")
-        self._keys[(terminal_id, key_version)] = (now, key)
-        return key
+        return record, key
+
+    def _rotation(self, envelope: Envelope, uplink: Uplink) -> Uplink:
+        """A key announcement is taken only from the terminal's current key and only for a
+        version never registered; the versions before it retire after the grace period."""
+        if uplink.new_key is None:
+            return uplink
+        version = uplink.new_key[0]
+        if self.storage.key_record(envelope.terminal_id, version) is not None:
+            raise MalformedUplink(
+                f"key version {version} of {envelope.terminal_id} is already registered: "
+                "an announcement never replaces a key (revoke it with etika platform "
+                "revoke-key if it is not the terminal's)"
+            )
+        records = [self.storage.key_record(envelope.terminal_id, v)
+                   for v in self.storage.key_versions(envelope.terminal_id)]
+        live = [r.key_version for r in records
+                if r is not None and r.revoked_at is None and r.retire_after is None]
+        current = max(live, default=None)
+        if envelope.key_version != current:
+            raise MalformedUplink(
+                f"key announcements must be signed with the current key (version {current}), "
+                f"not version {envelope.key_version}"
+            )
+        retire = _instant(self._clock()) + dt.timedelta(seconds=self._key_grace_s)
+        return replace(
+            uplink,
+            retire_older_after=retire.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
 
     def check(self, raw: RawUplink) -> Uplink:
         """Parse, check the channel, verify and book one message; :class:`UplinkRejected`."""
@@ -492,7 +552,9 @@ class Ingestor:
                 self._refuse_unverified(raw, index, outcomes, rejections, reason)
                 continue
             try:
-                good.append((index, book_payload(envelope)))
+                good.append((index, self._rotation(envelope, book_payload(envelope))))
+            except StorageError:
+                raise  # the registry lookup failed: the whole batch waits
             except Exception as exc:
                 # Verified: the terminal signed this, so it is told (and stops resending).
                 if isinstance(exc, UplinkRejected):
@@ -524,6 +586,11 @@ class Ingestor:
                     rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
                     continue
                 stored.append(((index, uplink), outcome))
+        for (_, uplink), outcome in stored:
+            if uplink.new_key is not None and outcome.new:
+                # Its older versions now retire: forget what the cache says about them.
+                for cached in [k for k in list(self._keys) if k[0] == uplink.terminal_id]:
+                    self._keys.pop(cached, None)
         for (index, uplink), outcome in stored:
             if outcome.conflict:
                 # Never "duplicate" for another message: the terminal would drop it as

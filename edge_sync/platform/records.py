@@ -41,6 +41,7 @@ __all__ = [
     "HELD_PREFIX",
     "EodTotal",
     "IngestOutcome",
+    "KeyRecord",
     "Rejection",
     "TerminalSummary",
     "Total",
@@ -98,6 +99,21 @@ class Uplink:
     booked: bool = True
     #: ``(key_version, pem)`` a ``keys_rotated`` message announces.
     new_key: tuple[int, str] | None = None
+    #: When the versions older than ``new_key`` stop being accepted (the grace period).
+    retire_older_after: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One registered key version of a terminal and where it stands in its life."""
+
+    terminal_id: str
+    key_version: int
+    public_key_pem: str
+    #: After this instant messages signed with it are refused (a newer one took over).
+    retire_after: str | None = None
+    #: Set by ``etika platform revoke-key``: refused from then on.
+    revoked_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from edge_sync.platform.records import (
     IngestOutcome,
+    KeyRecord,
     Rejection,
     TerminalSummary,
     Total,
@@ -42,6 +43,14 @@ class PlatformStorage(abc.ABC):
     @abc.abstractmethod
     def key_versions(self, terminal_id: str) -> list[int]:
         """The key versions registered for a terminal (empty: the terminal is unknown)."""
+
+    @abc.abstractmethod
+    def key_record(self, terminal_id: str, key_version: int) -> KeyRecord | None:
+        """That key version with its retirement and revocation, or ``None``."""
+
+    @abc.abstractmethod
+    def revoke_key(self, terminal_id: str, key_version: int, now: str) -> bool:
+        """Revoke one key version now; ``False`` when no such version is registered."""
 
     @abc.abstractmethod
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:

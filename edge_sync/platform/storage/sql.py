@@ -26,6 +26,7 @@ from edge_sync.platform.records import (
     CONTENT_FIELDS,
     EodTotal,
     IngestOutcome,
+    KeyRecord,
     Rejection,
     TerminalSummary,
     Total,
@@ -191,6 +192,33 @@ class SqlStorage(PlatformStorage):
             ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def key_record(self, terminal_id: str, key_version: int) -> KeyRecord | None:
+        with self._transaction(write=False) as conn:
+            row = self._run(
+                conn,
+                "SELECT public_key_pem, retire_after, revoked_at FROM platform_terminal_keys "
+                "WHERE terminal_id = ? AND key_version = ?",
+                (terminal_id, key_version),
+            ).fetchone()
+        if row is None:
+            return None
+        return KeyRecord(terminal_id, key_version, str(row[0]), row[1], row[2])
+
+    def revoke_key(self, terminal_id: str, key_version: int, now: str) -> bool:
+        with self._transaction() as conn:
+            changed = self._run(
+                conn,
+                "UPDATE platform_terminal_keys SET revoked_at = ? "
+                "WHERE terminal_id = ? AND key_version = ? AND revoked_at IS NULL",
+                (now, terminal_id, key_version),
+            ).rowcount
+            exists = self._run(
+                conn,
+                "SELECT 1 FROM platform_terminal_keys WHERE terminal_id = ? AND key_version = ?",
+                (terminal_id, key_version),
+            ).fetchone()
+        return bool(changed) or exists is not None
+
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
         with self._transaction() as conn:
             row = self._run(
@@ -297,6 +325,13 @@ class SqlStorage(PlatformStorage):
                 "ON CONFLICT (terminal_id, key_version) DO NOTHING",
                 (uplink.terminal_id, version, pem, received_at),
             )
+            if uplink.retire_older_after is not None:
+                self._run(
+                    conn,
+                    "UPDATE platform_terminal_keys SET retire_after = ? WHERE terminal_id = ? "
+                    "AND key_version < ? AND retire_after IS NULL",
+                    (uplink.retire_older_after, uplink.terminal_id, version),
+                )
         if uplink.backlog is not None:
             self._run(
                 conn,

@@ -60,13 +60,14 @@ def test_bad_announcements_are_refused(
 def test_a_registered_version_is_never_replaced(
     storage: PlatformStorage, registered: SoftwareSigner
 ) -> None:
-    """Announcing a version that exists changes nothing: the first key of it stays."""
+    """Announcing a version that exists is refused, saying so: the first key of it stays."""
     ingestor = Ingestor(storage)
     first, second = SoftwareSigner.generate(key_version=2), SoftwareSigner.generate(key_version=2)
-    for candidate in (first, second):
-        ack = send(ingestor, registered, "keys_rotated",
-                   {"key_version": 2, "public_key": candidate.public_key_pem().decode()})
-        assert ack.status == "accepted"
+    acks = [send(ingestor, registered, "keys_rotated",
+                 {"key_version": 2, "public_key": candidate.public_key_pem().decode()})
+            for candidate in (first, second)]
+    assert [a.status for a in acks] == ["accepted", "rejected"]
+    assert "already registered" in (acks[1].reason or "")
     assert send(ingestor, first, "note", {}).status == "accepted"
     assert send(ingestor, second, "note", {}) is None  # does not verify: no ack
 
