@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,15 @@ MIN_MASKED_DIGITS = 12
 # digits.
 _PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,}(?![0-9])")
 
+
+
+class _OwnerOnlyFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file readable by its owner only (0600), the rotated ones too."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 def luhn_valid(digits: str) -> bool:
     """ISO/IEC 7812-1 Annex B check digit test."""
@@ -128,7 +138,8 @@ def configure_logging(
             handler.close()
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        os.chmod(log_dir, 0o700)
+        file_handler = _OwnerOnlyFileHandler(
             log_dir / LOG_FILE_NAME, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )
         file_handler.setFormatter(

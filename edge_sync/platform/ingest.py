@@ -93,6 +93,9 @@ log = logging.getLogger("etika.platform.ingest")
 # terminal knows which outbox row was refused.
 _MESSAGE_ID = re.compile(rb'"message_id"\s*:\s*"([0-9A-Za-z-]{1,64})"')
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: The uplink kind of a signed journal checkpoint (``terminal.store.checkpoints``).
+CHECKPOINT_KIND = "journal_checkpoint"
 _KEY_CACHE_SECONDS = 30.0
 _INT64 = 2**63
 _INT32 = 2**31
@@ -392,6 +395,39 @@ class Ingestor:
             raise UnknownTerminal(f"the registered key of {terminal_id} is not an EC key")
         return record, key
 
+    def _checkpoint(self, envelope: Envelope, uplink: Uplink) -> Uplink:
+        """A signed journal checkpoint: its own signature verifies with the terminal's key,
+        and it links to the newest one received before (same entry, same hash), else the
+        terminal's journal was truncated or rewritten in between: refused, and logged."""
+        if envelope.kind != CHECKPOINT_KIND:
+            return uplink
+        payload = envelope.payload
+        entry_id = _int(payload, "entry_id", minimum=0)
+        prev_id = _int(payload, "prev_entry_id", minimum=0)
+        version = _int(payload, "key_version", minimum=0)
+        entry_hash, prev_hash = payload.get("entry_hash"), payload.get("prev_entry_hash")
+        signature, signed_at = payload.get("signature"), payload.get("signed_at")
+        if not (isinstance(entry_hash, str) and _HEX64.match(entry_hash)):
+            raise MalformedUplink("payload.entry_hash must be 64 hex digits")
+        if not isinstance(signature, str) or not isinstance(signed_at, str):
+            raise MalformedUplink("payload.signature and payload.signed_at must be strings")
+        if payload.get("terminal_id") != envelope.terminal_id or version >= _INT32:
+            raise MalformedUplink("the checkpoint names another terminal or key version")
+        key = self._public_key(envelope.terminal_id, version)
+        try:
+            key.verify(base64.b64decode(signature), canonical_json(payload),
+                       ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError) as exc:
+            raise MalformedUplink("journal checkpoint: signature does not verify") from exc
+        last = self.storage.journal_checkpoint(envelope.terminal_id)
+        if last is not None and (entry_id < last[0] or (prev_id, prev_hash) != last):
+            raise MalformedUplink(
+                f"journal checkpoint of entry {entry_id} does not link to the last one "
+                f"received (entry {last[0]}): the terminal's audit journal was truncated or "
+                "rewritten in between"
+            )
+        return replace(uplink, checkpoint=(entry_id, entry_hash, signed_at))
+
     def _rotation(self, envelope: Envelope, uplink: Uplink) -> Uplink:
         """A key announcement is taken only from the terminal's current key and only for a
         version never registered; the versions before it retire after the grace period."""
@@ -552,7 +588,8 @@ class Ingestor:
                 self._refuse_unverified(raw, index, outcomes, rejections, reason)
                 continue
             try:
-                good.append((index, self._rotation(envelope, book_payload(envelope))))
+                booked = self._rotation(envelope, book_payload(envelope))
+                good.append((index, self._checkpoint(envelope, booked)))
             except StorageError:
                 raise  # the registry lookup failed: the whole batch waits
             except Exception as exc:

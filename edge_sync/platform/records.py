@@ -101,6 +101,8 @@ class Uplink:
     new_key: tuple[int, str] | None = None
     #: When the versions older than ``new_key`` stop being accepted (the grace period).
     retire_older_after: str | None = None
+    #: ``(entry_id, entry_hash, signed_at)`` of a signed journal checkpoint.
+    checkpoint: tuple[int, str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from edge_sync.connectors import PspOutboxTransport, Router
 from edge_sync.connectors.errors import ReversalPending
 from edge_sync.signing import Signer
 from edge_sync.transport import Transport
+from etika_errors import EtikaError
 from hsm import KeyPurpose, KeyStore
 from terminal.emv.config import KernelConfig
 from terminal.emv.profile_adapter import kernel_config_from_profile
@@ -31,6 +33,7 @@ from terminal.services.keys import hsm_settings_for, open_key_store
 from terminal.services.psp import ProfilePspAuthoriser, build_persistent_router, queue_reversal
 from terminal.services.sync import SigningKeys, SyncService
 from terminal.store import Store
+from terminal.store.checkpoints import sign_checkpoint
 
 if TYPE_CHECKING:
     from edge_sync.pop import PopClient
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from terminal.payments.manager import PaymentManager
 
 __all__ = ["KeyStoreSigningKeys", "TerminalServices"]
+
+log = logging.getLogger("etika.services")
 
 DATABASE_NAME = "etika.db"
 
@@ -224,8 +229,17 @@ class TerminalServices:
             )
 
     def end_of_day(self, day: dt.date) -> list[CurrencyTotal]:
-        """Compute the day's totals and queue them for the platform (journalled)."""
-        return report_end_of_day(self.store, self.profile.terminal.terminal_id, day)
+        """Compute the day's totals and queue them for the platform (journalled), then sign
+        the journal head with the terminal's key and queue that checkpoint too."""
+        terminal_id = self.profile.terminal.terminal_id
+        totals = report_end_of_day(self.store, terminal_id, day)
+        try:
+            sign_checkpoint(self.store, self.signing_keys().signer(), terminal_id, "end_of_day")
+        except EtikaError as exc:
+            # The day's report stands without it; the gap is logged (and the next
+            # checkpoint still covers everything before it).
+            log.warning("end of day %s: journal checkpoint not signed: %s", day, exc)
+        return totals
 
     def describe(self) -> dict[str, Any]:
         return {"terminal_id": self.profile.terminal.terminal_id,

@@ -21,6 +21,7 @@ threads — a lock serialises its transactions.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from terminal.errors import StoreError
 from terminal.store.changes import StateChange, record_change
+from terminal.store.checkpoints import verify_checkpoints
 from terminal.store.journal import JournalEntry, verify_journal
 
 __all__ = [
@@ -115,6 +117,22 @@ def migration_checksum(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
+def _owner_only(path: Path) -> None:
+    """Create the data directory (0700) and the database file (0600) for the owner only.
+
+    SQLite creates the WAL and shared-memory files with the database file's permissions, so
+    they follow. An existing database is tightened too: it holds tokens and the journal.
+    """
+    created = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if created:
+        os.chmod(path.parent, 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    elif path.is_file() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 class Store:
     """The terminal's durable store. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -128,7 +146,7 @@ class Store:
         """Open (creating if needed) the store at ``path`` and bring its schema up to date."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             for pragma in PRAGMAS:
                 conn.execute(pragma)
@@ -206,9 +224,12 @@ class Store:
             return record_change(conn, change)
 
     def verify_journal(self) -> int:
-        """Number of journal entries if the chain is intact; ``JournalError`` otherwise."""
+        """Number of journal entries if the chain is intact and every signed checkpoint
+        still matches it (truncation or rewrite); ``JournalError`` otherwise."""
         with self._lock:
-            return verify_journal(self._conn)
+            count = verify_journal(self._conn)
+            verify_checkpoints(self._conn)
+            return count
 
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])

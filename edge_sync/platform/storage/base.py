@@ -53,6 +53,10 @@ class PlatformStorage(abc.ABC):
         """Revoke one key version now; ``False`` when no such version is registered."""
 
     @abc.abstractmethod
+    def journal_checkpoint(self, terminal_id: str) -> tuple[int, str] | None:
+        """``(entry_id, entry_hash)`` of the terminal's newest journal checkpoint."""
+
+    @abc.abstractmethod
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
         """The next downlink sequence for that terminal and kind (committed before use)."""
 

@@ -219,6 +219,16 @@ class SqlStorage(PlatformStorage):
             ).fetchone()
         return bool(changed) or exists is not None
 
+    def journal_checkpoint(self, terminal_id: str) -> tuple[int, str] | None:
+        with self._transaction(write=False) as conn:
+            row = self._run(
+                conn,
+                "SELECT entry_id, entry_hash FROM platform_journal_checkpoints "
+                "WHERE terminal_id = ?",
+                (terminal_id,),
+            ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
         with self._transaction() as conn:
             row = self._run(
@@ -332,6 +342,17 @@ class SqlStorage(PlatformStorage):
                     "AND key_version < ? AND retire_after IS NULL",
                     (uplink.retire_older_after, uplink.terminal_id, version),
                 )
+        if uplink.checkpoint is not None:
+            entry_id, entry_hash, signed_at = uplink.checkpoint
+            self._run(
+                conn,
+                "INSERT INTO platform_journal_checkpoints (terminal_id, entry_id, entry_hash, "
+                "signed_at, message_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (terminal_id) DO "
+                "UPDATE SET entry_id = excluded.entry_id, entry_hash = excluded.entry_hash, "
+                "signed_at = excluded.signed_at, message_id = excluded.message_id "
+                "WHERE excluded.entry_id >= platform_journal_checkpoints.entry_id",
+                (uplink.terminal_id, entry_id, entry_hash, signed_at, uplink.message_id),
+            )
         if uplink.backlog is not None:
             self._run(
                 conn,
