@@ -112,10 +112,15 @@ async def test_another_certificate_cannot_take_over_a_terminal_session(
     """Connecting with the victim's client id under another certificate leaves the victim
     connected: the broker forces each terminal's client id to its certificate's CN."""
     async with mosquitto.client(VICTIM, identifier=VICTIM) as victim:
+        await victim.subscribe(ack_topic(VICTIM), qos=1)
         async with mosquitto.client(ATTACKER, identifier=VICTIM) as attacker:
             await attacker.subscribe(ack_topic(ATTACKER), qos=1)
-            # Still connected: this publish completes (a kicked client's would raise).
-            await victim.publish(uplink_topic(VICTIM, "status"), b"alive", qos=1)
+            # Still connected and still subscribed: the platform's message reaches it.
+            async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-s") as owner:
+                await owner.publish(ack_topic(VICTIM), SENTINEL, qos=1)
+            async with asyncio.timeout(30):
+                first = await anext(aiter(victim.messages))
+    assert first.payload == SENTINEL
 
 
 async def test_forged_and_misdirected_acks_settle_nothing(

@@ -73,7 +73,7 @@ def down(kind: str, payload: dict[str, Any], seq: int, *, terminal_id: str = US,
 
 
 async def refused(terminal: Terminal, kind: str, raw: bytes, why: str,
-                  caplog: pytest.LogCaptureFixture) -> None:
+                  caplog: pytest.LogCaptureFixture) -> bool:
     """The downlink is refused for ``why``: logged, counted, reported up, nothing changed."""
     before, refusals = terminal.snapshot(), terminal.handler.counts["rejected"]
     with caplog.at_level(logging.WARNING, logger="edge_sync.downlink"):
@@ -84,6 +84,7 @@ async def refused(terminal: Terminal, kind: str, raw: bytes, why: str,
     assert why in caplog.text
     assert terminal.alerts()[-1]["alert"] == "downlink_rejected"
     assert terminal.snapshot() == before
+    return True
 
 
 async def test_config_for_another_terminal_is_refused(
@@ -92,7 +93,7 @@ async def test_config_for_another_terminal_is_refused(
     """A config the platform signed for terminal B does not swap terminal A's profile."""
     raw = down("config", {"version": "9", "files": {"sync.toml": SYNC.format(host="evil")}}, 1,
                terminal_id=THEM)
-    await refused(terminal, "config", raw, f"addressed to terminal {THEM}", caplog)
+    assert await refused(terminal, "config", raw, f"addressed to terminal {THEM}", caplog)
     assert not terminal.fleet.seen(json.loads(raw)["message_id"])
     assert terminal.fleet.last_downlink_seq("config") == 0
 
@@ -103,7 +104,7 @@ async def test_expired_downlink_is_refused(
     """A config signed long ago, past its expiry, is not applied when replayed now."""
     raw = down("config", {"version": "1", "files": {"sync.toml": SYNC.format(host="old")}}, 1,
                issued_at="2024-01-01T00:00:00.000Z", expires_at="2024-01-08T00:00:00.000Z")
-    await refused(terminal, "config", raw, "expired at 2024-01-08", caplog)
+    assert await refused(terminal, "config", raw, "expired at 2024-01-08", caplog)
 
 
 async def test_downlink_issued_in_the_future_is_refused(
@@ -112,7 +113,7 @@ async def test_downlink_issued_in_the_future_is_refused(
     """A downlink dated well ahead of the terminal's clock is refused, not kept for later."""
     raw = down("fx", FX, 1, issued_at="2999-01-01T00:00:00.000Z",
                expires_at="2999-01-02T00:00:00.000Z")
-    await refused(terminal, "fx", raw, "issued in the future", caplog)
+    assert await refused(terminal, "fx", raw, "issued in the future", caplog)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,7 @@ async def test_older_sequence_is_refused_after_a_newer_one(
     }[kind]
     older = down(kind, payload, 3)  # signed first, delivered last
     assert (await terminal.handler.handle(kind, down(kind, newer, 4))).outcome == "applied"
-    await refused(terminal, kind, older, "is not newer than 4", caplog)
+    assert await refused(terminal, kind, older, "is not newer than 4", caplog)
 
 
 async def test_blacklist_version_rollback_is_refused(
@@ -144,7 +145,7 @@ async def test_blacklist_version_rollback_is_refused(
     assert (await terminal.handler.handle("blacklist", down("blacklist", BLACKLIST, 1))).outcome \
         == "applied"
     wipe = {"version": 4, "mode": "replace", "entries": []}
-    await refused(terminal, "blacklist", down("blacklist", wipe, 2),
+    assert await refused(terminal, "blacklist", down("blacklist", wipe, 2),
                   "blacklist version 4 is not newer than 5", caplog)
     assert terminal.fleet.is_blacklisted("bin", "476173")
 
@@ -155,7 +156,7 @@ async def test_older_fx_rates_are_refused(
     """FX rates as of an earlier date than those in force are refused."""
     assert (await terminal.handler.handle("fx", down("fx", FX, 1))).outcome == "applied"
     stale = {**FX, "as_of": "2026-11-21T23:59:59Z", "rates": {"EUR": "0.01"}}
-    await refused(terminal, "fx", down("fx", stale, 2), "are not newer than", caplog)
+    assert await refused(terminal, "fx", down("fx", stale, 2), "are not newer than", caplog)
 
 
 async def test_downlink_signed_with_another_key_is_refused(
@@ -163,7 +164,7 @@ async def test_downlink_signed_with_another_key_is_refused(
 ) -> None:
     """A well-formed downlink signed by anyone but the platform is refused."""
     raw = down("blacklist", {"version": 99, "mode": "replace", "entries": []}, 1, signer=ROGUE)
-    await refused(terminal, "blacklist", raw, "does not verify", caplog)
+    assert await refused(terminal, "blacklist", raw, "does not verify", caplog)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,7 @@ async def test_lone_surrogate_is_refused_and_its_alert_stored(
     else:
         doc["message_id"] = "\udfff" * 3
     raw = json.dumps(doc).encode()  # ASCII JSON with \\udfff escapes, as a broker carries it
-    await refused(terminal, "fx", raw, why, caplog)
+    assert await refused(terminal, "fx", raw, why, caplog)
     json.dumps(terminal.alerts()[-1], ensure_ascii=False).encode("utf-8")  # signable as is
 
 
@@ -195,7 +196,7 @@ async def test_deeply_nested_downlink_is_refused(
     """Deep JSON nesting in a downlink is refused with the project's error (#17 item 9)."""
     nested = "[" * depth + "]" * depth
     raw = ('{"v": 1, "kind": "cmd", "payload": {"args": ' + nested + "}}").encode()
-    await refused(terminal, "cmd", raw, "nested", caplog)
+    assert await refused(terminal, "cmd", raw, "nested", caplog)
 
 
 async def test_deep_toml_in_a_signed_config_is_refused(
@@ -204,4 +205,4 @@ async def test_deep_toml_in_a_signed_config_is_refused(
     """Deeply nested TOML inside a correctly signed config is refused, profile kept."""
     toml = "x = " + "[" * 5000 + "]" * 5000 + "\n"
     raw = down("config", {"version": "3", "files": {"sync.toml": toml}}, 1)
-    await refused(terminal, "config", raw, "nested too deep", caplog)
+    assert await refused(terminal, "config", raw, "nested too deep", caplog)
