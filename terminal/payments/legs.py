@@ -9,7 +9,8 @@ kept for the manager's finalisation (:mod:`terminal.payments.manager`).
 
 Leg outcomes, financial: ``approved``, ``declined``, ``unreachable`` (every connector down or
 its breaker open: the offline decision applies), ``timeout`` (the deadline passed with the
-request out: coordinated cancel), ``unknown`` (the PSP left a reversal pending). PoP:
+request out: coordinated cancel), ``unknown`` (the PSP left a reversal pending),
+``reversed`` (no answer in time, and the PSP confirmed the reversal: cancelled). PoP:
 ``confirmed``, ``pending`` (the back end holds it), ``rejected``, ``unavailable``.
 """
 
@@ -24,7 +25,12 @@ from typing import Any
 
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import EntryMode, PspResponse
-from edge_sync.connectors.errors import NoRoute, PspError, ReversalPending
+from edge_sync.connectors.errors import (
+    AuthorisationReversed,
+    NoRoute,
+    PspError,
+    ReversalPending,
+)
 from edge_sync.errors import PopError, PopRejectedError, PopUnavailableError
 from edge_sync.pop import PopClient, PopReceipt, PopRecord
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
@@ -167,10 +173,20 @@ class DualLegs:
         tried = error.fields.get("attempts", []) if error is not None else []
         for entry in tried if isinstance(tried, list) else []:
             if isinstance(entry, dict):
-                leg.attempts.append(Attempt(str(entry.get("connector", "-")), "unreachable",
+                status = ("reversed" if entry.get("reason") == AuthorisationReversed.__name__
+                          else "unreachable")
+                leg.attempts.append(Attempt(str(entry.get("connector", "-")), status,
                                             error_code=str(entry.get("reason", ""))[:40],
                                             error_message=str(entry.get("detail", "")) or None))
-        if isinstance(error, ReversalPending):
+        reversed_by_psp = isinstance(error, AuthorisationReversed) or any(
+            isinstance(entry, dict) and entry.get("reason") == AuthorisationReversed.__name__
+            for entry in (tried if isinstance(tried, list) else []))
+        if reversed_by_psp:
+            # The acquirer did not answer in time and then confirmed the reversal: it was
+            # reachable, so this is no "unable to go online" (an offline approval would
+            # send an advice under the reversed transaction's own id, which books nothing).
+            leg.status = "reversed"
+        elif isinstance(error, ReversalPending):
             leg.status = "unknown"
             leg.reversal = dict(error.reversal)
             leg.attempts.append(Attempt(str(error.reversal.get("connector", "-")), "unknown",

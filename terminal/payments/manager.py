@@ -346,7 +346,7 @@ class PaymentManager:
             why = sale.offline_refusal or _reason(result, "declined offline by the card")
             return await self._declined(sale, result, legs,
                                         f"host unreachable; {why}")
-        # timeout or unknown outcome: coordinated cancel (fallback 3)
+        # timeout, unknown or reversed outcome: coordinated cancel (fallback 3)
         return await self._cancel(sale, result, legs)
 
     async def _finalise_without_host(self, sale: _Sale, result: TransactionResult,
@@ -489,7 +489,9 @@ class PaymentManager:
         fin = legs.financial
         pid = str(sale.payment_id)
         outbox: list[OutboxMessage] = []
-        if fin.reversal is not None:
+        if fin.status == "reversed":
+            pass  # the PSP confirmed the reversal itself: nothing left to undo
+        elif fin.reversal is not None:
             outbox.append(OutboxMessage(
                 f"psp:{fin.reversal.get('connector')}", "reversal", fin.reversal,
                 f"reversal:{pid}", ref_id=pid, priority=REVERSAL_PRIORITY,
@@ -501,11 +503,14 @@ class PaymentManager:
                                                      key=f"reversal:{pid}:{connector}"))
         outbox += self._pop_cancel(legs, "the payment timed out and was cancelled")
         pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-        why = ("no answer from the acquirer within the "
-               f"{self.deadline_s:g} s deadline" if fin.status == "timeout"
-               else "the acquirer's answer was lost")
-        return self._close(sale, result, "cancelled",
-                           f"cancelled: {why}; a reversal is queued", outbox=outbox,
+        if fin.status == "timeout":
+            why = (f"no answer from the acquirer within the {self.deadline_s:g} s deadline; "
+                   "a reversal is queued")
+        elif fin.status == "reversed":
+            why = "the acquirer did not answer in time and confirmed the reversal"
+        else:
+            why = "the acquirer's answer was lost; a reversal is queued"
+        return self._close(sale, result, "cancelled", f"cancelled: {why}", outbox=outbox,
                            attempts=fin.attempts, pop_state=pop_state, pop_fields=pop_fields)
 
     async def _abandon(self, sale: _Sale, legs: DualLegs, exc: BaseException,
@@ -525,7 +530,7 @@ class PaymentManager:
                                   "the reversal is queued", outbox=outbox,
                                   attempts=fin.attempts, pop_state=pop_state,
                                   pop_fields=pop_fields, psp_response=fin.response)
-        elif fin.status in ("timeout", "unknown"):
+        elif fin.status in ("timeout", "unknown", "reversed"):
             outcome = await self._cancel(sale, None, legs)
         else:
             outbox = self._pop_cancel(legs, "the card session ended early")

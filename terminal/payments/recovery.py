@@ -175,15 +175,29 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
     for payment in conn.execute("SELECT * FROM payments WHERE offline = 1 AND status IN "
                                 "('completed', 'pop_deferred')").fetchall():
         if "dead" in _outbox_state(manager, payment["id"], "advice"):
-            store.record(StateChange(
-                "payment", payment["id"], "offline_declined", actor="settle",
-                reason="the issuer declined the offline approval's advice",
-                fields={"reason": "approved offline, then declined by the issuer: "
-                                  "collect the payment another way"},
-                outbox=[_uplink(payment, "offline_declined"),
-                        _alert(payment["id"], "offline_declined",
-                               "the issuer declined an offline approval")]))
-            report.offline_declined.append(payment["id"])
+            pid = payment["id"]
+            outbox = [_uplink(payment, "offline_declined"),
+                      _alert(pid, "offline_declined", "the issuer declined an offline approval")]
+            pop = conn.execute("SELECT id, status FROM pop_transactions WHERE payment_id = ?",
+                               (pid,)).fetchone()
+            with store.transaction() as tx:
+                if pop is not None and pop["status"] not in ("cancelled", "rejected"):
+                    # No money moved after all: the PoP record is withdrawn too.
+                    outbox.append(OutboxMessage(
+                        "pop", "pop_cancel",
+                        {"record_id": pop["id"],
+                         "reason": "the issuer declined the offline approval"},
+                        f"pop-cancel:{pop['id']}", ref_id=pid, priority=60))
+                    record_change(tx, StateChange("pop_transaction", pop["id"], "cancelled",
+                                                  actor="settle",
+                                                  reason="offline approval declined"))
+                record_change(tx, StateChange(
+                    "payment", pid, "offline_declined", actor="settle",
+                    reason="the issuer declined the offline approval's advice",
+                    fields={"reason": "approved offline, then declined by the issuer: "
+                                      "collect the payment another way"},
+                    outbox=outbox))
+            report.offline_declined.append(pid)
     for payment in conn.execute("SELECT * FROM payments WHERE status = 'pop_deferred'"
                                 ).fetchall():
         await _settle_pop(manager, payment, report)

@@ -177,3 +177,36 @@ async def test_no_card_cancels_cleanly(data_dir: Path) -> None:
         assert out.state == "cancelled" and out.reason.startswith("cancelled")
         assert [r[1] for r in c.outbox(out.payment_id)] == ["transaction"]
         assert mad("600.00").minor == out.amount.minor
+
+
+async def test_unanswered_then_reversed_is_cancelled_not_offline(data_dir: Path) -> None:
+    """The acquirer acts but never answers; its reversal is confirmed at once: the sale is
+    cancelled (the host was reachable, so no offline approval whose advice would book
+    nothing under the reversed transaction's id), nothing is charged, no advice queued."""
+    async with counter(data_dir, faults="timeout=1", connector_timeout_s=0.5,
+                       deadline_ms=5000) as c:
+        out = await c.manager.sale(sale("600.00"), c.reader)  # above the floor: online
+        assert out.state == "cancelled", out.reason
+        assert "confirmed the reversal" in out.reason
+        assert c.charges(out.payment_id) == 0
+        assert not [r for r in c.outbox(out.payment_id) if r[1] in ("advice", "reversal")]
+
+
+async def test_declined_advice_withdraws_the_pop_record(data_dir: Path) -> None:
+    """An offline approval whose advice the issuer declined (dead-lettered) becomes
+    offline_declined with an alert, and its confirmed PoP record is withdrawn."""
+    from terminal.payments.recovery import settle as settle_payments
+
+    async with counter(data_dir, host_down=True) as c:
+        out = await c.manager.sale(sale("25.00"), c.reader)
+        assert out.approved and out.offline and out.pop_status == "confirmed"
+        c.store.connection.execute("UPDATE outbox SET state = 'dead' WHERE kind = 'advice'")
+        report = await settle_payments(c.manager)
+        assert report.offline_declined == [str(out.payment_id)]
+        assert c.state(out.payment_id) == "offline_declined"
+        pop = c.store.connection.execute(
+            "SELECT status FROM pop_transactions WHERE payment_id = ?",
+            (str(out.payment_id),)).fetchone()[0]
+        assert pop == "cancelled"
+        kinds = [r[1] for r in c.outbox(out.payment_id)]
+        assert "pop_cancel" in kinds and "alert" in kinds
