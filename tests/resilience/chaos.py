@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "broker_restarts": run.counts["broker_restarts"],
         "psp_faults": run.counts["psp_faults"], "pop_faults": run.counts["pop_faults"],
         "platform_stops": run.counts["platform_stops"],
+        "terminal_crashes": run.counts["terminal_crashes"],
         "lost": result["lost"], "double_charged": result["double_charged"],
         "mismatches": result["mismatches"],
         "unreversed_after_restart": result["unreversed_after_restart"],

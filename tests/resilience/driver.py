@@ -30,6 +30,7 @@ from typing import Any
 
 warnings.filterwarnings("ignore", message=".*TripleDES.*")
 
+from etika_errors import EtikaError  # noqa: E402
 from simulators.card.reader import in_process_reader  # noqa: E402
 from terminal.money import currency, parse_amount  # noqa: E402
 from terminal.payments.model import SaleRequest  # noqa: E402
@@ -75,7 +76,7 @@ async def _sync(services: TerminalServices) -> dict[str, Any]:
                                          psp_transports=services.psp_transports,
                                          pop_transport=services.pop_transport)
         summary: dict[str, Any] = {k: v for k, v in report.as_dict().items() if v}
-    except Exception as exc:
+    except EtikaError as exc:  # a link down, a refused batch: the run goes on, reported
         summary = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     finally:
         await services.aclose()

@@ -20,11 +20,10 @@ def test_short_chaos_run_loses_and_double_charges_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """After kills, broker and platform outages and PSP/PoP faults, every payment is final,
     nothing is charged twice, and terminal, PSP, PoP ledger and platform agree — except the
-    payments of the three gaps reported with #15 (a payment killed mid-authorisation whose
-    recovery reversal cannot name the ISO 8583 original; an offline approval whose advice
-    the acquirer answers as the reversed online attempt; an offline approval declined at
-    settlement whose PoP record stays confirmed), set aside so that any other loss or
-    mismatch still fails this test."""
+    payments of the gaps reported with #15 (an offline approval whose advice the acquirer
+    answers as the reversed online attempt; an offline approval declined at settlement whose
+    PoP record stays confirmed; and, fixed since, a recovery reversal that could not name
+    the ISO 8583 original), set aside so that any other loss or mismatch still fails."""
     code = main(["--seed", "7", "--transactions", "60", "--root", str(tmp_path / "run"),
                  "--report", str(tmp_path / "report.json")])
     line = capsys.readouterr().out.strip().splitlines()[-1]
