@@ -22,6 +22,7 @@ from typing import Any
 from drivers.errors import PinEntryCancelled, PinEntryTimeout
 from drivers.printer import PrinterError, ReceiptPrinter
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
+from terminal.emv.offline_pin import OfflinePinCallback
 from terminal.emv.selection import Candidate
 from terminal.money import Amount, convert, currency, parse_amount
 from terminal.payments.model import (
@@ -105,6 +106,7 @@ class TerminalCounterServices:
                 if closer is not None:
                     stack.push_async_callback(closer)
             pin_entry: PinCallback | None = None
+            offline_pin: OfflinePinCallback | None = None
             port = self._pinpad()
             if port:
                 from terminal.services.cards import pinpad_entry
@@ -112,9 +114,11 @@ class TerminalCounterServices:
                 settings = services.profile.pinpad
                 pad = await stack.enter_async_context(
                     pinpad_entry(port, settings.baud, settings.pin_timeout_s))
-                pin_entry = _mirrored(pad, on_event)
+                pin_entry = _mirrored(pad.online, on_event)
+                offline_pin = pad.offline
             manager = await stack.enter_async_context(
-                services.payments(pin_entry=pin_entry, locale=self._info.locale))
+                services.payments(pin_entry=pin_entry, offline_pin=offline_pin,
+                                  locale=self._info.locale))
             if not self._recovered:
                 await recover(manager)  # a crash's leftovers are finished first
                 self._recovered = True

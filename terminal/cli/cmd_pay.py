@@ -137,14 +137,16 @@ async def _sale(services: Any, request: SaleRequest, pinpad: str | None,
             closer = getattr(reader, "aclose", None)
             if closer is not None:
                 stack.push_async_callback(closer)
-        pin_entry = None
+        pin_entry = offline_pin = None
         if pinpad:
             from terminal.services.cards import pinpad_entry
 
             settings = services.profile.pinpad
-            pin_entry = await stack.enter_async_context(
+            pad = await stack.enter_async_context(
                 pinpad_entry(pinpad, settings.baud, settings.pin_timeout_s))
-        manager = await stack.enter_async_context(services.payments(pin_entry=pin_entry))
+            pin_entry, offline_pin = pad.online, pad.offline
+        manager = await stack.enter_async_context(
+            services.payments(pin_entry=pin_entry, offline_pin=offline_pin))
         from terminal.payments.recovery import recover
 
         await recover(manager)  # a crash's leftovers are finished before a new sale

@@ -60,6 +60,7 @@ from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback
 from terminal.emv.errors import EmvError
 from terminal.emv.kernel import EmvKernel, TransactionResult
+from terminal.emv.offline_pin import OfflinePinCallback
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.emv.selection import Chooser, choose_first
 from terminal.logs import mask_pan_text
@@ -126,6 +127,7 @@ class PaymentManager:
         pop: PopClient,
         kernel_config: KernelConfig,
         pin_entry: PinCallback | None = None,
+        offline_pin: OfflinePinCallback | None = None,
         clock: Callable[[], datetime] = _now,
         locale: str = "fr",
         on_step: Callable[[str], None] | None = None,
@@ -137,6 +139,7 @@ class PaymentManager:
         self.pop = pop
         self.kernel_config = kernel_config
         self.pin_entry = pin_entry
+        self.offline_pin = offline_pin
         self.clock = clock
         self.locale = locale
         self.deadline_s = profile.payments.deadline_ms / 1000
@@ -178,7 +181,7 @@ class PaymentManager:
             on_step=self.on_step,
         )
         kernel = EmvKernel(self.kernel_config, pin_entry=self.pin_entry, authoriser=legs,
-                           chooser=chooser)
+                           chooser=chooser, offline_pin=self.offline_pin)
         data = TransactionData(amount=amount.minor, currency_numeric=amount.currency.numeric,
                                currency_exponent=amount.currency.exponent)
         try:

@@ -12,13 +12,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from drivers.base import CardReader, CardSession
+from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.errors import NoApplication
+from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.selection import Candidate, Chooser, choose_first
 
-__all__ = ["aid_chooser", "card_session", "open_pcsc_reader", "pinpad_entry", "run_card_job"]
+__all__ = [
+    "PinPadEntry",
+    "aid_chooser",
+    "card_session",
+    "open_pcsc_reader",
+    "pinpad_entry",
+    "run_card_job",
+]
 
 T = TypeVar("T")
 
@@ -90,17 +100,31 @@ def aid_chooser(aid_hex: str | None) -> Chooser:
     return choose
 
 
+@dataclass(frozen=True)
+class PinPadEntry:
+    """The kernel's two PIN callbacks over one serial PIN pad: online PIN (enciphered under
+    DUKPT for the issuer) and offline enciphered PIN (enciphered for the card itself)."""
+
+    online: PinCallback
+    offline: OfflinePinCallback
+
+
 @asynccontextmanager
-async def pinpad_entry(port: str, baud: int, pin_timeout_s: float) -> AsyncIterator[Any]:
-    """The kernel's online-PIN callback over the serial PIN pad on ``port``: the PIN is
-    entered and enciphered on the pad; the terminal only carries the block and the KSN."""
+async def pinpad_entry(port: str, baud: int, pin_timeout_s: float
+                       ) -> AsyncIterator[PinPadEntry]:
+    """The serial PIN pad on ``port``: the PIN is entered and enciphered on the pad; the
+    terminal only carries the block (and the KSN) to the issuer or the card."""
     from drivers.pinpad.serial_pinpad import SerialPinPad
-    from terminal.emv.cvm import OnlinePinRequest
 
     async with SerialPinPad(port, baud) as pad:
 
-        async def pin_entry(request: OnlinePinRequest) -> Any:
+        async def online(request: OnlinePinRequest) -> Any:
             return await pad.get_pin(request.pan, request.amount, request.currency_numeric,
                                      timeout_s=pin_timeout_s)
 
-        yield pin_entry
+        async def offline(request: OfflinePinRequest) -> bytes:
+            return await pad.encipher_pin_for_card(
+                request.modulus, request.exponent, request.challenge, request.amount,
+                request.currency_numeric, timeout_s=pin_timeout_s)
+
+        yield PinPadEntry(online, offline)

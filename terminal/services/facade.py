@@ -38,6 +38,7 @@ from terminal.store.checkpoints import sign_checkpoint
 if TYPE_CHECKING:
     from edge_sync.pop import PopClient
     from terminal.emv.cvm import PinCallback
+    from terminal.emv.offline_pin import OfflinePinCallback
     from terminal.payments.manager import PaymentManager
 
 __all__ = ["KeyStoreSigningKeys", "TerminalServices"]
@@ -215,6 +216,7 @@ class TerminalServices:
 
     @contextlib.asynccontextmanager
     async def payments(self, *, pin_entry: PinCallback | None = None,
+                       offline_pin: OfflinePinCallback | None = None,
                        locale: str = "fr") -> AsyncIterator[PaymentManager]:
         """The payment manager on this loop: the process's router, the PoP client, the key
         store, the PIN pad's ``pin_entry``; the links close with the block."""
@@ -225,7 +227,8 @@ class TerminalServices:
             yield PaymentManager(
                 profile=self.profile, store=self.store, card_keys=self.key_store(),
                 router=self.router(), pop=self.pop_client(stack),
-                kernel_config=self.kernel_config, pin_entry=pin_entry, locale=locale,
+                kernel_config=self.kernel_config, pin_entry=pin_entry,
+                offline_pin=offline_pin, locale=locale,
             )
 
     def end_of_day(self, day: dt.date) -> list[CurrencyTotal]:

@@ -250,3 +250,19 @@ def test_ctrl_c_during_card_transact_queues_the_reversal(counter: tuple[Path, Pa
 def _reversals(status_json: str) -> int:
     rows = json.loads(status_json)["destinations"]
     return sum(r["depth"] for r in rows if r["destination"].startswith("psp:"))
+
+
+def test_pay_with_offline_enciphered_pin(counter: tuple[Path, Path],
+                                         pinpad_process_factory: object,  # noqa: F811
+                                         ) -> None:
+    """The co-badged domestic card prefers offline enciphered PIN (CVM 44): `etika pay`
+    hands the PIN pad to the kernel for it, and the receipt says PIN verified offline."""
+    profile, data_dir = counter
+    pad = pinpad_process_factory("1234")  # type: ignore[operator]
+    paid = etika(profile, data_dir, "pay", "--amount", "25.00", "--simulated",
+                 "domestic-visa", "--pinpad", pad, "--json")
+    assert paid.returncode == 0, paid.stderr
+    sale = json.loads(paid.stdout)
+    assert (sale["emv"]["aid"], sale["emv"]["cvm"]) == ("D5040000011010",
+                                                        "offline_enciphered_pin")
+    assert sale["approved"], sale["reason"]

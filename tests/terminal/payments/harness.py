@@ -29,7 +29,7 @@ from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.money import Amount, currency
 from terminal.payments.manager import PaymentManager
 from terminal.payments.model import SaleRequest
-from terminal.profile import PaymentsSettings, Profile, load_profile
+from terminal.profile import OfflineLimits, PaymentsSettings, Profile, load_profile
 from terminal.store import Store
 from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.psp import host_context
@@ -79,9 +79,13 @@ class Counter:
 async def counter(data_dir: Path, *, faults: str = "", card: str = "visa-credit",
                   interface: str = "contact", deadline_ms: int = 2000,
                   connector_timeout_s: float = 1.0, host_down: bool = False,
-                  pop: InMemoryPopBackend | None = None) -> AsyncIterator[Counter]:
+                  pop: InMemoryPopBackend | None = None,
+                  offline: OfflineLimits | None = None) -> AsyncIterator[Counter]:
     profile = load_profile(DEFAULT_PROFILE)
-    profile = profile.model_copy(update={"payments": PaymentsSettings(deadline_ms=deadline_ms)})
+    update: dict[str, object] = {"payments": PaymentsSettings(deadline_ms=deadline_ms)}
+    if offline is not None:
+        update["offline"] = offline
+    profile = profile.model_copy(update=update)
     acquirer = Acquirer(private_key_path("iso8583").read_bytes())
     host = Iso8583Host(acquirer, parse_faults(faults))
     port = await host.start()

@@ -106,22 +106,31 @@ async def test_host_down_offline_limits(data_dir: Path, amount: str, state: str 
             assert ("psp:cih", "advice", "pending") in c.outbox(out.payment_id)
 
 
-async def test_cumulative_offline_limit(data_dir: Path) -> None:
-    """The offline total per currency (5000.00 MAD) counts approvals whose advice is still
-    queued: the sale that would pass it is declined and says to sync first."""
-    async with counter(data_dir, host_down=True) as c:
-        c.store.connection.execute("UPDATE payments SET status = status")  # store is open
-        states = []
-        for _ in range(6):
-            out = await c.manager.sale(sale("900.00"), c.reader)
-            states.append(out.state)
-        assert "financial_declined" in states
-        declined = [s for s in states if s == "financial_declined"]
-        assert len(declined) >= 1
-        last = c.store.connection.execute(
-            "SELECT reason FROM payments WHERE status = 'financial_declined' "
-            "ORDER BY created_at DESC").fetchone()[0]
-        assert "sync first" in last or "offline" in last
+@pytest.mark.parametrize(
+    ("max_count", "total",  "second_ok", "why"),
+    [
+        (50,          5000,     True,        None),                         # at the total
+        (50,          4999,     False,       "would pass 49.99 MAD; sync first"),
+        (1,           500000,   False,       "1 offline approvals are waiting to sync"),
+    ],
+)
+async def test_cumulative_offline_limits(data_dir: Path, max_count: int, total: int,
+                                         second_ok: bool, why: str | None) -> None:
+    """The offline total per currency and the count of approvals whose advice is still
+    queued: a second offline approval of 25.00 (one the simulated card approves offline) is
+    allowed at the bound and declined just past it, with the limit named."""
+    from terminal.profile import OfflineLimits
+
+    limits = OfflineLimits(max_count=max_count, max_age_s=86400,
+                           max_per_transaction={"MAD": 2500},
+                           max_cumulative={"MAD": total})
+    async with counter(data_dir, host_down=True, offline=limits) as c:
+        first = await c.manager.sale(sale("25.00"), c.reader)
+        second = await c.manager.sale(sale("25.00"), c.reader)
+        assert first.approved and first.offline, first.reason
+        assert second.approved is second_ok, second.reason
+        if why is not None:
+            assert why in second.reason
 
 
 async def test_deadline_cancels_and_queues_the_reversal(data_dir: Path) -> None:
