@@ -92,7 +92,7 @@ class TerminalServices:
         self._signing_keys = signing_keys
         #: An injected reader (simulated card, test double); ``None``: PC/SC via pcscd.
         self.card_reader = card_reader
-        self._router_factory = router_factory or build_persistent_router
+        self._router_factory = router_factory or self._profile_router
         self._router: Router | None = None
         self._kernel_config: KernelConfig | None = None
         self._sync: SyncService | None = None
@@ -123,6 +123,15 @@ class TerminalServices:
             await router.aclose()
 
     # --- parts -------------------------------------------------------------------------
+
+    def _profile_router(self, profile: Profile, store: Store) -> Router:
+        """The profile's router with this terminal's STANs, PSP credentials, P2PE pins and
+        (for hosts that want one) MAC key in the token, opened only when asked for."""
+        from hsm.mac import Pkcs11Cmac
+
+        return build_persistent_router(
+            profile, store, data_dir=self.data_dir,
+            mac_for=lambda name: Pkcs11Cmac(self.key_store().owner, name))
 
     @property
     def database_path(self) -> Path:

@@ -12,16 +12,19 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from edge_sync.connectors import Amount as PspAmount
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.errors import PspError, ReversalPending
+from edge_sync.connectors.iso8583_mac import MessageAuthenticator
 from terminal.emv.errors import NoApplication
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import pan_from_card
 from terminal.money import Amount
 from terminal.profile import Profile
 from terminal.psp_routing import KernelAuthoriser, build_router
+from terminal.psp_trust import P2pePins
 from terminal.store import OutboxMessage, StateChange, Store
 from terminal.store.psp_trace import SqliteStanSource
 
@@ -38,10 +41,21 @@ __all__ = [
 REVERSAL_PRIORITY = 10
 
 
-def build_persistent_router(profile: Profile, store: Store) -> Router:
+def build_persistent_router(profile: Profile, store: Store, *, data_dir: Path | None = None,
+                            mac_for: Callable[[str], MessageAuthenticator] | None = None
+                            ) -> Router:
     """The profile's router whose ISO 8583 STANs come from the store (never reused after a
-    restart: an acquirer takes a repeated STAN of the day for a duplicate)."""
-    return build_router(profile, stan_source=lambda name: SqliteStanSource(store, name))
+    restart: an acquirer takes a repeated STAN of the day for a duplicate). With the data
+    dir, REST secrets come from ``<data-dir>/psp-credentials/<connector>`` and every P2PE
+    key is checked against the terminal's own pins (``<data-dir>/p2pe-pins.toml``, trust on
+    first use, then strict); ``mac_for`` gives ISO 8583 hosts with ``mac = true`` their MAC
+    key in the token."""
+    return build_router(
+        profile, stan_source=lambda name: SqliteStanSource(store, name),
+        credentials_dir=data_dir / "psp-credentials" if data_dir is not None else None,
+        p2pe_pins=P2pePins(data_dir / "p2pe-pins.toml") if data_dir is not None else None,
+        mac_for=mac_for,
+    )
 
 
 def network_for_aid(profile: Profile, aid: bytes) -> str:

@@ -122,3 +122,23 @@ def test_store_is_opened_lazily(default_profile_dir: Path, tmp_path: Path) -> No
         assert not services.database_path.exists()
         assert isinstance(services.store, Store)
         assert services.database_path.exists()
+
+
+def test_router_pins_the_psp_keys_in_the_data_dir(default_profile_dir: Path, data_dir: Path,
+                                                  tmp_path: Path) -> None:
+    """The services' router pins each PSP's P2PE key on first use in the data dir; a profile
+    whose key was swapped afterwards (a pushed config, a stolen terminal) is refused."""
+    import shutil
+
+    from terminal.errors import ConfigError
+
+    with TerminalServices(load_profile(default_profile_dir), data_dir) as services:
+        services.router()
+    assert (data_dir / "p2pe-pins.toml").is_file()
+    swapped = tmp_path / "swapped"
+    shutil.copytree(default_profile_dir, swapped)
+    (swapped / "p2pe" / "iso8583-test.pem").write_bytes(
+        (swapped / "p2pe" / "stripe-test.pem").read_bytes())
+    with TerminalServices(load_profile(swapped), data_dir) as services, \
+            pytest.raises(ConfigError, match="(?i)p2pe|pin"):
+        services.router()
