@@ -140,5 +140,5 @@ def test_router_pins_the_psp_keys_in_the_data_dir(default_profile_dir: Path, dat
     (swapped / "p2pe" / "iso8583-test.pem").write_bytes(
         (swapped / "p2pe" / "stripe-test.pem").read_bytes())
     with TerminalServices(load_profile(swapped), data_dir) as services, \
-            pytest.raises(ConfigError, match="(?i)p2pe|pin"):
+            pytest.raises(ConfigError, match=r"(?i)p2pe|pin"):
         services.router()
