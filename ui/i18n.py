@@ -59,6 +59,9 @@ _EN: dict[str, str] = {
     "approved_offline_next": "the bank will be told when the terminal is back online",
     "pop_pending": "APPROVED · PoP PENDING",
     "pop_pending_next": "the PoP record is kept and sent again; nothing to do",
+    "to_reconcile": "APPROVED · TO RECONCILE",
+    "to_reconcile_next": "the bank approved; the PoP back end refused its record: the "
+                         "platform is alerted, keep the receipt",
     "declined": "DECLINED",
     "cancelled": "CANCELLED",
     "cancelled_next": "nothing was charged; a reversal is queued if the bank had approved",
@@ -163,6 +166,9 @@ _FR: dict[str, str] = {
     "approved_offline_next": "la banque sera informée au retour de la connexion",
     "pop_pending": "ACCEPTÉ · PoP EN ATTENTE",
     "pop_pending_next": "l'enregistrement PoP est conservé et renvoyé ; rien à faire",
+    "to_reconcile": "ACCEPTÉ · À RAPPROCHER",
+    "to_reconcile_next": "la banque a accepté ; le PoP a refusé l'enregistrement : la "
+                         "plateforme est alertée, gardez le ticket",
     "declined": "REFUSÉ",
     "cancelled": "ANNULÉ",
     "cancelled_next": "rien n'a été débité ; une annulation est en file si la banque avait accepté",

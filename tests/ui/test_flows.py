@@ -94,6 +94,18 @@ async def test_pop_pending_is_shown_apart_from_approved() -> None:
         assert app.screen.query_one("#verdict").has_class("pop_pending")
 
 
+async def test_pop_refused_after_approval_is_to_reconcile_not_declined() -> None:
+    """A sale the bank approved but whose PoP record was refused is not shown as declined."""
+    fake = FakeCounterServices(sales=[ScriptedSale(state="needs_reconciliation",
+                                                   reason="PoP refused the record")])
+    app = counter_app(fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await charge(pilot, app, "60")
+        await settle(pilot, app, ResultScreen)
+        assert "À RAPPROCHER" in text(app, "#verdict")
+        assert "REFUSÉ" not in text(app, "#verdict")
+
+
 async def test_application_choice_asks_and_uses_the_chosen_one() -> None:
     """A card with two applications opens the choice; key 2 picks the second."""
     script = ScriptedSale(applications=("VISA CREDIT", "CMI DOMESTIQUE"))

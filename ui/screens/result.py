@@ -27,7 +27,7 @@ __all__ = ["ResultScreen", "ResultView", "verdict_of"]
 class ResultView:
     """What the result screen shows, whatever produced it."""
 
-    verdict: str  # approved | approved_offline | pop_pending | declined | cancelled
+    verdict: str  # approved | approved_offline | pop_pending | to_reconcile | declined | cancelled
     amount: Amount
     reason: str = ""
     payment_id: str | None = None
@@ -44,13 +44,15 @@ def verdict_of(outcome: PaymentOutcome) -> str:
         return "pop_pending"
     if outcome.approved:
         return "approved"
+    if outcome.state == "needs_reconciliation":
+        return "to_reconcile"  # the money was taken; the PoP back end refused its record
     if outcome.state in ("cancelled", "reversed", "reversal_pending"):
         return "cancelled"
     return "declined"
 
 
 _NEXT = {"approved_offline": "approved_offline_next", "pop_pending": "pop_pending_next",
-         "cancelled": "cancelled_next"}
+         "cancelled": "cancelled_next", "to_reconcile": "to_reconcile_next"}
 
 
 class ResultScreen(CounterScreen):
@@ -88,8 +90,8 @@ class ResultScreen(CounterScreen):
     def compose(self) -> ComposeResult:
         view = self.view
         locale = self.services.info.locale
-        mark = "✔" if view.verdict.startswith("approved") or view.verdict == "pop_pending" \
-            else "✘"
+        mark = "✔" if view.verdict.startswith("approved") \
+            or view.verdict in ("pop_pending", "to_reconcile") else "✘"
         with Horizontal(id="result-body"):
             with Vertical(id="result-main"):
                 yield Static(f"{mark} {self.labels(view.verdict)}  "
