@@ -47,7 +47,9 @@ from edge_sync.connectors.iso8583_messages import HostContext
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.outbox import RetryPolicy
 from edge_sync.platform.api import create_app
+from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.storage import open_storage
+from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from hsm import KeyStore
 from hsm.fake import SoftwareKeyStore
@@ -370,10 +372,14 @@ async def _final_sync(services: TerminalServices, storage: Any) -> int:
                               batch_size=200, max_in_flight=400, ack_timeout_s=10,
                               retry=RetryPolicy(base_s=0.01, cap_s=0.05))
     outbox = SqliteOutbox(services.store)
+    # The in-process platform signs its acks; the link verifies them with its public half.
+    platform_key = SoftwareSigner.generate()
     platform = HttpsTransport(
         HttpsLinkSettings(terminal_id=services.profile.terminal.terminal_id,
-                          base_url="http://platform", max_batch=200),
-        transport=httpx.ASGITransport(app=create_app(storage)))
+                          base_url="http://platform", max_batch=200,
+                          platform_public_key=platform_key.public_key_pem()),
+        transport=httpx.ASGITransport(
+            app=create_app(storage, Ingestor(storage, signer=platform_key))))
     depth = -1
     async with platform, contextlib.AsyncExitStack() as stack:
         routes: dict[str, Any] = {"platform": platform,
