@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Protocol
+
+
+class CommandGroups(Protocol):
+    """What a command group's ``register(groups)`` receives: the ``etika`` subcommands, to
+    add its own parser to (``argparse``'s subparsers action satisfies it)."""
+
+    def add_parser(self, name: str, *, help: str | None = ...,
+                   description: str | None = ...) -> argparse.ArgumentParser: ...
 
 __all__ = [
+    "CommandGroups",
     "baud",
     "key_version",
     "not_empty",

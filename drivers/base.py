@@ -191,7 +191,7 @@ class PinPad(Protocol):
         ...
 
     async def cancel(self) -> None:
-        """Abort a PIN entry in progress (its ``get_pin`` raises ``PinEntryCancelled``)."""
+        """Abort a PIN entry in progress (its ``get_pin`` raises ``PinEntryCancelledError``)."""
         ...
 
     async def ping(self) -> dict[str, str]:

@@ -17,12 +17,12 @@
         │   └── ReaderFaultError     any other PC/SC failure
         └── PinPadError           (serial PIN pad; every leaf carries ``port``)
             ├── PinPadPortError          the port cannot be opened: check the path/cable/permissions
-            ├── PinPadDisconnected       the device went away mid-exchange (unplugged, hang-up)
-            ├── PinPadNoAnswer           no ACK or answer after three tries: check power/baud rate
+            ├── PinPadDisconnectedError  the device went away mid-exchange (unplugged, hang-up)
+            ├── PinPadNoAnswerError      no ACK or answer after three tries: check power/baud rate
             ├── PinPadFrameError         the device keeps sending frames we cannot decode
             ├── PinPadDeviceError        the device refused the request (no key, key exhausted)
-            ├── PinEntryCancelled        the cardholder (or the terminal) cancelled PIN entry
-            └── PinEntryTimeout          the cardholder did not finish the PIN in time
+            ├── PinEntryCancelledError   the cardholder (or the terminal) cancelled PIN entry
+            └── PinEntryTimeoutError     the cardholder did not finish the PIN in time
 
 Each driver maps its library's exceptions (pyscard, pyserial) to these at its edge with
 ``raise ... from exc``. No leaf ever carries a PAN or PIN: the PIN never reaches the
@@ -37,13 +37,13 @@ from etika_errors import EtikaError
 
 __all__ = [
     "DriverError",
-    "PinEntryCancelled",
-    "PinEntryTimeout",
+    "PinEntryCancelledError",
+    "PinEntryTimeoutError",
     "PinPadDeviceError",
-    "PinPadDisconnected",
+    "PinPadDisconnectedError",
     "PinPadError",
     "PinPadFrameError",
-    "PinPadNoAnswer",
+    "PinPadNoAnswerError",
     "PinPadPortError",
     "ReaderError",
 ]
@@ -69,11 +69,11 @@ class PinPadPortError(PinPadError):
     """The serial port cannot be opened (missing device node, permissions, busy)."""
 
 
-class PinPadDisconnected(PinPadError):
+class PinPadDisconnectedError(PinPadError):
     """The PIN pad went away during an exchange (unplugged, line hung up)."""
 
 
-class PinPadNoAnswer(PinPadError):
+class PinPadNoAnswerError(PinPadError):
     """The PIN pad did not acknowledge or answer after every retransmission."""
 
 
@@ -85,9 +85,9 @@ class PinPadDeviceError(PinPadError):
     """The PIN pad answered but refused the request (no key loaded, KSN exhausted...)."""
 
 
-class PinEntryCancelled(PinPadError):
+class PinEntryCancelledError(PinPadError):
     """PIN entry was cancelled: the cardholder pressed CANCEL or the terminal asked."""
 
 
-class PinEntryTimeout(PinPadError):
+class PinEntryTimeoutError(PinPadError):
     """The cardholder did not complete the PIN before the PIN pad's entry timeout."""

@@ -54,7 +54,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge_sync.errors import DownlinkRejected, MessageFormatError, SignatureError
+from edge_sync.errors import DownlinkRejectedError, MessageFormatError, SignatureError
 from edge_sync.messages import Downlink, parse_downlink, verify_downlink
 from edge_sync.outbox import ALERT_DESTINATION, ALERT_KIND, ALERT_PRIORITY, Outbox, alert_payload
 
@@ -220,13 +220,13 @@ class DownlinkHooks(Protocol):
         ...
 
     def apply_config(self, update: ConfigUpdate) -> None:
-        """Write, validate and swap in the profile; :class:`DownlinkRejected` if invalid."""
+        """Write, validate and swap in the profile; :class:`DownlinkRejectedError` if invalid."""
         ...
 
     def store_blacklist(self, update: BlacklistUpdate) -> None: ...
 
     def store_crl(self, update: CrlUpdate) -> None:
-        """Apply a revocation list update to the profile; :class:`DownlinkRejected` if not."""
+        """Apply a revocation list update to the profile; :class:`DownlinkRejectedError` if not."""
         ...
 
     def store_fx(self, update: FxUpdate) -> None: ...
@@ -355,7 +355,7 @@ class DownlinkHandler:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, older)
         try:
             await self._apply(downlink, payload)
-        except DownlinkRejected as exc:
+        except DownlinkRejectedError as exc:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, exc.message)
         except RecursionError:
             return await self._refuse(
@@ -499,7 +499,7 @@ class MemoryDownlinkHooks:
 
     def apply_config(self, update: ConfigUpdate) -> None:
         if self.refuse_config is not None:
-            raise DownlinkRejected(self.refuse_config, reason="invalid profile")
+            raise DownlinkRejectedError(self.refuse_config, reason="invalid profile")
         self.configs.append(update)
 
     def store_blacklist(self, update: BlacklistUpdate) -> None:

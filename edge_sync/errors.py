@@ -7,8 +7,8 @@ One leaf per distinct recovery action::
         ├── MessageFormatError     a message does not match the wire contract: refuse it, say why
         ├── SignatureError         a signature does not verify: refuse the message, report up
         ├── TransportError         the link is down or failed mid-send: retry later / fall back
-        │   └── AckTimeout         sent, no acknowledgement in time: resend (receiver dedups)
-        ├── DownlinkRejected       a downlink was refused (bad profile, unknown command): report up
+        │   └── AckTimeoutError    sent, no acknowledgement in time: resend (receiver dedups)
+        ├── DownlinkRejectedError  a downlink was refused (bad profile, unknown command): report up
         └── PopError               the PoP back end (etika-pop-consensus) link
             ├── PopUnavailableError    down, timed out, 5xx or garbled answer: retry later
             ├── PopRejectedError       refused the record (``reason``): do not resend as is
@@ -27,8 +27,8 @@ from typing import Any
 from etika_errors import EtikaError
 
 __all__ = [
-    "AckTimeout",
-    "DownlinkRejected",
+    "AckTimeoutError",
+    "DownlinkRejectedError",
     "MessageFormatError",
     "PopError",
     "PopRecordError",
@@ -57,11 +57,11 @@ class TransportError(SyncError):
     """The link (MQTT broker, HTTPS endpoint) is unavailable or failed while sending."""
 
 
-class AckTimeout(TransportError):
+class AckTimeoutError(TransportError):
     """A message was sent but its acknowledgement did not arrive in time."""
 
 
-class DownlinkRejected(SyncError):
+class DownlinkRejectedError(SyncError):
     """A downlink message was refused; ``reason`` says why (it is reported to the platform)."""
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hsm.errors import PinMissing, SoftHsmConfInvalid
+from hsm.errors import PinMissingError, SoftHsmConfInvalidError
 
 __all__ = [
     "DEFAULT_MODULE",
@@ -73,7 +73,7 @@ def ensure_softhsm_conf(data_dir: Path, environ: dict[str, str] | None = None) -
         if not conf.exists():
             conf.write_text(softhsm_conf_text(data_dir))
     except OSError as exc:
-        raise SoftHsmConfInvalid(
+        raise SoftHsmConfInvalidError(
             f"cannot prepare the token directory {tokens} and its {conf.name}: "
             f"{exc.strerror or exc}; {tokens.parent} must be a writable directory "
             "(move aside whatever file is in the way)",
@@ -92,7 +92,7 @@ def _check_softhsm_conf(conf: Path, tokens: Path) -> None:
         text = conf.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise SoftHsmConfInvalid(f"cannot read {conf}: {reason}; {remedy}",
+        raise SoftHsmConfInvalidError(f"cannot read {conf}: {reason}; {remedy}",
                                  path=str(conf)) from exc
     tokendir = None
     for line in text.splitlines():
@@ -100,12 +100,12 @@ def _check_softhsm_conf(conf: Path, tokens: Path) -> None:
         if sep and key.strip() == "directories.tokendir":
             tokendir = value.strip()
     if not tokendir:
-        raise SoftHsmConfInvalid(
+        raise SoftHsmConfInvalidError(
             f"{conf} is not a SoftHSM2 configuration (no directories.tokendir line); {remedy}",
             path=str(conf),
         )
     if not Path(tokendir).is_dir():
-        raise SoftHsmConfInvalid(
+        raise SoftHsmConfInvalidError(
             f"{conf}: directories.tokendir {tokendir} is not a directory (was the data "
             f"directory moved?); {remedy}",
             path=str(conf),
@@ -125,20 +125,20 @@ def read_pin(
     try:
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise PinMissing(
+        raise PinMissingError(
             f"no {'SO' if so else 'user'} PIN: {path} does not exist and {name} is not set; "
             "run etika hsm init",
             path=str(path),
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise PinMissing(
+        raise PinMissingError(
             f"cannot read the PIN file {path}: {reason}; it must hold the token's "
             f"{'SO' if so else 'user'} PIN on one line (or set {name})",
             path=str(path),
         ) from exc
     if not value:
-        raise PinMissing(f"the PIN file {path} is empty; delete it and run etika hsm init",
+        raise PinMissingError(f"the PIN file {path} is empty; delete it and run etika hsm init",
                          path=str(path))
     return value
 

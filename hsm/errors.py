@@ -4,21 +4,21 @@
 
     EtikaError
     └── HsmError                 the key store failed; a generic device or library fault
-        ├── ModuleMissing        the PKCS#11 module cannot be loaded
-        ├── TokenMissing         no token ``etika-terminal`` (run ``etika hsm init``)
-        ├── SoftHsmConfInvalid   ``<data-dir>/softhsm/`` or ``softhsm2.conf`` unusable (fix it)
-        ├── TokenInitFailed      ``softhsm2-util`` could not create the token
-        ├── PinMissing           no PIN file and no ``ETIKA_HSM_PIN``
-        ├── WrongPin             the token refused the PIN
-        │   └── PinLocked        too many wrong PINs; the security officer must reset it
-        ├── KeyMissing           a key label is not in the token (run ``etika hsm init``)
-        ├── KeyImportFailed      a wrapped key did not unwrap, or its check value differs
-        ├── TokenFull            the token has no room for another object
-        ├── KeyStoreClosed       a closed key store was used again
-        ├── VaultBlobInvalid     a vault blob, its IV or its associated data was changed
-        ├── TokenSpaceExhausted  no free token left for a PAN's first 6 and last 4 digits
-        ├── SignatureInvalid     a signature does not verify under the given public key
-        └── EnvelopeInvalid      a P2PE envelope does not decrypt (PSP side)
+        ├── ModuleMissingError   the PKCS#11 module cannot be loaded
+        ├── TokenMissingError    no token ``etika-terminal`` (run ``etika hsm init``)
+        ├── SoftHsmConfInvalidError ``<data-dir>/softhsm/`` or ``softhsm2.conf`` unusable (fix it)
+        ├── TokenInitFailedError ``softhsm2-util`` could not create the token
+        ├── PinMissingError      no PIN file and no ``ETIKA_HSM_PIN``
+        ├── WrongPinError        the token refused the PIN
+        │   └── PinLockedError   too many wrong PINs; the security officer must reset it
+        ├── KeyMissingError      a key label is not in the token (run ``etika hsm init``)
+        ├── KeyImportFailedError a wrapped key did not unwrap, or its check value differs
+        ├── TokenFullError       the token has no room for another object
+        ├── KeyStoreClosedError  a closed key store was used again
+        ├── VaultBlobInvalidError a vault blob, its IV or its associated data was changed
+        ├── TokenSpaceExhaustedError no free token left for a PAN's first 6 and last 4 digits
+        ├── SignatureInvalidError a signature does not verify under the given public key
+        └── EnvelopeInvalidError a P2PE envelope does not decrypt (PSP side)
 
 Every python-pkcs11 exception is mapped to one of these at the session boundary by
 :func:`map_pkcs11_error`, through the explicit table :data:`PKCS11_ERROR_MAP`;
@@ -36,22 +36,22 @@ from etika_errors import EtikaError
 
 __all__ = [
     "PKCS11_ERROR_MAP",
-    "EnvelopeInvalid",
+    "EnvelopeInvalidError",
     "HsmError",
-    "KeyImportFailed",
-    "KeyMissing",
-    "KeyStoreClosed",
-    "ModuleMissing",
-    "PinLocked",
-    "PinMissing",
-    "SignatureInvalid",
-    "SoftHsmConfInvalid",
-    "TokenFull",
-    "TokenInitFailed",
-    "TokenMissing",
-    "TokenSpaceExhausted",
-    "VaultBlobInvalid",
-    "WrongPin",
+    "KeyImportFailedError",
+    "KeyMissingError",
+    "KeyStoreClosedError",
+    "ModuleMissingError",
+    "PinLockedError",
+    "PinMissingError",
+    "SignatureInvalidError",
+    "SoftHsmConfInvalidError",
+    "TokenFullError",
+    "TokenInitFailedError",
+    "TokenMissingError",
+    "TokenSpaceExhaustedError",
+    "VaultBlobInvalidError",
+    "WrongPinError",
     "map_pkcs11_error",
 ]
 
@@ -60,7 +60,7 @@ class HsmError(EtikaError):
     """Root of the key store's errors; raised as such for device or library faults."""
 
 
-class ModuleMissing(HsmError):
+class ModuleMissingError(HsmError):
     """The PKCS#11 module (shared library) cannot be loaded."""
 
     def __init__(self, module: str, reason: str) -> None:
@@ -71,7 +71,7 @@ class ModuleMissing(HsmError):
         )
 
 
-class TokenMissing(HsmError):
+class TokenMissingError(HsmError):
     """No token carries the expected label."""
 
     def __init__(self, label: str) -> None:
@@ -81,11 +81,11 @@ class TokenMissing(HsmError):
         )
 
 
-class TokenInitFailed(HsmError):
+class TokenInitFailedError(HsmError):
     """Creating the token with ``softhsm2-util`` failed."""
 
 
-class SoftHsmConfInvalid(HsmError):
+class SoftHsmConfInvalidError(HsmError):
     """``<data-dir>/softhsm/`` cannot be prepared, or its ``softhsm2.conf`` cannot be read or
     names no token directory.
 
@@ -95,11 +95,11 @@ class SoftHsmConfInvalid(HsmError):
     """
 
 
-class PinMissing(HsmError):
+class PinMissingError(HsmError):
     """No PIN file and no PIN in the environment."""
 
 
-class WrongPin(HsmError):
+class WrongPinError(HsmError):
     """The token refused the PIN."""
 
     def __init__(self, label: str, reason: str = "the PIN is incorrect") -> None:
@@ -110,7 +110,7 @@ class WrongPin(HsmError):
         )
 
 
-class PinLocked(WrongPin):
+class PinLockedError(WrongPinError):
     """Too many wrong PINs: the security officer must reset the user PIN."""
 
     def __init__(self, label: str) -> None:
@@ -122,7 +122,7 @@ class PinLocked(WrongPin):
         )
 
 
-class KeyMissing(HsmError):
+class KeyMissingError(HsmError):
     """A key the operation needs is not in the token."""
 
     def __init__(self, label: str, remedy: str | None = None) -> None:
@@ -133,11 +133,11 @@ class KeyMissing(HsmError):
         )
 
 
-class KeyImportFailed(HsmError):
+class KeyImportFailedError(HsmError):
     """A wrapped key did not unwrap under the transport key, or its KCV differs."""
 
 
-class TokenFull(HsmError):
+class TokenFullError(HsmError):
     """The token has no memory left for another object."""
 
     def __init__(self, label: str = "etika-terminal") -> None:
@@ -147,23 +147,23 @@ class TokenFull(HsmError):
         )
 
 
-class KeyStoreClosed(HsmError):
+class KeyStoreClosedError(HsmError):
     """A key store (or its session) was used after ``close()``."""
 
 
-class VaultBlobInvalid(HsmError):
+class VaultBlobInvalidError(HsmError):
     """A vault blob failed authentication: the blob, its IV or its associated data changed."""
 
 
-class TokenSpaceExhausted(HsmError):
+class TokenSpaceExhaustedError(HsmError):
     """Every candidate token for this BIN and last 4 digits is bound to another card."""
 
 
-class SignatureInvalid(HsmError):
+class SignatureInvalidError(HsmError):
     """A signature does not verify under the given public key."""
 
 
-class EnvelopeInvalid(HsmError):
+class EnvelopeInvalidError(HsmError):
     """A P2PE envelope is malformed or does not decrypt under the PSP's private key."""
 
 
@@ -180,7 +180,7 @@ _MODULE = "module"
 _DEVICE = "device"
 
 #: Every exception class of ``pkcs11.exceptions`` and the kind of error it becomes.
-#: ``vault`` kinds only become :class:`VaultBlobInvalid` while opening a vault blob (SoftHSM
+#: ``vault`` kinds only become :class:`VaultBlobInvalidError` while opening a vault blob (SoftHSM
 #: 2.6.1 reports a failed GCM tag check as ``CKR_GENERAL_ERROR``); elsewhere they are
 #: device faults. Kept explicit (no fall-through) so that a new class
 #: in a python-pkcs11 upgrade fails ``tests/hsm/test_errors.py`` until it is placed.
@@ -291,23 +291,23 @@ def map_pkcs11_error(
     name = type(exc).__name__
     fields: dict[str, Any] = {"pkcs11_error": name, "where": where}
     if kind == _PIN:
-        return WrongPin(label, reason=name)
+        return WrongPinError(label, reason=name)
     if kind == _LOCKED:
-        return PinLocked(label)
+        return PinLockedError(label)
     if kind == _TOKEN:
-        return TokenMissing(label)
+        return TokenMissingError(label)
     if kind == _KEY:
-        return KeyMissing(key_label or "(unknown key)")
+        return KeyMissingError(key_label or "(unknown key)")
     if kind == _FULL:
-        return TokenFull(label)
+        return TokenFullError(label)
     if kind == _IMPORT:
-        return KeyImportFailed(
+        return KeyImportFailedError(
             f"the wrapped key did not unwrap while {where} ({name}); check the transport key "
             "and that the file was wrapped with AES key wrap (RFC 3394)",
             **fields,
         )
     if kind == _VAULT and opening_vault:
-        return VaultBlobInvalid(
+        return VaultBlobInvalidError(
             f"the vault blob does not authenticate while {where} ({name}): the blob, its IV "
             "or its token/key version was changed; the card must be read again",
             **fields,

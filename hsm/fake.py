@@ -33,7 +33,7 @@ from hsm.cards import (
     check_pan,
     mask_pan,
 )
-from hsm.errors import KeyMissing, TokenSpaceExhausted, VaultBlobInvalid
+from hsm.errors import KeyMissingError, TokenSpaceExhaustedError, VaultBlobInvalidError
 from hsm.keys import KeyPurpose
 from hsm.p2pe import encrypt_card
 
@@ -129,7 +129,7 @@ class SoftwareKeyStore:
 
     def _mac(self, pan: str, version: int) -> bytes:
         if version not in self._tok:
-            raise KeyMissing(f"etika-tokenisation-v{version}")
+            raise KeyMissingError(f"etika-tokenisation-v{version}")
         return hmac.new(self._tok[version], PAN_DOMAIN + pan.encode("ascii"),
                         hashlib.sha256).digest()
 
@@ -143,7 +143,7 @@ class SoftwareKeyStore:
         digest = self._mac(pan, version)
         token = self._registry.bind(digest.hex(), version, candidate_tokens(pan, digest))
         if token is None:
-            raise TokenSpaceExhausted(f"every token for {mask_pan(pan)} is bound to another card")
+            raise TokenSpaceExhaustedError(f"every token for {mask_pan(pan)} is bound to another card")
         return CardToken(token=token, fingerprint=digest.hex(), key_version=version)
 
     def tokenise(self, pan: str, expiry: str) -> TokenisedCard:
@@ -163,12 +163,12 @@ class SoftwareKeyStore:
         parts = vault.unpack(vault_blob)
         key = self._vault.get(parts.key_version)
         if key is None:
-            raise KeyMissing(f"etika-vault-v{parts.key_version}")
+            raise KeyMissingError(f"etika-vault-v{parts.key_version}")
         try:
             clear = AESGCM(key).decrypt(parts.iv, parts.ciphertext,
                                         vault.associated_data(parts.key_version, token))
         except InvalidTag as exc:
-            raise VaultBlobInvalid("the vault blob does not authenticate") from exc
+            raise VaultBlobInvalidError("the vault blob does not authenticate") from exc
         pan, expiry = vault.split_plaintext(clear)
         return CardData(pan=pan, expiry=expiry)
 

@@ -166,7 +166,7 @@ def current_version(session: pkcs11.Session, purpose: KeyPurpose) -> int | None:
 
 def find_key(session: pkcs11.Session, purpose: KeyPurpose, version: int,
              object_class: ObjectClass | None = None) -> Any:
-    """The key object; python-pkcs11's ``NoSuchKey`` (mapped to ``KeyMissing``) if absent."""
+    """The key object; python-pkcs11's ``NoSuchKey`` (mapped to ``KeyMissingError``) if absent."""
     if object_class is None:
         object_class = (ObjectClass.PRIVATE_KEY if purpose is KeyPurpose.SIGNING
                         else ObjectClass.SECRET_KEY)

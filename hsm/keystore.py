@@ -43,7 +43,7 @@ from hsm.cards import (
     mask_pan,
 )
 from hsm.config import HsmSettings
-from hsm.errors import KeyImportFailed, KeyMissing, TokenSpaceExhausted
+from hsm.errors import KeyImportFailedError, KeyMissingError, TokenSpaceExhaustedError
 from hsm.keys import KeyInfo, KeyPurpose
 from hsm.p2pe import encrypt_card
 from hsm.session import SessionOwner
@@ -107,7 +107,7 @@ class KeyStore:
     def current_version(self, purpose: KeyPurpose) -> int:
         versions = self._versions.get(purpose)
         if not versions:
-            raise KeyMissing(k.key_label(purpose, 1))
+            raise KeyMissingError(k.key_label(purpose, 1))
         return versions[-1]
 
     @property
@@ -166,7 +166,7 @@ class KeyStore:
                             "store's (terminal.store.token_map) to tokenise")
         token = self._registry.bind(fingerprint, version, candidate_tokens(pan, digest))
         if token is None:
-            raise TokenSpaceExhausted(
+            raise TokenSpaceExhaustedError(
                 f"every token for {mask_pan(pan)} is bound to another card; rotate the "
                 "tokenisation key (etika hsm rotate tokenisation)",
                 key_version=version,
@@ -205,8 +205,8 @@ class KeyStore:
     def detokenise(self, token: str, vault_blob: bytes) -> CardData:
         """Open a vault blob. Only for the authorised path (:meth:`encrypt_for_psp`).
 
-        Raises :class:`hsm.errors.VaultBlobInvalid` if the blob, its IV, its key version or
-        the token it was sealed for changed; :class:`KeyMissing` if its key was deleted.
+        Raises :class:`hsm.errors.VaultBlobInvalidError` if the blob, its IV, its key version or
+        the token it was sealed for changed; :class:`KeyMissingError` if its key was deleted.
         """
         parts = vault.unpack(vault_blob)
         label = k.key_label(KeyPurpose.VAULT, parts.key_version)
@@ -251,7 +251,7 @@ class KeyStore:
         held = self.key_versions().get(KeyPurpose.SIGNING, [])
         if held and version not in held:
             # A version that was never created: rotating makes the next one, init would not.
-            raise KeyMissing(label, remedy=(
+            raise KeyMissingError(label, remedy=(
                 f"the token holds signing key version(s) {', '.join(map(str, held))}; "
                 "etika hsm rotate signing creates the next one"))
         der = self._owner.run(lambda s: k.public_key_der(s, version),
@@ -295,7 +295,7 @@ class KeyStore:
         The transport key enters the token as a session object (gone when the session
         ends); the imported key is created sensitive and non-extractable, with the same
         template as a generated one. If ``expected_kcv`` is given and differs, the new key
-        is destroyed and :class:`KeyImportFailed` raised.
+        is destroyed and :class:`KeyImportFailedError` raised.
         """
         if purpose is KeyPurpose.SIGNING:
             raise ValueError("signing keys are generated in the token, never imported")
@@ -324,7 +324,7 @@ class KeyStore:
                     p11.EncryptedDataLenRange) as exc:
                 # SoftHSM 2.6.1 reports a failed RFC 3394 integrity check as
                 # CKR_GENERAL_ERROR: here it can only mean a wrong KEK or a damaged file.
-                raise KeyImportFailed(
+                raise KeyImportFailedError(
                     f"the wrapped {purpose.value} key did not unwrap ({type(exc).__name__}): "
                     "check the transport key and the import file",
                     pkcs11_error=type(exc).__name__,
@@ -334,7 +334,7 @@ class KeyStore:
             kcv = k.token_kcv(session, purpose, version)
             if expected_kcv is not None and kcv.lower() != expected_kcv.lower():
                 key.destroy()
-                raise KeyImportFailed(
+                raise KeyImportFailedError(
                     f"the imported {purpose.value} key has KCV {kcv}, expected "
                     f"{expected_kcv.lower()}: wrong transport key or wrong file; not imported",
                     kcv=kcv,

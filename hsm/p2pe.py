@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hsm.cards import CardData
-from hsm.errors import EnvelopeInvalid
+from hsm.errors import EnvelopeInvalidError
 
 __all__ = ["SCHEME_ECIES_P256", "SCHEME_RSA_OAEP_SHA256", "decrypt_card", "encrypt_card"]
 
@@ -86,8 +86,8 @@ def encrypt_card(psp_public_key_pem: bytes, card: CardData, context: bytes = b""
     raise ValueError("the PSP public key must be RSA (2048+ bits) or EC P-256")
 
 
-def _invalid(reason: str) -> EnvelopeInvalid:
-    return EnvelopeInvalid(
+def _invalid(reason: str) -> EnvelopeInvalidError:
+    return EnvelopeInvalidError(
         f"the P2PE envelope does not open: {reason}; check the PSP key pair and the "
         "context (transaction id) both sides use"
     )
@@ -125,7 +125,7 @@ def decrypt_card(
             raise _invalid(f"unknown scheme byte {scheme:#04x}")
         fields = json.loads(payload)
         return CardData(pan=fields["pan"], expiry=fields["expiry"])
-    except EnvelopeInvalid:
+    except EnvelopeInvalidError:
         raise
     except (InvalidTag, ValueError, KeyError, TypeError) as exc:
         # ValueError covers OAEP decryption failure, bad points and bad JSON; the message

@@ -25,7 +25,7 @@ import pkcs11.exceptions as p11
 
 from hsm import session as sess
 from hsm.config import HsmSettings, ensure_pin_file, ensure_softhsm_conf, read_pin
-from hsm.errors import TokenInitFailed, TokenMissing, map_pkcs11_error
+from hsm.errors import TokenInitFailedError, TokenMissingError, map_pkcs11_error
 from hsm.keystore import KeyStore
 
 __all__ = ["InitResult", "init_token", "token_present"]
@@ -85,14 +85,14 @@ def _answer_prompts(argv: list[str], so_pin: str, user_pin: str, timeout: float)
                 break
         else:
             proc.kill()
-            raise TokenInitFailed(f"{argv[0]} did not finish within {timeout:.0f} s")
+            raise TokenInitFailedError(f"{argv[0]} did not finish within {timeout:.0f} s")
         proc.wait(timeout=5)
     finally:
         os.close(master)
     # The tool echoes '*' for each PIN digit, never the PIN itself.
     output = transcript.decode("utf-8", "replace").replace("\r", "")
     if proc.returncode != 0:
-        raise TokenInitFailed(
+        raise TokenInitFailedError(
             f"{Path(argv[0]).name} failed (exit {proc.returncode}): "
             f"{output.strip().splitlines()[-1] if output.strip() else 'no output'}",
             exit_status=proc.returncode,
@@ -103,10 +103,11 @@ def _answer_prompts(argv: list[str], so_pin: str, user_pin: str, timeout: float)
 def create_softhsm_token(settings: HsmSettings, so_pin: str, user_pin: str) -> None:
     tool = shutil.which("softhsm2-util")
     if tool is None:
-        raise TokenInitFailed("softhsm2-util is not installed; install softhsm2 (scripts/setup)")
+        raise TokenInitFailedError(
+            "softhsm2-util is not installed; install softhsm2 (scripts/setup)")
     for pin in (so_pin, user_pin):
         if not 4 <= len(pin) <= 255:
-            raise TokenInitFailed("SoftHSM2 PINs are 4 to 255 characters; fix the PIN file")
+            raise TokenInitFailedError("SoftHSM2 PINs are 4 to 255 characters; fix the PIN file")
     _answer_prompts([tool, "--init-token", "--free", "--label", settings.token_label],
                     so_pin, user_pin, INIT_TIMEOUT_S)
 
@@ -118,7 +119,7 @@ def _reload(module: str) -> None:
         if lib is None:
             return
         if any(count for (mod, _), count in sess._open_sessions.items() if mod == module):
-            raise TokenInitFailed(
+            raise TokenInitFailedError(
                 "the token was created but this process has sessions open on the module; "
                 "restart it to see the new token"
             )
@@ -138,7 +139,7 @@ def init_token(settings: HsmSettings) -> InitResult:
     created = False
     if not token_present(settings):
         if not _is_softhsm(settings.module):
-            raise TokenMissing(settings.token_label)
+            raise TokenMissingError(settings.token_label)
         user_pin = settings.pin()
         create_softhsm_token(settings, read_pin(settings.data_dir, so=True), user_pin)
         _reload(settings.module)

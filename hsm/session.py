@@ -36,7 +36,13 @@ import pkcs11.exceptions as p11
 from pkcs11._pkcs11 import lib as Pkcs11Module
 
 from hsm.config import HsmSettings, ensure_softhsm_conf
-from hsm.errors import HsmError, KeyStoreClosed, ModuleMissing, TokenMissing, map_pkcs11_error
+from hsm.errors import (
+    HsmError,
+    KeyStoreClosedError,
+    ModuleMissingError,
+    TokenMissingError,
+    map_pkcs11_error,
+)
 
 __all__ = ["PKCS11_LOCK", "SessionOwner", "find_token", "load_module", "run_in_worker"]
 
@@ -60,7 +66,7 @@ def load_module(module: str) -> Pkcs11Module:
             try:
                 lib = pkcs11.lib(module)
             except p11.PKCS11Error as exc:
-                raise ModuleMissing(module, str(exc) or type(exc).__name__) from exc
+                raise ModuleMissingError(module, str(exc) or type(exc).__name__) from exc
             _modules[module] = lib
         return lib
 
@@ -79,7 +85,7 @@ async def run_in_worker(call: Callable[[], T]) -> T:
 
 
 def find_token(settings: HsmSettings) -> pkcs11.Token:
-    """The token labelled ``settings.token_label``; :class:`TokenMissing` if absent."""
+    """The token labelled ``settings.token_label``; :class:`TokenMissingError` if absent."""
     if settings.module in _modules:
         lib = _modules[settings.module]
     else:
@@ -89,7 +95,7 @@ def find_token(settings: HsmSettings) -> pkcs11.Token:
         ensure_softhsm_conf(settings.data_dir)
         try:
             lib = load_module(settings.module)
-        except ModuleMissing:
+        except ModuleMissingError:
             if before is None:
                 os.environ.pop("SOFTHSM2_CONF", None)
             raise
@@ -97,7 +103,7 @@ def find_token(settings: HsmSettings) -> pkcs11.Token:
         try:
             return lib.get_token(token_label=settings.token_label)
         except (p11.NoSuchToken, p11.TokenNotPresent) as exc:
-            raise TokenMissing(settings.token_label) from exc
+            raise TokenMissingError(settings.token_label) from exc
         except p11.PKCS11Error as exc:
             raise map_pkcs11_error(
                 exc, where="looking for the token", label=settings.token_label
@@ -151,7 +157,7 @@ class SessionOwner:
         with PKCS11_LOCK:
             session = self._session
             if session is None:
-                raise KeyStoreClosed(
+                raise KeyStoreClosedError(
                     f"the key store session was closed; open a new one (while {where})"
                 )
             try:

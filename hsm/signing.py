@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from hsm.errors import SignatureInvalid
+from hsm.errors import SignatureInvalidError
 
 __all__ = ["der_to_raw", "raw_to_der", "verify_signature"]
 
@@ -41,7 +41,7 @@ def der_to_raw(der: bytes) -> bytes:
 def verify_signature(public_key_pem: bytes, data: bytes, signature: bytes) -> None:
     """Check a DER ECDSA P-256/SHA-256 ``signature`` of ``data``; raise if it does not verify.
 
-    Raises :class:`SignatureInvalid` for a wrong or malformed signature, ``ValueError`` if
+    Raises :class:`SignatureInvalidError` for a wrong or malformed signature, ``ValueError`` if
     ``public_key_pem`` is not a P-256 public key. Never returns a bool (DESIGN §7.4).
     """
     try:
@@ -53,7 +53,7 @@ def verify_signature(public_key_pem: bytes, data: bytes, signature: bytes) -> No
     try:
         public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError) as exc:
-        raise SignatureInvalid(
+        raise SignatureInvalidError(
             f"the signature ({len(signature)} bytes) does not verify under the given P-256 "
             "public key: the data or the signature changed, or another key signed it",
             length=len(data),

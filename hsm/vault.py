@@ -13,7 +13,7 @@ Format (all integers big-endian)::
 
 So the associated data binds the blob to its token and its key version (NIST SP 800-38D
 §5.2.1.1 AAD): a blob moved to another token, a changed version, IV or ciphertext all fail
-the tag check and raise :class:`hsm.errors.VaultBlobInvalid`.
+the tag check and raise :class:`hsm.errors.VaultBlobInvalidError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hsm.errors import VaultBlobInvalid
+from hsm.errors import VaultBlobInvalidError
 
 __all__ = ["BLOB_FORMAT", "IV_BYTES", "SealedParts", "associated_data", "pack", "unpack"]
 
@@ -57,16 +57,16 @@ def pack(key_version: int, iv: bytes, ciphertext: bytes) -> bytes:
 
 
 def unpack(blob: bytes) -> SealedParts:
-    """Split a blob; :class:`VaultBlobInvalid` if it cannot be one."""
+    """Split a blob; :class:`VaultBlobInvalidError` if it cannot be one."""
     if len(blob) < HEADER_BYTES + IV_BYTES + TAG_BYTES + 1 or blob[0] != BLOB_FORMAT:
-        raise VaultBlobInvalid(
+        raise VaultBlobInvalidError(
             f"not a vault blob (format {blob[:1].hex() or 'empty'}, {len(blob)} bytes); "
             "the stored record is damaged, the card must be read again",
             length=len(blob),
         )
     version = int.from_bytes(blob[1:3], "big")
     if version == 0:
-        raise VaultBlobInvalid("the vault blob names key version 0; it is damaged")
+        raise VaultBlobInvalidError("the vault blob names key version 0; it is damaged")
     return SealedParts(version, blob[3:15], blob[15:])
 
 
@@ -77,5 +77,5 @@ def plaintext(pan: str, expiry: str) -> bytes:
 def split_plaintext(data: bytes) -> tuple[str, str]:
     pan, sep, expiry = data.decode("ascii").partition("=")
     if not sep:
-        raise VaultBlobInvalid("the vault blob opened but holds no card data; it is damaged")
+        raise VaultBlobInvalidError("the vault blob opened but holds no card data; it is damaged")
     return pan, expiry

@@ -10,8 +10,8 @@ from :func:`register`; the simulator itself is imported only when its command ru
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from etika_argtypes import CommandGroups
 from etika_argtypes import port as _port
 from terminal.cli.context import CliContext
 
@@ -20,7 +20,7 @@ __all__ = [
     "register_psp"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     sim = groups.add_parser("sim", help="run a simulator (PIN pad, cards, PSP, ...)")
     kinds = sim.add_subparsers(dest="kind", metavar="KIND", required=True)
     register_pinpad(kinds)
@@ -33,7 +33,7 @@ def register(groups: Any) -> None:
 # --- PIN pad ----------------------------------------------------------------------------
 
 
-def register_pinpad(kinds: Any) -> None:
+def register_pinpad(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pinpad = kinds.add_parser(
         "pinpad",
         help="a serial PIN pad on a pseudo-terminal (prints the port path, serves until stopped)",
@@ -80,7 +80,7 @@ def _pinpad(ctx: CliContext, args: argparse.Namespace) -> int:
 # --- PSP (acquirer hosts and REST gateways) ---------------------------------------------
 
 
-def register_psp(kinds: Any) -> None:
+def register_psp(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     psp = kinds.add_parser(
         "psp",
         help="a simulated acquirer: ISO 8583 host or Stripe/PayPal-like REST gateway",
@@ -133,7 +133,7 @@ def _psp(ctx: CliContext, args: argparse.Namespace) -> int:
 # --- EMV card (on pcscd through vsmartcard-vpcd) -----------------------------------------
 
 
-def register_card(kinds: Any) -> None:
+def register_card(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     card = kinds.add_parser(
         "card",
         help="an EMV card on pcscd's virtual reader (vsmartcard-vpcd), served until stopped",
@@ -189,7 +189,7 @@ def _port_or_zero(text: str) -> int:
     return 0 if text.strip() == "0" else _port(text)
 
 
-def register_pop(kinds: Any) -> None:
+def register_pop(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pop = kinds.add_parser(
         "pop",
         help="the PoP back end (etika-pop-consensus) stand-in, with the token-system stand-in",
@@ -252,7 +252,7 @@ def _pop(ctx: CliContext, args: argparse.Namespace) -> int:
 # --- receipt printer ----------------------------------------------------------------------
 
 
-def register_printer(kinds: Any) -> None:
+def register_printer(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     printer = kinds.add_parser(
         "printer",
         help="an ESC/POS receipt printer on a pseudo-terminal (prints the port path)",

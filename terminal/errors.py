@@ -9,7 +9,7 @@
         │   └── StaleRateError   an FX rate is older than its maximum age
         ├── StoreError           the SQLite store cannot be opened or migrated
         │   ├── NoStoreError       the data dir has no store yet (a mistyped --data-dir?)
-        │   └── IllegalTransition  a state change the state machine does not allow
+        │   └── IllegalTransitionError a state change the state machine does not allow
         └── JournalError         the audit journal is broken (names the first bad entry)
 """
 
@@ -21,7 +21,7 @@ from etika_errors import EtikaError
 
 __all__ = [
     "ConfigError",
-    "IllegalTransition",
+    "IllegalTransitionError",
     "JournalError",
     "MoneyError",
     "NoStoreError",
@@ -64,7 +64,7 @@ class NoStoreError(StoreError):
     exit_code = 2
 
 
-class IllegalTransition(StoreError):
+class IllegalTransitionError(StoreError):
     """The state machine does not allow this state change."""
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["LOG_FILE_NAME", "MIN_MASKED_DIGITS", "configure_logging", "luhn_valid",
+__all__ = ["FILE_ONLY", "LOG_FILE_NAME", "MIN_MASKED_DIGITS", "configure_logging", "luhn_valid",
            "mask_card_data", "mask_pan_text"]
 
 LOG_FILE_NAME = "etika.jsonl"
@@ -96,6 +96,16 @@ def mask_card_data(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return {key: _mask_value(value) for key, value in event_dict.items()}
 
 
+#: Event key that keeps an event out of the console: the CLI logs a bug's traceback with it,
+#: so the traceback goes to the log file while the user reads one line.
+FILE_ONLY = "file_only"
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    event = record.msg
+    return not (isinstance(event, dict) and event.get(FILE_ONLY))
+
+
 def configure_logging(
     log_dir: Path | None,
     *,
@@ -159,6 +169,7 @@ def configure_logging(
             )
         )
         console_handler.setLevel(console_level)
+        console_handler.addFilter(_not_file_only)
         console_handler._etika = True  # type: ignore[attr-defined]
         root.addHandler(console_handler)
     root.setLevel(level)

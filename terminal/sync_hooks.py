@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, CrlUpdate, FxUpdate
-from edge_sync.errors import DownlinkRejected
+from edge_sync.errors import DownlinkRejectedError
 from edge_sync.messages import Downlink
 from terminal.errors import ConfigError
 from terminal.profile_crl import CRL_FILE, RevokedCertificate, read_crl, render_crl
@@ -20,7 +20,7 @@ __all__ = ["TerminalDownlinkHooks"]
 
 
 def _no_rotation() -> Mapping[str, Any]:
-    raise DownlinkRejected(
+    raise DownlinkRejectedError(
         "key rotation is not available on this terminal (no key store wired)",
         reason="unsupported",
     )
@@ -64,17 +64,17 @@ class TerminalDownlinkHooks:
         try:
             swap_in_profile(self._profile_dir, update.files)
         except ConfigError as exc:
-            raise DownlinkRejected(
+            raise DownlinkRejectedError(
                 f"profile version {update.version} does not validate: {exc}",
                 reason="invalid profile",
             ) from exc
         except OSError as exc:
-            raise DownlinkRejected(
+            raise DownlinkRejectedError(
                 f"profile version {update.version} could not be written: {exc}",
                 reason="write failed",
             ) from exc
         except RecursionError as exc:  # TOML nested beyond what the parser can follow
-            raise DownlinkRejected(
+            raise DownlinkRejectedError(
                 f"profile version {update.version} is nested too deep to load",
                 reason="invalid profile",
             ) from exc
@@ -93,7 +93,7 @@ class TerminalDownlinkHooks:
             current = set(read_crl(self._profile_dir))
         except ConfigError as exc:
             if update.mode != "replace":
-                raise DownlinkRejected(
+                raise DownlinkRejectedError(
                     f"revocation list version {update.version}: the current crl.toml is "
                     f"broken, only a full replace can repair it: {exc}",
                     reason="invalid profile",

@@ -91,7 +91,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     # -- card -----------------------------------------------------------------------------------------------------------
     ("card read --simulated nope",                                                         2, ("unknown card profile", "visa-credit")),
     ("card read --timeout nan",                                                            2, ("--timeout",)),
-    ("card transact --simulated visa-credit --amount abc",                                 1, ("not an amount",)),
+    ("card transact --simulated visa-credit --amount abc",                                 2, ("--amount", "not an amount")),
     ("card transact --simulated visa-credit --amount 12.00 --currency XXX",                2, ("XXX", "not accepted")),
     # -- psp ------------------------------------------------------------------------------------------------------------
     ("psp route --network visa --aid zz",                                                  2, ("--aid", "not hexadecimal")),
@@ -101,9 +101,9 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("sim psp --kind stripe --port {busy_port}",                                           2, ("already in use", "--port")),
     ("sim psp --kind iso8583 --port {busy_port} --key {bad_pem}",                          2, ("private key", "--key")),
     ("sim psp --kind iso8583 --port {busy_port} --faults bogus=1",                         2, ("unknown fault",)),
-    ("sim pinpad --pin abc",                                                               1, ("--pin",)),
+    ("sim pinpad --pin abc",                                                               2, ("--pin",)),
     # -- sync -----------------------------------------------------------------------------------------------------------
-    ("sync run --destinations bogus",                                                      1, ("--destinations",)),
+    ("sync run --destinations bogus",                                                      2, ("--destinations",)),
     ("sync run --connect-timeout nan",                                                     2, ("--connect-timeout",)),
     ("sync eod --date garbage",                                                            2, ("--date",)),
     ("sync run --once",                                                                    2, ("does not exist", "hsm init")),
@@ -118,7 +118,7 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
 PINPAD_CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("pinpad get-pin --amount 12.00 --port {missing}",                    "",          2, ("PAN on standard input",)),
     ("pinpad get-pin --amount 12.00 --port {missing}",                    PAN,         1, ("cannot open PIN pad port",)),
-    ("pinpad get-pin --amount 12.00 --currency XXX --port {missing}",     PAN,         1, ("unknown currency",)),
+    ("pinpad get-pin --amount 12.00 --currency XXX --port {missing}",     PAN,         2, ("unknown currency",)),
     ("pinpad get-pin --amount 12.00 --baud 0 --port {missing}",           PAN,         2, ("--baud",)),
 ]
 

@@ -9,14 +9,14 @@ simulator and opens this same app with a card shelf.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from etika_argtypes import CommandGroups
 from terminal.cli.context import CliContext
 
 __all__ = ["register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     ui = groups.add_parser("ui", help="the merchant counter (Textual): sale, history, end of day")
     ui.add_argument("--simulated", metavar="CARD",
                     help="a simulated card in an in-process reader (e.g. visa-credit)")

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from drivers.errors import PinEntryCancelled, PinEntryTimeout
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from drivers.printer import PrinterError, ReceiptPrinter
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.offline_pin import OfflinePinCallback
@@ -331,10 +331,10 @@ def _mirrored(pin_entry: PinCallback, on_event: EventCallback) -> PinCallback:
         on_event(PaymentEvent("pin", "prompt"))
         try:
             return await pin_entry(request)
-        except PinEntryCancelled:
+        except PinEntryCancelledError:
             on_event(PaymentEvent("pin", "cancelled"))
             raise
-        except PinEntryTimeout:
+        except PinEntryTimeoutError:
             on_event(PaymentEvent("pin", "timeout"))
             raise
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from drivers.base import EncryptedPin
-from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadNoAnswer
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError, PinPadNoAnswerError
 from drivers.pinpad.messages import DisplayRequest
 
 __all__ = ["CARDHOLDER_WAITS", "FakePinPad", "PinRequestRecord"]
@@ -61,7 +61,7 @@ class FakePinPad:
             PinRequestRecord(f"{pan[:6]}…{pan[-4:]}", amount_minor, currency_numeric, timeout_s)
         )
         if not self.outcomes:
-            raise PinPadNoAnswer("fake PIN pad has no scripted outcome left", port=self.port)
+            raise PinPadNoAnswerError("fake PIN pad has no scripted outcome left", port=self.port)
         outcome = self.outcomes.popleft()
         if isinstance(outcome, BaseException):
             raise outcome
@@ -76,12 +76,12 @@ class FakePinPad:
             async with asyncio.timeout(max(1, min(300, round(timeout_s)))):
                 await cancelled.wait()
         except TimeoutError:
-            raise PinEntryTimeout(
+            raise PinEntryTimeoutError(
                 "the cardholder did not enter a PIN in time on fake; ask again", port=self.port
             ) from None
         finally:
             self._entry_cancelled = None
-        raise PinEntryCancelled("PIN entry on fake was cancelled", port=self.port)
+        raise PinEntryCancelledError("PIN entry on fake was cancelled", port=self.port)
 
     async def display(self, text: str) -> None:
         DisplayRequest(text)  # the serial pad's limits: 32 printable ASCII characters

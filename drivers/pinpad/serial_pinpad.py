@@ -23,13 +23,13 @@ import serial
 
 from drivers.base import EncryptedPin
 from drivers.errors import (
-    PinEntryCancelled,
-    PinEntryTimeout,
+    PinEntryCancelledError,
+    PinEntryTimeoutError,
     PinPadDeviceError,
-    PinPadDisconnected,
+    PinPadDisconnectedError,
     PinPadError,
     PinPadFrameError,
-    PinPadNoAnswer,
+    PinPadNoAnswerError,
     PinPadPortError,
 )
 from drivers.pinpad.frame import ACK, NAK, BadFrame, Control, Frame, FrameDecoder, encode_frame
@@ -75,16 +75,16 @@ def map_serial_error(exc: BaseException, port: str, *, opening: bool = False) ->
             port=port,
         )
     if isinstance(exc, serial.SerialTimeoutException):
-        return PinPadNoAnswer(
+        return PinPadNoAnswerError(
             f"PIN pad on {port} did not accept data in time; check the cable and flow control",
             port=port,
         )
     if isinstance(exc, serial.PortNotOpenError):
-        return PinPadDisconnected(
+        return PinPadDisconnectedError(
             f"PIN pad port {port} is not open; open the pad before using it", port=port
         )
     if isinstance(exc, serial.SerialException | OSError):
-        return PinPadDisconnected(
+        return PinPadDisconnectedError(
             f"PIN pad on {port} went away ({exc}); check it is plugged in, then retry",
             port=port,
         )
@@ -292,11 +292,11 @@ class SerialPinPad:
         """The error for a PIN entry that ended without a PIN (``71``/``73`` result digit)."""
         log.info("pinpad PIN entry ended", extra={"port": self.port, "result": result.name})
         if result is PinResult.CANCELLED:
-            return PinEntryCancelled(
+            return PinEntryCancelledError(
                 f"PIN entry on {self.port} was cancelled", port=self.port, result=result.name
             )
         if result is PinResult.TIMEOUT:
-            return PinEntryTimeout(
+            return PinEntryTimeoutError(
                 f"the cardholder did not enter a PIN in time on {self.port}; ask again",
                 port=self.port,
             )
@@ -382,7 +382,7 @@ class SerialPinPad:
                 "pinpad no ACK",
                 extra={"port": self.port, "code": code, "try": attempt, "reply": str(reply)},
             )
-        raise PinPadNoAnswer(
+        raise PinPadNoAnswerError(
             f"PIN pad on {self.port} did not acknowledge {code!r} after {self.tries} tries; "
             "check it is powered, connected and set to the right baud rate",
             port=self.port,
@@ -401,7 +401,7 @@ class SerialPinPad:
             else:
                 event = await self._next_event(deadline - loop.time())
                 if event is None:
-                    raise PinPadNoAnswer(
+                    raise PinPadNoAnswerError(
                         f"PIN pad on {self.port} acknowledged but never answered; "
                         "check the pad and retry",
                         port=self.port,
@@ -483,7 +483,7 @@ class SerialPinPad:
 
     def _port(self) -> serial.Serial:
         if self._serial is None:
-            raise PinPadDisconnected(
+            raise PinPadDisconnectedError(
                 f"PIN pad port {self.port} is not open; open it first", port=self.port
             )
         return self._serial

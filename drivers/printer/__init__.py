@@ -6,8 +6,8 @@ Imports nothing of ours but the error root.
 from drivers.printer.base import PaperLevel, PrinterState, ReceiptPrinter
 from drivers.printer.errors import (
     PrinterError,
-    PrinterOffline,
-    PrinterOutOfPaper,
+    PrinterOfflineError,
+    PrinterOutOfPaperError,
     PrinterPortError,
 )
 from drivers.printer.escpos_serial import EscposSerialPrinter
@@ -18,8 +18,8 @@ __all__ = [
     "FakePrinter",
     "PaperLevel",
     "PrinterError",
-    "PrinterOffline",
-    "PrinterOutOfPaper",
+    "PrinterOfflineError",
+    "PrinterOutOfPaperError",
     "PrinterPortError",
     "PrinterState",
     "ReceiptPrinter",

@@ -40,7 +40,7 @@ class ReceiptPrinter(Protocol):
 
     async def print_text(self, text: str) -> None:
         """Print ``text`` (lines of at most the roll's width) and cut; refuses with
-        :class:`PrinterOffline` or :class:`PrinterOutOfPaper` before sending anything."""
+        :class:`PrinterOfflineError` or :class:`PrinterOutOfPaperError` before sending anything."""
         ...
 
     async def aclose(self) -> None: ...

@@ -3,15 +3,15 @@
     DriverError
     └── PrinterError
         ├── PrinterPortError     the port cannot be opened: check the path, cable, permissions
-        ├── PrinterOffline       the printer does not answer its status: switched off, cover open
-        └── PrinterOutOfPaper    the paper sensor says the roll is empty: change it, reprint
+        ├── PrinterOfflineError  the printer does not answer its status: switched off, cover open
+        └── PrinterOutOfPaperError the paper sensor says the roll is empty: change it, reprint
 """
 
 from __future__ import annotations
 
 from drivers.errors import DriverError
 
-__all__ = ["PrinterError", "PrinterOffline", "PrinterOutOfPaper", "PrinterPortError"]
+__all__ = ["PrinterError", "PrinterOfflineError", "PrinterOutOfPaperError", "PrinterPortError"]
 
 
 class PrinterError(DriverError):
@@ -22,9 +22,9 @@ class PrinterPortError(PrinterError):
     pass
 
 
-class PrinterOffline(PrinterError):
+class PrinterOfflineError(PrinterError):
     pass
 
 
-class PrinterOutOfPaper(PrinterError):
+class PrinterOutOfPaperError(PrinterError):
     pass

@@ -17,8 +17,8 @@ from typing import Any
 from drivers.printer.base import PaperLevel, PrinterState
 from drivers.printer.errors import (
     PrinterError,
-    PrinterOffline,
-    PrinterOutOfPaper,
+    PrinterOfflineError,
+    PrinterOutOfPaperError,
     PrinterPortError,
 )
 
@@ -91,7 +91,7 @@ class EscposSerialPrinter:
             paper_byte = self._ask(device, RT_STATUS_PAPER)
         except Exception as exc:  # pyserial / python-escpos errors
             self._drop()
-            raise PrinterOffline(f"the receipt printer on {self.port} went away: {exc}",
+            raise PrinterOfflineError(f"the receipt printer on {self.port} went away: {exc}",
                                  port=self.port) from exc
         if paper_byte is None:
             return PrinterState(False, PaperLevel.OK)
@@ -104,10 +104,10 @@ class EscposSerialPrinter:
     def _print(self, text: str) -> None:
         state = self._status()
         if not state.online:
-            raise PrinterOffline(f"the receipt printer on {self.port} does not answer: is it "
+            raise PrinterOfflineError(f"the receipt printer on {self.port} does not answer: is it "
                                  "switched on, its cover closed?", port=self.port)
         if state.paper == PaperLevel.OUT:
-            raise PrinterOutOfPaper(f"the receipt printer on {self.port} is out of paper: "
+            raise PrinterOutOfPaperError(f"the receipt printer on {self.port} is out of paper: "
                                     "change the roll and reprint from the history",
                                     port=self.port)
         printer = self._device()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drivers.printer.base import PaperLevel, PrinterState
-from drivers.printer.errors import PrinterOffline, PrinterOutOfPaper
+from drivers.printer.errors import PrinterOfflineError, PrinterOutOfPaperError
 
 __all__ = ["FakePrinter"]
 
@@ -19,9 +19,9 @@ class FakePrinter:
 
     async def print_text(self, text: str) -> None:
         if not self.online:
-            raise PrinterOffline("the receipt printer does not answer", port="fake")
+            raise PrinterOfflineError("the receipt printer does not answer", port="fake")
         if self.paper == PaperLevel.OUT:
-            raise PrinterOutOfPaper("the receipt printer is out of paper", port="fake")
+            raise PrinterOutOfPaperError("the receipt printer is out of paper", port="fake")
         self.receipts.append(text)
 
     async def aclose(self) -> None:

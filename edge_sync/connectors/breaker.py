@@ -4,7 +4,7 @@ States (the classic pattern, as in Nygard's *Release It!*):
 
 * **closed** — calls go through; failures (no connection, no answer, unreadable answer,
   "retry" codes) are counted within a sliding ``window_s``; ``failures`` of them open it;
-* **open** — calls are refused at once with :class:`CircuitOpen` until ``reset_s`` passed;
+* **open** — calls are refused at once with :class:`CircuitOpenError` until ``reset_s`` passed;
 * **half-open** — one probe call is let through; success closes the breaker, failure opens
   it again for another ``reset_s``.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge_sync.connectors.errors import CircuitOpen
+from edge_sync.connectors.errors import CircuitOpenError
 
 __all__ = ["BreakerSettings", "BreakerState", "CircuitBreaker"]
 
@@ -60,7 +60,7 @@ class CircuitBreaker:
         return BreakerState.OPEN
 
     def before_call(self) -> None:
-        """Raise :class:`CircuitOpen` unless a call may go out now."""
+        """Raise :class:`CircuitOpenError` unless a call may go out now."""
         state = self.state
         if state is BreakerState.CLOSED:
             return
@@ -69,7 +69,7 @@ class CircuitBreaker:
             return
         opened_at = self._opened_at if self._opened_at is not None else self._clock()
         retry_in = max(0.0, opened_at + self.settings.reset_s - self._clock())
-        raise CircuitOpen(
+        raise CircuitOpenError(
             f"{self.name}: circuit open after {self.settings.failures} failures within "
             f"{self.settings.window_s:g} s; next probe in {retry_in:.1f} s",
             connector=self.name, retry_in_s=round(retry_in, 3),

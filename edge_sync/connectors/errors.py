@@ -5,18 +5,18 @@
     EtikaError
     └── SyncError                        edge_sync.errors
         └── PspError                     root of the connector and routing errors
-            ├── PspUnreachable           no connection, nothing was sent: try the next connector
-            ├── CircuitOpen              the connector's breaker is open: try the next connector
-            ├── PspRejected              the PSP refused the request as invalid: fix, do not retry
-            ├── OutcomeUnknown           sent, no usable answer: the PSP may have acted on it
-            │   ├── PspTimeout           no answer within the timeout
-            │   └── MalformedResponse    an answer that cannot be read (length, format, MTI, STAN)
-            ├── AuthorisationReversed    an authorisation's outcome was unknown and its reversal
+            ├── PspUnreachableError      no connection, nothing was sent: try the next connector
+            ├── CircuitOpenError         the connector's breaker is open: try the next connector
+            ├── PspRejectedError         the PSP refused the request as invalid: fix, do not retry
+            ├── OutcomeUnknownError      sent, no usable answer: the PSP may have acted on it
+            │   ├── PspTimeoutError      no answer within the timeout
+            │   └── MalformedResponseError an answer that cannot be read (length, format, MTI, STAN)
+            ├── AuthorisationReversedError an authorisation's outcome was unknown and its reversal
             │                            is confirmed: the payment did not happen, route elsewhere
-            ├── ReversalPending          the outcome is unknown and the reversal is not
+            ├── ReversalPendingError     the outcome is unknown and the reversal is not
             │                            confirmed: queue ``reversal`` (outbox, priority 10)
-            ├── NoRoute                  no route of the profile accepts the payment: decline
-            └── ConnectorsExhausted      every connector of the route failed: go offline or decline
+            ├── NoRouteError             no route of the profile accepts the payment: decline
+            └── ConnectorsExhaustedError every connector of the route failed: go offline or decline
 
 Every leaf carries ``connector`` and, when a transaction is concerned, ``idempotency_key``
 (the transaction UUID) so that no transaction is lost: an error always says which payment
@@ -31,17 +31,17 @@ from typing import Any
 from edge_sync.errors import SyncError
 
 __all__ = [
-    "AuthorisationReversed",
-    "CircuitOpen",
-    "ConnectorsExhausted",
-    "MalformedResponse",
-    "NoRoute",
-    "OutcomeUnknown",
+    "AuthorisationReversedError",
+    "CircuitOpenError",
+    "ConnectorsExhaustedError",
+    "MalformedResponseError",
+    "NoRouteError",
+    "OutcomeUnknownError",
     "PspError",
-    "PspRejected",
-    "PspTimeout",
-    "PspUnreachable",
-    "ReversalPending",
+    "PspRejectedError",
+    "PspTimeoutError",
+    "PspUnreachableError",
+    "ReversalPendingError",
 ]
 
 
@@ -49,35 +49,35 @@ class PspError(SyncError):
     """Root of the PSP connector and routing errors."""
 
 
-class PspUnreachable(PspError):
+class PspUnreachableError(PspError):
     """The connection could not be made (refused, TLS, DNS): the PSP saw nothing."""
 
 
-class CircuitOpen(PspError):
+class CircuitOpenError(PspError):
     """The connector failed too often recently; it is skipped until its probe succeeds."""
 
 
-class PspRejected(PspError):
+class PspRejectedError(PspError):
     """The PSP refused the request as malformed (ISO 8583 "30", HTTP 400/409/422)."""
 
 
-class OutcomeUnknown(PspError):
+class OutcomeUnknownError(PspError):
     """The request left the terminal but no usable answer came back."""
 
 
-class PspTimeout(OutcomeUnknown):
+class PspTimeoutError(OutcomeUnknownError):
     """No answer arrived within the connector's timeout."""
 
 
-class MalformedResponse(OutcomeUnknown):
+class MalformedResponseError(OutcomeUnknownError):
     """An answer arrived but cannot be read: truncated, undecodable or not ours."""
 
 
-class AuthorisationReversed(PspError):
+class AuthorisationReversedError(PspError):
     """An authorisation went unanswered and the PSP confirmed its reversal."""
 
 
-class ReversalPending(PspError):
+class ReversalPendingError(PspError):
     """An authorisation went unanswered and its reversal is not confirmed yet.
 
     ``reversal`` holds the reversal to queue in the outbox (a JSON-able dict, no card data).
@@ -88,9 +88,9 @@ class ReversalPending(PspError):
         self.reversal = reversal
 
 
-class NoRoute(PspError):
+class NoRouteError(PspError):
     """No route of the profile matches the payment (network, BIN, currency, amount)."""
 
 
-class ConnectorsExhausted(PspError):
+class ConnectorsExhaustedError(PspError):
     """Every connector the route names failed or was skipped; ``attempts`` says why."""

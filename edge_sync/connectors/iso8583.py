@@ -4,11 +4,11 @@ Requests go out as 2-byte-length-prefixed frames (:mod:`.iso8583_spec`); one rea
 matches answers to requests by response MTI and STAN, so several requests may be in
 flight. What the link does on trouble:
 
-* cannot connect → :class:`PspUnreachable` (nothing was sent; route elsewhere);
-* no answer within ``timeout_s`` → :class:`PspTimeout`, an :class:`OutcomeUnknown`;
+* cannot connect → :class:`PspUnreachableError` (nothing was sent; route elsewhere);
+* no answer within ``timeout_s`` → :class:`PspTimeoutError`, an :class:`OutcomeUnknownError`;
 * the host closes the link, or sends a truncated or undecodable frame → the link is torn
-  down and every request waiting on it gets :class:`OutcomeUnknown` /
-  :class:`MalformedResponse` carrying its :class:`PspReference`, so the caller can reverse
+  down and every request waiting on it gets :class:`OutcomeUnknownError` /
+  :class:`MalformedResponseError` carrying its :class:`PspReference`, so the caller can reverse
   it or ask for its status: no transaction is lost;
 * an answer nobody waits for (a duplicate, a late answer) is logged and dropped.
 
@@ -44,11 +44,11 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.classify import classify_iso
 from edge_sync.connectors.errors import (
-    MalformedResponse,
-    OutcomeUnknown,
-    PspRejected,
-    PspTimeout,
-    PspUnreachable,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    PspRejectedError,
+    PspTimeoutError,
+    PspUnreachableError,
 )
 from edge_sync.connectors.iso8583_mac import (
     MacError,
@@ -276,7 +276,7 @@ class Iso8583Connector:
                     settings.timeout_s,
                 )
             except (OSError, ssl.SSLError, TimeoutError) as exc:
-                raise PspUnreachable(
+                raise PspUnreachableError(
                     f"{self.name}: cannot connect to {settings.host}:{settings.port} "
                     f"({type(exc).__name__}: {exc}); nothing was sent, try another connector",
                     connector=self.name, host=settings.host, port=settings.port,
@@ -375,12 +375,12 @@ class Iso8583Connector:
             answer = await asyncio.wait_for(future, self.settings.timeout_s)
         except TimeoutError:
             link.pending.pop(answer_key, None)
-            raise PspTimeout(
+            raise PspTimeoutError(
                 f"{self.name}: no answer to {mti} STAN {stan} within "
                 f"{self.settings.timeout_s:g} s; the outcome is unknown", **where,
             ) from None
         except _LinkDown as failure:
-            error = MalformedResponse if failure.malformed else OutcomeUnknown
+            error = MalformedResponseError if failure.malformed else OutcomeUnknownError
             raise error(
                 f"{self.name}: {failure.reason} while waiting for the answer to {mti} "
                 f"STAN {stan}; the outcome is unknown", **where,
@@ -393,14 +393,15 @@ class Iso8583Connector:
             parsed = read_answer(answer)
             echoed = decode_de48(answer.get("48", "")).get(DE48_IDEMPOTENCY_KEY)
         except ValueError as exc:
-            raise MalformedResponse(f"{self.name}: unreadable answer: {exc}", **where) from None
+            raise MalformedResponseError(f"{self.name}: unreadable answer: {exc}",
+                                         **where) from None
         if echoed is not None and echoed != reference.transaction_id:
-            raise MalformedResponse(
+            raise MalformedResponseError(
                 f"{self.name}: the answer to STAN {reference.stan} names another "
                 "transaction; the outcome of this one is unknown", **where,
             )
         if parsed.code == "30":
-            raise PspRejected(
+            raise PspRejectedError(
                 f"{self.name}: the host rejected {answer.get('t')} as a format error "
                 f"({parsed.message or 'no detail'}); this is a bug, do not resend", **where,
             )

@@ -6,7 +6,7 @@ What the terminal queues for a PSP (outbox ``kind`` → payload → call):
 =============  =====================================================  ====================
 kind           payload (JSON, no card data)                           call
 =============  =====================================================  ====================
-``reversal``   ``ReversalPending.reversal``: connector, original       ``Router.reverse``
+``reversal``   ``ReversalPendingError.reversal``: connector, original       ``Router.reverse``
                (:class:`PspReference` as a dict), amount
 ``completion`` ``{"original": {...}, "amount": {...}}`` (same forms)   ``Router.complete``
 ``advice``     ``{"payment_id", "connector", "network", "amount",      ``Router.advice``
@@ -43,7 +43,12 @@ from edge_sync.connectors.base import (
     PspReference,
     PspResponse,
 )
-from edge_sync.connectors.errors import CircuitOpen, OutcomeUnknown, PspRejected, PspUnreachable
+from edge_sync.connectors.errors import (
+    CircuitOpenError,
+    OutcomeUnknownError,
+    PspRejectedError,
+    PspUnreachableError,
+)
 from edge_sync.connectors.routing import Router
 from edge_sync.errors import TransportError
 from edge_sync.messages import Ack, Envelope
@@ -117,13 +122,13 @@ class PspOutboxTransport:
                 break
             try:
                 response = await asyncio.wait_for(self._send(envelope), remaining)
-            except (PspUnreachable, CircuitOpen) as exc:
+            except (PspUnreachableError, CircuitOpenError) as exc:
                 if not acks:
                     raise TransportError(f"{self.name}: {exc}", destination=self.name) from exc
                 break
-            except (OutcomeUnknown, TimeoutError):
+            except (OutcomeUnknownError, TimeoutError):
                 break  # no definite answer: this row and the rest come back later
-            except (PspRejected, ValueError) as exc:
+            except (PspRejectedError, ValueError) as exc:
                 acks[envelope.message_id] = Ack(message_id=envelope.message_id,
                                                 status="rejected", reason=str(exc))
                 continue

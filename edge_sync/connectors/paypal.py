@@ -44,7 +44,7 @@ from edge_sync.connectors.base import (
     RefundRequest,
 )
 from edge_sync.connectors.classify import classify_paypal
-from edge_sync.connectors.errors import MalformedResponse
+from edge_sync.connectors.errors import MalformedResponseError
 from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
 from edge_sync.connectors.rest import (
     HttpAnswer,
@@ -168,7 +168,7 @@ class PayPalConnector:
         try:
             kind, payment = _first_payment(mapping(units[0], "a purchase unit"))
         except (LookupError, TypeError) as exc:
-            raise MalformedResponse(
+            raise MalformedResponseError(
                 f"{self.name}: the order has no capture or authorization; the outcome is "
                 "unknown", **where) from exc
         return self._payment_response(payment, kind, operation, reference, answer, where)
@@ -177,7 +177,7 @@ class PayPalConnector:
                           reference: PspReference, answer: HttpAnswer,
                           where: dict[str, Any]) -> PspResponse:
         if not isinstance(payment, dict):
-            raise MalformedResponse(f"{self.name}: a payment is not an object", **where)
+            raise MalformedResponseError(f"{self.name}: a payment is not an object", **where)
         with reading(where, f"the {kind}"):
             status = text(require(payment, "status", where), f"the {kind} status")
             processor = mapping(payment.get("processor_response") or {}, "processor_response")

@@ -5,25 +5,25 @@ Every httpx exception is mapped here (a test walks httpx's whole exception tree)
 ==========================================  ==================================
 httpx                                        ours
 ==========================================  ==================================
-``ConnectError``, ``ConnectTimeout``,        :class:`PspUnreachable` (nothing sent)
+``ConnectError``, ``ConnectTimeout``,        :class:`PspUnreachableError` (nothing sent)
 ``UnsupportedProtocol``, ``ProxyError``
-``ReadTimeout``, ``WriteTimeout``,           :class:`PspTimeout`
+``ReadTimeout``, ``WriteTimeout``,           :class:`PspTimeoutError`
 ``PoolTimeout``
-``DecodingError``, ``TooManyRedirects``      :class:`MalformedResponse`
+``DecodingError``, ``TooManyRedirects``      :class:`MalformedResponseError`
 ``InvalidURL``, ``CookieConflict``,          ``ValueError`` (a configuration mistake)
 ``StreamError`` and its subclasses
-any other ``httpx.HTTPError`` (``ReadError``, :class:`OutcomeUnknown`
+any other ``httpx.HTTPError`` (``ReadError``, :class:`OutcomeUnknownError`
 ``RemoteProtocolError``…)
 ==========================================  ==================================
 
 An answer is decoded with bounds (:func:`decode_json`: at most 1 MiB and 32 levels of
 nesting), and every connector reads it inside :func:`reading`, which turns any shape or
 type surprise (a missing key, a string where an object belongs, a non-ASCII code) into
-:class:`MalformedResponse`: an answer the terminal cannot read is an unknown outcome, which
+:class:`MalformedResponseError`: an answer the terminal cannot read is an unknown outcome, which
 the router reverses — never a raw ``KeyError`` that would lose the reversal.
 
 HTTP statuses: 2xx and 402 are answers; 429 and 5xx are "retry" answers; 400, 401, 403,
-404 and 422 are :class:`PspRejected`; 409 is "retry" (the same idempotency key is still
+404 and 422 are :class:`PspRejectedError`; 409 is "retry" (the same idempotency key is still
 being processed) — Stripe's documented semantics, which PayPal's mostly share.
 """
 
@@ -40,12 +40,12 @@ from typing import Any
 import httpx
 
 from edge_sync.connectors.errors import (
-    MalformedResponse,
-    OutcomeUnknown,
+    MalformedResponseError,
+    OutcomeUnknownError,
     PspError,
-    PspRejected,
-    PspTimeout,
-    PspUnreachable,
+    PspRejectedError,
+    PspTimeoutError,
+    PspUnreachableError,
 )
 
 __all__ = [
@@ -96,15 +96,15 @@ def map_httpx_error(exc: httpx.HTTPError | httpx.StreamError | httpx.InvalidURL
         return ValueError(f"{name}: the request could not be built ({exc})")
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol
                   | httpx.ProxyError):
-        return PspUnreachable(f"{name}: cannot connect ({type(exc).__name__}: {exc}); "
+        return PspUnreachableError(f"{name}: cannot connect ({type(exc).__name__}: {exc}); "
                               "nothing was sent, try another connector", **where)
     if isinstance(exc, httpx.TimeoutException):
-        return PspTimeout(f"{name}: no answer in time ({type(exc).__name__}); "
+        return PspTimeoutError(f"{name}: no answer in time ({type(exc).__name__}); "
                           "the outcome is unknown", **where)
     if isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects):
-        return MalformedResponse(f"{name}: unreadable answer ({type(exc).__name__}: {exc})",
+        return MalformedResponseError(f"{name}: unreadable answer ({type(exc).__name__}: {exc})",
                                  **where)
-    return OutcomeUnknown(f"{name}: the exchange failed ({type(exc).__name__}: {exc}); "
+    return OutcomeUnknownError(f"{name}: the exchange failed ({type(exc).__name__}: {exc}); "
                           "the outcome is unknown", **where)
 
 
@@ -151,7 +151,7 @@ class RestClient:
                            where={**where, "http_status": response.status_code})
         status = response.status_code
         if status in (400, 401, 403, 404, 422):
-            raise PspRejected(
+            raise PspRejectedError(
                 f"{name}: HTTP {status} to {method} {path}: {_error_text(body)}; "
                 "fix the request or the credentials, do not resend", **where,
                 http_status=status,
@@ -165,9 +165,9 @@ class RestClient:
 
 def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON object of at most :data:`MAX_ANSWER_BYTES` and :data:`MAX_JSON_DEPTH` levels,
-    else :class:`MalformedResponse` (the outcome of the request is unknown)."""
+    else :class:`MalformedResponseError` (the outcome of the request is unknown)."""
     if len(content) > MAX_ANSWER_BYTES:
-        raise MalformedResponse(f"{name}: the answer is {len(content)} bytes, more than "
+        raise MalformedResponseError(f"{name}: the answer is {len(content)} bytes, more than "
                                 f"{MAX_ANSWER_BYTES}; the outcome is unknown", **where)
     depth = deepest = 0
     for token in _JSON_TOKENS.finditer(content):
@@ -178,21 +178,21 @@ def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[
         elif char in (b"]", b"}"):
             depth -= 1
     if deepest > MAX_JSON_DEPTH:
-        raise MalformedResponse(f"{name}: the answer nests deeper than {MAX_JSON_DEPTH} "
+        raise MalformedResponseError(f"{name}: the answer nests deeper than {MAX_JSON_DEPTH} "
                                 "levels; the outcome is unknown", **where)
     try:
         body = json.loads(content)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise MalformedResponse(f"{name}: the answer is not JSON; the outcome of the request "
+        raise MalformedResponseError(f"{name}: the answer is not JSON; the outcome of the request "
                                 "is unknown", **where) from exc
     if not isinstance(body, dict):
-        raise MalformedResponse(f"{name}: the answer is JSON but not an object", **where)
+        raise MalformedResponseError(f"{name}: the answer is JSON but not an object", **where)
     return body
 
 
 @contextmanager
 def reading(where: Mapping[str, Any], what: str = "the answer") -> Iterator[None]:
-    """Read a decoded answer: any shape or type surprise is :class:`MalformedResponse`.
+    """Read a decoded answer: any shape or type surprise is :class:`MalformedResponseError`.
 
     The connectors' answer readers index, convert and compare freely inside this block; a
     PSP that sends a list entry without its id, a string where an object belongs or a
@@ -204,7 +204,7 @@ def reading(where: Mapping[str, Any], what: str = "the answer") -> Iterator[None
         raise
     except (LookupError, TypeError, AttributeError, ValueError, UnicodeError,
             RecursionError) as exc:
-        raise MalformedResponse(
+        raise MalformedResponseError(
             f"{where.get('connector', 'psp')}: {what} has an unexpected shape "
             f"({type(exc).__name__}); the outcome is unknown", **where,
         ) from None
@@ -242,9 +242,9 @@ def _error_text(body: Mapping[str, Any]) -> str:
 
 
 def require(body: Mapping[str, Any], key: str, where: Mapping[str, Any]) -> Any:
-    """``body[key]`` or :class:`MalformedResponse` naming the missing key."""
+    """``body[key]`` or :class:`MalformedResponseError` naming the missing key."""
     if key not in body:
-        raise MalformedResponse(
+        raise MalformedResponseError(
             f"{where.get('connector', 'psp')}: the answer has no {key!r}; the outcome is "
             "unknown", **where,
         )

@@ -10,8 +10,8 @@ connector, in order:
    (:meth:`Connector.retry_safe`: idempotency key honoured, or an ISO repeat message);
 3. an authorisation whose outcome stays unknown (timeout, dropped link, unreadable answer)
    is **reversed** at once; a confirmed reversal lets routing go on to the next connector
-   (:class:`AuthorisationReversed` is recorded), an unconfirmed one stops everything with
-   :class:`ReversalPending`, whose ``reversal`` the terminal queues in the outbox — trying
+   (:class:`AuthorisationReversedError` is recorded), an unconfirmed one stops everything with
+   :class:`ReversalPendingError`, whose ``reversal`` the terminal queues in the outbox — trying
    another PSP then could charge the card twice;
 4. a connector that cannot be reached, rejects the request, answers "retry", or was
    reversed counts as a breaker failure and the next connector is tried; a decline or a
@@ -38,15 +38,15 @@ from edge_sync.connectors.base import (
 )
 from edge_sync.connectors.breaker import BreakerSettings, CircuitBreaker
 from edge_sync.connectors.errors import (
-    AuthorisationReversed,
-    CircuitOpen,
-    ConnectorsExhausted,
-    NoRoute,
-    OutcomeUnknown,
+    AuthorisationReversedError,
+    CircuitOpenError,
+    ConnectorsExhaustedError,
+    NoRouteError,
+    OutcomeUnknownError,
     PspError,
-    PspRejected,
-    PspUnreachable,
-    ReversalPending,
+    PspRejectedError,
+    PspUnreachableError,
+    ReversalPendingError,
 )
 from edge_sync.outbox import RetryPolicy
 
@@ -155,7 +155,7 @@ class Router:
         for rule in self.routes:
             if rule.matches(key):
                 return rule
-        raise NoRoute(
+        raise NoRouteError(
             f"no route accepts a {key.network or 'unknown-network'} card paying "
             f"{key.amount_minor} {key.currency}; add a [[route]] or decline",
             network=key.network, currency=key.currency, amount_minor=key.amount_minor,
@@ -167,7 +167,7 @@ class Router:
         names = [n for n in rule.connectors
                  if n not in self.scopes or self.scopes[n].accepts(key)]
         if not names:
-            raise NoRoute(
+            raise NoRouteError(
                 f"route {rule.name!r} matches but none of its connectors accepts "
                 f"{key.network} in {key.currency}", route=rule.name,
             )
@@ -182,18 +182,18 @@ class Router:
             connector, breaker = self.connectors[name], self.breakers[name]
             try:
                 breaker.before_call()
-            except CircuitOpen as exc:
+            except CircuitOpenError as exc:
                 attempts.add(name, "circuit_open", detail=str(exc))
                 continue
             try:
                 response = await self._authorise_one(connector, request)
-            except (PspUnreachable, AuthorisationReversed, PspRejected) as exc:
+            except (PspUnreachableError, AuthorisationReversedError, PspRejectedError) as exc:
                 # A rejection is our request or credentials being wrong for this PSP: it
                 # did nothing, another PSP may take the payment, the breaker counts it.
                 breaker.record_failure()
                 attempts.add(name, type(exc).__name__, detail=str(exc))
                 continue
-            except ReversalPending:
+            except ReversalPendingError:
                 breaker.record_failure()
                 raise
             if response.outcome is Outcome.RETRY:
@@ -202,7 +202,7 @@ class Router:
                 continue
             breaker.record_success()
             return response
-        raise ConnectorsExhausted(
+        raise ConnectorsExhaustedError(
             f"no connector could authorise transaction {request.idempotency_key}: "
             + "; ".join(f"{a['connector']}: {a['reason']}" for a in attempts.tried),
             idempotency_key=request.idempotency_key, attempts=attempts.tried,
@@ -215,7 +215,7 @@ class Router:
             attempt += 1
             try:
                 return await connector.authorise(request)
-            except OutcomeUnknown as exc:
+            except OutcomeUnknownError as exc:
                 if connector.retry_safe(Operation.AUTHORISE) and attempt < self.max_attempts:
                     log.info("%s: authorisation %s unanswered (%s); resending (attempt %d)",
                              connector.name, request.idempotency_key, exc, attempt + 1)
@@ -224,7 +224,7 @@ class Router:
                 await self._reverse_unknown(connector, request, exc)
 
     async def _reverse_unknown(self, connector: Connector, request: AuthorisationRequest,
-                               cause: OutcomeUnknown) -> NoReturn:
+                               cause: OutcomeUnknownError) -> NoReturn:
         reference = cause.fields.get("reference")
         if not isinstance(reference, PspReference):
             reference = PspReference(connector=connector.name,
@@ -245,17 +245,17 @@ class Router:
                 lambda: connector.reverse(reference, request.amount), use_breaker=False,
             )
         except PspError as exc:
-            raise ReversalPending(
+            raise ReversalPendingError(
                 f"{connector.name}: authorisation {request.idempotency_key} went unanswered "
                 f"({cause}) and its reversal failed ({exc}); queue the reversal",
                 reversal=reversal, **fields,
             ) from exc
         if response.outcome is Outcome.APPROVE:
-            raise AuthorisationReversed(
+            raise AuthorisationReversedError(
                 f"{connector.name}: authorisation {request.idempotency_key} went unanswered "
                 f"({cause}); reversed (code {response.code})", **fields,
             ) from cause
-        raise ReversalPending(
+        raise ReversalPendingError(
             f"{connector.name}: the reversal of {request.idempotency_key} was answered "
             f"{response.code} ({response.message or response.outcome}); queue it again",
             reversal=reversal, **fields,
@@ -275,7 +275,7 @@ class Router:
             attempt += 1
             try:
                 response = await call()
-            except (OutcomeUnknown, PspUnreachable):
+            except (OutcomeUnknownError, PspUnreachableError):
                 breaker.record_failure()
                 if safe and attempt < self.max_attempts:
                     await self._sleep(self.retry.delay(attempt))
@@ -306,7 +306,7 @@ class Router:
                                       use_breaker=False)
 
     async def replay_reversal(self, reversal: Mapping[str, Any]) -> PspResponse:
-        """Send a reversal queued from :class:`ReversalPending` (the outbox drains these)."""
+        """Send a reversal queued from :class:`ReversalPendingError` (the outbox drains these)."""
         amount = Amount(**reversal["amount"])
         return await self.reverse(PspReference.from_dict(reversal["original"]), amount)
 

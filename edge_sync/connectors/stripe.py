@@ -45,7 +45,7 @@ from edge_sync.connectors.base import (
     RefundRequest,
 )
 from edge_sync.connectors.classify import classify_stripe
-from edge_sync.connectors.errors import MalformedResponse
+from edge_sync.connectors.errors import MalformedResponseError
 from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
 from edge_sync.connectors.rest import (
     HttpAnswer,
@@ -148,7 +148,7 @@ class StripeConnector:
         if answer.status == 402 or answer.status == 409 or answer.status >= 429:
             error = require(body, "error", where)
             if not isinstance(error, dict):
-                raise MalformedResponse(f"{self.name}: 'error' is not an object", **where)
+                raise MalformedResponseError(f"{self.name}: 'error' is not an object", **where)
             code = _code(error.get("decline_code") or error.get("code")
                          or f"http_{answer.status}")
             outcome = Outcome.RETRY if answer.status != 402 else classify_stripe(None, code)
@@ -184,7 +184,7 @@ class StripeConnector:
                                           params={"query": query})
         found = require(answer.body, "data", where)
         if not isinstance(found, list):
-            raise MalformedResponse(f"{self.name}: search 'data' is not a list", **where)
+            raise MalformedResponseError(f"{self.name}: search 'data' is not a list", **where)
         if not found:
             return None
         with reading(where, "the search answer"):

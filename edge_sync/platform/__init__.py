@@ -8,33 +8,33 @@ contract) and never ``terminal``.
 """
 
 from edge_sync.platform.errors import (
-    BadSignature,
+    BadSignatureError,
     DownlinkError,
-    KeyNotRegistered,
-    MalformedUplink,
+    KeyNotRegisteredError,
+    MalformedUplinkError,
     PlatformError,
     RegistryError,
     StorageError,
-    UnknownTerminal,
-    UnstorableData,
-    UplinkRejected,
+    UnknownTerminalError,
+    UnstorableDataError,
+    UplinkRejectedError,
 )
 from edge_sync.platform.ingest import Ingestor, RawUplink
 from edge_sync.platform.storage import PlatformStorage, open_storage
 
 __all__ = [
-    "BadSignature",
+    "BadSignatureError",
     "DownlinkError",
     "Ingestor",
-    "KeyNotRegistered",
-    "MalformedUplink",
+    "KeyNotRegisteredError",
+    "MalformedUplinkError",
     "PlatformError",
     "PlatformStorage",
     "RawUplink",
     "RegistryError",
     "StorageError",
-    "UnknownTerminal",
-    "UnstorableData",
-    "UplinkRejected",
+    "UnknownTerminalError",
+    "UnstorableDataError",
+    "UplinkRejectedError",
     "open_storage",
 ]

@@ -25,7 +25,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.errors import PlatformError
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 # uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
 # other ``etika`` command starts without paying for them.
+from etika_argtypes import CommandGroups
 from etika_argtypes import port as _port
 from etika_argtypes import positive_int as _positive
 from etika_argtypes import session_expiry as _session_expiry
@@ -140,7 +141,7 @@ def _check_tls_files(cert: Path | None, key: Path | None, ca: Path | None, flags
             ) from exc
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     platform = groups.add_parser("platform", help="the central platform (ingestion, fleet)")
     commands = platform.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -6,18 +6,18 @@
     └── SyncError
         └── PlatformError                 root of the platform's errors
             ├── StorageError              the platform database failed (reconnect, retry later)
-            │   └── UnstorableData        a value cannot be stored (never retry as is: the
+            │   └── UnstorableDataError   a value cannot be stored (never retry as is: the
             │                             batch is split and the culprit rejected)
             ├── RegistryError             a terminal key cannot be registered (fix the key file)
             ├── ListenError               the HTTP address cannot be listened on (choose another)
-            ├── KeyNotRegistered          a known terminal signs with a key version the
+            ├── KeyNotRegisteredError     a known terminal signs with a key version the
             │                             platform lacks (rotation): the message is held,
             │                             not acked, until an operator registers that version
-            ├── UplinkRejected            one uplink message is refused; ``reason`` goes back
+            ├── UplinkRejectedError       one uplink message is refused; ``reason`` goes back
             │   │                         to the terminal in a "rejected" ack
-            │   ├── MalformedUplink       not JSON, truncated, or not a valid envelope
-            │   ├── UnknownTerminal       no public key registered for that terminal/version
-            │   └── BadSignature          the signature does not verify with the registered key
+            │   ├── MalformedUplinkError  not JSON, truncated, or not a valid envelope
+            │   ├── UnknownTerminalError  no public key registered for that terminal/version
+            │   └── BadSignatureError     the signature does not verify with the registered key
             └── DownlinkError             a downlink file cannot be signed and published
                                           (fix the file or the broker address)
 
@@ -32,17 +32,17 @@ from typing import Any
 from edge_sync.errors import SyncError
 
 __all__ = [
-    "BadSignature",
+    "BadSignatureError",
     "DownlinkError",
-    "KeyNotRegistered",
+    "KeyNotRegisteredError",
     "ListenError",
-    "MalformedUplink",
+    "MalformedUplinkError",
     "PlatformError",
     "RegistryError",
     "StorageError",
-    "UnknownTerminal",
-    "UnstorableData",
-    "UplinkRejected",
+    "UnknownTerminalError",
+    "UnstorableDataError",
+    "UplinkRejectedError",
 ]
 
 
@@ -54,7 +54,7 @@ class StorageError(PlatformError):
     """The platform database cannot be opened, migrated or written; nothing was acknowledged."""
 
 
-class UnstorableData(StorageError):
+class UnstorableDataError(StorageError):
     """The database refuses a value of the batch (out of range, invalid text): not an outage."""
 
 
@@ -70,11 +70,11 @@ class ListenError(PlatformError):
     exit_code = 2
 
 
-class KeyNotRegistered(PlatformError):
+class KeyNotRegisteredError(PlatformError):
     """A registered terminal used a key version the registry does not hold (yet)."""
 
 
-class UplinkRejected(PlatformError):
+class UplinkRejectedError(PlatformError):
     """An uplink is refused; ``reason`` is the short text sent back in the ack."""
 
     def __init__(self, reason: str, **fields: Any) -> None:
@@ -82,15 +82,15 @@ class UplinkRejected(PlatformError):
         self.reason = reason
 
 
-class MalformedUplink(UplinkRejected):
+class MalformedUplinkError(UplinkRejectedError):
     """The payload is not JSON, is truncated, or does not match the envelope schema."""
 
 
-class UnknownTerminal(UplinkRejected):
+class UnknownTerminalError(UplinkRejectedError):
     """No public key is registered for the terminal (or for that key version)."""
 
 
-class BadSignature(UplinkRejected):
+class BadSignatureError(UplinkRejectedError):
     """The envelope's signature does not verify against the registered public key."""
 
 

@@ -51,14 +51,14 @@ from edge_sync.messages import (
     utc_now_iso,
 )
 from edge_sync.platform.errors import (
-    BadSignature,
-    KeyNotRegistered,
-    MalformedUplink,
+    BadSignatureError,
+    KeyNotRegisteredError,
+    MalformedUplinkError,
     RegistryError,
     StorageError,
-    UnknownTerminal,
-    UnstorableData,
-    UplinkRejected,
+    UnknownTerminalError,
+    UnstorableDataError,
+    UplinkRejectedError,
 )
 from edge_sync.platform.keys import public_key_pem
 from edge_sync.platform.records import (
@@ -130,11 +130,11 @@ def _int(payload: Mapping[str, Any], key: str, *, minimum: int | None = None) ->
     value = payload.get(key)
     # bool is an int in Python but never an amount or a count on the wire.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise MalformedUplink(f"payload.{key} must be an integer")
+        raise MalformedUplinkError(f"payload.{key} must be an integer")
     if minimum is not None and value < minimum:
-        raise MalformedUplink(f"payload.{key} must be >= {minimum}")
+        raise MalformedUplinkError(f"payload.{key} must be >= {minimum}")
     if not -_INT64 <= value < _INT64:
-        raise MalformedUplink(f"payload.{key} is out of range")
+        raise MalformedUplinkError(f"payload.{key} is out of range")
     return value
 
 
@@ -143,13 +143,13 @@ def _text(value: Any, key: str, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value):
-        raise MalformedUplink(f"{key} must be a non-empty string")
+        raise MalformedUplinkError(f"{key} must be a non-empty string")
     if len(value) > 200 or "\x00" in value:
-        raise MalformedUplink(f"{key} must be at most 200 characters, without NUL")
+        raise MalformedUplinkError(f"{key} must be at most 200 characters, without NUL")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise MalformedUplink(f"{key} is not valid Unicode text") from exc
+        raise MalformedUplinkError(f"{key} is not valid Unicode text") from exc
     return value
 
 
@@ -160,16 +160,16 @@ def _instant(value: str) -> dt.datetime:
 
 def _date(value: Any, key: str) -> str:
     if not isinstance(value, str):
-        raise MalformedUplink(f"payload.{key} must be a date YYYY-MM-DD")
+        raise MalformedUplinkError(f"payload.{key} must be a date YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError as exc:
-        raise MalformedUplink(f"payload.{key} must be a date YYYY-MM-DD") from exc
+        raise MalformedUplinkError(f"payload.{key} must be a date YYYY-MM-DD") from exc
 
 
 def _currency(value: Any, key: str) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value):
-        raise MalformedUplink(f"payload.{key} must be an ISO 4217 code such as MAD")
+        raise MalformedUplinkError(f"payload.{key} must be an ISO 4217 code such as MAD")
     return value
 
 
@@ -186,7 +186,7 @@ def _transaction(envelope: Envelope) -> TransactionFact | None:
     )
     kind = payload.get("type", "sale")
     if kind not in _SIGNS:
-        raise MalformedUplink(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
+        raise MalformedUplinkError(f"payload.type must be one of {', '.join(sorted(_SIGNS))}")
     state = _text(payload.get("state", payload.get("status")), "payload.state", required=False)
     return TransactionFact(
         details=_details(payload),
@@ -215,10 +215,10 @@ def _details(payload: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     text = json.dumps(details, sort_keys=True, ensure_ascii=True)
     if any(luhn_valid(run) for run in _CARD_NUMBER.findall(text)):
-        raise MalformedUplink("the transaction's details hold a card number; the platform "
+        raise MalformedUplinkError("the transaction's details hold a card number; the platform "
                               "takes masked PANs only")
     if len(text) > _MAX_DETAILS_BYTES:
-        raise MalformedUplink(f"the transaction's details are over {_MAX_DETAILS_BYTES} bytes")
+        raise MalformedUplinkError(f"the transaction's details are over {_MAX_DETAILS_BYTES} bytes")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
@@ -228,12 +228,12 @@ def _eod(envelope: Envelope) -> tuple[str, tuple[EodTotal, ...]]:
     business_date = _date(payload.get("business_date"), "business_date")
     lines = payload.get("totals")
     if not isinstance(lines, list):
-        raise MalformedUplink("payload.totals must be a list")
+        raise MalformedUplinkError("payload.totals must be a list")
     totals: list[EodTotal] = []
     for index, line in enumerate(lines):
         where = f"totals[{index}]"
         if not isinstance(line, Mapping):
-            raise MalformedUplink(f"payload.{where} must be an object")
+            raise MalformedUplinkError(f"payload.{where} must be an object")
         totals.append(
             EodTotal(
                 currency=_currency(line.get("currency"), f"{where}.currency"),
@@ -243,7 +243,7 @@ def _eod(envelope: Envelope) -> tuple[str, tuple[EodTotal, ...]]:
         )
     currencies = [total.currency for total in totals]
     if len(set(currencies)) != len(currencies):
-        raise MalformedUplink("payload.totals lists a currency twice")
+        raise MalformedUplinkError("payload.totals lists a currency twice")
     return business_date, tuple(totals)
 
 
@@ -256,16 +256,16 @@ def _backlog(envelope: Envelope) -> dict[str, int]:
         for k, v in value.items()
     ):
         return dict(value)
-    raise MalformedUplink("payload.backlog must be a count or {destination: count}")
+    raise MalformedUplinkError("payload.backlog must be a count or {destination: count}")
 
 
 def book_payload(envelope: Envelope) -> Uplink:
-    """The row(s) an envelope books; :class:`MalformedUplink` when its payload is unusable."""
+    """The row(s) an envelope books; :class:`MalformedUplinkError` when its payload is unusable."""
     # The envelope fits the wire contract; these are the limits of the database columns.
     if envelope.seq >= _INT64:
-        raise MalformedUplink("seq is out of range")
+        raise MalformedUplinkError("seq is out of range")
     if envelope.key_version >= _INT32:
-        raise MalformedUplink("key_version is out of range")
+        raise MalformedUplinkError("key_version is out of range")
     _text(envelope.idempotency_key, "idempotency_key")
     uplink = Uplink(
         message_id=envelope.message_id,
@@ -296,17 +296,17 @@ def _rotated_key(envelope: Envelope) -> tuple[int, str]:
     """The next key a terminal announces, signed with a key the platform already trusts."""
     version = _int(envelope.payload, "key_version", minimum=0)
     if not envelope.key_version < version < _INT32:
-        raise MalformedUplink(
+        raise MalformedUplinkError(
             f"payload.key_version must be above the signing key's ({envelope.key_version})"
         )
     # The terminal's rotate hook reports it as public_key_pem.
     pem = envelope.payload.get("public_key_pem", envelope.payload.get("public_key"))
     if not isinstance(pem, str):
-        raise MalformedUplink("payload.public_key must be a PEM string")
+        raise MalformedUplinkError("payload.public_key must be a PEM string")
     try:
         return version, public_key_pem(pem.encode())
     except RegistryError as exc:
-        raise MalformedUplink(f"payload.public_key: {exc.message}") from exc
+        raise MalformedUplinkError(f"payload.public_key: {exc.message}") from exc
 
 
 class Ingestor:
@@ -351,14 +351,14 @@ class Ingestor:
             self._keys[(terminal_id, key_version)] = cached
         record, key = cached[1]
         if record.revoked_at is not None:
-            raise UnknownTerminal(
+            raise UnknownTerminalError(
                 f"key version {key_version} of {terminal_id} was revoked at {record.revoked_at}",
                 terminal_id=terminal_id, key_version=key_version,
             )
         if record.retire_after is not None and _instant(self._clock()) > _instant(
             record.retire_after
         ):
-            raise UnknownTerminal(
+            raise UnknownTerminalError(
                 f"key version {key_version} of {terminal_id} was retired at "
                 f"{record.retire_after} (a newer version replaced it)",
                 terminal_id=terminal_id, key_version=key_version,
@@ -370,7 +370,7 @@ class Ingestor:
     ) -> tuple[KeyRecord, ec.EllipticCurvePublicKey]:
         record = self.storage.key_record(terminal_id, key_version)
         if record is None and self.storage.key_versions(terminal_id):
-            raise KeyNotRegistered(
+            raise KeyNotRegisteredError(
                 f"key version {key_version} of {terminal_id} is not registered yet (rotated "
                 f"key?): held without ack; register it with etika platform register-terminal "
                 f"--terminal-id {terminal_id} --key-version {key_version} --public-key FILE",
@@ -378,7 +378,7 @@ class Ingestor:
                 key_version=key_version,
             )
         if record is None:
-            raise UnknownTerminal(
+            raise UnknownTerminalError(
                 f"unknown terminal {terminal_id} (key version {key_version}): "
                 "no public key registered",
                 terminal_id=terminal_id,
@@ -387,12 +387,12 @@ class Ingestor:
         try:
             key = serialization.load_pem_public_key(record.public_key_pem.encode())
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise UnknownTerminal(
+            raise UnknownTerminalError(
                 f"the registered key of {terminal_id} is unreadable; register it again",
                 terminal_id=terminal_id,
             ) from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise UnknownTerminal(f"the registered key of {terminal_id} is not an EC key")
+            raise UnknownTerminalError(f"the registered key of {terminal_id} is not an EC key")
         return record, key
 
     def _checkpoint(self, envelope: Envelope, uplink: Uplink) -> Uplink:
@@ -408,20 +408,20 @@ class Ingestor:
         entry_hash, prev_hash = payload.get("entry_hash"), payload.get("prev_entry_hash")
         signature, signed_at = payload.get("signature"), payload.get("signed_at")
         if not (isinstance(entry_hash, str) and _HEX64.match(entry_hash)):
-            raise MalformedUplink("payload.entry_hash must be 64 hex digits")
+            raise MalformedUplinkError("payload.entry_hash must be 64 hex digits")
         if not isinstance(signature, str) or not isinstance(signed_at, str):
-            raise MalformedUplink("payload.signature and payload.signed_at must be strings")
+            raise MalformedUplinkError("payload.signature and payload.signed_at must be strings")
         if payload.get("terminal_id") != envelope.terminal_id or version >= _INT32:
-            raise MalformedUplink("the checkpoint names another terminal or key version")
+            raise MalformedUplinkError("the checkpoint names another terminal or key version")
         key = self._public_key(envelope.terminal_id, version)
         try:
             key.verify(base64.b64decode(signature), canonical_json(payload),
                        ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError) as exc:
-            raise MalformedUplink("journal checkpoint: signature does not verify") from exc
+            raise MalformedUplinkError("journal checkpoint: signature does not verify") from exc
         last = self.storage.journal_checkpoint(envelope.terminal_id)
         if last is not None and (entry_id < last[0] or (prev_id, prev_hash) != last):
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"journal checkpoint of entry {entry_id} does not link to the last one "
                 f"received (entry {last[0]}): the terminal's audit journal was truncated or "
                 "rewritten in between"
@@ -435,7 +435,7 @@ class Ingestor:
             return uplink
         version = uplink.new_key[0]
         if self.storage.key_record(envelope.terminal_id, version) is not None:
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"key version {version} of {envelope.terminal_id} is already registered: "
                 "an announcement never replaces a key (revoke it with etika platform "
                 "revoke-key if it is not the terminal's)"
@@ -446,7 +446,7 @@ class Ingestor:
                 if r is not None and r.revoked_at is None and r.retire_after is None]
         current = max(live, default=None)
         if envelope.key_version != current:
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"key announcements must be signed with the current key (version {current}), "
                 f"not version {envelope.key_version}"
             )
@@ -457,12 +457,12 @@ class Ingestor:
         )
 
     def check(self, raw: RawUplink) -> Uplink:
-        """Parse, check the channel, verify and book one message; :class:`UplinkRejected`."""
+        """Parse, check the channel, verify and book one message; :class:`UplinkRejectedError`."""
         return book_payload(self.verified(raw))
 
     def verified(self, raw: RawUplink) -> Envelope:
         """The envelope once parsed, matched to its channel and verified: else
-        :class:`UplinkRejected` (nothing of it can be trusted, not even its message id)."""
+        :class:`UplinkRejectedError` (nothing of it can be trusted, not even its message id)."""
         # Parsed once here so that the signature is checked over the object *as sent*: the
         # model coerces ("1" → 1) and fills defaults (v), and a message the terminal did not
         # sign byte for byte must not verify just because it means the same.
@@ -470,37 +470,37 @@ class Ingestor:
             data: Any = dict(raw.body)
         else:
             if len(raw.body) > MAX_MESSAGE_BYTES:
-                raise MalformedUplink(f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
+                raise MalformedUplinkError(f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
             try:
                 data = json.loads(raw.body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise MalformedUplink("malformed envelope: not json") from exc
+                raise MalformedUplinkError("malformed envelope: not json") from exc
             except RecursionError as exc:
-                raise MalformedUplink("malformed envelope: nested too deep") from exc
+                raise MalformedUplinkError("malformed envelope: nested too deep") from exc
         if not isinstance(data, dict):
-            raise MalformedUplink("malformed envelope: not an object")
+            raise MalformedUplinkError("malformed envelope: not an object")
         try:
             envelope = parse_envelope(data)
         except MessageFormatError as exc:
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"malformed envelope: {exc.fields.get('reason') or exc.message}"
             ) from exc
         if envelope.terminal_id != raw.terminal_id:
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"terminal_id {envelope.terminal_id} does not match the channel's "
                 f"{raw.terminal_id}"
             )
         if raw.topic_kind is not None and envelope.kind != raw.topic_kind:
-            raise MalformedUplink(
+            raise MalformedUplinkError(
                 f"kind {envelope.kind} does not match the topic's {raw.topic_kind}"
             )
         if envelope.key_version >= _INT32:
-            raise MalformedUplink("key_version is out of range")
+            raise MalformedUplinkError("key_version is out of range")
         key = self._public_key(envelope.terminal_id, envelope.key_version)
         try:
             signed = canonical_json(data)
         except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
-            raise MalformedUplink("malformed envelope: text is not valid Unicode") from exc
+            raise MalformedUplinkError("malformed envelope: text is not valid Unicode") from exc
         try:
             signature = base64.b64decode(envelope.signature)
             try:
@@ -515,12 +515,12 @@ class Ingestor:
                     raise
                 registered.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
-            raise BadSignature(
+            raise BadSignatureError(
                 "bad signature: does not verify with the registered key "
                 f"(version {envelope.key_version})"
             ) from exc
         except ValueError as exc:  # cryptography: not DER
-            raise BadSignature("bad signature: not DER-encoded ECDSA") from exc
+            raise BadSignatureError("bad signature: not DER-encoded ECDSA") from exc
         return envelope
 
     def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
@@ -564,14 +564,14 @@ class Ingestor:
         for index, raw in enumerate(batch):
             try:
                 envelope = self.verified(raw)
-            except KeyNotRegistered as exc:
+            except KeyNotRegisteredError as exc:
                 rejections.append(
                     Rejection(raw.terminal_id, _message_id_of(raw.body),
                               f"{HELD_PREFIX}{exc.message}")
                 )
                 continue
             except StorageError as exc:
-                if not isinstance(exc, UnstorableData):
+                if not isinstance(exc, UnstorableDataError):
                     raise  # the registry lookup failed: the whole batch waits
                 self._refuse_unverified(raw, index, outcomes, rejections,
                                         "the platform cannot look this message up")
@@ -579,7 +579,7 @@ class Ingestor:
             except Exception as exc:
                 # Whatever a message does to our checks, it must not stall the ones after it
                 # (an unexpected error here would be redelivered and fail again for ever).
-                if isinstance(exc, UplinkRejected):
+                if isinstance(exc, UplinkRejectedError):
                     # Reasons may quote the sender's input: keep them short for the log.
                     reason = exc.reason if len(exc.reason) <= 300 else exc.reason[:297] + "..."
                 else:
@@ -594,7 +594,7 @@ class Ingestor:
                 raise  # the registry lookup failed: the whole batch waits
             except Exception as exc:
                 # Verified: the terminal signed this, so it is told (and stops resending).
-                if isinstance(exc, UplinkRejected):
+                if isinstance(exc, UplinkRejectedError):
                     reason = exc.reason if len(exc.reason) <= 300 else exc.reason[:297] + "..."
                 else:
                     log.exception("booking an uplink failed unexpectedly")
@@ -608,14 +608,14 @@ class Ingestor:
         try:
             stored = list(zip(good, self.storage.ingest([u for _, u in good], received_at),
                               strict=True))
-        except UnstorableData:
+        except UnstorableDataError:
             # One value the database refuses must not block its neighbours for ever:
             # store one by one and refuse the culprit.
             stored = []
             for index, uplink in good:
                 try:
                     outcome, = self.storage.ingest([uplink], received_at)
-                except UnstorableData as exc:
+                except UnstorableDataError as exc:
                     reason = f"the platform cannot store this message: {exc.__cause__}"
                     acks[index] = self._ack(uplink.terminal_id, uplink.message_id, "rejected",
                                             reason)

@@ -611,7 +611,7 @@ class EmvCard:
                         )
                         approved_by_issuer = approved_by_issuer and bool(csu[1] & 0x80)
                     issuer_ok = True
-                except issuer.CryptogramMismatch:
+                except issuer.CryptogramMismatchError:
                     issuer_ok = False
         if issuer_ok is False:
             self._tx.cvr1 |= 0x08  # issuer authentication performed and failed
@@ -670,7 +670,7 @@ class EmvCard:
             return SW_INS
         try:
             issuer.verify_arpc_method_1(state.personalised.card_keys, _atc(state), tx.arqc, data)
-        except issuer.CryptogramMismatch:
+        except issuer.CryptogramMismatchError:
             tx.external_auth = False
             return SW_AUTH_FAILED
         tx.external_auth = True

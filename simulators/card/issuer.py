@@ -21,7 +21,7 @@ Usage by an issuer host::
 
     from simulators.card import issuer
     keys = issuer.issuer_master_keys("visa")          # the test issuer's IMKs
-    issuer.verify_arqc(keys, pan, psn, tags, arqc)   # raises CryptogramMismatch
+    issuer.verify_arqc(keys, pan, psn, tags, arqc)   # raises CryptogramMismatchError
     tag_91 = issuer.arpc_method_1(keys, pan, psn, tags[0x9F36], arqc, b"00")
 
 ``tags`` maps tag numbers to values as the terminal sends them in the authorisation
@@ -49,7 +49,7 @@ __all__ = [
     "AC_DATA_TAGS",
     "ISSUERS",
     "CardKeys",
-    "CryptogramMismatch",
+    "CryptogramMismatchError",
     "IssuerMasterKeys",
     "arpc_method_1",
     "arpc_method_2",
@@ -75,7 +75,7 @@ AC_DATA_TAGS: tuple[int, ...] = (
 ISSUERS: tuple[str, ...] = ("visa", "mastercard", "cb", "domestic", "bancontact")
 
 
-class CryptogramMismatch(EtikaError):
+class CryptogramMismatchError(EtikaError):
     """A cryptogram (ARQC/TC/AAC or ARPC) did not verify: decline, it is not genuine."""
 
 
@@ -163,7 +163,7 @@ def verify_arqc(
     """Check an ARQC (or TC/AAC) from the authorisation data; raise if it does not match."""
     expected = generate_ac(derive_card_keys(imk, pan, psn), tags)
     if not hmac.compare_digest(expected, bytes(cryptogram)):
-        raise CryptogramMismatch(
+        raise CryptogramMismatchError(
             "the application cryptogram does not verify with the issuer keys",
             atc=tags.get(0x9F36, b"").hex().upper(),
         )
@@ -203,22 +203,22 @@ def arpc_method_2(
 def verify_arpc_method_1(card_keys: CardKeys, atc: bytes, arqc: bytes, tag_91: bytes) -> bytes:
     """The card's check of method 1 issuer data; returns the ARC or raises."""
     if len(tag_91) != 10:
-        raise CryptogramMismatch("issuer authentication data for ARPC method 1 is 10 bytes")
+        raise CryptogramMismatchError("issuer authentication data for ARPC method 1 is 10 bytes")
     arpc, arc = tag_91[:8], tag_91[8:]
     expected = _ac.generate_arpc_1(session_key(card_keys.ac, atc), arqc, arc)
     if not hmac.compare_digest(expected, arpc):
-        raise CryptogramMismatch("the ARPC does not verify (method 1)")
+        raise CryptogramMismatchError("the ARPC does not verify (method 1)")
     return arc
 
 
 def verify_arpc_method_2(card_keys: CardKeys, atc: bytes, arqc: bytes, tag_91: bytes) -> bytes:
     """The card's check of method 2 issuer data; returns the CSU or raises."""
     if not 8 <= len(tag_91) <= 16:
-        raise CryptogramMismatch("issuer authentication data for ARPC method 2 is 8–16 bytes")
+        raise CryptogramMismatchError("issuer authentication data for ARPC method 2 is 8–16 bytes")
     arpc, csu, proprietary = tag_91[:4], tag_91[4:8], tag_91[8:]
     expected = _ac.generate_arpc_2(session_key(card_keys.ac, atc), arqc, csu, proprietary or None)
     if not hmac.compare_digest(expected, arpc):
-        raise CryptogramMismatch("the ARPC does not verify (method 2)")
+        raise CryptogramMismatchError("the ARPC does not verify (method 2)")
     return csu
 
 

@@ -42,7 +42,7 @@ class SimulatedIssuer:
         arqc, atc = tags.get(0x9F26, b""), tags.get(0x9F36, b"")
         try:
             issuer.verify_arqc(keys, pan, psn, tags, arqc)
-        except (issuer.CryptogramMismatch, ValueError):
+        except (issuer.CryptogramMismatchError, ValueError):
             return OnlineResponse(arc=_DECLINED)
         # The issuer knows its cards' expiry dates: an expired card is declined (ARC 54).
         today = tags.get(0x9A, b"")

@@ -22,7 +22,7 @@ from drivers.pinpad.messages import (
     PinResult,
     StatusResponse,
 )
-from simulators.pinpad.dukpt import DukptOriginator, KsnExhausted
+from simulators.pinpad.dukpt import DukptOriginator, KsnExhaustedError
 from simulators.pinpad.offline_pin import encipher_pin_for_card
 from simulators.pinpad.pinblock import encipher_pin_block
 
@@ -93,7 +93,7 @@ class PinPadDevice:
             return PinEntryResponse(PinResult.BAD_REQUEST)
         try:
             ksn, key = self.originator.next_pin_key()
-        except KsnExhausted:
+        except KsnExhaustedError:
             return PinEntryResponse(PinResult.KEY_EXHAUSTED)
         pin_format = self.originator.pin_block_format
         block = encipher_pin_block(pin_format, key, self.pin, request.pan)

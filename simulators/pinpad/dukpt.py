@@ -34,7 +34,7 @@ __all__ = [
     "AES_KSN_LENGTH",
     "TDES_KSN_LENGTH",
     "DukptOriginator",
-    "KsnExhausted",
+    "KsnExhaustedError",
     "aes_derivation_key",
     "aes_initial_key",
     "aes_pin_key",
@@ -65,7 +65,7 @@ _USAGE_PIN_ENCRYPTION = 0x1000
 _AES_ALGORITHM = {16: 0x0002, 24: 0x0003, 32: 0x0004}
 
 
-class KsnExhausted(Exception):
+class KsnExhaustedError(Exception):
     """The PIN pad has used every transaction counter its KSN allows; it must be re-keyed."""
 
 
@@ -283,7 +283,7 @@ class DukptOriginator:
         while counter <= limit and counter.bit_count() > max_bits:
             counter += 1
         if counter > limit:
-            raise KsnExhausted("the PIN pad's transaction counter is exhausted; re-inject it")
+            raise KsnExhaustedError("the PIN pad's transaction counter is exhausted; re-inject it")
         ksn = self._with_counter(counter)
         self.ksn = ksn
         self.used_counters.append(counter)

@@ -5,8 +5,8 @@
     EtikaError
     └── PinPadSimulatorError
         ├── PinVerificationError       host side: the PIN block does not give the PIN
-        │   ├── PinBlockUnreadable     wrong BDK/KSN/PAN or a corrupt block: decline (ISO 8583 "81")
-        │   └── IncorrectPin           the block is sound but holds another PIN: decline ("55")
+        │   ├── PinBlockUnreadableError wrong BDK/KSN/PAN or a corrupt block: decline ("81")
+        │   └── IncorrectPinError      the block is sound but holds another PIN: decline ("55")
         ├── FaultSpecError             ``--faults`` could not be parsed
         └── SimulatorSetupError        ``--bdk``/``--ksn``/``--pin`` cannot make a PIN pad
 
@@ -19,8 +19,8 @@ from etika_errors import EtikaError
 
 __all__ = [
     "FaultSpecError",
-    "IncorrectPin",
-    "PinBlockUnreadable",
+    "IncorrectPinError",
+    "PinBlockUnreadableError",
     "PinPadSimulatorError",
     "PinVerificationError",
     "SimulatorSetupError",
@@ -35,11 +35,11 @@ class PinVerificationError(PinPadSimulatorError):
     """The acquirer could not verify the PIN block."""
 
 
-class PinBlockUnreadable(PinVerificationError):
+class PinBlockUnreadableError(PinVerificationError):
     """The PIN block did not decipher to a valid ISO 9564 block under the derived key."""
 
 
-class IncorrectPin(PinVerificationError):
+class IncorrectPinError(PinVerificationError):
     """The PIN block is valid but carries a PIN other than the card's."""
 
 
@@ -49,3 +49,5 @@ class FaultSpecError(PinPadSimulatorError, ValueError):
 
 class SimulatorSetupError(PinPadSimulatorError, ValueError):
     """``etika sim pinpad`` options that cannot make a PIN pad (bad hex, lengths, PIN)."""
+
+    exit_code = 2  # a value given on the command line: a usage error, as for every command

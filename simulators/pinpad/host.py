@@ -29,7 +29,7 @@ from simulators.pinpad.dukpt import (
     tdes_initial_key,
     tdes_pin_key,
 )
-from simulators.pinpad.errors import IncorrectPin, PinBlockUnreadable
+from simulators.pinpad.errors import IncorrectPinError, PinBlockUnreadableError
 from simulators.pinpad.pinblock import decipher_pin_block
 
 __all__ = ["derive_pin_key", "pin_block_format", "recover_pin", "verify_pin"]
@@ -54,16 +54,16 @@ def derive_pin_key(bdk: bytes, ksn: bytes) -> bytes:
 def recover_pin(
     bdk: bytes, ksn: bytes, pin_block: bytes, pan: str, pin_format: int | None = None
 ) -> str:
-    """Decipher ``pin_block`` and return the clear PIN; ``PinBlockUnreadable`` if invalid."""
+    """Decipher ``pin_block`` and return the clear PIN; ``PinBlockUnreadableError`` if invalid."""
     expected_format = pin_block_format(ksn)
     if pin_format is not None and pin_format != expected_format:
-        raise PinBlockUnreadable(
+        raise PinBlockUnreadableError(
             f"PIN block format {pin_format} does not match a {len(ksn)}-byte KSN",
             ksn=ksn.hex().upper(),
         )
     expected_length = 8 if expected_format == 0 else 16
     if len(pin_block) != expected_length:
-        raise PinBlockUnreadable(
+        raise PinBlockUnreadableError(
             f"a format {expected_format} PIN block is {expected_length} bytes, "
             f"got {len(pin_block)}",
             ksn=ksn.hex().upper(),
@@ -73,7 +73,7 @@ def recover_pin(
         return decipher_pin_block(expected_format, key, pin_block, pan)
     except ValueError:
         # psec's message may hold the deciphered digits: never chain or repeat it.
-        raise PinBlockUnreadable(
+        raise PinBlockUnreadableError(
             f"PIN block under KSN {ksn.hex().upper()} is not a valid format "
             f"{expected_format} block for this card (wrong BDK, KSN or PAN, or corrupt)",
             ksn=ksn.hex().upper(),
@@ -88,11 +88,11 @@ def verify_pin(
     expected_pin: str,
     pin_format: int | None = None,
 ) -> None:
-    """Return if the block holds ``expected_pin``; raise ``IncorrectPin`` or
-    ``PinBlockUnreadable`` otherwise."""
+    """Return if the block holds ``expected_pin``; raise ``IncorrectPinError`` or
+    ``PinBlockUnreadableError`` otherwise."""
     pin = recover_pin(bdk, ksn, pin_block, pan, pin_format)
     if not hmac.compare_digest(pin.encode(), expected_pin.encode()):
-        raise IncorrectPin(
+        raise IncorrectPinError(
             f"PIN under KSN {ksn.hex().upper()} does not match the card's PIN",
             ksn=ksn.hex().upper(),
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from drivers.base import EncryptedPin
-from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadDeviceError
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError, PinPadDeviceError
 from drivers.pinpad.messages import (
     MAX_PART,
     IccKeyPartRequest,
@@ -40,10 +40,10 @@ class SimulatedPinPad:
             pan, amount_minor, currency_numeric, max(1, min(300, round(timeout_s)))
         )
         if self.faults.take("cancel"):
-            raise PinEntryCancelled("PIN entry on in-process was cancelled", port=self.port)
+            raise PinEntryCancelledError("PIN entry on in-process was cancelled", port=self.port)
         if self.faults.take("timeout"):
             await asyncio.sleep(timeout_s)
-            raise PinEntryTimeout("PIN entry on in-process timed out", port=self.port)
+            raise PinEntryTimeoutError("PIN entry on in-process timed out", port=self.port)
         answer = self.device.encipher_pin(request)
         if answer.result is not PinResult.OK or answer.pin_format is None:
             raise PinPadDeviceError(
@@ -68,10 +68,10 @@ class SimulatedPinPad:
         for number, chunk in enumerate(chunks, 1):
             self.device.icc_key_part(IccKeyPartRequest(number, len(chunks), chunk))
         if self.faults.take("cancel"):
-            raise PinEntryCancelled("PIN entry on in-process was cancelled", port=self.port)
+            raise PinEntryCancelledError("PIN entry on in-process was cancelled", port=self.port)
         if self.faults.take("timeout"):
             await asyncio.sleep(timeout_s)
-            raise PinEntryTimeout("PIN entry on in-process timed out", port=self.port)
+            raise PinEntryTimeoutError("PIN entry on in-process timed out", port=self.port)
         answer = self.device.encipher_offline_pin(request)
         if answer.result is not PinResult.OK:
             raise PinPadDeviceError(

@@ -46,7 +46,7 @@ from simulators.pop.errors import PopFaultSpecError, PopKeyFileError
 from simulators.pop.faults import PopFaults, parse_faults
 from simulators.pop.keys import KeyRegistry
 from simulators.pop.ledger import PopLedger, Refusal
-from simulators.token_system.store import ActivationLog, ActivationRefused
+from simulators.token_system.store import ActivationLog, ActivationRefusedError
 
 __all__ = ["PopServer"]
 
@@ -337,7 +337,7 @@ class PopServer:
     def _activation(self, request: _Request) -> tuple[int, dict[str, Any]]:
         try:
             outcome = self.activations.record(json.loads(request.body))
-        except (ValueError, ActivationRefused) as exc:
+        except (ValueError, ActivationRefusedError) as exc:
             return 422, {"error": "refused", "reason": str(exc)[:300]}
         return 200, {"status": outcome}
 

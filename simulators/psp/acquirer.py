@@ -35,12 +35,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from hsm.cards import CardData, luhn_valid, mask_pan
-from hsm.errors import EnvelopeInvalid
+from hsm.errors import EnvelopeInvalidError
 from hsm.p2pe import decrypt_card
 from simulators.card import issuer
 from simulators.card.profiles import PROFILES, ArpcMode
 from simulators.pinpad.device import DEFAULT_AES_BDK, DEFAULT_TDES_BDK
-from simulators.pinpad.errors import IncorrectPin, PinBlockUnreadable
+from simulators.pinpad.errors import IncorrectPinError, PinBlockUnreadableError
 from simulators.pinpad.host import verify_pin
 
 __all__ = [
@@ -199,7 +199,7 @@ class Acquirer:
             return list(self.ledger.values()), self.postings
 
     def open_card(self, envelope: bytes, context: bytes) -> CardData:
-        """The card data of a P2PE envelope; ``EnvelopeInvalid`` if it does not open."""
+        """The card data of a P2PE envelope; ``EnvelopeInvalidError`` if it does not open."""
         return decrypt_card(self._key, envelope, context)
 
     # --- authorisation -------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Acquirer:
                             decision=_decline("05", "DO NOT HONOUR"))
         try:
             card = self.open_card(envelope, key.encode())
-        except (EnvelopeInvalid, ValueError):
+        except (EnvelopeInvalidError, ValueError):
             entry.decision = _decline("05", "P2PE ENVELOPE INVALID")
             return entry
         account = self.accounts.get(card.pan)
@@ -262,7 +262,7 @@ class Acquirer:
             try:
                 issuer.verify_arqc(issuer.issuer_master_keys(account.issuer), card.pan,
                                    card_psn, icc, arqc)
-            except (issuer.CryptogramMismatch, ValueError, KeyError):
+            except (issuer.CryptogramMismatchError, ValueError, KeyError):
                 if kind is not EntryKind.ADVICE:  # an offline TC is booked all the same
                     entry.decision = _decline("05", "ARQC FAILED")
                     return entry
@@ -297,12 +297,12 @@ class Acquirer:
                 return "81", "UNKNOWN KSN FORMAT"
             try:
                 verify_pin(bdk, ksn, pin_block, card.pan, account.pin)
-            except IncorrectPin:
+            except IncorrectPinError:
                 account.pin_tries_left -= 1
                 if account.pin_tries_left <= 0:
                     return "75", "PIN TRIES EXCEEDED"
                 return "55", "INCORRECT PIN"
-            except (PinBlockUnreadable, ValueError):
+            except (PinBlockUnreadableError, ValueError):
                 return "81", "PIN BLOCK UNREADABLE"
             account.pin_tries_left = PIN_TRIES
         if kind is EntryKind.ADVICE:

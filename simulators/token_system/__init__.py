@@ -4,6 +4,6 @@ events it receives, deduplicated on ``event_id``. Served by the PoP stand-in pro
 
 from __future__ import annotations
 
-from simulators.token_system.store import ActivationLog, ActivationRefused
+from simulators.token_system.store import ActivationLog, ActivationRefusedError
 
-__all__ = ["ActivationLog", "ActivationRefused"]
+__all__ = ["ActivationLog", "ActivationRefusedError"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from edge_sync.messages import canonical_json
 
-__all__ = ["REQUIRED_FIELDS", "ActivationLog", "ActivationRefused"]
+__all__ = ["REQUIRED_FIELDS", "ActivationLog", "ActivationRefusedError"]
 
 REQUIRED_FIELDS = ("event_id", "terminal_id", "payment_id", "card_token", "amount_minor",
                    "currency", "pop_reference")
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS token_activations (
 """
 
 
-class ActivationRefused(ValueError):
+class ActivationRefusedError(ValueError):
     """The event is malformed or reuses an event id with other content."""
 
 
@@ -46,20 +46,20 @@ class ActivationLog:
 
     def record(self, event: Any) -> str:
         if not isinstance(event, dict):
-            raise ActivationRefused("a token-activation event is a JSON object")
+            raise ActivationRefusedError("a token-activation event is a JSON object")
         missing = [name for name in REQUIRED_FIELDS if name not in event]
         if missing:
-            raise ActivationRefused(f"token-activation event lacks {', '.join(missing)}")
+            raise ActivationRefusedError(f"token-activation event lacks {', '.join(missing)}")
         try:
             event_id = str(uuid.UUID(str(event["event_id"])))
         except ValueError:
-            raise ActivationRefused("event_id is not a UUID") from None
+            raise ActivationRefusedError("event_id is not a UUID") from None
         digest = hashlib.sha256(canonical_json(event)).hexdigest()
         row = self._db.execute("SELECT content_hash FROM token_activations WHERE event_id=?",
                                (event_id,)).fetchone()
         if row is not None:
             if row[0] != digest:
-                raise ActivationRefused(f"event id {event_id} already used with other content")
+                raise ActivationRefusedError(f"event id {event_id} already used with other content")
             return "duplicate"
         self._db.execute("INSERT INTO token_activations (event_id, content_hash, body, "
                          "received_at) VALUES (?,?,?,?)",

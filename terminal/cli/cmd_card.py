@@ -22,20 +22,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from drivers.base import CardReader
+from etika_argtypes import CommandGroups, seconds
 from terminal.cli.context import CliContext
+from terminal.cli.usage import amount_option
 from terminal.emv.config import TransactionData
 from terminal.emv.cvm import OnlinePinRequest
 from terminal.emv.errors import EmvError
 from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
 from terminal.emv.offline_pin import OfflinePinRequest
 from terminal.emv.selection import Chooser
-from terminal.money import parse_amount
 from terminal.services import aid_chooser, card_session, run_card_job
 
 __all__ = ["CARD_READER_ENTRY_POINTS", "SimulatedReader", "register"]
@@ -46,7 +46,7 @@ _TRANSACT_KEYS = ("aid", "label", "pan_masked", "expiry", "oda", "oda_result", "
                   "tsi", "first_cryptogram", "cryptogram", "decision", "reason")
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     card = groups.add_parser("card", help="read a card and run EMV transactions")
     commands = card.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -58,7 +58,7 @@ def register(groups: Any) -> None:
                                  "instead of pcscd (e.g. visa-credit, cb, domestic-visa)")
         parser.add_argument("--contactless", action="store_true",
                             help="run the contactless (PPSE, qVSDC) path")
-        parser.add_argument("--timeout", type=_seconds, default=30.0,
+        parser.add_argument("--timeout", type=seconds, default=30.0,
                             help="seconds to wait for a card (default: %(default)s)")
         parser.add_argument("--aid", metavar="HEX",
                             help="on a card with several applications, the one to use (an AID "
@@ -89,15 +89,6 @@ def register(groups: Any) -> None:
     transact.set_defaults(handler=_transact)
 
 
-def _seconds(text: str) -> float:
-    """A positive, finite number of seconds (``nan`` would wait for ever)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
 
 
 #: The entry-point group where a distribution offers card readers by name; the simulators'
@@ -181,7 +172,7 @@ def _read(ctx: CliContext, args: argparse.Namespace) -> int:
 def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
     profile = ctx.profile()
     currency = profile.currency(args.currency) if args.currency else profile.default_currency
-    amount = parse_amount(args.amount, currency)
+    amount = amount_option(args.amount, currency)
     if args.issuer == "simulated" and not args.simulated:
         raise _UsageError("--issuer simulated needs --simulated PROFILE (the test issuer "
                           "only knows the simulated cards' keys)")

@@ -12,8 +12,8 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+from etika_argtypes import CommandGroups
 from terminal.cli.context import CliContext
 from terminal.errors import ConfigError
 from terminal.profile import Profile, load_profile
@@ -21,7 +21,7 @@ from terminal.profile import Profile, load_profile
 __all__ = ["register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     config = groups.add_parser("config", help="terminal profiles")
     commands = config.add_subparsers(dest="command", metavar="COMMAND", required=True)
     check = commands.add_parser(

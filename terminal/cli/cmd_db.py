@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
+from etika_argtypes import CommandGroups
 from terminal.cli.context import CliContext
 from terminal.errors import JournalError
 from terminal.store import Store, store_status
@@ -17,7 +17,7 @@ from terminal.store import Store, store_status
 __all__ = ["create_store", "register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     db = groups.add_parser("db", help="the durable SQLite store")
     commands = db.add_subparsers(dest="command", metavar="COMMAND", required=True)
     init = commands.add_parser(

@@ -13,10 +13,10 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+from etika_argtypes import CommandGroups, key_version
 from hsm import HsmSettings, KeyPurpose, KeyStore
-from hsm.errors import KeyImportFailed
+from hsm.errors import KeyImportFailedError
 from hsm.provision import init_token
 from hsm.transport import TEST_TRANSPORT_KEY, parse_import_file
 from terminal.cli.context import CliContext
@@ -26,7 +26,7 @@ from terminal.store import Store
 __all__ = ["hsm_settings", "open_key_store", "register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     hsm = groups.add_parser("hsm", help="the PKCS#11 key store (SoftHSM2 token)")
     hsm.add_argument(
         "--module",
@@ -68,18 +68,10 @@ def register(groups: Any) -> None:
         "public-key",
         help="print the signing public key (PEM; its fingerprint on stderr): the key to "
         "register with `etika platform register-terminal`")
-    public.add_argument("--version", type=_version, help="key version (default: current)")
+    public.add_argument("--version", type=key_version, help="key version (default: current)")
     public.set_defaults(handler=_public_key)
 
 
-def _version(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a key version (1, 2, ...)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"key versions start at 1, got {value}")
-    return value
 
 
 def hsm_settings(ctx: CliContext, module: str | None = None) -> HsmSettings:
@@ -169,7 +161,7 @@ def _import(ctx: CliContext, args: argparse.Namespace) -> int:
             raise ValueError(f"it holds a {delivery.purpose.value} key, not {purpose.value}")
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise KeyImportFailed(f"cannot import {args.file}: {reason}") from exc
+        raise KeyImportFailedError(f"cannot import {args.file}: {reason}") from exc
     if args.test_transport_key:
         transport_key = TEST_TRANSPORT_KEY
     else:
@@ -178,7 +170,7 @@ def _import(ctx: CliContext, args: argparse.Namespace) -> int:
             if len(transport_key) not in (16, 24, 32):
                 raise ValueError("not 16, 24 or 32 bytes")
         except (OSError, ValueError) as exc:
-            raise KeyImportFailed(
+            raise KeyImportFailedError(
                 f"cannot read a hex AES transport key from {args.transport_key_file}"
             ) from exc
     with KeyStore.open(_settings(ctx, args)) as store:

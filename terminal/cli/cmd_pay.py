@@ -18,7 +18,7 @@ import contextlib
 import json
 from typing import Any
 
-from etika_argtypes import seconds
+from etika_argtypes import CommandGroups, seconds
 from terminal.cli.context import CliContext
 from terminal.money import Amount, parse_amount
 from terminal.payments.model import PaymentEvent, PaymentOutcome, RefundOutcome, SaleRequest
@@ -26,7 +26,7 @@ from terminal.payments.model import PaymentEvent, PaymentOutcome, RefundOutcome,
 __all__ = ["register_pay", "register_refund", "register_tx", "register_void"]
 
 
-def register_pay(groups: Any) -> None:
+def register_pay(groups: CommandGroups) -> None:
     pay = groups.add_parser("pay", help="take a payment: card, PIN, acquirer and PoP")
     pay.add_argument("--amount", required=True, help="amount, e.g. 25.00")
     pay.add_argument("--currency", default=None,
@@ -47,7 +47,7 @@ def register_pay(groups: Any) -> None:
     pay.set_defaults(handler=_pay)
 
 
-def register_refund(groups: Any) -> None:
+def register_refund(groups: CommandGroups) -> None:
     refund = groups.add_parser("refund", help="refund all or part of an approved payment")
     refund.add_argument("payment_id", metavar="PAYMENT_ID")
     refund.add_argument("--amount", default=None,
@@ -57,14 +57,14 @@ def register_refund(groups: Any) -> None:
     refund.set_defaults(handler=_refund)
 
 
-def register_void(groups: Any) -> None:
+def register_void(groups: CommandGroups) -> None:
     void = groups.add_parser("void", help="cancel an approved payment before the end of day")
     void.add_argument("payment_id", metavar="PAYMENT_ID")
     void.add_argument("--json", action="store_true", help="print one JSON object")
     void.set_defaults(handler=_void)
 
 
-def register_tx(groups: Any) -> None:
+def register_tx(groups: CommandGroups) -> None:
     tx = groups.add_parser("tx", help="the terminal's payments: list, show, recover")
     commands = tx.add_subparsers(dest="command", metavar="COMMAND", required=True)
     listing = commands.add_parser("list", help="payments, newest first")

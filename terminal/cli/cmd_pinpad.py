@@ -12,14 +12,14 @@ import asyncio
 import getpass
 import json
 import sys
-from typing import Any
 
 from drivers.base import EncryptedPin
 from drivers.errors import PinPadError
 from drivers.pinpad import SerialPinPad
+from etika_argtypes import CommandGroups, baud
 from etika_errors import EtikaError
 from terminal.cli.context import CliContext
-from terminal.money import parse_amount
+from terminal.cli.usage import amount_option
 
 __all__ = ["PanInputError", "register"]
 
@@ -30,7 +30,7 @@ class PanInputError(EtikaError):
     exit_code = 2
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     pinpad = groups.add_parser("pinpad", help="the serial PIN pad")
     commands = pinpad.add_subparsers(dest="command", metavar="COMMAND", required=True)
     get_pin = commands.add_parser(
@@ -43,7 +43,7 @@ def register(groups: Any) -> None:
         "--port", help="serial port, e.g. /dev/ttyUSB0 (default: the profile's [pinpad] port)"
     )
     get_pin.add_argument(
-        "--baud", type=_baud, help="baud rate (default: the profile's [pinpad] baud)"
+        "--baud", type=baud, help="baud rate (default: the profile's [pinpad] baud)"
     )
     get_pin.add_argument("--amount", required=True, help="amount as typed, e.g. 12.00 or 12,50")
     get_pin.add_argument("--currency", default="MAD", help="ISO 4217 code (default %(default)s)")
@@ -56,14 +56,6 @@ def register(groups: Any) -> None:
     get_pin.set_defaults(handler=_get_pin)
 
 
-def _baud(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate (e.g. 9600)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a baud rate (e.g. 9600)")
-    return value
 
 
 def _read_pan() -> str:
@@ -90,7 +82,7 @@ def _get_pin(ctx: CliContext, args: argparse.Namespace) -> int:
         args.timeout = args.timeout if args.timeout is not None else pinpad.pin_timeout_s
     if not 1 <= args.timeout <= 300:
         raise PanInputError("--timeout must be between 1 and 300 seconds")
-    amount = parse_amount(args.amount, args.currency)
+    amount = amount_option(args.amount, args.currency)
     pan = _read_pan()
     try:
         encrypted = asyncio.run(_run(args, pan, amount.minor, amount.currency.numeric))

@@ -13,6 +13,7 @@ import asyncio
 import json
 from typing import Any
 
+from etika_argtypes import CommandGroups
 from terminal.cli.context import CliContext
 
 __all__ = ["register"]
@@ -21,7 +22,7 @@ __all__ = ["register"]
 NETWORKS = ("visa", "mastercard", "cb", "bancontact", "domestic", "amex", "jcb")
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     psp = groups.add_parser("psp", help="PSP connectors and routing of the profile")
     commands = psp.add_subparsers(dest="command", metavar="COMMAND", required=True)
     route = commands.add_parser("route", help="which connectors a payment would go to")
@@ -58,12 +59,12 @@ def _aid(text: str) -> str:
 
 def _route(ctx: CliContext, args: argparse.Namespace) -> int:
     from edge_sync.connectors import RoutingKey
-    from terminal.money import parse_amount
+    from terminal.cli.usage import amount_option
     from terminal.psp_routing import build_router
 
     profile = ctx.profile()
     cur = profile.currency(args.currency) if args.currency else profile.default_currency
-    amount = parse_amount(args.amount, cur)
+    amount = amount_option(args.amount, cur)
     router = build_router(profile)
     key = RoutingKey(network=args.network, currency=cur.code, amount_minor=amount.minor,
                      aid=(args.aid or "").upper(), bin=args.bin or "")

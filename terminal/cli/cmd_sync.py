@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import signal
 import time
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from etika_argtypes import CommandGroups, seconds
 from terminal.cli.context import CliContext
 
 # The sync, rich and the store are imported by the commands that use them: `sync run`
@@ -37,7 +37,7 @@ PLATFORM = "platform"
 __all__ = ["register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     sync = groups.add_parser("sync", help="store-and-forward to the platform (MQTT / HTTPS)")
     commands = sync.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser("run", help="drain the outbox to the platform and apply downlinks")
@@ -58,7 +58,7 @@ def register(groups: Any) -> None:
     )
     run.add_argument(
         "--connect-timeout",
-        type=_seconds,
+        type=seconds,
         default=5.0,
         metavar="S",
         help="how long to wait for the broker before using HTTPS (default: %(default)s)",
@@ -88,21 +88,13 @@ def register(groups: Any) -> None:
 def _destinations(text: str) -> set[str]:
     wanted = {d.strip() for d in text.split(",") if d.strip()}
     if not wanted or wanted - {"platform", "psp", "pop"}:
-        from edge_sync.errors import SyncError
+        from terminal.cli.usage import CliUsageError
 
-        raise SyncError(f"--destinations {text!r}: use a comma-separated list of platform, "
-                        "psp and pop")
+        raise CliUsageError(f"--destinations {text!r}: use a comma-separated list of "
+                            "platform, psp and pop")
     return wanted
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
 
 
 def _business_date(text: str) -> dt.date:

@@ -26,7 +26,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from etika_argtypes import not_empty
+from etika_argtypes import CommandGroups, not_empty
 from etika_errors import EtikaError
 from terminal.cli.context import CliContext
 
@@ -43,6 +43,7 @@ __all__ = [
     "build_parser",
     "command_groups",
     "main",
+    "run_parsed",
 ]
 
 #: The entry-point group every distribution registers its ``etika`` command groups in.
@@ -118,9 +119,9 @@ def _chosen_group(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _load(point: EntryPoint) -> Callable[[argparse._SubParsersAction], None]:
+def _load(point: EntryPoint) -> Callable[[CommandGroups], None]:
     try:
-        register: Callable[[argparse._SubParsersAction], None] = point.load()
+        register: Callable[[CommandGroups], None] = point.load()
     except ImportError as exc:
         dist = point.dist.name if point.dist is not None else "its distribution"
         raise CommandGroupError(
@@ -179,14 +180,15 @@ def main(argv: Sequence[str] | None = None, *,
         except EtikaError as exc:
             return _usage_error(str(exc))
         args = parser.parse_args(argv)
-        return _run(args, services_factory)
+        return run_parsed(args, services_factory)
     except BrokenPipeError:
         _silence_stdout()
         return 0
 
 
-def _run(args: argparse.Namespace,
-         services_factory: Callable[..., TerminalServices] | None) -> int:
+def run_parsed(args: argparse.Namespace,
+               services_factory: Callable[..., TerminalServices] | None = None) -> int:
+    """Run the parsed command ``args.handler``; map what it raises to the exit status."""
     context = CliContext(profile_name=args.profile, data_dir=args.data_dir,
                          services_factory=services_factory)
     handler = getattr(args, "handler", None)
@@ -218,14 +220,15 @@ def _run(args: argparse.Namespace,
         # gets one line saying where to find it.
         import structlog
 
-        from terminal.logs import LOG_FILE_NAME, mask_pan_text
+        from terminal.logs import FILE_ONLY, LOG_FILE_NAME, mask_pan_text
 
-        structlog.get_logger("etika.cli").exception("internal error", command=args.group)
-        print(
-            f"etika: internal error: {type(exc).__name__}: {mask_pan_text(str(exc))} "
-            f"(details in {context.log_dir / LOG_FILE_NAME})",
-            file=sys.stderr,
-        )
+        structlog.get_logger("etika.cli").exception("internal error", command=args.group,
+                                                    **{FILE_ONLY: True})
+        log_file = context.log_dir / LOG_FILE_NAME
+        where = (f"details in {log_file}" if log_file.exists()
+                 else f"no log kept: the data dir {context.data_dir} does not exist")
+        print(f"etika: internal error: {type(exc).__name__}: {mask_pan_text(str(exc))} "
+              f"({where})", file=sys.stderr)
         return EXIT_BUG
     return status
 

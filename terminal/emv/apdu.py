@@ -1,7 +1,8 @@
 """EMV command APDUs (EMV 4.4 Book 3 §6.5) and the kernel's channel to the card.
 
 :class:`CardChannel` wraps a :class:`drivers.base.CardSession`: it maps the driver's errors
-to the kernel's (:class:`~terminal.emv.errors.CardRemoved`, ``ReaderFailure``) and, should
+to the kernel's (:class:`~terminal.emv.errors.CardRemovedMidTransactionError`,
+``ReaderFailureError``) and, should
 a reader hand back ``61xx``/``6Cxx`` itself, applies the T=0 rules of Book 1 §9.3.1 (GET
 RESPONSE, resend with Le) so the kernel works with such readers too.
 """
@@ -13,7 +14,11 @@ import logging
 from drivers.base import CardSession, ResponseApdu
 from drivers.errors import DriverError
 from drivers.reader_errors import CardRemovedError, NoCardError
-from terminal.emv.errors import CardRemoved, CommandTooLong, ReaderFailure
+from terminal.emv.errors import (
+    CardRemovedMidTransactionError,
+    CommandTooLongError,
+    ReaderFailureError,
+)
 from terminal.emv.tlv import encode
 
 __all__ = [
@@ -46,7 +51,7 @@ MAX_COMMAND_DATA = 255
 
 def _case4(cla: int, ins: int, p1: int, p2: int, data: bytes) -> bytes:
     if len(data) > MAX_COMMAND_DATA:
-        raise CommandTooLong(
+        raise CommandTooLongError(
             f"command data of {len(data)} bytes does not fit a short APDU "
             f"(at most {MAX_COMMAND_DATA})"
         )
@@ -126,11 +131,11 @@ class CardChannel:
             response = await self.session.transmit(apdu)
         except DriverError as exc:
             if isinstance(exc, CardRemovedError | NoCardError):
-                raise CardRemoved(
+                raise CardRemovedMidTransactionError(
                     "the card was removed during the transaction; insert it again",
                     reader=getattr(exc, "reader", None),
                 ) from exc
-            raise ReaderFailure(
+            raise ReaderFailureError(
                 f"the card reader failed: {exc.message}", reader=getattr(exc, "reader", None)
             ) from exc
         self.exchanges += 1
@@ -155,7 +160,7 @@ class CardChannel:
                 continue
             break
         else:
-            raise ReaderFailure("the card keeps answering 61xx/6Cxx; it is not usable")
+            raise ReaderFailureError("the card keeps answering 61xx/6Cxx; it is not usable")
         if data:
             return ResponseApdu(data + response.data, response.sw1, response.sw2)
         return response

@@ -25,12 +25,12 @@ from terminal.emv.dol import build_dol, parse_dol
 from terminal.emv.errors import (
     CardDataError,
     CardError,
-    CommandTooLong,
+    CommandTooLongError,
     DolError,
-    IccDataMissing,
+    IccDataMissingError,
     OdaError,
     TlvError,
-    TransactionNotAllowed,
+    TransactionNotAllowedError,
 )
 from terminal.emv.oda import (
     RsaKey,
@@ -71,7 +71,7 @@ from terminal.emv.tvr import Tsi, TsiBit, Tvr, TvrBit
 
 __all__ = [
     "ContactFlow",
-    "GpoRefused",
+    "GpoRefusedError",
     "checked_aip",
     "parse_afl",
     "response_template",
@@ -169,7 +169,7 @@ def response_template(data: bytes, command: str) -> list[Tlv]:
     return items
 
 
-class GpoRefused(TransactionNotAllowed):
+class GpoRefusedError(TransactionNotAllowedError):
     """GPO answered 6985: this application refuses; selection goes on without it."""
 
 
@@ -274,15 +274,15 @@ class ContactFlow:
                 raise CardDataError(f"the card's PDOL is malformed: {exc}", tag=0x9F38) from exc
         try:
             command = apdu.get_processing_options(self.pdol_data)
-        except CommandTooLong as exc:
+        except CommandTooLongError as exc:
             # Book 3 Annex B, Book 1 §9.4: the 83 template must fit one short command.
-            raise CommandTooLong(
+            raise CommandTooLongError(
                 f"the card's PDOL asks for {len(self.pdol_data)} bytes of terminal data; "
                 "GET PROCESSING OPTIONS carries at most 252", tag=0x9F38,
             ) from exc
         response = await self.channel.transmit(command)
         if response.sw == 0x6985:
-            raise GpoRefused(
+            raise GpoRefusedError(
                 "the card refuses this transaction (GPO: conditions of use not satisfied)",
                 sw=response.sw,
             )
@@ -373,7 +373,7 @@ class ContactFlow:
         card = self.card
         for tag in (0x8F, 0x90, 0x9F32):
             if tag not in card:
-                raise IccDataMissing(f"{tag:X} missing")
+                raise IccDataMissingError(f"{tag:X} missing")
         rid = self.selected.aid[:5]
         if len(card[0x8F]) != 1:
             raise OdaError(f"the CA public key index (8F) is {len(card[0x8F])} bytes, not 1",
@@ -392,7 +392,7 @@ class ContactFlow:
         card = self.card
         for tag in (0x9F46, 0x9F47):
             if tag not in card:
-                raise IccDataMissing(f"{tag:X} missing")
+                raise IccDataMissingError(f"{tag:X} missing")
         return recover_icc_key(issuer, card[0x9F46], card.get(0x9F48), card[0x9F47],
                                self.static_data, self.pan(), self.today())
 
@@ -406,7 +406,7 @@ class ContactFlow:
         card = self.card
         if 0x9F2D in card:
             if 0x9F2E not in card:
-                raise IccDataMissing("9F2E missing")
+                raise IccDataMissingError("9F2E missing")
             return recover_icc_key(self.issuer_public_key(), card[0x9F2D], card.get(0x9F2F),
                                    card[0x9F2E], b"", self.pan(), self.today())
         if self.icc_key is not None:
@@ -432,7 +432,7 @@ class ContactFlow:
             issuer = self.issuer_public_key()
             if self.oda == "sda":
                 if 0x93 not in self.card:
-                    raise IccDataMissing("93 missing")
+                    raise IccDataMissingError("93 missing")
                 self.card.setdefault(
                     0x9F45, verify_sda(issuer, self.card[0x93], self.static_data)
                 )
@@ -443,7 +443,7 @@ class ContactFlow:
                 await self._internal_authenticate(self.icc_key)
                 self.oda_result = "ok"
             # CDA: the signature comes with GENERATE AC; result decided there.
-        except IccDataMissing as exc:
+        except IccDataMissingError as exc:
             log.info("ODA %s: ICC data missing (%s)", self.oda, exc)
             self._oda_failed(missing=True)
         except OdaError as exc:
@@ -455,10 +455,10 @@ class ContactFlow:
         try:
             entries = parse_dol(ddol)
             if not any(tag == 0x9F37 for tag, _ in entries):
-                raise IccDataMissing("DDOL without unpredictable number")
+                raise IccDataMissingError("DDOL without unpredictable number")
             ddol_data = build_dol(entries, self.dol_source())
             command = apdu.internal_authenticate(ddol_data)
-        except (DolError, CommandTooLong) as exc:
+        except (DolError, CommandTooLongError) as exc:
             # The card's DDOL is unusable: DDA cannot be performed, so it fails (TVR).
             raise OdaError(f"the DDOL is unusable: {exc}", step="ddol") from exc
         response = await self.channel.transmit(command)
@@ -473,7 +473,7 @@ class ContactFlow:
         else:
             found = find(items[0].children, 0x9F4B)
             if found is None:
-                raise IccDataMissing("9F4B missing")
+                raise IccDataMissingError("9F4B missing")
             sdad = found.value
         dynamic = verify_dynamic_signature(icc, sdad, ddol_data)
         self.card[0x9F4C] = dynamic.icc_dynamic_number
@@ -499,8 +499,8 @@ class ContactFlow:
         command = "GENERATE AC 1" if cdol_tag == 0x8C else "GENERATE AC 2"
         try:
             built = apdu.generate_ac(p1, cdol_data)
-        except CommandTooLong as exc:
-            raise CommandTooLong(
+        except CommandTooLongError as exc:
+            raise CommandTooLongError(
                 f"CDOL {cdol_tag:X} asks for {len(cdol_data)} bytes of data; {command} "
                 "carries at most 255", tag=cdol_tag,
             ) from exc

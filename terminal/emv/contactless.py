@@ -4,8 +4,8 @@ Rules implemented (and only these):
 
 1. PPSE selection (Book B §3.3): ``2PAY.SYS.DDF01``, candidates from its ``61`` entries
    that match a terminal AID enabled for contactless, by priority; no AID-list fallback
-   (a card without PPSE is asked to be inserted: :class:`NoApplication`).
-2. Pre-processing: amount above the contactless transaction limit → ``TransactionNotAllowed``
+   (a card without PPSE is asked to be inserted: :class:`NoApplicationError`).
+2. Pre-processing: amount above the contactless transaction limit → ``TransactionNotAllowedError``
    (use another interface). The Terminal Transaction Qualifiers (9F66) say: qVSDC
    supported (byte 1 b6), EMV contact chip supported (b5), offline-only reader (b4) when
    the terminal cannot go online, online PIN supported (b3) when a PIN entry device is
@@ -47,9 +47,9 @@ from terminal.emv.dol import build_dol
 from terminal.emv.errors import (
     CardDataError,
     CardError,
-    IccDataMissing,
+    IccDataMissingError,
     OdaError,
-    TransactionNotAllowed,
+    TransactionNotAllowedError,
 )
 from terminal.emv.oda import verify_dynamic_signature
 from terminal.emv.online import OnlineAuthoriser, OnlineRequest, OnlineResponse
@@ -113,7 +113,7 @@ class QvsdcFlow(ContactFlow):
         self.pdol_tvr = source.get(0x95, bytes(5))
         response = await self.channel.transmit(apdu.get_processing_options(self.pdol_data))
         if response.sw in (0x6984, 0x6985, 0x6986):
-            raise TransactionNotAllowed(
+            raise TransactionNotAllowedError(
                 "the card asks for another interface; insert the card", sw=response.sw
             )
         if not response.ok:
@@ -156,14 +156,14 @@ class QvsdcFlow(ContactFlow):
         self.tsi.set(TsiBit.ODA_PERFORMED)
         try:
             if not self.aip[0] & 0x20 or 0x9F4B not in self.card:
-                raise IccDataMissing("no fDDA signature")
+                raise IccDataMissingError("no fDDA signature")
             issuer = self.issuer_public_key()
             icc = self.icc_public_key(issuer)
             terminal = self.terminal_objects()
             dynamic = (self.un + terminal[0x9F02] + terminal[0x5F2A]
                        + self.card.get(0x9F69, b""))
             verify_dynamic_signature(icc, self.card[0x9F4B], dynamic)
-        except IccDataMissing:
+        except IccDataMissingError:
             self.tvr.set(TvrBit.DDA_FAILED)
             self.tvr.set(TvrBit.ICC_DATA_MISSING)
             self.oda_result = "failed"
@@ -180,7 +180,7 @@ class QvsdcFlow(ContactFlow):
         assert txn is not None
         limits = self.aid_config.contactless_limits
         if limits.transaction_limit is not None and txn.amount > limits.transaction_limit:
-            raise TransactionNotAllowed(
+            raise TransactionNotAllowedError(
                 "the amount is above the contactless limit; insert the card"
             )
         self.ttq = self._build_ttq(txn)
@@ -214,7 +214,7 @@ class QvsdcFlow(ContactFlow):
                 if ctq[0] & 0x20 and self._can_go_online(txn):
                     go_online = True
                 elif ctq[0] & 0x10:
-                    raise TransactionNotAllowed(
+                    raise TransactionNotAllowedError(
                         "offline data authentication failed; insert the card"
                     )
                 else:

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.errors import PinEntryCancelled, PinEntryTimeout
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from etika_errors import EtikaError
 from terminal.emv.config import KernelConfig, TransactionData, TransactionType
 from terminal.emv.offline_pin import OfflinePinStep
@@ -95,8 +95,8 @@ class OnlinePinRequest:
 
 
 #: Returns the enciphered PIN (``drivers.base.EncryptedPin``, opaque to the kernel) or raises:
-#: ``PinEntryCancelled``/``PinEntryTimeout`` mean the cardholder did not enter it; any other
-#: ``EtikaError`` means the pad failed.
+#: ``PinEntryCancelledError``/``PinEntryTimeoutError`` mean the cardholder did not enter it;
+#: any other ``EtikaError`` means the pad failed.
 PinCallback = Callable[[OnlinePinRequest], Awaitable[Any]]
 
 
@@ -256,7 +256,7 @@ async def process_cvm(
                 result.online_pin = await pin_entry(
                     OnlinePinRequest(pan, txn.amount, txn.currency_numeric)
                 )
-            except (PinEntryCancelled, PinEntryTimeout):
+            except (PinEntryCancelledError, PinEntryTimeoutError):
                 tvr.set(TvrBit.PIN_NOT_ENTERED)
             except EtikaError:  # any other PIN pad failure: the pad is not working
                 tvr.set(TvrBit.PIN_PAD_NOT_PRESENT)

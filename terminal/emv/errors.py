@@ -8,23 +8,24 @@
             ├── TlvError              BER-TLV input is malformed (``offset``, ``tag``)
             ├── DolError              a DOL is malformed or cannot be built (``offset``)
             ├── CardError             the card answered an unusable status word (``sw``)
-            │   ├── ApplicationBlocked    SELECT answered 6283: the application is blocked
-            │   └── CardBlocked           SELECT of the PSE/PPSE answered 6A81: card blocked
+            │   ├── ApplicationBlockedError SELECT answered 6283: the application is blocked
+            │   └── CardBlockedError      SELECT of the PSE/PPSE answered 6A81: card blocked
             ├── CardDataError         card data missing/contradictory (``tag``): abort
-            │   └── CommandTooLong    the data a card's DOL asks for does not fit a command
-            ├── NoApplication         no application supported by both card and terminal
-            ├── CardRemoved           the card left the reader mid-transaction
-            ├── ReaderFailure         the reader failed (from ``drivers.errors.ReaderError``)
+            │   └── CommandTooLongError the data a card's DOL asks for does not fit a command
+            ├── NoApplicationError    no application supported by both card and terminal
+            ├── CardRemovedMidTransactionError the card left the reader mid-transaction
+            ├── ReaderFailureError    the reader failed (from ``drivers.errors.ReaderError``)
             ├── OdaError              an offline data authentication check failed (``step``);
             │   │                     kept inside the kernel: it sets TVR bits, flow goes on
-            │   └── IccDataMissing    a data object ODA needs is missing (TVR "ICC data missing")
+            │   └── IccDataMissingError a data object ODA needs is missing (TVR "ICC data missing")
             ├── PinEntryError         the PIN entry device failed or was cancelled
-            └── TransactionNotAllowed the card does not allow this transaction
+            └── TransactionNotAllowedError the card does not allow this transaction
 
 One leaf per distinct recovery action: a ``CardError`` means "try again / another card",
-``CardRemoved`` means "ask the cardholder to reinsert", ``NoApplication`` means "card not
-supported here", ``ReaderFailure`` means "check the reader". Messages and fields never
-carry clear card data (PAN, track 2, PIN); PANs are masked ``first6…last4``.
+``CardRemovedMidTransactionError`` means "ask the cardholder to reinsert",
+``NoApplicationError`` means "card not supported here", ``ReaderFailureError`` means "check
+the reader". Messages and fields never carry clear card data (PAN, track 2, PIN); PANs are
+masked ``first6…last4``.
 """
 
 from __future__ import annotations
@@ -34,21 +35,21 @@ from typing import Any
 from terminal.errors import TerminalError
 
 __all__ = [
-    "ApplicationBlocked",
-    "CardBlocked",
+    "ApplicationBlockedError",
+    "CardBlockedError",
     "CardDataError",
     "CardError",
-    "CardRemoved",
-    "CommandTooLong",
+    "CardRemovedMidTransactionError",
+    "CommandTooLongError",
     "DolError",
     "EmvError",
-    "IccDataMissing",
-    "NoApplication",
+    "IccDataMissingError",
+    "NoApplicationError",
     "OdaError",
     "PinEntryError",
-    "ReaderFailure",
+    "ReaderFailureError",
     "TlvError",
-    "TransactionNotAllowed",
+    "TransactionNotAllowedError",
 ]
 
 
@@ -83,11 +84,11 @@ class CardError(EmvError):
         self.command = command
 
 
-class ApplicationBlocked(CardError):
+class ApplicationBlockedError(CardError):
     """SELECT answered 6283: the application is blocked; choose another or another card."""
 
 
-class CardBlocked(CardError):
+class CardBlockedError(CardError):
     """SELECT answered 6A81: the card (or function) is blocked; the card cannot be used."""
 
 
@@ -99,22 +100,22 @@ class CardDataError(EmvError):
         self.tag = tag
 
 
-class CommandTooLong(CardDataError, ValueError):
+class CommandTooLongError(CardDataError, ValueError):
     """Command data over the 255 bytes of a short APDU (EMV 4.4 Book 1 §9.4, Book 3 Annex B).
 
     A card's PDOL, CDOL or DDOL can ask for more; that is the card's data error, not a bug.
     """
 
 
-class NoApplication(EmvError):
+class NoApplicationError(EmvError):
     """No application is supported by both the card and the terminal."""
 
 
-class CardRemoved(EmvError):
+class CardRemovedMidTransactionError(EmvError):
     """The card was removed before the transaction ended; ask for it again."""
 
 
-class ReaderFailure(EmvError):
+class ReaderFailureError(EmvError):
     """The reader failed while the kernel used it; check the reader and retry."""
 
 
@@ -126,7 +127,7 @@ class OdaError(EmvError):
         self.step = step
 
 
-class IccDataMissing(OdaError):
+class IccDataMissingError(OdaError):
     """A data object offline data authentication needs is missing (Book 3 §10.3).
 
     Like every ``OdaError`` it stays inside the kernel: ODA fails and TVR byte 1 b6
@@ -141,5 +142,5 @@ class PinEntryError(EmvError):
     """The PIN entry device failed or the cardholder cancelled."""
 
 
-class TransactionNotAllowed(EmvError):
+class TransactionNotAllowedError(EmvError):
     """The card or its data does not allow this transaction."""

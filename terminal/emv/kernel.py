@@ -32,7 +32,7 @@ from __future__ import annotations
 from drivers.base import CardSession
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import KernelConfig, TransactionData
-from terminal.emv.contact import ContactFlow, GpoRefused, parse_afl, terminal_data
+from terminal.emv.contact import ContactFlow, GpoRefusedError, parse_afl, terminal_data
 from terminal.emv.contactless import QvsdcFlow
 from terminal.emv.cvm import PinCallback
 from terminal.emv.mchip_contactless import MASTERCARD_RID, MChipContactlessFlow
@@ -137,6 +137,6 @@ class EmvKernel:
                                authoriser=self.authoriser, offline_pin=self.offline_pin)
             try:
                 return await flow.run()
-            except GpoRefused:
+            except GpoRefusedError:
                 # Book 3 §10.1: GPO 6985 → drop the application, back to selection.
                 refused.add(selected.aid)

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from drivers.errors import PinEntryCancelled, PinEntryTimeout
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from etika_errors import EtikaError
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
@@ -56,8 +56,8 @@ class OfflinePinRequest:
 
 
 #: Returns the RSA-enciphered PIN data for VERIFY (``drivers.base.OfflinePinPad``) or raises:
-#: ``PinEntryCancelled``/``PinEntryTimeout`` when the cardholder did not enter it, any other
-#: ``EtikaError`` when the pad failed.
+#: ``PinEntryCancelledError``/``PinEntryTimeoutError`` when the cardholder did not enter it,
+#: any other ``EtikaError`` when the pad failed.
 OfflinePinCallback = Callable[[OfflinePinRequest], Awaitable[bytes]]
 
 
@@ -92,7 +92,7 @@ class OfflinePinStep:
                 OfflinePinRequest(key.modulus, key.exponent, challenge.data, self.amount,
                                   self.currency_numeric)
             )
-        except (PinEntryCancelled, PinEntryTimeout):
+        except (PinEntryCancelledError, PinEntryTimeoutError):
             tvr.set(TvrBit.PIN_NOT_ENTERED)
             return False
         except EtikaError:

@@ -15,7 +15,7 @@ Building the candidate list:
    with it is a candidate if the terminal AID allows partial matching, and SELECT *next
    occurrence* looks for more; ``6283`` (application blocked) drops that one; ``6A82``
    moves to the next terminal AID; ``6A81`` (card blocked or SELECT not supported) ends the
-   session with ``CardBlocked``.
+   session with ``CardBlockedError``.
 3. Candidates are ordered by priority indicator (87 b4–b1, 1 highest, 0 = none, last),
    then in the order found (Book 1 §12.4). Priority bit b8 means the application needs
    cardholder confirmation: a terminal without it (``cardholder_confirmation=False``)
@@ -36,13 +36,13 @@ from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import AidConfig, KernelConfig
 from terminal.emv.errors import (
-    ApplicationBlocked,
-    CardBlocked,
+    ApplicationBlockedError,
+    CardBlockedError,
     CardDataError,
     CardError,
-    NoApplication,
+    NoApplicationError,
     TlvError,
-    TransactionNotAllowed,
+    TransactionNotAllowedError,
 )
 from terminal.emv.tlv import Tlv, decode, find, find_all, flatten
 
@@ -144,7 +144,7 @@ def _candidate_from_entry(entry: Tlv, aids: Sequence[AidConfig], order: int) -> 
 async def _directory_contact(channel: CardChannel, aids: Sequence[AidConfig]) -> list[Candidate]:
     response = await channel.transmit(apdu.select(PSE))
     if response.sw == 0x6A81:
-        raise CardBlocked("the card is blocked (SELECT PSE refused)", sw=response.sw)
+        raise CardBlockedError("the card is blocked (SELECT PSE refused)", sw=response.sw)
     if not response.ok:
         return []
     found: list[Candidate] = []
@@ -212,9 +212,9 @@ async def _directory_contactless(
 ) -> list[Candidate]:
     response = await channel.transmit(apdu.select(PPSE))
     if response.sw == 0x6A81:
-        raise CardBlocked("the card is blocked (SELECT PPSE refused)", sw=response.sw)
+        raise CardBlockedError("the card is blocked (SELECT PPSE refused)", sw=response.sw)
     if not response.ok:
-        raise NoApplication(
+        raise NoApplicationError(
             f"the card has no contactless directory (SW {response.sw:04X}); insert the card",
             sw=response.sw,
         )
@@ -240,7 +240,7 @@ async def _list_of_aids(
             response = await channel.transmit(apdu.select(cfg.aid, next_occurrence=next_occurrence))
             if response.sw == 0x6A81:
                 # Book 1 §12.3.3: card blocked or command not supported: the session ends.
-                raise CardBlocked("the card is blocked (SELECT refused with 6A81)",
+                raise CardBlockedError("the card is blocked (SELECT refused with 6A81)",
                                   sw=response.sw, command="SELECT")
             if response.sw not in (0x9000, 0x6283):
                 break  # 6A82 and any other error: next terminal AID
@@ -290,7 +290,7 @@ async def build_candidates(
             blocked: list[bytes] = []
             found = await _list_of_aids(channel, aids, blocked)
             if not found and blocked:
-                raise ApplicationBlocked(
+                raise ApplicationBlockedError(
                     f"the card's application {blocked[0].hex().upper()} is blocked",
                     sw=0x6283,
                     command="SELECT",
@@ -322,7 +322,7 @@ async def select_application(
     if exclude:
         candidates = [c for c in candidates if c.aid not in exclude]
         if not candidates:
-            raise TransactionNotAllowed(
+            raise TransactionNotAllowedError(
                 "the card refuses this transaction with every application it offers"
             )
     last_error: CardError | CardDataError | None = None
@@ -350,7 +350,7 @@ async def select_application(
             else:
                 return SelectedApplication(candidate=chosen, fci=fci, data=data)
         elif response.sw == 0x6283:
-            last_error = ApplicationBlocked(
+            last_error = ApplicationBlockedError(
                 f"the application {chosen.display_name} is blocked", sw=response.sw,
                 command="SELECT",
             )
@@ -360,4 +360,4 @@ async def select_application(
         candidates = [c for c in candidates if c is not chosen]
     if last_error is not None:
         raise last_error
-    raise NoApplication("the card has no application this terminal accepts")
+    raise NoApplicationError("the card has no application this terminal accepts")

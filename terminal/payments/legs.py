@@ -26,10 +26,10 @@ from typing import Any
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import EntryMode, PspResponse
 from edge_sync.connectors.errors import (
-    AuthorisationReversed,
-    NoRoute,
+    AuthorisationReversedError,
+    NoRouteError,
     PspError,
-    ReversalPending,
+    ReversalPendingError,
 )
 from edge_sync.errors import PopError, PopRejectedError, PopUnavailableError
 from edge_sync.pop import PopClient, PopReceipt, PopRecord
@@ -119,7 +119,7 @@ class DualLegs:
                          bin=pan[:8])
         try:
             self.financial.candidates = self.router.candidates(key)
-        except NoRoute as exc:
+        except NoRouteError as exc:
             self.financial.candidates = []
             no_route = f"no acquirer takes this card: {exc}"
             self.prepared = await self._prepare(pan, expiry, self.network, [])
@@ -173,20 +173,20 @@ class DualLegs:
         tried = error.fields.get("attempts", []) if error is not None else []
         for entry in tried if isinstance(tried, list) else []:
             if isinstance(entry, dict):
-                status = ("reversed" if entry.get("reason") == AuthorisationReversed.__name__
+                status = ("reversed" if entry.get("reason") == AuthorisationReversedError.__name__
                           else "unreachable")
                 leg.attempts.append(Attempt(str(entry.get("connector", "-")), status,
                                             error_code=str(entry.get("reason", ""))[:40],
                                             error_message=str(entry.get("detail", "")) or None))
-        reversed_by_psp = isinstance(error, AuthorisationReversed) or any(
-            isinstance(entry, dict) and entry.get("reason") == AuthorisationReversed.__name__
+        reversed_by_psp = isinstance(error, AuthorisationReversedError) or any(
+            isinstance(entry, dict) and entry.get("reason") == AuthorisationReversedError.__name__
             for entry in (tried if isinstance(tried, list) else []))
         if reversed_by_psp:
             # The acquirer did not answer in time and then confirmed the reversal: it was
             # reachable, so this is no "unable to go online" (an offline approval would
             # send an advice under the reversed transaction's own id, which books nothing).
             leg.status = "reversed"
-        elif isinstance(error, ReversalPending):
+        elif isinstance(error, ReversalPendingError):
             leg.status = "unknown"
             leg.reversal = dict(error.reversal)
             leg.attempts.append(Attempt(str(error.reversal.get("connector", "-")), "unknown",

@@ -52,7 +52,7 @@ from typing import Any
 from drivers.base import CardReader
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import Outcome, PspReference
-from edge_sync.connectors.errors import NoRoute, PspError
+from edge_sync.connectors.errors import NoRouteError, PspError
 from edge_sync.pop import PopClient, PopRecord
 from etika_errors import EtikaError
 from hsm import CardKeyStore, TokenisedCard
@@ -392,7 +392,7 @@ class PaymentManager:
                          amount_minor=amount.minor, aid=aid.hex().upper(), bin=pan[:8])
         try:
             return self.router.candidates(key)
-        except NoRoute:
+        except NoRouteError:
             return []
 
     def _route_of(self, sale: _Sale) -> list[str]:

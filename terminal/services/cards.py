@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from drivers.base import CardReader, CardSession
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
-from terminal.emv.errors import NoApplication
+from terminal.emv.errors import NoApplicationError
 from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.selection import Candidate, Chooser, choose_first
 
@@ -95,7 +95,7 @@ def aid_chooser(aid_hex: str | None) -> Chooser:
             if candidate.aid.startswith(wanted):
                 return candidate
         offered = ", ".join(f"{c.aid.hex().upper()} ({c.display_name})" for c in candidates)
-        raise NoApplication(f"the card has no application {aid_hex.upper()}; it offers {offered}")
+        raise NoApplicationError(f"the card has no application {aid_hex.upper()}; it offers {offered}")
 
     return choose
 

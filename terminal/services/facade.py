@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.base import CardReader
 from edge_sync.connectors import PspOutboxTransport, Router
-from edge_sync.connectors.errors import ReversalPending
+from edge_sync.connectors.errors import ReversalPendingError
 from edge_sync.signing import Signer
 from edge_sync.transport import Transport
 from etika_errors import EtikaError
@@ -182,7 +182,7 @@ class TerminalServices:
             on_reversal_pending=self.queue_reversal,
         )
 
-    def queue_reversal(self, transaction_id: uuid.UUID, pending: ReversalPending) -> str:
+    def queue_reversal(self, transaction_id: uuid.UUID, pending: ReversalPendingError) -> str:
         return queue_reversal(self.store, transaction_id, pending)
 
     def new_router(self) -> Router:

@@ -2,7 +2,7 @@
 the kernel's online authoriser over it.
 
 A reversal the router could not get confirmed (:class:`~edge_sync.connectors.errors.
-ReversalPending`) is never dropped: it is queued in the outbox for its connector
+ReversalPendingError`) is never dropped: it is queued in the outbox for its connector
 (``psp:<name>``, kind ``reversal``, priority 10), in the same transaction as its journal
 entry, and the outbox worker sends it until the PSP answers.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from edge_sync.connectors import Amount as PspAmount
 from edge_sync.connectors import Router, RoutingKey
-from edge_sync.connectors.errors import PspError, ReversalPending
+from edge_sync.connectors.errors import PspError, ReversalPendingError
 from edge_sync.connectors.iso8583_mac import MessageAuthenticator
-from terminal.emv.errors import NoApplication
+from terminal.emv.errors import NoApplicationError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import pan_from_card
 from terminal.money import Amount
@@ -63,7 +63,7 @@ def network_for_aid(profile: Profile, aid: bytes) -> str:
     :meth:`terminal.profile.Profile.network_for_aid`); no application → no route."""
     network = profile.network_for_aid(aid)
     if network is None:
-        raise NoApplication(f"application {aid.hex().upper()} is not in the profile: "
+        raise NoApplicationError(f"application {aid.hex().upper()} is not in the profile: "
                             "no route for it")
     return network
 
@@ -74,7 +74,7 @@ def psp_amount(amount: Amount) -> PspAmount:
                      amount.currency.exponent)
 
 
-def queue_reversal(store: Store, transaction_id: uuid.UUID, pending: ReversalPending, *,
+def queue_reversal(store: Store, transaction_id: uuid.UUID, pending: ReversalPendingError, *,
                    entity: str = "psp", entity_id: str | None = None) -> str:
     """Queue ``pending.reversal`` for its connector; returns the outbox message id."""
     connector = str(pending.reversal.get("connector", ""))
@@ -98,7 +98,7 @@ class ProfilePspAuthoriser:
 
     def __init__(self, profile: Profile, router: Router, amount: Amount, *,
                  transaction_id: uuid.UUID | None = None,
-                 on_reversal_pending: Callable[[uuid.UUID, ReversalPending], object]
+                 on_reversal_pending: Callable[[uuid.UUID, ReversalPendingError], object]
                  | None = None) -> None:
         self._profile = profile
         self._router = router
@@ -118,14 +118,14 @@ class ProfilePspAuthoriser:
         return (response is None and self.bridge.error is None) or bool(
             response is not None and response.approved)
 
-    def reversals(self) -> list[ReversalPending]:
+    def reversals(self) -> list[ReversalPendingError]:
         """What to queue when this transaction must be undone without its answer (the
         cashier pressed Ctrl-C): a reversal for every PSP the route could have reached,
         naming the original by its transaction id."""
         amount = psp_amount(self._amount)
         body = {"minor": amount.minor, "currency": amount.currency, "numeric": amount.numeric,
                 "exponent": amount.exponent}
-        return [ReversalPending(
+        return [ReversalPendingError(
             f"{name}: transaction {self.transaction_id} interrupted", reversal={
                 "connector": name, "amount": body,
                 "original": {"connector": name, "transaction_id": str(self.transaction_id),
@@ -143,6 +143,6 @@ class ProfilePspAuthoriser:
                 network=network, currency=self._amount.currency.code,
                 amount_minor=self._amount.minor, aid=request.aid.hex().upper(), bin=pan[:8]))
         answer = await self.bridge.authorise(request)
-        if isinstance(self.bridge.error, ReversalPending) and self._on_reversal_pending:
+        if isinstance(self.bridge.error, ReversalPendingError) and self._on_reversal_pending:
             self._on_reversal_pending(self.transaction_id, self.bridge.error)
         return answer

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from terminal.errors import IllegalTransition
+from terminal.errors import IllegalTransitionError
 from terminal.store.journal import JournalEntry, append_entry
 
 __all__ = ["STATE_MACHINES", "OutboxMessage", "StateChange", "StateMachine", "record_change"]
@@ -38,7 +38,7 @@ class StateMachine:
         allowed = self.initial if current is None else self.transitions.get(current, frozenset())
         if new not in allowed:
             where = "a new" if current is None else f"state {current!r} of"
-            raise IllegalTransition(
+            raise IllegalTransitionError(
                 f"{entity} {entity_id}: {where} {entity} cannot go to {new!r} "
                 f"(allowed: {', '.join(sorted(allowed)) or 'none, it is final'})",
                 entity=entity,

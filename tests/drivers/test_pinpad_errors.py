@@ -11,13 +11,13 @@ import serial
 from drivers import errors
 from drivers.errors import (
     DriverError,
-    PinEntryCancelled,
-    PinEntryTimeout,
+    PinEntryCancelledError,
+    PinEntryTimeoutError,
     PinPadDeviceError,
-    PinPadDisconnected,
+    PinPadDisconnectedError,
     PinPadError,
     PinPadFrameError,
-    PinPadNoAnswer,
+    PinPadNoAnswerError,
     PinPadPortError,
 )
 from drivers.pinpad import SerialPinPad, map_serial_error
@@ -27,12 +27,12 @@ PORT = "/dev/ttyUSB7"
 
 LEAVES = [
     PinPadPortError,
-    PinPadDisconnected,
-    PinPadNoAnswer,
+    PinPadDisconnectedError,
+    PinPadNoAnswerError,
     PinPadFrameError,
     PinPadDeviceError,
-    PinEntryCancelled,
-    PinEntryTimeout,
+    PinEntryCancelledError,
+    PinEntryTimeoutError,
 ]
 
 
@@ -74,10 +74,10 @@ def test_every_pyserial_exception_is_mapped(exc_class: type[Exception], opening:
     [
         (serial.SerialException("could not open port"), True,      PinPadPortError),
         (FileNotFoundError(errno.ENOENT, "no such"),    True,      PinPadPortError),
-        (serial.SerialTimeoutException("write"),        False,     PinPadNoAnswer),
-        (serial.PortNotOpenError(),                     False,     PinPadDisconnected),
-        (serial.SerialException("read failed: EIO"),    False,     PinPadDisconnected),
-        (OSError(errno.EIO, "I/O error"),               False,     PinPadDisconnected),
+        (serial.SerialTimeoutException("write"),        False,     PinPadNoAnswerError),
+        (serial.PortNotOpenError(),                     False,     PinPadDisconnectedError),
+        (serial.SerialException("read failed: EIO"),    False,     PinPadDisconnectedError),
+        (OSError(errno.EIO, "I/O error"),               False,     PinPadDisconnectedError),
     ],
 )  # fmt: skip
 def test_mapping_table(exc: BaseException, opening: bool, leaf: type[PinPadError]) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from drivers.base import EncryptedPin, PinPad
-from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadNoAnswer
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError, PinPadNoAnswerError
 from drivers.pinpad import FakePinPad, SerialPinPad
 from drivers.pinpad.fake import CARDHOLDER_WAITS
 
@@ -22,11 +22,11 @@ def test_implementations_satisfy_the_protocol() -> None:
 
 async def test_replays_outcomes_in_order() -> None:
     """Scripted blocks come back in order, scripted errors are raised, then it runs dry."""
-    pad = FakePinPad([BLOCK, PinEntryTimeout("slow", port="fake")])
+    pad = FakePinPad([BLOCK, PinEntryTimeoutError("slow", port="fake")])
     assert await pad.get_pin("4761739001010119", 100, 504) == BLOCK
-    with pytest.raises(PinEntryTimeout):
+    with pytest.raises(PinEntryTimeoutError):
         await pad.get_pin("4761739001010119", 100, 504)
-    with pytest.raises(PinPadNoAnswer):
+    with pytest.raises(PinPadNoAnswerError):
         await pad.get_pin("4761739001010119", 100, 504)
     assert [r.masked_pan for r in pad.requests] == ["476173…0119"] * 3
 
@@ -40,7 +40,7 @@ async def test_cancel_aborts_the_entry_in_progress_only() -> None:
     entry = asyncio.create_task(pad.get_pin("4761739001010119", 100, 504))
     await asyncio.sleep(0)
     await pad.cancel()
-    with pytest.raises(PinEntryCancelled):
+    with pytest.raises(PinEntryCancelledError):
         await entry
     assert pad.cancelled == 2
 

@@ -8,8 +8,8 @@ import serial
 from drivers.printer import (
     EscposSerialPrinter,
     PaperLevel,
-    PrinterOffline,
-    PrinterOutOfPaper,
+    PrinterOfflineError,
+    PrinterOutOfPaperError,
     PrinterPortError,
 )
 from simulators.printer import PrinterDevice, PrinterSimulator
@@ -37,7 +37,7 @@ async def test_out_of_paper_is_refused_before_sending() -> None:
         printer = EscposSerialPrinter(sim.slave_path)
         try:
             assert (await printer.status()).paper == PaperLevel.OUT
-            with pytest.raises(PrinterOutOfPaper, match="out of paper"):
+            with pytest.raises(PrinterOutOfPaperError, match="out of paper"):
                 await printer.print_text("LOST")
         finally:
             await printer.aclose()
@@ -51,7 +51,7 @@ async def test_switched_off_printer_is_offline() -> None:
         printer = EscposSerialPrinter(sim.slave_path, timeout_s=0.2)
         try:
             assert not (await printer.status()).online
-            with pytest.raises(PrinterOffline, match="does not answer"):
+            with pytest.raises(PrinterOfflineError, match="does not answer"):
                 await printer.print_text("LOST")
         finally:
             await printer.aclose()

@@ -12,14 +12,14 @@ from hsm import errors
 from hsm.errors import (
     PKCS11_ERROR_MAP,
     HsmError,
-    KeyImportFailed,
-    KeyMissing,
-    ModuleMissing,
-    PinLocked,
-    TokenFull,
-    TokenMissing,
-    VaultBlobInvalid,
-    WrongPin,
+    KeyImportFailedError,
+    KeyMissingError,
+    ModuleMissingError,
+    PinLockedError,
+    TokenFullError,
+    TokenMissingError,
+    VaultBlobInvalidError,
+    WrongPinError,
     map_pkcs11_error,
 )
 
@@ -47,15 +47,15 @@ def test_each_exception_maps_to_an_hsm_error_with_advice(cls: type[p11.PKCS11Err
 @pytest.mark.parametrize(
     ("library_error",                 "leaf",              "says"),
     [
-        (p11.PinIncorrect,                WrongPin,            "refused the user PIN"),
-        (p11.PinLenRange,                 WrongPin,            "refused the user PIN"),
-        (p11.PinLocked,                   PinLocked,           "locked"),
-        (p11.NoSuchToken,                 TokenMissing,        "run etika hsm init"),
-        (p11.TokenNotPresent,             TokenMissing,        "run etika hsm init"),
-        (p11.NoSuchKey,                   KeyMissing,          "not in the token"),
-        (p11.DeviceMemory,                TokenFull,           "is full"),
-        (p11.WrappedKeyInvalid,           KeyImportFailed,     "transport key"),
-        (p11.UnwrappingKeyHandleInvalid,  KeyImportFailed,     "transport key"),
+        (p11.PinIncorrect,                WrongPinError,            "refused the user PIN"),
+        (p11.PinLenRange,                 WrongPinError,            "refused the user PIN"),
+        (p11.PinLocked,                        PinLockedError,           "locked"),
+        (p11.NoSuchToken,                 TokenMissingError,        "run etika hsm init"),
+        (p11.TokenNotPresent,             TokenMissingError,        "run etika hsm init"),
+        (p11.NoSuchKey,                   KeyMissingError,          "not in the token"),
+        (p11.DeviceMemory,                TokenFullError,           "is full"),
+        (p11.WrappedKeyInvalid,           KeyImportFailedError,     "transport key"),
+        (p11.UnwrappingKeyHandleInvalid,  KeyImportFailedError,     "transport key"),
         (p11.DeviceError,                 HsmError,            "etika hsm status"),
     ],
 )
@@ -70,14 +70,14 @@ def test_recovery_actions(library_error: type[p11.PKCS11Error], leaf: type[HsmEr
 @pytest.mark.parametrize("cls", [p11.GeneralError, p11.EncryptedDataInvalid,
                                  p11.EncryptedDataLenRange, p11.FunctionFailed])
 def test_vault_failures_only_while_opening_a_blob(cls: type[p11.PKCS11Error]) -> None:
-    """A failed GCM check is VaultBlobInvalid when opening a blob, a device fault elsewhere."""
-    assert type(map_pkcs11_error(cls(), where="x", opening_vault=True)) is VaultBlobInvalid
+    """A failed GCM check is VaultBlobInvalidError when opening a blob, a device fault elsewhere."""
+    assert type(map_pkcs11_error(cls(), where="x", opening_vault=True)) is VaultBlobInvalidError
     assert type(map_pkcs11_error(cls(), where="x")) is HsmError
 
 
 def test_module_missing_says_what_to_install() -> None:
-    """ModuleMissing names the module and tells to install softhsm2 or set the variable."""
-    error = ModuleMissing("/nowhere/lib.so", "cannot open shared object file")
+    """ModuleMissingError names the module and tells to install softhsm2 or set the variable."""
+    error = ModuleMissingError("/nowhere/lib.so", "cannot open shared object file")
     assert "install softhsm2 or set ETIKA_PKCS11_MODULE" in str(error)
     assert error.fields["module"] == "/nowhere/lib.so"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hsm.cards import CardData, luhn_valid
-from hsm.errors import KeyMissing, VaultBlobInvalid
+from hsm.errors import KeyMissingError, VaultBlobInvalidError
 from hsm.fake import SoftwareKeyStore
 from hsm.signing import verify_signature
 
@@ -30,9 +30,9 @@ def test_tampering_and_unknown_versions_raise_the_token_errors() -> None:
     card = store.tokenise(PAN, "2712")
     bad = bytearray(card.vault_blob)
     bad[-1] ^= 1
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         store.detokenise(card.token, bytes(bad))
     bad = bytearray(card.vault_blob)
     bad[1:3] = (9).to_bytes(2, "big")
-    with pytest.raises(KeyMissing, match="etika-vault-v9"):
+    with pytest.raises(KeyMissingError, match="etika-vault-v9"):
         store.detokenise(card.token, bytes(bad))

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hsm import KeyPurpose, KeyStore
-from hsm.errors import KeyImportFailed
+from hsm.errors import KeyImportFailedError
 from hsm.fake import InMemoryTokenRegistry
 from hsm.keys import software_kcv
 from hsm.keystore import PAN_DOMAIN
@@ -57,7 +57,7 @@ def test_wrong_kcv_discards_the_key(store: KeyStore) -> None:
     """A KCV that differs from the unwrapped key's aborts the import and keeps no key."""
     before = store.key_versions()
     delivery = wrap_for_import(KeyPurpose.VAULT, os.urandom(32))
-    with pytest.raises(KeyImportFailed, match="expected 000000"):
+    with pytest.raises(KeyImportFailedError, match="expected 000000"):
         store.import_wrapped(KeyPurpose.VAULT, delivery.wrapped, TEST_TRANSPORT_KEY, "000000")
     store.refresh()
     assert store.key_versions() == before
@@ -66,7 +66,7 @@ def test_wrong_kcv_discards_the_key(store: KeyStore) -> None:
 def test_wrong_transport_key_is_reported(store: KeyStore) -> None:
     """A key wrapped under another KEK fails to unwrap with advice about the transport key."""
     delivery = wrap_for_import(KeyPurpose.VAULT, os.urandom(32), transport_key=bytes(32))
-    with pytest.raises(KeyImportFailed, match="transport key"):
+    with pytest.raises(KeyImportFailedError, match="transport key"):
         store.import_wrapped(KeyPurpose.VAULT, delivery.wrapped, TEST_TRANSPORT_KEY)
 
 

@@ -17,7 +17,12 @@ from pkcs11 import Attribute, ObjectClass
 from hsm import AsyncKeyStore, KeyPurpose, KeyStore, luhn_valid, verify_signature
 from hsm import keys as k
 from hsm.cards import CardData, TokenisedCard, candidate_tokens, mask_pan
-from hsm.errors import KeyMissing, SignatureInvalid, TokenSpaceExhausted, VaultBlobInvalid
+from hsm.errors import (
+    KeyMissingError,
+    SignatureInvalidError,
+    TokenSpaceExhaustedError,
+    VaultBlobInvalidError,
+)
 from hsm.fake import InMemoryTokenRegistry
 from tests.hsm.pans import pan_with_middle, with_check_digit
 
@@ -119,7 +124,7 @@ def test_full_token_space_is_reported(hsm_keystore: KeyStore) -> None:
     for n, token in enumerate(candidates):
         assert registry.bind(f"{n:064x}", 1, [token]) == token
     assert len(registry) == len(candidates) == 900
-    with pytest.raises(TokenSpaceExhausted, match=mask_pan(pan)) as info:
+    with pytest.raises(TokenSpaceExhaustedError, match=mask_pan(pan)) as info:
         store.tokenise_pan(pan)
     assert pan not in str(info.value)
 
@@ -151,7 +156,7 @@ def test_changed_blob_or_iv_is_rejected(store: KeyStore, what: str, offset: int)
     card = store.tokenise(PAN, EXPIRY)
     blob = bytearray(card.vault_blob)
     blob[offset] ^= 0x01
-    with pytest.raises(VaultBlobInvalid, match="does not authenticate"):
+    with pytest.raises(VaultBlobInvalidError, match="does not authenticate"):
         store.detokenise(card.token, bytes(blob))
 
 
@@ -159,28 +164,28 @@ def test_changed_associated_data_is_rejected(store: KeyStore) -> None:
     """The blob is bound to its token and key version (the GCM associated data)."""
     card = store.tokenise(PAN, EXPIRY)
     other = store.tokenise("5555555555554444", EXPIRY)
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         store.detokenise(other.token, card.vault_blob)
     store.rotate(KeyPurpose.VAULT)  # so that a version exists to lie about
     relabelled = bytearray(card.vault_blob)
     relabelled[1:3] = store.vault_key_version.to_bytes(2, "big")
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         store.detokenise(card.token, bytes(relabelled))
 
 
 @pytest.mark.parametrize("blob", [b"", b"\x02" + bytes(40), b"\x01\x00\x00" + bytes(40)])
 def test_malformed_blob_is_rejected(store: KeyStore, blob: bytes) -> None:
     """Short blobs, unknown formats and version 0 are refused before touching the token."""
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         store.detokenise("4761730000000119", blob)
 
 
 def test_blob_of_a_deleted_key_version_says_key_missing(store: KeyStore) -> None:
-    """A blob naming a vault key version the token does not hold raises KeyMissing."""
+    """A blob naming a vault key version the token does not hold raises KeyMissingError."""
     card = store.tokenise(PAN, EXPIRY)
     blob = bytearray(card.vault_blob)
     blob[1:3] = (999).to_bytes(2, "big")
-    with pytest.raises(KeyMissing, match="etika-vault-v999"):
+    with pytest.raises(KeyMissingError, match="etika-vault-v999"):
         store.detokenise(card.token, bytes(blob))
 
 
@@ -223,7 +228,7 @@ def test_signatures_verify_with_cryptography(hsm_keystore: KeyStore) -> None:
     assert isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"
     public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
     verify_signature(hsm_keystore.public_key_pem(), data, signature)
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_signature(hsm_keystore.public_key_pem(), data + b" ", signature)
 
 
@@ -259,7 +264,7 @@ def test_signer_bound_to_an_older_version_signs_with_it(hsm_keystore: KeyStore) 
     assert (current.key_version, previous.key_version) == (new_version, old_version)
     verify_signature(store.public_key_pem(old_version), b"announce", previous.sign(b"announce"))
     assert previous.public_key_pem() == store.public_key_pem(old_version)
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_signature(store.public_key_pem(new_version), b"announce", previous.sign(b"announce"))
     with pytest.raises(ValueError, match="no signing key version 999"):
         store.signer().for_version(999)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hsm.cards import CardData
-from hsm.errors import EnvelopeInvalid
+from hsm.errors import EnvelopeInvalidError
 from hsm.p2pe import SCHEME_ECIES_P256, SCHEME_RSA_OAEP_SHA256, decrypt_card, encrypt_card
 from tests.hsm.pans import with_check_digit
 
@@ -48,22 +48,22 @@ def test_round_trip_and_scheme_byte(key, scheme: int, length: int | None) -> Non
 def test_wrong_context_or_tampering_is_rejected(key) -> None:  # type: ignore[no-untyped-def]
     """Another context (transaction id) or a flipped byte makes the envelope not open."""
     envelope = encrypt_card(pem(key), CARD, b"txn-1")
-    with pytest.raises(EnvelopeInvalid, match="does not open"):
+    with pytest.raises(EnvelopeInvalidError, match="does not open"):
         decrypt_card(key, envelope, b"txn-2")
     for index in (1, len(envelope) // 2, len(envelope) - 1):
         bad = bytearray(envelope)
         bad[index] ^= 0x01
-        with pytest.raises(EnvelopeInvalid):
+        with pytest.raises(EnvelopeInvalidError):
             decrypt_card(key, bytes(bad), b"txn-1")
 
 
 def test_wrong_key_type_and_unknown_scheme() -> None:
     """An envelope for one key type does not open with another; unknown schemes are named."""
-    with pytest.raises(EnvelopeInvalid, match="not RSA"):
+    with pytest.raises(EnvelopeInvalidError, match="not RSA"):
         decrypt_card(EC_KEY, encrypt_card(pem(RSA_KEY), CARD))
-    with pytest.raises(EnvelopeInvalid, match="unknown scheme byte 0x07"):
+    with pytest.raises(EnvelopeInvalidError, match="unknown scheme byte 0x07"):
         decrypt_card(EC_KEY, b"\x07" + bytes(100))
-    with pytest.raises(EnvelopeInvalid, match="empty"):
+    with pytest.raises(EnvelopeInvalidError, match="empty"):
         decrypt_card(EC_KEY, b"")
 
 

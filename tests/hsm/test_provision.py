@@ -8,7 +8,7 @@ import pytest
 
 from hsm import provision
 from hsm.config import HsmSettings
-from hsm.errors import TokenInitFailed
+from hsm.errors import TokenInitFailedError
 
 
 def test_pins_never_reach_argv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,11 +43,11 @@ def test_prompts_are_answered_on_a_real_pty(tmp_path: Path) -> None:
 
 
 def test_failure_is_reported_without_pins(tmp_path: Path) -> None:
-    """A failing tool gives TokenInitFailed with its last line and exit status."""
+    """A failing tool gives TokenInitFailedError with its last line and exit status."""
     script = tmp_path / "fails.sh"
     script.write_text("#!/bin/sh\necho 'ERROR: Could not initialize the token.'\nexit 1\n")
     script.chmod(0o700)
-    with pytest.raises(TokenInitFailed, match="Could not initialize") as info:
+    with pytest.raises(TokenInitFailedError, match="Could not initialize") as info:
         provision._answer_prompts([str(script)], "so-1234", "user-5678", 10)
     assert "so-1234" not in str(info.value) and info.value.fields["exit_status"] == 1
 
@@ -55,5 +55,5 @@ def test_failure_is_reported_without_pins(tmp_path: Path) -> None:
 def test_missing_tool(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Without softhsm2-util the error says to install softhsm2."""
     monkeypatch.setattr(provision.shutil, "which", lambda name: None)
-    with pytest.raises(TokenInitFailed, match="install softhsm2"):
+    with pytest.raises(TokenInitFailedError, match="install softhsm2"):
         provision.create_softhsm_token(HsmSettings(data_dir=tmp_path), "11112222", "33334444")

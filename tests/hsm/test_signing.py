@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hsm.errors import SignatureInvalid
+from hsm.errors import SignatureInvalidError
 from hsm.fake import SoftwareSigner
 from hsm.signing import der_to_raw, raw_to_der, verify_signature
 
@@ -29,15 +29,15 @@ def test_raw_must_be_64_bytes() -> None:
 
 
 def test_verify_accepts_good_and_raises_on_bad() -> None:
-    """verify_signature returns on a good signature and raises SignatureInvalid otherwise."""
+    """verify_signature returns on a good signature and raises SignatureInvalidError otherwise."""
     signer = SoftwareSigner()
     signature = signer.sign(b"batch-1")
     verify_signature(signer.public_key_pem(), b"batch-1", signature)
-    with pytest.raises(SignatureInvalid, match="does not verify"):
+    with pytest.raises(SignatureInvalidError, match="does not verify"):
         verify_signature(signer.public_key_pem(), b"batch-2", signature)
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_signature(signer.public_key_pem(), b"batch-1", b"\x30\x00")
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalidError):
         verify_signature(SoftwareSigner().public_key_pem(), b"batch-1", signature)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from psec.pinblock import decode_pinblock_iso_2
 
-from drivers.errors import PinEntryCancelled
+from drivers.errors import PinEntryCancelledError
 from simulators.card.pki import rsa_key
 from tests.fixtures.pinpad import TEST_PIN, PadFactory, SimFactory
 
@@ -32,9 +32,9 @@ async def test_pad_enciphers_the_pin_for_the_card(pinpad_sim: SimFactory,
 
 async def test_cancel_on_the_pad_ends_offline_pin_entry(pinpad_sim: SimFactory,
                                                         open_pinpad: PadFactory) -> None:
-    """The cardholder's CANCEL answers 73.1, raised as PinEntryCancelled."""
+    """The cardholder's CANCEL answers 73.1, raised as PinEntryCancelledError."""
     icc = rsa_key("test/offline-pin/1024", 1024)
     pad = await open_pinpad(await pinpad_sim(faults="cancel=1"))
-    with pytest.raises(PinEntryCancelled):
+    with pytest.raises(PinEntryCancelledError):
         await pad.encipher_pin_for_card(icc.modulus, icc.exponent, CHALLENGE, 2500, 504,
                                         timeout_s=5)

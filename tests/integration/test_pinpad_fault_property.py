@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import PinPadFrameError, PinPadNoAnswer
+from drivers.errors import PinPadFrameError, PinPadNoAnswerError
 from drivers.pinpad import SerialPinPad
 from simulators.pinpad.device import PinPadDevice
 from simulators.pinpad.faults import Faults
@@ -31,7 +31,7 @@ def test_outcome_follows_from_faults(
     scheme: str, nak: int, mute: int, bad_lrc: int, noise: bool
 ) -> None:
     """Fewer than three lost/NAKed sends and corrupt answers: the PIN gets through intact;
-    three lost sends: PinPadNoAnswer; three corrupt answers: PinPadFrameError."""
+    three lost sends: PinPadNoAnswerError; three corrupt answers: PinPadFrameError."""
 
     async def run() -> None:
         bdk, ksn = KEYS[scheme]
@@ -44,7 +44,7 @@ def test_outcome_follows_from_faults(
                 sim.slave_path, ack_timeout=TEST_ACK_TIMEOUT, answer_grace=1.0
             ) as pad:
                 if nak + mute >= 3:
-                    with pytest.raises(PinPadNoAnswer):
+                    with pytest.raises(PinPadNoAnswerError):
                         await pad.get_pin(TEST_PAN, 100, 504, timeout_s=2)
                 elif bad_lrc >= 3:
                     with pytest.raises(PinPadFrameError):

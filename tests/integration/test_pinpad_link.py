@@ -15,13 +15,13 @@ import structlog
 from psec.pinblock import encode_pinblock_iso_0
 
 from drivers.errors import (
-    PinEntryCancelled,
-    PinEntryTimeout,
+    PinEntryCancelledError,
+    PinEntryTimeoutError,
     PinPadDeviceError,
-    PinPadDisconnected,
+    PinPadDisconnectedError,
     PinPadError,
     PinPadFrameError,
-    PinPadNoAnswer,
+    PinPadNoAnswerError,
 )
 from simulators.pinpad.device import DEFAULT_TDES_BDK, DEFAULT_TDES_KSN, PinPadDevice
 from simulators.pinpad.dukpt import tdes_initial_key
@@ -90,10 +90,10 @@ async def test_nak_makes_the_driver_retransmit(
 
 
 async def test_no_answer_after_three_tries(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """A pad that never answers: three sends, then PinPadNoAnswer with the port."""
+    """A pad that never answers: three sends, then PinPadNoAnswerError with the port."""
     sim = await pinpad_sim("tdes", "silent")
     pad = await open_pinpad(sim)
-    with pytest.raises(PinPadNoAnswer) as caught:
+    with pytest.raises(PinPadNoAnswerError) as caught:
         await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=2)
     assert sim.frames_seen == 3
     assert caught.value.fields == {"port": sim.slave_path, "tries": 3, "command": "Z62"}
@@ -111,23 +111,23 @@ async def test_persistently_bad_lrc_is_a_frame_error(
 
 
 async def test_cardholder_cancel(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """CANCEL on the keypad ends get_pin with PinEntryCancelled; the pad stays usable."""
+    """CANCEL on the keypad ends get_pin with PinEntryCancelledError; the pad stays usable."""
     sim = await pinpad_sim("aes", "cancel")
     pad = await open_pinpad(sim)
-    with pytest.raises(PinEntryCancelled) as caught:
+    with pytest.raises(PinEntryCancelledError) as caught:
         await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=2)
     assert caught.value.port == sim.slave_path
     assert (await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=2)).format == 4
 
 
 async def test_terminal_cancel(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """cancel() during an entry sends 72; the entry ends with PinEntryCancelled."""
+    """cancel() during an entry sends 72; the entry ends with PinEntryCancelledError."""
     sim = await pinpad_sim("tdes", keypress_delay=5.0)
     pad = await open_pinpad(sim)
     entry = asyncio.create_task(pad.get_pin(TEST_PAN, 100, MAD, timeout_s=30))
     await _until(lambda: sim.received == [b"Z62"])
     await pad.cancel()
-    with pytest.raises(PinEntryCancelled):
+    with pytest.raises(PinEntryCancelledError):
         await entry
     assert sim.received == [b"Z62", b"72"]
 
@@ -147,32 +147,32 @@ async def test_cancelling_the_task_aborts_the_entry(
 
 
 async def test_pin_entry_timeout(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """A cardholder who types nothing: the pad times out and get_pin raises PinEntryTimeout."""
+    """A cardholder who types nothing: the pad times out and get_pin raises PinEntryTimeoutError."""
     sim = await pinpad_sim("tdes", "timeout")
     pad = await open_pinpad(sim)
-    with pytest.raises(PinEntryTimeout):
+    with pytest.raises(PinEntryTimeoutError):
         await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=1)
 
 
 async def test_hang_up(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """The line hung up during PIN entry: PinPadDisconnected, and again on the next call."""
+    """The line hung up during PIN entry: PinPadDisconnectedError, and again on the next call."""
     sim = await pinpad_sim("tdes", "hangup")
     pad = await open_pinpad(sim)
-    with pytest.raises(PinPadDisconnected) as caught:
+    with pytest.raises(PinPadDisconnectedError) as caught:
         await pad.get_pin(TEST_PAN, 100, MAD, timeout_s=2)
     assert caught.value.port == sim.slave_path
-    with pytest.raises(PinPadDisconnected):
+    with pytest.raises(PinPadDisconnectedError):
         await pad.ping()
 
 
 async def test_unplugged_mid_entry(pinpad_sim: SimFactory, open_pinpad: PadFactory) -> None:
-    """The device vanishing while the cardholder types is PinPadDisconnected."""
+    """The device vanishing while the cardholder types is PinPadDisconnectedError."""
     sim = await pinpad_sim("tdes", keypress_delay=5.0)
     pad = await open_pinpad(sim)
     entry = asyncio.create_task(pad.get_pin(TEST_PAN, 100, MAD, timeout_s=30))
     await _until(lambda: sim.received == [b"Z62"])
     await sim.stop()
-    with pytest.raises(PinPadDisconnected):
+    with pytest.raises(PinPadDisconnectedError):
         await entry
 
 

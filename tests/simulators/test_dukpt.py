@@ -9,7 +9,7 @@ import pytest
 
 from simulators.pinpad.dukpt import (
     DukptOriginator,
-    KsnExhausted,
+    KsnExhaustedError,
     aes_derivation_key,
     aes_initial_key,
     aes_pin_key,
@@ -125,7 +125,7 @@ def test_counter_advances_and_no_key_is_used_twice(bdk: str, ksn: str) -> None:
 def test_tdes_counter_exhaustion() -> None:
     """After the last valid 21-bit counter the originator refuses (re-injection needed)."""
     originator = DukptOriginator(h(TDES["initial_key"]), h("FFFF9876543210FFFC00"))
-    with pytest.raises(KsnExhausted):
+    with pytest.raises(KsnExhaustedError):
         originator.next_pin_key()
 
 

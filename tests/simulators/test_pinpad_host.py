@@ -12,7 +12,7 @@ from simulators.pinpad.device import (
     DEFAULT_TDES_KSN,
     PinPadDevice,
 )
-from simulators.pinpad.errors import IncorrectPin, PinBlockUnreadable
+from simulators.pinpad.errors import IncorrectPinError, PinBlockUnreadableError
 from simulators.pinpad.host import derive_pin_key, pin_block_format, recover_pin, verify_pin
 
 PAN = "4761739001010119"
@@ -44,9 +44,9 @@ def test_host_recovers_the_pin_the_device_was_given(bdk: bytes, ksn: bytes, fmt:
 
 @pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes128", "aes256"])
 def test_wrong_pin_is_incorrect_pin(bdk: bytes, ksn: bytes, fmt: int) -> None:
-    """A sound block holding another PIN raises IncorrectPin, without any digits."""
+    """A sound block holding another PIN raises IncorrectPinError, without any digits."""
     used_ksn, block, _ = _entry(bdk, ksn)
-    with pytest.raises(IncorrectPin) as caught:
+    with pytest.raises(IncorrectPinError) as caught:
         verify_pin(bdk, used_ksn, block, PAN, "1111")
     assert PIN not in str(caught.value) and "1111" not in str(caught.value)
     assert PIN not in repr(caught.value)
@@ -55,7 +55,7 @@ def test_wrong_pin_is_incorrect_pin(bdk: bytes, ksn: bytes, fmt: int) -> None:
 @pytest.mark.parametrize(("bdk", "ksn", "fmt"), SCHEMES, ids=["tdes", "aes128", "aes256"])
 @pytest.mark.parametrize("damage", ["bdk", "pan", "block", "ksn"])
 def test_damaged_inputs_are_unreadable(bdk: bytes, ksn: bytes, fmt: int, damage: str) -> None:
-    """Wrong BDK, PAN, KSN or a flipped bit: PinBlockUnreadable (or a mismatch), never the PIN."""
+    """Wrong BDK, PAN, KSN or a flipped bit: PinBlockUnreadableError (or a mismatch), never the PIN."""
     used_ksn, block, _ = _entry(bdk, ksn)
     pan = PAN
     if damage == "bdk":
@@ -66,7 +66,7 @@ def test_damaged_inputs_are_unreadable(bdk: bytes, ksn: bytes, fmt: int, damage:
         block = bytes([block[0] ^ 0x80]) + block[1:]
     else:
         used_ksn = used_ksn[:-1] + bytes([used_ksn[-1] + 1])
-    with pytest.raises((PinBlockUnreadable, IncorrectPin)) as caught:
+    with pytest.raises((PinBlockUnreadableError, IncorrectPinError)) as caught:
         verify_pin(bdk, used_ksn, block, pan, PIN)
     assert PIN not in str(caught.value)
 
@@ -75,7 +75,7 @@ def test_unreadable_error_does_not_chain_psec_message() -> None:
     """psec's ValueError (which may quote digits) is suppressed, not chained."""
     used_ksn, _block, _ = _entry(DEFAULT_TDES_BDK, DEFAULT_TDES_KSN)
     bad_block = bytes(8)
-    with pytest.raises(PinBlockUnreadable) as caught:
+    with pytest.raises(PinBlockUnreadableError) as caught:
         recover_pin(DEFAULT_TDES_BDK, used_ksn, bad_block, PAN)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
@@ -91,7 +91,7 @@ def test_unreadable_error_does_not_chain_psec_message() -> None:
 )  # fmt: skip
 def test_shape_mismatch_is_unreadable(ksn_len: int, block_len: int, fmt: int | None) -> None:
     """A block whose length or format does not fit the KSN's scheme is refused."""
-    with pytest.raises(PinBlockUnreadable):
+    with pytest.raises(PinBlockUnreadableError):
         recover_pin(DEFAULT_TDES_BDK, bytes(ksn_len), bytes(block_len), PAN, fmt)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.base import PinPad
-from drivers.errors import PinEntryCancelled, PinEntryTimeout, PinPadDeviceError
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError, PinPadDeviceError
 from simulators.pinpad.device import DEFAULT_AES_BDK, DEFAULT_AES_KSN, PinPadDevice
 from simulators.pinpad.faults import parse_faults
 from simulators.pinpad.host import verify_pin
@@ -35,8 +35,8 @@ async def test_blocks_verify_on_the_host() -> None:
 @pytest.mark.parametrize(
     ("faults",     "error"),
     [
-        ("cancel",     PinEntryCancelled),
-        ("timeout",    PinEntryTimeout),
+        ("cancel",     PinEntryCancelledError),
+        ("timeout",    PinEntryTimeoutError),
     ],
 )  # fmt: skip
 async def test_cardholder_faults(faults: str, error: type[Exception]) -> None:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from edge_sync.connectors import PayPalConnector, StripeConnector
-from edge_sync.connectors.errors import OutcomeUnknown, PspUnreachable
+from edge_sync.connectors.errors import OutcomeUnknownError, PspUnreachableError
 from edge_sync.pki import ensure_test_pki
 from simulators.psp.acquirer import Acquirer
 from simulators.psp.iso_host import Iso8583Host
@@ -203,7 +203,7 @@ async def test_iso8583_mutual_tls_from_the_profile(profile_copy: Path, tmp_path:
         try:
             # TLS 1.3 refuses a missing client certificate after the handshake: either way
             # the host never sees a message.
-            with pytest.raises((PspUnreachable, OutcomeUnknown)):
+            with pytest.raises((PspUnreachableError, OutcomeUnknownError)):
                 await router.echo("cih")
             assert acquirer.postings == 0
         finally:

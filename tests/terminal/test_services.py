@@ -10,7 +10,7 @@ import pytest
 
 from edge_sync.connectors import Iso8583Connector, Router, RouteRule
 from edge_sync.connectors.base import Operation
-from edge_sync.connectors.errors import PspTimeout, ReversalPending
+from edge_sync.connectors.errors import PspTimeoutError, ReversalPendingError
 from edge_sync.connectors.fake import ScriptedConnector
 from terminal.emv.kernel import OnlineRequest
 from terminal.money import Amount
@@ -47,7 +47,7 @@ def test_pending_reversal_is_queued_with_priority(default_profile_dir: Path,
     profile = load_profile(default_profile_dir)
     tx = uuid.uuid4()
     with TerminalServices(profile, data_dir) as services:
-        services.queue_reversal(tx, ReversalPending("no answer", reversal=REVERSAL))
+        services.queue_reversal(tx, ReversalPendingError("no answer", reversal=REVERSAL))
         row = services.store.connection.execute(
             "SELECT destination, kind, priority, idempotency_key, payload FROM outbox").fetchone()
         journal = services.store.connection.execute(
@@ -59,8 +59,8 @@ def test_pending_reversal_is_queued_with_priority(default_profile_dir: Path,
 
 def _router_that_loses_the_answer() -> Router:
     """One scripted acquirer: the authorisation and every reversal try go unanswered."""
-    timeouts = [PspTimeout("no answer") for _ in range(5)]
-    connector = ScriptedConnector("cih", {Operation.AUTHORISE: [PspTimeout("no answer")],
+    timeouts = [PspTimeoutError("no answer") for _ in range(5)]
+    connector = ScriptedConnector("cih", {Operation.AUTHORISE: [PspTimeoutError("no answer")],
                                           Operation.REVERSE: timeouts})
     return Router([RouteRule(name="all", connectors=("cih",))], {"cih": connector}, {},
                   sleep=_no_sleep)
@@ -72,7 +72,7 @@ async def _no_sleep(_seconds: float) -> None:
 
 async def test_online_authoriser_queues_the_reversal(default_profile_dir: Path,
                                                      data_dir: Path) -> None:
-    """The kernel's authoriser hands a ReversalPending to the outbox instead of logging it:
+    """The kernel's authoriser hands a ReversalPendingError to the outbox instead of logging it:
     the kernel hears "unable to go online" and the reversal waits for the worker."""
     profile = load_profile(default_profile_dir)
     request = OnlineRequest(

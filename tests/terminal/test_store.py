@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.errors import IllegalTransition, StoreError
+from terminal.errors import IllegalTransitionError, StoreError
 from terminal.store import OutboxMessage, StateChange, Store, store_status
 from terminal.store.db import migrations
 
@@ -117,7 +117,7 @@ def test_payment_state_machine(store: Store, path: list[str], allowed: bool) -> 
         for state in path:
             store.record(StateChange("payment", payment_id, state))
         return
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         for state in path:
             store.record(StateChange("payment", payment_id, state))
 
@@ -126,7 +126,7 @@ def test_refused_transition_leaves_nothing_behind(store: Store) -> None:
     """An illegal transition writes neither state, outbox row nor journal entry."""
     payment_id = _new_payment(store)
     before = store_status(store)
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         store.record(StateChange(
             "payment", payment_id, "reversed",
             outbox=[OutboxMessage("psp:cih", "reversal", {}, payment_id, priority=10)]))

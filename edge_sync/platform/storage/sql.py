@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from edge_sync.messages import utc_now_iso
-from edge_sync.platform.errors import StorageError, UnstorableData
+from edge_sync.platform.errors import StorageError, UnstorableDataError
 from edge_sync.platform.records import (
     CONTENT_FIELDS,
     EodTotal,
@@ -119,7 +119,7 @@ class SqlStorage(PlatformStorage):
                 except self._errors:
                     pass  # the connection is gone; the server rolled back already
                 if isinstance(exc, self._data_errors):
-                    raise UnstorableData(
+                    raise UnstorableDataError(
                         f"the platform database {self._describe()} cannot store a value of "
                         f"this batch: {exc}; nothing of it was committed",
                         database=self._describe(),

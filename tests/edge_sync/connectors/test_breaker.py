@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_sync.connectors import BreakerSettings, BreakerState, CircuitBreaker
-from edge_sync.connectors.errors import CircuitOpen
+from edge_sync.connectors.errors import CircuitOpenError
 
 
 class Clock:
@@ -29,7 +29,7 @@ def test_opens_after_failures_within_window() -> None:
         b.before_call()
         b.record_failure()
     assert b.state is BreakerState.OPEN
-    with pytest.raises(CircuitOpen) as info:
+    with pytest.raises(CircuitOpenError) as info:
         b.before_call()
     assert info.value.fields["connector"] == "cih"
 
@@ -71,7 +71,7 @@ def test_half_open_lets_one_probe(probe_succeeds: bool, after: BreakerState) -> 
     clock.now += 5
     assert b.state is BreakerState.HALF_OPEN
     b.before_call()
-    with pytest.raises(CircuitOpen):
+    with pytest.raises(CircuitOpenError):
         b.before_call()
     if probe_succeeds:
         b.record_success()

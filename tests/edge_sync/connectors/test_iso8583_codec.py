@@ -257,7 +257,7 @@ def test_read_answer_refuses_broken_answers(fields: dict[str, str], message: str
 
 def test_pyiso8583_errors_are_mapped() -> None:
     """pyiso8583's EncodeError becomes a ValueError naming the field; DecodeError is a
-    ValueError the connector turns into MalformedResponse."""
+    ValueError the connector turns into MalformedResponseError."""
     with pytest.raises(ValueError, match="field 41") as info:
         encode({"t": "0800", "41": "TOO-LONG-TERMINAL-ID"})
     assert isinstance(info.value.__cause__, iso8583.EncodeError)

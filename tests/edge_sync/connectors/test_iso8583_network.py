@@ -25,12 +25,12 @@ from edge_sync.connectors import (
     RoutingKey,
 )
 from edge_sync.connectors.errors import (
-    ConnectorsExhausted,
-    MalformedResponse,
-    OutcomeUnknown,
-    PspTimeout,
-    PspUnreachable,
-    ReversalPending,
+    ConnectorsExhaustedError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    PspTimeoutError,
+    PspUnreachableError,
+    ReversalPendingError,
 )
 from edge_sync.memory_outbox import MemoryOutbox
 from edge_sync.outbox import RetryPolicy
@@ -97,9 +97,9 @@ async def test_timeout_sends_a_reversal(iso_host: IsoFactory) -> None:
     """An unanswered sale is reversed at once: the host undoes it, the card is not charged."""
     async with iso_host("timeout=1") as sim:
         request = authorisation()
-        with pytest.raises(ConnectorsExhausted) as info:
+        with pytest.raises(ConnectorsExhaustedError) as info:
             await router(sim.connector).authorise(request, KEY)
-        assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversed"
+        assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversedError"
         assert [m["t"] for m in sim.host.received] == ["0200", "0400"]
         assert sim.acquirer.entry(str(request.transaction_id)).state == "reversed"
         assert sim.acquirer.account(VISA_PAN).balance == 10_000_000
@@ -144,7 +144,7 @@ async def test_unreadable_answer_is_clear(iso_host: IsoFactory, fault: str) -> N
     """A garbled or cut answer says so and names the transaction and its STAN."""
     async with iso_host(fault) as sim:
         request = authorisation()
-        with pytest.raises(MalformedResponse) as info:
+        with pytest.raises(MalformedResponseError) as info:
             await sim.connector.authorise(request)
         assert info.value.fields["idempotency_key"] == str(request.transaction_id)
         assert info.value.fields["reference"].stan == sim.host.received[0]["11"]
@@ -156,7 +156,7 @@ async def test_unreadable_answer_loses_no_transaction(iso_host: IsoFactory, faul
     """Through routing the payment in doubt is reversed at the host: nothing is lost."""
     async with iso_host(fault) as sim:
         request = authorisation()
-        with pytest.raises(ConnectorsExhausted) as info:
+        with pytest.raises(ConnectorsExhaustedError) as info:
             await router(sim.connector).authorise(request, KEY)
         assert "outcome is unknown" in info.value.fields["attempts"][0]["detail"]
         assert sim.acquirer.entry(str(request.transaction_id)).state == "reversed"
@@ -164,11 +164,11 @@ async def test_unreadable_answer_loses_no_transaction(iso_host: IsoFactory, faul
 
 
 async def test_dropped_connection_is_an_unknown_outcome(iso_host: IsoFactory) -> None:
-    """A host that hangs up after acting gives OutcomeUnknown; the link reconnects after."""
+    """A host that hangs up after acting gives OutcomeUnknownError; the link reconnects after."""
     async with iso_host("drop-after=1") as sim:
-        with pytest.raises(OutcomeUnknown) as info:
+        with pytest.raises(OutcomeUnknownError) as info:
             await sim.connector.authorise(authorisation())
-        assert not isinstance(info.value, PspTimeout | MalformedResponse)
+        assert not isinstance(info.value, PspTimeoutError | MalformedResponseError)
         assert (await sim.connector.echo()).approved
 
 
@@ -187,11 +187,11 @@ async def test_duplicate_answer_is_ignored(
 
 
 async def test_unreachable_host() -> None:
-    """Nothing listening: PspUnreachable, nothing was sent."""
+    """Nothing listening: PspUnreachableError, nothing was sent."""
     connector = Iso8583Connector(Iso8583Settings(
         host_context(), "127.0.0.1", free_port(), public_key_path("iso8583").read_bytes(),
         timeout_s=0.5))
-    with pytest.raises(PspUnreachable, match="nothing was sent"):
+    with pytest.raises(PspUnreachableError, match="nothing was sent"):
         await connector.authorise(authorisation())
     await connector.aclose()
 
@@ -218,7 +218,7 @@ async def test_reversal_of_an_unknown_original_is_confirmed(iso_host: IsoFactory
     """A reversal of what the host never saw answers 25 (done); a late original is refused."""
     async with iso_host("drop=1") as sim:
         request = authorisation()
-        with pytest.raises(OutcomeUnknown) as info:
+        with pytest.raises(OutcomeUnknownError) as info:
             await sim.connector.authorise(request)
         reversal = await sim.connector.reverse(info.value.fields["reference"], MAD)
         assert (reversal.outcome, reversal.code) == (Outcome.APPROVE, "25")
@@ -244,7 +244,7 @@ async def test_tls_link(tmp_path: Path) -> None:
             host_context(), "127.0.0.1", host.port, public_key_path("iso8583").read_bytes(),
             timeout_s=2, ssl_context=ssl.create_default_context(),
             server_hostname="127.0.0.1"))
-        with pytest.raises(PspUnreachable, match="SSL"):
+        with pytest.raises(PspUnreachableError, match="SSL"):
             await untrusting.echo()
         await untrusting.aclose()
 
@@ -300,7 +300,7 @@ async def test_pending_reversal_is_queued_and_drained_later(iso_host: IsoFactory
     async with iso_host("timeout=4") as sim:  # the sale and its three reversal tries
         r = router(sim.connector)
         request = authorisation()
-        with pytest.raises(ReversalPending) as info:
+        with pytest.raises(ReversalPendingError) as info:
             await r.authorise(request, KEY)
         outbox = MemoryOutbox()
         message_id = outbox.enqueue("psp:cih", "reversal", info.value.reversal,

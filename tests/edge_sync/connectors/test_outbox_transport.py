@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from edge_sync.connectors import Operation, Outcome, PspReference, Router, RouteRule
-from edge_sync.connectors.errors import PspTimeout, PspUnreachable
+from edge_sync.connectors.errors import PspTimeoutError, PspUnreachableError
 from edge_sync.connectors.fake import ScriptedConnector, response
 from edge_sync.connectors.outbox_transport import PspOutboxTransport
 from edge_sync.errors import TransportError
@@ -54,7 +54,7 @@ async def test_is_a_transport_and_acks_in_order() -> None:
     ("script",                                                  "statuses"),
     [
         ([response(Outcome.DECLINE, "12")],                         ["rejected", "accepted"]),
-        ([PspTimeout("no answer", connector="cih")],                []),
+        ([PspTimeoutError("no answer", connector="cih")],                []),
         ([response(Outcome.RETRY, "96")],                           []),
     ],
 )
@@ -69,7 +69,7 @@ async def test_decline_is_rejected_unknown_stops_the_batch(script: list[Any],
 
 async def test_unreachable_before_any_ack_is_a_transport_error() -> None:
     """A PSP that cannot be reached is the link being down, as the worker expects."""
-    t = transport(ScriptedConnector("cih", {Operation.REVERSE: [PspUnreachable("down")]}))
+    t = transport(ScriptedConnector("cih", {Operation.REVERSE: [PspUnreachableError("down")]}))
     with pytest.raises(TransportError, match="psp:cih"):
         await t.deliver([envelope()], timeout=5)
 

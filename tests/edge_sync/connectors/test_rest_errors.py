@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from edge_sync.connectors.errors import (
-    MalformedResponse,
-    OutcomeUnknown,
+    MalformedResponseError,
+    OutcomeUnknownError,
     PspError,
-    PspTimeout,
-    PspUnreachable,
+    PspTimeoutError,
+    PspUnreachableError,
 )
 from edge_sync.connectors.rest import map_httpx_error
 
@@ -57,14 +57,14 @@ def test_every_httpx_error_is_mapped(cls: type) -> None:
 @pytest.mark.parametrize(
     ("cls",                        "ours"),
     [
-        (httpx.ConnectError,           PspUnreachable),
-        (httpx.ConnectTimeout,         PspUnreachable),
-        (httpx.ReadTimeout,            PspTimeout),
-        (httpx.WriteTimeout,           PspTimeout),
-        (httpx.PoolTimeout,            PspTimeout),
-        (httpx.RemoteProtocolError,    OutcomeUnknown),
-        (httpx.ReadError,              OutcomeUnknown),
-        (httpx.DecodingError,          MalformedResponse),
+        (httpx.ConnectError,           PspUnreachableError),
+        (httpx.ConnectTimeout,         PspUnreachableError),
+        (httpx.ReadTimeout,            PspTimeoutError),
+        (httpx.WriteTimeout,           PspTimeoutError),
+        (httpx.PoolTimeout,            PspTimeoutError),
+        (httpx.RemoteProtocolError,    OutcomeUnknownError),
+        (httpx.ReadError,              OutcomeUnknownError),
+        (httpx.DecodingError,          MalformedResponseError),
         (httpx.InvalidURL,             ValueError),
     ],
 )

@@ -27,7 +27,7 @@ from edge_sync.connectors import (
     RoutingKey,
     StripeConnector,
 )
-from edge_sync.connectors.errors import PspError, ReversalPending
+from edge_sync.connectors.errors import PspError, ReversalPendingError
 
 MAD = Amount(2500, "MAD", 504, 2)
 KEY = RoutingKey(network="visa", currency="MAD", amount_minor=2500)
@@ -111,7 +111,7 @@ def _timeout_then(search_path: str, search_answer: dict[str, Any]) -> Handler:
 )
 def test_odd_search_answer_keeps_the_reversal(kind: str, search_path: str,
                                               answer: dict[str, Any]) -> None:
-    """An unknown authorisation whose search answer has an odd shape is ReversalPending, with
+    """An unknown authorisation whose search answer has an odd shape is ReversalPendingError, with
     the reversal to queue — not a KeyError that drops it (issue #17 item 5)."""
     request = _request()
 
@@ -122,7 +122,7 @@ def test_odd_search_answer_keeps_the_reversal(kind: str, search_path: str,
         finally:
             await router.aclose()
 
-    with pytest.raises(ReversalPending) as info:
+    with pytest.raises(ReversalPendingError) as info:
         asyncio.run(run())
     reversal = info.value.reversal
     assert reversal["connector"] == kind

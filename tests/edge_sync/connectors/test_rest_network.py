@@ -19,11 +19,11 @@ from edge_sync.connectors import (
     RoutingKey,
 )
 from edge_sync.connectors.errors import (
-    ConnectorsExhausted,
-    MalformedResponse,
-    OutcomeUnknown,
-    PspRejected,
-    PspTimeout,
+    ConnectorsExhaustedError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+    PspRejectedError,
+    PspTimeoutError,
 )
 from simulators.psp.acquirer import LOST_PAN, LOW_BALANCE_PAN
 from tests.fixtures.psp import EUR, VISA_PAN, authorisation
@@ -120,9 +120,9 @@ async def test_retried_request_is_charged_once(rest_gateway: RestFactory, kind: 
 @pytest.mark.parametrize(
     ("fault",         "error"),
     [
-        ("timeout=1",     PspTimeout),
-        ("malformed=1",   MalformedResponse),
-        ("truncated=1",   OutcomeUnknown),
+        ("timeout=1",     PspTimeoutError),
+        ("malformed=1",   MalformedResponseError),
+        ("truncated=1",   OutcomeUnknownError),
     ],
 )
 async def test_broken_answers_are_clear_errors(rest_gateway: RestFactory, fault: str,
@@ -142,18 +142,18 @@ async def test_timeouts_exhausted_send_a_reversal(rest_gateway: RestFactory, kin
     sale is refunded in full, as the gateways cannot cancel it)."""
     with rest_gateway(kind, "timeout=3", timeout_s=0.3) as sim:
         request = authorisation(EUR)
-        with pytest.raises(ConnectorsExhausted) as info:
+        with pytest.raises(ConnectorsExhaustedError) as info:
             await router(sim.connector).authorise(request, KEY)
-        assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversed"
+        assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversedError"
         assert sim.acquirer.entry(str(request.transaction_id)).state == "refunded"
         assert sim.acquirer.account(VISA_PAN).balance == 10_000_000
         await sim.connector.aclose()
 
 
 async def test_wrong_credentials_are_rejected(rest_gateway: RestFactory) -> None:
-    """A bad API key is a PspRejected that says to fix the credentials."""
+    """A bad API key is a PspRejectedError that says to fix the credentials."""
     with rest_gateway("stripe", api_key="pk_live_nope") as sim:
-        with pytest.raises(PspRejected, match="credentials"):
+        with pytest.raises(PspRejectedError, match="credentials"):
             await sim.connector.authorise(authorisation(EUR))
         await sim.connector.aclose()
 

@@ -28,13 +28,13 @@ from edge_sync.connectors import (
     StripeConnector,
 )
 from edge_sync.connectors.errors import (
-    AuthorisationReversed,
-    ConnectorsExhausted,
-    NoRoute,
-    PspRejected,
-    PspTimeout,
-    PspUnreachable,
-    ReversalPending,
+    AuthorisationReversedError,
+    ConnectorsExhaustedError,
+    NoRouteError,
+    PspRejectedError,
+    PspTimeoutError,
+    PspUnreachableError,
+    ReversalPendingError,
 )
 from edge_sync.connectors.fake import ScriptedConnector, response
 
@@ -63,8 +63,8 @@ def router(*connectors: ScriptedConnector, failures: int = 5) -> Router:
                   sleep=no_sleep)
 
 
-def unknown(connector: str = "a") -> PspTimeout:
-    return PspTimeout("no answer", connector=connector, reference=PspReference(
+def unknown(connector: str = "a") -> PspTimeoutError:
+    return PspTimeoutError("no answer", connector=connector, reference=PspReference(
         connector=connector, transaction_id="x", mti="0200", stan="000001",
         transmitted_at="1122100000"))
 
@@ -102,16 +102,16 @@ def test_first_matching_route_and_connector_scopes() -> None:
 
 
 def test_no_route_is_an_error() -> None:
-    """A payment no route accepts raises NoRoute naming network and currency."""
+    """A payment no route accepts raises NoRouteError naming network and currency."""
     r = Router([RouteRule("eur", ("a",), currencies=frozenset({"EUR"}))],
                {"a": ScriptedConnector("a")}, {})
-    with pytest.raises(NoRoute, match="MAD"):
+    with pytest.raises(NoRouteError, match="MAD"):
         r.candidates(KEY)
 
 
 async def test_unreachable_falls_through_to_the_next() -> None:
     """A connector that cannot be reached is skipped; the next one answers."""
-    a = ScriptedConnector("a", {Operation.AUTHORISE: [PspUnreachable("down", connector="a")]})
+    a = ScriptedConnector("a", {Operation.AUTHORISE: [PspUnreachableError("down", connector="a")]})
     b = ScriptedConnector("b")
     answer = await router(a, b).authorise(request(), KEY)
     assert answer.reference.connector == "b"
@@ -135,7 +135,7 @@ async def test_retry_answer_falls_through() -> None:
 async def test_breaker_opens_and_routing_skips_the_connector() -> None:
     """After N failures the connector is not even called; the next one takes the payment."""
     a = ScriptedConnector("a", {Operation.AUTHORISE: [
-        PspUnreachable("down", connector="a") for _ in range(5)]})
+        PspUnreachableError("down", connector="a") for _ in range(5)]})
     b = ScriptedConnector("b")
     r = router(a, b, failures=2)
     for _ in range(4):
@@ -156,9 +156,9 @@ async def test_unknown_outcome_is_reversed_when_not_safe_to_resend() -> None:
 async def test_single_connector_reversed_gives_exhausted_with_the_reason() -> None:
     """With no other connector the error lists the reversal: the payment did not happen."""
     a = ScriptedConnector("a", {Operation.AUTHORISE: [unknown()]})
-    with pytest.raises(ConnectorsExhausted) as info:
+    with pytest.raises(ConnectorsExhaustedError) as info:
         await router(a).authorise(request(), KEY)
-    assert info.value.fields["attempts"][0]["reason"] == AuthorisationReversed.__name__
+    assert info.value.fields["attempts"][0]["reason"] == AuthorisationReversedError.__name__
 
 
 async def test_safe_authorisation_is_resent_with_backoff() -> None:
@@ -171,14 +171,14 @@ async def test_safe_authorisation_is_resent_with_backoff() -> None:
 
 
 async def test_failed_reversal_is_pending_with_a_payload_to_queue() -> None:
-    """If the reversal cannot be confirmed, ReversalPending carries what to queue."""
+    """If the reversal cannot be confirmed, ReversalPendingError carries what to queue."""
     a = ScriptedConnector("a", {
         Operation.AUTHORISE: [unknown()],
         Operation.REVERSE: [unknown(), unknown(), unknown()],
     })
     b = ScriptedConnector("b")
     req = request()
-    with pytest.raises(ReversalPending) as info:
+    with pytest.raises(ReversalPendingError) as info:
         await router(a, b).authorise(req, KEY)
     assert b.calls == []  # never charge a second PSP while the first is in doubt
     reversal = info.value.reversal
@@ -195,13 +195,13 @@ async def test_safe_operations_retry_unsafe_do_not() -> None:
     r = router(a)
     ref = PspReference(connector="a", transaction_id="t")
     assert (await r.status(ref)).approved
-    with pytest.raises(PspTimeout):
+    with pytest.raises(PspTimeoutError):
         await r.refund(RefundRequest(uuid.uuid4(), MAD, ref))
 
 
 async def test_rejection_falls_through_without_reversal() -> None:
     """A PSP refusing the request (bad credentials) did nothing: no reversal, next one."""
-    a = ScriptedConnector("a", {Operation.AUTHORISE: [PspRejected("401", connector="a")]})
+    a = ScriptedConnector("a", {Operation.AUTHORISE: [PspRejectedError("401", connector="a")]})
     answer = await router(a, ScriptedConnector("b")).authorise(request(), KEY)
     assert answer.reference.connector == "b"
     assert [op for op, _ in a.calls] == [Operation.AUTHORISE]

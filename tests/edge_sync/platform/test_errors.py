@@ -20,7 +20,7 @@ from edge_sync.platform.errors import (
     DownlinkError,
     PlatformError,
     StorageError,
-    UnstorableData,
+    UnstorableDataError,
 )
 from edge_sync.platform.ingest import Ingestor, RawUplink
 from edge_sync.platform.mqtt import MqttSettings
@@ -79,7 +79,7 @@ def test_every_sqlite3_exception_is_under_the_caught_root() -> None:
 
 @pytest.mark.parametrize("cls", SQLITE_ERRORS, ids=lambda c: c.__name__)
 def test_every_sqlite3_error_in_a_batch_is_mapped(cls: type[sqlite3.Error], tmp_path: Path) -> None:
-    """Each sqlite3 error in a write is a StorageError (DataError: UnstorableData); none is kept."""
+    """Each sqlite3 error in a write is a StorageError (DataError: UnstorableDataError); none is kept."""
     storage = open_storage(str(tmp_path / "p.db"))
     with pytest.raises(StorageError, match=r"nothing of (this batch|it) was committed") as caught:
         with storage._transaction() as conn:  # type: ignore[attr-defined]
@@ -87,7 +87,7 @@ def test_every_sqlite3_error_in_a_batch_is_mapped(cls: type[sqlite3.Error], tmp_
                          "VALUES (?, 'now')", (TERMINAL_ID,))
             raise cls("injected")
     assert type(caught.value.__cause__) is cls
-    assert isinstance(caught.value, UnstorableData) == issubclass(cls, sqlite3.DataError)
+    assert isinstance(caught.value, UnstorableDataError) == issubclass(cls, sqlite3.DataError)
     assert storage.terminals() == []
     storage.close()
 
@@ -134,7 +134,7 @@ def test_every_psycopg_exception_is_under_the_caught_root() -> None:
 
 @pytest.mark.network
 def test_every_psycopg_error_in_a_batch_is_mapped(postgres_url: str) -> None:
-    """Each psycopg error class inside a write is a StorageError (DataError: UnstorableData)."""
+    """Each psycopg error class inside a write is a StorageError (DataError: UnstorableDataError)."""
     import psycopg
 
     classes, outside = _psycopg_exception_classes()
@@ -146,7 +146,7 @@ def test_every_psycopg_error_in_a_batch_is_mapped(postgres_url: str) -> None:
                              "VALUES (%s, 'now')", (TERMINAL_ID,))
                 raise cls("injected")
         assert type(caught.value.__cause__) is cls, cls
-        assert isinstance(caught.value, UnstorableData) == issubclass(cls, psycopg.DataError), cls
+        assert isinstance(caught.value, UnstorableDataError) == issubclass(cls, psycopg.DataError), cls
     assert storage.terminals() == []
     storage.close()
 

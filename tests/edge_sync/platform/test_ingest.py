@@ -226,10 +226,10 @@ class RefusesOne:
         return getattr(self.inner, name)
 
     def ingest(self, uplinks: Any, received_at: str) -> Any:
-        from edge_sync.platform.errors import UnstorableData
+        from edge_sync.platform.errors import UnstorableDataError
 
         if any(u.message_id == self.message_id for u in uplinks):
-            raise UnstorableData("refused") from ValueError("value out of range")
+            raise UnstorableDataError("refused") from ValueError("value out of range")
         return self.inner.ingest(uplinks, received_at)
 
 

@@ -54,9 +54,9 @@ def test_arqc_round_trip() -> None:
     imk = issuer.issuer_master_keys("visa")
     arqc = issuer.generate_ac(issuer.derive_card_keys(imk, PAN, PSN), TAGS)
     issuer.verify_arqc(imk, PAN, PSN, TAGS, arqc)
-    with pytest.raises(issuer.CryptogramMismatch):
+    with pytest.raises(issuer.CryptogramMismatchError):
         issuer.verify_arqc(imk, PAN, PSN, {**TAGS, 0x9F02: bytes.fromhex("000000009999")}, arqc)
-    with pytest.raises(issuer.CryptogramMismatch):
+    with pytest.raises(issuer.CryptogramMismatchError):
         issuer.verify_arqc(imk, PAN, 2, TAGS, arqc)
 
 
@@ -81,7 +81,7 @@ def test_arpc_verifies_on_the_card_side(method: int) -> None:
         tag_91 = issuer.arpc_method_2(imk, PAN, PSN, atc, arqc, bytes.fromhex("00800000"))
         assert issuer.verify_arpc_method_2(keys, atc, arqc, tag_91) == bytes.fromhex("00800000")
         check = issuer.verify_arpc_method_2
-    with pytest.raises(issuer.CryptogramMismatch):
+    with pytest.raises(issuer.CryptogramMismatchError):
         check(keys, atc, arqc, bytes([tag_91[0] ^ 1]) + tag_91[1:])
 
 

@@ -9,7 +9,7 @@ from drivers.base import ResponseApdu
 from drivers.errors import ReaderError
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
-from terminal.emv.errors import CardRemoved, ReaderFailure
+from terminal.emv.errors import CardRemovedMidTransactionError, ReaderFailureError
 
 LEAVES = [getattr(reader_errors, name) for name in reader_errors.__all__]
 
@@ -30,10 +30,10 @@ class FailingSession:
 
 @pytest.mark.parametrize("leaf", LEAVES, ids=lambda c: c.__name__)
 async def test_every_reader_error_is_mapped(leaf: type[ReaderError]) -> None:
-    """Every driver reader error becomes CardRemoved (card gone) or ReaderFailure, chained."""
+    """Every driver reader error becomes CardRemovedMidTransactionError (card gone) or ReaderFailureError, chained."""
     channel = CardChannel(FailingSession(leaf("boom", reader="r")))  # type: ignore[arg-type]
-    expected = CardRemoved if leaf.__name__ in ("CardRemovedError", "NoCardError") else (
-        ReaderFailure)
+    expected = CardRemovedMidTransactionError if leaf.__name__ in ("CardRemovedError", "NoCardError") else (
+        ReaderFailureError)
     with pytest.raises(expected) as info:
         await channel.transmit(apdu.get_challenge())
     assert isinstance(info.value.__cause__, leaf)
@@ -74,7 +74,7 @@ async def test_6cxx_resends_with_le() -> None:
 async def test_endless_61xx_is_a_reader_failure() -> None:
     """A card that never stops answering 61xx is not usable."""
     session = T0Session([ResponseApdu(b"", 0x61, 0x01)] * 40)
-    with pytest.raises(ReaderFailure):
+    with pytest.raises(ReaderFailureError):
         await CardChannel(session).transmit(apdu.get_challenge())  # type: ignore[arg-type]
 
 

@@ -15,7 +15,7 @@ from drivers.scripted import ScriptedReader
 from terminal.emv.config import TransactionData
 from terminal.emv.cvm import parse_cvm_list
 from terminal.emv.dates import certificate_expiry
-from terminal.emv.errors import CardBlocked, CardDataError, OdaError
+from terminal.emv.errors import CardBlockedError, CardDataError, OdaError
 from terminal.emv.kernel import EmvKernel, OnlineRequest, OnlineResponse, TransactionResult
 from terminal.emv.oda import certificate_in_force, recover_icc_key, recover_issuer_key
 from terminal.emv.tlv import decode, encode_constructed, flatten
@@ -110,7 +110,7 @@ async def test_6a81_during_the_list_of_aids_ends_the_session() -> None:
         return answer
 
     reader = TweakReader(KitCard(App(), pse=False), blocked)
-    with pytest.raises(CardBlocked):
+    with pytest.raises(CardBlockedError):
         await run(reader)
     assert sum(1 for c in reader.sent if c[1] == 0xA4) == 2  # PSE, then the AID: no more
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from terminal.emv.config import TransactionData
-from terminal.emv.errors import NoApplication, TransactionNotAllowed
+from terminal.emv.errors import NoApplicationError, TransactionNotAllowedError
 from terminal.emv.kernel import EmvKernel, OnlineRequest, OnlineResponse, TransactionResult
 from terminal.emv.tvr import Tvr, TvrBit
 
@@ -62,7 +62,7 @@ async def test_fdda_failure(ctq: bytes, online: bool, decision: str) -> None:
 
 async def test_switch_interface_when_fdda_fails() -> None:
     """CTQ byte 1 b5: fDDA failure asks for the contact chip."""
-    with pytest.raises(TransactionNotAllowed):
+    with pytest.raises(TransactionNotAllowedError):
         await tap(App(oda="dda", tamper_signature=True, ctq=b"\x10\x00"))
 
 
@@ -84,13 +84,13 @@ async def test_arqc_without_host_is_declined() -> None:
 
 async def test_above_contactless_limit_is_refused() -> None:
     """Amount over the contactless transaction limit: use another interface."""
-    with pytest.raises(TransactionNotAllowed):
+    with pytest.raises(TransactionNotAllowedError):
         await tap(App(oda="dda"), amount=200000)
 
 
 async def test_card_without_ppse() -> None:
     """No PPSE: no contactless application (insert the card)."""
-    with pytest.raises(NoApplication):
+    with pytest.raises(NoApplicationError):
         await tap(App(oda="dda"), ppse=False)
 
 

@@ -20,7 +20,7 @@ from edge_sync.connectors.base import Operation
 from edge_sync.connectors.fake import ScriptedConnector, response
 from terminal.emv import tlv
 from terminal.emv.config import TransactionData
-from terminal.emv.errors import CardDataError, CommandTooLong, TlvError
+from terminal.emv.errors import CardDataError, CommandTooLongError, TlvError
 from terminal.emv.kernel import EmvKernel, OnlineRequest, OnlineResponse, TransactionResult
 from terminal.emv.tvr import Tvr, TvrBit
 from terminal.psp_routing import KernelAuthoriser
@@ -158,19 +158,19 @@ async def test_contactless_cid_is_guarded(cid: bytes) -> None:
 
 
 async def test_cdol_over_255_bytes_is_command_too_long() -> None:
-    """#17.3: a CDOL1 asking for 261 bytes → CommandTooLong (a CardDataError) naming 8C."""
-    with pytest.raises(CommandTooLong) as info:
+    """#17.3: a CDOL1 asking for 261 bytes → CommandTooLongError (a CardDataError) naming 8C."""
+    with pytest.raises(CommandTooLongError) as info:
         await run(App(), set_value(0xB2, 0x8C, bytes.fromhex("DF01FF9F0206")))
     assert info.value.tag == 0x8C and isinstance(info.value, CardDataError)
 
 
 async def test_pdol_over_the_gpo_limit_on_contactless_is_command_too_long() -> None:
-    """#17.3: a contactless PDOL asking for 260 bytes → CommandTooLong, not ValueError."""
+    """#17.3: a contactless PDOL asking for 260 bytes → CommandTooLongError, not ValueError."""
     app = App(oda="dda")
     reader = TweakReader(KitCard(app), lambda c, a, n: a)
     app.qvsdc, app.pdol = True, QVSDC_PDOL + bytes.fromhex("DF01F0")
     session = await reader.connect(await reader.wait_for_card())
-    with pytest.raises(CommandTooLong):
+    with pytest.raises(CommandTooLongError):
         await EmvKernel(kernel_config()).transact(session, txn(), contactless=True)
 
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from drivers.base import EncryptedPin, ResponseApdu
-from drivers.errors import PinEntryCancelled, PinPadNoAnswer
+from drivers.errors import PinEntryCancelledError, PinPadNoAnswerError
 from terminal.emv.config import TransactionData
 from terminal.emv.errors import (
-    ApplicationBlocked,
+    ApplicationBlockedError,
     CardDataError,
     CardError,
-    CardRemoved,
-    NoApplication,
+    CardRemovedMidTransactionError,
+    NoApplicationError,
 )
 from terminal.emv.kernel import EmvKernel, OnlineRequest, OnlineResponse, TransactionResult
 from terminal.emv.selection import Candidate
@@ -129,15 +129,15 @@ async def test_not_yet_effective_and_version_mismatch() -> None:
 
 @pytest.mark.parametrize("pse", [True, False])
 async def test_blocked_application(pse: bool) -> None:
-    """SELECT answering 6283 ends with ApplicationBlocked, with or without a PSE."""
-    with pytest.raises(ApplicationBlocked) as info:
+    """SELECT answering 6283 ends with ApplicationBlockedError, with or without a PSE."""
+    with pytest.raises(ApplicationBlockedError) as info:
         await run(KitCard(App(blocked=True), pse=pse))
     assert info.value.sw == 0x6283
 
 
 async def test_no_matching_application() -> None:
-    """A card whose only AID the terminal does not know raises NoApplication."""
-    with pytest.raises(NoApplication):
+    """A card whose only AID the terminal does not know raises NoApplicationError."""
+    with pytest.raises(NoApplicationError):
         await run(KitCard(App(aid=bytes.fromhex("A0000000999999"))))
 
 
@@ -237,7 +237,7 @@ class RemovingReader(KitReader):
 
 
 async def test_card_removed_mid_transaction() -> None:
-    """The driver's CardRemovedError becomes CardRemoved (ask for the card again)."""
+    """The driver's CardRemovedError becomes CardRemovedMidTransactionError (ask for the card again)."""
     card = KitCard(App())
     reader = KitReader(card)
     session = await reader.connect(await reader.wait_for_card())
@@ -251,7 +251,7 @@ async def test_card_removed_mid_transaction() -> None:
         return original(command)
 
     card.respond = respond  # type: ignore[method-assign]
-    with pytest.raises(CardRemoved):
+    with pytest.raises(CardRemovedMidTransactionError):
         await kernel.transact(session, txn())
 
 
@@ -430,8 +430,8 @@ async def test_online_pin_is_entered() -> None:
 @pytest.mark.parametrize(
     ("error",                                          "bit"),
     [
-        (PinEntryCancelled("cancelled", port="/dev/x"),  TvrBit.PIN_NOT_ENTERED),
-        (PinPadNoAnswer("no answer", port="/dev/x"),     TvrBit.PIN_PAD_NOT_PRESENT),
+        (PinEntryCancelledError("cancelled", port="/dev/x"),  TvrBit.PIN_NOT_ENTERED),
+        (PinPadNoAnswerError("no answer", port="/dev/x"),     TvrBit.PIN_PAD_NOT_PRESENT),
     ],
 )
 async def test_online_pin_failure_falls_to_signature(error: Exception, bit: TvrBit) -> None:
@@ -512,9 +512,9 @@ async def test_gpo_refusal_returns_to_selection() -> None:
 
 async def test_gpo_refusal_by_every_application() -> None:
     """When every application refuses GPO the transaction is not allowed."""
-    from terminal.emv.errors import TransactionNotAllowed
+    from terminal.emv.errors import TransactionNotAllowedError
 
-    with pytest.raises(TransactionNotAllowed):
+    with pytest.raises(TransactionNotAllowedError):
         await run(KitCard(App(gpo_sw=0x6985)))
 
 

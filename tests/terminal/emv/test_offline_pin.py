@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import simulators.card.reader as reader_module
-from drivers.errors import PinEntryCancelled, PinPadNoAnswer
+from drivers.errors import PinEntryCancelledError, PinPadNoAnswerError
 from drivers.pinpad.messages import (
     BlockPartRequest,
     BlockPartResponse,
@@ -140,7 +140,7 @@ async def test_without_an_offline_pad_the_cvm_is_skipped(config: KernelConfig) -
 async def test_pad_failure_means_pin_pad_not_working(config: KernelConfig) -> None:
     """A pad that fails mid-entry sets "PIN pad not present or not working"."""
     async def broken(request: KernelPinRequest) -> bytes:
-        raise PinPadNoAnswer("no answer", port="test")
+        raise PinPadNoAnswerError("no answer", port="test")
 
     till = Till()
     session = await till.reader.connect(await till.reader.wait_for_card())
@@ -208,6 +208,6 @@ async def test_in_process_pad_refuses_without_a_complete_key() -> None:
 
 async def test_cancel_on_the_in_process_pad_raises() -> None:
     """The in-process pad honours the cancel fault for offline PIN too."""
-    with pytest.raises(PinEntryCancelled):
+    with pytest.raises(PinEntryCancelledError):
         await _pad(faults="cancel=1").encipher_pin_for_card(b"\xc1" * 128, b"\x03", bytes(8),
                                                            100, 504)

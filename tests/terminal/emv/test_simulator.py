@@ -11,7 +11,7 @@ import pytest
 
 import simulators.card.reader as reader_module
 from terminal.emv.config import KernelConfig, TransactionData
-from terminal.emv.errors import ApplicationBlocked
+from terminal.emv.errors import ApplicationBlockedError
 from terminal.emv.kernel import EmvKernel, TransactionResult
 from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.emv.selection import Candidate
@@ -96,8 +96,8 @@ async def test_expired_card(config: KernelConfig) -> None:
 
 
 async def test_blocked_card(config: KernelConfig) -> None:
-    """visa-blocked: ApplicationBlocked (6283)."""
-    with pytest.raises(ApplicationBlocked):
+    """visa-blocked: ApplicationBlockedError (6283)."""
+    with pytest.raises(ApplicationBlockedError):
         await transact(config, "visa-blocked")
 
 
