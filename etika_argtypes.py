@@ -12,6 +12,7 @@ import it; it imports nothing of ours.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 from typing import Protocol
 
@@ -25,10 +26,15 @@ class CommandGroups(Protocol):
 
 __all__ = [
     "CommandGroups",
+    "aid_hex",
     "baud",
+    "business_date",
+    "card_bin",
     "key_version",
+    "milliseconds",
     "not_empty",
     "port",
+    "port_or_zero",
     "positive_int",
     "seconds",
     "session_expiry",
@@ -103,3 +109,45 @@ def baud(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not a baud rate (e.g. 9600)")
     return value
+
+
+def port_or_zero(text: str) -> int:
+    """A TCP port, or 0 for "any free port" (the simulators print the one they got)."""
+    return 0 if text.strip() == "0" else port(text)
+
+
+def milliseconds(text: str) -> int:
+    """A delay in whole milliseconds, 0 to one day."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+    if not 0 <= value <= 86_400_000:
+        raise argparse.ArgumentTypeError("the delay must be between 0 and 86400000 ms")
+    return value
+
+
+def business_date(text: str) -> dt.date:
+    """A business day, ``YYYY-MM-DD``."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-22") from None
+
+
+def card_bin(text: str) -> str:
+    """A BIN: the first 6 to 8 digits of a card number."""
+    if not (text.isdigit() and 6 <= len(text) <= 8):
+        raise argparse.ArgumentTypeError("a BIN is the first 6 to 8 digits of the card")
+    return text
+
+
+def aid_hex(text: str) -> str:
+    """An application identifier in hex, 5 to 16 bytes (ISO/IEC 7816-5)."""
+    try:
+        size = len(bytes.fromhex(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
+    if not 5 <= size <= 16:
+        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, {text!r} is {size}")
+    return text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from etika_argtypes import CommandGroups
+from etika_argtypes import CommandGroups, milliseconds, port_or_zero
 from etika_argtypes import port as _port
 from terminal.cli.context import CliContext
 
@@ -185,9 +185,6 @@ def _card(ctx: CliContext, args: argparse.Namespace) -> int:
 # --- PoP back end (etika-pop-consensus stand-in, with the token-system stand-in) -----------
 
 
-def _port_or_zero(text: str) -> int:
-    return 0 if text.strip() == "0" else _port(text)
-
 
 def register_pop(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pop = kinds.add_parser(
@@ -201,12 +198,12 @@ def register_pop(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "and status; /v1/token-system/activations records token-activation events. The "
         "first line printed is the URL it listens on (--port 0 picks a free port).",
     )
-    pop.add_argument("--port", required=True, type=_port_or_zero, metavar="N",
+    pop.add_argument("--port", required=True, type=port_or_zero, metavar="N",
                      help="TCP port (0: any free port)")
     pop.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     pop.add_argument("--data-dir", dest="pop_data_dir", metavar="DIR",
                      help="where the ledger lives (default: <etika data dir>/pop-sim)")
-    pop.add_argument("--confirm-delay-ms", type=_milliseconds, default=0, metavar="N",
+    pop.add_argument("--confirm-delay-ms", type=milliseconds, default=0, metavar="N",
                      help="confirm records this long after acceptance (default: %(default)s)")
     pop.add_argument(
         "--faults", metavar="SPEC",
@@ -224,15 +221,6 @@ def register_pop(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                      "tests that scan the wire")
     pop.set_defaults(handler=_pop)
 
-
-def _milliseconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
-    if not 0 <= value <= 86_400_000:
-        raise argparse.ArgumentTypeError("the delay must be between 0 and 86400000 ms")
-    return value
 
 
 def _pop(ctx: CliContext, args: argparse.Namespace) -> int:

@@ -134,3 +134,23 @@ def test_terminal_installs_and_runs_without_the_simulators(tmp_path: Path) -> No
     simulated = etika("card", "read", "--simulated", "visa-credit")
     assert simulated.returncode == 2, simulated.stderr
     assert "simulators" in simulated.stderr and "not installed" in simulated.stderr
+
+
+@pytest.mark.parametrize(("argv", "not_loaded"), [
+    (["db", "status"],
+     ("edge_sync", "hsm", "pkcs11", "pydantic", "terminal.emv", "terminal.payments")),
+    (["hsm", "status"],
+     ("edge_sync.connectors", "terminal.payments", "terminal.emv", "fastapi")),
+])
+def test_common_commands_import_only_what_they_use(
+    argv: list[str], not_loaded: tuple[str, ...], tmp_path: Path
+) -> None:
+    """#16.11: `db status` and `hsm status` start fast: neither imports the PSP
+    connectors, the payments or libraries it does not use."""
+    from terminal.store import Store
+
+    Store.open(tmp_path / "etika.db").close()
+    loaded = _modules_after(["--data-dir", str(tmp_path), *argv])
+    offending = sorted(m for m in loaded
+                       if any(m == p or m.startswith(p + ".") for p in not_loaded))
+    assert offending == []

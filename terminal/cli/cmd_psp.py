@@ -13,7 +13,7 @@ import asyncio
 import json
 from typing import Any
 
-from etika_argtypes import CommandGroups
+from etika_argtypes import CommandGroups, aid_hex, card_bin
 from terminal.cli.context import CliContext
 
 __all__ = ["register"]
@@ -29,9 +29,9 @@ def register(groups: CommandGroups) -> None:
     route.add_argument("--network", required=True, choices=NETWORKS, help="card network")
     route.add_argument("--currency", help="ISO 4217 code (default: the profile's)")
     route.add_argument("--amount", default="0", help="amount as a cashier types it (12.50)")
-    route.add_argument("--bin", type=_bin,
+    route.add_argument("--bin", type=card_bin,
                        help="first 6 to 8 digits of the card (BIN)")
-    route.add_argument("--aid", type=_aid,
+    route.add_argument("--aid", type=aid_hex,
                        help="application identifier (hex, 5 to 16 bytes)")
     route.add_argument("--json", action="store_true", help="print JSON")
     route.set_defaults(handler=_route)
@@ -41,20 +41,6 @@ def register(groups: CommandGroups) -> None:
     echo.set_defaults(handler=_echo)
 
 
-def _bin(text: str) -> str:
-    if not (text.isdigit() and 6 <= len(text) <= 8):
-        raise argparse.ArgumentTypeError("a BIN is the first 6 to 8 digits of the card")
-    return text
-
-
-def _aid(text: str) -> str:
-    try:
-        size = len(bytes.fromhex(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
-    if not 5 <= size <= 16:
-        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, {text!r} is {size}")
-    return text
 
 
 def _route(ctx: CliContext, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from etika_argtypes import CommandGroups, seconds
+from etika_argtypes import CommandGroups, business_date, seconds
 from terminal.cli.context import CliContext
 
 # The sync, rich and the store are imported by the commands that use them: `sync run`
@@ -79,7 +79,7 @@ def register(groups: CommandGroups) -> None:
         "eod",
         help="queue the day's totals per currency for the platform's reconciliation",
     )
-    eod.add_argument("--date", type=_business_date, default=None,
+    eod.add_argument("--date", type=business_date, default=None,
                      help="business day, YYYY-MM-DD (default: today, UTC)")
     eod.add_argument("--json", action="store_true", help="print JSON")
     eod.set_defaults(handler=_eod)
@@ -96,12 +96,6 @@ def _destinations(text: str) -> set[str]:
 
 
 
-
-def _business_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-22") from None
 
 
 def _eod(ctx: CliContext, args: argparse.Namespace) -> int:
