@@ -16,7 +16,7 @@ from typing import Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-from hsm.errors import KeyMissing
+from hsm.errors import KeyMissingError
 from hsm.session import SessionOwner
 
 __all__ = ["MAC_KEY_PREFIX", "Pkcs11Cmac", "import_mac_key", "mac_key_label"]
@@ -65,7 +65,7 @@ class Pkcs11Cmac:
             return session.get_key(object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES,
                                    label=self.label)
         except pkcs11.NoSuchKey:
-            raise KeyMissing(self.label, remedy="import the acquirer's MAC key into the "
+            raise KeyMissingError(self.label, remedy="import the acquirer's MAC key into the "
                                                 "token (hsm.mac.import_mac_key)") from None
 
     def mac(self, data: bytes) -> bytes:

@@ -13,7 +13,7 @@ flight. What the link does on trouble:
 * an answer nobody waits for (a duplicate, a late answer) is logged and dropped.
 
 With a MAC key (``Iso8583Settings.mac``) every request carries DE 64/128 and an answer
-whose MAC is missing or wrong is treated like a garbled one (:class:`MalformedResponse`).
+whose MAC is missing or wrong is treated like a garbled one (:class:`MalformedResponseError`).
 
 Reversals, completions and advices are resent as repeats (0401, 0221): the very first
 message with the MTI's last digit set to 1, same STAN and DE 7 (ISO 8583 §4.1.3), so the

@@ -6,7 +6,7 @@ data storage and the balance reading of Book C-2 are not):
 1. Selection as for every contactless card (PPSE, Book B §3.3); an application of RID
    ``A000000004`` runs this kernel (Kernel 2, by default for its RID).
 2. Pre-processing: an amount above the contactless transaction limit ends with
-   ``TransactionNotAllowed`` (use another interface). The CVM-required limit picks the
+   ``TransactionNotAllowedError`` (use another interface). The CVM-required limit picks the
    terminal's CVM capability (C-2 "CVM Capability – CVM Required" / "– No CVM Required"):
    above the limit the profile's 9F33 byte 2, at or below it "no CVM required" only.
    That 9F33 is what the card and the CVM List see; the contactless floor limit replaces
@@ -38,7 +38,7 @@ from terminal.emv.apdu import CardChannel
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.contact import ContactFlow
 from terminal.emv.cvm import PinCallback, process_cvm
-from terminal.emv.errors import TransactionNotAllowed
+from terminal.emv.errors import TransactionNotAllowedError
 from terminal.emv.online import ARC_OFFLINE_APPROVED, ARC_OFFLINE_DECLINED, OnlineAuthoriser
 from terminal.emv.result import TransactionResult
 from terminal.emv.risk import (
@@ -106,11 +106,11 @@ class MChipContactlessFlow(ContactFlow):
         assert txn is not None
         limit = self.aid_config.contactless_limits.transaction_limit
         if limit is not None and txn.amount > limit:
-            raise TransactionNotAllowed(
+            raise TransactionNotAllowedError(
                 "the amount is above the contactless limit; insert the card")
         await self.initiate_and_read()
         if len(self.aip) < 2 or not self.aip[1] & 0x80:
-            raise TransactionNotAllowed(
+            raise TransactionNotAllowedError(
                 "the card offers only mag-stripe mode contactless; insert the card")
         await self.offline_data_authentication()
         processing_restrictions(self.card, self.aid_config, txn, self.config, self.tvr)

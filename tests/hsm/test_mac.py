@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_sync.connectors.iso8583_mac import SoftwareCmac
-from hsm.errors import KeyMissing
+from hsm.errors import KeyMissingError
 from hsm.keystore import KeyStore
 from hsm.mac import Pkcs11Cmac, import_mac_key
 
@@ -42,5 +42,5 @@ def test_mac_key_never_leaves_the_token(hsm_keystore: KeyStore) -> None:
 
 def test_a_missing_mac_key_is_named(hsm_keystore: KeyStore) -> None:
     """A connector configured for a MAC whose key was never imported fails when built."""
-    with pytest.raises(KeyMissing, match="etika-psp-mac-nobody"):
+    with pytest.raises(KeyMissingError, match="etika-psp-mac-nobody"):
         Pkcs11Cmac(hsm_keystore.owner, "nobody")

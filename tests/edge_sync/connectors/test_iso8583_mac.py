@@ -14,7 +14,11 @@ from edge_sync.connectors import (
     RouteRule,
     RoutingKey,
 )
-from edge_sync.connectors.errors import ConnectorsExhausted, MalformedResponse, ReversalPending
+from edge_sync.connectors.errors import (
+    ConnectorsExhaustedError,
+    MalformedResponseError,
+    ReversalPendingError,
+)
 from edge_sync.connectors.iso8583_mac import MAC_HEX_LENGTH, SoftwareCmac
 from simulators.psp.acquirer import Acquirer
 from simulators.psp.faults import parse_faults
@@ -66,7 +70,7 @@ async def test_a_wrong_key_is_refused_and_nothing_is_posted() -> None:
     async with Iso8583Host(acquirer, mac=SoftwareCmac(KEY)) as host:
         connector = _connector(host.port, SoftwareCmac(bytes(16)))
         try:
-            with pytest.raises(MalformedResponse, match="MAC"):
+            with pytest.raises(MalformedResponseError, match="MAC"):
                 await connector.authorise(authorisation())
         finally:
             await connector.aclose()
@@ -85,7 +89,7 @@ async def test_an_unauthenticated_host_is_refused() -> None:
     async with Iso8583Host(acquirer) as host:
         router = _router(_connector(host.port, SoftwareCmac(KEY)))
         try:
-            with pytest.raises(ReversalPending, match="no MAC") as info:
+            with pytest.raises(ReversalPendingError, match="no MAC") as info:
                 await router.authorise(authorisation(), KEY_ROUTE)
         finally:
             await router.aclose()
@@ -99,10 +103,10 @@ async def test_an_altered_answer_is_reversed() -> None:
     async with Iso8583Host(acquirer, parse_faults("bad-mac=1"), mac=SoftwareCmac(KEY)) as host:
         router = _router(_connector(host.port, SoftwareCmac(KEY)))
         try:
-            with pytest.raises(ConnectorsExhausted) as info:
+            with pytest.raises(ConnectorsExhaustedError) as info:
                 await router.authorise(authorisation(), KEY_ROUTE)
         finally:
             await router.aclose()
-    assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversed"
+    assert info.value.fields["attempts"][0]["reason"] == "AuthorisationReversedError"
     assert "MAC" in info.value.fields["attempts"][0]["detail"]
     assert acquirer.account(VISA_PAN).balance == BALANCE

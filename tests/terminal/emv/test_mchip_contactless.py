@@ -15,7 +15,7 @@ import pytest
 from simulators.card.plugin import open_simulated_reader
 from simulators.card.reader import in_process_reader
 from terminal.emv.config import KernelConfig, TransactionData
-from terminal.emv.errors import TransactionNotAllowed
+from terminal.emv.errors import TransactionNotAllowedError
 from terminal.emv.kernel import EmvKernel, TransactionResult
 from terminal.emv.mchip_contactless import terminal_risk_management_data
 from terminal.emv.profile_adapter import kernel_config_from_profile
@@ -98,7 +98,7 @@ async def test_failed_cda_declines(config: KernelConfig) -> None:
 
 async def test_above_the_contactless_limit_insert_the_card(config: KernelConfig) -> None:
     """An amount over the reader's contactless transaction limit is refused before GPO."""
-    with pytest.raises(TransactionNotAllowed, match="contactless limit"):
+    with pytest.raises(TransactionNotAllowedError, match="contactless limit"):
         await tap(config, "mastercard-contactless", 250000)
 
 
