@@ -100,9 +100,16 @@ def _deps_dir(tmp_path: Path) -> Path:
 def test_terminal_installs_and_runs_without_the_simulators(tmp_path: Path) -> None:
     """Built and installed alone into a fresh venv, the terminal's `etika --help` and
     `etika card read` run; `--simulated` says the simulators are not installed."""
+    import shutil
+
+    # Built from a copy, so that setuptools' build/ never lands (stale) in the checkout.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", "var", ".git", "build", "*.egg-info", "__pycache__", ".*_cache", "tests",
+        "bench"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(REPO)], check=True, capture_output=True, cwd=tmp_path)
+                    str(source)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheels.glob("etika_terminal-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

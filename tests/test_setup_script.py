@@ -46,6 +46,8 @@ def test_second_run_changes_nothing(tmp_path: Path) -> None:
     first = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, env=env,
                            timeout=600, check=False)
     assert first.returncode == 0, first.stderr
+    if os.geteuid() == 0:  # #16.15: as root, setup puts etika on PATH (or says whose it is)
+        assert Path("/usr/local/bin/etika").exists() or "already exists" in first.stderr
     snapshot = {p: p.stat().st_mtime_ns for p in (tmp_path / "var").rglob("*")}
     second = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, env=env,
                             timeout=600, check=False)

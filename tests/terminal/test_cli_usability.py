@@ -143,3 +143,44 @@ def test_no_pcscd_is_reported_at_once_with_how_to_start_it(tmp_path: Path) -> No
     assert done.returncode == 1, done.stderr
     assert "pcscd) is not running" in done.stderr and "systemctl start" in done.stderr
     assert "no card was presented" not in done.stderr
+
+
+def test_sync_status_drops_an_error_older_than_the_last_success(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#16.10: `sync status` shows a destination's error only while no later delivery
+    succeeded; an old one is not shown after later successes."""
+    import json
+
+    from terminal.store import Store
+    from terminal.store.outbox import SqliteOutbox
+
+    with Store.open(data_dir / "etika.db") as store:
+        outbox = SqliteOutbox(store)
+        outbox.note_result("platform", ok=False, now=100.0, error="broker unreachable")
+        assert main(["--data-dir", str(data_dir), "sync", "status", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)["destinations"]
+        assert row["last_error"] == "broker unreachable"
+        outbox.note_result("platform", ok=True, now=200.0)
+    assert main(["--data-dir", str(data_dir), "sync", "status", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["destinations"]
+    assert row["last_error"] is None and row["last_success"] is not None
+
+
+def test_a_mistyped_profile_name_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    """#16.10: `--profile defualt` is answered with "did you mean 'default'?" (exit 2)."""
+    assert main(["--profile", "defualt", "config", "check"]) == 2
+    assert "did you mean 'default'?" in capsys.readouterr().out
+
+
+def test_reader_errors_do_not_say_on_on() -> None:
+    """#16.10: a failure powering the card on in a named reader reads "... on in reader",
+    not "on on reader" (the sharing-violation message)."""
+    from smartcard import scard
+
+    from drivers.pcsc_errors import error_for_hresult
+
+    error = error_for_hresult(scard.SCARD_E_SHARING_VIOLATION,
+                              operation="powering the card on", reader="Virtual PCD 00 00")
+    assert "on on" not in str(error)
+    assert "powering the card on in reader 'Virtual PCD 00 00'" in str(error)
