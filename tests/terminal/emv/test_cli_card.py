@@ -70,7 +70,7 @@ def test_transact_contactless(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv",                                                          "status", "message"),
     [
         (["card", "transact", "--amount", "5", "--simulated", "visa-blocked"], 1, "blocked"),
-        (["card", "transact", "--amount", "5x", "--simulated", "cb"],          1, "not an amount"),
+        (["card", "transact", "--amount", "5x", "--simulated", "cb"],          2, "not an amount"),
         (["card", "read", "--simulated", "nope"],                              2, "unknown card profile"),
         (["card", "transact", "--amount", "5", "--issuer", "simulated"],      2, "needs --simulated"),
         (["card", "transact", "--amount", "5", "--currency", "XYZ",
