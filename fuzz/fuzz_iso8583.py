@@ -2,7 +2,7 @@
 
 Allowed: fields and a parsed answer, or ``ValueError`` — the documented contract of both
 (``iso8583.DecodeError`` is a ``ValueError``); the connector maps it to
-``MalformedResponse``. Anything else is a crash.
+``MalformedResponseError``. Anything else is a crash.
 ``python fuzz/fuzz_iso8583.py -max_total_time=60`` (``make fuzz``).
 """
 

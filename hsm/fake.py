@@ -143,7 +143,8 @@ class SoftwareKeyStore:
         digest = self._mac(pan, version)
         token = self._registry.bind(digest.hex(), version, candidate_tokens(pan, digest))
         if token is None:
-            raise TokenSpaceExhaustedError(f"every token for {mask_pan(pan)} is bound to another card")
+            raise TokenSpaceExhaustedError(
+                f"every token for {mask_pan(pan)} is bound to another card")
         return CardToken(token=token, fingerprint=digest.hex(), key_version=version)
 
     def tokenise(self, pan: str, expiry: str) -> TokenisedCard:

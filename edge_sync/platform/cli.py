@@ -25,7 +25,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.errors import PlatformError

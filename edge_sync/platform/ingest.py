@@ -470,7 +470,8 @@ class Ingestor:
             data: Any = dict(raw.body)
         else:
             if len(raw.body) > MAX_MESSAGE_BYTES:
-                raise MalformedUplinkError(f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
+                raise MalformedUplinkError(
+                    f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
             try:
                 data = json.loads(raw.body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -95,7 +95,8 @@ def aid_chooser(aid_hex: str | None) -> Chooser:
             if candidate.aid.startswith(wanted):
                 return candidate
         offered = ", ".join(f"{c.aid.hex().upper()} ({c.display_name})" for c in candidates)
-        raise NoApplicationError(f"the card has no application {aid_hex.upper()}; it offers {offered}")
+        raise NoApplicationError(
+            f"the card has no application {aid_hex.upper()}; it offers {offered}")
 
     return choose
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from drivers.base import EncryptedPin, PinPad
-from drivers.errors import PinEntryCancelled, PinEntryTimeout
+from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from drivers.pinpad import FakePinPad
 from drivers.pinpad.fake import CARDHOLDER_WAITS
 from drivers.pinpad.messages import PinEntryRequest
@@ -85,12 +85,12 @@ async def test_get_pin_gives_a_block_the_acquirer_verifies(harness: Harness) -> 
 
 
 async def test_cancel_aborts_the_entry_in_progress(harness: Harness) -> None:
-    """cancel() during an entry ends that get_pin with PinEntryCancelled."""
+    """cancel() during an entry ends that get_pin with PinEntryCancelledError."""
     harness.walks_away()
     entry = asyncio.create_task(harness.pad.get_pin(TEST_PAN, AMOUNT, CURRENCY, timeout_s=30))
     await asyncio.sleep(0)  # the entry starts: it has its cancel hook before its first await
     await harness.pad.cancel()
-    with pytest.raises(PinEntryCancelled):
+    with pytest.raises(PinEntryCancelledError):
         await entry
 
 
@@ -103,9 +103,9 @@ async def test_cancel_on_an_idle_pad_leaves_the_next_entry_alone(harness: Harnes
 
 
 async def test_nobody_typing_ends_in_pin_entry_timeout(harness: Harness) -> None:
-    """An entry nobody completes ends with PinEntryTimeout (the pad's 1 s minimum)."""
+    """An entry nobody completes ends with PinEntryTimeoutError (the pad's 1 s minimum)."""
     harness.walks_away()
-    with pytest.raises(PinEntryTimeout):
+    with pytest.raises(PinEntryTimeoutError):
         await harness.pad.get_pin(TEST_PAN, AMOUNT, CURRENCY, timeout_s=1)
 
 

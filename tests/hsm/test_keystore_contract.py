@@ -19,7 +19,7 @@ from edge_sync.signing import verify_signature
 from hsm import KeyPurpose, KeyStore
 from hsm.base import CardKeyStore, Signer
 from hsm.cards import CardData, luhn_valid
-from hsm.errors import EnvelopeInvalid, VaultBlobInvalid
+from hsm.errors import EnvelopeInvalidError, VaultBlobInvalidError
 from hsm.fake import InMemoryTokenRegistry, SoftwareKeyStore
 from hsm.p2pe import decrypt_card
 
@@ -76,11 +76,11 @@ def test_vault_round_trip_and_tamper(keystore: SoftwareKeyStore | KeyStore) -> N
     card = keystore.tokenise(PAN, EXPIRY)
     assert keystore.detokenise(card.token, card.vault_blob) == CardData(PAN, EXPIRY)
     other = keystore.tokenise(OTHER_PAN, EXPIRY)
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         keystore.detokenise(other.token, card.vault_blob)
     flipped = bytearray(card.vault_blob)
     flipped[-1] ^= 1
-    with pytest.raises(VaultBlobInvalid):
+    with pytest.raises(VaultBlobInvalidError):
         keystore.detokenise(card.token, bytes(flipped))
 
 
@@ -100,7 +100,7 @@ def test_encrypt_for_psp_opens_with_the_psp_private_key(
     envelope = keystore.encrypt_for_psp(card.token, card.vault_blob, public_pem, b"tx-1")
     assert PAN.encode() not in envelope
     assert decrypt_card(private, envelope, b"tx-1") == CardData(PAN, EXPIRY)
-    with pytest.raises(EnvelopeInvalid):
+    with pytest.raises(EnvelopeInvalidError):
         decrypt_card(private, envelope, b"tx-2")
 
 
