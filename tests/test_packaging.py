@@ -145,7 +145,7 @@ def test_terminal_installs_and_runs_without_the_simulators(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("argv", "not_loaded"), [
     (["db", "status"],
-     ("edge_sync", "hsm", "pkcs11", "pydantic", "terminal.emv", "terminal.payments")),
+     ("edge_sync.connectors", "hsm", "pkcs11", "pydantic", "terminal.emv", "terminal.payments")),
     (["hsm", "status"],
      ("edge_sync.connectors", "terminal.payments", "terminal.emv", "fastapi")),
 ])
