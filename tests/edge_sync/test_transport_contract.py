@@ -56,8 +56,8 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         yield Harness(fake, lambda: [e.message_id for e in fake.committed],
                       fake.lose_ack_once.add, fake_down)
         return
-    from edge_sync.mqtt import MqttLinkSettings, MqttTransport
-    from tests.integration.sync_receiver import AckingReceiver
+    from edge_sync.mqtt import MqttTransport
+    from tests.integration.sync_receiver import PLATFORM_KEY, AckingReceiver
 
     @dataclass
     class LosingReceiver(AckingReceiver):
@@ -65,16 +65,17 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
         lose: set[str] = field(default_factory=set)
 
-        def judge(self, raw: bytes) -> Ack | None:
-            ack = super().judge(raw)
+        def judge(self, terminal_id: str, raw: bytes) -> Ack | None:
+            ack = super().judge(terminal_id, raw)
             if ack is not None and ack.message_id in self.lose:
                 self.lose.discard(ack.message_id)
                 return None
             return ack
 
     broker = request.getfixturevalue("mosquitto")
-    settings = MqttLinkSettings(terminal_id=TERMINAL_ID, host=broker.host, port=broker.port)
-    receiver = LosingReceiver(broker.host, broker.port, SIGNER.public_key_pem())
+    settings = broker.terminal_link(TERMINAL_ID, platform_public_key=PLATFORM_KEY.public_key_pem())
+    receiver = LosingReceiver(broker.host, broker.platform_port, SIGNER.public_key_pem(),
+                              tls=broker.client_files("etika-platform"))
 
     async def broker_dies() -> None:
         broker.kill()
