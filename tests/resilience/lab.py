@@ -191,9 +191,7 @@ class Lab:
         self.platform = Process(
             "platform",
             [*ETIKA, "--data-dir", str(self.platform_data), "platform", "serve",
-             "--mqtt-host", self.broker.host, "--mqtt-port", str(self.broker.tls_port),
-             "--mqtt-ca", str(self.pki.ca_pem), "--mqtt-cert", str(self.pki.platform_pem),
-             "--mqtt-key", str(self.pki.platform_key), "--http-port", str(self.platform_port),
+             *self.broker.platform_cli_args(), "--http-port", str(self.platform_port),
              "--worker-id", "chaos"],
             self.root / "platform.log", self.platform_port)
         for process in (self.psp, self.pop, self.platform):
