@@ -230,6 +230,18 @@ def _platform_totals(database: Path) -> dict[str, int]:
     return totals
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image (reset by
+    exec); ru_maxrss would also count the parent's pages of a forked child."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -352,7 +364,7 @@ async def _run(services: TerminalServices, link: _Link, acquirer: Acquirer, stor
         "outbox_depth_after_sync": depth,
         "totals_minor": totals,
         "totals_match": len({json.dumps(t, sort_keys=True) for t in totals.values()}) == 1,
-        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb": _peak_rss_mb(),
         "approved_share": round(sum(states[s] for s in APPROVED_STATES)
                                 / max(1, sum(states.values())), 3),
     }
