@@ -35,7 +35,8 @@ pytestmark = [pytest.mark.network, pytest.mark.hsm, pytest.mark.slow]
 
 
 class Capture:
-    """A subscriber on ``#`` keeping every message (topic, payload)."""
+    """A subscriber on ``#`` with the platform's certificate, keeping every message it may
+    read (topic, payload): the uplinks and acks of every terminal."""
 
     def __init__(self, lab: Lab) -> None:
         self.messages: list[tuple[str, bytes]] = []
@@ -47,7 +48,9 @@ class Capture:
         client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
         client.on_subscribe = lambda *_: self._subscribed.set()
         client.on_message = self._on_message
-        client.connect(lab.broker.host, lab.broker.tls_port)
+        # The platform's listener and certificate: the shipped ACL lets it read every uplink
+        # and ack (a terminal's certificate reads only its own topics).
+        client.connect(lab.broker.host, lab.broker.platform_port)
         client.loop_start()
         self.client = client
         if not self._subscribed.wait(20):

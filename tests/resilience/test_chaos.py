@@ -16,8 +16,6 @@ from tests.resilience.chaos import main, reconcile, schedule, unexplained
 pytestmark = [pytest.mark.chaos, pytest.mark.network, pytest.mark.hsm, pytest.mark.slow]
 
 
-@pytest.mark.xfail(strict=False, reason="since 08a9eda (signed acks, Mosquitto ACL) the lab's "
-                   "platform receives no uplink: the chaos lab needs the new broker/ack setup")
 def test_short_chaos_run_loses_and_double_charges_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """After kills, broker and platform outages and PSP/PoP faults, every payment is final,
