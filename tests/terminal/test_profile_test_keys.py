@@ -53,6 +53,45 @@ def test_visa_test_keys_match_their_published_checksum(rid: str, index: str, che
     assert digest == checksum == capk.checksum
 
 
+def _capk_ids() -> list[str]:
+    return [f"{c.rid}-{c.index}" for c in load_profile(TEST_PROFILE_DIR).capks]
+
+
+@pytest.mark.parametrize("capk_id", _capk_ids())
+def test_every_test_profile_key_hashes_to_its_checksum(capk_id: str) -> None:
+    """Each CA key of the profile hashes (Book 2 §11.2, SHA-1 of RID‖index‖N‖e) to its checksum."""
+    rid, index = capk_id.split("-")
+    capk = next(c for c in load_profile(TEST_PROFILE_DIR).capks if (c.rid, c.index) == (rid, index))
+    digest = hashlib.sha1(
+        bytes.fromhex(capk.rid + capk.index + capk.modulus + capk.exponent),
+        usedforsecurity=False,
+    ).hexdigest().upper()
+    assert digest == capk.checksum
+
+
+def test_every_scheme_key_names_its_source() -> None:
+    """A `# source:` line follows each scheme test key's header, so its provenance can be checked."""
+    text = (TEST_PROFILE_DIR / "capks.toml").read_text()
+    blocks = text.split("[[capk]]")[1:]
+    sourced = set()
+    for block in blocks:
+        rid = re.search(r'rid = "([0-9A-F]+)"', block)
+        index = re.search(r'index = "([0-9A-F]+)"', block)
+        assert rid is not None and index is not None
+        lines = block.splitlines()
+        if len(lines) > 1 and lines[1].startswith("# source: "):
+            sourced.add((rid.group(1), index.group(1)))
+    assert sourced == SCHEME_TEST_KEYS
+
+
+def test_bancontact_maestro_is_served_by_mastercard_keys() -> None:
+    """The Bancontact Maestro AID has Mastercard's RID, so the Mastercard test keys cover it."""
+    profile = load_profile(TEST_PROFILE_DIR)
+    maestro = next(aid for aid in profile.aids if aid.aid == "A0000000043060")
+    assert maestro.rid == "A000000004"
+    assert {c.index for c in profile.capks if c.rid == maestro.rid} >= {"EF", "F1", "F3"}
+
+
 def test_scheme_keys_are_not_the_simulator_keys() -> None:
     """No scheme RID of the test profile is served by a simulator key; default keeps them all."""
     simulator = {(c.rid, c.index, c.modulus) for c in test_capks()}
