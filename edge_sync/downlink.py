@@ -47,21 +47,31 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal, ParamSpec, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from edge_sync.errors import DownlinkRejectedError, MessageFormatError, SignatureError
 from edge_sync.messages import Downlink, parse_downlink, verify_downlink
 from edge_sync.outbox import ALERT_DESTINATION, ALERT_KIND, ALERT_PRIORITY, Outbox, alert_payload
+from etika_json import JsonObject
 
 __all__ = [
     "CLOCK_SKEW_S",
     "BlacklistEntry",
     "BlacklistUpdate",
+    "BlockingRunner",
     "Command",
     "ConfigUpdate",
     "CrlEntry",
@@ -78,6 +88,15 @@ CLOCK_SKEW_S = 300.0
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class BlockingRunner(Protocol):
+    """Runs one blocking hook call off the event loop (``asyncio.to_thread`` by default; a
+    test passes one that runs it inline)."""
+
+    def __call__(self, fn: Callable[_P, _T], /, *args: _P.args,
+                 **kwargs: _P.kwargs) -> Awaitable[_T]: ...
 
 _PROFILE_FILE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.toml$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -109,7 +128,7 @@ class BlacklistEntry(_Payload):
 
     @field_validator("value")
     @classmethod
-    def _value(cls, value: str, info: Any) -> str:
+    def _value(cls, value: str, info: ValidationInfo) -> str:
         kind = info.data.get("type")
         patterns = {
             "token": r"^[A-Za-z0-9_.:-]{1,128}$",
@@ -175,7 +194,7 @@ class FxUpdate(_Payload):
 
 class Command(_Payload):
     command: Literal["sync_now", "rotate_keys", "report_diagnostics"]
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 def _instant(value: str, what: str) -> dt.datetime:
@@ -231,11 +250,11 @@ class DownlinkHooks(Protocol):
 
     def store_fx(self, update: FxUpdate) -> None: ...
 
-    def rotate_keys(self) -> Mapping[str, Any]:
+    def rotate_keys(self) -> JsonObject:
         """Rotate the terminal's keys; what to tell the platform (new key version, …)."""
         ...
 
-    def diagnostics(self) -> Mapping[str, Any]:
+    def diagnostics(self) -> JsonObject:
         """A snapshot for the platform (versions, outbox depth, links); no card data."""
         ...
 
@@ -269,7 +288,7 @@ class DownlinkHandler:
         terminal_id: str,
         on_sync_now: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
-        run_blocking: Callable[..., Awaitable[Any]] | None = None,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self._key = platform_public_key_pem
         self._terminal_id = terminal_id
@@ -277,15 +296,14 @@ class DownlinkHandler:
         self._outbox = outbox
         self._on_sync_now = on_sync_now
         self._clock = clock
-        self._run_blocking = run_blocking or asyncio.to_thread
+        self._run_blocking: BlockingRunner = run_blocking or asyncio.to_thread
         self._lock = asyncio.Lock()  # one downlink at a time: config swaps never overlap
         self.results: list[DownlinkResult] = []
         #: Downlinks by outcome (applied, rejected, duplicate), for status and the tests.
         self.counts: dict[str, int] = {"applied": 0, "rejected": 0, "duplicate": 0}
 
-    async def _blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
-        result: _T = await self._run_blocking(fn, *args)
-        return result
+    async def _blocking(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await self._run_blocking(fn, *args, **kwargs)
 
     async def handle(self, topic_kind: str, raw: bytes) -> DownlinkResult:
         async with self._lock:
@@ -426,7 +444,7 @@ class DownlinkHandler:
             facts = await self._blocking(self._hooks.diagnostics)
             await self._report("diagnostics", downlink, dict(facts))
 
-    async def _report(self, kind: str, downlink: Downlink, facts: Mapping[str, Any]) -> None:
+    async def _report(self, kind: str, downlink: Downlink, facts: JsonObject) -> None:
         await self._blocking(
             self._outbox.enqueue,
             ALERT_DESTINATION,
@@ -439,7 +457,7 @@ class DownlinkHandler:
     async def _refuse(
         self,
         downlink: Downlink | None,
-        message_id: Any,
+        message_id: object,
         kind: str,
         reason: str,
         *,
@@ -511,9 +529,9 @@ class MemoryDownlinkHooks:
     def store_fx(self, update: FxUpdate) -> None:
         self.fx.append(update)
 
-    def rotate_keys(self) -> Mapping[str, Any]:
+    def rotate_keys(self) -> JsonObject:
         self.rotations += 1
         return {"key_version": 1 + self.rotations}
 
-    def diagnostics(self) -> Mapping[str, Any]:
+    def diagnostics(self) -> JsonObject:
         return {"software": "test", "outbox_depth": 0}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from edge_sync.outbox import (
     OutboxRow,
     alert_payload,
 )
+from etika_json import JsonObject
 
 __all__ = ["MemoryOutbox", "StoredRow"]
 
@@ -51,7 +52,7 @@ class MemoryOutbox:
         self,
         destination: str,
         kind: str,
-        payload: Mapping[str, Any],
+        payload: JsonObject,
         idempotency_key: str,
         now: float,
         *,

@@ -246,7 +246,7 @@ class AckBatch(_Wire):
 _M = TypeVar("_M", bound=_Wire)
 
 
-def canonical_json(obj: Mapping[str, Any]) -> bytes:
+def canonical_json(obj: Mapping[str, object]) -> bytes:
     """The signed bytes: every field but ``signature``, sorted keys, no spaces, UTF-8."""
     unsigned = {key: value for key, value in obj.items() if key != "signature"}
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -29,9 +29,11 @@ fake with the same semantics. Both follow these rules, which the worker relies o
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, TypedDict, runtime_checkable
+
+from etika_json import JsonObject, JsonValue
 
 __all__ = [
     "ALERT_DESTINATION",
@@ -41,6 +43,7 @@ __all__ = [
     "OPEN_STATES",
     "SILENT_KINDS",
     "DestinationStatus",
+    "DestinationStatusRow",
     "Outbox",
     "OutboxRow",
     "RetryPolicy",
@@ -68,12 +71,27 @@ class OutboxRow:
     destination: str
     kind: str
     idempotency_key: str
-    payload: Mapping[str, Any]
+    payload: JsonObject
     priority: int = 100
     attempts: int = 0
     created_at: float = 0.0
     expires_at: float | None = None
     ref_id: str | None = None
+
+
+class DestinationStatusRow(TypedDict):
+    """One destination's line of ``etika sync status --json`` (and the diagnostics)."""
+
+    destination: str
+    depth: int
+    pending: int
+    in_flight: int
+    dead: int
+    delivered: int
+    oldest_pending_age_s: float | None
+    last_success_at: float | None
+    last_error_at: float | None
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -90,7 +108,7 @@ class DestinationStatus:
     last_error_at: float | None = None
     last_error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DestinationStatusRow:
         return {
             "destination": self.destination,
             "depth": self.pending + self.in_flight,
@@ -133,7 +151,7 @@ class RetryPolicy:
         return self.max_attempts is not None and attempts >= self.max_attempts
 
 
-def alert_payload(alert: str, **details: Any) -> dict[str, Any]:
+def alert_payload(alert: str, **details: JsonValue) -> dict[str, JsonValue]:
     """Payload of an ``alert`` row: what happened and the facts to act on."""
     return {"alert": alert, **details}
 
@@ -185,7 +203,7 @@ class Outbox(Protocol):
         self,
         destination: str,
         kind: str,
-        payload: Mapping[str, Any],
+        payload: JsonObject,
         idempotency_key: str,
         now: float,
         *,

@@ -162,7 +162,7 @@ class PopRecord:
                                  field="created_at")
         _utc(self.created_at, "created_at")
 
-    def as_payload(self) -> dict[str, Any]:
+    def as_payload(self) -> dict[str, str | int | None]:
         """The canonical JSON-able form (the one that is signed and stored)."""
         return {
             "record_id": str(self.record_id),
@@ -214,13 +214,13 @@ class PopReceipt:
     pop_reference: str | None = None
     reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | int | None]:
         return {"v": POP_PROTOCOL_VERSION, "record_id": str(self.record_id),
                 "status": self.status, "pop_reference": self.pop_reference,
                 "reason": self.reason}
 
     @classmethod
-    def from_dict(cls, data: Any) -> PopReceipt:
+    def from_dict(cls, data: object) -> PopReceipt:
         """Parse an answer; :class:`PopRecordError` when it is not a receipt."""
         if not isinstance(data, dict):
             raise PopRecordError("a PoP receipt is a JSON object")

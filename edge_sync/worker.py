@@ -35,6 +35,7 @@ from edge_sync.messages import Ack, Envelope, build_envelope
 from edge_sync.outbox import Outbox, OutboxRow, RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, RotatingSigner, Signer
 from edge_sync.transport import Transport
+from etika_json import JsonValue
 
 __all__ = ["DrainReport", "OutboxWorker", "TokenBucket", "WorkerSettings"]
 
@@ -88,7 +89,7 @@ class DrainReport:
         self.dead += other.dead
         self.errors = [*self.errors, *other.errors][-100:]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         return {
             "delivered": self.delivered,
             "rejected": self.rejected,

@@ -29,6 +29,7 @@ import pkcs11.exceptions as p11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import GCMParams
 
+from etika_json import JsonValue
 from hsm import keys as k
 from hsm import session as sess
 from hsm import vault
@@ -66,7 +67,7 @@ class KeyStoreStatus:
     model: str
     keys: list[KeyInfo]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         return asdict(self)
 
 

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from etika_json import JsonValue
 from terminal.store import OutboxMessage, StateChange, Store
 
 __all__ = ["COUNTED_STATES", "CurrencyTotal", "end_of_day_totals", "report_end_of_day"]
@@ -58,7 +59,8 @@ def report_end_of_day(
     """Compute the day's totals and queue them for the platform (journalled)."""
     totals = end_of_day_totals(store, business_date)
     day = business_date.isoformat()
-    payload = {"business_date": day, "totals": [t.as_json() for t in totals]}
+    payload: dict[str, JsonValue] = {"business_date": day,
+                                     "totals": [t.as_json() for t in totals]}
     store.record(
         StateChange(
             "terminal",

@@ -13,9 +13,7 @@ import ssl
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from drivers.base import EncryptedPin
 from edge_sync.connectors import (
     Amount,
     AuthorisationRequest,
@@ -211,9 +209,8 @@ class KernelAuthoriser:
         pan, expiry = pan_from_card(icc), expiry_from_card(icc)
         if pan is None or expiry is None:
             raise CardDataError("the card gave no PAN or expiry to seal for the PSP", tag=0x5A)
-        pin: Any = request.online_pin
-        pin_block, ksn = ((pin.pin_block, pin.ksn) if isinstance(pin, EncryptedPin)
-                          else (None, None))
+        pin = request.online_pin
+        pin_block, ksn = (None, None) if pin is None else (pin.pin_block, pin.ksn)
         psn = icc.get(0x5F34)
         try:
             card = CardInput(

@@ -4,13 +4,13 @@ CLI provides (key rotation, diagnostics)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, CrlUpdate, FxUpdate
 from edge_sync.errors import DownlinkRejectedError
 from edge_sync.messages import Downlink
+from etika_json import JsonObject
 from terminal.errors import ConfigError
 from terminal.profile_crl import CRL_FILE, RevokedCertificate, read_crl, render_crl
 from terminal.profile_swap import swap_in_profile
@@ -19,7 +19,7 @@ from terminal.store.fleet import FleetStore
 __all__ = ["TerminalDownlinkHooks"]
 
 
-def _no_rotation() -> Mapping[str, Any]:
+def _no_rotation() -> JsonObject:
     raise DownlinkRejectedError(
         "key rotation is not available on this terminal (no key store wired)",
         reason="unsupported",
@@ -32,8 +32,8 @@ class TerminalDownlinkHooks:
         fleet: FleetStore,
         profile_dir: Path,
         *,
-        rotate_keys: Callable[[], Mapping[str, Any]] = _no_rotation,
-        diagnostics: Callable[[], Mapping[str, Any]] = dict,
+        rotate_keys: Callable[[], JsonObject] = _no_rotation,
+        diagnostics: Callable[[], JsonObject] = dict,
         on_profile_applied: Callable[[], None] | None = None,
     ) -> None:
         self._fleet = fleet
@@ -115,8 +115,8 @@ class TerminalDownlinkHooks:
     def store_fx(self, update: FxUpdate) -> None:
         self._fleet.store_fx(update.base, update.as_of, update.rates)
 
-    def rotate_keys(self) -> Mapping[str, Any]:
+    def rotate_keys(self) -> JsonObject:
         return self._rotate()
 
-    def diagnostics(self) -> Mapping[str, Any]:
+    def diagnostics(self) -> JsonObject:
         return self._diagnostics()

@@ -21,6 +21,7 @@ from typing import Any
 
 from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from drivers.printer import PrinterError, ReceiptPrinter
+from edge_sync.outbox import DestinationStatusRow
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.offline_pin import OfflinePinCallback
 from terminal.emv.selection import Candidate
@@ -212,9 +213,9 @@ class TerminalCounterServices:
         rows = await asyncio.to_thread(self._services.sync.status_rows)
         printer = await self._printer_health()
         return StatusSnapshot(
-            online=_online(rows), outbox_depth=sum(int(r.get("depth", 0)) for r in rows),
-            oldest_pending_age_s=max((r["oldest_pending_age_s"] for r in rows
-                                      if r.get("oldest_pending_age_s") is not None),
+            online=_online(rows), outbox_depth=sum(r["depth"] for r in rows),
+            oldest_pending_age_s=max((age for r in rows
+                                      if (age := r["oldest_pending_age_s"]) is not None),
                                      default=None),
             last_sync_at=_last_success(rows), key_store=await self._key_store_health(),
             reader=self._reader_health(), pinpad=self._pinpad_health(), printer=printer)
@@ -349,18 +350,18 @@ def _history_row(row: dict[str, Any]) -> HistoryRow:
         offline=bool(row.get("offline")))
 
 
-def _online(rows: list[dict[str, Any]]) -> bool | None:
+def _online(rows: list[DestinationStatusRow]) -> bool | None:
     if not rows:
         return None
     for row in rows:
-        error, success = row.get("last_error_at"), row.get("last_success_at")
+        error, success = row["last_error_at"], row["last_success_at"]
         if error and (not success or error > success):
             return False
     return True
 
 
-def _last_success(rows: list[dict[str, Any]]) -> dt.datetime | None:
-    stamps = [r["last_success_at"] for r in rows if r.get("last_success_at")]
+def _last_success(rows: list[DestinationStatusRow]) -> dt.datetime | None:
+    stamps = [stamp for r in rows if (stamp := r["last_success_at"])]
     return dt.datetime.fromtimestamp(max(stamps), dt.UTC) if stamps else None
 
 

@@ -166,7 +166,7 @@ class PspReference:
     amount_minor: int | None = None
     currency: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | int]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod

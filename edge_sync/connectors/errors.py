@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_sync.errors import SyncError
+from etika_json import JsonValue
 
 __all__ = [
     "AuthorisationReversedError",
@@ -83,7 +84,7 @@ class ReversalPendingError(PspError):
     ``reversal`` holds the reversal to queue in the outbox (a JSON-able dict, no card data).
     """
 
-    def __init__(self, message: str, *, reversal: dict[str, Any], **fields: Any) -> None:
+    def __init__(self, message: str, *, reversal: dict[str, JsonValue], **fields: Any) -> None:
         super().__init__(message, **fields)
         self.reversal = reversal
 

@@ -49,6 +49,7 @@ from edge_sync.connectors.errors import (
     ReversalPendingError,
 )
 from edge_sync.outbox import RetryPolicy
+from etika_json import JsonValue
 
 __all__ = ["ConnectorScope", "RouteRule", "Router", "RoutingKey"]
 
@@ -229,7 +230,7 @@ class Router:
         if not isinstance(reference, PspReference):
             reference = PspReference(connector=connector.name,
                                      transaction_id=request.idempotency_key)
-        reversal = {
+        reversal: dict[str, JsonValue] = {
             "connector": connector.name,
             "original": reference.as_dict(),
             "amount": {"minor": request.amount.minor, "currency": request.amount.currency,

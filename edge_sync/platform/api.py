@@ -43,6 +43,7 @@ from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.reconcile import reconcile
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
+from etika_json import JsonObject
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 
@@ -92,7 +93,7 @@ def _by_currency(totals: list[Total]) -> dict[str, dict[str, int]]:
 def create_app(
     storage: PlatformStorage,
     ingestor: Ingestor | None = None,
-    health: Callable[[], dict[str, Any]] | None = None,
+    health: Callable[[], JsonObject] | None = None,
     registry: CollectorRegistry | None = None,
     operator_token: str | None = None,
 ) -> FastAPI:

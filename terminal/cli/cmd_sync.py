@@ -28,7 +28,9 @@ from terminal.cli.context import CliContext
 # installs its SIGTERM handler before it pays for them (a stop in its first moments must
 # still end with a summary, not kill it).
 if TYPE_CHECKING:
+    from edge_sync.outbox import DestinationStatusRow
     from edge_sync.worker import DrainReport
+    from etika_json import JsonValue
     from terminal.services import TerminalServices
     from terminal.services.sync import SyncOptions
 
@@ -125,6 +127,18 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _status_json(status: DestinationStatusRow) -> dict[str, JsonValue]:
+    """One destination as ``sync status --json`` shows it: times as ISO 8601, ages rounded."""
+    age = status["oldest_pending_age_s"]
+    return {"destination": status["destination"], "depth": status["depth"],
+            "pending": status["pending"], "in_flight": status["in_flight"],
+            "dead": status["dead"], "delivered": status["delivered"],
+            "oldest_pending_age_s": None if age is None else round(age, 3),
+            "last_error": status["last_error"],
+            "last_success": _iso(status["last_success_at"]),
+            "last_error_time": _iso(status["last_error_at"])}
+
+
 def _status(ctx: CliContext, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -133,16 +147,12 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
     from terminal.store.outbox import SqliteOutbox
 
     with Store.open(ctx.require_store()) as store:
-        rows = [s.as_dict() for s in SqliteOutbox(store).status(time.time())]
-    for row in rows:
-        row["last_success"] = _iso(row.pop("last_success_at"))
-        row["last_error_time"] = _iso(row.pop("last_error_at"))
-        if row["oldest_pending_age_s"] is not None:
-            row["oldest_pending_age_s"] = round(row["oldest_pending_age_s"], 3)
+        statuses = [s.as_dict() for s in SqliteOutbox(store).status(time.time())]
+    rows = [_status_json(status) for status in statuses]
     if args.json:
         print(json.dumps({"database": str(ctx.database_path), "destinations": rows}, indent=2))
         return 0
-    if not rows:
+    if not statuses:
         print("outbox empty: nothing was ever queued")
         return 0
     table = Table(
@@ -155,16 +165,16 @@ def _status(ctx: CliContext, args: argparse.Namespace) -> int:
         "last error",
         box=None,
     )
-    for row in rows:
-        age = row["oldest_pending_age_s"]
+    for status in statuses:
+        age = status["oldest_pending_age_s"]
         table.add_row(
-            row["destination"],
-            str(row["depth"]),
-            str(row["dead"]),
-            str(row["delivered"]),
+            status["destination"],
+            str(status["depth"]),
+            str(status["dead"]),
+            str(status["delivered"]),
             "-" if age is None else f"{age:.0f} s",
-            row["last_success"] or "-",
-            (row["last_error"] or "-")[:60],
+            _iso(status["last_success_at"]) or "-",
+            (status["last_error"] or "-")[:60],
         )
     Console().print(table)
     return 0

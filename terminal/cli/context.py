@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from drivers.base import CardReader
     from terminal.profile import Profile
     from terminal.services import TerminalServices
 
-__all__ = ["CliContext", "default_config_root"]
+__all__ = ["CliContext", "ServicesFactory", "default_config_root"]
+
+
+class ServicesFactory(Protocol):
+    """Builds the services of one command for ``ctx``; a command injects at most the card
+    reader it opened (a simulated card, the demo's shelf)."""
+
+    def __call__(self, ctx: CliContext, *,
+                 card_reader: CardReader | None = None) -> TerminalServices: ...
 
 
 def default_config_root() -> Path:
@@ -32,7 +40,7 @@ class CliContext:
     json_output: bool = False
     #: Builds the services a command uses; tests hand a factory that injects doubles
     #: (``main(argv, services_factory=…)``) instead of patching the command modules.
-    services_factory: Callable[..., TerminalServices] | None = field(default=None, repr=False)
+    services_factory: ServicesFactory | None = field(default=None, repr=False)
     _profile: Profile | None = field(default=None, repr=False)
 
     @property
@@ -51,14 +59,14 @@ class CliContext:
             self._profile = load_profile(self.profile_dir)
         return self._profile
 
-    def services(self, **injected: Any) -> TerminalServices:
+    def services(self, *, card_reader: CardReader | None = None) -> TerminalServices:
         """The terminal's services for this profile and data dir (DESIGN §2): commands call
         these and build no connector, worker, key store or reader themselves."""
         if self.services_factory is not None:
-            return self.services_factory(self, **injected)
+            return self.services_factory(self, card_reader=card_reader)
         from terminal.services import TerminalServices
 
-        return TerminalServices(self.profile(), self.data_dir, **injected)
+        return TerminalServices(self.profile(), self.data_dir, card_reader=card_reader)
 
     @property
     def database_path(self) -> Path:

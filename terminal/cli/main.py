@@ -24,14 +24,11 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from etika_argtypes import CommandGroups, not_empty
 from etika_errors import EtikaError
-from terminal.cli.context import CliContext
-
-if TYPE_CHECKING:
-    from terminal.services import TerminalServices
+from terminal.cli.context import CliContext, ServicesFactory
 
 __all__ = [
     "COMMAND_ENTRY_POINTS",
@@ -170,8 +167,8 @@ def _usage_error(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *,
-         services_factory: Callable[..., TerminalServices] | None = None) -> int:
-    """Run one ``etika`` command; ``services_factory(ctx, **injected)`` replaces how the
+         services_factory: ServicesFactory | None = None) -> int:
+    """Run one ``etika`` command; ``services_factory(ctx, card_reader=…)`` replaces how the
     commands build :class:`~terminal.services.TerminalServices` (tests inject doubles)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -187,7 +184,7 @@ def main(argv: Sequence[str] | None = None, *,
 
 
 def run_parsed(args: argparse.Namespace,
-               services_factory: Callable[..., TerminalServices] | None = None) -> int:
+               services_factory: ServicesFactory | None = None) -> int:
     """Run the parsed command ``args.handler``; map what it raises to the exit status."""
     context = CliContext(profile_name=args.profile, data_dir=args.data_dir,
                          services_factory=services_factory)

@@ -30,8 +30,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from drivers.base import EncryptedPin
 from drivers.errors import PinEntryCancelledError, PinEntryTimeoutError
 from etika_errors import EtikaError
 from terminal.emv.config import KernelConfig, TransactionData, TransactionType
@@ -97,14 +97,14 @@ class OnlinePinRequest:
 #: Returns the enciphered PIN (``drivers.base.EncryptedPin``, opaque to the kernel) or raises:
 #: ``PinEntryCancelledError``/``PinEntryTimeoutError`` mean the cardholder did not enter it;
 #: any other ``EtikaError`` means the pad failed.
-PinCallback = Callable[[OnlinePinRequest], Awaitable[Any]]
+PinCallback = Callable[[OnlinePinRequest], Awaitable[EncryptedPin]]
 
 
 @dataclass(slots=True)
 class CvmResult:
     results: bytes = b"\x3f\x00\x00"
     method: str = "none"
-    online_pin: Any = None
+    online_pin: EncryptedPin | None = None
     signature_required: bool = False
 
     @property

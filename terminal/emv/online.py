@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from drivers.apdu import apdu_case
+from drivers.base import EncryptedPin
 from edge_sync.response_codes import ISO_APPROVED_ARCS
 from terminal.emv.apdu import CardChannel
 from terminal.emv.errors import TlvError
@@ -59,7 +60,7 @@ class OnlineRequest:
     aid: bytes
     pan_masked: str
     icc_data: Mapping[int, bytes]
-    online_pin: Any = None
+    online_pin: EncryptedPin | None = None
 
     def __repr__(self) -> str:
         tags = ",".join(f"{t:X}" for t in self.icc_data)

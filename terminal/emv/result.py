@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.base import EncryptedPin
+
 __all__ = ["TransactionResult"]
 
 
@@ -35,7 +37,7 @@ class TransactionResult:
     issuer_script_results: str = ""
     #: Why the transaction ended so, in words (issue #16 item 4): "card declined (AAC)"…
     reason: str = ""
-    online_pin: Any = field(default=None, repr=False)
+    online_pin: EncryptedPin | None = field(default=None, repr=False)
     #: Card and terminal data of the transaction (clear PAN inside: never log, never print).
     emv_data: dict[int, bytes] = field(default_factory=dict, repr=False)
 

@@ -55,6 +55,7 @@ from edge_sync.connectors.base import Outcome, PspReference
 from edge_sync.connectors.errors import NoRouteError, PspError
 from edge_sync.pop import PopClient, PopRecord
 from etika_errors import EtikaError
+from etika_json import JsonValue
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback
@@ -554,7 +555,8 @@ class PaymentManager:
     def _reversal_message(self, sale: _Sale, reference: PspReference, *,
                           key: str | None = None) -> OutboxMessage:
         pid = str(sale.payment_id)
-        payload = {"connector": reference.connector, "original": reference.as_dict(),
+        payload: dict[str, JsonValue] = {"connector": reference.connector,
+                                         "original": reference.as_dict(),
                    "amount": _amount_json(sale.request.amount)}
         return OutboxMessage(f"psp:{reference.connector}", "reversal", payload,
                              key or f"reversal:{pid}", ref_id=pid,
@@ -743,11 +745,11 @@ def token_activation(*, payment_id: str, terminal_id: str, card_token: str, amou
     """Seed 001 §3.3: a confirmed dual transaction activates the card's token. The event
     goes to the platform, which forwards it to the token system; ``event_id`` is derived
     from the payment, so a resent event is the same event."""
-    payload = {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"etika:activation:{payment_id}")),
-               "terminal_id": terminal_id, "payment_id": payment_id, "card_token": card_token,
-               "amount_minor": amount.minor, "currency": amount.currency.code,
-               "network": network, "pop_reference": pop_reference,
-               "pop_record_id": pop_record_id}
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"etika:activation:{payment_id}"))
+    payload: dict[str, JsonValue] = {
+        "event_id": event_id, "terminal_id": terminal_id, "payment_id": payment_id,
+        "card_token": card_token, "amount_minor": amount.minor, "currency": amount.currency.code,
+        "network": network, "pop_reference": pop_reference, "pop_record_id": pop_record_id}
     return OutboxMessage("platform", "token_activation", payload, f"activation:{payment_id}",
                          ref_id=payment_id)
 

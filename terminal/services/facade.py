@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from drivers.base import CardReader
 from edge_sync.connectors import PspOutboxTransport, Router
@@ -253,6 +253,6 @@ class TerminalServices:
             log.warning("end of day %s: journal checkpoint not signed: %s", day, exc)
         return totals
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, str]:
         return {"terminal_id": self.profile.terminal.terminal_id,
                 "profile": str(self.profile.directory), "data_dir": str(self.data_dir)}

@@ -18,6 +18,7 @@ from edge_sync.connectors import Amount as PspAmount
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.errors import PspError, ReversalPendingError
 from edge_sync.connectors.iso8583_mac import MessageAuthenticator
+from etika_json import JsonValue
 from terminal.emv.errors import NoApplicationError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import pan_from_card
@@ -123,8 +124,8 @@ class ProfilePspAuthoriser:
         cashier pressed Ctrl-C): a reversal for every PSP the route could have reached,
         naming the original by its transaction id."""
         amount = psp_amount(self._amount)
-        body = {"minor": amount.minor, "currency": amount.currency, "numeric": amount.numeric,
-                "exponent": amount.exponent}
+        body: dict[str, JsonValue] = {"minor": amount.minor, "currency": amount.currency,
+                                      "numeric": amount.numeric, "exponent": amount.exponent}
         return [ReversalPendingError(
             f"{name}: transaction {self.transaction_id} interrupted", reversal={
                 "connector": name, "amount": body,

@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 from edge_sync.downlink import DownlinkHandler
 from edge_sync.errors import SyncError
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
-from edge_sync.outbox import RetryPolicy
+from edge_sync.outbox import DestinationStatusRow, RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, Signer
 from edge_sync.transport import FailoverTransport, Transport
 from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
+from etika_json import JsonObject, JsonValue
 from terminal.profile import Profile
 from terminal.store import Store
 from terminal.store.fleet import FleetStore
@@ -106,7 +107,7 @@ class SyncService:
 
     # --- status ------------------------------------------------------------------------
 
-    def status_rows(self) -> list[dict[str, Any]]:
+    def status_rows(self) -> list[DestinationStatusRow]:
         return [s.as_dict() for s in self.outbox.status(time.time())]
 
     def depth(self, destinations: set[str] | None = None) -> int:
@@ -124,11 +125,13 @@ class SyncService:
         self.outbox.enqueue(PLATFORM, "status", {"backlog": backlog}, f"status:{now:.3f}",
                             now, priority=50, ttl_s=STATUS_TTL_S)
 
-    def diagnostics(self) -> Mapping[str, Any]:
+    def diagnostics(self) -> JsonObject:
         return {
             "terminal_id": self._profile.terminal.terminal_id,
             "schema_version": self._store.schema_version(),
-            "outbox": self.status_rows(),
+            # Every field of a status row is a JSON scalar; the cast only bridges typing's
+            # rule that a TypedDict is a Mapping[str, object], never a Mapping of JSON.
+            "outbox": cast(JsonValue, self.status_rows()),
             "mqtt": None if self.mqtt is None
             else {"connected": self.mqtt.connected, "last_error": self.mqtt.last_error},
         }
@@ -169,7 +172,7 @@ class SyncService:
         signer = keys.signer()
         worker: OutboxWorker | None = None
 
-        def rotate() -> Mapping[str, Any]:
+        def rotate() -> JsonObject:
             previous = keys.signing_key_version
             version = keys.rotate_signing()
             return {"key_version": version, "public_key_pem": keys.public_key_pem().decode(),

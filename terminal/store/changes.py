@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from etika_json import JsonObject
 from terminal.errors import IllegalTransitionError
 from terminal.store.journal import JournalEntry, append_entry
 
@@ -108,7 +109,7 @@ class OutboxMessage:
 
     destination: str
     kind: str
-    payload: Mapping[str, Any]
+    payload: JsonObject
     idempotency_key: str
     ref_id: str | None = None
     priority: int = 100

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from edge_sync.outbox import (
@@ -27,6 +27,7 @@ from edge_sync.outbox import (
     OutboxRow,
     alert_payload,
 )
+from etika_json import JsonObject
 from terminal.store.changes import OutboxMessage, StateChange, record_change
 from terminal.store.db import Store
 
@@ -251,7 +252,7 @@ class SqliteOutbox:
         self,
         destination: str,
         kind: str,
-        payload: Mapping[str, Any],
+        payload: JsonObject,
         idempotency_key: str,
         now: float,
         *,
