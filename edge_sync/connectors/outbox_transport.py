@@ -9,8 +9,10 @@ kind           payload (JSON, no card data)                           call
 ``reversal``   ``ReversalPendingError.reversal``: connector, original       ``Router.reverse``
                (:class:`PspReference` as a dict), amount
 ``completion`` ``{"original": {...}, "amount": {...}}`` (same forms)   ``Router.complete``
-``advice``     ``{"payment_id", "connector", "network", "amount",      ``Router.advice``
-               "entry_mode"}``: an offline approval; the card data is
+``advice``     ``{"payment_id", "advice_id", "connector", "network",   ``Router.advice``
+               "amount", "entry_mode"}``: an offline approval, sent
+               under its own ``advice_id`` (not the payment's id, which
+               an online attempt may hold); the card data is
                re-sealed for the PSP from the vault by ``advice_card``
 =============  =====================================================  ====================
 
@@ -89,7 +91,8 @@ class PspOutboxTransport:
         if self._advice_card is None:
             raise ValueError(f"{self.name} was given no way to re-seal cards for advices")
         try:
-            transaction_id = uuid.UUID(str(payload["payment_id"]))
+            # Rows queued before advices had their own id keep the payment's.
+            transaction_id = uuid.UUID(str(payload.get("advice_id") or payload["payment_id"]))
             amount = Amount(**payload["amount"])
             network = str(payload.get("network", ""))
             mode = EntryMode(payload.get("entry_mode", "chip"))

@@ -4,11 +4,19 @@ An offline approval keeps only the token and the vault blob (AES-GCM under an HS
 When the outbox worker forwards its advice (ISO 8583 0220 / REST capture), the key store
 opens the blob and encrypts the card for the acquirer's P2PE key in one step
 (:meth:`hsm.KeyStore.encrypt_for_psp`): the clear PAN never leaves the key store's call.
+
+An advice is a transaction of its own at the acquirer (ISO 8583 0220, a REST capture), so it
+goes under its own idempotency key, :func:`advice_id`, not the payment's: an online attempt
+of the same payment may already stand at the acquirer under the payment's id (declined, or
+unanswered and reversed), and an advice sent under that id would be answered as a replay of
+it and book nothing. The advice id is derived from the payment id, so every retry of the
+advice (after a restart too) carries the same key and the acquirer books it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +24,14 @@ from edge_sync.connectors.base import CardInput, EntryMode
 from hsm import CardKeyStore
 from terminal.store import Store
 
-__all__ = ["VaultCardEncryptor", "advice_card_source"]
+__all__ = ["VaultCardEncryptor", "advice_card_source", "advice_id"]
+
+
+def advice_id(payment_id: uuid.UUID | str) -> uuid.UUID:
+    """The idempotency key (and P2PE context) of ``payment_id``'s advice: a name-based UUID
+    in the payment's own namespace (RFC 9562 v5), the same at every retry, never the
+    payment's id."""
+    return uuid.uuid5(uuid.UUID(str(payment_id)), "advice")
 
 
 class VaultCardEncryptor:

@@ -68,6 +68,7 @@ from terminal.logs import mask_pan_text
 from terminal.money import Amount
 from terminal.money import currency as currency_of
 from terminal.payments import ledger
+from terminal.payments.advice import advice_id
 from terminal.payments.fraud import FraudAssessment, FraudInputs, FraudScorer
 from terminal.payments.legs import DualLegs, FinancialLeg, PopLeg, Prepared, submit_pop
 from terminal.payments.model import (
@@ -415,7 +416,8 @@ class PaymentManager:
             connector = (fin.candidates or self._route_of(sale) or ["-"])[0]
             outbox.append(OutboxMessage(
                 f"psp:{connector}", "advice",
-                {"payment_id": pid, "connector": connector, "network": sale.network,
+                {"payment_id": pid, "advice_id": str(advice_id(pid)),
+                 "connector": connector, "network": sale.network,
                  "amount": _amount_json(sale.request.amount),
                  "entry_mode": "contactless" if sale.request.contactless else "chip"},
                 f"advice:{pid}", ref_id=pid, ttl_s=SETTLE_TTL_S))

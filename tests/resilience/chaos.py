@@ -23,6 +23,7 @@ JSON line and exits 1 on any loss or mismatch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import signal
@@ -257,6 +258,19 @@ def _totals(rows: list[tuple[str, int]]) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
+def _payment_keys(payments: list[dict[str, Any]]) -> dict[str, str]:
+    """PSP ledger key → payment id: a payment's own id (its online attempt) and its
+    advice's (an advice is booked on its own key, :func:`terminal.payments.advice.advice_id`)."""
+    from terminal.payments.advice import advice_id
+
+    keys = {}
+    for payment in payments:
+        keys[payment["id"]] = payment["id"]
+        with contextlib.suppress(ValueError):
+            keys[str(advice_id(payment["id"]))] = payment["id"]
+    return keys
+
+
 def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
               psp_entries: list[dict[str, Any]], pop_records: list[dict[str, Any]],
               platform: dict[str, dict[str, Any]],
@@ -277,11 +291,12 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
     problems: list[str] = []
     lost = double = mismatches = unreversed = unbooked = 0
     by_id = {p["id"]: p for p in payments}
+    payment_of = _payment_keys(payments)
     psp_by_payment: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in psp_entries:
         if entry["kind"] == "refund":
             continue
-        psp_by_payment[entry["key"]].append(entry)
+        psp_by_payment[payment_of.get(entry["key"], entry["key"])].append(entry)
     pop_by_id = {r["record_id"]: r for r in pop_records}
     not_final = [p["id"] for p in payments if p["status"] not in FINAL]
     if not_final:
@@ -376,8 +391,10 @@ def unexplained(payments: list[dict[str, Any]], pop_ids: dict[str, str],
     """Losses, double charges and mismatches left once the reported gaps' payments are
     set aside: anything here is a new problem."""
     records = {pop_ids[g] for g in gaps if g in pop_ids}
+    payment_of = _payment_keys(payments)
     again = reconcile([p for p in payments if p["id"] not in gaps], pop_ids,
-                      [e for e in psp_entries if e["key"] not in gaps],
+                      [e for e in psp_entries
+                       if payment_of.get(e["key"], e["key"]) not in gaps],
                       [r for r in pop_records if r["record_id"] not in records],
                       {k: v for k, v in platform.items() if k not in gaps})
     return int(again["lost"] + again["double_charged"] + again["mismatches"])
@@ -417,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
             result["unexplained"] = unexplained(payments, pop_ids, psp_entries, pop_records,
                                                 platform, set(result["gap_payments"]))
             named = " ".join(result["problems"])
-            result["psp_entries_named"] = [e for e in psp_entries if e["key"] in named]
+            payment_of = _payment_keys(payments)
+            result["psp_entries_named"] = [e for e in psp_entries
+                                           if payment_of.get(e["key"], e["key"]) in named]
         finally:
             run.terminal.kill()
             lab.tear_down()

@@ -120,3 +120,26 @@ def test_reconcile_counts_the_reported_gaps_apart() -> None:
     assert result["gap_payments"] == ["k", "o"]
     assert unexplained(payments, {"o": "ro"}, psp, pop, platform, {"k", "o"}) == 0
     assert unexplained(payments, {"o": "ro"}, psp, pop, platform, {"k"}) > 0
+
+
+def test_reconcile_finds_an_advice_on_its_own_key() -> None:
+    """An offline approval's advice is booked on its own key (``advice_id``), beside the
+    reversed online attempt under the payment's id: the payment is charged once, and an
+    advice key the terminal does not know is money nobody approved."""
+    from terminal.payments.advice import advice_id
+
+    pid = "3f6c1d2e-8a4b-4c5d-9e0f-112233445566"
+    payments = [{**_payment(pid, "completed"), "offline": 1}]
+    psp = [{"key": pid, "kind": "sale", "state": "reversed", "amount_minor": 1000,
+            "currency": "504"},
+           {"key": str(advice_id(pid)), "kind": "advice", "state": "captured",
+            "amount_minor": 1000, "currency": "504"}]
+    pop = [{"record_id": "r", "status": "confirmed", "currency": "MAD", "amount_minor": 1000}]
+    platform = {pid: {"state": "completed", "currency": "MAD", "amount_minor": 1000,
+                      "counted": 1}}
+    result = reconcile(payments, {pid: "r"}, psp, pop, platform)  # type: ignore[arg-type]
+    assert (result["lost"], result["double_charged"], result["mismatches"]) == (0, 0, 0), \
+        result["problems"]
+    stray = reconcile(payments, {pid: "r"}, [*psp, {**psp[1], "key": str(advice_id(
+        "00000000-0000-4000-8000-000000000001"))}], pop, platform)  # type: ignore[arg-type]
+    assert stray["lost"] == 1 and "which the terminal does not know" in stray["problems"][0]
