@@ -2,8 +2,12 @@
 
 It validates each envelope against the wire contract, verifies its signature with the
 terminal's public key, deduplicates by ``message_id`` and answers ``accepted``, ``duplicate``
-or ``rejected`` with a reason — the same answers the platform gives. Faults are scripted by
-subclassing or with the knobs below (a link that is down for N calls, acks that get lost).
+or ``rejected`` with a reason. One answer differs from the platform's, on purpose and pinned
+by the transport contract test: an envelope that fails its signature or schema is
+``rejected`` here, while the platform refuses it without any ack (anyone could have sent it)
+and the terminal retries it until its attempts run out; on both it settles nothing. Faults
+are scripted by subclassing or with the knobs below (a link that is down for N calls, acks
+that get lost).
 """
 
 from __future__ import annotations
