@@ -73,9 +73,9 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("platform register-terminal --terminal-id T1 --public-key {garbage}",                 2, ("neither a PEM public key",)),
     ("platform reconcile --date 2026-02-30",                                               2, ("--date",)),
     ("platform terminals --database {garbage}",                                            1, ("platform database", "not a database")),
-    ("--data-dir {signing_key_is_dir} platform key",                                       2, ("signing key", "Is a directory")),
-    ("--data-dir {signing_key_garbage} platform key",                                      2, ("not a P-256 PEM private key",)),
-    ("--data-dir {platform_is_file} platform push cmd {cmd_json} --terminal-id T1",        2, ("signing key", "not a directory")),
+    ("--data-dir {pin_readable_by_all} platform key",                                      2, ("readable by others", "chmod 600")),
+    ("platform key --pin-file {empty_dir}",                                                2, ("PIN file", "not a regular file")),
+    ("--data-dir {platform_is_file} platform push cmd {cmd_json} --terminal-id T1",        2, ("PIN file", "not a directory")),
     ("platform push fx {bad_json} --terminal-id T1",                                       2, ("not valid JSON",)),
     ("platform push cmd {truncated_json} --terminal-id T1",                                2, ("not valid JSON",)),
     ("platform push blacklist {garbage} --terminal-id T1",                                 2, ("not UTF-8",)),
@@ -125,7 +125,7 @@ PINPAD_CASES: list[tuple[str, str, int, tuple[str, ...]]] = [
 #: Prepared inputs that a refusal must leave byte for byte as they were.
 UNTOUCHED = (
     "garbage_db/etika.db", "damaged_db/etika.db", "future_db/etika.db", "newer_db/etika.db",
-    "signing_key_garbage/platform/signing-key.pem", "softhsm_conf_garbage/softhsm/softhsm2.conf",
+    "pin_readable_by_all/platform/token-pin", "softhsm_conf_garbage/softhsm/softhsm2.conf",
     "pin_garbage/hsm-pin", "garbage",
 )
 
@@ -247,12 +247,10 @@ def _prepare(root: Path) -> dict[str, Path]:
 
     inputs["empty_dir"] = root / "empty_dir"  # a data dir that exists, without a store
     (root / "empty_dir").mkdir()
-    inputs["signing_key_is_dir"] = root / "signing_key_is_dir"
-    (root / "signing_key_is_dir" / "platform" / "signing-key.pem").mkdir(parents=True)
     inputs["platform_is_file"] = root / "platform_is_file"
     file("platform_is_file/platform", "not a directory\n")
-    inputs["signing_key_garbage"] = root / "signing_key_garbage"
-    file("signing_key_garbage/platform/signing-key.pem", _garbage(300, 7))
+    inputs["pin_readable_by_all"] = root / "pin_readable_by_all"
+    file("pin_readable_by_all/platform/token-pin", "12345678\n").chmod(0o644)
     return inputs
 
 

@@ -9,7 +9,8 @@ terminal.
 ``register-terminal`` puts a terminal's public key in the registry, ``revoke-key`` takes a
 version out of it at once; ``terminals`` lists the
 fleet; ``reconcile`` compares end-of-day reports with the platform's sums; ``push`` signs and
-publishes a downlink; ``key`` prints the platform's public key for the terminals.
+publishes a downlink; ``key`` prints the platform's public key for the terminals. The
+signing key lives in the platform's PKCS#11 token (:mod:`edge_sync.platform.signing_key`).
 
 The database is SQLite under ``<data-dir>/platform/platform.db`` unless ``--database`` (or
 ``ETIKA_PLATFORM_DATABASE``) names another file or a ``postgresql://`` URL.
@@ -29,12 +30,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.errors import PlatformError
-from edge_sync.platform.keys import load_or_create_signing_key, read_terminal_public_key
+from edge_sync.platform.keys import read_terminal_public_key
 from edge_sync.platform.reconcile import reconcile, reconcile_pop
 from edge_sync.platform.storage import PlatformStorage, open_storage
 
 if TYPE_CHECKING:
     from edge_sync.platform.mqtt import MqttSettings
+    from edge_sync.platform.signing_key import TokenPlatformSigner
 
 # uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
 # other ``etika`` command starts without paying for them.
@@ -72,8 +74,45 @@ def _open(ctx: CommandContext, args: argparse.Namespace) -> PlatformStorage:
         raise PlatformUsageError(f"--database: {exc}") from exc
 
 
-def _signing_key_path(ctx: CommandContext) -> Path:
-    return ctx.data_dir / "platform" / "signing-key.pem"
+def _add_signing_key(parser: argparse.ArgumentParser) -> None:
+    """Where the platform's signing key is: its PKCS#11 token (never a PIN in clear here)."""
+    parser.add_argument(
+        "--pkcs11-module", metavar="PATH",
+        help="PKCS#11 module of the platform's token (env ETIKA_PLATFORM_PKCS11_MODULE; "
+        "default: SoftHSM2's)")
+    parser.add_argument(
+        "--token-label", metavar="LABEL",
+        help="the platform's token (env ETIKA_PLATFORM_TOKEN_LABEL; default etika-platform)")
+    parser.add_argument(
+        "--pin-file", type=Path, metavar="FILE",
+        help="0600 file holding the token's user PIN (env ETIKA_PLATFORM_PIN_FILE; default "
+        "<data-dir>/platform/token-pin); ETIKA_PLATFORM_PIN gives the PIN itself")
+
+
+def _platform_signer(ctx: CommandContext, args: argparse.Namespace) -> TokenPlatformSigner:
+    """The platform's signing key in its token, created there on first use."""
+    from edge_sync.platform.signing_key import (
+        PlatformKeySettings,
+        ensure_platform_key,
+        open_platform_signer,
+    )
+
+    settings = PlatformKeySettings.resolve(
+        ctx.data_dir, module=args.pkcs11_module, token_label=args.token_label,
+        pin_file=args.pin_file)
+    created = ensure_platform_key(settings)
+    for path in created.pin_files:
+        print(f"etika: created the PIN file {path} (0600)", file=sys.stderr)
+    if created.token_created:
+        print(f"etika: created the PKCS#11 token {settings.token_label!r}", file=sys.stderr)
+    signer = open_platform_signer(settings)
+    if created.key_created:
+        from edge_sync.signing import public_key_fingerprint
+
+        print(f"etika: generated the platform signing key in token {settings.token_label!r} "
+              f"({public_key_fingerprint(signer.public_key_pem())}); give the terminals its "
+              "public key (etika platform key)", file=sys.stderr)
+    return signer
 
 
 def _add_database(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +219,7 @@ def register(groups: CommandGroups) -> None:
         metavar="FILE",
         help="require client certificates issued by this CA (the terminals')",
     )
+    _add_signing_key(run)
     run.add_argument(
         "--batch", type=_positive, default=500, help="most uplinks per commit (%(default)s)"
     )
@@ -262,11 +302,14 @@ def register(groups: CommandGroups) -> None:
     )
     _add_database(push)
     _add_mqtt(push)
+    _add_signing_key(push)
     push.set_defaults(handler=_push)
 
     key = commands.add_parser(
-        "key", help="print the platform's public key (created on first use) for the terminals"
+        "key", help="print the platform's public key for the terminals to pin (the key pair is "
+        "generated in the platform's PKCS#11 token on first use)"
     )
+    _add_signing_key(key)
     key.set_defaults(handler=_key)
 
 
@@ -307,12 +350,15 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
         _check_tls_files(args.https_cert, args.https_key, args.https_client_ca, "--https-*")
     # The key signs every ack and downlink; it exists before the first push, so that
     # terminals can be given its public half.
-    signer = load_or_create_signing_key(_signing_key_path(ctx))
-    storage = _open(ctx, args)
+    signer = _platform_signer(ctx, args)
     try:
-        asyncio.run(serve(storage, settings, signer))
+        storage = _open(ctx, args)
+        try:
+            asyncio.run(serve(storage, settings, signer))
+        finally:
+            storage.close()
     finally:
-        storage.close()
+        signer.close()
     return 0
 
 
@@ -440,10 +486,17 @@ def _pop_records(url: str) -> list[dict[str, Any]]:
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from edge_sync.platform.downlink import publish_downlink, read_payload, sign_downlink
+    from edge_sync.platform.downlink import read_payload
 
     payload = read_payload(args.file, args.kind, args.config_version)
-    signer = load_or_create_signing_key(_signing_key_path(ctx))
+    with _platform_signer(ctx, args) as signer:
+        return _sign_and_push(ctx, args, payload, signer)
+
+
+def _sign_and_push(ctx: CommandContext, args: argparse.Namespace, payload: Any,
+                   signer: TokenPlatformSigner) -> int:
+    from edge_sync.platform.downlink import publish_downlink, sign_downlink
+
     storage = _open(ctx, args)
     try:
         # The terminal applies only a downlink newer than the last of its kind.
@@ -461,6 +514,6 @@ def _push(ctx: CommandContext, args: argparse.Namespace) -> int:
 
 
 def _key(ctx: CommandContext, args: argparse.Namespace) -> int:
-    signer = load_or_create_signing_key(_signing_key_path(ctx))
-    print(signer.public_key_pem().decode(), end="")
+    with _platform_signer(ctx, args) as signer:
+        print(signer.public_key_pem().decode(), end="")
     return 0

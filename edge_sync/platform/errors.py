@@ -9,6 +9,8 @@
             │   └── UnstorableDataError   a value cannot be stored (never retry as is: the
             │                             batch is split and the culprit rejected)
             ├── RegistryError             a terminal key cannot be registered (fix the key file)
+            ├── PlatformKeyError          the platform's token, its PIN or its signing key
+            │                             cannot be used (fix the option or file named)
             ├── ListenError               the HTTP address cannot be listened on (choose another)
             ├── KeyNotRegisteredError     a known terminal signs with a key version the
             │                             platform lacks (rotation): the message is held,
@@ -38,6 +40,7 @@ __all__ = [
     "ListenError",
     "MalformedUplinkError",
     "PlatformError",
+    "PlatformKeyError",
     "RegistryError",
     "StorageError",
     "UnknownTerminalError",
@@ -60,6 +63,12 @@ class UnstorableDataError(StorageError):
 
 class RegistryError(PlatformError):
     """A terminal's public key file is missing, unreadable or not an EC P-256 key."""
+
+    exit_code = 2
+
+
+class PlatformKeyError(PlatformError):
+    """The platform's token, its PIN or its signing key cannot be used (fix the setting named)."""
 
     exit_code = 2
 

@@ -28,6 +28,7 @@ from terminal.services import TerminalServices
 from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
+from tests.integration.platform_key import platform_public_key
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -84,10 +85,9 @@ def test_sync_run_drains_into_platform_serve(
     """The terminal's rows arrive once; the fleet API shows backlog, counts and totals."""
     platform_data, url = platform
     # The operator's two steps: give the terminal the platform key, register the terminal.
-    assert main(["--data-dir", str(platform_data), "platform", "key"]) == 0
     profile = tmp_path / "profile"
     shutil.copytree(default_profile_dir, profile)
-    (profile / "platform.pem").write_text(capsys.readouterr().out)
+    (profile / "platform.pem").write_text(platform_public_key(platform_data))
     key_file = tmp_path / "terminal.pub.pem"
     key_file.write_bytes(SIGNER.public_key_pem())
     assert main(["--data-dir", str(platform_data), "platform", "register-terminal",

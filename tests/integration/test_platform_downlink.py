@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ from tests.fixtures.mosquitto import PLATFORM_CN
 from tests.fixtures.mosquitto import MosquittoBroker as Broker
 
 pytestmark = pytest.mark.network
+
+
+@pytest.fixture(autouse=True)
+def _own_platform_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's platform gets a token of its own: in-process, SoftHSM2 keeps the token
+    directory it first loaded, where another test's platform token (other PINs) may be."""
+    monkeypatch.setenv("ETIKA_PLATFORM_TOKEN_LABEL", f"platform-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

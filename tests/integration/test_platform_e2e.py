@@ -25,13 +25,13 @@ import pytest
 
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.outbox import RetryPolicy
-from edge_sync.platform.keys import load_or_create_signing_key
 from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from terminal.store import Store
 from terminal.store.outbox import SqliteOutbox
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
+from tests.integration.platform_key import platform_public_key
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -106,11 +106,11 @@ async def test_outbox_drains_over_tls_through_a_platform_crash(
 
     pki = mosquitto.pki
     # The key the serving process signs its acks with (its data dir is ETIKA_DATA_DIR).
-    platform_key = load_or_create_signing_key(tmp_path / "var" / "platform" / "signing-key.pem")
+    platform_key = platform_public_key(tmp_path / "var")
     link = MqttLinkSettings(terminal_id=TERMINAL_ID, host=mosquitto.host, port=mosquitto.tls_port,
                             ca_file=pki.ca_pem, cert_file=pki.terminal_pem,
                             key_file=pki.terminal_key,
-                            platform_public_key=platform_key.public_key_pem())
+                            platform_public_key=platform_key.encode())
     settings = WorkerSettings(terminal_id=TERMINAL_ID, batch_size=200, max_in_flight=1000,
                               ack_timeout_s=2.0, idle_poll_s=0.1,
                               retry=RetryPolicy(base_s=0.05, cap_s=0.5))

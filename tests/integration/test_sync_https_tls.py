@@ -20,11 +20,11 @@ from edge_sync.errors import TransportError
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.memory_outbox import MemoryOutbox
 from edge_sync.messages import build_envelope
-from edge_sync.platform.keys import load_or_create_signing_key
 from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from tests.fixtures.mosquitto import free_port
+from tests.integration.platform_key import platform_public_key
 
 pytestmark = pytest.mark.network
 
@@ -82,11 +82,11 @@ async def test_https_fallback_with_client_certificate(
                           f"t{i}", 1.0) for i in range(30)]
     # The serving process signs its acks with the key of its data dir (ETIKA_DATA_DIR).
     data_dir = Path(os.environ["ETIKA_DATA_DIR"])
-    platform_key = load_or_create_signing_key(data_dir / "platform" / "signing-key.pem")
+    platform_key = platform_public_key(data_dir)
     good = HttpsLinkSettings(terminal_id=TERMINAL_ID, base_url=platform_url,
                              ca_file=test_pki.ca_pem, cert_file=test_pki.terminal_pem,
                              key_file=test_pki.terminal_key,
-                             platform_public_key=platform_key.public_key_pem())
+                             platform_public_key=platform_key.encode())
     settings = WorkerSettings(terminal_id=TERMINAL_ID, batch_size=10, max_in_flight=20)
     async with HttpsTransport(good) as https:
         worker = OutboxWorker(outbox, {"platform": https}, SIGNER, settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,13 @@ from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from terminal.cli.main import main
 from tests.edge_sync.platform.conftest import envelope
+
+
+@pytest.fixture(autouse=True)
+def _own_platform_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's platform gets a token of its own: in-process, SoftHSM2 keeps the token
+    directory it first loaded, where another test's platform token (other PINs) may be."""
+    monkeypatch.setenv("ETIKA_PLATFORM_TOKEN_LABEL", f"platform-{uuid.uuid4().hex[:12]}")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -56,16 +64,19 @@ def test_register_then_ingest_then_reconcile(
     assert json.loads(out)["terminals"][0]["messages"] == 2
 
 
-def test_key_is_created_once_owner_only(
+def test_key_is_created_once_in_the_token(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``platform key`` creates the signing key 0600 on first use and prints the same key after."""
-    status, first, _ = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
+    """``platform key`` makes 0600 PIN files, the token and the key pair on first use, and
+    prints the same key after; no key file is written."""
+    status, first, err = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
     assert status == 0 and first.startswith("-----BEGIN PUBLIC KEY-----")
-    mode = stat.S_IMODE((data_dir / "platform" / "signing-key.pem").stat().st_mode)
-    assert mode == 0o600
-    _, second, _ = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
-    assert second == first
+    assert "generated the platform signing key" in err
+    for name in ("token-pin", "token-so-pin"):
+        assert stat.S_IMODE((data_dir / "platform" / name).stat().st_mode) == 0o600
+    assert not list(data_dir.rglob("*.pem"))
+    _, second, err = _run(capsys, "--data-dir", str(data_dir), "platform", "key")
+    assert second == first and "generated" not in err
 
 
 @pytest.mark.parametrize(
