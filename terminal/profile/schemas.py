@@ -583,6 +583,9 @@ class SyncConfig(_Strict):
     retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     retry_cap_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     max_attempts: Annotated[int, Field(ge=1)] | None = None  # None: retry until the TTL
+    # Sign the audit journal's head at most this often while it moves (0: at end of day
+    # only); terminal.store.checkpoints.checkpoint_if_due.
+    journal_checkpoint_interval_s: Annotated[float, Field(ge=0, le=86_400)] = 900.0
     # The PoP back end (etika-pop-consensus): None means none is configured and every PoP
     # record waits in the outbox.
     pop_url: str | None = None

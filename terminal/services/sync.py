@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,19 +26,26 @@ from edge_sync.outbox import DestinationStatusRow, RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, Signer
 from edge_sync.transport import FailoverTransport, Transport
 from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
+from etika_errors import EtikaError
 from etika_json import JsonObject, JsonValue
 from terminal.profile import Profile
 from terminal.store import Store
+from terminal.store.checkpoints import checkpoint_if_due
 from terminal.store.fleet import FleetStore
 from terminal.store.outbox import SqliteOutbox
 from terminal.sync_hooks import TerminalDownlinkHooks
 
 __all__ = ["PLATFORM", "SigningKeys", "SyncOptions", "SyncService", "worker_settings"]
 
+log = logging.getLogger(__name__)
+
 PLATFORM = "platform"
 STATUS_TTL_S = 3600.0
 #: How often a long-running sync reports its backlog to the platform.
 STATUS_EVERY_S = 60.0
+#: How often a long-running sync looks whether a journal checkpoint is due
+#: (``[sync] journal_checkpoint_interval_s`` says how old the last one may grow).
+CHECKPOINT_CHECK_EVERY_S = 60.0
 DESTINATION_GROUPS = frozenset({"platform", "psp", "pop"})
 
 
@@ -226,6 +234,7 @@ class SyncService:
                 routes["pop"] = await pop_transport(stack)
             if PLATFORM in routes:
                 await asyncio.to_thread(self.queue_status_report)
+                await asyncio.to_thread(self.checkpoint_journal_if_due, signer)
             on_total(self.depth(set(routes)))
             worker = OutboxWorker(self.outbox, routes, signer, worker_settings(profile),
                                   on_progress=on_progress)
@@ -238,6 +247,8 @@ class SyncService:
                     if PLATFORM in routes:
                         group.create_task(self._report_status(worker, stop),
                                           name="sync-status-report")
+                        group.create_task(self._checkpoint_journal(worker, signer, stop),
+                                          name="sync-journal-checkpoint")
                 return worker.totals  # what this run did, pass after pass, until stopped
             finally:
                 worker.close()
@@ -248,4 +259,30 @@ class SyncService:
                 await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
             if not stop.is_set():
                 await asyncio.to_thread(self.queue_status_report)
+                worker.wake()
+
+    def checkpoint_journal_if_due(self, signer: Signer) -> bool:
+        """Sign and queue an interval journal checkpoint if one is due; whether it did.
+
+        A failure to sign (the token away) is logged and the sync goes on: the next due
+        checkpoint covers everything before it.
+        """
+        try:
+            done = checkpoint_if_due(self._store, signer, self._profile.terminal.terminal_id,
+                                     self._profile.sync.journal_checkpoint_interval_s)
+        except EtikaError as exc:
+            log.warning("sync: journal checkpoint not signed: %s", exc)
+            return False
+        return done is not None
+
+    async def _checkpoint_journal(self, worker: OutboxWorker, signer: Signer,
+                                  stop: asyncio.Event) -> None:
+        if self._profile.sync.journal_checkpoint_interval_s <= 0:
+            return
+        every = min(CHECKPOINT_CHECK_EVERY_S, self._profile.sync.journal_checkpoint_interval_s)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if not stop.is_set() and await asyncio.to_thread(
+                    self.checkpoint_journal_if_due, signer):
                 worker.wake()

@@ -30,7 +30,13 @@ from terminal.store.journal import GENESIS_HASH, canonical_json
 if TYPE_CHECKING:
     from terminal.store.db import Store
 
-__all__ = ["CHECKPOINT_KIND", "Checkpoint", "sign_checkpoint", "verify_checkpoints"]
+__all__ = [
+    "CHECKPOINT_KIND",
+    "Checkpoint",
+    "checkpoint_if_due",
+    "sign_checkpoint",
+    "verify_checkpoints",
+]
 
 #: The uplink kind a checkpoint travels as (to the platform).
 CHECKPOINT_KIND = "journal_checkpoint"
@@ -88,6 +94,37 @@ def sign_checkpoint(store: Store, signer: Signer, terminal_id: str, reason: str)
                                   f"checkpoint:{terminal_id}:{entry_id}:{payload['signed_at']}"),),
         ))
     return Checkpoint(payload, signature)
+
+
+def checkpoint_if_due(store: Store, signer: Signer, terminal_id: str, interval_s: float,
+                      *, now: datetime | None = None) -> Checkpoint | None:
+    """Sign an ``interval`` checkpoint when the journal moved since the last checkpoint and
+    that one is ``interval_s`` old or more (or there is none); else nothing.
+
+    End of day alone would leave a whole day in which the journal can be cut or rewritten
+    unseen; the sync loop calls this at every run and then every minute, so at most
+    ``interval_s`` of entries are ever unsigned. ``0`` turns interval checkpoints off (end
+    of day still signs). A checkpoint writes its own journal entry, which alone does not
+    count as the journal moving (an idle terminal signs nothing more).
+    """
+    if interval_s <= 0:
+        return None
+    conn = store.connection
+    head = conn.execute("SELECT last_id FROM audit_journal_head").fetchone()
+    head_id = int(head[0]) if head else 0
+    last = conn.execute(
+        "SELECT entry_id, signed_at FROM journal_checkpoints ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if last is None:
+        if head_id == 0:
+            return None
+    else:
+        if head_id <= int(last[0]) + 1:
+            return None
+        signed_at = datetime.fromisoformat(str(last[1]).replace("Z", "+00:00"))
+        if ((now or datetime.now(UTC)) - signed_at).total_seconds() < interval_s:
+            return None
+    return sign_checkpoint(store, signer, terminal_id, "interval")
 
 
 def _hash_of(conn: sqlite3.Connection, entry_id: int) -> str | None:

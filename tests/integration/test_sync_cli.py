@@ -68,7 +68,8 @@ def test_sync_run_once_then_status(
     profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """run --once reports its backlog, drains the platform rows over TLS and leaves PoP rows
+    """run --once reports its backlog, signs an interval journal checkpoint (the journal
+    moved and none was ever signed), drains the platform rows over TLS and leaves PoP rows
     to their connector; status --json then shows depth 0 and a last success for the platform;
     requeue-dead has nothing to do."""
     with Store.open(data_dir / "etika.db") as store:
@@ -87,8 +88,14 @@ def test_sync_run_once_then_status(
         assert main([*common, "run", "--once", "--json", "--destinations", "platform,psp"],
                     services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["delivered"], report["remaining"]) == (251, 0)  # + the status report
-    assert len(rx.committed) == 251
+    # + the status report and the journal checkpoint
+    assert (report["delivered"], report["remaining"]) == (252, 0)
+    assert len(rx.committed) == 252
+    with Store.open(data_dir / "etika.db") as store:
+        (checkpoint,) = store.connection.execute(
+            "SELECT payload, state FROM outbox WHERE kind = 'journal_checkpoint'").fetchall()
+        assert store.verify_journal() > 251
+    assert json.loads(checkpoint[0])["reason"] == "interval" and checkpoint[1] == "delivered"
 
     assert main([*common, "status", "--json"]) == 0
     status = {d["destination"]: d for d in json.loads(capsys.readouterr().out)["destinations"]}

@@ -9,6 +9,7 @@ import json
 import logging
 import sqlite3
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from terminal.errors import JournalError
 from terminal.logs import configure_logging
 from terminal.store import Store
 from terminal.store.changes import StateChange
-from terminal.store.checkpoints import CHECKPOINT_KIND, sign_checkpoint
+from terminal.store.checkpoints import CHECKPOINT_KIND, checkpoint_if_due, sign_checkpoint
 from terminal.store.journal import GENESIS_HASH, canonical_json
 
 SIGNER = SoftwareSigner.generate()
@@ -117,3 +118,61 @@ def test_data_dir_database_wal_and_logs_are_owner_only(tmp_path: Path) -> None:
     files = list(logs.iterdir())
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     assert stat.S_IMODE(logs.stat().st_mode) == 0o700
+
+
+NOON = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def _last_signed_at(store: Store) -> datetime:
+    (signed_at,) = store.connection.execute(
+        "SELECT signed_at FROM journal_checkpoints ORDER BY id DESC LIMIT 1").fetchone()
+    return datetime.fromisoformat(signed_at.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("entries", "signed_before", "new_entries", "age_s", "interval_s", "signs"),
+    [
+        (0,         False,          0,             0,       900,          False),  # empty journal
+        (5,         False,          0,             0,       900,          True),   # first one
+        (5,         False,          0,             0,       0,            False),  # turned off
+        (5,         True,           0,             10_000,  900,          False),  # only its own entry since
+        (5,         True,           3,             899,     900,          False),  # moved, too soon
+        (5,         True,           3,             900,     900,          True),   # moved, due
+        (5,         True,           1,             3600,    900,          True),   # one real entry is enough
+    ],
+)
+def test_interval_checkpoint_is_signed_when_due(
+    tmp_path: Path, entries: int, signed_before: bool, new_entries: int, age_s: float,
+    interval_s: float, signs: bool,
+) -> None:
+    """An interval checkpoint is signed once the journal moved past the last checkpoint's
+    own entry and that checkpoint is interval_s old; never on an idle journal."""
+    store = _journalled(tmp_path, entries)
+    if signed_before:
+        sign_checkpoint(store, SIGNER, "ETK00001", "end_of_day")
+    for i in range(new_entries):
+        store.record(StateChange("terminal", f"n{i}", None, action="report"))
+    now = (_last_signed_at(store) if signed_before else NOON) + timedelta(seconds=age_s)
+    done = checkpoint_if_due(store, SIGNER, "ETK00001", interval_s, now=now)
+    assert (done is not None) == signs
+    if done is not None:
+        assert done.payload["reason"] == "interval"
+        assert done.entry_id == entries + (1 if signed_before else 0) + new_entries
+    store.close()
+
+
+@pytest.mark.parametrize(("keep", "edit", "message"),
+                         [(4, None, "truncated"), (None, 3, "rewritten")])
+def test_an_interval_checkpoint_alone_catches_a_rechained_journal(
+    tmp_path: Path, keep: int | None, edit: int | None, message: str
+) -> None:
+    """Without any end of day, the interval checkpoint is what a truncation or a rewrite
+    (every hash recomputed) runs into."""
+    store = _journalled(tmp_path, 6)
+    assert checkpoint_if_due(store, SIGNER, "ETK00001", 900) is not None
+    assert store.verify_journal() == 7
+    path = store.path
+    store.close()
+    _rechain(path, keep=keep, edit=edit)
+    with Store.open(path) as reopened, pytest.raises(JournalError, match=message):
+        reopened.verify_journal()

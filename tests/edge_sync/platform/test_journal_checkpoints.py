@@ -5,6 +5,7 @@ the terminal's file edits cannot reach — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from edge_sync.platform.ingest import Ingestor, RawUplink
 from edge_sync.platform.storage import PlatformStorage
 from edge_sync.signing import SoftwareSigner
 from terminal.store import Store
-from terminal.store.checkpoints import CHECKPOINT_KIND, sign_checkpoint
+from terminal.store.changes import StateChange
+from terminal.store.checkpoints import CHECKPOINT_KIND, checkpoint_if_due, sign_checkpoint
 from tests.edge_sync.platform.conftest import TERMINAL_ID
 from tests.terminal.test_journal_checkpoints import _journalled, _rechain
 
@@ -75,3 +77,26 @@ def test_a_checkpoint_signed_by_another_key_is_refused(
     ack, = uplink_checkpoints(store, registered, ingestor)
     store.close()
     assert ack.status == "rejected" and "does not verify" in (ack.reason or "")
+
+
+def test_interval_checkpoints_are_checked_like_end_of_day_ones(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path
+) -> None:
+    """Interval checkpoints (no end of day at all) link one to the next; a journal cut
+    between two of them makes the platform refuse the second."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    first = checkpoint_if_due(store, registered, TERMINAL_ID, 900)
+    assert first is not None and first.payload["reason"] == "interval"
+    assert [a.status for a in uplink_checkpoints(store, registered, ingestor)] == ["accepted"]
+    path = store.path
+    store.close()
+    _rechain(path, keep=3)
+    store = Store.open(path)
+    for i in range(4):
+        store.record(StateChange("terminal", f"later{i}", None, action="report"))
+    later = datetime.now(UTC) + timedelta(seconds=901)
+    assert checkpoint_if_due(store, registered, TERMINAL_ID, 900, now=later) is not None
+    ack, = uplink_checkpoints(store, registered, ingestor)
+    store.close()
+    assert ack.status == "rejected" and "truncated or rewritten" in (ack.reason or "")
