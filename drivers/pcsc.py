@@ -263,6 +263,9 @@ class PcscReader:
         self._poll_ms = poll_ms
         self._backoff = backoff
         self._context = _Context(api)
+        # Status probes get a context of their own: a probe never waits behind a card
+        # exchange, nor an exchange behind a probe.
+        self._probe_context = _Context(api)
         self._io_thread: int | None = None
         self._io = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="pcsc-io", initializer=self._mark_io_thread
@@ -314,6 +317,33 @@ class PcscReader:
         if hresult != 0:
             raise error_for_hresult(hresult, operation="listing readers")
         return [str(name) for name in readers]
+
+    async def card_states(self) -> dict[str, bool]:
+        """Each reader pcscd knows and whether a card is in it now, without waiting.
+
+        A status probe for the counter's status bar; :class:`PcscServiceError` when pcscd
+        does not answer.
+        """
+        return await self._waiting(self._card_states_sync)
+
+    def _card_states_sync(self) -> dict[str, bool]:
+        api = self.api
+        for _attempt in (1, 2):
+            readers = self._list_sync(self._probe_context)
+            if not readers:
+                return {}
+            hresult, states = self._probe_context.call(
+                "probing the readers", None, api.SCardGetStatusChange, 0,
+                [(name, api.SCARD_STATE_UNAWARE) for name in readers])
+            name = code_name(hresult)
+            if name == "SCARD_E_UNKNOWN_READER":
+                continue  # a reader left between listing and asking: list again
+            if hresult != 0 and name != "SCARD_E_TIMEOUT":
+                raise error_for_hresult(hresult, operation="probing the readers")
+            return {str(entry[0]): bool(entry[1] & api.SCARD_STATE_PRESENT)
+                    for entry in states
+                    if not entry[1] & (api.SCARD_STATE_UNKNOWN | api.SCARD_STATE_IGNORE)}
+        return {}
 
     async def connect(self, reader: str) -> PcscSession:
         card, protocol, atr = await self._blocking(self._connect_sync, reader)
@@ -474,6 +504,7 @@ class PcscReader:
     async def aclose(self) -> None:
         """Release the command context and the I/O thread (close sessions first)."""
         await self._blocking(self._context.release)
+        await self._waiting(self._probe_context.release)
         self._io.shutdown(wait=False)
 
 

@@ -2,11 +2,13 @@
 
 The app owns no device and opens no socket: screens call :class:`~ui.facade.
 CounterServices` in workers and get the answers back as messages. The status bar is
-refreshed every few seconds in a worker too.
+refreshed every few seconds in a worker too, and the card readers are probed every second
+in a worker of their own (a probe that hangs on a dead pcscd never freezes the screen).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +17,9 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ui.facade import CounterServices, StatusSnapshot
+from ui.facade import CounterServices, Health, StatusSnapshot, reader_health
 from ui.i18n import Labels, labels_for
-from ui.messages import StatusUpdated
+from ui.messages import ReaderUpdated, StatusUpdated
 from ui.widgets import StatusBar
 
 __all__ = ["CounterApp", "build_app"]
@@ -38,13 +40,16 @@ class CounterApp(App[None]):
 
     def __init__(self, services: CounterServices, *, locale: str | None = None,
                  clock: Callable[[], dt.datetime] = _now,
-                 status_every_s: float = 5.0) -> None:
+                 status_every_s: float = 5.0, reader_every_s: float = 1.0) -> None:
         super().__init__()
         self.services = services
         self.labels: Labels = labels_for(locale or services.info.locale)
         self.clock = clock
         self.status_every_s = status_every_s
+        self.reader_every_s = reader_every_s
         self.status_snapshot: StatusSnapshot | None = None
+        #: The readers as the latest probe saw them (newer than the snapshot's).
+        self.reader: Health | None = None
 
     def get_default_screen(self) -> Screen[None]:
         from ui.screens.sale import SaleScreen
@@ -55,6 +60,8 @@ class CounterApp(App[None]):
         self.refresh_status()
         if self.status_every_s > 0:
             self.set_interval(self.status_every_s, self.refresh_status)
+        if self.reader_every_s > 0:
+            self.set_interval(self.reader_every_s, self.probe_readers)
 
     def refresh_status(self) -> None:
         async def job() -> None:
@@ -63,14 +70,35 @@ class CounterApp(App[None]):
 
         self.run_worker(job(), group="status", exclusive=True, exit_on_error=False)
 
+    def probe_readers(self) -> None:
+        async def job() -> None:
+            self.post_message(ReaderUpdated(reader_health(await self.services.readers())))
+
+        self.run_worker(job(), group="reader", exclusive=True, exit_on_error=False)
+
     def on_status_updated(self, message: StatusUpdated) -> None:
         self.status_snapshot = message.snapshot
+        self.reader = message.snapshot.reader
+        self._show_status()
+
+    def on_reader_updated(self, message: ReaderUpdated) -> None:
+        self.reader = message.reader
+        if self.status_snapshot is not None:
+            self.status_snapshot = dataclasses.replace(self.status_snapshot,
+                                                       reader=message.reader)
+            self._show_status()
+
+    def _show_status(self) -> None:
+        if not self.screen_stack:
+            return  # a probe that answers while the app starts or stops
         for bar in self.screen.query(StatusBar):
-            bar.show(message.snapshot, self.clock())
+            bar.show(self.status_snapshot, self.clock())
 
 
 def build_app(services: CounterServices, *, locale: str | None = None,
-              clock: Callable[[], dt.datetime] = _now, status_every_s: float = 5.0
-              ) -> CounterApp:
-    """The counter over ``services`` (real ones, or :class:`ui.fake.FakeCounterServices`)."""
-    return CounterApp(services, locale=locale, clock=clock, status_every_s=status_every_s)
+              clock: Callable[[], dt.datetime] = _now, status_every_s: float = 5.0,
+              reader_every_s: float = 1.0) -> CounterApp:
+    """The counter over ``services`` (real ones, or :class:`ui.fake.FakeCounterServices`);
+    ``*_every_s`` 0: refreshed only when asked (F5 on diagnostics, a test's call)."""
+    return CounterApp(services, locale=locale, clock=clock, status_every_s=status_every_s,
+                      reader_every_s=reader_every_s)

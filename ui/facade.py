@@ -20,6 +20,7 @@ from typing import Protocol
 
 from terminal.money import Amount
 from terminal.payments.model import PaymentEvent, PaymentOutcome, RefundOutcome
+from terminal.services.cards import ReaderState, ReaderStatus
 
 __all__ = [
     "ApplicationChooser",
@@ -35,6 +36,8 @@ __all__ = [
     "PrintResult",
     "Quote",
     "StatusSnapshot",
+    "describe_breaker",
+    "reader_health",
 ]
 
 #: Asks the cashier (and customer) which card application to use: display names in, the
@@ -67,10 +70,34 @@ class Quote:
 
 @dataclass(frozen=True)
 class Health:
-    """One device or link as the status bar shows it: ``ok`` None means not known yet."""
+    """One device or link as the status bar shows it: ``ok`` None means not known yet;
+    ``state`` is a word the bar translates (the reader's ``no_reader`` / ``waiting`` /
+    ``card_in``), empty for the others."""
 
     ok: bool | None
     detail: str = ""
+    state: str = ""
+
+
+def reader_health(statuses: Sequence[ReaderStatus]) -> Health:
+    """The readers in one status-bar item: a card in any reader, else waiting, else none
+    (red: a counter without a reader takes no card)."""
+    for wanted in (ReaderState.CARD_IN, ReaderState.WAITING):
+        names = [s.reader or "" for s in statuses if s.state is wanted]
+        if names:
+            return Health(True, ", ".join(names), wanted.value)
+    why = next((s.detail for s in statuses if s.detail), "no card reader")
+    return Health(False, why, ReaderState.NO_READER.value)
+
+
+def describe_breaker(state: str, retry_in_s: float | None) -> tuple[str, bool | None]:
+    """A PSP's circuit breaker as the diagnostics screen shows it, and its mark (half-open
+    is neither: the next payment's call to that PSP is the probe that decides)."""
+    if state == "open":
+        return f"breaker open · retry in {max(0, round(retry_in_s or 0))} s", False
+    if state == "half_open":
+        return "breaker half-open · the next payment probes it", None
+    return "breaker closed", True
 
 
 @dataclass(frozen=True)
@@ -190,6 +217,10 @@ class CounterServices(Protocol):
     async def detail(self, payment_id: str) -> PaymentDetailView: ...
 
     async def status(self) -> StatusSnapshot: ...
+
+    async def readers(self) -> list[ReaderStatus]:
+        """What each card reader holds now (polled every second or so by the app)."""
+        ...
 
     async def diagnostics(self) -> list[DiagnosticRow]: ...
 

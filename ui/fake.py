@@ -25,6 +25,8 @@ from terminal.payments.model import (
     RefundRefusedError,
     UnknownPaymentError,
 )
+from terminal.services.cards import ReaderStatus
+from terminal.services.fake import ScriptedReaderProbe
 from ui.facade import (
     ApplicationChooser,
     CounterInfo,
@@ -39,6 +41,8 @@ from ui.facade import (
     PrintResult,
     Quote,
     StatusSnapshot,
+    describe_breaker,
+    reader_health,
 )
 
 __all__ = ["FIXED_NOW", "FakeCounterServices", "ScriptedSale"]
@@ -82,7 +86,8 @@ class FakeCounterServices:
 
     def __init__(self, *, sales: list[ScriptedSale] | None = None, locale: str = "fr",
                  printer_fault: str | None = None, now: dt.datetime = FIXED_NOW,
-                 rates: list[FxRate] | None = None) -> None:
+                 rates: list[FxRate] | None = None,
+                 reader_probe: ScriptedReaderProbe | None = None) -> None:
         self._info = CounterInfo(merchant_name="Boulangerie Atlas", terminal_id="ETK00001",
                                  locale=locale, default_currency="MAD",
                                  currencies=("MAD", "EUR", "USD"))
@@ -95,6 +100,13 @@ class FakeCounterServices:
             FxRate(currency("USD"), currency("MAD"), Decimal("9.9820"),
                    now - dt.timedelta(days=3), dt.timedelta(days=1)),
         ]
+        #: The counter's readers: a test inserts a card or unplugs a reader here.
+        self.reader_probe = reader_probe or ScriptedReaderProbe("Virtual PCD 00 00",
+                                                                "Virtual PCD 00 01")
+        #: PSP breakers as ``(name, state, retry_in_s)``; a test opens one.
+        self.breakers: list[tuple[str, str, float | None]] = [
+            ("cih", "closed", None), ("attijariwafa", "open", 12.0),
+            ("bmce", "half_open", None)]
         self.payments: list[_Payment] = []
         self.printed: list[tuple[str, str]] = []
         self.end_of_days: list[dt.date] = []
@@ -243,20 +255,29 @@ class FakeCounterServices:
         return StatusSnapshot(
             online=self.online, outbox_depth=0, oldest_pending_age_s=None,
             last_sync_at=self.now - dt.timedelta(minutes=1), key_store=Health(True, "token"),
-            reader=Health(True, "Virtual PCD 00 00"), pinpad=Health(True, "/dev/pts/9"),
+            reader=reader_health(await self.readers()), pinpad=Health(True, "/dev/pts/9"),
             printer=printer)
 
+    async def readers(self) -> list[ReaderStatus]:
+        return await self.reader_probe.probe()
+
     async def diagnostics(self) -> list[DiagnosticRow]:
-        return [
-            DiagnosticRow("reader", "Virtual PCD 00 00", "no card", True),
-            DiagnosticRow("reader", "Virtual PCD 00 01", "no card", True),
+        rows = [DiagnosticRow("reader", r.reader or "card reader",
+                              r.state.value.replace("_", " "), r.state.value != "no_reader")
+                for r in await self.readers()]
+        rows += [
             DiagnosticRow("pinpad", "/dev/pts/9", "answers", True),
             DiagnosticRow("key store", "signing key v1", "KCV 1A2B3C", True),
             DiagnosticRow("broker", "mqtts://127.0.0.1:8883", "connected", True),
-            DiagnosticRow("psp", "cih-iso", "breaker closed", True),
+        ]
+        for name, state, retry in self.breakers:
+            value, ok = describe_breaker(state, retry)
+            rows.append(DiagnosticRow("psp", name, value, ok))
+        rows += [
             DiagnosticRow("pop", "https://127.0.0.1:8443", "reachable", True),
             DiagnosticRow("profile", "version", "default 2026-11-22", None),
         ]
+        return rows
 
     async def end_of_day(self, day: dt.date) -> EndOfDayReport:
         sums: dict[tuple[str, str], list[int]] = {}

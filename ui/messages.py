@@ -8,6 +8,7 @@ from terminal.payments.model import PaymentEvent, PaymentOutcome, RefundOutcome
 from ui.facade import (
     DiagnosticRow,
     EndOfDayReport,
+    Health,
     HistoryRow,
     PaymentDetailView,
     PrintResult,
@@ -20,6 +21,7 @@ __all__ = [
     "EndOfDayDone",
     "HistoryLoaded",
     "Printed",
+    "ReaderUpdated",
     "RefundDone",
     "SaleCancelled",
     "SaleFailed",
@@ -66,6 +68,14 @@ class StatusUpdated(Message):
     def __init__(self, snapshot: StatusSnapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class ReaderUpdated(Message):
+    """The card readers' state from the latest probe."""
+
+    def __init__(self, reader: Health) -> None:
+        super().__init__()
+        self.reader = reader
 
 
 class HistoryLoaded(Message):

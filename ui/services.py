@@ -35,6 +35,7 @@ from terminal.payments.model import (
     UnknownPaymentError,
 )
 from terminal.services import TerminalServices
+from terminal.services.cards import ReaderStatus
 from ui.facade import (
     ApplicationChooser,
     CounterInfo,
@@ -49,6 +50,8 @@ from ui.facade import (
     PrintResult,
     Quote,
     StatusSnapshot,
+    describe_breaker,
+    reader_health,
 )
 
 __all__ = ["TerminalCounterServices"]
@@ -218,7 +221,8 @@ class TerminalCounterServices:
                                       if (age := r["oldest_pending_age_s"]) is not None),
                                      default=None),
             last_sync_at=_last_success(rows), key_store=await self._key_store_health(),
-            reader=self._reader_health(), pinpad=self._pinpad_health(), printer=printer)
+            reader=reader_health(await self.readers()), pinpad=self._pinpad_health(),
+            printer=printer)
 
     async def _key_store_health(self) -> Health:
         try:
@@ -227,10 +231,8 @@ class TerminalCounterServices:
         except Exception as exc:  # every key-store failure is shown, none stops the UI
             return Health(False, str(exc)[:80])
 
-    def _reader_health(self) -> Health:
-        if self._services.card_reader is not None:
-            return Health(True, type(self._services.card_reader).__name__)
-        return Health(None, "PC/SC")
+    async def readers(self) -> list[ReaderStatus]:
+        return await self._services.reader_probe().probe()
 
     def _pinpad(self) -> str | None:
         """The PIN pad's port now (a demo's card shelf may switch PIN pads)."""
@@ -257,7 +259,14 @@ class TerminalCounterServices:
         rows = [
             DiagnosticRow("profile", "directory", str(profile.directory), None),
             DiagnosticRow("profile", "terminal", profile.terminal.terminal_id, None),
-            DiagnosticRow("reader", "card reader", snapshot.reader.detail, snapshot.reader.ok),
+        ]
+        for reader in await self.readers():
+            rows.append(DiagnosticRow(
+                "reader", reader.reader or "card reader",
+                reader.state.value.replace("_", " ") + (f": {reader.detail}"
+                                                        if reader.detail else ""),
+                reader.state.value != "no_reader"))
+        rows += [
             DiagnosticRow("pinpad", "PIN pad", snapshot.pinpad.detail, snapshot.pinpad.ok),
             DiagnosticRow("key store", "token", snapshot.key_store.detail,
                           snapshot.key_store.ok),
@@ -277,9 +286,13 @@ class TerminalCounterServices:
                   if not sync.https_url else sync.https_url)
         rows.append(DiagnosticRow("link", "platform", broker, None))
         rows.append(DiagnosticRow("link", "PoP", sync.pop_url or "not configured", None))
+        breakers = {b.name: b for b in self._services.breaker_states()}
         for psp in profile.psps:
             where = psp.url or f"{psp.host}:{psp.port}"
-            rows.append(DiagnosticRow("psp", psp.name, f"{psp.kind} {where}", None))
+            breaker = breakers.get(psp.name)
+            state, ok = describe_breaker(breaker.state if breaker else "closed",
+                                       breaker.retry_in_s if breaker else None)
+            rows.append(DiagnosticRow("psp", psp.name, f"{psp.kind} {where} · {state}", ok))
         return rows
 
     def _key_check_values(self) -> list[DiagnosticRow]:

@@ -59,6 +59,13 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    @property
+    def retry_in_s(self) -> float:
+        """Seconds until an open breaker lets its probe call through (0 unless open)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self.settings.reset_s - self._clock())
+
     def before_call(self) -> None:
         """Raise :class:`CircuitOpenError` unless a call may go out now."""
         state = self.state
@@ -67,8 +74,7 @@ class CircuitBreaker:
         if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
             self._probe_in_flight = True
             return
-        opened_at = self._opened_at if self._opened_at is not None else self._clock()
-        retry_in = max(0.0, opened_at + self.settings.reset_s - self._clock())
+        retry_in = self.retry_in_s
         raise CircuitOpenError(
             f"{self.name}: circuit open after {self.settings.failures} failures within "
             f"{self.settings.window_s:g} s; next probe in {retry_in:.1f} s",

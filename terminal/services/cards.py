@@ -5,6 +5,10 @@ in-process simulated reader, a test's scripted reader), or the PC/SC reader thro
 :func:`run_card_job` runs a whole card job either on the caller's loop (injected reader)
 or on the PC/SC reader's own I/O thread, where its APDUs need no thread hop
 (:meth:`drivers.pcsc.PcscReader.run_card_job`).
+
+The counter's status bar asks a :class:`ReaderProbe` what the readers hold now (no reader,
+waiting for a card, card in): :class:`PcscReaderProbe` asks pcscd without waiting;
+:class:`~terminal.services.fake.ScriptedReaderProbe` plays states in unit tests.
 """
 
 from __future__ import annotations
@@ -13,20 +17,28 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from drivers.base import CardReader, CardSession
+from drivers.errors import ReaderError
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.errors import NoApplicationError
 from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.selection import Candidate, Chooser, choose_first
 
 __all__ = [
+    "InjectedReaderProbe",
+    "PcscReaderProbe",
     "PinPadEntry",
+    "ReaderProbe",
+    "ReaderState",
+    "ReaderStatus",
     "aid_chooser",
     "card_session",
     "open_pcsc_reader",
     "pinpad_entry",
+    "reader_probe_for",
     "run_card_job",
 ]
 
@@ -129,3 +141,83 @@ async def pinpad_entry(port: str, baud: int, pin_timeout_s: float
                 request.currency_numeric, timeout_s=pin_timeout_s)
 
         yield PinPadEntry(online, offline)
+
+
+class ReaderState(StrEnum):
+    """What a reader holds, as the counter shows it."""
+
+    NO_READER = "no_reader"  # no reader attached, or no PC/SC service to ask
+    WAITING = "waiting"  # a reader, no card in it
+    CARD_IN = "card_in"
+
+
+@dataclass(frozen=True)
+class ReaderStatus:
+    """One reader's state now; ``reader`` is ``None`` when there is no reader at all and
+    ``detail`` then says why (no pcscd, nothing plugged in)."""
+
+    state: ReaderState
+    reader: str | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class ReaderProbe(Protocol):
+    """Asks the readers what they hold, without waiting for a change."""
+
+    async def probe(self) -> list[ReaderStatus]:
+        """One status per reader; a single ``NO_READER`` status when there is none."""
+        ...
+
+
+class PcscReaderProbe:
+    """:class:`ReaderProbe` over pcscd: one short-lived PC/SC context per probe (a probe a
+    second costs one socket round trip, and nothing stays open between probes)."""
+
+    def __init__(self, reader_factory: Callable[[], Any] | None = None) -> None:
+        self._reader_factory = reader_factory or open_pcsc_reader
+
+    async def probe(self) -> list[ReaderStatus]:
+        reader: Any = self._reader_factory()  # drivers.pcsc.PcscReader, or a test's twin
+        try:
+            states: dict[str, bool] = await reader.card_states()
+        except ReaderError as exc:
+            from drivers.pcsc import NO_PCSCD_MESSAGE
+            from drivers.reader_errors import PcscServiceError
+
+            why = NO_PCSCD_MESSAGE if isinstance(exc, PcscServiceError) else str(exc)
+            return [ReaderStatus(ReaderState.NO_READER, None, why)]
+        finally:
+            await reader.aclose()
+        if not states:
+            return [ReaderStatus(ReaderState.NO_READER, None,
+                                 "pcscd runs but no card reader is attached: plug one in")]
+        return [ReaderStatus(ReaderState.CARD_IN if present else ReaderState.WAITING, name)
+                for name, present in sorted(states.items())]
+
+
+class InjectedReaderProbe:
+    """:class:`ReaderProbe` for an injected reader that cannot say whether a card is in (a
+    simulated one): its readers are shown waiting."""
+
+    def __init__(self, reader: CardReader) -> None:
+        self._reader = reader
+
+    async def probe(self) -> list[ReaderStatus]:
+        try:
+            names = await self._reader.list_readers()
+        except ReaderError as exc:
+            return [ReaderStatus(ReaderState.NO_READER, None, str(exc))]
+        if not names:
+            return [ReaderStatus(ReaderState.NO_READER, None, "no reader")]
+        return [ReaderStatus(ReaderState.WAITING, name) for name in names]
+
+
+def reader_probe_for(reader: CardReader | None) -> ReaderProbe:
+    """The probe for the terminal's reader: pcscd's when none was injected; the injected
+    reader itself when it can tell (the demo's card shelf); else its reader list."""
+    if reader is None:
+        return PcscReaderProbe()
+    if isinstance(reader, ReaderProbe):
+        return reader
+    return InjectedReaderProbe(reader)

@@ -14,11 +14,12 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.base import CardReader
-from edge_sync.connectors import PspOutboxTransport, Router
+from edge_sync.connectors import BreakerState, CircuitBreaker, PspOutboxTransport, Router
 from edge_sync.connectors.errors import ReversalPendingError
 from edge_sync.signing import Signer
 from edge_sync.transport import Transport
@@ -29,6 +30,7 @@ from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.eod import CurrencyTotal, report_end_of_day
 from terminal.money import Amount
 from terminal.profile import Profile
+from terminal.services.cards import ReaderProbe, reader_probe_for
 from terminal.services.keys import hsm_settings_for, open_key_store
 from terminal.services.psp import ProfilePspAuthoriser, build_persistent_router, queue_reversal
 from terminal.services.sync import SigningKeys, SyncService
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from terminal.emv.offline_pin import OfflinePinCallback
     from terminal.payments.manager import PaymentManager
 
-__all__ = ["KeyStoreSigningKeys", "TerminalServices"]
+__all__ = ["KeyStoreSigningKeys", "PspBreakerStatus", "TerminalServices"]
 
 log = logging.getLogger("etika.services")
 
@@ -68,6 +70,16 @@ class KeyStoreSigningKeys:
         return self._keystore.public_key_pem(version)
 
 
+@dataclass(frozen=True)
+class PspBreakerStatus:
+    """One PSP's circuit breaker: ``closed``, ``open`` (``retry_in_s`` until the next
+    probe call is let through) or ``half_open`` (the next call is the probe)."""
+
+    name: str
+    state: str
+    retry_in_s: float | None = None
+
+
 class TerminalServices:
     """One terminal's services: store, key store, card reader, PSP router, sync."""
 
@@ -82,6 +94,7 @@ class TerminalServices:
         card_reader: CardReader | None = None,
         router_factory: Callable[[Profile, Store], Router] | None = None,
         pop_client: PopClient | None = None,
+        reader_probe: ReaderProbe | None = None,
     ) -> None:
         self.profile = profile
         self.data_dir = Path(data_dir)
@@ -98,6 +111,10 @@ class TerminalServices:
         self._sync: SyncService | None = None
         #: An injected PoP client (a test's fake); ``None``: HTTPS to the profile's pop_url.
         self._pop_client = pop_client
+        self._reader_probe = reader_probe
+        #: The PSP breakers of this process, kept across routers: a router is closed at
+        #: the end of each payment block, a PSP's failures must still count.
+        self._breakers: dict[str, CircuitBreaker] = {}
 
     # --- lifetime ----------------------------------------------------------------------
 
@@ -168,8 +185,33 @@ class TerminalServices:
         """The PSP router of this process (persistent STANs); open it on the loop that uses
         it and close it with :meth:`aclose`."""
         if self._router is None:
-            self._router = self._router_factory(self.profile, self.store)
+            self._router = self._keep_breakers(self._router_factory(self.profile, self.store))
         return self._router
+
+    def _keep_breakers(self, router: Router) -> Router:
+        """Give ``router`` this process's breakers (the first router's become them)."""
+        for name, breaker in router.breakers.items():
+            router.breakers[name] = self._breakers.setdefault(name, breaker)
+        return router
+
+    def breaker_states(self) -> list[PspBreakerStatus]:
+        """Every PSP of the profile with its breaker now (closed until a router of this
+        process has counted failures)."""
+        out = []
+        for psp in self.profile.psps:
+            breaker = self._breakers.get(psp.name)
+            state = breaker.state if breaker is not None else BreakerState.CLOSED
+            retry = (breaker.retry_in_s if breaker is not None
+                     and state is BreakerState.OPEN else None)
+            out.append(PspBreakerStatus(psp.name, state.value, retry))
+        return out
+
+    def reader_probe(self) -> ReaderProbe:
+        """What the card readers hold now: the injected probe, pcscd's, or the injected
+        reader's (:func:`terminal.services.cards.reader_probe_for`)."""
+        if self._reader_probe is None:
+            self._reader_probe = reader_probe_for(self.card_reader)
+        return self._reader_probe
 
     # --- use cases ---------------------------------------------------------------------
 
@@ -187,7 +229,7 @@ class TerminalServices:
 
     def new_router(self) -> Router:
         """A router of its own (a card job on another event loop needs one)."""
-        return self._router_factory(self.profile, self.store)
+        return self._keep_breakers(self._router_factory(self.profile, self.store))
 
     @property
     def sync(self) -> SyncService:

@@ -11,7 +11,8 @@ SIZE = (120, 34)
 
 
 def counter_app(fake: FakeCounterServices, locale: str | None = None) -> CounterApp:
-    return build_app(fake, locale=locale, clock=lambda: FIXED_NOW, status_every_s=0)
+    return build_app(fake, locale=locale, clock=lambda: FIXED_NOW, status_every_s=0,
+                     reader_every_s=0)
 
 
 @pytest.fixture

@@ -48,7 +48,9 @@ def render_status(snapshot: StatusSnapshot | None, labels: Labels, now: dt.datet
     synced = (snapshot.last_sync_at.astimezone(now.tzinfo).strftime("%H:%M")
               if snapshot.last_sync_at else labels("never"))
     parts = [link, queue, labels("last_sync", time=synced),
-             f"{labels('reader')} {_mark(snapshot.reader)}",
+             f"{labels('reader')} {_mark(snapshot.reader)}"
+             + (f" {labels('reader_' + snapshot.reader.state)}" if snapshot.reader.state
+                else ""),
              f"{labels('pinpad')} {_mark(snapshot.pinpad)}",
              f"{labels('key_store')} {_mark(snapshot.key_store)}",
              f"{labels('printer')} {_mark(snapshot.printer)}"]

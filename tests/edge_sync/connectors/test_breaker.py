@@ -84,3 +84,18 @@ def test_settings_are_validated() -> None:
     """Nonsense settings are a caller mistake."""
     with pytest.raises(ValueError, match="failures"):
         BreakerSettings(failures=0)
+
+
+def test_retry_in_counts_down_while_open_and_is_zero_otherwise() -> None:
+    """Closed: 0; opened at t=1 with reset 5: 5 s to wait, 2 s at t=4; half-open: 0."""
+    clock = Clock()
+    b = breaker(clock)
+    assert b.retry_in_s == 0.0
+    clock.now = 1.0
+    for _ in range(3):
+        b.record_failure()
+    assert b.retry_in_s == 5.0
+    clock.now = 4.0
+    assert b.retry_in_s == 2.0
+    clock.now = 6.0
+    assert b.state is BreakerState.HALF_OPEN and b.retry_in_s == 0.0
