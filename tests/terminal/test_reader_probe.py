@@ -75,7 +75,7 @@ def _fake_pcsc(world: FakePcscd) -> tuple[FakeScard, PcscReaderProbe]:
 
 async def test_pcsc_probe_without_pcscd_says_how_to_start_it() -> None:
     """pcscd not running: one "no reader" status whose detail says how to start pcscd."""
-    api, probe = _fake_pcsc(FakePcscd(running=False))
+    _api, probe = _fake_pcsc(FakePcscd(running=False))
     assert await probe.probe() == [ReaderStatus(ReaderState.NO_READER, None, NO_PCSCD_MESSAGE)]
 
 
