@@ -19,6 +19,12 @@ kind           payload (JSON, no card data)                           call
 A reversal answered "original not found" (ISO 8583 ``25``) is acknowledged: the PSP holds no
 charge to undo (recovery reverses at every PSP a payment could have reached).
 
+An accepted row is handed to ``on_accepted`` with the PSP's answer before it is acknowledged:
+the terminal records an advice's acquirer reference (RRN, STAN and DE 7, or the REST capture
+id) on its payment there, since a later refund or void must name it. A hook that fails
+(:class:`~etika_errors.EtikaError`) leaves the row unacknowledged: it is sent again as a
+repeat, the PSP replays its answer and the hook gets a second chance.
+
 Rows go in order and stop at the first one without a definite answer (it and the rest stay
 unacknowledged and come back later, sent as ISO 8583 repeats or under the same idempotency
 key). An approval is ``accepted`` (``duplicate`` when the PSP replayed it); a decline is
@@ -54,8 +60,9 @@ from edge_sync.connectors.errors import (
 from edge_sync.connectors.routing import Router
 from edge_sync.errors import TransportError
 from edge_sync.messages import Ack, Envelope
+from etika_errors import EtikaError
 
-__all__ = ["KINDS", "PspOutboxTransport"]
+__all__ = ["KINDS", "AcceptedHook", "PspOutboxTransport"]
 
 KINDS = ("reversal", "completion", "advice")
 #: ISO 8583 response code "unable to locate original": nothing to reverse.
@@ -63,6 +70,8 @@ ORIGINAL_NOT_FOUND = "25"
 #: Re-seals an offline approval's card for its PSP (the terminal opens the vault blob in the
 #: key store); given the advice row's payload.
 AdviceCard = Callable[[Mapping[str, Any]], Awaitable[CardInput]]
+#: Told of every row the PSP approved, with its answer, before the row is acknowledged.
+AcceptedHook = Callable[[Envelope, PspResponse], Awaitable[None]]
 
 
 def _reference_and_amount(payload: Mapping[str, Any]) -> tuple[PspReference, Amount]:
@@ -76,12 +85,14 @@ class PspOutboxTransport:
     """Delivers ``psp:<connector>`` outbox rows through ``router``."""
 
     def __init__(self, router: Router, connector: str, *,
-                 advice_card: AdviceCard | None = None) -> None:
+                 advice_card: AdviceCard | None = None,
+                 on_accepted: AcceptedHook | None = None) -> None:
         if connector not in router.connectors:
             raise ValueError(f"the router has no connector {connector!r}")
         self.router = router
         self.connector = connector
         self._advice_card = advice_card
+        self._on_accepted = on_accepted
 
     @property
     def name(self) -> str:
@@ -139,6 +150,11 @@ class PspOutboxTransport:
                 break
             nothing_to_undo = (envelope.kind == "reversal"
                                and response.code == ORIGINAL_NOT_FOUND)
+            if response.outcome is Outcome.APPROVE and self._on_accepted is not None:
+                try:
+                    await self._on_accepted(envelope, response)
+                except EtikaError:
+                    break  # not recorded: the row comes back as a repeat (see the docstring)
             if response.outcome is Outcome.APPROVE or nothing_to_undo:
                 acks[envelope.message_id] = Ack(
                     message_id=envelope.message_id,

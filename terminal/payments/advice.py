@@ -11,20 +11,31 @@ of the same payment may already stand at the acquirer under the payment's id (de
 unanswered and reversed), and an advice sent under that id would be answered as a replay of
 it and book nothing. The advice id is derived from the payment id, so every retry of the
 advice (after a restart too) carries the same key and the acquirer books it once.
+
+When the acquirer accepts the advice, :func:`advice_reference_recorder` writes its answer's
+reference (RRN, STAN and DE 7 of the 0220, or the REST capture id) on the payment, with an
+attempt row and a journal entry: it is what a refund or a void of the payment names, so a
+refund made before the advice went (``pending_sync``) can go out at the next settlement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from edge_sync.connectors.base import CardInput, EntryMode
+from edge_sync.connectors.base import CardInput, EntryMode, PspResponse
+from edge_sync.connectors.outbox_transport import AcceptedHook
+from edge_sync.messages import Envelope
 from hsm import CardKeyStore
-from terminal.store import Store
+from terminal.payments import ledger
+from terminal.store import StateChange, Store
+from terminal.store.changes import record_change
 
-__all__ = ["VaultCardEncryptor", "advice_card_source", "advice_id"]
+__all__ = ["VaultCardEncryptor", "advice_card_source", "advice_id", "advice_reference_recorder",
+           "record_advice_reference"]
 
 
 def advice_id(payment_id: uuid.UUID | str) -> uuid.UUID:
@@ -74,3 +85,45 @@ def advice_card_source(store: Store, card_keys: CardKeyStore) -> Any:
                          entry_mode=mode, masked_pan=masked or "")
 
     return card_for
+
+
+def record_advice_reference(store: Store, payment_id: str, response: PspResponse) -> bool:
+    """Write the accepted advice's reference on its payment (with an attempt row and a
+    journal entry); False when there is nothing to write: no such payment, or a reference
+    already there (a repeat the PSP replayed changes nothing)."""
+    reference = response.reference
+    with store.transaction() as conn:
+        row = conn.execute("SELECT psp_reference FROM payments WHERE id = ?",
+                           (payment_id,)).fetchone()
+        if row is None or row[0]:
+            return False
+        stored = json.dumps(reference.as_dict(), sort_keys=True, separators=(",", ":"))
+        transaction = reference.rrn or reference.psp_id or reference.transaction_id
+        record_change(conn, StateChange(
+            "payment_advice", payment_id, None, action="advice_accepted",
+            fields={"psp_reference": reference.as_dict(), "code": response.code,
+                    "replayed": response.replayed},
+            reason=f"{reference.connector} accepted the offline approval's advice "
+                   f"(code {response.code})"))
+        conn.execute(
+            "UPDATE payments SET psp_reference = ?, gateway_provider = ?, "
+            "gateway_transaction_id = ?, auth_code = coalesce(auth_code, ?) WHERE id = ?",
+            (stored, reference.connector, transaction, reference.approval_code, payment_id))
+        ledger.insert_attempts(conn, uuid.UUID(payment_id), [ledger.Attempt(
+            reference.connector, "approved",
+            summary={"operation": "advice", "code": response.code,
+                     "replayed": response.replayed, "reference": reference.as_dict()})])
+    return True
+
+
+def advice_reference_recorder(store: Store) -> AcceptedHook:
+    """The ``on_accepted`` hook of :class:`edge_sync.connectors.PspOutboxTransport`: an
+    accepted advice's reference goes on its payment (other rows need nothing recorded)."""
+
+    async def on_accepted(envelope: Envelope, response: PspResponse) -> None:
+        if envelope.kind != "advice":
+            return
+        payment_id = str(envelope.payload.get("payment_id", ""))
+        await asyncio.to_thread(record_advice_reference, store, payment_id, response)
+
+    return on_accepted

@@ -240,13 +240,16 @@ class TerminalServices:
 
     async def psp_transports(self, stack: contextlib.AsyncExitStack) -> dict[str, Transport]:
         """``psp:<name>`` → the outbox transport through that connector (a router of its
-        own, closed with ``stack``); advices re-seal their card from the vault."""
-        from terminal.payments.advice import advice_card_source
+        own, closed with ``stack``); advices re-seal their card from the vault, and the
+        reference of an accepted advice is recorded on its payment (what a refund names)."""
+        from terminal.payments.advice import advice_card_source, advice_reference_recorder
 
         router = self.new_router()
         stack.push_async_callback(router.aclose)
         card = advice_card_source(self.store, self.key_store())
-        return {f"psp:{name}": PspOutboxTransport(router, name, advice_card=card)
+        accepted = advice_reference_recorder(self.store)
+        return {f"psp:{name}": PspOutboxTransport(router, name, advice_card=card,
+                                                  on_accepted=accepted)
                 for name in router.connectors}
 
     def pop_client(self, stack: contextlib.AsyncExitStack) -> PopClient:

@@ -193,8 +193,11 @@ class SyncService:
                                   terminal_id=terminal_id,
                                   on_sync_now=lambda: worker.wake() if worker else None)
         transports: list[Transport] = []
+        # The platform's links (and their TLS files) only when the platform is drained:
+        # ``--destinations psp,pop`` needs neither broker nor certificate.
+        platform_wanted = PLATFORM in options.destinations
         async with contextlib.AsyncExitStack() as stack:
-            if options.transport in ("auto", "mqtt"):
+            if platform_wanted and options.transport in ("auto", "mqtt"):
                 link = MqttLinkSettings(
                     terminal_id=terminal_id, host=sync.mqtt_host, port=sync.mqtt_port,
                     ca_file=self._data_path(sync.ca_file) if sync.mqtt_tls else None,
@@ -212,7 +215,7 @@ class SyncService:
                     on_notice(f"sync: MQTT broker {sync.mqtt_host}:{sync.mqtt_port} not "
                               "reachable" + (f" ({mqtt.last_error})" if mqtt.last_error else ""))
                 transports.append(mqtt)
-            if options.transport in ("auto", "https") and sync.https_url:
+            if platform_wanted and options.transport in ("auto", "https") and sync.https_url:
                 https = HttpsTransport(HttpsLinkSettings(
                     terminal_id=terminal_id, base_url=sync.https_url,
                     ca_file=self._data_path(sync.ca_file),

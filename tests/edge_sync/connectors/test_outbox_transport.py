@@ -86,3 +86,24 @@ async def test_rows_it_cannot_carry_are_rejected(kind: str, payload: dict[str, A
     """Unknown kinds, broken payloads and rows for another PSP are rejected, not retried."""
     acks = await transport(ScriptedConnector("cih")).deliver([envelope(kind, payload)], 5)
     assert [a.status for a in acks.values()] == ["rejected"]
+
+
+async def test_accepted_rows_reach_the_hook_and_a_failing_hook_holds_the_ack() -> None:
+    """Each approved row is handed to ``on_accepted`` with the PSP's answer before its ack;
+    a hook that fails leaves that row and the rest unacknowledged (sent again later)."""
+    from etika_errors import EtikaError
+
+    seen: list[tuple[str, str]] = []
+
+    async def hook(row: Envelope, answer: Any) -> None:
+        seen.append((row.message_id, answer.code))
+        if len(seen) == 2:
+            raise EtikaError("the store is full")
+
+    router = Router([RouteRule("all", ("cih",))], {"cih": ScriptedConnector("cih")}, {},
+                    sleep=no_sleep, max_attempts=1)
+    t = PspOutboxTransport(router, "cih", on_accepted=hook)
+    batch = [envelope(seq=1), envelope(seq=2), envelope(seq=3)]
+    acks = await t.deliver(batch, timeout=5)
+    assert list(acks) == [batch[0].message_id]
+    assert seen == [(batch[0].message_id, "00"), (batch[1].message_id, "00")]

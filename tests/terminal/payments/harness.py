@@ -69,6 +69,10 @@ class Counter:
             "SELECT destination, kind, state FROM outbox WHERE ref_id = ? ORDER BY id",
             (str(payment_id),))]
 
+    async def host_up(self) -> None:
+        """The acquirer comes back on its port (after ``host_down=True``)."""
+        await self.host.start()
+
     def charges(self, payment_id: object) -> int:
         """How many times the acquirer holds money for this payment (0 or 1)."""
         entry = self.acquirer.ledger.get(str(payment_id))
@@ -110,6 +114,5 @@ async def counter(data_dir: Path, *, faults: str = "", card: str = "visa-credit"
                       in_process_reader(card, interface), profile)
     finally:
         await router.aclose()
-        if not host_down:
-            await host.close()
+        await host.close()  # a no-op when it is down
         store.close()
