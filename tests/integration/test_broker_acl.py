@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from edge_sync.messages import ack_topic, build_ack, build_envelope, uplink_topic
+from edge_sync.messages import (
+    SHARED_UPLINK_FILTER,
+    ack_topic,
+    build_ack,
+    build_envelope,
+    uplink_topic,
+)
 from edge_sync.mqtt import MqttTransport
 from edge_sync.outbox import RetryPolicy
 from edge_sync.platform.consumer import UplinkConsumer
@@ -222,3 +229,52 @@ async def test_oversized_message_is_dropped_by_the_broker(mosquitto: MosquittoBr
         async with asyncio.timeout(30):
             first = await anext(aiter(platform.messages))
         assert first.payload == SENTINEL
+
+
+async def test_a_terminal_in_the_platform_share_group_reads_nothing_and_loses_nothing(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """What Mosquitto 2.0's ACL file cannot refuse — a terminal certificate joining the
+    platform's shared group (SUBACK granted: the file checks deliveries, not subscriptions)
+    — costs a delay only: the broker drops that member's share at delivery (its read ACL),
+    the victim resends what got no ack, and the platform stores every message once."""
+    count = 12
+    storage = open_storage(str(tmp_path / "platform.db"))
+    victim_key, platform_key = SoftwareSigner.generate(), SoftwareSigner.generate()
+    storage.register_key(VICTIM, 1, victim_key.public_key_pem().decode(), "now")
+    consumer = UplinkConsumer(Ingestor(storage, signer=platform_key),
+                              mosquitto.platform_settings(client_id="etika-platform-share"))
+    task = asyncio.create_task(consumer.run())
+    store = Store.open(tmp_path / "etika.db")
+    outbox = SqliteOutbox(store)
+    for i in range(count):
+        outbox.enqueue("platform", "transaction", {"amount_minor": i, "currency": "MAD"},
+                       f"t-{i}", 1.0)
+    link = mosquitto.terminal_link(VICTIM, platform_public_key=platform_key.public_key_pem())
+    try:
+        await asyncio.wait_for(consumer.subscribed.wait(), 10)
+        async with mosquitto.client(ATTACKER) as attacker:
+            granted = await attacker.subscribe(SHARED_UPLINK_FILTER, qos=1)
+            # Granted, not refused (0x87): what the ACL file cannot do (see the docstring).
+            assert [code.value for code in granted] == [1]  # type: ignore[union-attr]
+            workers: list[OutboxWorker] = []
+            async with MqttTransport(
+                    link, on_late_ack=lambda ack: workers[0].late_ack(ack)) as transport:
+                assert await transport.wait_connected(10)
+                workers.append(OutboxWorker(
+                    outbox, {"platform": transport}, victim_key,
+                    WorkerSettings(terminal_id=VICTIM, ack_timeout_s=0.5,
+                                   retry=RetryPolicy(base_s=0.05, cap_s=0.2))))
+                async with asyncio.timeout(60):  # a hang guard; the assertions follow
+                    while outbox.status(time.time())[0].as_dict()["depth"]:
+                        await workers[0].drain()
+                        await asyncio.sleep(0.05)
+                workers[0].close()
+            assert await sentinel_then_nothing_else(mosquitto, attacker) == []
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        store.close()
+    assert storage.message_count(VICTIM) == count
+    storage.close()
