@@ -63,9 +63,9 @@ from pydantic import (
 )
 
 from edge_sync.errors import DownlinkRejectedError, MessageFormatError, SignatureError
+from edge_sync.json_types import JsonObject
 from edge_sync.messages import Downlink, parse_downlink, verify_downlink
 from edge_sync.outbox import ALERT_DESTINATION, ALERT_KIND, ALERT_PRIORITY, Outbox, alert_payload
-from etika_json import JsonObject
 
 __all__ = [
     "CLOCK_SKEW_S",

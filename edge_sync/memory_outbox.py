@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from edge_sync.json_types import JsonObject
 from edge_sync.outbox import (
     ALERT_DESTINATION,
     ALERT_KIND,
@@ -23,7 +24,6 @@ from edge_sync.outbox import (
     OutboxRow,
     alert_payload,
 )
-from etika_json import JsonObject
 
 __all__ = ["MemoryOutbox", "StoredRow"]
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict, runtime_checkable
 
-from etika_json import JsonObject, JsonValue
+from edge_sync.json_types import JsonObject, JsonValue
 
 __all__ = [
     "ALERT_DESTINATION",

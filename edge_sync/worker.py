@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from edge_sync.errors import TransportError
+from edge_sync.json_types import JsonValue
 from edge_sync.messages import Ack, Envelope, build_envelope
 from edge_sync.outbox import Outbox, OutboxRow, RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, RotatingSigner, Signer
 from edge_sync.transport import Transport
-from etika_json import JsonValue
 
 __all__ = ["DrainReport", "OutboxWorker", "TokenBucket", "WorkerSettings"]
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
 import pkcs11
 import pkcs11.exceptions as p11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import GCMParams
 
-from etika_json import JsonValue
 from hsm import keys as k
 from hsm import session as sess
 from hsm import vault
@@ -50,10 +49,42 @@ from hsm.p2pe import encrypt_card
 from hsm.session import SessionOwner
 from hsm.signing import raw_to_der
 
-__all__ = ["PAN_DOMAIN", "AsyncKeyStore", "KeyStore", "KeyStoreStatus", "TokenSigner"]
+__all__ = [
+    "PAN_DOMAIN",
+    "AsyncKeyStore",
+    "KeyInfoJson",
+    "KeyStore",
+    "KeyStoreStatus",
+    "KeyStoreStatusJson",
+    "TokenSigner",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class KeyInfoJson(TypedDict):
+    """One key as ``etika hsm status --json`` prints it (:class:`~hsm.keys.KeyInfo`)."""
+
+    purpose: str
+    label: str
+    version: int
+    key_type: str
+    object_class: str
+    kcv: str
+    current: bool
+    attributes: dict[str, bool]
+
+
+class KeyStoreStatusJson(TypedDict):
+    """``etika hsm status --json``: the token and its keys."""
+
+    module: str
+    token_label: str
+    token_serial: str
+    manufacturer: str
+    model: str
+    keys: list[KeyInfoJson]
 
 
 @dataclass(frozen=True)
@@ -67,8 +98,14 @@ class KeyStoreStatus:
     model: str
     keys: list[KeyInfo]
 
-    def as_dict(self) -> dict[str, JsonValue]:
-        return asdict(self)
+    def as_dict(self) -> KeyStoreStatusJson:
+        return {"module": self.module, "token_label": self.token_label,
+                "token_serial": self.token_serial, "manufacturer": self.manufacturer,
+                "model": self.model,
+                "keys": [{"purpose": k.purpose, "label": k.label, "version": k.version,
+                          "key_type": k.key_type, "object_class": k.object_class,
+                          "kcv": k.kcv, "current": k.current, "attributes": dict(k.attributes)}
+                         for k in self.keys]}
 
 
 class KeyStore:

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from etika_json import JsonValue
+from edge_sync.json_types import JsonValue
 from terminal.store import OutboxMessage, StateChange, Store
 
 __all__ = ["COUNTED_STATES", "CurrencyTotal", "end_of_day_totals", "report_end_of_day"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from edge_sync.downlink import BlacklistUpdate, ConfigUpdate, CrlUpdate, FxUpdate
 from edge_sync.errors import DownlinkRejectedError
+from edge_sync.json_types import JsonObject
 from edge_sync.messages import Downlink
-from etika_json import JsonObject
 from terminal.errors import ConfigError
 from terminal.profile_crl import CRL_FILE, RevokedCertificate, read_crl, render_crl
 from terminal.profile_swap import swap_in_profile

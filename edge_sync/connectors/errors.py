@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_sync.errors import SyncError
-from etika_json import JsonValue
+from edge_sync.json_types import JsonValue
 
 __all__ = [
     "AuthorisationReversedError",

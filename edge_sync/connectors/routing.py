@@ -48,8 +48,8 @@ from edge_sync.connectors.errors import (
     PspUnreachableError,
     ReversalPendingError,
 )
+from edge_sync.json_types import JsonValue
 from edge_sync.outbox import RetryPolicy
-from etika_json import JsonValue
 
 __all__ = ["ConnectorScope", "RouteRule", "Router", "RoutingKey"]
 

@@ -36,6 +36,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from edge_sync.json_types import JsonObject
 from edge_sync.messages import AckBatch, messages_path
 from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor, RawUplink
@@ -43,7 +44,6 @@ from edge_sync.platform.metrics import platform_registry
 from edge_sync.platform.reconcile import reconcile
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
-from etika_json import JsonObject
 
 __all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "create_app"]
 

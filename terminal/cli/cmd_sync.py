@@ -28,9 +28,9 @@ from terminal.cli.context import CliContext
 # installs its SIGTERM handler before it pays for them (a stop in its first moments must
 # still end with a summary, not kill it).
 if TYPE_CHECKING:
+    from edge_sync.json_types import JsonValue
     from edge_sync.outbox import DestinationStatusRow
     from edge_sync.worker import DrainReport
-    from etika_json import JsonValue
     from terminal.services import TerminalServices
     from terminal.services.sync import SyncOptions
 

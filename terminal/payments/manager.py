@@ -53,9 +53,9 @@ from drivers.base import CardReader
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.base import Outcome, PspReference
 from edge_sync.connectors.errors import NoRouteError, PspError
+from edge_sync.json_types import JsonValue
 from edge_sync.pop import PopClient, PopRecord
 from etika_errors import EtikaError
-from etika_json import JsonValue
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback

@@ -18,30 +18,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from drivers.base import CardReader
-from edge_sync.connectors import BreakerState, CircuitBreaker, PspOutboxTransport, Router
-from edge_sync.connectors.errors import ReversalPendingError
-from edge_sync.signing import Signer
-from edge_sync.transport import Transport
 from etika_errors import EtikaError
-from hsm import KeyPurpose, KeyStore
-from terminal.emv.config import KernelConfig
-from terminal.emv.profile_adapter import kernel_config_from_profile
-from terminal.eod import CurrencyTotal, report_end_of_day
-from terminal.money import Amount
-from terminal.profile import Profile
 from terminal.services.cards import ReaderProbe, reader_probe_for
-from terminal.services.keys import hsm_settings_for, open_key_store
-from terminal.services.psp import ProfilePspAuthoriser, build_persistent_router, queue_reversal
-from terminal.services.sync import SigningKeys, SyncService
 from terminal.store import Store
-from terminal.store.checkpoints import sign_checkpoint
 
+# A card read needs the profile, the store and the kernel, not the PSP connectors, the sync,
+# the key store or the payments: those parts are imported by the methods that build them
+# (issue #16 item 11; tests/terminal/test_lazy_imports.py pins it).
 if TYPE_CHECKING:
+    from drivers.base import CardReader
+    from edge_sync.connectors import CircuitBreaker, Router
+    from edge_sync.connectors.errors import ReversalPendingError
     from edge_sync.pop import PopClient
+    from edge_sync.signing import Signer
+    from edge_sync.transport import Transport
+    from hsm import KeyStore
+    from terminal.emv.config import KernelConfig
     from terminal.emv.cvm import PinCallback
     from terminal.emv.offline_pin import OfflinePinCallback
+    from terminal.eod import CurrencyTotal
+    from terminal.money import Amount
     from terminal.payments.manager import PaymentManager
+    from terminal.profile import Profile
+    from terminal.services.psp import ProfilePspAuthoriser
+    from terminal.services.sync import SigningKeys, SyncService
 
 __all__ = ["KeyStoreSigningKeys", "PspBreakerStatus", "TerminalServices"]
 
@@ -64,6 +64,8 @@ class KeyStoreSigningKeys:
         return self._keystore.signer()
 
     def rotate_signing(self) -> int:
+        from hsm import KeyPurpose
+
         return self._keystore.rotate(KeyPurpose.SIGNING)
 
     def public_key_pem(self, version: int | None = None) -> bytes:
@@ -145,6 +147,7 @@ class TerminalServices:
         """The profile's router with this terminal's STANs, PSP credentials, P2PE pins and
         (for hosts that want one) MAC key in the token, opened only when asked for."""
         from hsm.mac import Pkcs11Cmac
+        from terminal.services.psp import build_persistent_router
 
         return build_persistent_router(
             profile, store, data_dir=self.data_dir,
@@ -166,6 +169,8 @@ class TerminalServices:
             if self._key_store_factory is not None:
                 self._key_store = self._key_store_factory(self.store)
             else:
+                from terminal.services.keys import hsm_settings_for, open_key_store
+
                 self._key_store = open_key_store(
                     hsm_settings_for(self.profile, self.data_dir), self.store)
         return self._key_store
@@ -178,6 +183,8 @@ class TerminalServices:
     @property
     def kernel_config(self) -> KernelConfig:
         if self._kernel_config is None:
+            from terminal.emv.profile_adapter import kernel_config_from_profile
+
             self._kernel_config = kernel_config_from_profile(self.profile)
         return self._kernel_config
 
@@ -197,6 +204,8 @@ class TerminalServices:
     def breaker_states(self) -> list[PspBreakerStatus]:
         """Every PSP of the profile with its breaker now (closed until a router of this
         process has counted failures)."""
+        from edge_sync.connectors import BreakerState
+
         out = []
         for psp in self.profile.psps:
             breaker = self._breakers.get(psp.name)
@@ -219,12 +228,16 @@ class TerminalServices:
                           transaction_id: uuid.UUID | None = None) -> ProfilePspAuthoriser:
         """The kernel's online authoriser through the profile's PSPs, for one transaction;
         a reversal the PSP leaves unconfirmed is queued in the outbox."""
+        from terminal.services.psp import ProfilePspAuthoriser
+
         return ProfilePspAuthoriser(
             self.profile, router or self.router(), amount, transaction_id=transaction_id,
             on_reversal_pending=self.queue_reversal,
         )
 
     def queue_reversal(self, transaction_id: uuid.UUID, pending: ReversalPendingError) -> str:
+        from terminal.services.psp import queue_reversal
+
         return queue_reversal(self.store, transaction_id, pending)
 
     def new_router(self) -> Router:
@@ -234,6 +247,8 @@ class TerminalServices:
     @property
     def sync(self) -> SyncService:
         if self._sync is None:
+            from terminal.services.sync import SyncService
+
             self._sync = SyncService(self.profile, self.data_dir, self.store,
                                      self.signing_keys)
         return self._sync
@@ -242,6 +257,7 @@ class TerminalServices:
         """``psp:<name>`` → the outbox transport through that connector (a router of its
         own, closed with ``stack``); advices re-seal their card from the vault, and the
         reference of an accepted advice is recorded on its payment (what a refund names)."""
+        from edge_sync.connectors import PspOutboxTransport
         from terminal.payments.advice import advice_card_source, advice_reference_recorder
 
         router = self.new_router()
@@ -288,6 +304,9 @@ class TerminalServices:
     def end_of_day(self, day: dt.date) -> list[CurrencyTotal]:
         """Compute the day's totals and queue them for the platform (journalled), then sign
         the journal head with the terminal's key and queue that checkpoint too."""
+        from terminal.eod import report_end_of_day
+        from terminal.store.checkpoints import sign_checkpoint
+
         terminal_id = self.profile.terminal.terminal_id
         totals = report_end_of_day(self.store, terminal_id, day)
         try:

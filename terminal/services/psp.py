@@ -18,7 +18,7 @@ from edge_sync.connectors import Amount as PspAmount
 from edge_sync.connectors import Router, RoutingKey
 from edge_sync.connectors.errors import PspError, ReversalPendingError
 from edge_sync.connectors.iso8583_mac import MessageAuthenticator
-from etika_json import JsonValue
+from edge_sync.json_types import JsonValue
 from terminal.emv.errors import NoApplicationError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import pan_from_card

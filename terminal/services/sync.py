@@ -21,13 +21,13 @@ from typing import Protocol, cast
 from edge_sync.downlink import DownlinkHandler
 from edge_sync.errors import SyncError
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
+from edge_sync.json_types import JsonObject, JsonValue
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.outbox import DestinationStatusRow, RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, Signer
 from edge_sync.transport import FailoverTransport, Transport
 from edge_sync.worker import DrainReport, OutboxWorker, WorkerSettings
 from etika_errors import EtikaError
-from etika_json import JsonObject, JsonValue
 from terminal.profile import Profile
 from terminal.store import Store
 from terminal.store.checkpoints import checkpoint_if_due

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from etika_json import JsonObject
+from edge_sync.json_types import JsonObject
 from terminal.errors import IllegalTransitionError
 from terminal.store.journal import JournalEntry, append_entry
 

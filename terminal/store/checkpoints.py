@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from edge_sync.signing import Signer
 from terminal.errors import JournalError
 from terminal.store.changes import OutboxMessage, StateChange, record_change
 from terminal.store.journal import GENESIS_HASH, canonical_json
 
 if TYPE_CHECKING:
+    from edge_sync.signing import Signer
     from terminal.store.db import Store
 
 __all__ = [

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from edge_sync.json_types import JsonObject
 from edge_sync.outbox import (
     ALERT_DESTINATION,
     ALERT_KIND,
@@ -27,7 +28,6 @@ from edge_sync.outbox import (
     OutboxRow,
     alert_payload,
 )
-from etika_json import JsonObject
 from terminal.store.changes import OutboxMessage, StateChange, record_change
 from terminal.store.db import Store
 
