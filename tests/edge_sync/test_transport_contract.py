@@ -138,6 +138,11 @@ def https_platform(pki: test_pki_module.TestPki, directory: Path) -> Iterator[Pl
     key_file.write_bytes(SIGNER.public_key_pem())
     _platform_cli(data, "register-terminal", "--database", str(database),
                   "--terminal-id", TERMINAL_ID, "--public-key", str(key_file))
+    # Its own process: SoftHSM2 keeps the first token directory a process loaded, so an
+    # in-process call would look for this platform's token in another test's directory.
+    public_key = subprocess.run(
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform", "key"],
+        cwd=REPO, capture_output=True, check=True).stdout
     port, log = free_port(), directory / "platform.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform",
@@ -146,7 +151,7 @@ def https_platform(pki: test_pki_module.TestPki, directory: Path) -> Iterator[Pl
          "--https-client-ca", str(pki.ca_pem)],
         cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
-    platform = PlatformProcess(f"https://127.0.0.1:{port}", database, b"", process)
+    platform = PlatformProcess(f"https://127.0.0.1:{port}", database, public_key, process)
     try:
         link = HttpsLinkSettings(terminal_id=TERMINAL_ID, base_url=platform.url,
                                  ca_file=pki.ca_pem, cert_file=pki.terminal_pem,
@@ -163,7 +168,6 @@ def https_platform(pki: test_pki_module.TestPki, directory: Path) -> Iterator[Pl
                 if time.monotonic() > deadline:
                     raise AssertionError(f"platform never answered: {log.read_text()}") from None
                 time.sleep(0.05)
-        platform.public_key_pem = _platform_cli(data, "key").encode()
         yield platform
     finally:
         platform.stop()
