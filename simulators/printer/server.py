@@ -34,20 +34,35 @@ class PrinterSimulator:
         if self._master is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._master)
+            # What the terminal wrote just before we stop is in the pty's buffer and the
+            # event loop has not handed it to us yet (likely on a loaded machine): a real
+            # printer would still print it, so decode it before closing.
+            self._drain()
             os.close(self._master)
             self._master = None
         if self._slave is not None:
             os.close(self._slave)
             self._slave = None
 
+    def _drain(self) -> None:
+        while self._master is not None and self._read_once():
+            pass
+
     def _on_readable(self) -> None:
+        self._read_once()
+
+    def _read_once(self) -> bool:
+        """Feed one read's bytes to the device; False when nothing was waiting."""
         if self._master is None:
-            return
+            return False
         try:
             data = os.read(self._master, 4096)
         except (BlockingIOError, OSError):
-            return
+            return False
+        if not data:
+            return False
         answer = self.device.feed(data)
         if answer:
             with contextlib.suppress(OSError):
                 os.write(self._master, answer)
+        return True
