@@ -72,6 +72,7 @@ from terminal.services import TerminalServices
 from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import Store
 from terminal.store.outbox import SqliteOutbox
+from terminal.store.psp_trace import SqliteStanSource
 from terminal.store.token_map import StoreTokenRegistry
 
 __all__ = ["Step", "mix", "run_headless"]
@@ -143,13 +144,18 @@ class _Link:
         self.dead_port = dead_port
         self.offline = False
 
-    def router(self, _profile: Profile, _store: Store) -> Router:
+    def router(self, _profile: Profile, store: Store) -> Router:
+        # STANs from the store, as the terminal's own router takes them: a router made anew
+        # (the link going down and up, the final sync) that restarted at 000001 would repeat
+        # a STAN of the same second, and the acquirer answers a repeat with the earlier
+        # message's reply (the refunds sent at the final sync stayed pending_sync).
         connector = Iso8583Connector(Iso8583Settings(
             HostContext(connector="cih", acquirer_id="504001", terminal_id="ETK00001",
                         merchant_id="ETIKA0000000001",
                         merchant_name_location="ETIKA DEMO SHOP           CASABLANCA   MA"),
             "127.0.0.1", self.dead_port if self.offline else self.port,
-            public_key_path("iso8583").read_bytes(), timeout_s=2.0))
+            public_key_path("iso8583").read_bytes(), timeout_s=2.0),
+            stans=SqliteStanSource(store, "cih"))
         return Router([RouteRule(name="all", connectors=("cih",))], {"cih": connector}, {},
                       breakers={"cih": BreakerSettings(50, 30.0, 15.0)})
 

@@ -123,3 +123,21 @@ async def test_refund_of_offline_pop_deferred_payment_waits_for_both(data_dir: P
         assert report.completed == [pid]
         assert report.refunds_sent == [str(waiting.refund_id)]
         assert c.acquirer.ledger[str(advice_id(pid))].refunded == 2500
+
+
+async def test_refund_of_pop_deferred_payment_goes_out_once_pop_confirms(
+        data_dir: Path) -> None:
+    """An online sale whose PoP record was deferred: its refund waits, and goes out at the
+    settlement that sees the PoP record confirmed (issue #11 item 3)."""
+    async with counter(data_dir, pop=InMemoryPopBackend(unavailable=1)) as c:
+        out = await c.manager.sale(sale("600.00"), c.reader)
+        assert out.state == "pop_deferred" and not out.offline, out.reason
+        pid = str(out.payment_id)
+        waiting = await refund_payment(c.manager, pid, mad("100.00"))
+        assert waiting.state == "pending_sync"
+        assert (await settle(c.manager)).refunds_sent == []  # the record is still queued
+        assert c.acquirer.ledger[pid].refunded == 0
+        await _drain(c, pop=True)
+        report = await settle(c.manager)
+        assert (report.completed, report.refunds_sent) == ([pid], [str(waiting.refund_id)])
+        assert c.acquirer.ledger[pid].refunded == 10000
