@@ -16,11 +16,16 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
 from edge_sync.errors import SignatureError, TransportError
+from edge_sync.http_client import (
+    JSON_HEADERS,
+    OwnsHttpClient,
+    client_tls_context,
+    http_client,
+)
 from edge_sync.messages import Ack, AckBatch, AckVerifier, Envelope, messages_path
 
 __all__ = ["HttpsLinkSettings", "HttpsTransport"]
@@ -47,19 +52,16 @@ class HttpsLinkSettings:
         if self.ca_file is None:
             return True  # the system's CAs
         try:
-            context = ssl.create_default_context(cafile=str(self.ca_file))
-            if self.cert_file is not None:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file or self.cert_file))
+            return client_tls_context(self.ca_file, self.cert_file, self.key_file)
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(
                 f"cannot load the HTTPS TLS files ({self.ca_file}, {self.cert_file}): {exc}; "
                 "run scripts/setup to create the test PKI or fix the [sync] paths",
                 url=self.base_url,
             ) from exc
-        return context
 
 
-class HttpsTransport:
+class HttpsTransport(OwnsHttpClient):
     """A :class:`~edge_sync.transport.Transport` over HTTPS; ``async with`` closes its client."""
 
     def __init__(
@@ -69,17 +71,12 @@ class HttpsTransport:
             raise ValueError("max_batch must be at least 1")
         self._settings = settings
         self._url = settings.base_url.rstrip("/") + messages_path(settings.terminal_id)
-        self._client = httpx.AsyncClient(
+        self._client = http_client(
             verify=settings.ssl_context() if transport is None else True,
-            transport=transport,
-            headers={"content-type": "application/json"},
+            transport=transport, headers=JSON_HEADERS,
         )
-        self._verifier = (
-            None
-            if settings.platform_public_key is None
-            else AckVerifier(
-                settings.platform_public_key, settings.terminal_id, settings.destination
-            )
+        self._verifier = AckVerifier.for_link(
+            settings.platform_public_key, settings.terminal_id, settings.destination
         )
         #: Acks dropped: unsigned, forged, misdirected, or for a message not in the batch.
         self.refused_acks = 0
@@ -87,20 +84,6 @@ class HttpsTransport:
     @property
     def name(self) -> str:
         return "https"
-
-    async def __aenter__(self) -> HttpsTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def deliver(self, envelopes: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
         acks: dict[str, Ack] = {}

@@ -377,6 +377,15 @@ class AckVerifier:
         self.terminal_id = terminal_id
         self.destination = destination
 
+    @classmethod
+    def for_link(cls, platform_public_key_pem: bytes | str | None, terminal_id: str,
+                 destination: str) -> AckVerifier | None:
+        """A link's verifier, or ``None`` when no platform key is configured (the link then
+        refuses every ack, saying that the key is missing)."""
+        if platform_public_key_pem is None:
+            return None
+        return cls(platform_public_key_pem, terminal_id, destination)
+
     def check(self, ack: Ack) -> Ack:
         """The ack if it is the platform's, for us and this destination; else SignatureError."""
         if ack.signature is None:

@@ -39,6 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_sync.errors import MessageFormatError, SignatureError, TransportError
+from edge_sync.http_client import client_tls_context
 from edge_sync.messages import (
     Ack,
     AckVerifier,
@@ -89,9 +90,7 @@ class MqttLinkSettings:
         if self.ca_file is None:
             return None
         try:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-            if self.cert_file is not None:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file or self.cert_file))
+            return client_tls_context(self.ca_file, self.cert_file, self.key_file)
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(
                 f"cannot load the MQTT TLS files ({self.ca_file}, {self.cert_file}): {exc}; "
@@ -99,7 +98,6 @@ class MqttLinkSettings:
                 host=self.host,
                 port=self.port,
             ) from exc
-        return context
 
 
 def _fast_ack(raw: bytes) -> Ack:
@@ -133,12 +131,8 @@ class MqttTransport:
         self._tls = settings.tls_context()
         self.last_error: str | None = None
         self.connections = 0
-        self._verifier = (
-            None
-            if settings.platform_public_key is None
-            else AckVerifier(
-                settings.platform_public_key, settings.terminal_id, settings.destination
-            )
+        self._verifier = AckVerifier.for_link(
+            settings.platform_public_key, settings.terminal_id, settings.destination
         )
         #: Acks dropped: unsigned, forged, misdirected, or for nothing sent here.
         self.refused_acks = 0

@@ -39,7 +39,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
@@ -50,6 +49,7 @@ from edge_sync.errors import (
     PopUnavailableError,
     PopUnknownRecordError,
 )
+from edge_sync.http_client import JSON_HEADERS, OwnsHttpClient, http_client
 from edge_sync.messages import canonical_json, utc_now_iso
 from edge_sync.signing import Signer
 from hsm.cards import luhn_valid
@@ -292,7 +292,7 @@ def build_request(
     return {**unsigned, "signature": signature}
 
 
-class HttpsPopClient:
+class HttpsPopClient(OwnsHttpClient):
     """:class:`PopClient` over HTTPS (httpx); ``async with`` closes its connections.
 
     Each call is bounded by ``timeout_s`` as a whole (connect, send, a slow answer) and
@@ -323,26 +323,10 @@ class HttpsPopClient:
         self._signer = signer
         self._timeout_s = timeout_s
         self._max_body = max_body_bytes
-        self._client = httpx.AsyncClient(
+        self._client = http_client(
             verify=ssl_context if ssl_context is not None else True,
-            transport=transport,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"content-type": "application/json"},
+            transport=transport, timeout_s=timeout_s, headers=JSON_HEADERS,
         )
-
-    async def __aenter__(self) -> HttpsPopClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def submit(self, record: PopRecord) -> PopReceipt:
         if not isinstance(record, PopRecord):

@@ -38,6 +38,7 @@ from edge_sync.connectors.base import EntryMode
 from edge_sync.connectors.errors import PspError
 from edge_sync.connectors.iso8583_mac import MessageAuthenticator
 from edge_sync.connectors.iso8583_messages import encode_icc
+from edge_sync.http_client import client_tls_context
 from hsm.cards import CardData
 from terminal.emv import tlv
 from terminal.emv.errors import CardDataError, TlvError
@@ -75,14 +76,13 @@ def _tls_context(profile: Profile, psp: PspConfig) -> ssl.SSLContext | None:
         return None
     try:
         cafile = profile_file(profile.directory, psp.tls_ca_file) if psp.tls_ca_file else None
-        context = ssl.create_default_context(cafile=cafile)
         if psp.tls_cert_file and psp.tls_key_file:
-            context.load_cert_chain(profile_file(profile.directory, psp.tls_cert_file),
-                                    profile_file(profile.directory, psp.tls_key_file))
+            return client_tls_context(cafile, profile_file(profile.directory, psp.tls_cert_file),
+                                      profile_file(profile.directory, psp.tls_key_file))
+        return client_tls_context(cafile)
     except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
         raise ConfigError([f"routing.toml: psp {psp.name!r}: the TLS files cannot be used "
                            f"({exc})"]) from None
-    return context
 
 
 def _api_key(psp: PspConfig, api_keys: Mapping[str, str] | None,

@@ -47,6 +47,7 @@ from edge_sync.connectors.errors import (
     PspTimeoutError,
     PspUnreachableError,
 )
+from edge_sync.http_client import OwnsHttpClient, http_client
 
 __all__ = [
     "MAX_ANSWER_BYTES",
@@ -115,7 +116,7 @@ class HttpAnswer:
     replayed: bool
 
 
-class RestClient:
+class RestClient(OwnsHttpClient):
     """An httpx client that turns every failure into a connector error."""
 
     def __init__(self, settings: RestSettings, *, auth_header: str | None,
@@ -124,10 +125,8 @@ class RestClient:
         headers = {"User-Agent": "etika-terminal/0.1"}
         if auth_header is not None:
             headers["Authorization"] = auth_header
-        self._client = httpx.AsyncClient(
-            base_url=settings.url,
-            timeout=httpx.Timeout(settings.timeout_s),
-            headers=headers,
+        self._client = http_client(
+            base_url=settings.url, timeout_s=settings.timeout_s, headers=headers,
             verify=settings.verify,
             transport=transport or httpx.AsyncHTTPTransport(retries=0, verify=settings.verify),
         )
@@ -158,9 +157,6 @@ class RestClient:
             )
         replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
         return HttpAnswer(status=status, body=body, replayed=replayed)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[str, Any]:

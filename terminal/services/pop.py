@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from edge_sync.errors import PopUnavailableError
+from edge_sync.http_client import client_tls_context
 from edge_sync.pop import HttpsPopClient, PopClient, PopReceipt, PopRecord
 from edge_sync.signing import Signer
 from terminal.errors import ConfigError
@@ -45,7 +46,7 @@ def profile_pop_client(profile: Profile, signer: Signer, stack: contextlib.Async
         if not ca.is_absolute() and data_dir is not None:
             ca = data_dir / ca
         try:
-            context = ssl.create_default_context(cafile=str(ca))
+            context = client_tls_context(ca)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError([f"sync.toml:sync.ca_file: cannot load {ca} for the PoP back "
                                f"end's certificate ({exc})"]) from exc
