@@ -256,6 +256,16 @@ def _b64(signature: bytes) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
+def _signed(model: type[_M], unsigned: dict[str, Any], signer: Signer, what: str) -> _M:
+    """``unsigned`` with its signature over the canonical JSON, as a checked ``model``;
+    ``ValueError`` naming ``what`` when a field is out of the wire contract."""
+    signature = _b64(signer.sign(canonical_json(unsigned)))
+    try:
+        return model.model_validate({**unsigned, "signature": signature})
+    except ValidationError as exc:
+        raise ValueError(f"cannot build {what}: {_summary(exc)}") from exc
+
+
 def build_envelope(
     signer: Signer,
     *,
@@ -279,11 +289,7 @@ def build_envelope(
         "payload": dict(payload),
         "key_version": signer.key_version,
     }
-    signature = _b64(signer.sign(canonical_json(unsigned)))
-    try:
-        return Envelope.model_validate({**unsigned, "signature": signature})
-    except ValidationError as exc:
-        raise ValueError(f"cannot build an uplink envelope: {_summary(exc)}") from exc
+    return _signed(Envelope, unsigned, signer, "an uplink envelope")
 
 
 def build_downlink(
@@ -316,11 +322,7 @@ def build_downlink(
         "expires_at": expires_at,
         "payload": dict(payload),
     }
-    signature = _b64(signer.sign(canonical_json(unsigned)))
-    try:
-        return Downlink.model_validate({**unsigned, "signature": signature})
-    except ValidationError as exc:
-        raise ValueError(f"cannot build a downlink: {_summary(exc)}") from exc
+    return _signed(Downlink, unsigned, signer, "a downlink")
 
 
 def build_ack(
@@ -341,11 +343,7 @@ def build_ack(
         "terminal_id": terminal_id,
         "destination": destination,
     }
-    signature = _b64(signer.sign(canonical_json(unsigned)))
-    try:
-        return Ack.model_validate({**unsigned, "signature": signature})
-    except ValidationError as exc:
-        raise ValueError(f"cannot build an ack: {_summary(exc)}") from exc
+    return _signed(Ack, unsigned, signer, "an ack")
 
 
 class AckVerifier:

@@ -52,6 +52,19 @@ def _hex(data: bytes) -> str:
     return data.hex().upper()
 
 
+def _check_entry(amount_minor: int, currency_numeric: int, timeout_s: int, min_length: int,
+                 max_length: int) -> None:
+    """What every PIN entry request (online ``Z62``, offline ``Z64``) must hold."""
+    if not 0 <= amount_minor <= 999_999_999_999:
+        raise ValueError("the amount must be 0 to 999999999999 minor units")
+    if not 0 <= currency_numeric <= 999:
+        raise ValueError("the currency must be an ISO 4217 numeric code (0-999)")
+    if not 1 <= timeout_s <= 300:
+        raise ValueError("the PIN entry timeout must be 1 to 300 seconds")
+    if not 4 <= min_length <= max_length <= 12:
+        raise ValueError("PIN lengths must satisfy 4 <= min <= max <= 12")
+
+
 def _unhex(text: str, what: str, lengths: tuple[int, ...]) -> bytes:
     if not _HEX.fullmatch(text) or len(text) % 2 or len(text) // 2 not in lengths:
         raise ValueError(f"{what} must be upper-case hex of {' or '.join(map(str, lengths))} bytes")
@@ -98,14 +111,8 @@ class PinEntryRequest:
     def __post_init__(self) -> None:
         if not (self.pan.isascii() and self.pan.isdigit() and 13 <= len(self.pan) <= 19):
             raise ValueError("the PAN must be 13 to 19 digits")
-        if not 0 <= self.amount_minor <= 999_999_999_999:
-            raise ValueError("the amount must be 0 to 999999999999 minor units")
-        if not 0 <= self.currency_numeric <= 999:
-            raise ValueError("the currency must be an ISO 4217 numeric code (0-999)")
-        if not 1 <= self.timeout_s <= 300:
-            raise ValueError("the PIN entry timeout must be 1 to 300 seconds")
-        if not 4 <= self.min_length <= self.max_length <= 12:
-            raise ValueError("PIN lengths must satisfy 4 <= min <= max <= 12")
+        _check_entry(self.amount_minor, self.currency_numeric, self.timeout_s,
+                     self.min_length, self.max_length)
 
     def __repr__(self) -> str:
         return (
@@ -205,14 +212,8 @@ class OfflinePinRequest:
             raise ValueError("the ICC key exponent is 3 or 65537 (Book 2 §7.1)")
         if len(self.challenge) != 8:
             raise ValueError("the ICC challenge is 8 bytes")
-        if not 0 <= self.amount_minor <= 999_999_999_999:
-            raise ValueError("the amount must be 0 to 999999999999 minor units")
-        if not 0 <= self.currency_numeric <= 999:
-            raise ValueError("the currency must be an ISO 4217 numeric code (0-999)")
-        if not 1 <= self.timeout_s <= 300:
-            raise ValueError("the PIN entry timeout must be 1 to 300 seconds")
-        if not 4 <= self.min_length <= self.max_length <= 12:
-            raise ValueError("PIN lengths must satisfy 4 <= min <= max <= 12")
+        _check_entry(self.amount_minor, self.currency_numeric, self.timeout_s,
+                     self.min_length, self.max_length)
 
     def encode(self) -> bytes:
         return (
