@@ -277,14 +277,15 @@ def reconcile(payments: list[dict[str, Any]], pop_ids: dict[str, str],
               reversal_errors: dict[str, str] | None = None) -> dict[str, Any]:
     """Compare the four parties one to one; each finding is named in ``problems``.
 
-    Two gaps reported with issue #15 are counted apart (each also within ``lost``):
-    ``unreversed_after_restart``, payments recovery cancelled whose queued reversal the
-    ISO 8583 connector refused because recovery's reference has no MTI/STAN/DE 7 (the
-    acquirer keeps the money); ``unbooked_offline_advice``, payments approved offline after
-    their online attempt was reversed, whose advice the acquirer answered as that reversed
-    entry (same idempotency key), so it books nothing. ``gap_payments`` lists the payments of
-    these and of gap 3 (an offline approval declined at settlement whose PoP record stays
-    confirmed); :func:`unexplained` reconciles again without them.
+    The gaps reported with issue #15, all fixed since, are still counted apart (each also
+    within ``lost``) so that a regression is named: ``unreversed_after_restart``, payments
+    recovery cancelled whose queued reversal the ISO 8583 connector refused for want of an
+    MTI/STAN/DE 7 (fixed by 634f43a); ``unbooked_offline_advice``, offline approvals with
+    nothing booked at the PSP beside a reversed online attempt under the payment's id (the
+    advice went out under that id and was answered as a replay of it; fixed by 4498f1f, an
+    advice is booked on its own key). ``gap_payments`` lists the payments of these and of
+    gap 3 (an offline approval declined at settlement whose PoP record stays confirmed;
+    fixed by 1c215c9); :func:`unexplained` reconciles again without them.
     """
     reversal_errors = reversal_errors or {}
     gaps: set[str] = set()
