@@ -3,7 +3,8 @@
 The platform reconciles each terminal's report against the transactions it ingested
 (:mod:`edge_sync.platform.reconcile`), so both sides count the same way (the wire contract,
 ``edge_sync/PROTOCOL.md``): a payment counts when its state is one of
-:data:`COUNTED_STATES`, with its amount; an approved refund counts with its amount negated;
+:data:`COUNTED_STATES`, with its amount; an approved refund counts with its amount negated
+(a void does not: the voided payment itself no longer counts);
 the business day is the UTC date of ``created_at`` (the platform's default when a record
 names none). The report is written like every other change: one ``Store.record`` — the
 journal entry and the ``eod_totals`` outbox row together.
@@ -45,7 +46,7 @@ def end_of_day_totals(store: Store, business_date: dt.date) -> list[CurrencyTota
              WHERE status IN ({marks}) AND substr(created_at, 1, 10) = ?
             UNION ALL
             SELECT currency, 1, -amount_minor FROM refunds
-             WHERE status = 'approved' AND substr(created_at, 1, 10) = ?
+             WHERE kind = 'refund' AND status = 'approved' AND substr(created_at, 1, 10) = ?
         ) GROUP BY currency ORDER BY currency
         """,  # noqa: S608 - only placeholders are interpolated
         (*COUNTED_STATES, day, day),

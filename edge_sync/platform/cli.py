@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
 from edge_sync.platform.errors import PlatformError
 from edge_sync.platform.keys import read_terminal_public_key
-from edge_sync.platform.reconcile import reconcile, reconcile_pop
+from edge_sync.platform.reconcile import reconcile, reconcile_pop, reconcile_psp
 from edge_sync.platform.storage import PlatformStorage, open_storage
 
 if TYPE_CHECKING:
@@ -276,6 +276,11 @@ def register(groups: CommandGroups) -> None:
         "--pop-url", metavar="URL",
         help="also compare the day's sales one to one with the PoP back end's ledger "
         "(GET URL/ledger/records; e.g. the etika sim pop stand-in)")
+    rec.add_argument(
+        "--psp-url", metavar="URL", action="append", default=[],
+        help="also compare each payment one to one with what this PSP booked (GET "
+        "URL/ledger/summary: the control port of etika sim psp --kind iso8583, or a REST "
+        "gateway's own port); repeat it for every PSP the terminals route to")
     rec.set_defaults(handler=_reconcile)
 
     push = commands.add_parser(
@@ -441,6 +446,10 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
             records = _pop_records(args.pop_url)
             result.pop_checked = len(records)
             result.pop_mismatches = reconcile_pop(storage, result.business_date, records)
+        if args.psp_url:
+            entries = [e for url in args.psp_url for e in _psp_entries(url)]
+            result.psp_checked = len(entries)
+            result.psp_mismatches = reconcile_psp(storage, result.business_date, entries)
     finally:
         storage.close()
     if args.json:
@@ -464,6 +473,15 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
             print(f"  {p.terminal_id:<20} {p.kind:<30} sale {p.transaction_id or '-'} "
                   f"({p.platform_state or '-'}) record {p.pop_record_id or '-'} "
                   f"({p.pop_status or 'absent'})")
+    if result.psp_checked is not None:
+        print(f"PSP ledgers: {result.psp_checked} entr(y/ies), "
+              f"{len(result.psp_mismatches)} mismatch(es)   (amounts in minor units)")
+        for m in result.psp_mismatches:
+            ours = "-" if m.platform_amount_minor is None else m.platform_amount_minor
+            theirs = "-" if m.psp_amount_minor is None else m.psp_amount_minor
+            print(f"  {m.terminal_id or '-':<20} {m.kind:<30} payment "
+                  f"{m.transaction_id or '-'} ({m.platform_state or '-'}: {ours}) PSP "
+                  f"{'/'.join(m.psp_keys)}: {theirs}")
     return 0 if result.ok else 1
 
 
@@ -483,6 +501,27 @@ def _pop_records(url: str) -> list[dict[str, Any]]:
     if not isinstance(records, list):
         raise PlatformError(f"--pop-url: {target} did not answer a list of records")
     return [r for r in records if isinstance(r, dict)]
+
+
+def _psp_entries(url: str) -> list[dict[str, Any]]:
+    """One PSP's ledger entries (the simulators' ``/ledger/summary``); one-line errors."""
+    import httpx
+
+    target = url.rstrip("/")
+    if not target.endswith("/ledger/summary"):
+        target += "/ledger/summary"
+    try:
+        answer = httpx.get(target, timeout=30)
+        answer.raise_for_status()
+        body = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PlatformError(f"--psp-url: cannot read the PSP ledger at {target}: {exc}"
+                            ) from exc
+    entries = body.get("entries") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        raise PlatformError(f"--psp-url: {target} did not answer a ledger "
+                            '({"entries": [...]})')
+    return [e for e in entries if isinstance(e, dict)]
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:

@@ -196,7 +196,10 @@ def _transaction(envelope: Envelope) -> TransactionFact | None:
         currency=_currency(payload.get("currency"), "currency"),
         amount_minor=_SIGNS[kind] * _int(payload, "amount_minor", minimum=0),
         state=state,
-        counted=state is None or state in COUNTED_STATES,
+        # A sale counts while its financial leg stands; a refund once the PSP approved it
+        # (negative), as the terminal's end-of-day report counts them (terminal.eod).
+        counted=state is None or state in COUNTED_STATES
+        or (kind == "refund" and state == "approved"),
     )
 
 

@@ -13,6 +13,24 @@ listed, none is summarised away:
     the platform holds sales in a currency the terminal's report leaves out;
 ``no_report``
     the platform holds sales for a terminal that sent no end-of-day report for the day.
+
+Given the ledgers, each payment of the day is also matched one to one with its PoP record
+(:func:`reconcile_pop`) and with what the PSPs booked for it (:func:`reconcile_psp`): the
+platform's mirror of the terminal, the PSP and the PoP back end must tell the same story.
+PSP differences (:class:`PspMismatch`):
+
+``psp_missing``
+    a sale that counts (the terminal took the money) that no PSP charged;
+``double_charge``
+    a payment charged more than once (under its own key and its advice's, or at two PSPs);
+``amount_mismatch``
+    the PSP charged another amount (or currency) than the sale's;
+``psp_charged_for_failed_sale``
+    a sale that does not count (declined, cancelled, reversed, voided) still charged;
+``refund_mismatch``
+    what the PSP gave back for a payment differs from the approved refunds the platform holds;
+``psp_only``
+    a charge for a key the platform knows no payment for.
 """
 
 from __future__ import annotations
@@ -23,8 +41,10 @@ from typing import Any
 
 from edge_sync.platform.records import Total
 from edge_sync.platform.storage import PlatformStorage
+from edge_sync.transaction_keys import psp_keys
 
-__all__ = ["Line", "Mismatch", "PopMismatch", "Reconciliation", "reconcile", "reconcile_pop"]
+__all__ = ["Line", "Mismatch", "PopMismatch", "PspMismatch", "Reconciliation", "reconcile",
+           "reconcile_pop", "reconcile_psp"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +77,13 @@ class Reconciliation:
     #: The PoP ledger, compared record by record when it was given (``None``: not checked).
     pop_checked: int | None = None
     pop_mismatches: list[PopMismatch] = field(default_factory=list)
+    #: The PSPs' ledger entries, compared payment by payment when given (``None``: not).
+    psp_checked: int | None = None
+    psp_mismatches: list[PspMismatch] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.pop_mismatches
+        return not self.mismatches and not self.pop_mismatches and not self.psp_mismatches
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +97,8 @@ class Reconciliation:
             "mismatches": [asdict(mismatch) for mismatch in self.mismatches],
             "pop_checked": self.pop_checked,
             "pop_mismatches": [asdict(m) for m in self.pop_mismatches],
+            "psp_checked": self.psp_checked,
+            "psp_mismatches": [asdict(m) for m in self.psp_mismatches],
         }
 
 
@@ -118,6 +143,94 @@ def reconcile_pop(storage: PlatformStorage, business_date: str,
         if record.get("status") == "confirmed" and record_id not in every_known:
             found.append(PopMismatch(str(record.get("terminal_id")), None, record_id,
                                      "pop_only", None, "confirmed"))
+    return found
+
+
+@dataclass(frozen=True)
+class PspMismatch:
+    """A payment whose platform mirror and PSP ledger disagree (one to one); amounts in
+    minor units, ``None`` where a side has nothing."""
+
+    terminal_id: str | None
+    transaction_id: str | None
+    psp_keys: tuple[str, ...]
+    kind: str  # see the module docstring
+    platform_state: str | None
+    platform_amount_minor: int | None
+    psp_amount_minor: int | None
+
+
+#: Ledger states in which the PSP holds the customer's money (wholly or partly refunded).
+_CHARGED = frozenset({"held", "captured", "refunded"})
+
+
+def _charged(entry: dict[str, Any]) -> bool:
+    return (entry.get("kind") != "refund" and entry.get("state") in _CHARGED
+            and entry.get("code", "00") == "00")
+
+
+def _charge_of(entry: dict[str, Any]) -> int:
+    return int(entry.get("captured") or entry.get("amount_minor") or 0)
+
+
+def reconcile_psp(storage: PlatformStorage, business_date: str,
+                  entries: list[dict[str, Any]], *, limit: int = 100_000
+                  ) -> list[PspMismatch]:
+    """Sales of ``business_date`` against the PSPs' ledger entries (every PSP's, merged),
+    payment by payment: a sale that counts is charged once, for its amount, and what was
+    given back equals its approved refunds; a sale that does not count holds no charge; a
+    charge no payment explains is reported too. An offline approval is booked under its
+    advice's key (:func:`edge_sync.transaction_keys.advice_key`)."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("key"):
+            by_key.setdefault(str(entry["key"]), []).append(entry)
+    every = storage.transactions(None, limit)
+    refunds: dict[str, int] = {}
+    for tx in every:
+        details = tx.get("details") or {}
+        if details.get("type") == "refund" and tx["state"] == "approved":
+            refers_to = str(details.get("refers_to"))
+            refunds[refers_to] = refunds.get(refers_to, 0) - int(tx["amount_minor"])
+    found: list[PspMismatch] = []
+    explained: set[str] = set()
+    for tx in every:
+        if (tx.get("details") or {}).get("type", "sale") != "sale":
+            continue
+        keys = psp_keys(str(tx["transaction_id"]))
+        explained.update(keys)
+        if tx["business_date"] != business_date:
+            continue
+        charges = [e for key in keys for e in by_key.get(key, []) if _charged(e)]
+        charged = sum(_charge_of(e) for e in charges)
+        given_back = sum(int(e.get("refunded") or 0) for e in charges)
+
+        def report(kind: str, psp_amount: int | None, tx: dict[str, Any] = tx,
+                   keys: tuple[str, ...] = keys) -> None:
+            found.append(PspMismatch(tx["terminal_id"], tx["transaction_id"], keys, kind,
+                                     tx["state"], tx["amount_minor"], psp_amount))
+
+        if not tx["counted"]:
+            if charges:
+                report("psp_charged_for_failed_sale", charged)
+            continue
+        if not charges:
+            report("psp_missing", None)
+            continue
+        if len(charges) > 1:
+            report("double_charge", charged)
+        elif charged != tx["amount_minor"] or any(
+                str(e.get("currency", tx["currency"])) != tx["currency"] for e in charges):
+            report("amount_mismatch", charged)
+        if given_back != refunds.get(str(tx["transaction_id"]), 0):
+            found.append(PspMismatch(tx["terminal_id"], tx["transaction_id"], keys,
+                                     "refund_mismatch", tx["state"],
+                                     refunds.get(str(tx["transaction_id"]), 0), given_back))
+    for key, booked in sorted(by_key.items()):
+        charges = [e for e in booked if _charged(e)]
+        if charges and key not in explained:
+            found.append(PspMismatch(None, None, (key,), "psp_only", None, None,
+                                     sum(_charge_of(e) for e in charges)))
     return found
 
 

@@ -6,7 +6,9 @@ restart (a restart would lose the ledger)::
 
     GET  /ledger/summary      every ledger entry (idempotency key, kind, state, amounts) and
                               counts and sums per currency and state; no card data (entries
-                              are keyed by the terminal's transaction UUID)
+                              are keyed by the terminal's transaction UUID); see
+                              :mod:`simulators.psp.ledger_view` (the REST gateways serve
+                              the same document on their own port)
     POST /v1/admin/faults     {"spec": "timeout=1,latency=0.5"} replaces the faults
                               (the ``--faults`` syntax; "" clears them)
 
@@ -20,31 +22,14 @@ import contextlib
 import json
 from typing import Any
 
-from simulators.psp.acquirer import Acquirer
 from simulators.psp.errors import FaultSpecError
 from simulators.psp.faults import parse_faults
 from simulators.psp.iso_host import Iso8583Host
+from simulators.psp.ledger_view import ledger_summary
 
 __all__ = ["ControlServer", "ledger_summary"]
 
 _MAX_BODY = 64 * 1024
-
-
-def ledger_summary(acquirer: Acquirer) -> dict[str, Any]:
-    """The acquirer's ledger as JSON: entries and per-currency, per-state counts and sums."""
-    entries, postings = acquirer.snapshot()
-    by_currency: dict[str, dict[str, dict[str, int]]] = {}
-    rows = []
-    for entry in entries:
-        rows.append({"key": entry.key, "kind": str(entry.kind), "state": entry.state,
-                     "amount_minor": entry.amount, "currency": entry.currency,
-                     "captured": entry.captured, "refunded": entry.refunded,
-                     "original_key": entry.original_key, "code": entry.decision.code})
-        cell = by_currency.setdefault(entry.currency, {}).setdefault(
-            entry.state, {"count": 0, "amount_minor": 0})
-        cell["count"] += 1
-        cell["amount_minor"] += entry.amount
-    return {"entries": rows, "by_currency": by_currency, "postings": postings}
 
 
 class ControlServer:

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from simulators.psp.acquirer import Acquirer, Decision, EntryKind
 from simulators.psp.faults import Faults
+from simulators.psp.ledger_view import LEDGER_PATH, ledger_summary
 from simulators.psp.rest_common import (
     PAYPAL_CODES,
     CardPresent,
@@ -115,6 +116,11 @@ def paypal_app(acquirer: Acquirer, faults: Faults | None = None) -> Any:
                "custom_id": key, "processor_response": _processor(decision)}
         state.payments[payment_id] = (kind, obj)
         return obj
+
+    @app.get(LEDGER_PATH)
+    async def ledger() -> JSONResponse:
+        # Read-only, loopback: what the acquirer booked, for etika platform reconcile.
+        return JSONResponse(ledger_summary(acquirer))
 
     @app.post("/v2/checkout/orders")
     async def create(request: Request) -> JSONResponse:

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from simulators.psp.acquirer import Acquirer, Decision, EntryKind
 from simulators.psp.faults import Faults
+from simulators.psp.ledger_view import LEDGER_PATH, ledger_summary
 from simulators.psp.rest_common import (
     STRIPE_DECLINE_CODES,
     CardPresent,
@@ -125,6 +126,11 @@ def stripe_app(acquirer: Acquirer, faults: Faults | None = None) -> Any:
             state.store.put(key, StoredAnswer(fingerprint, response.status_code,
                                               json.loads(body)))
             return response
+
+    @app.get(LEDGER_PATH)
+    async def ledger() -> JSONResponse:
+        # Read-only, loopback: what the acquirer booked, for etika platform reconcile.
+        return JSONResponse(ledger_summary(acquirer))
 
     @app.post("/v1/payment_intents")
     async def create(request: Request) -> JSONResponse:

@@ -29,6 +29,7 @@ from typing import Any
 from edge_sync.connectors.base import CardInput, EntryMode, PspResponse
 from edge_sync.connectors.outbox_transport import AcceptedHook
 from edge_sync.messages import Envelope
+from edge_sync.transaction_keys import advice_key
 from hsm import CardKeyStore
 from terminal.payments import ledger
 from terminal.store import StateChange, Store
@@ -41,8 +42,9 @@ __all__ = ["VaultCardEncryptor", "advice_card_source", "advice_id", "advice_refe
 def advice_id(payment_id: uuid.UUID | str) -> uuid.UUID:
     """The idempotency key (and P2PE context) of ``payment_id``'s advice: a name-based UUID
     in the payment's own namespace (RFC 9562 v5), the same at every retry, never the
-    payment's id."""
-    return uuid.uuid5(uuid.UUID(str(payment_id)), "advice")
+    payment's id (the rule lives in :func:`edge_sync.transaction_keys.advice_key`, which
+    the platform's reconciliation shares)."""
+    return advice_key(payment_id)
 
 
 class VaultCardEncryptor:

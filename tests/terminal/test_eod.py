@@ -56,13 +56,18 @@ def _fill(store: Store) -> dict[str, tuple[int, str]]:
 
 
 def test_totals_count_what_moved_money_that_day(store: Store) -> None:
-    """Completed, PoP-deferred payments count; declined, reversed and other days do not;
-    approved refunds count negative."""
+    """Completed, PoP-deferred payments count; declined, reversed, voided and other days do
+    not; approved refunds count negative, a void does not (its payment already left)."""
     counted = _fill(store)
     paid = next(iter(counted))
     store.record(StateChange("refund", "r1", "requested",
                              {"payment_id": paid, "amount_minor": 2500, "currency": "MAD"}))
     store.record(StateChange("refund", "r1", "approved"))
+    voided = _payment(store, 4000, "MAD", ["authorising", "completed", "voided"])
+    store.record(StateChange("refund", "v1", "requested",
+                             {"payment_id": voided, "amount_minor": 4000, "currency": "MAD",
+                              "kind": "void"}))
+    store.record(StateChange("refund", "v1", "approved"))
     store.connection.execute("UPDATE refunds SET created_at = '2026-11-22T11:00:00+00:00'")
     assert end_of_day_totals(store, DAY) == [
         CurrencyTotal("EUR", 1, 3000),

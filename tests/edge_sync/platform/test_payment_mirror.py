@@ -119,3 +119,71 @@ def test_a_confirmed_record_unknown_to_the_platform_is_reported(
         {"record_id": "ghost", "terminal_id": TERMINAL_ID, "kind": "sale",
          "status": "confirmed", "currency": "MAD", "amount_minor": 100}])
     assert [(m.kind, m.pop_record_id) for m in found] == [("pop_only", "ghost")]
+
+
+_PAY = "3f2a1c9e-0000-4000-8000-000000000001"
+
+
+def _entry(key: str, state: str = "captured", amount: int = 60000, *, kind: str = "sale",
+           refunded: int = 0, code: str = "00", currency: str = "MAD") -> dict[str, Any]:
+    return {"key": key, "kind": kind, "state": state, "amount_minor": amount,
+            "currency": currency, "captured": amount if state != "held" else 0,
+            "refunded": refunded, "original_key": None, "code": code}
+
+
+@pytest.mark.parametrize(
+    ("state",        "refund", "ledger",                                           "expected"),
+    [
+        ("completed",  0,        [("own", "captured", 60000, 0)],                   []),
+        ("completed",  0,        [("advice", "captured", 60000, 0)],                []),
+        ("completed",  10000,    [("own", "captured", 60000, 10000)],               []),
+        ("completed",  0,        [],                                                ["psp_missing"]),
+        ("completed",  0,        [("own", "declined", 60000, 0)],                   ["psp_missing"]),
+        ("completed",  0,        [("own", "captured", 59999, 0)],                   ["amount_mismatch"]),
+        ("completed",  0,        [("own", "captured", 60000, 0),
+                                  ("advice", "captured", 60000, 0)],                ["double_charge"]),
+        ("completed",  10000,    [("own", "captured", 60000, 0)],                   ["refund_mismatch"]),
+        ("completed",  0,        [("own", "captured", 60000, 500)],                 ["refund_mismatch"]),
+        ("cancelled",  0,        [("own", "reversed", 60000, 0)],                   []),
+        ("cancelled",  0,        [("own", "captured", 60000, 0)],                   ["psp_charged_for_failed_sale"]),
+        ("voided",     0,        [("own", "reversed", 60000, 0)],                   []),
+    ],
+)
+def test_reconciliation_with_the_psp_ledger(storage: PlatformStorage,
+                                            registered: SoftwareSigner, state: str,
+                                            refund: int,
+                                            ledger: list[tuple[str, str, int, int]],
+                                            expected: list[str]) -> None:
+    """Each sale of the day is matched one to one with what the PSPs booked for it (under its
+    own key, or its advice's when approved offline): charged once, for its amount, refunds
+    equal; a sale that failed holds no charge."""
+    from edge_sync.platform.ingest import Ingestor, RawUplink
+    from edge_sync.platform.reconcile import reconcile_psp
+    from edge_sync.transaction_keys import advice_key
+
+    keys = {"own": _PAY, "advice": str(advice_key(_PAY))}
+    messages = [envelope(registered, payload={**_payment(state), "payment_id": _PAY})]
+    if refund:
+        messages.append(envelope(registered, payload={
+            "payment_id": "ref-1", "type": "refund", "state": "approved",
+            "amount_minor": refund, "currency": "MAD", "business_date": "2026-12-03",
+            "refers_to": _PAY}))
+    Ingestor(storage).ingest([RawUplink(TERMINAL_ID, m.to_json(), "transaction")
+                              for m in messages])
+    entries = [_entry(keys[which], st, amount, refunded=back)
+               for which, st, amount, back in ledger]
+    found = reconcile_psp(storage, "2026-12-03", entries)
+    assert [m.kind for m in found] == expected
+    assert all(m.transaction_id == _PAY for m in found)
+
+
+def test_a_charge_unknown_to_the_platform_is_reported(storage: PlatformStorage,
+                                                      registered: SoftwareSigner) -> None:
+    """A PSP charge under a key no payment of the platform explains is a mismatch; a
+    declined one is not."""
+    from edge_sync.platform.reconcile import reconcile_psp
+
+    found = reconcile_psp(storage, "2026-12-03", [_entry("ghost", amount=100),
+                                                  _entry("refused", "declined", code="51")])
+    assert [(m.kind, m.psp_keys, m.psp_amount_minor) for m in found] == [
+        ("psp_only", ("ghost",), 100)]

@@ -26,7 +26,7 @@ async def test_ledger_summary_and_faults(iso_host: Callable[..., Any]) -> None:
             async with httpx.AsyncClient(base_url=base) as client:
                 summary = (await client.get("/ledger/summary")).json()
                 assert [e["key"] for e in summary["entries"]] == [request.idempotency_key]
-                assert summary["by_currency"]["504"]["captured"] == {
+                assert summary["by_currency"]["MAD"]["captured"] == {
                     "count": 1, "amount_minor": 2500}
                 assert "4761739001010010" not in str(summary)
                 changed = await client.post("/v1/admin/faults", json={"spec": "timeout=2"})
