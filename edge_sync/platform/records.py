@@ -11,9 +11,10 @@ stored as received and only counted):
     may be named ``status``; ``type`` defaults to sale (a refund
     counts negative); ``business_date`` to the date of ``created_at``. A transaction counts
     in the totals when its latest ``state`` is absent or one of :data:`COUNTED_STATES` (the
-    financial leg stands); a refund also when it is ``approved`` (the terminal's state). A transaction message with neither ``amount_minor`` nor
-    ``currency`` is stored but not booked (the fleet API counts it as ``unbooked``); one
-    whose booking fields are present but wrong is refused.
+    financial leg stands); a refund also when it is ``approved`` (the terminal's state). A
+    transaction message with neither ``amount_minor`` nor ``currency`` is stored but not
+    booked (the fleet API counts it as ``unbooked``); one whose booking fields are present
+    but wrong is refused.
 ``eod_totals``
     ``{"business_date": "YYYY-MM-DD", "totals": [{"currency": "MAD", "count": int,
     "amount_minor": int}, ...]}`` — the terminal's end-of-day totals; a later report for the
