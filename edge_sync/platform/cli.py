@@ -476,12 +476,13 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
     if result.psp_checked is not None:
         print(f"PSP ledgers: {result.psp_checked} entr(y/ies), "
               f"{len(result.psp_mismatches)} mismatch(es)   (amounts in minor units)")
-        for m in result.psp_mismatches:
-            ours = "-" if m.platform_amount_minor is None else m.platform_amount_minor
-            theirs = "-" if m.psp_amount_minor is None else m.psp_amount_minor
-            print(f"  {m.terminal_id or '-':<20} {m.kind:<30} payment "
-                  f"{m.transaction_id or '-'} ({m.platform_state or '-'}: {ours}) PSP "
-                  f"{'/'.join(m.psp_keys)}: {theirs}")
+        for psp in result.psp_mismatches:
+            platform_has = "-" if psp.platform_amount_minor is None \
+                else str(psp.platform_amount_minor)
+            psp_has = "-" if psp.psp_amount_minor is None else str(psp.psp_amount_minor)
+            print(f"  {psp.terminal_id or '-':<20} {psp.kind:<30} payment "
+                  f"{psp.transaction_id or '-'} ({psp.platform_state or '-'}: {platform_has}) PSP "
+                  f"{'/'.join(psp.psp_keys)}: {psp_has}")
     return 0 if result.ok else 1
 
 

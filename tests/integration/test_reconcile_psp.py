@@ -16,7 +16,6 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -70,15 +69,16 @@ async def _sync_to_platform(c: Counter, database: Path) -> None:
         storage.close()
 
 
-async def _reconcile(database: Path, day: str, ledger_url: str) -> tuple[int, dict[str, Any]]:
+async def _reconcile(database: Path, day: str, ledger_url: str, *options: str
+                     ) -> subprocess.CompletedProcess[str]:
     # In a thread: this loop serves the acquirer's control port the command reads.
     run = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "terminal.cli.main", "platform", "reconcile", "--database",
-         str(database), "--date", day, "--psp-url", ledger_url, "--json"],
+         str(database), "--date", day, "--psp-url", ledger_url, *options],
         capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode in (0, 1), run.stderr[-2000:]
-    return run.returncode, json.loads(run.stdout)
+    return run
 
 
 async def test_reconcile_with_the_acquirer_ledger_reports_a_deliberate_mismatch(
@@ -102,14 +102,20 @@ async def test_reconcile_with_the_acquirer_ledger_reports_a_deliberate_mismatch(
             day = c.manager.clock().date()
             report_end_of_day(c.store, c.profile.terminal.terminal_id, day)
             await _sync_to_platform(c, database)
-            code, clean = await _reconcile(database, day.isoformat(), ledger_url)
-            assert code == 0 and clean["ok"], clean
+            run = await _reconcile(database, day.isoformat(), ledger_url, "--json")
+            clean = json.loads(run.stdout)
+            assert run.returncode == 0 and clean["ok"], clean
             assert clean["psp_checked"] == 4  # three sales (one an advice), one refund
             c.acquirer.refund(str(second.payment_id), str(uuid.uuid4()), 500)
-            code, found = await _reconcile(database, day.isoformat(), ledger_url)
+            run = await _reconcile(database, day.isoformat(), ledger_url, "--json")
+            code, found = run.returncode, json.loads(run.stdout)
+            text = await _reconcile(database, day.isoformat(), ledger_url)
         finally:
             await control.close()
     assert code == 1 and not found["ok"] and found["mismatches"] == []  # the totals agree
     assert [(m["kind"], m["transaction_id"], m["platform_amount_minor"],
              m["psp_amount_minor"]) for m in found["psp_mismatches"]] == [
         ("refund_mismatch", str(second.payment_id), 0, 500)]
+    assert text.returncode == 1
+    assert "PSP ledgers: 5 entr(y/ies), 1 mismatch(es)" in text.stdout
+    assert f"refund_mismatch                payment {second.payment_id}" in text.stdout
