@@ -179,7 +179,7 @@ class PopRecord:
         }
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> PopRecord:
+    def from_payload(cls, payload: object) -> PopRecord:
         """Inverse of :meth:`as_payload`; :class:`PopRecordError` names what is wrong."""
         if not isinstance(payload, Mapping):
             raise PopRecordError("a PoP record is a JSON object")
@@ -189,7 +189,7 @@ class PopRecord:
             raise PopRecordError(
                 f"PoP record fields differ from the contract (missing {sorted(missing)}, "
                 f"unexpected {sorted(extra)})")
-        values = dict(payload)
+        values: dict[str, Any] = dict(payload)  # each field is checked by __post_init__
         for name in ("record_id", "payment_id", "refers_to"):
             raw = values[name]
             if raw is None and name == "refers_to":

@@ -170,12 +170,13 @@ class PspReference:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PspReference:
+    def from_dict(cls, data: Mapping[str, object]) -> PspReference:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown PSP reference fields {sorted(unknown)}")
-        return cls(**dict(data))
+        fields: dict[str, Any] = dict(data)
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
+from etika_argtypes import CommandGroups
 from terminal.cli.context import CliContext
 
 __all__ = ["register"]
 
 
-def register(groups: Any) -> None:
+def register(groups: CommandGroups) -> None:
     demo = groups.add_parser(
         "demo", help="the counter with every other side simulated (UI, or --headless JSON)",
         description="Start every simulator on loopback and open the counter UI with a card "

@@ -247,7 +247,7 @@ class PopServer:
 
     def _submit(self, body: dict[str, Any], terminal_id: str) -> tuple[int, dict[str, Any]]:
         try:
-            record = PopRecord.from_payload(body.get("record"))  # type: ignore[arg-type]
+            record = PopRecord.from_payload(body.get("record"))
         except PopRecordError as exc:
             return self._refused(Refusal("malformed", str(exc), 422))
         if record.terminal_id != terminal_id:

@@ -24,9 +24,9 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from drivers.base import CardReader
+from drivers.base import CardReader, EncryptedPin
 from etika_argtypes import CommandGroups, seconds
 from terminal.cli.context import CliContext
 from terminal.cli.usage import amount_option
@@ -37,6 +37,10 @@ from terminal.emv.kernel import EmvKernel, OnlineAuthoriser, TransactionResult
 from terminal.emv.offline_pin import OfflinePinRequest
 from terminal.emv.selection import Chooser
 from terminal.services import aid_chooser, card_session, run_card_job
+
+if TYPE_CHECKING:
+    from terminal.services import TerminalServices
+    from terminal.services.psp import ProfilePspAuthoriser
 
 __all__ = ["CARD_READER_ENTRY_POINTS", "SimulatedReader", "register"]
 
@@ -187,7 +191,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
         ctx.require_store()  # the PSP trace (STANs) and reversals live in the store
     with ctx.services(card_reader=_reader(args)) as services:
         config = services.kernel_config
-        online: list[Any] = []  # the PSP authoriser, once built (Ctrl-C needs it)
+        online: list[ProfilePspAuthoriser] = []  # the PSP authoriser, once built (Ctrl-C needs it)
 
         async def go(reader: CardReader) -> TransactionResult:
             async with contextlib.AsyncExitStack() as stack:
@@ -211,7 +215,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
                     pad = await stack.enter_async_context(
                         SerialPinPad(args.pinpad, settings.baud))
 
-                    async def pin_entry(request: OnlinePinRequest) -> Any:
+                    async def pin_entry(request: OnlinePinRequest) -> EncryptedPin:
                         return await pad.get_pin(request.pan, request.amount,
                                                  request.currency_numeric,
                                                  timeout_s=settings.pin_timeout_s)
@@ -238,7 +242,7 @@ def _transact(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupted(services: Any, online: list[Any]) -> str:
+def _interrupted(services: TerminalServices, online: list[ProfilePspAuthoriser]) -> str:
     """Ctrl-C: if the authorisation had left, queue its reversal; say what happened."""
     authoriser = online[0] if online else None
     if authoriser is None or not authoriser.may_have_charged:

@@ -16,12 +16,17 @@ import argparse
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from etika_argtypes import CommandGroups, seconds
 from terminal.cli.context import CliContext
-from terminal.money import Amount, parse_amount
+from terminal.money import Amount, Currency, parse_amount
 from terminal.payments.model import PaymentEvent, PaymentOutcome, RefundOutcome, SaleRequest
+
+if TYPE_CHECKING:
+    from terminal.payments.model import EventSink
+    from terminal.payments.recovery import RecoveryReport
+    from terminal.services import TerminalServices
 
 __all__ = ["register_pay", "register_refund", "register_tx", "register_void"]
 
@@ -115,7 +120,7 @@ def _pay(ctx: CliContext, args: argparse.Namespace) -> int:
     return 0 if outcome.approved else 1
 
 
-def _typed_amount(text: str, currency: Any) -> Amount:
+def _typed_amount(text: str, currency: Currency) -> Amount:
     """The cashier's amount; an unreadable one is a usage mistake (exit 2)."""
     from terminal.errors import MoneyError
     from terminal.payments.model import InvalidAmountError
@@ -126,8 +131,8 @@ def _typed_amount(text: str, currency: Any) -> Amount:
         raise InvalidAmountError(str(exc)) from exc
 
 
-async def _sale(services: Any, request: SaleRequest, pinpad: str | None,
-                on_event: Any) -> PaymentOutcome:
+async def _sale(services: TerminalServices, request: SaleRequest, pinpad: str | None,
+                on_event: EventSink) -> PaymentOutcome:
     async with contextlib.AsyncExitStack() as stack:
         reader = services.card_reader
         if reader is None:
@@ -153,7 +158,7 @@ async def _sale(services: Any, request: SaleRequest, pinpad: str | None,
         return await manager.sale(request, reader, on_event=on_event)
 
 
-async def _recover(services: Any) -> Any:
+async def _recover(services: TerminalServices) -> RecoveryReport:
     from terminal.payments.recovery import recover
 
     async with services.payments() as manager:
