@@ -80,13 +80,18 @@ from terminal.payments.model import (
 )
 from terminal.payments.receipt import Receipt, render_text
 from terminal.profile import Profile
-from terminal.services.psp import network_for_aid, psp_amount
+from terminal.services.psp import (
+    REVERSAL_PRIORITY,
+    amount_payload,
+    network_for_aid,
+    psp_amount,
+    reversal_payload,
+)
 from terminal.store import OutboxMessage, StateChange, Store
 from terminal.store.changes import record_change
 
 __all__ = ["PaymentManager"]
 
-REVERSAL_PRIORITY = 10
 POP_PRIORITY = 60
 #: A reversal or advice the PSP has not acknowledged after this long needs a person.
 SETTLE_TTL_S = 7 * 86400.0
@@ -418,7 +423,7 @@ class PaymentManager:
                 f"psp:{connector}", "advice",
                 {"payment_id": pid, "advice_id": str(advice_id(pid)),
                  "connector": connector, "network": sale.network,
-                 "amount": _amount_json(sale.request.amount),
+                 "amount": amount_payload(sale.request.amount),
                  "entry_mode": "contactless" if sale.request.contactless else "chip"},
                 f"advice:{pid}", ref_id=pid, ttl_s=SETTLE_TTL_S))
         pop_fields, pop_state = self._pop_after(pop, approved=True)
@@ -557,9 +562,7 @@ class PaymentManager:
     def _reversal_message(self, sale: _Sale, reference: PspReference, *,
                           key: str | None = None) -> OutboxMessage:
         pid = str(sale.payment_id)
-        payload: dict[str, JsonValue] = {"connector": reference.connector,
-                                         "original": reference.as_dict(),
-                   "amount": _amount_json(sale.request.amount)}
+        payload = reversal_payload(reference, sale.request.amount)
         return OutboxMessage(f"psp:{reference.connector}", "reversal", payload,
                              key or f"reversal:{pid}", ref_id=pid,
                              priority=REVERSAL_PRIORITY, ttl_s=SETTLE_TTL_S)
@@ -778,11 +781,6 @@ def _emv_summary(result: TransactionResult) -> dict[str, Any]:
     data = result.as_json()
     data.pop("expiry", None)  # the expiry is card data: never stored in clear
     return data
-
-
-def _amount_json(amount: Amount) -> dict[str, Any]:
-    return {"minor": amount.minor, "currency": amount.currency.code,
-            "numeric": amount.currency.numeric, "exponent": amount.currency.exponent}
 
 
 def _json(value: Any) -> str:

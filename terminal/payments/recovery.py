@@ -33,9 +33,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from edge_sync.connectors.base import PspReference
 from edge_sync.errors import PopError
 from terminal.money import Amount, currency
 from terminal.payments.refunds import send_refund
+from terminal.services.psp import REVERSAL_PRIORITY, reversal_payload
 from terminal.store import OutboxMessage, StateChange
 from terminal.store.changes import record_change
 
@@ -90,17 +92,12 @@ async def recover(manager: PaymentManager) -> RecoveryReport:
         pid = payment["id"]
         outbox: list[OutboxMessage] = []
         if payment["status"] == "authorising":
-            connectors = _route(payment["route_connectors"])
-            amount = {"minor": payment["amount_minor"], "currency": payment["currency"],
-                      "numeric": _numeric(payment["currency"]),
-                      "exponent": _exponent(payment["currency"])}
-            for connector in connectors:
-                original = {"connector": connector, "transaction_id": pid,
-                            "operation": "authorise"}
+            amount = Amount(int(payment["amount_minor"]), currency(payment["currency"]))
+            for connector in _route(payment["route_connectors"]):
+                original = PspReference(connector=connector, transaction_id=pid)
                 outbox.append(OutboxMessage(
-                    f"psp:{connector}", "reversal",
-                    {"connector": connector, "original": original, "amount": amount},
-                    f"reversal:{pid}:{connector}", ref_id=pid, priority=10))
+                    f"psp:{connector}", "reversal", reversal_payload(original, amount),
+                    f"reversal:{pid}:{connector}", ref_id=pid, priority=REVERSAL_PRIORITY))
         pop = conn.execute("SELECT id, status FROM pop_transactions WHERE payment_id = ?",
                            (pid,)).fetchone()
         with store.transaction() as tx:
@@ -135,18 +132,6 @@ def _route(text: Any) -> list[str]:
     except ValueError:
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _numeric(code: str) -> int:
-    from terminal.money import currency
-
-    return currency(code).numeric
-
-
-def _exponent(code: str) -> int:
-    from terminal.money import currency
-
-    return currency(code).exponent
 
 
 def _outbox_state(manager: PaymentManager, payment_id: str, kind: str) -> set[str]:

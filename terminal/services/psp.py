@@ -10,12 +10,13 @@ entry, and the outbox worker sends it until the PSP answers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from edge_sync.connectors import Amount as PspAmount
-from edge_sync.connectors import Router, RoutingKey
+from edge_sync.connectors import PspReference, Router, RoutingKey
 from edge_sync.connectors.errors import PspError, ReversalPendingError
 from edge_sync.connectors.iso8583_mac import MessageAuthenticator
 from edge_sync.json_types import JsonValue
@@ -32,10 +33,12 @@ from terminal.store.psp_trace import SqliteStanSource
 __all__ = [
     "REVERSAL_PRIORITY",
     "ProfilePspAuthoriser",
+    "amount_payload",
     "build_persistent_router",
     "network_for_aid",
     "psp_amount",
     "queue_reversal",
+    "reversal_payload",
 ]
 
 #: Reversals go ahead of everything else queued for their PSP: undoing a charge comes first.
@@ -73,6 +76,19 @@ def psp_amount(amount: Amount) -> PspAmount:
     """The terminal's amount as the connectors take it (minor units + both ISO 4217 codes)."""
     return PspAmount(amount.minor, amount.currency.code, amount.currency.numeric,
                      amount.currency.exponent)
+
+
+def amount_payload(amount: Amount) -> dict[str, JsonValue]:
+    """:func:`psp_amount` as an outbox payload holds it (``Amount(**payload)`` reads it)."""
+    body: dict[str, JsonValue] = dataclasses.asdict(psp_amount(amount))
+    return body
+
+
+def reversal_payload(original: PspReference, amount: Amount) -> dict[str, JsonValue]:
+    """The outbox payload of a reversal of ``original`` (the manager's, recovery's and an
+    interrupted authorisation's alike; :mod:`edge_sync.connectors.outbox_transport`)."""
+    return {"connector": original.connector, "original": original.as_dict(),
+            "amount": amount_payload(amount)}
 
 
 def queue_reversal(store: Store, transaction_id: uuid.UUID, pending: ReversalPendingError, *,
@@ -123,14 +139,11 @@ class ProfilePspAuthoriser:
         """What to queue when this transaction must be undone without its answer (the
         cashier pressed Ctrl-C): a reversal for every PSP the route could have reached,
         naming the original by its transaction id."""
-        amount = psp_amount(self._amount)
-        body: dict[str, JsonValue] = {"minor": amount.minor, "currency": amount.currency,
-                                      "numeric": amount.numeric, "exponent": amount.exponent}
         return [ReversalPendingError(
-            f"{name}: transaction {self.transaction_id} interrupted", reversal={
-                "connector": name, "amount": body,
-                "original": {"connector": name, "transaction_id": str(self.transaction_id),
-                             "operation": "authorise"}})
+            f"{name}: transaction {self.transaction_id} interrupted",
+            reversal=reversal_payload(
+                PspReference(connector=name, transaction_id=str(self.transaction_id)),
+                self._amount))
             for name in self.candidates]
 
     async def authorise(self, request: OnlineRequest) -> OnlineResponse | None:
