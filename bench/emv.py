@@ -134,6 +134,32 @@ def raw_transaction(ctx: int, reader_name: str, apdus: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
+def wait_reader_empty(prefix: str, timeout: float = 10.0) -> None:
+    """Wait until pcscd has seen the last path's card leave the reader named ``prefix…``.
+
+    The paths run one after another on one reader: a card stopped and the next one started
+    within one pcscd poll look like the same card, never re-powered, and the next connect
+    fails with "no smart card" (the pcscd test fixture waits the same way).
+    """
+    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rc != scard.SCARD_S_SUCCESS:
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc, readers = scard.SCardListReaders(ctx, [])
+            name = next((r for r in readers or [] if r.startswith(prefix)), None)
+            if name is None:
+                return
+            rc, states = scard.SCardGetStatusChange(
+                ctx, 0, [(name, scard.SCARD_STATE_UNAWARE)])
+            if rc == scard.SCARD_S_SUCCESS and states and states[0][1] & scard.SCARD_STATE_EMPTY:
+                return
+            time.sleep(0.05)
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
@@ -153,6 +179,9 @@ async def main_async(args: argparse.Namespace, profile: str = "visa-credit",
     config = kernel_config_from_profile(load_profile(ROOT / "firmware-config" / "default"))
     kernel = EmvKernel(config)
     interface = ["--contactless"] if contactless else []
+    slot = args.port - VPCD_PORT
+    name = f"Virtual PCD 00 {slot:02d}"
+    await asyncio.to_thread(wait_reader_empty, name)
     # The card runs in its own process, as a real card runs on its own chip: in a thread of
     # this process its RSA and TDES work would compete with the terminal for the GIL and
     # the bench would measure that contention rather than the terminal's stack.
@@ -162,8 +191,6 @@ async def main_async(args: argparse.Namespace, profile: str = "visa-credit",
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     reader = PcscReader(exclusive=True)
-    slot = args.port - VPCD_PORT
-    name = f"Virtual PCD 00 {slot:02d}"
     try:
         readers = await reader.list_readers()
         reader_name = next((r for r in readers if r.startswith(name)), None)
@@ -224,6 +251,7 @@ async def main_async(args: argparse.Namespace, profile: str = "visa-credit",
         await reader.aclose()
         card.terminate()
         card.wait(timeout=10)
+        await asyncio.to_thread(wait_reader_empty, name)
     ratio = statistics.median(ours) / statistics.median(raw)
     return {
         "bench": "emv",
