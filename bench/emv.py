@@ -289,7 +289,8 @@ def main() -> None:
                 path = asyncio.run(main_async(args, profile, contactless))
                 report["contactless"][name] = {
                     key: path[key] for key in ("apdus_per_transaction", "p50_ms", "p99_ms",
-                                               "raw_p50_ms", "ratio", "overhead")
+                                               "raw_p50_ms", "ratio", "kernel_cpu_ms",
+                                               "kernel_cpu_share_of_raw", "overhead")
                 }
             report["overhead_max"] = max(
                 [report["overhead"]]
