@@ -21,7 +21,6 @@ refund made before the advice went (``pending_sync``) can go out at the next set
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +31,7 @@ from edge_sync.messages import Envelope
 from edge_sync.transaction_keys import advice_key
 from hsm import CardKeyStore
 from terminal.payments import ledger
+from terminal.payments.messages import json_text
 from terminal.store import StateChange, Store
 from terminal.store.changes import record_change
 
@@ -99,7 +99,7 @@ def record_advice_reference(store: Store, payment_id: str, response: PspResponse
                            (payment_id,)).fetchone()
         if row is None or row[0]:
             return False
-        stored = json.dumps(reference.as_dict(), sort_keys=True, separators=(",", ":"))
+        stored = json_text(reference.as_dict())
         transaction = reference.rrn or reference.psp_id or reference.transaction_id
         record_change(conn, StateChange(
             "payment_advice", payment_id, None, action="advice_accepted",

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
@@ -71,6 +70,7 @@ from terminal.payments import ledger
 from terminal.payments.advice import advice_id
 from terminal.payments.fraud import FraudAssessment, FraudInputs, FraudScorer
 from terminal.payments.legs import DualLegs, FinancialLeg, PopLeg, Prepared, submit_pop
+from terminal.payments.messages import alert_message, json_text, transaction_uplink
 from terminal.payments.model import (
     APPROVED_STATES,
     EventSink,
@@ -242,7 +242,7 @@ class PaymentManager:
             fields = {"card_token": card.token, "pan_masked": card.masked_pan,
                       "vault_blob": card.vault_blob, "key_version": card.vault_key_version,
                       "card_fingerprint": card.fingerprint, "network": network,
-                      "route_connectors": _json(candidates)}
+                      "route_connectors": json_text(candidates)}
             if go and submit_pop:
                 record_change(conn, StateChange("payment", str(sale.payment_id),
                                                 "authorising", fields=fields,
@@ -259,7 +259,7 @@ class PaymentManager:
                     "key_version=?, card_fingerprint=?, network=?, route_connectors=? "
                     "WHERE id=?",
                     (card.token, card.masked_pan, card.vault_blob, card.vault_key_version,
-                     card.fingerprint, network, _json(candidates), str(sale.payment_id)))
+                     card.fingerprint, network, json_text(candidates), str(sale.payment_id)))
             ledger.insert_fraud_check(conn, sale.payment_id, assessment.as_row())
         sale.pop_record = record
         sale.offline_refusal = offline_reason
@@ -435,7 +435,7 @@ class PaymentManager:
             reference = pop.receipt.pop_reference if pop.receipt is not None else None
             outbox.append(self._token_activation(sale, reference))
         if state == "needs_reconciliation":
-            outbox.append(_alert(pid, "pop_rejected_for_approved_sale",
+            outbox.append(alert_message(pid, "pop_rejected_for_approved_sale",
                                  pop.reason or "the PoP back end refused the record"))
         if not offline:
             reason = "approved by the issuer"
@@ -607,23 +607,22 @@ class PaymentManager:
         platform's copy and the outbox rows, in one transaction."""
         pid = str(sale.payment_id)
         emv = _emv_summary(result) if result is not None else {}
-        fields: dict[str, Any] = {"reason": reason[:500], "emv": _json(emv),
+        fields: dict[str, Any] = {"reason": reason[:500], "emv": json_text(emv),
                                   "offline": int(offline)}
         if captured is not None:
             fields["captured_minor"] = captured
         if psp_response is not None:
             reference = psp_response.reference
-            fields["psp_reference"] = _json(reference.as_dict())
+            fields["psp_reference"] = json_text(reference.as_dict())
             fields["gateway_provider"] = reference.connector
             fields["gateway_transaction_id"] = reference.rrn or reference.transaction_id
             fields["auth_code"] = reference.approval_code
         receipt = self._receipt_data(sale, result, state, fields.get("auth_code"), pop_fields)
         if receipt is not None:
-            fields["receipt"] = _json(receipt)
+            fields["receipt"] = json_text(receipt)
         messages = list(outbox or [])
-        messages.append(OutboxMessage("platform", "transaction",
-                                      self._uplink(sale, state, offline, attempts or []),
-                                      f"tx:{pid}:{state}", ref_id=pid))
+        messages.append(transaction_uplink(self._uplink(sale, state, offline, attempts or []),
+                                           ref_id=pid))
         with self.store.transaction() as conn:
             current = conn.execute("SELECT status FROM payments WHERE id = ?",
                                    (pid,)).fetchone()[0]
@@ -771,20 +770,10 @@ def _psp_reason(response: Any) -> str:
     return f"declined by the issuer (code {response.code}{message})"
 
 
-def _alert(payment_id: str, kind: str, detail: str) -> OutboxMessage:
-    return OutboxMessage("platform", "alert", {"alert": kind, "payment_id": payment_id,
-                                               "detail": _mask(detail)},
-                         f"alert:{kind}:{payment_id}", ref_id=payment_id, priority=20)
-
-
 def _emv_summary(result: TransactionResult) -> dict[str, Any]:
     data = result.as_json()
     data.pop("expiry", None)  # the expiry is card data: never stored in clear
     return data
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _mask(text: str) -> str:

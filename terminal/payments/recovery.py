@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from edge_sync.connectors.base import PspReference
 from edge_sync.errors import PopError
 from terminal.money import Amount, currency
+from terminal.payments.messages import alert_message, sale_uplink
 from terminal.payments.refunds import send_refund
 from terminal.services.psp import REVERSAL_PRIORITY, reversal_payload
 from terminal.store import OutboxMessage, StateChange
@@ -66,22 +67,6 @@ class RecoveryReport:
         return sum(len(v) for v in self.__dict__.values())
 
 
-def _alert(payment_id: str, kind: str, detail: str) -> OutboxMessage:
-    return OutboxMessage("platform", "alert", {"alert": kind, "payment_id": payment_id,
-                                               "detail": detail},
-                         f"alert:{kind}:{payment_id}", ref_id=payment_id, priority=20)
-
-
-def _uplink(payment: Any, state: str, pop_record_id: str | None = None) -> OutboxMessage:
-    return OutboxMessage("platform", "transaction",
-                         {"payment_id": payment["id"], "type": "sale", "state": state,
-                          "amount_minor": payment["amount_minor"],
-                          "currency": payment["currency"],
-                          "business_date": str(payment["created_at"])[:10],
-                          "pop_record_id": pop_record_id},
-                         f"tx:{payment['id']}:{state}", ref_id=payment["id"])
-
-
 async def recover(manager: PaymentManager) -> RecoveryReport:
     """Resume or reverse everything a crash left mid-way, then settle (idempotent)."""
     report = RecoveryReport()
@@ -108,7 +93,7 @@ async def recover(manager: PaymentManager) -> RecoveryReport:
                     f"pop-cancel:{pop['id']}", ref_id=pid, priority=60))
                 record_change(tx, StateChange("pop_transaction", pop["id"], "cancelled",
                                               reason="recovered after a restart"))
-            outbox.append(_uplink(payment, "cancelled"))
+            outbox.append(sale_uplink(payment, "cancelled"))
             why = ("cancelled on recovery: the terminal stopped before the card completed the "
                    "sale" + ("; reversals queued" if payment["status"] == "authorising" else ""))
             record_change(tx, StateChange("payment", pid, "cancelled", outbox=outbox,
@@ -150,7 +135,7 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
         states = _outbox_state(manager, payment["id"], "reversal")
         if states and states <= {"delivered"}:
             store.record(StateChange("payment", payment["id"], "reversed",
-                                     outbox=[_uplink(payment, "reversed")],
+                                     outbox=[sale_uplink(payment, "reversed")],
                                      reason="reversal acknowledged by the PSP", actor="settle"))
             report.reversed.append(payment["id"])
         elif "dead" in states:
@@ -161,8 +146,9 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
                                 "('completed', 'pop_deferred')").fetchall():
         if "dead" in _outbox_state(manager, payment["id"], "advice"):
             pid = payment["id"]
-            outbox = [_uplink(payment, "offline_declined"),
-                      _alert(pid, "offline_declined", "the issuer declined an offline approval")]
+            outbox = [sale_uplink(payment, "offline_declined"),
+                      alert_message(pid, "offline_declined",
+                                    "the issuer declined an offline approval")]
             pop = conn.execute("SELECT id, status FROM pop_transactions WHERE payment_id = ?",
                                (pid,)).fetchone()
             with store.transaction() as tx:
@@ -230,7 +216,7 @@ async def _settle_pop(manager: PaymentManager, payment: Any, report: RecoveryRep
                 pop_record_id=pop["id"])
             record_change(tx, StateChange("payment", pid, "completed", actor="settle",
                                           fields={"reason": "approved; PoP confirmed later"},
-                                          outbox=[_uplink(payment, "completed", pop["id"]),
+                                          outbox=[sale_uplink(payment, "completed", pop["id"]),
                                                   activation],
                                           reason="PoP record confirmed"))
         report.completed.append(pid)
@@ -253,4 +239,5 @@ def _reconcile(manager: PaymentManager, payment: Any, kind: str, detail: str) ->
     manager.store.record(StateChange(
         "payment", payment["id"], "needs_reconciliation", actor="settle", reason=detail,
         fields={"reason": f"needs reconciliation: {detail}"},
-        outbox=[_uplink(payment, "needs_reconciliation"), _alert(payment["id"], kind, detail)]))
+        outbox=[sale_uplink(payment, "needs_reconciliation"),
+                alert_message(payment["id"], kind, detail)]))

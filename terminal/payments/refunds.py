@@ -26,6 +26,7 @@ from edge_sync.pop import PopRecord
 from terminal.money import Amount
 from terminal.money import currency as currency_of
 from terminal.payments import ledger
+from terminal.payments.messages import json_text, transaction_uplink
 from terminal.payments.model import (
     InvalidAmountError,
     RefundOutcome,
@@ -141,16 +142,15 @@ async def send_refund(manager: PaymentManager, refund_id: str) -> RefundOutcome:
         return _refund_outcome(manager, uuid.UUID(refund_id))
     manager.on_step("refund_answered")
     state = "approved" if answer.outcome is Outcome.APPROVE else "declined"
-    platform = OutboxMessage(
-        "platform", "transaction",
+    platform = transaction_uplink(
         {"payment_id": refund_id, "type": "refund", "state": state,
          "amount_minor": amount.minor, "currency": amount.currency.code,
          "business_date": manager.clock().date().isoformat(), "refers_to": refund[0]},
-        f"tx:{refund_id}:{state}", ref_id=refund[0])
+        ref_id=refund[0])
     manager.store.record(StateChange(
         "refund", refund_id, state,
         fields={"gateway_refund_id": answer.reference.rrn or answer.reference.transaction_id,
-                "psp_reference": _json(answer.reference.as_dict())},
+                "psp_reference": json_text(answer.reference.as_dict())},
         outbox=[platform], reason=f"PSP answered {answer.code}"))
     return _refund_outcome(manager, uuid.UUID(refund_id))
 
@@ -211,12 +211,10 @@ async def void_payment(manager: PaymentManager, payment_id: str, *,
                                             reason="payment voided"))
         record_change(conn, StateChange(
             "payment", payment_id, "voided", reason="voided before the end of day",
-            outbox=[OutboxMessage("platform", "transaction",
-                                  {"payment_id": payment_id, "type": "sale", "state": "voided",
-                                   "amount_minor": amount.minor,
-                                   "currency": amount.currency.code,
-                                   "business_date": day}, f"tx:{payment_id}:voided",
-                                  ref_id=payment_id)]))
+            outbox=[transaction_uplink(
+                {"payment_id": payment_id, "type": "sale", "state": "voided",
+                 "amount_minor": amount.minor, "currency": amount.currency.code,
+                 "business_date": day}, ref_id=payment_id)]))
     return _refund_outcome(manager, void_id)
 
 
@@ -231,8 +229,3 @@ def _refund_outcome(manager: PaymentManager, refund_id: uuid.UUID) -> RefundOutc
                          state=row[2], amount=Amount(int(row[3]), currency_of(row[4])),
                          reason=reasons.get(row[2], row[2]) + (f" ({row[5]})" if row[5] else ""))
 
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
