@@ -119,6 +119,9 @@ class _Sale:
     pop_record: PopRecord | None = None
     #: Why the terminal may not approve this sale on its own, when it may not.
     offline_refusal: str = ""
+    #: Offline approvals still to sync in the sale's currency, read once per sale (fraud
+    #: score and offline limits both use it; nothing the sale does changes it).
+    exposure: ledger.OfflineExposure | None = None
 
 
 class PaymentManager:
@@ -222,9 +225,11 @@ class PaymentManager:
         card = await asyncio.to_thread(self.card_keys.tokenise, pan, expiry)
         sale.card, sale.network = card, network
         # A sale prepared without its online legs is the card's offline approval.
-        assessment = self._score(card, pan, amount, issuer_country, offline=not submit_pop)
+        exposure = self._exposure(sale)
+        assessment = self._score(card, pan, amount, issuer_country, exposure,
+                                 offline=not submit_pop)
         sale.fraud = assessment
-        offline_ok, offline_reason = self._offline_allowed(amount)
+        offline_ok, offline_reason = self._offline_allowed(amount, exposure)
         record: PopRecord | None = None
         go = assessment.decision != "decline" and bool(candidates)
         reason = ""
@@ -279,13 +284,19 @@ class PaymentManager:
             sequence=ledger.next_pop_sequence(conn),
         )
 
+    def _exposure(self, sale: _Sale) -> ledger.OfflineExposure:
+        if sale.exposure is None:
+            sale.exposure = ledger.offline_exposure(
+                self.store, sale.request.amount.currency.code, self.clock())
+        return sale.exposure
+
     def _score(self, card: TokenisedCard, pan: str, amount: Amount,
-               issuer_country: int | None, *, offline: bool = False) -> FraudAssessment:
+               issuer_country: int | None, exposure: ledger.OfflineExposure, *,
+               offline: bool = False) -> FraudAssessment:
         settings = self.profile.fraud
         since = self.clock() - timedelta(seconds=settings.velocity_window_s)
         history = ledger.card_history(self.store, card.fingerprint, since)
         count, mean, stddev = ledger.merchant_amount_stats(self.store, amount.currency.code)
-        exposure = ledger.offline_exposure(self.store, amount.currency.code, self.clock())
         fingerprints, bins = self._blacklist()
         return self.fraud.score(FraudInputs(
             card_fingerprint=card.fingerprint, bin=pan[:8], amount_minor=amount.minor,
@@ -309,13 +320,13 @@ class PaymentManager:
         bins = tuple((r[1], r[1]) for r in rows if r[0] == "bin" and str(r[1]).isdigit())
         return fingerprints, bins
 
-    def _offline_allowed(self, amount: Amount) -> tuple[bool, str]:
+    def _offline_allowed(self, amount: Amount,
+                         exposure: ledger.OfflineExposure) -> tuple[bool, str]:
         """Whether the terminal may carry this payment on its own (``limits.toml``)."""
         limits = self.profile.offline
         code = amount.currency.code
         per_tx = limits.max_per_transaction.get(code)
         total = limits.max_cumulative.get(code)
-        exposure = ledger.offline_exposure(self.store, code, self.clock())
         if per_tx is None or total is None:
             return False, f"offline approval is not allowed in {code} (no limit in limits.toml)"
         if amount.minor > per_tx:
@@ -374,7 +385,7 @@ class PaymentManager:
         if not card_approved:
             return self._close(sale, result, "financial_declined",
                                _reason(result, "declined by the card"))
-        ok, why = self._offline_allowed(sale.request.amount)
+        ok, why = self._offline_allowed(sale.request.amount, self._exposure(sale))
         if not ok or sale.card is None:
             return self._close(sale, result, "financial_declined",
                                why or "the card gave no PAN to record the sale")
