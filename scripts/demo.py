@@ -5,8 +5,11 @@ What runs, each as its own process on this machine (loopback only):
 * pcscd with vsmartcard-vpcd's virtual readers, and simulated EMV cards plugged into them
   (``etika sim card``) — when pcscd cannot run here, the cards are used in-process instead;
 * a serial PIN pad on a pseudo-terminal (``etika sim pinpad``), DUKPT-enciphering the PIN;
-* the profile's ISO 8583 acquirers (``etika sim psp``), which open the P2PE envelope,
-  verify the card's ARQC and the PIN block, and answer with an ARPC.
+* the profile's acquirers (``etika sim psp``: ISO 8583 hosts and REST gateways), which open
+  the P2PE envelope, verify the card's ARQC and the PIN block, and answer with an ARPC.
+
+They are started (and stopped, by PID) by :class:`simulators.demo.fleet.Fleet`, the same
+launcher as ``etika demo``'s.
 
 Then ``etika card transact`` runs the EMV kernel against them: an offline approval under
 the floor limit, online approvals with online PIN through the acquirer, a wrong PIN, a
@@ -22,194 +25,26 @@ nothing else on the machine is disturbed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from simulators.demo.fleet import CONTACT_READER, CONTACTLESS_READER, Fleet
+from simulators.demo.processes import ETIKA, DemoError, etika_env
+
 ROOT = Path(__file__).resolve().parents[1]
-ETIKA = [sys.executable, "-m", "terminal.cli.main"]
-PCSCD = shutil.which("pcscd") or "/usr/sbin/pcscd"
-CONTACT_READER = "Virtual PCD 00 00"
-CONTACTLESS_READER = "Virtual PCD 00 01"
 
 console = Console()
-
-
-class DemoError(Exception):
-    """A step of the demo could not run; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[str], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(f"{what} exited at start (status {process.returncode})")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise DemoError(f"{what} does not listen on 127.0.0.1:{port} after 30 s")
-
-
-class Processes:
-    """Every background process of the demo, stopped by PID in reverse order."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[str, subprocess.Popen[str]]] = []
-
-    def start(self, what: str, command: list[str]) -> subprocess.Popen[str]:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, env=etika_env())
-        self.started.append((what, process))
-        return process
-
-    def stop_all(self) -> None:
-        for _what, process in reversed(self.started):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-
-
-def etika_env() -> dict[str, str]:
-    # The CLI derives the token's configuration from the data dir it is given.
-    return {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
 
 
 def etika(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ETIKA, *args], capture_output=True, text=True, timeout=120,
                           env=etika_env(), check=False)
-
-
-def readers() -> list[str] | None:
-    """pcscd's reader list, or ``None`` when no pcscd answers."""
-    try:
-        from smartcard.scard import (
-            SCARD_S_SUCCESS,
-            SCARD_SCOPE_USER,
-            SCardEstablishContext,
-            SCardListReaders,
-            SCardReleaseContext,
-        )
-    except ImportError:
-        return None
-    rc, context = SCardEstablishContext(SCARD_SCOPE_USER)
-    if rc != SCARD_S_SUCCESS:
-        return None
-    try:
-        rc, names = SCardListReaders(context, [])
-        return list(names) if rc == SCARD_S_SUCCESS else []
-    finally:
-        SCardReleaseContext(context)
-
-
-def ensure_pcscd(processes: Processes) -> bool:
-    """A pcscd with the two vpcd readers: the one running, or ours. False if impossible."""
-    found = readers()
-    if found is None and Path(PCSCD).exists():
-        processes.start("pcscd", [PCSCD, "--foreground"])
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not found:
-            time.sleep(0.2)
-            found = readers()
-    return found is not None and CONTACT_READER in found and CONTACTLESS_READER in found
-
-
-@contextlib.contextmanager
-def card_on_reader(processes: Processes, profile: str, contactless: bool) -> Iterator[None]:
-    """``etika sim card`` plugged into vpcd until the block ends (then pulled out)."""
-    port = "35964" if contactless else "35963"
-    command = [*ETIKA, "sim", "card", "--profile", profile, "--port", port]
-    if contactless:
-        command.append("--contactless")
-    process = processes.start(f"card {profile}", command)
-    reader = CONTACTLESS_READER if contactless else CONTACT_READER
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise DemoError(f"the simulated card {profile} could not reach vpcd")
-            if _card_present(reader):
-                break
-            time.sleep(0.1)
-        else:
-            raise DemoError(f"pcscd never saw the card {profile} in {reader}")
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-        # Let pcscd see the card leave before the next one comes.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _card_present(reader):
-            time.sleep(0.1)
-
-
-def _card_present(reader: str) -> bool:
-    from smartcard.scard import (
-        SCARD_S_SUCCESS,
-        SCARD_SCOPE_USER,
-        SCARD_STATE_PRESENT,
-        SCARD_STATE_UNAWARE,
-        SCardEstablishContext,
-        SCardGetStatusChange,
-        SCardReleaseContext,
-    )
-
-    rc, context = SCardEstablishContext(SCARD_SCOPE_USER)
-    if rc != SCARD_S_SUCCESS:
-        return False
-    try:
-        rc, states = SCardGetStatusChange(context, 0, [(reader, SCARD_STATE_UNAWARE)])
-        return rc == SCARD_S_SUCCESS and bool(states[0][1] & SCARD_STATE_PRESENT)
-    finally:
-        SCardReleaseContext(context)
-
-
-def start_acquirers(processes: Processes, profile_dir: Path) -> None:
-    """Move every ISO 8583 acquirer of the profile copy to a free port and start it there."""
-    routing = profile_dir / "routing.toml"
-    text = routing.read_text()
-    for old in sorted(set(re.findall(r"^port = (\d+)$", text, flags=re.MULTILINE))):
-        port = free_port()
-        text = re.sub(rf"^port = {old}$", f"port = {port}", text, flags=re.MULTILINE)
-        process = processes.start(f"acquirer :{port}", [
-            *ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port)])
-        wait_for_port(port, process, f"the ISO 8583 acquirer on port {port}")
-    routing.write_text(text)
-
-
-def start_pinpad(processes: Processes, pin: str) -> str:
-    process = processes.start(f"PIN pad ({pin})", [*ETIKA, "sim", "pinpad", "--pin", pin])
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"/dev/pts/\d+", line)
-    if match is None:
-        raise DemoError(f"the PIN pad simulator did not start: {line.strip()!r}")
-    return match.group(0)
 
 
 def transact(profile_dir: Path, data_dir: Path, *args: str) -> dict[str, object]:
@@ -219,6 +54,31 @@ def transact(profile_dir: Path, data_dir: Path, *args: str) -> dict[str, object]
         return {"error": (result.stderr.strip().splitlines() or ["(no message)"])[-1]}
     answer: dict[str, object] = json.loads(result.stdout)
     return answer
+
+
+def scenarios_for(good_pin: str, wrong_pin: str) -> list[tuple[str, str, bool, list[str]]]:
+    """``(title, card profile, contactless, etika card transact options)`` per payment."""
+    return [
+        ("visa-credit, 25.00 MAD, under the floor limit", "visa-credit", False,
+         ["--amount", "25.00"]),
+        ("visa-credit, 750.00 MAD, online PIN, acquirer", "visa-credit", False,
+         ["--amount", "750.00", "--issuer", "psp", "--pinpad", good_pin]),
+        ("visa-credit, 750.00 MAD, wrong PIN", "visa-credit", False,
+         ["--amount", "750.00", "--issuer", "psp", "--pinpad", wrong_pin]),
+        ("mastercard-debit (CDA), 620.00 MAD, acquirer", "mastercard-debit", False,
+         ["--amount", "620.00", "--issuer", "psp"]),
+        ("domestic co-badged card, 300.00 MAD", "domestic-visa", False,
+         ["--amount", "300.00", "--issuer", "psp"]),
+        ("contactless tap, 20.00 MAD (fDDA, offline)", "visa-credit", True,
+         ["--amount", "20.00", "--contactless"]),
+        ("contactless tap, 120.00 MAD, acquirer", "visa-credit", True,
+         ["--amount", "120.00", "--contactless", "--issuer", "psp"]),
+        ("domestic card, offline enciphered PIN (pad enciphers for the card)",
+         "domestic-visa", False, ["--amount", "25.00", "--pinpad", good_pin]),
+        ("Mastercard contactless tap, 20.00 MAD (M/Chip, CDA)",
+         "mastercard-contactless", True, ["--amount", "20.00", "--contactless"]),
+        ("expired card", "visa-expired", False, ["--amount", "25.00"]),
+    ]
 
 
 def main() -> int:
@@ -236,50 +96,33 @@ def main() -> int:
         if result.returncode != 0:
             return result.returncode
 
-    processes = Processes()
     rows: list[tuple[str, dict[str, object]]] = []
     with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
-        profile_dir = Path(tmp) / "profile"
-        shutil.copytree(args.profile, profile_dir)
+        # The simulators come from the same launcher as `etika demo` (simulators.demo.fleet).
+        fleet = Fleet(Path(tmp), args.profile)
+        profile_dir = fleet.profile_dir
         try:
             console.rule("simulators")
-            start_acquirers(processes, profile_dir)
-            good_pin = start_pinpad(processes, "1234")
-            wrong_pin = start_pinpad(processes, "9999")
-            real_stack = ensure_pcscd(processes)
+            fleet.acquirers()
+            good_pin = fleet.pinpad("1234")
+            wrong_pin = fleet.pinpad("9999")
+            real_stack = fleet.pcscd()
             console.print(
                 "acquirers, PIN pads and "
                 + ("pcscd + vpcd readers ready" if real_stack
                    else "[yellow]no pcscd here: cards run in-process[/]")
             )
-            scenarios = [
-                ("visa-credit, 25.00 MAD, under the floor limit", "visa-credit", False,
-                 ["--amount", "25.00"]),
-                ("visa-credit, 750.00 MAD, online PIN, acquirer", "visa-credit", False,
-                 ["--amount", "750.00", "--issuer", "psp", "--pinpad", good_pin]),
-                ("visa-credit, 750.00 MAD, wrong PIN", "visa-credit", False,
-                 ["--amount", "750.00", "--issuer", "psp", "--pinpad", wrong_pin]),
-                ("mastercard-debit (CDA), 620.00 MAD, acquirer", "mastercard-debit", False,
-                 ["--amount", "620.00", "--issuer", "psp"]),
-                ("domestic co-badged card, 300.00 MAD", "domestic-visa", False,
-                 ["--amount", "300.00", "--issuer", "psp"]),
-                ("contactless tap, 20.00 MAD (fDDA, offline)", "visa-credit", True,
-                 ["--amount", "20.00", "--contactless"]),
-                ("contactless tap, 120.00 MAD, acquirer", "visa-credit", True,
-                 ["--amount", "120.00", "--contactless", "--issuer", "psp"]),
-                ("domestic card, offline enciphered PIN (pad enciphers for the card)",
-                 "domestic-visa", False, ["--amount", "25.00", "--pinpad", good_pin]),
-                ("Mastercard contactless tap, 20.00 MAD (M/Chip, CDA)",
-                 "mastercard-contactless", True, ["--amount", "20.00", "--contactless"]),
-                ("expired card", "visa-expired", False, ["--amount", "25.00"]),
-            ]
+            scenarios = scenarios_for(good_pin, wrong_pin)
             for title, card, contactless, extra in scenarios:
                 console.rule(title)
                 if real_stack:
                     reader = CONTACTLESS_READER if contactless else CONTACT_READER
-                    with card_on_reader(processes, card, contactless):
+                    plugged = fleet.card(card, contactless=contactless)
+                    try:
                         answer = transact(profile_dir, args.data_dir, "--reader", reader,
                                           "--timeout", "10", *extra)
+                    finally:
+                        fleet.remove_card(plugged)
                 else:
                     answer = transact(profile_dir, args.data_dir, "--simulated", card, *extra)
                 console.print_json(json.dumps(answer))
@@ -288,7 +131,7 @@ def main() -> int:
             console.print(f"[red]demo: {exc}[/]")
             return 1
         finally:
-            processes.stop_all()
+            fleet.stop()
 
     table = Table(title="payments at the simulated counter")
     for column in ("scenario", "ODA", "CVM", "cryptogram", "decision", "ARC"):

@@ -1,19 +1,20 @@
 """``etika demo`` on a TTY: the counter UI with every other side simulated and a card shelf.
 
-Started by PID and stopped on exit: two PIN pads on ptys (the cardholder types 1234, or a
-wrong PIN), the receipt printer on a pty (receipts kept as text in the work directory),
-the profile's ISO 8583 acquirers on free loopback ports, and the PoP back end. Cards are
-simulated in-process: on the "present card" screen a digit key puts one on the reader
-(the shelf, listed on screen). Not started here: the platform and a broker (the outbox
-fills and the status bar shows it; ``etika demo --headless`` drains to a platform).
+:class:`~simulators.demo.fleet.Fleet` starts, on loopback and by PID: the profile's
+acquirers (ISO 8583 and REST), two PIN pads on ptys (the cardholder types 1234, or a wrong
+PIN), the receipt printer on a pty (receipts kept as text), the PoP back end, the platform
+on SQLite behind Mosquitto (HTTPS when Mosquitto is not installed) and the terminal's
+outbox worker (``etika sync run``) draining to them; and pcscd with vpcd's readers. On the
+"present card" screen a digit key takes a card from the shelf: with pcscd it is plugged
+into a vpcd reader (``etika sim card``) and read over PC/SC; where pcscd cannot run, it is
+simulated in-process, and the counter says so. Everything is stopped on exit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
-import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +24,13 @@ from typing import Any
 from drivers.printer import EscposSerialPrinter
 from drivers.reader_errors import ReaderTimeoutError
 from simulators.card.reader import SimulatedCardReader, in_process_reader
-from simulators.demo.processes import ETIKA, DemoError, Processes, free_port, wait_for_port
+from simulators.demo.fleet import Fleet
 from terminal.cli.context import CliContext
+from terminal.services.cards import PcscReaderProbe, ReaderState, ReaderStatus
 from ui.app import CounterApp
 from ui.services import TerminalCounterServices
 
-__all__ = ["SHELF", "ShelfCard", "ShelfReader", "run_interactive"]
+__all__ = ["SHELF", "ShelfCard", "ShelfReader", "VpcdShelf", "run_interactive"]
 
 
 @dataclass(frozen=True)
@@ -50,47 +52,136 @@ SHELF = (
 )
 
 
+class _RemovedOnClose:
+    """A card session that takes the card off the reader when the sale closes it."""
+
+    def __init__(self, session: Any, on_close: Callable[[], Any]) -> None:
+        self._session = session
+        self._on_close = on_close
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def close(self) -> None:
+        try:
+            await self._session.close()
+        finally:
+            result = self._on_close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
 class ShelfReader:
-    """A reader whose card is whichever the cashier takes from the shelf."""
+    """In-process cards (no pcscd here): the reader holds whichever card the cashier takes
+    from the shelf, for one sale."""
+
+    name = "Etika demo shelf (in-process)"
+    over_pcsc = False
 
     def __init__(self) -> None:
         self._inserted = asyncio.Event()
         self._card: SimulatedCardReader | None = None
+        self._in = False
         self.shelf_card: ShelfCard | None = None
 
-    def present(self, card: ShelfCard) -> None:
+    async def present(self, card: ShelfCard) -> None:
         self.shelf_card = card
         self._card = in_process_reader(card.profile, card.interface)
+        self._in = True
         self._inserted.set()
 
+    async def probe(self) -> list[ReaderStatus]:
+        return [ReaderStatus(ReaderState.CARD_IN if self._in else ReaderState.WAITING,
+                             self.name)]
+
     async def list_readers(self) -> list[str]:
-        return ["Etika demo shelf"]
+        return [self.name]
 
     async def wait_for_card(self, reader: str | None = None, timeout: float | None = None) -> str:
         try:
             await asyncio.wait_for(self._inserted.wait(), timeout)
         except TimeoutError:
             raise ReaderTimeoutError("no card was taken from the shelf in time",
-                                     reader="Etika demo shelf") from None
+                                     reader=self.name) from None
         self._inserted.clear()  # one card per sale
-        assert self._card is not None
+        if self._card is None:
+            raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
         return await self._card.wait_for_card(None, timeout)
 
     async def connect(self, reader: str) -> Any:
-        assert self._card is not None
-        return await self._card.connect(reader)
+        if self._card is None:
+            raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
+        session = await self._card.connect(reader)
+        return _RemovedOnClose(session, self._take_out)
+
+    def _take_out(self) -> None:
+        self._in = False
 
     def events(self) -> Any:
-        assert self._card is not None
+        if self._card is None:
+            raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
         return self._card.events()
+
+
+class VpcdShelf:
+    """Cards over PC/SC: a shelf card is plugged into a vpcd reader (``etika sim card``,
+    a process of the fleet) and the terminal reads it through pcscd like a real card; the
+    card is pulled out when the sale closes its session."""
+
+    over_pcsc = True
+
+    def __init__(self, fleet: Fleet, reader: Any = None) -> None:
+        from drivers.pcsc import PcscReader
+
+        self._fleet = fleet
+        self._reader = reader or PcscReader()
+        self._probe = PcscReaderProbe()
+        self._card: subprocess.Popen[str] | None = None
+        self.shelf_card: ShelfCard | None = None
+
+    async def present(self, card: ShelfCard) -> None:
+        """Pull out the card in the reader (if any), plug in ``card``; waits for pcscd to
+        see it, in a thread (the counter keeps answering)."""
+        await self.take_out()
+        self.shelf_card = card
+        self._card = await asyncio.to_thread(
+            self._fleet.card, card.profile, contactless=card.interface == "contactless")
+
+    async def take_out(self) -> None:
+        card, self._card = self._card, None
+        if card is not None:
+            await asyncio.to_thread(self._fleet.remove_card, card)
+
+    async def probe(self) -> list[ReaderStatus]:
+        return await self._probe.probe()
+
+    async def list_readers(self) -> list[str]:
+        readers: list[str] = await self._reader.list_readers()
+        return readers
+
+    async def wait_for_card(self, reader: str | None = None, timeout: float | None = None) -> str:
+        name: str = await self._reader.wait_for_card(reader, timeout)
+        return name
+
+    async def connect(self, reader: str) -> Any:
+        return _RemovedOnClose(await self._reader.connect(reader), self.take_out)
+
+    def events(self) -> Any:
+        return self._reader.events()
+
+    async def aclose(self) -> None:
+        await self.take_out()
+        await self._reader.aclose()
 
 
 class DemoCounterApp(CounterApp):
     """The counter plus the shelf keys (digits, on the "present card" screen)."""
 
-    def __init__(self, services: TerminalCounterServices, shelf: ShelfReader) -> None:
+    def __init__(self, services: TerminalCounterServices, shelf: ShelfReader | VpcdShelf,
+                 *, platform_link: str | None = None) -> None:
         super().__init__(services)
         self.shelf = shelf
+        self.platform_link = platform_link
 
     def on_key(self, event: Any) -> None:
         from ui.screens.present_card import PresentCardScreen
@@ -99,75 +190,52 @@ class DemoCounterApp(CounterApp):
             return
         card = next((c for c in SHELF if c.key == event.key), None)
         if card is not None:
-            self.shelf.present(card)
             self.notify(f"{card.key} · {card.label}", title="shelf")
+            self.run_worker(self.shelf.present(card), group="shelf", exclusive=True,
+                            exit_on_error=False)
 
     def on_mount(self) -> None:
+        super().on_mount()
+        cards = ("cards over pcscd + vpcd (Virtual PCD 00 00 contact, 00 01 contactless)"
+                 if self.shelf.over_pcsc
+                 else "pcscd cannot run here: the shelf's cards are simulated in-process")
+        link = f" · platform over {self.platform_link}" if self.platform_link else ""
+        self.notify(cards + link, title="etika demo", timeout=30)
         self.notify("  ".join(f"[{c.key}] {c.label}" for c in SHELF),
                     title="card shelf: on the card screen, press", timeout=30)
 
 
-def _first_pty(processes: Processes, what: str, command: list[str]) -> str:
-    process = processes.start(what, command)
-    line = processes.first_line(process, what)
-    match = re.search(r"/dev/pts/\d+", line)
-    if match is None:
-        raise DemoError(f"{what} did not start: {line!r}")
-    return match.group(0)
-
-
-def _register_with_pop(pop_url: str, services: Any) -> None:
-    """Give the PoP back end this terminal's signing key (a real one is provisioned)."""
-    import httpx
-
-    keys = services.signing_keys()
-    version = keys.signing_key_version
-    answer = httpx.post(f"{pop_url}/v1/admin/terminals", timeout=10, json={
-        "terminal_id": services.profile.terminal.terminal_id, "key_version": version,
-        "public_key_pem": keys.public_key_pem(version).decode()})
-    if answer.status_code != 200:
-        raise DemoError(f"the PoP back end refused the terminal's key: {answer.text[:200]}")
-
-
 def run_interactive(ctx: CliContext,
-                    runner: Callable[[CounterApp], object] = lambda app: app.run()) -> int:
-    """Start the simulators, run the counter (``runner``: a test drives it with Pilot),
-    stop everything by PID."""
-    processes = Processes()
+                    runner: Callable[[CounterApp], object] = lambda app: app.run(),
+                    *, on_fleet: Callable[[Fleet], None] | None = None) -> int:
+    """Start the fleet, run the counter (``runner``: a test drives it with Pilot), stop
+    everything by PID (``on_fleet`` sees the fleet once started: a test notes its PIDs)."""
     with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
         work = Path(tmp)
-        profile_dir = work / "profile"
-        shutil.copytree(ctx.profile_dir, profile_dir)
+        fleet = Fleet(work, ctx.profile_dir)
         try:
-            routing = profile_dir / "routing.toml"
-            text = routing.read_text()
-            for old in sorted(set(re.findall(r"^port = (\d+)$", text, flags=re.MULTILINE))):
-                port = free_port()
-                text = re.sub(rf"^port = {old}$", f"port = {port}", text, flags=re.MULTILINE)
-                process = processes.start(f"acquirer :{port}", [
-                    *ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port)])
-                wait_for_port(port, process, f"the ISO 8583 acquirer on port {port}")
-            routing.write_text(text)
-            good_pin = _first_pty(processes, "PIN pad", [*ETIKA, "sim", "pinpad", "--pin", "1234"])
-            bad_pin = _first_pty(processes, "PIN pad (wrong PIN)",
-                                 [*ETIKA, "sim", "pinpad", "--pin", "9999"])
-            printer_port = _first_pty(processes, "printer", [
-                *ETIKA, "sim", "printer", "--out", str(work / "receipts")])
-            pop = processes.start("PoP back end", [
-                *ETIKA, "sim", "pop", "--port", "0", "--data-dir", str(work / "pop"),
-                "--confirm-delay-ms", "200"])
-            url = re.search(r"https?://[0-9.]+:[0-9]+", processes.first_line(pop, "PoP"))
-            if url is not None:
-                sync = profile_dir / "sync.toml"
-                sync.write_text(re.sub(r'^pop_url = .*$', f'pop_url = "{url.group(0)}"',
-                                       sync.read_text(), flags=re.MULTILINE))
-            shelf = ShelfReader()
-            # The profile copy (its ports moved), the data dir and services of the command.
-            demo_ctx = dataclasses.replace(ctx, profile_name=str(profile_dir), _profile=None)
+            fleet.acquirers()
+            good_pin = fleet.pinpad("1234")
+            bad_pin = fleet.pinpad("9999")
+            printer_port = fleet.printer(work / "receipts")
+            fleet.pop()
+            over_pcsc = fleet.pcscd()
+            terminal_id = ctx.profile().terminal.terminal_id
+            with ctx.services() as keyed:  # the token's key, for the PoP and the platform
+                keys = keyed.signing_keys()
+                version = keys.signing_key_version
+                public_pem = keys.public_key_pem(version)
+            fleet.register_with_pop(terminal_id, version, public_pem)
+            link = fleet.platform(terminal_id, public_pem)
+            fleet.sync(ctx.data_dir)
+            if on_fleet is not None:
+                on_fleet(fleet)
+            shelf: ShelfReader | VpcdShelf = VpcdShelf(fleet) if over_pcsc else ShelfReader()
+            # The profile copy (its links moved to the fleet), the data dir of the command.
+            demo_ctx = dataclasses.replace(ctx, profile_name=str(fleet.profile_dir),
+                                           _profile=None)
             profile = demo_ctx.profile()
             with demo_ctx.services(card_reader=shelf) as services:
-                if url is not None:
-                    _register_with_pop(url.group(0), services)
 
                 def pinpad() -> str:
                     card = shelf.shelf_card
@@ -177,13 +245,15 @@ def run_interactive(ctx: CliContext,
                 counter = TerminalCounterServices(services, pinpad_port=pinpad,
                                                   printer=printer)
                 try:
-                    runner(DemoCounterApp(counter, shelf))
+                    runner(DemoCounterApp(counter, shelf, platform_link=link))
                 finally:
                     printer.close()
+                    if isinstance(shelf, VpcdShelf):
+                        asyncio.run(shelf.aclose())
             receipts = sorted((work / "receipts").glob("*.txt"))
             print(f"etika demo: {len(receipts)} receipt(s) printed; every simulator stopped")
             for receipt in receipts[-2:]:
                 print(receipt.read_text(encoding="utf-8"))
         finally:
-            processes.stop_all()
+            fleet.stop()
     return 0

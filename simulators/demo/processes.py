@@ -1,4 +1,10 @@
-"""Background processes of the demo, started and stopped by PID."""
+"""Background processes of the demo, started and stopped by PID.
+
+:class:`Processes` is the one place the demo's children are started (each in a session of
+its own, so a Ctrl-C at the counter reaches only the counter) and stopped: SIGTERM by PID
+in reverse order, SIGKILL for one that hangs. :mod:`simulators.demo.fleet` starts the
+simulators through it; ``scripts/demo.py`` (the kernel walkthrough) does too.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,23 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from etika_errors import EtikaError
 
-__all__ = ["ETIKA", "DemoError", "Processes", "free_port", "wait_for_port"]
+__all__ = ["ETIKA", "DemoError", "Processes", "etika_env", "free_port", "wait_for_port"]
 
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
 
 
 class DemoError(EtikaError):
     """A step of the demo could not run; the message says which and why."""
+
+
+def etika_env() -> dict[str, str]:
+    """The children's environment: the CLI derives the token's configuration from the data
+    dir it is given, so an inherited SOFTHSM2_CONF must not point it elsewhere."""
+    return {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
 
 
 def free_port() -> int:
@@ -45,19 +58,33 @@ class Processes:
     def __init__(self) -> None:
         self.started: list[tuple[str, subprocess.Popen[str]]] = []
 
-    def start(self, what: str, command: list[str]) -> subprocess.Popen[str]:
-        env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True, env=env)
+    def start(self, what: str, command: list[str], *, log: Path | None = None
+              ) -> subprocess.Popen[str]:
+        """Start ``command``. Without ``log`` its stdout is a pipe for :meth:`first_line`
+        (a simulator that prints its port or URL, then little); with ``log``, stdout and
+        stderr go to that file (a chatty server must never block on a full pipe)."""
+        if log is None:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True, env=etika_env(),
+                                       start_new_session=True)
+        else:
+            with log.open("a") as sink:
+                process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
+                                           text=True, env=etika_env(), start_new_session=True)
         self.started.append((what, process))
         return process
 
     def first_line(self, process: subprocess.Popen[str], what: str) -> str:
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise DemoError(f"{what}: its output goes to a log, not to the demo")
         line = process.stdout.readline().strip()
         if not line:
             raise DemoError(f"{what} did not start (status {process.poll()})")
         return line
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for _what, process in self.started]
 
     def stop(self, process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
@@ -69,8 +96,9 @@ class Processes:
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        self.started = [(w, p) for w, p in self.started if p is not process]
 
     def stop_all(self) -> None:
-        for _what, process in reversed(self.started):
+        for _what, process in reversed(list(self.started)):
             self.stop(process)
         self.started.clear()

@@ -1,44 +1,50 @@
 """``etika demo`` with its UI, driven by Pilot: simulators started by PID, a card from the
-shelf, the sale approved through the acquirer and the PIN pad, the receipt printed on the
-simulated printer, everything stopped at the end."""
+shelf plugged into vpcd and read over pcscd, the sale approved through the acquirer and the
+PIN pad, the receipt printed on the simulated printer, every process stopped at the end."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
-from hsm import KeyStore
-from hsm.fake import SoftwareKeyStore
-from simulators.demo.interactive import run_interactive
+from simulators.demo.fleet import Fleet
+from simulators.demo.interactive import DemoCounterApp, run_interactive
+from simulators.demo.processes import etika_env
 from terminal.cli.context import CliContext
-from terminal.services import TerminalServices
-from terminal.store.token_map import StoreTokenRegistry
+from tests.fixtures.pcsc import Pcscd
 from ui.app import CounterApp
 from ui.screens import PresentCardScreen, ResultScreen
 
 warnings.filterwarnings("ignore", message=".*TripleDES.*")
 
-class _Keys(SoftwareKeyStore):
-    """In-memory card keys (no token in a test's data dir), closable like the token."""
-
-    def close(self) -> None:
-        return None
-
-
 pytestmark = [pytest.mark.network, pytest.mark.hardware]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_demo_sale_from_the_shelf_is_approved_and_printed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """750 MAD with the shelf's Visa (online PIN on the pty PIN pad): ACCEPTÉ, and the
-    simulated printer kept the receipt; the demo stops its processes on exit."""
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], pcscd: Pcscd) -> None:
+    """750 MAD with the shelf's Visa, plugged into vpcd and read over pcscd (online PIN on
+    the pty PIN pad): ACCEPTÉ, and the simulated printer kept the receipt; the demo stops
+    every process it started, by PID, on exit."""
     seen: dict[str, str] = {}
+    started: list[int] = []
 
     async def drive(app: CounterApp) -> None:
+        assert isinstance(app, DemoCounterApp)
+        seen["over_pcsc"] = str(app.shelf.over_pcsc)
         async with app.run_test(size=(120, 34)) as pilot:
             for _ in range(5):
                 await pilot.pause()
@@ -48,27 +54,36 @@ def test_demo_sale_from_the_shelf_is_approved_and_printed(
                 if isinstance(app.screen, PresentCardScreen):
                     break
             await pilot.press("1")
-            for _ in range(3000):
+            for _ in range(6000):
                 await pilot.pause(0.01)
-                if isinstance(app.screen, ResultScreen) and "print-status" in seen:
+                screen = app.screen
+                if not isinstance(screen, ResultScreen) or not screen.query("#verdict"):
+                    continue  # the result is not composed yet
+                status = str(screen.query_one("#print-status").render())
+                if status.count("imprimé") >= 2:
+                    seen["print-status"] = status
                     break
-                if isinstance(app.screen, ResultScreen):
-                    status = str(app.screen.query_one("#print-status").render())
-                    if status.count("imprimé") >= 2:
-                        seen["print-status"] = status
+                if "ACCEPTÉ" not in str(screen.query_one("#verdict").render()):
+                    break  # not approved: the assertions below say what it was
             seen["verdict"] = str(app.screen.query_one("#verdict").render())
             for widget in app.screen.query("#reason"):
                 seen["reason"] = str(widget.render())
 
-    def services(ctx: CliContext, **injected: Any) -> TerminalServices:
-        return TerminalServices(ctx.profile(), ctx.data_dir, key_store_factory=lambda store:
-                                cast(KeyStore, _Keys(StoreTokenRegistry(store))), **injected)
+    def note(fleet: Fleet) -> None:
+        started.extend(fleet.processes.pids)
 
-    ctx = CliContext(profile_name="default", data_dir=tmp_path / "data",
-                     services_factory=services)
-    assert run_interactive(ctx, runner=lambda app: asyncio.run(drive(app))) == 0
+    data_dir = tmp_path / "data"
+    init = subprocess.run([sys.executable, "-m", "terminal.cli.main", "--data-dir",
+                           str(data_dir), "hsm", "init"], capture_output=True, text=True,
+                          env=etika_env(), timeout=120, check=False)
+    assert init.returncode == 0, init.stderr
+    ctx = CliContext(profile_name="default", data_dir=data_dir)
+    assert run_interactive(ctx, runner=lambda app: asyncio.run(drive(app)),
+                           on_fleet=note) == 0
+    assert seen["over_pcsc"] == "True"
     assert "ACCEPTÉ" in seen["verdict"], seen
-    assert "non imprimé" not in seen.get("print-status", "")
+    assert started and [pid for pid in started if _alive(pid)] == []
+    assert "print-status" in seen and "non imprimé" not in seen["print-status"], seen
     out = capsys.readouterr().out
     assert "2 receipt(s) printed" in out
     assert "750,00" in out or "750.00" in out

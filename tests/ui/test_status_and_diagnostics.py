@@ -56,13 +56,19 @@ async def test_status_bar_follows_the_reader_probe() -> None:
     app = counter_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "lecteur ✓ en attente" in status_bar(app))
+        waiting = status_bar(app)
         fake.reader_probe.insert(CONTACT)
         app.probe_readers()
         await until(pilot, lambda: "lecteur ✓ carte insérée" in status_bar(app))
+        card_in = status_bar(app)
         fake.reader_probe.unplug(CONTACT)
         fake.reader_probe.unplug(CONTACTLESS)
         app.probe_readers()
         await until(pilot, lambda: "lecteur ✗ aucun lecteur" in status_bar(app))
+        none = status_bar(app)
+    assert "en attente" in waiting and "carte insérée" not in waiting
+    assert "carte insérée" in card_in and "aucun lecteur" not in card_in
+    assert "aucun lecteur" in none and "carte insérée" not in none
 
 
 async def test_reader_is_polled_on_its_own_interval() -> None:
@@ -73,6 +79,9 @@ async def test_reader_is_polled_on_its_own_interval() -> None:
         await until(pilot, lambda: fake.reader_probe.probes >= 3, rounds=2000)
         fake.reader_probe.insert(CONTACTLESS)
         await until(pilot, lambda: "carte insérée" in status_bar(app), rounds=2000)
+        shown = status_bar(app)
+    assert fake.reader_probe.probes >= 3
+    assert "lecteur ✓ carte insérée" in shown
 
 
 async def test_fake_diagnostics_show_each_breaker_state() -> None:
@@ -137,6 +146,9 @@ async def test_status_bar_shows_a_card_put_in_a_vpcd_reader(
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: "lecteur ✓ en attente" in status_bar(app),
                         rounds=20000)
+            before = status_bar(app)
             vpcd_card("visa-credit")
             await until(pilot, lambda: "lecteur ✓ carte insérée" in status_bar(app),
                         rounds=20000)
+            after = status_bar(app)
+    assert "en attente" in before and "carte insérée" in after
