@@ -1,10 +1,12 @@
 """``etika demo --headless``: a scripted day at the counter, and one JSON summary.
 
-What runs (loopback only): the ISO 8583 acquirer simulator (TCP, in this process so its
-ledger can be read back), the PoP back end stand-in (``etika sim pop``, its own process,
-stopped by PID), the platform's API over SQLite (in this process, reached through the
-terminal's HTTPS transport over an ASGI transport), simulated cards in an in-process
-reader and the in-process DUKPT PIN pad. The terminal side is the real one: the payments
+What runs (loopback only, each started by :class:`~simulators.demo.fleet.Fleet` as its own
+process and stopped by PID): the ISO 8583 acquirer simulator (its ledger read back through
+its control port), the PoP back end stand-in (``etika sim pop``) and the platform on
+SQLite (``etika platform serve``, reached over HTTPS with the test PKI). In this process:
+simulated cards in an in-process reader and the in-process DUKPT PIN pad (the
+interactive demo has pcscd + vpcd and the pty PIN pad; here they would cost the run its
+speed and the machine-wide PC/SC lock). The terminal side is the real one: the payments
 manager, the store, the outbox and its worker; its keys are software keys (no token).
 
 The mix, cycled over N transactions: contact sales with online PIN, contactless taps under
@@ -19,16 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
-import re
 import resource
-import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -46,20 +45,15 @@ from edge_sync.connectors import (
 from edge_sync.connectors.iso8583_messages import HostContext
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
 from edge_sync.outbox import RetryPolicy
-from edge_sync.platform.api import create_app
-from edge_sync.platform.ingest import Ingestor
-from edge_sync.platform.storage import open_storage
-from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from hsm import KeyStore
 from hsm.fake import SoftwareKeyStore
 from simulators.card.reader import in_process_reader
-from simulators.demo.processes import ETIKA, DemoError, Processes
+from simulators.demo.fleet import Fleet
+from simulators.demo.processes import DemoError, free_port
 from simulators.pinpad.device import PinPadDevice
 from simulators.pinpad.inprocess import SimulatedPinPad
-from simulators.psp.acquirer import Acquirer
-from simulators.psp.iso_host import Iso8583Host
-from simulators.psp.keys import private_key_path, public_key_path
+from simulators.psp.keys import public_key_path
 from terminal.emv.cvm import OnlinePinRequest
 from terminal.money import Amount, parse_amount
 from terminal.money import currency as currency_of
@@ -160,33 +154,6 @@ class _Link:
                       breakers={"cih": BreakerSettings(50, 30.0, 15.0)})
 
 
-def _profile_copy(source: Path, target: Path, pop_url: str) -> Profile:
-    shutil.copytree(source, target)
-    sync = target / "sync.toml"
-    text = re.sub(r'^pop_url = .*$', f'pop_url = "{pop_url}"', sync.read_text(),
-                  flags=re.MULTILINE)
-    sync.write_text(text)
-    return load_profile(target)
-
-
-@contextlib.asynccontextmanager
-async def _pop_backend(processes: Processes, work: Path, keys: SoftwareSigningKeys
-                       ) -> AsyncIterator[str]:
-    pem = work / "terminal-signing.pem"
-    pem.write_bytes(keys.for_version(1).public_key_pem())
-    process = processes.start("PoP back end", [
-        *ETIKA, "sim", "pop", "--port", "0", "--data-dir", str(work / "pop"),
-        "--confirm-delay-ms", "0", "--key-file", f"ETK00001={pem}:1"])
-    line = await asyncio.to_thread(processes.first_line, process, "the PoP back end")
-    found = re.search(r"https?://[0-9.]+:[0-9]+", line)
-    if found is None:
-        raise DemoError(f"the PoP back end printed {line!r} instead of its URL")
-    try:
-        yield found.group(0)
-    finally:
-        processes.stop(process)
-
-
 def _terminal_totals(store: Store) -> dict[str, int]:
     """Sales the terminal counts as taken, less the refunds the acquirer approved."""
     totals: dict[str, int] = {}
@@ -201,15 +168,17 @@ def _terminal_totals(store: Store) -> dict[str, int]:
     return totals
 
 
-def _psp_totals(acquirer: Acquirer) -> dict[str, int]:
-    """What the acquirer simulator captured (sales and offline advices) less its refunds."""
+def _psp_totals(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """What the acquirer simulator captured (sales and offline advices) less its refunds,
+    from its control port's ledger entries."""
     totals: dict[str, int] = {}
-    for entry in acquirer.ledger.values():
-        if entry.kind.value == "refund" or entry.state not in ("held", "captured", "refunded"):
+    for entry in entries:
+        if entry["kind"] == "refund" or entry["state"] not in ("held", "captured", "refunded"):
             continue
-        code = currency_of(int(entry.currency)).code if str(entry.currency).isdigit() \
-            else str(entry.currency)
-        totals[code] = totals.get(code, 0) + (entry.captured or entry.amount) - entry.refunded
+        currency = str(entry["currency"])
+        code = currency_of(int(currency)).code if currency.isdigit() else currency
+        totals[code] = (totals.get(code, 0) + (entry["captured"] or entry["amount_minor"])
+                        - entry["refunded"])
     return totals
 
 
@@ -258,43 +227,31 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def run_headless(transactions: int, profile_dir: Path, work: Path) -> dict[str, Any]:
     """Run the mix; return the summary (see the module docstring)."""
-    processes = Processes()
     keys = SoftwareSigningKeys()
-    acquirer = Acquirer(private_key_path("iso8583").read_bytes())
-    host = Iso8583Host(acquirer)
-    port = await host.start()
-    dead = await Iso8583Host(Acquirer(private_key_path("iso8583").read_bytes())).start()
-    storage = open_storage(work / "platform.db")
-    storage.register_key("ETK00001", 1, keys.for_version(1).public_key_pem().decode(),
-                         dt.datetime.now(dt.UTC).isoformat())
+    fleet = Fleet(work, profile_dir)
     try:
-        async with _pop_backend(processes, work, keys) as pop_url:
-            profile = _profile_copy(profile_dir, work / "profile", pop_url)
-            link = _Link(port, _closed_port(dead))
-            services = TerminalServices(
-                profile, work / "data", signing_keys=keys, router_factory=link.router,
-                key_store_factory=lambda store: cast(
-                    KeyStore, _ClosableKeys(StoreTokenRegistry(store))))
-            try:
-                return await _run(services, link, acquirer, storage, work / "platform.db",
-                                  pop_url, transactions)
-            finally:
-                services.close()
+        port, control = await asyncio.to_thread(fleet.iso8583_acquirer)
+        pem = work / "terminal-signing.pem"
+        pem.write_bytes(keys.for_version(1).public_key_pem())
+        await asyncio.to_thread(fleet.platform, "ETK00001", pem.read_bytes(), broker=False)
+        pop_url = await asyncio.to_thread(
+            lambda: fleet.pop(confirm_delay_ms=0, key_file=f"ETK00001={pem}:1"))
+        profile = load_profile(fleet.profile_dir)
+        link = _Link(port, free_port())
+        services = TerminalServices(
+            profile, work / "data", signing_keys=keys, router_factory=link.router,
+            key_store_factory=lambda store: cast(
+                KeyStore, _ClosableKeys(StoreTokenRegistry(store))))
+        try:
+            return await _run(services, link, fleet, control, pop_url, transactions)
+        finally:
+            services.close()
     finally:
-        processes.stop_all()
-        await host.close()
-        storage.close()
+        fleet.stop()
 
 
-def _closed_port(_unused: int) -> int:
-    # A port nobody listens on: the acquirer "down" during the offline period.
-    from simulators.demo.processes import free_port
-
-    return free_port()
-
-
-async def _run(services: TerminalServices, link: _Link, acquirer: Acquirer, storage: Any,
-               platform_db: Path, pop_url: str, transactions: int) -> dict[str, Any]:
+async def _run(services: TerminalServices, link: _Link, fleet: Fleet, control: int,
+               pop_url: str, transactions: int) -> dict[str, Any]:
     pad = SimulatedPinPad(PinPadDevice.from_bdk(
         bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"),
         bytes.fromhex("FFFF9876543210E00000"), pin="1234"))
@@ -350,14 +307,18 @@ async def _run(services: TerminalServices, link: _Link, acquirer: Acquirer, stor
                     approved.append(outcome)
         finally:
             await manager_cm.__aexit__(None, None, None)
-        depth = await _final_sync(services, storage)
+        depth = await _final_sync(services, fleet)
         summary = (await pop_admin.get("/ledger/summary")).json()
         records = (await pop_admin.get("/ledger/records")).json()
+    async with httpx.AsyncClient(timeout=30) as client:
+        psp_ledger = (await client.get(f"http://127.0.0.1:{control}/ledger/summary")).json()
+    platform = next(p for what, p in fleet.processes.started if what == "platform")
+    await asyncio.to_thread(fleet.processes.stop, platform)  # its database is complete
     store = services.store
     states = Counter(str(r[0]) for r in store.connection.execute("SELECT status FROM payments"))
     totals = {"terminal": _terminal_totals(store),
-              "platform": _platform_totals(Path(platform_db)),
-              "psp_simulator": _psp_totals(acquirer),
+              "platform": _platform_totals(fleet.platform_db),
+              "psp_simulator": _psp_totals(psp_ledger["entries"]),
               "pop_ledger": _pop_totals(records if isinstance(records, list)
                                         else records.get("records", []))}
     summary_out: dict[str, Any] = {
@@ -375,29 +336,26 @@ async def _run(services: TerminalServices, link: _Link, acquirer: Acquirer, stor
                                 / max(1, sum(states.values())), 3),
     }
     if _DEBUG:
-        summary_out["psp_ledger"] = [
-            {"key": e.key, "kind": e.kind.value, "amount": e.amount, "state": e.state,
-             "captured": e.captured, "refunded": e.refunded, "original": e.original_key}
-            for e in acquirer.ledger.values()]
+        summary_out["psp_ledger"] = psp_ledger["entries"]
         summary_out["pop_summary"] = summary
         summary_out["pop_records"] = records
     return summary_out
 
 
-async def _final_sync(services: TerminalServices, storage: Any) -> int:
+async def _final_sync(services: TerminalServices, fleet: Fleet) -> int:
     """Drain the outbox to the platform, the PoP back end and the PSP, settle, repeat."""
     settings = WorkerSettings(terminal_id=services.profile.terminal.terminal_id,
                               batch_size=200, max_in_flight=400, ack_timeout_s=10,
                               retry=RetryPolicy(base_s=0.01, cap_s=0.05))
     outbox = SqliteOutbox(services.store)
-    # The in-process platform signs its acks; the link verifies them with its public half.
-    platform_key = SoftwareSigner.generate()
-    platform = HttpsTransport(
-        HttpsLinkSettings(terminal_id=services.profile.terminal.terminal_id,
-                          base_url="http://platform", max_batch=200,
-                          platform_public_key=platform_key.public_key_pem()),
-        transport=httpx.ASGITransport(
-            app=create_app(storage, Ingestor(storage, signer=platform_key))))
+    # The platform signs its acks; the link verifies them with its public half.
+    if fleet.pki is None:
+        raise DemoError("the platform is not started")
+    platform = HttpsTransport(HttpsLinkSettings(
+        terminal_id=services.profile.terminal.terminal_id,
+        base_url=f"https://127.0.0.1:{fleet.platform_port}", ca_file=fleet.pki.ca_pem,
+        max_batch=200,
+        platform_public_key=(fleet.profile_dir / "platform.pem").read_bytes()))
     depth = -1
     async with platform, contextlib.AsyncExitStack() as stack:
         routes: dict[str, Any] = {"platform": platform,
