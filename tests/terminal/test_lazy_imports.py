@@ -13,10 +13,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# What reading a card does not need. Each would be imported by the services facade or the
+# What reading a card or the store does not need. Each would be imported by the services facade or the
 # store if they went back to eager imports (the PSP routing pulls httpx and the ISO 8583
 # codec, the sync pydantic models, MQTT and the signing keys, the key store PKCS#11).
-_NOT_FOR_A_CARD_READ = (
+_NOT_FOR_A_READ = (
     "edge_sync.connectors", "edge_sync.platform", "edge_sync.worker", "edge_sync.mqtt",
     "edge_sync.https", "edge_sync.messages", "edge_sync.signing", "edge_sync.downlink",
     "edge_sync.pop", "terminal.services.psp", "terminal.services.sync",
@@ -57,5 +57,18 @@ def test_simulated_card_read_imports_no_psp_sync_nor_platform(
     assert status == 0, interface
     assert "terminal.emv.kernel" in loaded  # the command did run the kernel
     offending = sorted(m for m in loaded
-                       if any(m == p or m.startswith(p + ".") for p in _NOT_FOR_A_CARD_READ))
+                       if any(m == p or m.startswith(p + ".") for p in _NOT_FOR_A_READ))
+    assert offending == []
+
+
+def test_db_status_imports_no_key_store_psp_nor_sync(tmp_path: Path) -> None:
+    """`etika db status` reads the store without loading the key store, the PSP connectors,
+    the sync or the platform (issue #16 item 11: it should start in well under a second)."""
+    init_status, _ = _modules_after(["--data-dir", str(tmp_path), "db", "init"])
+    assert init_status == 0
+    status, loaded = _modules_after(["--data-dir", str(tmp_path), "db", "status", "--json"])
+    assert status == 0
+    assert "terminal.store.status" in loaded  # the command did read the store
+    offending = sorted(m for m in loaded
+                       if any(m == p or m.startswith(p + ".") for p in _NOT_FOR_A_READ))
     assert offending == []
