@@ -32,6 +32,10 @@ attempts and the fraud check of the same step. The payment UUID is written befor
 is sent and is the idempotency key of every retry (STAN/RRN context for ISO 8583,
 ``Idempotency-Key`` for REST); the PoP record id is the PoP back end's.
 
+This module runs the sale up to the card's last answer (preparation, the legs, the offline
+limits); :mod:`terminal.payments.finalise` turns what happened into one of the endings above,
+and :mod:`terminal.payments.outcome` reads a payment back for its callers.
+
 SQLite writes run inline: each is one short fsync'd transaction on the store's connection
 (the store is opened with ``check_same_thread=False``); the card, the PSPs and the PoP back
 end are awaited.
@@ -43,85 +47,45 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drivers.base import CardReader
 from edge_sync.connectors import Router, RoutingKey
-from edge_sync.connectors.base import Outcome, PspReference
-from edge_sync.connectors.errors import NoRouteError, PspError
-from edge_sync.json_types import JsonValue
+from edge_sync.connectors.errors import NoRouteError
 from edge_sync.pop import PopClient, PopRecord
 from etika_errors import EtikaError
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback
-from terminal.emv.errors import EmvError
-from terminal.emv.kernel import EmvKernel, TransactionResult
+from terminal.emv.kernel import EmvKernel
 from terminal.emv.offline_pin import OfflinePinCallback
-from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.emv.selection import Chooser, choose_first
-from terminal.logs import mask_pan_text
 from terminal.money import Amount
-from terminal.money import currency as currency_of
 from terminal.payments import ledger
-from terminal.payments.advice import advice_id
+from terminal.payments.finalise import SaleInProgress, abandon, finalise
 from terminal.payments.fraud import FraudAssessment, FraudInputs, FraudScorer
-from terminal.payments.legs import DualLegs, FinancialLeg, PopLeg, Prepared, submit_pop
-from terminal.payments.messages import alert_message, json_text, transaction_uplink
+from terminal.payments.legs import DualLegs, Prepared
+from terminal.payments.messages import json_text
 from terminal.payments.model import (
-    APPROVED_STATES,
     EventSink,
     PaymentEvent,
     PaymentOutcome,
     SaleRequest,
 )
-from terminal.payments.receipt import Receipt, render_text
+from terminal.payments.outcome import outcome_from_row, token_activation
 from terminal.profile import Profile
 from terminal.services.psp import (
-    REVERSAL_PRIORITY,
-    amount_payload,
     network_for_aid,
-    psp_amount,
-    reversal_payload,
 )
-from terminal.store import OutboxMessage, StateChange, Store
+from terminal.store import StateChange, Store
 from terminal.store.changes import record_change
 
-__all__ = ["PaymentManager"]
-
-POP_PRIORITY = 60
-#: A reversal or advice the PSP has not acknowledged after this long needs a person.
-SETTLE_TTL_S = 7 * 86400.0
-_KERNEL_CVMS = {"online_pin": "online_pin", "offline_pin": "offline_pin",
-                "offline_enciphered_pin": "offline_pin", "signature": "signature",
-                "cdcvm": "cdcvm"}
-_APPROVED_DECISIONS = frozenset({"approved_online", "approved_offline",
-                                 "approved_unable_online"})
-
+__all__ = ["PaymentManager", "outcome_from_row", "token_activation"]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class _Sale:
-    """What one sale gathered on its way, for the finalisation."""
-
-    payment_id: uuid.UUID
-    request: SaleRequest
-    card: TokenisedCard | None = None
-    network: str = ""
-    prepared: Prepared | None = None
-    fraud: FraudAssessment | None = None
-    pop_record: PopRecord | None = None
-    #: Why the terminal may not approve this sale on its own, when it may not.
-    offline_refusal: str = ""
-    #: Offline approvals still to sync in the sale's currency, read once per sale (fraud
-    #: score and offline limits both use it; nothing the sale does changes it).
-    exposure: ledger.OfflineExposure | None = None
 
 
 class PaymentManager:
@@ -167,7 +131,7 @@ class PaymentManager:
                    on_event: EventSink | None = None) -> PaymentOutcome:
         """Take one payment: wait for the card, run both legs, finalise, build receipts."""
         emit = on_event or (lambda _e: None)
-        sale = _Sale(uuid.uuid4(), request)
+        sale = SaleInProgress(uuid.uuid4(), request)
         amount = request.amount
         self.store.record(StateChange(
             "payment", str(sale.payment_id), "created",
@@ -185,7 +149,7 @@ class PaymentManager:
         legs = DualLegs(
             payment_id=sale.payment_id, amount=amount, router=self.router, pop=self.pop,
             network_of=lambda aid: network_for_aid(self.profile, aid),
-            prepare=lambda pan, expiry, network, candidates: self._prepare(
+            prepare=lambda pan, expiry, network, candidates: self.prepare(
                 sale, pan, expiry, network, candidates, submit_pop=True),
             deadline_s=self.deadline_s, contactless=request.contactless, on_event=on_leg,
             on_step=self.on_step,
@@ -208,15 +172,15 @@ class PaymentManager:
         except EtikaError as exc:
             # The card session ended early (no card, card removed, a card or reader error):
             # a bug is not caught here, and recovery finishes what it left.
-            return await self._abandon(sale, legs, exc, emit)
+            return await abandon(self, sale, legs, exc, emit)
         self.on_step("legs_done")
         emit(PaymentEvent("finalising", result.decision, sale.payment_id))
-        outcome = await self._finalise(sale, legs, result)
+        outcome = await finalise(self, sale, legs, result)
         self.on_step("finalised")
         emit(PaymentEvent("done", outcome.state, sale.payment_id))
         return outcome
 
-    async def _prepare(self, sale: _Sale, pan: str, expiry: str, network: str,
+    async def prepare(self, sale: SaleInProgress, pan: str, expiry: str, network: str,
                        candidates: list[str], *, submit_pop: bool,
                        issuer_country: int | None = None) -> Prepared:
         """Tokenise, score, check offline limits, and record ``authorising`` (before any
@@ -225,11 +189,11 @@ class PaymentManager:
         card = await asyncio.to_thread(self.card_keys.tokenise, pan, expiry)
         sale.card, sale.network = card, network
         # A sale prepared without its online legs is the card's offline approval.
-        exposure = self._exposure(sale)
+        exposure = self.offline_exposure(sale)
         assessment = self._score(card, pan, amount, issuer_country, exposure,
                                  offline=not submit_pop)
         sale.fraud = assessment
-        offline_ok, offline_reason = self._offline_allowed(amount, exposure)
+        offline_ok, offline_reason = self.offline_allowed(amount, exposure)
         record: PopRecord | None = None
         go = assessment.decision != "decline" and bool(candidates)
         reason = ""
@@ -239,7 +203,7 @@ class PaymentManager:
             reason = "no acquirer route accepts this card"
         with self.store.transaction() as conn:
             if go and submit_pop:
-                record = self._pop_record(conn, sale, card)
+                record = self.new_pop_record(conn, sale, card)
                 record_change(conn, StateChange(
                     "pop_transaction", str(record.record_id), "pending",
                     fields={"payment_id": str(sale.payment_id), "sequence": record.sequence},
@@ -273,7 +237,7 @@ class PaymentManager:
         sale.prepared = Prepared(go, reason, record, offline_allowed=offline_ok)
         return sale.prepared
 
-    def _pop_record(self, conn: Any, sale: _Sale, card: TokenisedCard) -> PopRecord:
+    def new_pop_record(self, conn: Any, sale: SaleInProgress, card: TokenisedCard) -> PopRecord:
         term = self.profile.terminal
         return PopRecord(
             record_id=uuid.uuid4(), payment_id=sale.payment_id, kind="sale",
@@ -284,7 +248,7 @@ class PaymentManager:
             sequence=ledger.next_pop_sequence(conn),
         )
 
-    def _exposure(self, sale: _Sale) -> ledger.OfflineExposure:
+    def offline_exposure(self, sale: SaleInProgress) -> ledger.OfflineExposure:
         if sale.exposure is None:
             sale.exposure = ledger.offline_exposure(
                 self.store, sale.request.amount.currency.code, self.clock())
@@ -320,7 +284,7 @@ class PaymentManager:
         bins = tuple((r[1], r[1]) for r in rows if r[0] == "bin" and str(r[1]).isdigit())
         return fingerprints, bins
 
-    def _offline_allowed(self, amount: Amount,
+    def offline_allowed(self, amount: Amount,
                          exposure: ledger.OfflineExposure) -> tuple[bool, str]:
         """Whether the terminal may carry this payment on its own (``limits.toml``)."""
         limits = self.profile.offline
@@ -342,70 +306,7 @@ class PaymentManager:
             return False, "the oldest offline approval is older than the limit; sync first"
         return True, ""
 
-    # --- finalisation ------------------------------------------------------------------
-
-    async def _finalise(self, sale: _Sale, legs: DualLegs,
-                        result: TransactionResult) -> PaymentOutcome:
-        card_approved = result.decision in _APPROVED_DECISIONS
-        if not legs.called:
-            return await self._finalise_without_host(sale, result, card_approved)
-        fin, pop = legs.financial, legs.pop_leg
-        prepared = sale.prepared
-        if prepared is not None and not prepared.go:
-            return self._close(sale, result, "financial_declined",
-                               prepared.reason or _reason(result, "declined"))
-        if fin.status == "approved" and card_approved:
-            return await self._approved(sale, result, fin, pop, offline=False)
-        if fin.status == "approved":
-            return await self._reverse_after_card_decline(sale, result, legs)
-        if fin.status == "declined":
-            return await self._declined(sale, result, legs,
-                                        _psp_reason(fin.response) or _reason(result, "declined"))
-        if fin.status == "unreachable":
-            if card_approved:
-                return await self._approved(sale, result, fin, pop, offline=True)
-            why = sale.offline_refusal or _reason(result, "declined offline by the card")
-            return await self._declined(sale, result, legs,
-                                        f"host unreachable; {why}")
-        # timeout, unknown or reversed outcome: coordinated cancel (fallback 3)
-        return await self._cancel(sale, result, legs)
-
-    async def _finalise_without_host(self, sale: _Sale, result: TransactionResult,
-                                     card_approved: bool) -> PaymentOutcome:
-        """The card decided at GENERATE AC 1 (TC or AAC): no host was asked."""
-        pan, expiry = pan_from_card(result.emv_data), expiry_from_card(result.emv_data)
-        if pan is not None and expiry is not None:
-            aid = bytes.fromhex(result.aid) if result.aid else b""
-            try:
-                network = network_for_aid(self.profile, aid)
-            except EmvError:
-                network = result.network or ""
-            candidates = self._candidates(pan, aid, network, sale.request.amount)
-            await self._prepare(sale, pan, expiry, network, candidates, submit_pop=False)
-        if not card_approved:
-            return self._close(sale, result, "financial_declined",
-                               _reason(result, "declined by the card"))
-        ok, why = self._offline_allowed(sale.request.amount, self._exposure(sale))
-        if not ok or sale.card is None:
-            return self._close(sale, result, "financial_declined",
-                               why or "the card gave no PAN to record the sale")
-        if sale.fraud is not None and sale.fraud.decision == "decline":
-            return self._close(sale, result, "financial_declined",
-                               f"declined by the fraud rules (score {sale.fraud.score:.2f})")
-        with self.store.transaction() as conn:
-            sale.pop_record = self._pop_record(conn, sale, sale.card)
-            record_change(conn, StateChange(
-                "pop_transaction", str(sale.pop_record.record_id), "pending",
-                fields={"payment_id": str(sale.payment_id),
-                        "sequence": sale.pop_record.sequence}))
-        # The card approved offline: the PoP leg still runs now (under the deadline); the
-        # financial leg becomes an advice in the outbox.
-        deadline = asyncio.get_running_loop().time() + self.deadline_s
-        pop = await submit_pop(self.pop, sale.pop_record, deadline)
-        fin = FinancialLeg(status="unreachable", candidates=self._route_of(sale))
-        return await self._approved(sale, result, fin, pop, offline=True)
-
-    def _candidates(self, pan: str, aid: bytes, network: str, amount: Amount) -> list[str]:
+    def candidates_for(self, pan: str, aid: bytes, network: str, amount: Amount) -> list[str]:
         key = RoutingKey(network=network, currency=amount.currency.code,
                          amount_minor=amount.minor, aid=aid.hex().upper(), bin=pan[:8])
         try:
@@ -413,379 +314,14 @@ class PaymentManager:
         except NoRouteError:
             return []
 
-    def _route_of(self, sale: _Sale) -> list[str]:
+    def route_of(self, sale: SaleInProgress) -> list[str]:
         row = ledger.payment_row(self.store, str(sale.payment_id)) or {}
         route = row.get("route_connectors")
         return list(route) if isinstance(route, list) else []
 
-    async def _approved(self, sale: _Sale, result: TransactionResult, fin: FinancialLeg,
-                        pop: PopLeg, *, offline: bool) -> PaymentOutcome:
-        outbox: list[OutboxMessage] = []
-        pid = str(sale.payment_id)
-        if pop.status == "confirmed":
-            state = "completed"
-        elif pop.status == "rejected":
-            state = "needs_reconciliation"
-        else:
-            state = "pop_deferred"
-        if offline:
-            connector = (fin.candidates or self._route_of(sale) or ["-"])[0]
-            outbox.append(OutboxMessage(
-                f"psp:{connector}", "advice",
-                {"payment_id": pid, "advice_id": str(advice_id(pid)),
-                 "connector": connector, "network": sale.network,
-                 "amount": amount_payload(sale.request.amount),
-                 "entry_mode": "contactless" if sale.request.contactless else "chip"},
-                f"advice:{pid}", ref_id=pid, ttl_s=SETTLE_TTL_S))
-        pop_fields, pop_state = self._pop_after(pop, approved=True)
-        if pop.status == "unavailable" and sale.pop_record is not None:
-            outbox.append(OutboxMessage("pop", "pop_record", sale.pop_record.as_payload(),
-                                        f"pop:{sale.pop_record.record_id}", ref_id=pid,
-                                        priority=POP_PRIORITY))
-        if state == "completed":
-            reference = pop.receipt.pop_reference if pop.receipt is not None else None
-            outbox.append(self._token_activation(sale, reference))
-        if state == "needs_reconciliation":
-            outbox.append(alert_message(pid, "pop_rejected_for_approved_sale",
-                                 pop.reason or "the PoP back end refused the record"))
-        if not offline:
-            reason = "approved by the issuer"
-        elif fin.attempts:
-            reason = "approved offline: the host could not be reached"
-        else:
-            reason = "approved offline by the card (within its and the terminal's limits)"
-        if state == "pop_deferred":
-            reason += "; PoP pending"
-        elif state == "needs_reconciliation":
-            reason += "; PoP refused the record: needs reconciliation"
-        captured = sale.request.amount.minor
-        return self._close(sale, result, state, reason, outbox=outbox, offline=offline,
-                           attempts=fin.attempts, pop_state=pop_state, pop_fields=pop_fields,
-                           captured=captured, psp_response=fin.response)
-
-    async def _reverse_after_card_decline(self, sale: _Sale, result: TransactionResult,
-                                          legs: DualLegs) -> PaymentOutcome:
-        """The issuer approved but the card declined at GENERATE AC 2: undo the charge."""
-        fin = legs.financial
-        assert fin.response is not None
-        reference = fin.response.reference
-        reversed_now = False
-        try:
-            async with asyncio.timeout(self.deadline_s):
-                answer = await self.router.reverse(reference, psp_amount(sale.request.amount))
-            reversed_now = answer.outcome is Outcome.APPROVE
-        except (PspError, TimeoutError):
-            reversed_now = False
-        pid = str(sale.payment_id)
-        outbox = [] if reversed_now else [self._reversal_message(sale, reference)]
-        outbox += self._pop_cancel(legs, "the card declined after the issuer approved")
-        pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-        state = "reversed" if reversed_now else "reversal_pending"
-        reason = ("declined by the card after the issuer approved (AAC at GENERATE AC 2); "
-                  + ("the authorisation was reversed" if reversed_now
-                     else "the reversal is queued"))
-        if reversed_now:
-            # reversal_pending → reversed: two journal entries, one for each step.
-            self._close(sale, result, "reversal_pending", reason, outbox=outbox,
-                        attempts=fin.attempts, pop_state=pop_state, pop_fields=pop_fields,
-                        psp_response=fin.response)
-            self.store.record(StateChange("payment", pid, "reversed",
-                                          reason="reversal acknowledged by the PSP"))
-            return self._outcome(pid)
-        return self._close(sale, result, state, reason, outbox=outbox, attempts=fin.attempts,
-                           pop_state=pop_state, pop_fields=pop_fields,
-                           psp_response=fin.response)
-
-    async def _declined(self, sale: _Sale, result: TransactionResult, legs: DualLegs,
-                        reason: str) -> PaymentOutcome:
-        outbox = self._pop_cancel(legs, "the payment was declined")
-        pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-        return self._close(sale, result, "financial_declined", reason, outbox=outbox,
-                           attempts=legs.financial.attempts, pop_state=pop_state,
-                           pop_fields=pop_fields, psp_response=legs.financial.response)
-
-    async def _cancel(self, sale: _Sale, result: TransactionResult | None,
-                      legs: DualLegs) -> PaymentOutcome:
-        """Fallback 3: the financial leg's fate is unknown at the deadline: reverse it
-        wherever it may have gone, and cancel the PoP record."""
-        fin = legs.financial
-        pid = str(sale.payment_id)
-        outbox: list[OutboxMessage] = []
-        if fin.status == "reversed":
-            pass  # the PSP confirmed the reversal itself: nothing left to undo
-        elif fin.reversal is not None:
-            outbox.append(OutboxMessage(
-                f"psp:{fin.reversal.get('connector')}", "reversal", fin.reversal,
-                f"reversal:{pid}", ref_id=pid, priority=REVERSAL_PRIORITY,
-                ttl_s=SETTLE_TTL_S))
-        else:
-            for connector in fin.candidates:
-                reference = PspReference(connector=connector, transaction_id=pid)
-                outbox.append(self._reversal_message(sale, reference,
-                                                     key=f"reversal:{pid}:{connector}"))
-        outbox += self._pop_cancel(legs, "the payment timed out and was cancelled")
-        pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-        if fin.status == "timeout":
-            why = (f"no answer from the acquirer within the {self.deadline_s:g} s deadline; "
-                   "a reversal is queued")
-        elif fin.status == "reversed":
-            why = "the acquirer did not answer in time and confirmed the reversal"
-        else:
-            why = "the acquirer's answer was lost; a reversal is queued"
-        return self._close(sale, result, "cancelled", f"cancelled: {why}", outbox=outbox,
-                           attempts=fin.attempts, pop_state=pop_state, pop_fields=pop_fields)
-
-    async def _abandon(self, sale: _Sale, legs: DualLegs, exc: BaseException,
-                       emit: EventSink) -> PaymentOutcome:
-        """The card session ended early (card removed, no card, card error)."""
-        fin = legs.financial
-        pid = str(sale.payment_id)
-        reason = _mask(str(exc)) or type(exc).__name__
-        if fin.status == "approved" and fin.response is not None:
-            # The issuer approved but the card never finished: no TC, so undo the charge.
-            reference = fin.response.reference
-            outbox = [self._reversal_message(sale, reference)]
-            outbox += self._pop_cancel(legs, "the card session ended before completion")
-            pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-            outcome = self._close(sale, None, "reversal_pending",
-                                  f"the card session ended after approval ({reason}); "
-                                  "the reversal is queued", outbox=outbox,
-                                  attempts=fin.attempts, pop_state=pop_state,
-                                  pop_fields=pop_fields, psp_response=fin.response)
-        elif fin.status in ("timeout", "unknown", "reversed"):
-            outcome = await self._cancel(sale, None, legs)
-        else:
-            outbox = self._pop_cancel(legs, "the card session ended early")
-            pop_fields, pop_state = self._pop_after(legs.pop_leg, approved=False)
-            current = (ledger.payment_row(self.store, pid) or {}).get("status")
-            state = "cancelled"
-            if current == "created" and not outbox:
-                outcome = self._close(sale, None, state, f"cancelled: {reason}")
-            else:
-                outcome = self._close(sale, None, state, f"cancelled: {reason}", outbox=outbox,
-                                      attempts=fin.attempts, pop_state=pop_state,
-                                      pop_fields=pop_fields)
-        emit(PaymentEvent("done", outcome.state, sale.payment_id))
-        return outcome
-
-    # --- pieces of the finalisation ----------------------------------------------------
-
-    def _reversal_message(self, sale: _Sale, reference: PspReference, *,
-                          key: str | None = None) -> OutboxMessage:
-        pid = str(sale.payment_id)
-        payload = reversal_payload(reference, sale.request.amount)
-        return OutboxMessage(f"psp:{reference.connector}", "reversal", payload,
-                             key or f"reversal:{pid}", ref_id=pid,
-                             priority=REVERSAL_PRIORITY, ttl_s=SETTLE_TTL_S)
-
-    def _pop_cancel(self, legs: DualLegs, why: str) -> list[OutboxMessage]:
-        """A PoP record that may have reached the back end is withdrawn, via the outbox."""
-        record = legs.pop_leg.record
-        if record is None or legs.pop_leg.status == "not_sent":
-            return []
-        if legs.pop_leg.status == "rejected":
-            return []
-        return [OutboxMessage("pop", "pop_cancel",
-                              {"record_id": str(record.record_id), "reason": why},
-                              f"pop-cancel:{record.record_id}", ref_id=str(record.payment_id),
-                              priority=POP_PRIORITY)]
-
-    @staticmethod
-    def _pop_after(pop: Any, *, approved: bool) -> tuple[dict[str, Any], str | None]:
-        """The PoP record's next state and fields, from what its leg did."""
-        if pop.record is None:
-            return {}, None
-        reference = pop.receipt.pop_reference if pop.receipt is not None else None
-        fields = {"pop_reference": reference, "reason": pop.reason}
-        if not approved:
-            return fields, "cancelled"
-        return fields, {"confirmed": "confirmed", "pending": "submitted",
-                        "rejected": "rejected", "unavailable": "deferred"}.get(pop.status)
-
-    def _token_activation(self, sale: _Sale, pop_reference: str | None) -> OutboxMessage:
-        return token_activation(
-            payment_id=str(sale.payment_id), terminal_id=self.profile.terminal.terminal_id,
-            card_token=sale.card.token if sale.card else "", amount=sale.request.amount,
-            network=sale.network, pop_reference=pop_reference,
-            pop_record_id=str(sale.pop_record.record_id) if sale.pop_record else None)
-
-    def _close(self, sale: _Sale, result: TransactionResult | None, state: str, reason: str,
-               *, outbox: list[OutboxMessage] | None = None, offline: bool = False,
-               attempts: list[ledger.Attempt] | None = None, pop_state: str | None = None,
-               pop_fields: Mapping[str, Any] | None = None, captured: int | None = None,
-               psp_response: Any = None) -> PaymentOutcome:
-        """The final transition: payment state, attempts, PoP record, receipts, the
-        platform's copy and the outbox rows, in one transaction."""
-        pid = str(sale.payment_id)
-        emv = _emv_summary(result) if result is not None else {}
-        fields: dict[str, Any] = {"reason": reason[:500], "emv": json_text(emv),
-                                  "offline": int(offline)}
-        if captured is not None:
-            fields["captured_minor"] = captured
-        if psp_response is not None:
-            reference = psp_response.reference
-            fields["psp_reference"] = json_text(reference.as_dict())
-            fields["gateway_provider"] = reference.connector
-            fields["gateway_transaction_id"] = reference.rrn or reference.transaction_id
-            fields["auth_code"] = reference.approval_code
-        receipt = self._receipt_data(sale, result, state, fields.get("auth_code"), pop_fields)
-        if receipt is not None:
-            fields["receipt"] = json_text(receipt)
-        messages = list(outbox or [])
-        messages.append(transaction_uplink(self._uplink(sale, state, offline, attempts or []),
-                                           ref_id=pid))
-        with self.store.transaction() as conn:
-            current = conn.execute("SELECT status FROM payments WHERE id = ?",
-                                   (pid,)).fetchone()[0]
-            if current == "created" and state in ("completed", "pop_deferred",
-                                                  "reversal_pending", "needs_reconciliation"):
-                record_change(conn, StateChange("payment", pid, "authorising",
-                                                action="authorise"))
-            if attempts:
-                ledger.insert_attempts(conn, sale.payment_id, attempts)
-            if pop_state is not None and sale.pop_record is not None:
-                self._move_pop(conn, str(sale.pop_record.record_id), pop_state,
-                               dict(pop_fields or {}))
-            record_change(conn, StateChange("payment", pid, state, fields=fields,
-                                            outbox=messages, reason=reason[:200]))
-        return self._outcome(pid)
-
-    @staticmethod
-    def _move_pop(conn: Any, record_id: str, target: str, fields: dict[str, Any]) -> None:
-        row = conn.execute("SELECT status FROM pop_transactions WHERE id = ?",
-                           (record_id,)).fetchone()
-        if row is None or row[0] == target:
-            return
-        path = {("pending", "cancelled"): ["cancelled"],
-                ("pending", "submitted"): ["submitted"],
-                ("pending", "confirmed"): ["confirmed"],
-                ("pending", "rejected"): ["rejected"],
-                ("pending", "deferred"): ["deferred"]}.get((row[0], target), [target])
-        for step in path:
-            record_change(conn, StateChange("pop_transaction", record_id, step,
-                                            fields={k: v for k, v in fields.items()
-                                                    if v is not None}))
-
-    def _uplink(self, sale: _Sale, state: str, offline: bool,
-                attempts: list[ledger.Attempt]) -> dict[str, Any]:
-        """The platform's copy of the payment: its state, fraud check and PSP attempts (no
-        card data: the masked PAN only)."""
-        amount = sale.request.amount
-        return {"payment_id": str(sale.payment_id), "type": "sale", "state": state,
-                "amount_minor": amount.minor, "currency": amount.currency.code,
-                "business_date": self.clock().date().isoformat(), "offline": offline,
-                "network": sale.network,
-                "pan_masked": sale.card.masked_pan if sale.card else None,
-                "fraud": sale.fraud.as_row() if sale.fraud else None,
-                "attempts": [{"connector": a.connector, "status": a.status,
-                              "code": a.error_code} for a in attempts],
-                "pop_record_id": str(sale.pop_record.record_id) if sale.pop_record else None}
-
-    def _receipt_data(self, sale: _Sale, result: TransactionResult | None, state: str,
-                      auth_code: Any, pop_fields: Mapping[str, Any] | None
-                      ) -> dict[str, Any] | None:
-        if result is None or sale.card is None:
-            return None
-        cryptogram = result.application_cryptogram or ""
-        if len(cryptogram) != 16 or result.cryptogram not in ("TC", "ARQC", "AAC"):
-            return None
-        term = self.profile.terminal
-        try:
-            receipt = Receipt(
-                merchant_name=term.merchant_name, merchant_id=term.merchant_id,
-                terminal_id=term.terminal_id, timestamp=self.clock(),
-                amount=sale.request.amount, masked_pan=sale.card.masked_pan,
-                aid=result.aid, app_label=result.label or result.aid,
-                entry_mode="contactless" if sale.request.contactless else "contact",
-                cvm=_KERNEL_CVMS.get(result.cvm, "no_cvm"),  # type: ignore[arg-type]
-                tvr=result.tvr, tsi=result.tsi, cryptogram=cryptogram,
-                cryptogram_type=result.cryptogram,  # type: ignore[arg-type]
-                auth_code=auth_code if isinstance(auth_code, str) else None,
-                pop_reference=(pop_fields or {}).get("pop_reference"),
-                copy="merchant", payment_id=str(sale.payment_id),
-                approved=state in APPROVED_STATES or state == "needs_reconciliation",
-            )
-        except ValueError:
-            return None
-        return receipt.as_dict()
-
     # --- reading back ------------------------------------------------------------------
 
-    def _outcome(self, payment_id: str) -> PaymentOutcome:
+    def outcome(self, payment_id: str) -> PaymentOutcome:
         row = ledger.payment_row(self.store, payment_id)
         assert row is not None
         return outcome_from_row(self.store, row, self.locale)
-
-
-def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
-                     ) -> PaymentOutcome:
-    """A payment's outcome as the CLI and the UI show it, from its stored row."""
-    pid = str(row["id"])
-    pop = store.connection.execute(
-        "SELECT status, pop_reference FROM pop_transactions WHERE payment_id = ?",
-        (pid,)).fetchone()
-    fraud = store.connection.execute(
-        "SELECT risk_score, risk_level, decision FROM fraud_checks WHERE payment_id = ? "
-        "ORDER BY created_at DESC LIMIT 1", (pid,)).fetchone()
-    attempts = store.connection.execute(
-        "SELECT count(*) FROM payment_attempts WHERE payment_id = ?", (pid,)).fetchone()[0]
-    receipts: dict[str, str] = {}
-    data = row.get("receipt")
-    if isinstance(data, dict):
-        with contextlib.suppress(Exception):
-            merchant = Receipt.from_dict(data)
-            if pop is not None and pop[1] and not merchant.pop_reference:
-                merchant = Receipt.from_dict({**data, "pop_reference": pop[1]})
-            receipts["merchant"] = render_text(merchant, locale=locale)
-            receipts["customer"] = render_text(
-                Receipt.from_dict({**merchant.as_dict(), "copy": "customer"}), locale=locale)
-    state = str(row["status"])
-    return PaymentOutcome(
-        payment_id=uuid.UUID(pid), state=state,
-        approved=state in APPROVED_STATES, reason=str(row.get("reason") or ""),
-        amount=Amount(int(row["amount_minor"]), currency_of(str(row["currency"]))),
-        offline=bool(row.get("offline")), masked_pan=str(row.get("pan_masked") or ""),
-        network=str(row.get("network") or ""), auth_code=row.get("auth_code"),
-        pop_status=pop[0] if pop else None, pop_reference=pop[1] if pop else None,
-        emv=emv if isinstance(emv := row.get("emv"), dict) else {},
-        fraud=({"score": fraud[0], "level": fraud[1], "decision": fraud[2]}
-               if fraud else None),
-        attempts=int(attempts), receipts=receipts,
-    )
-
-
-def token_activation(*, payment_id: str, terminal_id: str, card_token: str, amount: Amount,
-                     network: str, pop_reference: str | None,
-                     pop_record_id: str | None) -> OutboxMessage:
-    """Seed 001 §3.3: a confirmed dual transaction activates the card's token. The event
-    goes to the platform, which forwards it to the token system; ``event_id`` is derived
-    from the payment, so a resent event is the same event."""
-    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"etika:activation:{payment_id}"))
-    payload: dict[str, JsonValue] = {
-        "event_id": event_id, "terminal_id": terminal_id, "payment_id": payment_id,
-        "card_token": card_token, "amount_minor": amount.minor, "currency": amount.currency.code,
-        "network": network, "pop_reference": pop_reference, "pop_record_id": pop_record_id}
-    return OutboxMessage("platform", "token_activation", payload, f"activation:{payment_id}",
-                         ref_id=payment_id)
-
-
-def _reason(result: TransactionResult | None, fallback: str) -> str:
-    text = getattr(result, "reason", "") if result is not None else ""
-    return str(text) if text else fallback
-
-
-def _psp_reason(response: Any) -> str:
-    if response is None:
-        return ""
-    message = f": {response.message}" if response.message else ""
-    return f"declined by the issuer (code {response.code}{message})"
-
-
-def _emv_summary(result: TransactionResult) -> dict[str, Any]:
-    data = result.as_json()
-    data.pop("expiry", None)  # the expiry is card data: never stored in clear
-    return data
-
-
-def _mask(text: str) -> str:
-    return mask_pan_text(text)

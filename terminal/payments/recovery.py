@@ -37,6 +37,7 @@ from edge_sync.connectors.base import PspReference
 from edge_sync.errors import PopError
 from terminal.money import Amount, currency
 from terminal.payments.messages import alert_message, sale_uplink
+from terminal.payments.outcome import token_activation
 from terminal.payments.refunds import send_refund
 from terminal.services.psp import REVERSAL_PRIORITY, reversal_payload
 from terminal.store import OutboxMessage, StateChange
@@ -183,8 +184,6 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
 
 
 async def _settle_pop(manager: PaymentManager, payment: Any, report: RecoveryReport) -> None:
-    from terminal.payments.manager import token_activation
-
     pid = payment["id"]
     pop = manager.store.connection.execute(
         "SELECT id, status FROM pop_transactions WHERE payment_id = ?", (pid,)).fetchone()
