@@ -41,7 +41,13 @@ from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from edge_sync.platform.errors import PlatformKeyError
 from hsm import session as sess
 from hsm.config import DEFAULT_MODULE, HsmSettings
-from hsm.errors import HsmError, KeyMissingError, TokenMissingError, WrongPinError
+from hsm.errors import (
+    HsmError,
+    KeyMissingError,
+    ModuleMissingError,
+    TokenMissingError,
+    WrongPinError,
+)
 from hsm.keys import public_key_pem_from_der
 from hsm.signing import raw_to_der
 from hsm.slot_init import init_token_in_free_slot
@@ -99,7 +105,11 @@ class PlatformKeySettings:
 
     @property
     def so_pin_file(self) -> Path:
-        return self.user_pin_file.with_name(self.user_pin_file.name.replace("pin", "so-pin"))
+        # Beside the user PIN file; a --pin-file whose name has no "pin" in it must still
+        # get a file of its own, never the user PIN file twice (one PIN for both roles).
+        name = self.user_pin_file.name
+        so_name = name.replace("pin", "so-pin") if "pin" in name else f"{name}.so-pin"
+        return self.user_pin_file.with_name(so_name)
 
     def _env(self) -> Mapping[str, str]:
         return os.environ if self.environ is None else self.environ
@@ -121,8 +131,9 @@ def read_pin_file(path: Path, env_name: str) -> str:
         info = path.stat()
     except FileNotFoundError:
         raise PlatformKeyError(
-            f"no platform token PIN: {path} does not exist and {env_name} is not set; run "
-            "etika platform key (it creates the token and its PIN files) or give --pin-file",
+            f"no platform token PIN: {path} does not exist and {env_name} is not set; give "
+            "the file that holds the token's PIN (--pin-file / ETIKA_PLATFORM_PIN_FILE), or "
+            "run etika platform key if the token is not created yet (it creates the PIN files)",
             path=str(path)) from None
     except OSError as exc:
         raise PlatformKeyError(f"cannot read the PIN file {path}: {exc.strerror}",
@@ -233,21 +244,29 @@ class EnsureResult:
 
 
 def ensure_platform_key(settings: PlatformKeySettings) -> EnsureResult:
-    """Idempotent: create the PIN files, the (SoftHSM2) token and the key pair if absent."""
+    """Idempotent: create the (SoftHSM2) token, its PIN files and the key pair if absent.
+
+    PIN files are created only with a new token: for a token that exists, a missing PIN
+    file is a mistake to report (a mistyped ``--pin-file``), not a place for a new random
+    PIN that the token would refuse.
+    """
     env = settings._env()
     pin_files = []
-    for path, env_name in ((settings.user_pin_file, PIN_ENV),
-                           (settings.so_pin_file, SO_PIN_ENV)):
-        if not env.get(env_name) and _create_pin_file(path):
-            pin_files.append(str(path))
     token_created = False
+    # Finding a token needs no PIN: look before anything is read or written.
+    lookup = HsmSettings(data_dir=settings.data_dir, module=settings.module,
+                         token_label=settings.token_label)
     try:
-        sess.find_token(settings.hsm_settings())
+        sess.find_token(lookup)
     except TokenMissingError:
         if "softhsm" not in Path(settings.module).name.lower():
             raise PlatformKeyError(
                 f"no PKCS#11 token {settings.token_label!r} in {settings.module}: create it "
                 "with the HSM vendor's tools, then run etika platform key") from None
+        for path, env_name in ((settings.user_pin_file, PIN_ENV),
+                               (settings.so_pin_file, SO_PIN_ENV)):
+            if not env.get(env_name) and _create_pin_file(path):
+                pin_files.append(str(path))
         init_token_in_free_slot(settings.module, settings.token_label, settings.so_pin(),
                                 settings.user_pin())
         token_created = True
@@ -285,6 +304,11 @@ def _open_owner(settings: PlatformKeySettings) -> sess.SessionOwner:
 
 
 def _platform_error(exc: HsmError, settings: PlatformKeySettings) -> PlatformKeyError:
+    if isinstance(exc, ModuleMissingError):
+        # hsm's own hint names the terminal's variable; the platform's module is set apart.
+        return PlatformKeyError(
+            f"cannot load the platform's PKCS#11 module {settings.module}; install softhsm2 "
+            f"or give the HSM's module with --pkcs11-module / {MODULE_ENV}")
     if isinstance(exc, TokenMissingError):
         return PlatformKeyError(
             f"no PKCS#11 token {settings.token_label!r} (module {settings.module}); run etika "

@@ -146,3 +146,41 @@ def test_the_pin_from_the_environment_wins_over_the_file(tmp_path: Path) -> None
     """ETIKA_PLATFORM_PIN is used as is; no file is needed then."""
     settings = PlatformKeySettings.resolve(tmp_path, environ={"ETIKA_PLATFORM_PIN": "87654321"})
     assert settings.user_pin() == "87654321"
+
+
+def test_a_mistyped_pin_file_creates_nothing(hsm_settings: HsmSettings, tmp_path: Path) -> None:
+    """For a token that exists, a --pin-file that does not exist is an error naming it;
+    no new random PIN file (which the token would refuse) is written there."""
+    settings = _settings(tmp_path)
+    ensure_platform_key(settings)
+    typo = tmp_path / "elsewhere" / "token-pn"
+    mistyped = PlatformKeySettings.resolve(tmp_path, token_label=settings.token_label,
+                                           pin_file=typo, environ={})
+    with pytest.raises(PlatformKeyError, match="does not exist"):
+        ensure_platform_key(mistyped)
+    assert not typo.parent.exists()
+
+
+def test_a_missing_module_names_the_platform_option(tmp_path: Path) -> None:
+    """A module that cannot be loaded points at --pkcs11-module, not the terminal's variable."""
+    settings = PlatformKeySettings.resolve(tmp_path, module=str(tmp_path / "nope.so"),
+                                           environ={"ETIKA_PLATFORM_PIN": "12345678"})
+    with pytest.raises(PlatformKeyError, match="--pkcs11-module") as raised:
+        open_platform_signer(settings)
+    assert "ETIKA_PKCS11_MODULE" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("pin_file",       "so_pin_file"),
+    [
+        ("token-pin",  "token-so-pin"),
+        ("secret",     "secret.so-pin"),
+        ("pin.txt",    "so-pin.txt"),
+    ],
+)
+def test_the_so_pin_file_is_never_the_user_pin_file(
+    tmp_path: Path, pin_file: str, so_pin_file: str
+) -> None:
+    """The SO PIN has a file of its own beside the user PIN's, whatever --pin-file is named."""
+    settings = PlatformKeySettings.resolve(tmp_path, pin_file=tmp_path / pin_file, environ={})
+    assert settings.so_pin_file == tmp_path / so_pin_file
