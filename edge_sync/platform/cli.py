@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
 # other ``etika`` command starts without paying for them.
-from etika_argtypes import CommandGroups
+from etika_argtypes import CommandGroups, not_empty
 from etika_argtypes import port as _port
 from etika_argtypes import positive_int as _positive
 from etika_argtypes import session_expiry as _session_expiry
@@ -74,17 +74,33 @@ def _open(ctx: CommandContext, args: argparse.Namespace) -> PlatformStorage:
         raise PlatformUsageError(f"--database: {exc}") from exc
 
 
+def _ledger_url(text: str) -> str:
+    """An ``http(s)://host[:port]`` URL for ``--pop-url`` / ``--psp-url``: a typo is a usage
+    error (exit 2) here, not an httpx exception later."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL with a host")
+    return text
+
+
 def _add_signing_key(parser: argparse.ArgumentParser) -> None:
     """Where the platform's signing key is: its PKCS#11 token (never a PIN in clear here)."""
     parser.add_argument(
-        "--pkcs11-module", metavar="PATH",
+        "--pkcs11-module", metavar="PATH", type=not_empty,
         help="PKCS#11 module of the platform's token (env ETIKA_PLATFORM_PKCS11_MODULE; "
         "default: SoftHSM2's)")
     parser.add_argument(
-        "--token-label", metavar="LABEL",
+        "--token-label", metavar="LABEL", type=not_empty,
         help="the platform's token (env ETIKA_PLATFORM_TOKEN_LABEL; default etika-platform)")
     parser.add_argument(
-        "--pin-file", type=Path, metavar="FILE",
+        "--pin-file", type=lambda text: Path(not_empty(text)), metavar="FILE",
         help="0600 file holding the token's user PIN (env ETIKA_PLATFORM_PIN_FILE; default "
         "<data-dir>/platform/token-pin); ETIKA_PLATFORM_PIN gives the PIN itself")
 
@@ -273,11 +289,11 @@ def register(groups: CommandGroups) -> None:
     rec.add_argument("--date", required=True, help="business date YYYY-MM-DD")
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.add_argument(
-        "--pop-url", metavar="URL",
+        "--pop-url", metavar="URL", type=_ledger_url,
         help="also compare the day's sales one to one with the PoP back end's ledger "
         "(GET URL/ledger/records; e.g. the etika sim pop stand-in)")
     rec.add_argument(
-        "--psp-url", metavar="URL", action="append", default=[],
+        "--psp-url", metavar="URL", action="append", default=[], type=_ledger_url,
         help="also compare each payment one to one with what this PSP booked (GET "
         "URL/ledger/summary: the control port of etika sim psp --kind iso8583, or a REST "
         "gateway's own port); repeat it for every PSP the terminals route to")
@@ -522,7 +538,20 @@ def _psp_entries(url: str) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise PlatformError(f"--psp-url: {target} did not answer a ledger "
                             '({"entries": [...]})')
-    return [e for e in entries if isinstance(e, dict)]
+    # An entry the comparison cannot read is refused, never skipped: a skipped charge
+    # would make a double charge or a charge for a failed sale look reconciled.
+    for index, entry in enumerate(entries):
+        where = f"--psp-url: {target} entries[{index}]"
+        if not isinstance(entry, dict):
+            raise PlatformError(f"{where} is not an object")
+        if not isinstance(entry.get("key"), str) or not entry["key"]:
+            raise PlatformError(f"{where} has no key (the payment's idempotency key)")
+        for name in ("amount_minor", "captured", "refunded"):
+            value = entry.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise PlatformError(f"{where}.{name} must be a whole number of minor units, "
+                                    f"not {value!r}")
+    return entries
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -111,6 +114,82 @@ def test_bad_arguments_give_one_line_errors(
     status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", *argv)
     assert status != 0
     assert err.startswith("etika: error:") and message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option",     "url"),
+    [
+        ("--psp-url", "http://[::1"),
+        ("--psp-url", "http://127.0.0.1:99999"),
+        ("--psp-url", "127.0.0.1:8080"),
+        ("--psp-url", "ftp://127.0.0.1/"),
+        ("--psp-url", ""),
+        ("--pop-url", "http://[::1"),
+        ("--pop-url", "localhost"),
+    ],
+)
+def test_a_bad_ledger_url_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, url: str
+) -> None:
+    """A mistyped reconcile ledger URL ends with exit 2 naming the option, before any
+    request (``http://[::1`` used to end in an internal error)."""
+    with pytest.raises(SystemExit) as raised:  # argparse's usage error
+        main(["--data-dir", str(tmp_path), "platform", "reconcile", "--date", "2026-11-21",
+              option, url])
+    err = capsys.readouterr().err
+    assert raised.value.code == 2
+    assert f"argument {option}:" in err.splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.fixture
+def ledger_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback HTTP server answering every GET with the body last put in the list."""
+    bodies: list[bytes] = [b"{}"]
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(bodies[-1])
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, name="ledger-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("entry",                                                     "message"),
+    [
+        ({"key": "k1", "state": "captured", "captured": "abc"},   "entries[0].captured"),
+        ({"key": "k1", "state": "captured", "amount_minor": 1.5}, "entries[0].amount_minor"),
+        ({"state": "captured", "captured": 100},                  "entries[0] has no key"),
+        (7,                                                       "entries[0] is not an object"),
+    ],
+)
+def test_an_unreadable_psp_ledger_entry_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ledger_server: tuple[str, list[bytes]], entry: object, message: str,
+) -> None:
+    """An entry reconcile cannot read is a one-line error naming it (exit 1), never a
+    traceback and never skipped (a skipped charge would hide a double charge)."""
+    url, bodies = ledger_server
+    bodies.append(json.dumps({"entries": [entry]}).encode())
+    status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", "reconcile",
+                          "--database", str(tmp_path / "p.db"), "--date", "2026-11-21",
+                          "--psp-url", url)
+    assert status == 1
+    assert err.startswith("etika: error: --psp-url:") and message in err
     assert "Traceback" not in err
 
 
