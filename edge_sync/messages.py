@@ -12,7 +12,9 @@ Ack (platform → terminal, topic ``etika/v1/t/{terminal_id}/ack`` and HTTPS ``{
     {"v": 1, "message_id": str, "status": "accepted"|"duplicate"|"rejected", "reason": str|null,
      "terminal_id": str, "destination": "platform", "signature": "<platform key>"}
 
-The platform signs every ack; the terminal settles a row only with an ack that verifies,
+Over MQTT the platform answers a commit with one signed batch per terminal instead
+(:mod:`edge_sync.ack_batch`). The platform signs every ack; the terminal settles a row only
+with an ack that verifies,
 names it and the row's destination, and answers a message it has in flight there. (Acks
 that never leave the process — a PSP connector's — carry no signature.)
 
@@ -372,6 +374,7 @@ class AckVerifier:
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise SignatureError("the platform public key is not an EC key", reason="bad key")
         self._key = key
+        self._ecdsa = ec.ECDSA(hashes.SHA256())  # built once: this runs once per ack
         self.terminal_id = terminal_id
         self.destination = destination
 
@@ -383,6 +386,17 @@ class AckVerifier:
         if platform_public_key_pem is None:
             return None
         return cls(platform_public_key_pem, terminal_id, destination)
+
+    def verify_signed(self, signed: bytes, signature_b64: str, *, what: str) -> None:
+        """Check the platform's signature over ``signed``; :class:`SignatureError` if not."""
+        try:
+            self._key.verify(base64.b64decode(signature_b64), signed, self._ecdsa)
+        except InvalidSignature as exc:
+            raise SignatureError(f"{what} does not verify with the platform key",
+                                 reason="bad signature") from exc
+        except (ValueError, RecursionError) as exc:  # not DER; invalid Unicode; too deep
+            raise SignatureError(f"{what} cannot be verified: {type(exc).__name__}",
+                                 reason="malformed signature") from exc
 
     def check(self, ack: Ack) -> Ack:
         """The ack if it is the platform's, for us and this destination; else SignatureError."""
@@ -399,19 +413,12 @@ class AckVerifier:
         wire = ack.wire()
         try:
             signed = canonical_json(wire)
-            self._key.verify(
-                base64.b64decode(wire["signature"]), signed, ec.ECDSA(hashes.SHA256())
-            )
-        except InvalidSignature as exc:
-            raise SignatureError(
-                f"ack for {ack.message_id} does not verify with the platform key",
-                reason="bad signature",
-            ) from exc
-        except (ValueError, RecursionError) as exc:  # not DER; invalid Unicode; too deep
+        except (ValueError, RecursionError) as exc:  # invalid Unicode; too deep
             raise SignatureError(
                 f"ack for {ack.message_id} cannot be verified: {type(exc).__name__}",
                 reason="malformed signature",
             ) from exc
+        self.verify_signed(signed, wire["signature"], what=f"ack for {ack.message_id}")
         # The reason is kept (dead letter, logs): make it storable whatever it holds.
         if ack.reason is not None:
             clean = ack.reason[:500].encode("utf-8", "replace").decode("utf-8")

@@ -7,7 +7,9 @@ with the terminal's client certificate when a CA file is given.
 Topics (:mod:`edge_sync.messages`): publishes ``etika/v1/t/{id}/up/{kind}``, subscribes
 ``etika/v1/t/{id}/ack`` and ``etika/v1/t/{id}/down/+``.
 
-An ack settles a message only when it verifies with the platform key and is bound to this
+Acks come one by one or, from the platform, as one signed batch per commit
+(:mod:`edge_sync.ack_batch`). An ack settles a message only when it verifies with the
+platform key and is bound to this
 terminal and this link's destination (:class:`~edge_sync.messages.AckVerifier`), and names
 a message sent here and not yet answered; anything else is dropped, logged and counted
 (``refused_acks``): a client that can publish on the ack topic cannot make the terminal
@@ -38,6 +40,7 @@ from paho.mqtt.client import MQTT_ERR_SUCCESS, error_string
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_sync.ack_batch import check_ack_batch, is_ack_batch
 from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.http_client import client_tls_context
 from edge_sync.messages import (
@@ -240,23 +243,27 @@ class MqttTransport:
         self._settle_ack(message.payload)
 
     def _settle_ack(self, raw: bytes) -> None:
+        """One signed ack, or a signed batch of them (the platform's, one per commit)."""
         try:
-            ack = _fast_ack(raw)
             if self._verifier is None:
                 raise SignatureError(
                     "no platform public key is configured (sync.toml platform_public_key): "
                     "acks cannot be verified", reason="no key"
                 )
-            ack = self._verifier.check(ack)
+            if is_ack_batch(raw):
+                acks = check_ack_batch(self._verifier, raw)
+            else:
+                acks = [self._verifier.check(_fast_ack(raw))]
         except (MessageFormatError, SignatureError) as exc:
             self.refused_acks += 1
             log.warning("sync: ack refused: %s", exc)
             return
-        waiter = self._waiters.pop(ack.message_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(ack)
-        elif self._on_late_ack is not None:
-            self._on_late_ack(ack)
+        for ack in acks:
+            waiter = self._waiters.pop(ack.message_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(ack)
+            elif self._on_late_ack is not None:
+                self._on_late_ack(ack)
 
     async def _dispatch(self, topic: str, payload: object) -> None:
         raw = payload if isinstance(payload, bytes) else str(payload).encode()

@@ -3,8 +3,9 @@
 Each worker subscribes to ``$share/etika-platform/etika/v1/t/+/up/#``; the broker hands each
 uplink to one worker of the group. The worker takes what has arrived as one batch, ingests
 it (one database transaction), and only after the commit publishes the acks on
-``etika/v1/t/{terminal_id}/ack`` and sends the broker its PUBACKs. A worker killed before
-its commit acknowledged nothing: the broker redelivers to it when it returns (persistent
+``etika/v1/t/{terminal_id}/ack`` (one signed batch per terminal,
+:mod:`edge_sync.ack_batch`) and sends the broker its PUBACKs. A worker killed before its
+commit acknowledged nothing: the broker redelivers to it when it returns (persistent
 session) and the ``message_id`` key turns any second delivery into a ``duplicate``.
 
 A body that is not JSON, truncated or badly signed never stops the loop: it gets a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -26,9 +28,10 @@ from dataclasses import dataclass, field
 import aiomqtt
 import paho.mqtt.client as mqtt
 
+from edge_sync.ack_batch import MAX_ACKS_PER_BATCH, build_ack_batch
 from edge_sync.messages import SHARED_UPLINK_FILTER, Ack, ack_topic
 from edge_sync.platform.errors import StorageError
-from edge_sync.platform.ingest import Ingestor, RawUplink
+from edge_sync.platform.ingest import ACK_DESTINATION, Ingestor, RawUplink
 from edge_sync.platform.mqtt import MqttSettings, make_client
 
 __all__ = ["ConsumerStats", "UplinkConsumer"]
@@ -173,10 +176,8 @@ class UplinkConsumer:
         holds because this runs after it.
         """
         paho = client._client
-        for (_, terminal_id), ack in zip(decoded, acks, strict=True):
-            if terminal_id is None or ack is None:  # None: held, the terminal sends again
-                continue
-            info = paho.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+        for terminal_id, body in self._ack_bodies(decoded, acks):
+            info = paho.publish(ack_topic(terminal_id), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "could not publish an ack")
         for message in batch:
@@ -196,11 +197,32 @@ class UplinkConsumer:
                 self.stats.rejected += 1
                 log.info("refused uplink %s: %s", ack.message_id, ack.reason)
 
+    def _ack_bodies(self, decoded: Sequence[tuple[RawUplink, str | None]],
+                    acks: Sequence[Ack | None]) -> list[tuple[str, bytes]]:
+        """What to publish: per terminal, one signed batch of the commit's acks (its own
+        order kept); single unsigned acks when the ingestor has no key (tests only)."""
+        per_terminal: dict[str, list[Ack]] = {}
+        for (_, terminal_id), ack in zip(decoded, acks, strict=True):
+            if terminal_id is not None and ack is not None:  # None: held, sent again
+                per_terminal.setdefault(terminal_id, []).append(ack)
+        signer = self.ingestor.signer
+        if signer is None:
+            return [(t, a.to_json()) for t, acks_of in per_terminal.items() for a in acks_of]
+        return [
+            (terminal_id, build_ack_batch(
+                signer, terminal_id=terminal_id, destination=ACK_DESTINATION,
+                acks=acks_of[start:start + MAX_ACKS_PER_BATCH]).to_json())
+            for terminal_id, acks_of in per_terminal.items()
+            for start in range(0, len(acks_of), MAX_ACKS_PER_BATCH)
+        ]
+
     async def _ingest(self, raws: list[RawUplink]) -> list[Ack | None]:
         delay = 0.2
         while True:
             try:
-                return await asyncio.to_thread(self.ingestor.ingest, raws)
+                # Unsigned here: _finish signs one batch per terminal instead of each ack.
+                return await asyncio.to_thread(
+                    functools.partial(self.ingestor.ingest, raws, sign_acks=False))
             except StorageError as exc:
                 # Nothing of the batch is acknowledged; keep it and try again.
                 self.stats.last_error = f"database: {exc}"

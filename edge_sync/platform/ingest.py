@@ -341,11 +341,20 @@ class Ingestor:
             raise BadSignatureError("bad signature: not DER-encoded ECDSA") from exc
         return envelope
 
-    def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
+    @property
+    def signer(self) -> Signer | None:
+        """The platform key acks are signed with (``None``: unsigned, tests only)."""
+        return self._signer
+
+    def _ack(self, sign: bool, terminal_id: str, message_id: str, status: AckStatus,
              reason: str | None = None) -> Ack:
-        """An ack bound to the terminal and signed with the platform key (when it has one)."""
+        """An ack bound to the terminal, signed with the platform key when ``sign`` (and it
+        has one); unsigned ones are signed later as a batch (:mod:`edge_sync.ack_batch`)."""
         if self._signer is None:
             return Ack(message_id=message_id, status=status, reason=reason)
+        if not sign:
+            return Ack(message_id=message_id, status=status, reason=reason,
+                       terminal_id=terminal_id, destination=ACK_DESTINATION)
         return build_ack(self._signer, terminal_id=terminal_id, destination=ACK_DESTINATION,
                          message_id=message_id, status=status, reason=reason)
 
@@ -363,7 +372,8 @@ class Ingestor:
             self._window_counts[channel] = mine + 1
             return True
 
-    def ingest(self, batch: Sequence[RawUplink]) -> list[Ack | None]:
+    def ingest(self, batch: Sequence[RawUplink], *, sign_acks: bool = True
+               ) -> list[Ack | None]:
         """Per message, in order, its ack after the batch's commit (raises ``StorageError``).
 
         ``None`` means no ack at all, so the terminal sends it again later (the contract's
@@ -373,7 +383,8 @@ class Ingestor:
         signature could not be checked (*refused*: not JSON, another channel's, an unknown
         terminal's, a bad signature). Anyone can send those, so they must not make a
         terminal drop a message under the id they quote; they are logged (rate-limited),
-        counted, and stored nowhere else. Every ack is signed with the platform key.
+        counted, and stored nowhere else. Every ack is signed with the platform key, unless
+        ``sign_acks`` is False: then the caller signs them, one batch per terminal.
         """
         acks: list[Ack | None] = [None] * len(batch)
         outcomes: list[str] = ["held"] * len(batch)
@@ -417,8 +428,8 @@ class Ingestor:
                 else:
                     log.exception("booking an uplink failed unexpectedly")
                     reason = f"the platform could not book this message ({type(exc).__name__})"
-                acks[index] = self._ack(envelope.terminal_id, envelope.message_id, "rejected",
-                                        reason)
+                acks[index] = self._ack(sign_acks, envelope.terminal_id, envelope.message_id,
+                                        "rejected", reason)
                 outcomes[index] = "rejected"
                 rejections.append(Rejection(envelope.terminal_id, envelope.message_id, reason))
         received_at = self._clock()
@@ -435,8 +446,8 @@ class Ingestor:
                     outcome, = self.storage.ingest([uplink], received_at)
                 except UnstorableDataError as exc:
                     reason = f"the platform cannot store this message: {exc.__cause__}"
-                    acks[index] = self._ack(uplink.terminal_id, uplink.message_id, "rejected",
-                                            reason)
+                    acks[index] = self._ack(sign_acks, uplink.terminal_id, uplink.message_id,
+                                            "rejected", reason)
                     outcomes[index] = "rejected"
                     rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
                     continue
@@ -451,13 +462,13 @@ class Ingestor:
                 # Never "duplicate" for another message: the terminal would drop it as
                 # delivered. A reused id is a terminal bug to be seen, not absorbed.
                 reason = "message_id already used by a different message; nothing stored"
-                acks[index] = self._ack(uplink.terminal_id, outcome.message_id, "rejected",
-                                        reason)
+                acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id,
+                                        "rejected", reason)
                 outcomes[index] = "rejected"
                 rejections.append(Rejection(uplink.terminal_id, outcome.message_id, reason))
                 continue
             status: AckStatus = "accepted" if outcome.new else "duplicate"
-            acks[index] = self._ack(uplink.terminal_id, outcome.message_id, status)
+            acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id, status)
             outcomes[index] = status
         self.storage.record_rejections(rejections, received_at)
         with self._counts_lock:

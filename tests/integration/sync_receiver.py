@@ -1,5 +1,6 @@
 """A small MQTT receiver for the terminal-side sync tests and the bench: validates, verifies,
-deduplicates and acks by message id, exactly as the wire contract says.
+deduplicates and acks by message id, exactly as the wire contract says (by default, as the
+platform does, in one signed batch per terminal for the messages that arrive together).
 
 It stands in for the platform's consumer (``edge_sync.platform``, whose own end-to-end tests
 are the platform's), and keeps what it committed so tests can check that nothing was lost or
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_sync.ack_batch import MAX_ACKS_PER_BATCH, build_ack_batch
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.messages import (
     Ack,
@@ -59,14 +62,54 @@ class AckingReceiver:
     tls: tuple[Path, Path, Path] | None = None
     #: Signs every ack, as the platform does (terminals settle nothing with an unsigned one).
     ack_signer: Signer = PLATFORM_KEY
+    #: True: as the platform, one signed batch per terminal for what arrived together (the
+    #: acks wait for a flusher thread, at most ``batch_wait_s``); False: one signed ack each.
+    batch_acks: bool = True
+    batch_wait_s: float = 0.002
     _client: Any = None
+    _pending: list[tuple[str, Ack]] = field(default_factory=list)
+    _wake: threading.Condition = field(default_factory=threading.Condition)
+    _flusher: threading.Thread | None = None
+    _stopping: bool = False
 
     def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
              reason: str | None = None) -> Ack:
+        if self.batch_acks:  # signed later, with its batch
+            return Ack(message_id=message_id, status=status, reason=reason)
         return build_ack(self.ack_signer, terminal_id=terminal_id, destination="platform",
                          message_id=message_id, status=status, reason=reason)
 
-    def _ack_only(self, terminal_id: str, raw: bytes) -> bytes | None:
+    def _send(self, client: mqtt.Client, terminal_id: str, ack: Ack) -> None:
+        if not self.batch_acks:
+            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+            return
+        with self._wake:
+            self._pending.append((terminal_id, ack))
+            self._wake.notify()
+
+    def _flush_forever(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+            time.sleep(self.batch_wait_s)  # let what arrives together go together
+            with self._wake:
+                pending, self._pending = self._pending, []
+            per_terminal: dict[str, list[Ack]] = {}
+            for terminal_id, ack in pending:
+                per_terminal.setdefault(terminal_id, []).append(ack)
+            client = self._client
+            for terminal_id, acks in per_terminal.items():
+                for start in range(0, len(acks), MAX_ACKS_PER_BATCH):
+                    batch = build_ack_batch(self.ack_signer, terminal_id=terminal_id,
+                                            destination="platform",
+                                            acks=acks[start:start + MAX_ACKS_PER_BATCH])
+                    if client is not None:
+                        client.publish(ack_topic(terminal_id), batch.to_json(), qos=1)
+
+    def _ack_only(self, terminal_id: str, raw: bytes) -> Ack | None:
         try:
             message_id = json.loads(raw)["message_id"]
         except (ValueError, KeyError, TypeError):
@@ -77,7 +120,7 @@ class AckingReceiver:
             self.committed.append(message_id)
         else:
             self.duplicates += 1
-        return self._ack(terminal_id, message_id, status).to_json()
+        return self._ack(terminal_id, message_id, status)
 
     def judge(self, terminal_id: str, raw: bytes) -> Ack | None:
         try:
@@ -112,14 +155,10 @@ class AckingReceiver:
             terminal_id, _, _ = parse_topic(message.topic)
         except MessageFormatError:
             return
-        if not self.validate:
-            body = self._ack_only(terminal_id, message.payload)
-            if body is not None:
-                client.publish(ack_topic(terminal_id), body, qos=1)
-            return
-        ack = self.judge(terminal_id, message.payload)
+        ack = (self._ack_only(terminal_id, message.payload) if not self.validate
+               else self.judge(terminal_id, message.payload))
         if ack is not None:
-            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+            self._send(client, terminal_id, ack)
 
     def start(self, timeout: float = 10) -> None:
         client = mqtt.Client(
@@ -142,13 +181,24 @@ class AckingReceiver:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
         client.connect(self.host, self.port, clean_start=False, properties=properties)
-        client.loop_start()
         self._client = client
+        if self.batch_acks:
+            self._stopping = False
+            self._flusher = threading.Thread(target=self._flush_forever, daemon=True,
+                                             name="receiver-ack-flusher")
+            self._flusher.start()
+        client.loop_start()
         if not self.ready.wait(timeout):
             self.stop()
             raise RuntimeError("the test receiver did not subscribe in time")
 
     def stop(self) -> None:
+        if self._flusher is not None:
+            with self._wake:
+                self._stopping = True
+                self._wake.notify()
+            self._flusher.join(5)
+            self._flusher = None
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()

@@ -16,8 +16,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from edge_sync.ack_batch import build_ack_batch
 from edge_sync.messages import (
     SHARED_UPLINK_FILTER,
+    Ack,
     ack_topic,
     build_ack,
     build_envelope,
@@ -134,8 +136,8 @@ async def test_forged_and_misdirected_acks_settle_nothing(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
     """Acks from anyone with broker access but not the platform key — unsigned, signed by
-    another key, or the platform's for another terminal — leave the row in flight; the
-    platform's own ack then settles it."""
+    another key, or the platform's for another terminal, single or batched — leave the row
+    in flight; the platform's own ack then settles it."""
     platform_key, rogue = SoftwareSigner.generate(), SoftwareSigner.generate()
     store = Store.open(tmp_path / "etika.db")
     outbox = SqliteOutbox(store)
@@ -165,6 +167,11 @@ async def test_forged_and_misdirected_acks_settle_nothing(
                       message_id=message_id, status="accepted").to_json(),
             build_ack(platform_key, terminal_id=VICTIM, destination="pop",
                       message_id=message_id, status="accepted").to_json(),
+            # The same as signed batches (the platform's form, one per commit).
+            build_ack_batch(rogue, terminal_id=VICTIM, destination="platform",
+                            acks=[Ack(message_id=message_id, status="accepted")]).to_json(),
+            build_ack_batch(platform_key, terminal_id=ATTACKER, destination="platform",
+                            acks=[Ack(message_id=message_id, status="accepted")]).to_json(),
         ]
         genuine = build_ack(platform_key, terminal_id=VICTIM, destination="platform",
                             message_id=message_id, status="accepted").to_json()

@@ -19,7 +19,8 @@ import aiomqtt
 import httpx
 import pytest
 
-from edge_sync.messages import Ack, Envelope, parse_ack, uplink_topic
+from edge_sync.ack_batch import SignedAckBatch, check_ack_batch, is_ack_batch
+from edge_sync.messages import Ack, AckVerifier, Envelope, parse_ack, uplink_topic
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor
@@ -71,11 +72,30 @@ def signer(storage: PlatformStorage) -> SoftwareSigner:
     return key
 
 
+def _acks_in(raw: bytes, platform_key: bytes | None = None) -> list[Ack]:
+    """The acks of one message on an ack topic: a signed batch (the platform signs one per
+    commit and terminal) or a single ack; with ``platform_key``, verified as the terminal
+    would (SignatureError otherwise)."""
+    if not is_ack_batch(raw):
+        ack = parse_ack(raw)
+        if platform_key is not None:
+            AckVerifier(platform_key, ack.terminal_id or "?", "platform").check(ack)
+        return [ack]
+    batch = SignedAckBatch.model_validate_json(raw)
+    if platform_key is not None:
+        return check_ack_batch(AckVerifier(platform_key, batch.terminal_id, "platform"), raw)
+    return [Ack(message_id=a.message_id, status=a.status, reason=a.reason,
+                terminal_id=batch.terminal_id, destination=batch.destination)
+            for a in batch.acks]
+
+
 class AckListener:
     """Everything the platform says on ``etika/v1/t/+/ack``, in arrival order."""
 
     def __init__(self) -> None:
         self.acks: list[Ack] = []
+        #: Each message as it came (a batch or a single ack).
+        self.bodies: list[bytes] = []
         self._changed = asyncio.Condition()
 
     async def run(self, broker: Broker, ready: asyncio.Event) -> None:
@@ -86,7 +106,8 @@ class AckListener:
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
                 async with self._changed:
-                    self.acks.append(parse_ack(message.payload))
+                    self.bodies.append(message.payload)
+                    self.acks.extend(_acks_in(message.payload))
                     self._changed.notify_all()
 
     async def wait_for(self, count: int, timeout: float = 60.0) -> list[Ack]:
@@ -172,7 +193,10 @@ async def test_consumer_acks_dedups_and_refuses_with_reasons(
         (good.message_id, "accepted"), (good.message_id, "duplicate"),
         (later.message_id, "accepted"),
     ]
-    assert all(a.signature and a.terminal_id == TERMINAL_ID for a in seen)
+    # Every ack verifies with the platform key, bound to us and our platform destination.
+    verified = [a for body in acks.bodies for a in _acks_in(body, PLATFORM.public_key_pem())]
+    assert [a.message_id for a in verified] == [a.message_id for a in seen]
+    assert all(a.terminal_id == TERMINAL_ID and a.destination == "platform" for a in seen)
     reasons = sorted(r.reason for r in refused)
     assert len(reasons) == 4
     assert sum("not json" in r for r in reasons) == 2

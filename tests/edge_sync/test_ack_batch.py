@@ -1,0 +1,76 @@
+"""Signed ack batches (one platform signature per commit and terminal): what verifies, what
+is refused, and that a refused batch settles none of its acks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from edge_sync.ack_batch import build_ack_batch, check_ack_batch, is_ack_batch
+from edge_sync.errors import MessageFormatError, SignatureError
+from edge_sync.messages import Ack, AckVerifier, build_ack
+from edge_sync.signing import SoftwareSigner
+
+PLATFORM, ROGUE = SoftwareSigner.generate(), SoftwareSigner.generate()
+TERMINAL = "ETK00001"
+IDS = [str(uuid.uuid4()) for _ in range(3)]
+ACKS = [Ack(message_id=IDS[0], status="accepted"), Ack(message_id=IDS[1], status="duplicate"),
+        Ack(message_id=IDS[2], status="rejected", reason="bad amount")]
+
+
+def _verifier() -> AckVerifier:
+    return AckVerifier(PLATFORM.public_key_pem(), TERMINAL, "platform")
+
+
+def test_a_batch_from_the_platform_key_gives_back_each_ack_bound_to_us() -> None:
+    """Every ack of the batch comes back, in order, bound to this terminal and destination."""
+    raw = build_ack_batch(PLATFORM, terminal_id=TERMINAL, destination="platform",
+                          acks=ACKS).to_json()
+    assert is_ack_batch(raw)
+    acks = check_ack_batch(_verifier(), raw)
+    assert [(a.message_id, a.status, a.reason) for a in acks] == [
+        (IDS[0], "accepted", None), (IDS[1], "duplicate", None), (IDS[2], "rejected", "bad amount")]
+    assert {(a.terminal_id, a.destination) for a in acks} == {(TERMINAL, "platform")}
+    assert [a.delivered for a in acks] == [True, True, False]
+
+
+def _tampered(raw: bytes) -> bytes:
+    body = json.loads(raw)
+    body["acks"][2]["status"] = "accepted"  # make the rejected one look delivered
+    return json.dumps(body).encode()
+
+
+def _batch(signer: SoftwareSigner, terminal: str = TERMINAL, destination: str = "platform"
+           ) -> bytes:
+    return build_ack_batch(signer, terminal_id=terminal, destination=destination,
+                           acks=ACKS).to_json()
+
+
+@pytest.mark.parametrize(
+    ("raw",                                         "error",             "words"),
+    [
+        (_batch(ROGUE),                              SignatureError,      "does not verify"),
+        (_tampered(_batch(PLATFORM)),                SignatureError,      "does not verify"),
+        (_batch(PLATFORM, terminal="ETK00666"),      SignatureError,      "bound to ETK00666"),
+        (_batch(PLATFORM, destination="pop"),        SignatureError,      "bound to"),
+        (b'{"acks": []}',                            MessageFormatError,  "not a valid ack batch"),
+        (b'{"acks": "x", "v": 1}',                   MessageFormatError,  "not a valid ack batch"),
+    ],
+)
+def test_a_batch_that_is_not_the_platforms_for_us_is_refused_whole(
+    raw: bytes, error: type[Exception], words: str
+) -> None:
+    """Another key, an edited batch, another terminal or destination, or a malformed body:
+    the whole batch is refused (none of its acks settles anything)."""
+    with pytest.raises(error, match=words):
+        check_ack_batch(_verifier(), raw)
+
+
+def test_single_signed_acks_still_verify() -> None:
+    """A single ack (an older platform, or an HTTPS answer's) is not taken for a batch."""
+    ack = build_ack(PLATFORM, terminal_id=TERMINAL, destination="platform",
+                    message_id=IDS[0], status="accepted")
+    assert not is_ack_batch(ack.to_json())
+    assert _verifier().check(ack) == ack
