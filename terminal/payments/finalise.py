@@ -26,7 +26,13 @@ from terminal.payments import ledger
 from terminal.payments.advice import advice_id
 from terminal.payments.fraud import FraudAssessment
 from terminal.payments.legs import DualLegs, FinancialLeg, PopLeg, Prepared, submit_pop
-from terminal.payments.messages import alert_message, json_text, transaction_uplink
+from terminal.payments.messages import (
+    alert_message,
+    json_text,
+    pop_cancel_message,
+    pop_record_message,
+    transaction_uplink,
+)
 from terminal.payments.model import (
     APPROVED_STATES,
     EventSink,
@@ -49,9 +55,8 @@ from terminal.store.changes import record_change
 if TYPE_CHECKING:
     from terminal.payments.manager import PaymentManager
 
-__all__ = ["POP_PRIORITY", "SETTLE_TTL_S", "SaleInProgress", "abandon", "finalise"]
+__all__ = ["SETTLE_TTL_S", "SaleInProgress", "abandon", "finalise"]
 
-POP_PRIORITY = 60
 #: A reversal or advice the PSP has not acknowledged after this long needs a person.
 SETTLE_TTL_S = 7 * 86400.0
 _KERNEL_CVMS = {"online_pin": "online_pin", "offline_pin": "offline_pin",
@@ -165,9 +170,7 @@ async def _approved(manager: PaymentManager,
             f"advice:{pid}", ref_id=pid, ttl_s=SETTLE_TTL_S))
     pop_fields, pop_state = _pop_after(pop, approved=True)
     if pop.status == "unavailable" and sale.pop_record is not None:
-        outbox.append(OutboxMessage("pop", "pop_record", sale.pop_record.as_payload(),
-                                    f"pop:{sale.pop_record.record_id}", ref_id=pid,
-                                    priority=POP_PRIORITY))
+        outbox.append(pop_record_message(sale.pop_record, pid))
     if state == "completed":
         reference = pop.receipt.pop_reference if pop.receipt is not None else None
         outbox.append(_token_activation(manager, sale, reference))
@@ -319,10 +322,7 @@ def _pop_cancel(manager: PaymentManager, legs: DualLegs, why: str) -> list[Outbo
         return []
     if legs.pop_leg.status == "rejected":
         return []
-    return [OutboxMessage("pop", "pop_cancel",
-                          {"record_id": str(record.record_id), "reason": why},
-                          f"pop-cancel:{record.record_id}", ref_id=str(record.payment_id),
-                          priority=POP_PRIORITY)]
+    return [pop_cancel_message(str(record.record_id), str(record.payment_id), why)]
 
 
 def _pop_after(pop: Any, *, approved: bool) -> tuple[dict[str, Any], str | None]:

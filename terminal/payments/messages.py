@@ -1,4 +1,5 @@
-"""What a payment's changes queue for the platform, and the JSON text its rows store.
+"""What a payment's changes queue for the platform and the PoP back end, and the JSON text
+its rows store.
 
 Every uplink of a payment, refund or void is a ``transaction`` message keyed by its id and
 state (``tx:<id>:<state>``: a state reported twice is one message), and every alert a
@@ -13,14 +14,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_sync.json_types import JsonValue
+from edge_sync.pop import PopRecord
 from terminal.logs import mask_pan_text
 from terminal.store import OutboxMessage
 
-__all__ = ["ALERT_PRIORITY", "alert_message", "json_text", "sale_uplink",
-           "transaction_uplink"]
+__all__ = ["ALERT_PRIORITY", "POP_PRIORITY", "alert_message", "json_text", "pop_cancel_message",
+           "pop_record_message", "sale_uplink", "transaction_uplink"]
 
 #: Alerts go ahead of the day's transactions: a person must look.
 ALERT_PRIORITY = 20
+#: PoP records and their withdrawals, after reversals (10) and alerts, before the rest.
+POP_PRIORITY = 60
 
 
 def json_text(value: Any) -> str:
@@ -51,3 +55,15 @@ def sale_uplink(payment: Mapping[str, Any], state: str,
          "amount_minor": payment["amount_minor"], "currency": payment["currency"],
          "business_date": str(payment["created_at"])[:10], "pop_record_id": pop_record_id},
         ref_id=str(payment["id"]))
+
+
+def pop_record_message(record: PopRecord, payment_id: str) -> OutboxMessage:
+    """A PoP record (sale, refund or cancel) for the PoP back end, sent under its own id."""
+    return OutboxMessage("pop", "pop_record", record.as_payload(), f"pop:{record.record_id}",
+                         ref_id=payment_id, priority=POP_PRIORITY)
+
+
+def pop_cancel_message(record_id: str, payment_id: str, reason: str) -> OutboxMessage:
+    """The withdrawal of a PoP record that may have reached the back end."""
+    return OutboxMessage("pop", "pop_cancel", {"record_id": record_id, "reason": reason},
+                         f"pop-cancel:{record_id}", ref_id=payment_id, priority=POP_PRIORITY)

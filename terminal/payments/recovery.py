@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from edge_sync.connectors.base import PspReference
 from edge_sync.errors import PopError
 from terminal.money import Amount, currency
-from terminal.payments.messages import alert_message, sale_uplink
+from terminal.payments.messages import alert_message, pop_cancel_message, sale_uplink
 from terminal.payments.outcome import token_activation
 from terminal.payments.refunds import send_refund
 from terminal.services.psp import REVERSAL_PRIORITY, reversal_payload
@@ -88,10 +88,8 @@ async def recover(manager: PaymentManager) -> RecoveryReport:
                            (pid,)).fetchone()
         with store.transaction() as tx:
             if pop is not None and pop["status"] not in ("cancelled", "rejected"):
-                outbox.append(OutboxMessage(
-                    "pop", "pop_cancel",
-                    {"record_id": pop["id"], "reason": "the terminal restarted mid-payment"},
-                    f"pop-cancel:{pop['id']}", ref_id=pid, priority=60))
+                outbox.append(pop_cancel_message(pop["id"], pid,
+                                                 "the terminal restarted mid-payment"))
                 record_change(tx, StateChange("pop_transaction", pop["id"], "cancelled",
                                               reason="recovered after a restart"))
             outbox.append(sale_uplink(payment, "cancelled"))
@@ -155,11 +153,8 @@ async def settle(manager: PaymentManager) -> RecoveryReport:
             with store.transaction() as tx:
                 if pop is not None and pop["status"] not in ("cancelled", "rejected"):
                     # No money moved after all: the PoP record is withdrawn too.
-                    outbox.append(OutboxMessage(
-                        "pop", "pop_cancel",
-                        {"record_id": pop["id"],
-                         "reason": "the issuer declined the offline approval"},
-                        f"pop-cancel:{pop['id']}", ref_id=pid, priority=60))
+                    outbox.append(pop_cancel_message(
+                        pop["id"], pid, "the issuer declined the offline approval"))
                     record_change(tx, StateChange("pop_transaction", pop["id"], "cancelled",
                                                   actor="settle",
                                                   reason="offline approval declined"))

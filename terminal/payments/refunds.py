@@ -26,7 +26,7 @@ from edge_sync.pop import PopRecord
 from terminal.money import Amount
 from terminal.money import currency as currency_of
 from terminal.payments import ledger
-from terminal.payments.messages import json_text, transaction_uplink
+from terminal.payments.messages import json_text, pop_record_message, transaction_uplink
 from terminal.payments.model import (
     InvalidAmountError,
     RefundOutcome,
@@ -34,7 +34,7 @@ from terminal.payments.model import (
     UnknownPaymentError,
 )
 from terminal.services.psp import psp_amount
-from terminal.store import OutboxMessage, StateChange
+from terminal.store import StateChange
 from terminal.store.changes import record_change
 
 if TYPE_CHECKING:
@@ -108,8 +108,7 @@ async def refund_payment(manager: PaymentManager, payment_id: str,
             fields={"payment_id": payment_id, "amount_minor": amount.minor,
                     "currency": currency.code, "reason": reason, "kind": "refund",
                     "pop_record_id": str(record.record_id)},
-            outbox=[OutboxMessage("pop", "pop_record", record.as_payload(),
-                                  f"pop:{record.record_id}", ref_id=payment_id, priority=60)],
+            outbox=[pop_record_message(record, payment_id)],
         ))
     manager.on_step("refund_requested")
     if waits:
@@ -203,8 +202,7 @@ async def void_payment(manager: PaymentManager, payment_id: str, *,
                     "currency": amount.currency.code, "kind": "void",
                     "reason": "voided before the end of day",
                     "pop_record_id": str(record.record_id)},
-            outbox=[OutboxMessage("pop", "pop_record", record.as_payload(),
-                                  f"pop:{record.record_id}", ref_id=payment_id, priority=60)]))
+            outbox=[pop_record_message(record, payment_id)]))
         record_change(conn, StateChange("refund", str(void_id), "approved"))
         if pop is not None and pop[1] not in ("cancelled", "rejected"):
             record_change(conn, StateChange("pop_transaction", pop[0], "cancelled",
