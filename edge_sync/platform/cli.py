@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_sync.messages import DOWNLINK_KINDS, ack_topic, utc_now_iso
-from edge_sync.platform.errors import PlatformError
 from edge_sync.platform.keys import read_terminal_public_key
+from edge_sync.platform.ledgers import ledger_url, pop_records, psp_entries
 from edge_sync.platform.reconcile import reconcile, reconcile_pop, reconcile_psp
 from edge_sync.platform.storage import PlatformStorage, open_storage
 
@@ -72,22 +72,6 @@ def _open(ctx: CommandContext, args: argparse.Namespace) -> PlatformStorage:
         return open_storage(_database(ctx, args))
     except ValueError as exc:
         raise PlatformUsageError(f"--database: {exc}") from exc
-
-
-def _ledger_url(text: str) -> str:
-    """An ``http(s)://host[:port]`` URL for ``--pop-url`` / ``--psp-url``: a typo is a usage
-    error (exit 2) here, not an httpx exception later."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an http:// or https:// URL with a host")
-    return text
 
 
 def _add_signing_key(parser: argparse.ArgumentParser) -> None:
@@ -289,11 +273,11 @@ def register(groups: CommandGroups) -> None:
     rec.add_argument("--date", required=True, help="business date YYYY-MM-DD")
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.add_argument(
-        "--pop-url", metavar="URL", type=_ledger_url,
+        "--pop-url", metavar="URL", type=ledger_url,
         help="also compare the day's sales one to one with the PoP back end's ledger "
         "(GET URL/ledger/records; e.g. the etika sim pop stand-in)")
     rec.add_argument(
-        "--psp-url", metavar="URL", action="append", default=[], type=_ledger_url,
+        "--psp-url", metavar="URL", action="append", default=[], type=ledger_url,
         help="also compare each payment one to one with what this PSP booked (GET "
         "URL/ledger/summary: the control port of etika sim psp --kind iso8583, or a REST "
         "gateway's own port); repeat it for every PSP the terminals route to")
@@ -459,11 +443,11 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise PlatformUsageError(f"--date: {exc}") from exc
         if args.pop_url:
-            records = _pop_records(args.pop_url)
+            records = pop_records(args.pop_url)
             result.pop_checked = len(records)
             result.pop_mismatches = reconcile_pop(storage, result.business_date, records)
         if args.psp_url:
-            entries = [e for url in args.psp_url for e in _psp_entries(url)]
+            entries = [e for url in args.psp_url for e in psp_entries(url)]
             result.psp_checked = len(entries)
             result.psp_mismatches = reconcile_psp(storage, result.business_date, entries)
     finally:
@@ -500,58 +484,6 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
                   f"{psp.transaction_id or '-'} ({psp.platform_state or '-'}: {platform_has}) PSP "
                   f"{'/'.join(psp.psp_keys)}: {psp_has}")
     return 0 if result.ok else 1
-
-
-def _pop_records(url: str) -> list[dict[str, Any]]:
-    """The PoP back end's records, each with its status; one-line errors."""
-    import httpx
-
-    target = url.rstrip("/") + "/ledger/records"
-    try:
-        answer = httpx.get(target, timeout=30)
-        answer.raise_for_status()
-        body = answer.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise PlatformError(f"--pop-url: cannot read the PoP ledger at {target}: {exc}"
-                            ) from exc
-    records = body.get("records", body) if isinstance(body, dict) else body
-    if not isinstance(records, list):
-        raise PlatformError(f"--pop-url: {target} did not answer a list of records")
-    return [r for r in records if isinstance(r, dict)]
-
-
-def _psp_entries(url: str) -> list[dict[str, Any]]:
-    """One PSP's ledger entries (the simulators' ``/ledger/summary``); one-line errors."""
-    import httpx
-
-    target = url.rstrip("/")
-    if not target.endswith("/ledger/summary"):
-        target += "/ledger/summary"
-    try:
-        answer = httpx.get(target, timeout=30)
-        answer.raise_for_status()
-        body = answer.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise PlatformError(f"--psp-url: cannot read the PSP ledger at {target}: {exc}"
-                            ) from exc
-    entries = body.get("entries") if isinstance(body, dict) else None
-    if not isinstance(entries, list):
-        raise PlatformError(f"--psp-url: {target} did not answer a ledger "
-                            '({"entries": [...]})')
-    # An entry the comparison cannot read is refused, never skipped: a skipped charge
-    # would make a double charge or a charge for a failed sale look reconciled.
-    for index, entry in enumerate(entries):
-        where = f"--psp-url: {target} entries[{index}]"
-        if not isinstance(entry, dict):
-            raise PlatformError(f"{where} is not an object")
-        if not isinstance(entry.get("key"), str) or not entry["key"]:
-            raise PlatformError(f"{where} has no key (the payment's idempotency key)")
-        for name in ("amount_minor", "captured", "refunded"):
-            value = entry.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise PlatformError(f"{where}.{name} must be a whole number of minor units, "
-                                    f"not {value!r}")
-    return entries
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:
