@@ -25,6 +25,7 @@ import getpass
 import re
 import shutil
 import subprocess
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -107,6 +108,8 @@ class Fleet:
         self.platform_link: str | None = None
         self.platform_port: int | None = None
         self.pki: TestPki | None = None
+        # The starters may run side by side (threads); each edits the profile copy's sync.
+        self._sync_lock = threading.Lock()
 
     def log(self, name: str) -> Path:
         (self.work / "logs").mkdir(exist_ok=True)
@@ -208,15 +211,16 @@ class Fleet:
     def _set_sync(self, **values: str) -> None:
         """Set ``key = value`` lines of the profile copy's ``[sync]`` (values as TOML)."""
         sync = self.profile_dir / "sync.toml"
-        text = sync.read_text(encoding="utf-8")
-        for key, value in values.items():
-            line = f"{key} = {value}"
-            if re.search(rf"^{key} = .*$", text, flags=re.MULTILINE):
-                text = re.sub(rf"^{key} = .*$", line.replace("\\", "\\\\"), text,
-                              flags=re.MULTILINE)
-            else:
-                text = text.rstrip("\n") + f"\n{line}\n"
-        sync.write_text(text, encoding="utf-8")
+        with self._sync_lock:
+            text = sync.read_text(encoding="utf-8")
+            for key, value in values.items():
+                line = f"{key} = {value}"
+                if re.search(rf"^{key} = .*$", text, flags=re.MULTILINE):
+                    text = re.sub(rf"^{key} = .*$", line.replace("\\", "\\\\"), text,
+                                  flags=re.MULTILINE)
+                else:
+                    text = text.rstrip("\n") + f"\n{line}\n"
+            sync.write_text(text, encoding="utf-8")
 
     # --- cards ---------------------------------------------------------------------------
 

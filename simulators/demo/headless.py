@@ -230,12 +230,14 @@ async def run_headless(transactions: int, profile_dir: Path, work: Path) -> dict
     keys = SoftwareSigningKeys()
     fleet = Fleet(work, profile_dir)
     try:
-        port, control = await asyncio.to_thread(fleet.iso8583_acquirer)
         pem = work / "terminal-signing.pem"
         pem.write_bytes(keys.for_version(1).public_key_pem())
-        await asyncio.to_thread(fleet.platform, "ETK00001", pem.read_bytes(), broker=False)
-        pop_url = await asyncio.to_thread(
-            lambda: fleet.pop(confirm_delay_ms=0, key_file=f"ETK00001={pem}:1"))
+        # Started side by side: each spends its start-up importing, not waiting on another.
+        (port, control), _link, pop_url = await asyncio.gather(
+            asyncio.to_thread(fleet.iso8583_acquirer),
+            asyncio.to_thread(fleet.platform, "ETK00001", pem.read_bytes(), broker=False),
+            asyncio.to_thread(lambda: fleet.pop(confirm_delay_ms=0,
+                                                key_file=f"ETK00001={pem}:1")))
         profile = load_profile(fleet.profile_dir)
         link = _Link(port, free_port())
         services = TerminalServices(
