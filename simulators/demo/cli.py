@@ -11,6 +11,21 @@ from terminal.cli.context import CliContext
 __all__ = ["register"]
 
 
+#: The headless mix needs one full cycle of its steps; more than this is not a demo.
+MIN_STEPS, MAX_STEPS = 10, 100_000
+
+
+def _steps(text: str) -> int:
+    """``--transactions``: out of range is a usage error, not silently another number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not MIN_STEPS <= value <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"{value} is not between {MIN_STEPS} and {MAX_STEPS}")
+    return value
+
+
 def register(groups: CommandGroups) -> None:
     demo = groups.add_parser(
         "demo", help="the counter with every other side simulated (UI, or --headless JSON)",
@@ -21,8 +36,9 @@ def register(groups: CommandGroups) -> None:
         "status 0 when the outbox drained and the four totals agree.")
     demo.add_argument("--headless", action="store_true",
                       help="no UI: the scripted mix (default when stdout is not a TTY)")
-    demo.add_argument("--transactions", type=int, default=60, metavar="N",
-                      help="how many scripted steps in the headless mix (default 60)")
+    demo.add_argument("--transactions", type=_steps, default=60, metavar="N",
+                      help=f"how many scripted steps in the headless mix, {MIN_STEPS} to "
+                      f"{MAX_STEPS} (default 60)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument("--work-dir", metavar="DIR",
                       help="keep what the headless run wrote (databases, PoP ledger) in DIR "
@@ -46,10 +62,15 @@ def _demo(ctx: CliContext, args: argparse.Namespace) -> int:
         return run_interactive(ctx)
     from simulators.demo.headless import run_headless
 
-    n = max(10, min(args.transactions, 100_000))
+    n = args.transactions
     if args.work_dir:
         work = Path(args.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a usage mistake (exit 2), not an internal error
+            print(f"etika: error: --work-dir {work}: cannot use it as a directory "
+                  f"({exc.strerror or exc}); give a directory path", file=sys.stderr)
+            return 2
         summary = asyncio.run(run_headless(n, ctx.profile_dir, work))
     else:
         with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
