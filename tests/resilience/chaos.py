@@ -25,9 +25,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
+import re
+import shutil
 import signal
 import sqlite3
+import stat
 import sys
 import tempfile
 import time
@@ -148,7 +152,7 @@ class Run:
             if lab.broker.proc is not None and lab.broker.proc.poll() is None:
                 lab.broker.kill()
                 self.counts["broker_restarts"] += 1
-                self.later(event.hold_s, "broker", lab.broker.start)
+                self.later(event.hold_s, "broker", lab.start_broker)
         elif event.kind == "psp":
             lab.psp_faults(event.detail)
             self.counts["psp_faults"] += 1
@@ -159,7 +163,7 @@ class Run:
             if event.detail == "kill":
                 if lab.pop.running:
                     lab.pop.kill()
-                    self.later(event.hold_s, "pop", lab.pop.start)
+                    self.later(event.hold_s, "pop", lab.pop.start_again)
             elif lab.pop.running:
                 lab.pop_faults(event.detail)
                 if event.hold_s:
@@ -168,7 +172,7 @@ class Run:
             if lab.platform.running:
                 lab.platform.stop()
                 self.counts["platform_stops"] += 1
-                self.later(event.hold_s, "platform", lab.platform.start)
+                self.later(event.hold_s, "platform", lab.platform.start_again)
 
     def workload(self, deadline_s: float) -> None:
         events = list(schedule(self.seed, self.transactions).events)
@@ -199,9 +203,9 @@ class Run:
         """Lift every fault, bring everything back, and let the terminal finish."""
         self.run_restores(everything=True)
         lab = self.lab
-        lab.broker.start()
+        lab.start_broker()
         for process in (lab.psp, lab.pop, lab.platform):
-            process.start()
+            process.start_again()
         lab.psp_faults("")
         lab.pop_faults("")
         lab.wait_platform_subscribed()
@@ -401,6 +405,36 @@ def unexplained(payments: list[dict[str, Any]], pop_ids: dict[str, str],
     return int(again["lost"] + again["double_charged"] + again["mismatches"])
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _outbox_named(db: Path, named: str) -> list[dict[str, Any]]:
+    """The terminal's outbox rows of every payment a problem names: where its messages went
+    (or did not), to read after a failed run."""
+    ids = sorted(set(_UUID.findall(named)))[:50]
+    if not ids:
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(
+            "SELECT ref_id, destination, kind, idempotency_key, state, attempts, last_error, "
+            f"created_at, delivered_at FROM outbox WHERE ref_id IN ({','.join('?' * len(ids))})"
+            " ORDER BY id", ids)]
+
+
+def _keep(root: Path, seed: int) -> Path:
+    """Copy a failed run's lab (databases, logs, profile) out of its temp dir, so that it
+    can be read; sockets are left behind."""
+    kept = Path(os.environ.get("ETIKA_DATA_DIR") or ".") / \
+        f"chaos-failed-seed{seed}-{time.strftime('%Y%m%dT%H%M%S')}"
+
+    def sockets(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if stat.S_ISSOCK(os.lstat(os.path.join(folder, n)).st_mode)}
+
+    shutil.copytree(root, kept, ignore=sockets, symlinks=True)
+    return kept
+
+
 def _stop(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -438,34 +472,40 @@ def main(argv: list[str] | None = None) -> int:
             payment_of = _payment_keys(payments)
             result["psp_entries_named"] = [e for e in psp_entries
                                            if payment_of.get(e["key"], e["key"]) in named]
+            result["outbox_named"] = _outbox_named(lab.terminal_data / "etika.db", named)
         finally:
             run.terminal.kill()
             lab.tear_down()
-    if journal < 0:
-        result["mismatches"] += 1
-        result["problems"].append("the audit journal does not verify")
-    summary = {
-        "seed": args.seed, "transactions": len(payments), "kills": run.counts["kills"],
-        "broker_restarts": run.counts["broker_restarts"],
-        "psp_faults": run.counts["psp_faults"], "pop_faults": run.counts["pop_faults"],
-        "platform_stops": run.counts["platform_stops"],
-        "terminal_crashes": run.counts["terminal_crashes"],
-        "lost": result["lost"], "double_charged": result["double_charged"],
-        "mismatches": result["mismatches"],
-        "unreversed_after_restart": result["unreversed_after_restart"],
-        "unbooked_offline_advice": result["unbooked_offline_advice"],
-        "gap_payments": len(result["gap_payments"]), "unexplained": result["unexplained"],
-        "journal_entries": journal,
-        "states": result["states"], "seconds": round(time.monotonic() - started),
-    }
-    if args.report:
-        args.report.write_text(json.dumps({**summary, **result, "drained": drained},
-                                          indent=1, default=str))
-    for problem in result["problems"][:20]:
-        print(f"chaos: {problem}", file=sys.stderr)
-    print(json.dumps(summary), flush=True)
-    ok = (result["lost"], result["double_charged"], result["mismatches"]) == (0, 0, 0)
-    return 0 if ok and len(payments) >= args.transactions else 1
+        if journal < 0:
+            result["mismatches"] += 1
+            result["problems"].append("the audit journal does not verify")
+        summary = {
+            "seed": args.seed, "transactions": len(payments), "kills": run.counts["kills"],
+            "broker_restarts": run.counts["broker_restarts"],
+            "psp_faults": run.counts["psp_faults"], "pop_faults": run.counts["pop_faults"],
+            "platform_stops": run.counts["platform_stops"],
+            "terminal_crashes": run.counts["terminal_crashes"],
+            "lost": result["lost"], "double_charged": result["double_charged"],
+            "mismatches": result["mismatches"],
+            "unreversed_after_restart": result["unreversed_after_restart"],
+            "unbooked_offline_advice": result["unbooked_offline_advice"],
+            "gap_payments": len(result["gap_payments"]), "unexplained": result["unexplained"],
+            "journal_entries": journal,
+            "states": result["states"], "seconds": round(time.monotonic() - started),
+        }
+        ok = (result["lost"], result["double_charged"], result["mismatches"]) == (0, 0, 0)
+        report = args.report
+        if not ok and args.root is None:  # the temp dir goes: keep what a person must read
+            kept = _keep(lab.root, args.seed)
+            report = report or kept / "report.json"
+            print(f"chaos: the failed run's lab is kept in {kept}", file=sys.stderr)
+        if report:
+            report.write_text(json.dumps({**summary, **result, "drained": drained},
+                                         indent=1, default=str))
+        for problem in result["problems"][:20]:
+            print(f"chaos: {problem}", file=sys.stderr)
+        print(json.dumps(summary), flush=True)
+        return 0 if ok and len(payments) >= args.transactions else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +33,7 @@ import httpx
 from edge_sync.pki import TestPki, ensure_test_pki
 from tests.fixtures.mosquitto import MosquittoBroker
 
-__all__ = ["ETIKA", "Lab", "Process", "free_port"]
+__all__ = ["ETIKA", "Lab", "Process", "free_port", "start_again"]
 
 REPO = Path(__file__).resolve().parents[2]
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
@@ -66,6 +67,28 @@ def wait_for_port(port: int, process: subprocess.Popen[Any] | None, what: str,
     raise RuntimeError(f"{what} did not listen on {port}")
 
 
+#: How long a restart keeps trying to get its port back.
+RESTART_PATIENCE_S = 30.0
+
+
+def start_again(start: Callable[[], None], running: Callable[[], bool], what: str) -> None:
+    """Start a part the run stopped, on the port it had. Meanwhile that port (from the
+    ephemeral range) may have become the local port of some other program's connection on
+    this shared machine: the part then exits at start with "address already in use". Such a
+    connection soon ends, so the start is tried again until ``RESTART_PATIENCE_S``."""
+    deadline = time.monotonic() + RESTART_PATIENCE_S
+    while True:
+        try:
+            start()
+            return
+        except RuntimeError as exc:
+            if running() or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} could not start again: {exc}") from exc
+            print(f"chaos: {what} did not start again ({str(exc)[-200:].strip()}); retrying",
+                  file=sys.stderr, flush=True)
+            time.sleep(0.5)
+
+
 @dataclass
 class Process:
     """One child process: how to start it, its log, its PID."""
@@ -85,6 +108,10 @@ class Process:
                                      env=env(), cwd=REPO, start_new_session=True)
         if self.port is not None:
             wait_for_port(self.port, self.proc, self.name)
+
+    def start_again(self) -> None:
+        """:meth:`start` after a stop, retried while its port is briefly someone else's."""
+        start_again(self.start, lambda: self.running, self.name)
 
     @property
     def running(self) -> bool:
@@ -219,6 +246,12 @@ class Lab:
         (self.profile / "limits.toml").write_text(
             re.sub(r"^enabled = true", "enabled = false", limits, flags=re.MULTILINE))
         return self.profile
+
+    def start_broker(self) -> None:
+        """Start Mosquitto again after a kill, on the ports the profiles name."""
+        broker = self.broker
+        start_again(broker.start,
+                    lambda: broker.proc is not None and broker.proc.poll() is None, "broker")
 
     def wait_platform_subscribed(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

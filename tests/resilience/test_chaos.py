@@ -143,3 +143,62 @@ def test_reconcile_finds_an_advice_on_its_own_key() -> None:
     stray = reconcile(payments, {pid: "r"}, [*psp, {**psp[1], "key": str(advice_id(
         "00000000-0000-4000-8000-000000000001"))}], pop, platform)  # type: ignore[arg-type]
     assert stray["lost"] == 1 and "which the terminal does not know" in stray["problems"][0]
+
+
+def test_a_failed_run_keeps_its_lab_and_names_the_outbox_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed run without --root copies its lab out of the temp dir (sockets left behind)
+    and its report lists the terminal's outbox rows of every payment a problem names."""
+    import socket
+    import sqlite3
+    import tempfile
+
+    from tests.resilience.chaos import _keep, _outbox_named
+
+    # A short path: a Unix socket's name is at most 107 bytes.
+    scratch = tempfile.TemporaryDirectory(prefix="chaos-keep-")
+    lab = Path(scratch.name)
+    (lab / "terminal").mkdir(parents=True)
+    db = lab / "terminal" / "etika.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, ref_id TEXT, "
+                     "destination TEXT, kind TEXT, idempotency_key TEXT, state TEXT, "
+                     "attempts INT, last_error TEXT, created_at REAL, delivered_at REAL)")
+        conn.execute("INSERT INTO outbox VALUES (1, '3f6c1d2e-8a4b-4c5d-9e0f-112233445566', "
+                     "'platform', 'transaction', 'tx:x', 'dead', 3, 'refused', 0, NULL)")
+        conn.execute("INSERT INTO outbox VALUES (2, 'aaaaaaaa-8a4b-4c5d-9e0f-112233445566', "
+                     "'platform', 'transaction', 'tx:y', 'delivered', 1, NULL, 0, 1)")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(lab / "broker.sock"))
+        monkeypatch.setenv("ETIKA_DATA_DIR", str(tmp_path / "data"))
+        kept = _keep(lab, 5)
+    scratch.cleanup()
+    assert kept.parent == tmp_path / "data" and kept.name.startswith("chaos-failed-seed5-")
+    assert (kept / "terminal" / "etika.db").is_file() and not (kept / "broker.sock").exists()
+    rows = _outbox_named(kept / "terminal" / "etika.db",
+                         "3f6c1d2e-8a4b-4c5d-9e0f-112233445566 (completed) never reached "
+                         "the platform")
+    assert [(r["kind"], r["state"], r["last_error"]) for r in rows] == [
+        ("transaction", "dead", "refused")]
+
+
+def test_a_restart_tries_again_while_its_port_is_taken() -> None:
+    """A part that exits at start (its port briefly someone else's) is started again; one
+    that is running but failed otherwise is reported at once, with its name."""
+    from tests.resilience.lab import start_again
+
+    tries: list[int] = []
+
+    def flaky() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise RuntimeError("mosquitto exited at start: Error: Address already in use")
+
+    start_again(flaky, lambda: False, "broker")
+    assert len(tries) == 3
+
+    def stuck() -> None:
+        raise RuntimeError("pop did not listen on 1234")
+
+    with pytest.raises(RuntimeError, match="pop could not start again: pop did not listen"):
+        start_again(stuck, lambda: True, "pop")
