@@ -50,7 +50,7 @@ from hsm.errors import (
 )
 from hsm.keys import public_key_pem_from_der
 from hsm.signing import raw_to_der
-from hsm.slot_init import init_token_in_free_slot
+from hsm.slot_init import LABEL_BYTES, init_token_in_free_slot
 
 __all__ = [
     "KEY_LABEL",
@@ -91,10 +91,17 @@ class PlatformKeySettings:
         """Options beat environment variables, which beat the defaults."""
         env = os.environ if environ is None else environ
         chosen_file = pin_file or (Path(env[PIN_FILE_ENV]) if env.get(PIN_FILE_ENV) else None)
+        label = token_label or env.get(TOKEN_ENV) or TOKEN_LABEL
+        # PKCS#11 v2.40 §4.5: a token label is at most 32 bytes; a longer one could never be
+        # found or created, so say so before any file or token is made.
+        if len(label.encode("utf-8")) > LABEL_BYTES:
+            raise PlatformKeyError(
+                f"the platform token label {label!r} is longer than {LABEL_BYTES} bytes; "
+                f"give a shorter --token-label / {TOKEN_ENV}")
         return cls(
             data_dir=Path(data_dir),
             module=module or env.get(MODULE_ENV) or DEFAULT_MODULE,
-            token_label=token_label or env.get(TOKEN_ENV) or TOKEN_LABEL,
+            token_label=label,
             pin_file=chosen_file,
             environ=environ,
         )

@@ -184,3 +184,11 @@ def test_the_so_pin_file_is_never_the_user_pin_file(
     """The SO PIN has a file of its own beside the user PIN's, whatever --pin-file is named."""
     settings = PlatformKeySettings.resolve(tmp_path, pin_file=tmp_path / pin_file, environ={})
     assert settings.so_pin_file == tmp_path / so_pin_file
+
+
+def test_a_token_label_longer_than_pkcs11_allows_is_refused_first(tmp_path: Path) -> None:
+    """A label over 32 bytes (PKCS#11 v2.40 §4.5) is an error naming the option, raised
+    before any PIN file or token is made."""
+    with pytest.raises(PlatformKeyError, match="--token-label"):
+        PlatformKeySettings.resolve(tmp_path, token_label="x" * 33, environ={})
+    assert not (tmp_path / "platform").exists()
