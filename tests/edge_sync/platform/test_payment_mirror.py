@@ -187,3 +187,21 @@ def test_a_charge_unknown_to_the_platform_is_reported(storage: PlatformStorage,
                                                   _entry("refused", "declined", code="51")])
     assert [(m.kind, m.psp_keys, m.psp_amount_minor) for m in found] == [
         ("psp_only", ("ghost",), 100)]
+
+
+async def test_a_uuid_that_looks_like_a_card_number_is_not_one(
+        client: httpx.AsyncClient, registered: SoftwareSigner) -> None:
+    """A PoP record id whose last group is 12 decimal digits passing the Luhn check (the
+    headless demo met one) is an id, not a card number: the payment is mirrored; the same
+    digits on their own are still refused."""
+    from hsm.cards import luhn_valid
+
+    record_id = "0b8326cd-abe0-4a5b-99f8-497078014162"
+    assert luhn_valid(record_id[-12:])
+    acks = await _post(client, [envelope(registered,
+                                         payload=_payment("completed",
+                                                          pop_record_id=record_id))])
+    assert acks[0]["status"] == "accepted", acks
+    refused = await _post(client, [envelope(registered, payload=_payment(
+        "completed", payment_id="pay-2", pop_record_id=record_id[-12:]))])
+    assert refused[0]["status"] == "rejected" and "card number" in refused[0]["reason"]
