@@ -89,8 +89,15 @@ def _add_signing_key(parser: argparse.ArgumentParser) -> None:
         "<data-dir>/platform/token-pin); ETIKA_PLATFORM_PIN gives the PIN itself")
 
 
-def _platform_signer(ctx: CommandContext, args: argparse.Namespace) -> TokenPlatformSigner:
-    """The platform's signing key in its token, created there on first use."""
+def _platform_signer(ctx: CommandContext, args: argparse.Namespace, *,
+                     create: bool = False) -> TokenPlatformSigner:
+    """The platform's signing key in its token; ``create`` (``etika platform key`` only)
+    makes the token, its PIN files and the key pair when absent.
+
+    ``serve`` and ``push`` only open: were they to create, a mistyped ``--token-label``
+    would make a fresh token and key, and the workers would sign acks and downlinks that
+    no terminal trusts (their pinned key is the real one) — with exit 0.
+    """
     from edge_sync.platform.signing_key import (
         PlatformKeySettings,
         ensure_platform_key,
@@ -100,6 +107,8 @@ def _platform_signer(ctx: CommandContext, args: argparse.Namespace) -> TokenPlat
     settings = PlatformKeySettings.resolve(
         ctx.data_dir, module=args.pkcs11_module, token_label=args.token_label,
         pin_file=args.pin_file)
+    if not create:
+        return open_platform_signer(settings)
     created = ensure_platform_key(settings)
     for path in created.pin_files:
         print(f"etika: created the PIN file {path} (0600)", file=sys.stderr)
@@ -353,8 +362,8 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
         raise PlatformUsageError(f"--https-*: {exc}") from exc
     if args.https_cert is not None:
         _check_tls_files(args.https_cert, args.https_key, args.https_client_ca, "--https-*")
-    # The key signs every ack and downlink; it exists before the first push, so that
-    # terminals can be given its public half.
+    # The key signs every ack and downlink; `etika platform key` made it (and gave the
+    # terminals its public half) before any worker starts.
     signer = _platform_signer(ctx, args)
     try:
         storage = _open(ctx, args)
@@ -515,6 +524,6 @@ def _sign_and_push(ctx: CommandContext, args: argparse.Namespace, payload: Any,
 
 
 def _key(ctx: CommandContext, args: argparse.Namespace) -> int:
-    with _platform_signer(ctx, args) as signer:
+    with _platform_signer(ctx, args, create=True) as signer:
         print(signer.public_key_pem().decode(), end="")
     return 0

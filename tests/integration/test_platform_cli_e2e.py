@@ -51,6 +51,7 @@ def platform(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[tuple[Path,
     data = tmp_path / "platform-data"
     port = free_port()
     log = tmp_path / "platform.log"
+    platform_public_key(data)  # `platform key` first, as at deployment: serve only opens it
     process = subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform",
          "serve", *mosquitto.platform_cli_args(), "--http-port", str(port),

@@ -32,6 +32,15 @@ def _own_platform_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ETIKA_PLATFORM_TOKEN_LABEL", f"platform-{uuid.uuid4().hex[:12]}")
 
 
+@pytest.fixture(autouse=True)
+def _platform_key(_own_platform_token: None, data_dir: Path,
+                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``etika platform key`` first, as at deployment: push only opens the key, never
+    creates one."""
+    assert main(["--data-dir", str(data_dir), "platform", "key"]) == 0
+    capsys.readouterr()
+
+
 @pytest.fixture
 def broker(mosquitto: Broker) -> Broker:
     """The shared Mosquitto fixture (plain and TLS listeners, free loopback ports)."""

@@ -19,6 +19,7 @@ from edge_sync.messages import build_envelope, messages_path
 from edge_sync.platform.storage import open_storage
 from edge_sync.signing import SoftwareSigner
 from tests.fixtures.mosquitto import free_port
+from tests.integration.platform_key import platform_public_key
 
 pytestmark = pytest.mark.network
 
@@ -36,8 +37,11 @@ def https_platform(test_pki: test_pki_module.TestPki, tmp_path: Path) -> Iterato
     storage.close()
     port = free_port()
     log = tmp_path / "platform.log"
+    platform_data = tmp_path / "platform-data"
+    platform_public_key(platform_data)  # `platform key` first: serve only opens the key
     process = subprocess.Popen(
-        [sys.executable, "-m", "terminal.cli.main", "platform", "serve", "--no-mqtt",
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(platform_data),
+         "platform", "serve", "--no-mqtt",
          "--database", str(database), "--http-port", str(port),
          "--https-cert", str(test_pki.platform_pem), "--https-key", str(test_pki.platform_key),
          "--https-client-ca", str(test_pki.ca_pem)],

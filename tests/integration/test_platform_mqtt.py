@@ -30,6 +30,7 @@ from edge_sync.signing import SoftwareSigner
 from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
 from tests.fixtures.mosquitto import PLATFORM_CN, free_port
 from tests.fixtures.mosquitto import MosquittoBroker as Broker
+from tests.integration.platform_key import platform_public_key
 
 pytestmark = pytest.mark.network
 
@@ -270,8 +271,11 @@ async def test_two_workers_share_the_load(
 
 
 def _serve(database: str, broker: Broker, http_port: int, log: Path) -> subprocess.Popen[bytes]:
+    platform_data = log.parent / "platform-data"
+    platform_public_key(platform_data)  # `platform key` first: serve only opens the key
     return subprocess.Popen(
-        [sys.executable, "-m", "terminal.cli.main", "platform", "serve",
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(platform_data),
+         "platform", "serve",
          "--database", database, "--mqtt-host", broker.host,
          "--mqtt-port", str(broker.platform_port), "--mqtt-ca", str(broker.pki.ca_pem),
          "--mqtt-cert", str(broker.pki.platform_pem), "--mqtt-key", str(broker.pki.platform_key),

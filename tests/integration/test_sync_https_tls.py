@@ -42,6 +42,8 @@ def platform_url(test_pki: pki_module.TestPki, tmp_path: Path) -> Iterator[str]:
     storage.close()
     port = free_port()
     log = tmp_path / "platform.log"
+    # `platform key` first, as at deployment: serve only opens the key (ETIKA_DATA_DIR's).
+    platform_public_key(Path(os.environ["ETIKA_DATA_DIR"]))
     process = subprocess.Popen(
         [sys.executable, "-m", "terminal.cli.main", "platform", "serve", "--no-mqtt",
          "--database", str(database), "--http-port", str(port),

@@ -82,6 +82,24 @@ def test_key_is_created_once_in_the_token(
     assert second == first and "generated" not in err
 
 
+@pytest.mark.parametrize("command", [["push", "cmd", "{cmd}", "--terminal-id", "T-0001"],
+                                     ["serve", "--no-mqtt"]])
+def test_serve_and_push_never_create_a_platform_key(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Only ``platform key`` creates: a worker or a push on a token that does not exist (a
+    mistyped --token-label) stops, saying to run it, and makes no token, PIN file or key —
+    a fresh key would sign what no terminal trusts."""
+    cmd = tmp_path / "cmd.json"
+    cmd.write_text('{"command": "sync_now"}')
+    argv = [a.replace("{cmd}", str(cmd)) for a in command]
+    status, _, err = _run(capsys, "--data-dir", str(data_dir), "platform", *argv,
+                          "--token-label", f"typo-{uuid.uuid4().hex[:8]}")
+    assert status == 2
+    assert err.startswith("etika: error:") and "etika platform key" in err
+    assert not (data_dir / "platform" / "token-pin").exists()
+
+
 @pytest.mark.parametrize(
     ("argv",                                                                      "message"),
     [
