@@ -196,6 +196,9 @@ class SoftwareKeyStore:
         keys[version] = os.urandom(32)
         return version
 
+    def close(self) -> None:
+        """Nothing to release (the real key store logs out of its token here)."""
+
     def __repr__(self) -> str:
         return (f"<SoftwareKeyStore tokenisation=v{self.tokenisation_key_version} "
                 f"vault=v{self.vault_key_version} signing=v{self.signing_key_version}>")

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge_sync.connectors.base import CardInput, EntryMode, PspResponse
-from edge_sync.connectors.outbox_transport import AcceptedHook
+from edge_sync.connectors.outbox_transport import AcceptedHook, AdviceCard
 from edge_sync.messages import Envelope
 from edge_sync.transaction_keys import advice_key
 from hsm import CardKeyStore
@@ -67,8 +67,12 @@ class AdviceCardError(ValueError):
     """The advice's payment has no sealed card to forward."""
 
 
-def advice_card_source(store: Store, card_keys: CardKeyStore) -> Any:
-    """The ``advice_card`` callback of :class:`edge_sync.connectors.PspOutboxTransport`."""
+def advice_card_source(store: Store, open_card_keys: Callable[[], CardKeyStore]) -> AdviceCard:
+    """The ``advice_card`` callback of :class:`edge_sync.connectors.PspOutboxTransport`.
+
+    The key store is opened only when an advice needs its card: a sync with no offline
+    approval queued (platform messages, reversals) does not need the token at all.
+    """
 
     async def card_for(payload: Mapping[str, Any]) -> CardInput:
         def load() -> tuple[str, bytes, str] | None:
@@ -83,7 +87,7 @@ def advice_card_source(store: Store, card_keys: CardKeyStore) -> Any:
         token, blob, masked = found
         mode = EntryMode.CONTACTLESS if payload.get("entry_mode") == "contactless" \
             else EntryMode.CHIP
-        return CardInput(encryptor=VaultCardEncryptor(card_keys, token, blob),
+        return CardInput(encryptor=VaultCardEncryptor(open_card_keys(), token, blob),
                          entry_mode=mode, masked_pan=masked or "")
 
     return card_for

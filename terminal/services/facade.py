@@ -262,7 +262,7 @@ class TerminalServices:
 
         router = self.new_router()
         stack.push_async_callback(router.aclose)
-        card = advice_card_source(self.store, self.key_store())
+        card = advice_card_source(self.store, self.key_store)
         accepted = advice_reference_recorder(self.store)
         return {f"psp:{name}": PspOutboxTransport(router, name, advice_card=card,
                                                   on_accepted=accepted)

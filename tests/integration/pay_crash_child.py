@@ -94,7 +94,7 @@ async def main(argv: list[str]) -> int:
             worker = OutboxWorker(
                 SqliteOutbox(store),
                 {"psp:cih": PspOutboxTransport(router, "cih",
-                                               advice_card=advice_card_source(store, keys)),
+                                               advice_card=advice_card_source(store, lambda: keys)),
                  "pop": PopOutboxTransport(pop)},
                 signer, WorkerSettings(terminal_id=TERMINAL_ID, ack_timeout_s=5.0,
                                        retry=RetryPolicy(base_s=0.01, cap_s=0.05)))

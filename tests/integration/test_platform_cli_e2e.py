@@ -17,16 +17,19 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
+from hsm import KeyStore
+from hsm.fake import SoftwareKeyStore
 from terminal.cli.context import CliContext
 from terminal.cli.main import main
 from terminal.services import TerminalServices
 from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
+from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
 from tests.integration.platform_key import platform_public_key
 
@@ -39,8 +42,13 @@ SIGNER = KEYS.for_version(1)
 
 
 def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
-    """The real services with in-memory signing keys in place of the token."""
-    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS, **injected)
+    """The real services with in-memory keys in place of the token (signing for the sync,
+    card keys for the payments `sync run` settles afterwards)."""
+    def card_keys(store: Store) -> KeyStore:
+        return cast(KeyStore, SoftwareKeyStore(StoreTokenRegistry(store)))
+
+    return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS,
+                            key_store_factory=card_keys, **injected)
 
 
 
@@ -111,17 +119,22 @@ def test_sync_run_drains_into_platform_serve(
             ))
     capsys.readouterr()
     common = ["--data-dir", str(terminal_data), "--profile", str(profile), "sync"]
-    assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
+    # Platform only: the profile's ISO 8583 hosts MAC their messages with a key in the token.
+    run = ["run", "--once", "--json", "--destinations", "platform"]
+    assert main([*common, *run], services_factory=_services) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["delivered"], report["remaining"]) == (201, 0)  # + its backlog report
+    # + its backlog report and the journal checkpoint the 200 entries made due
+    assert (report["delivered"], report["remaining"]) == (202, 0)
 
     terminal = httpx.get(f"{url}/v1/terminals/{TERMINAL_ID}",
                          params={"date": "2026-11-21"}).json()
-    assert terminal["messages_by_kind"] == {"status": 1, "transaction": 200}
+    assert terminal["messages_by_kind"] == {"status": 1, "transaction": 200,
+                                            "journal_checkpoint": 1}
     assert terminal["backlog"] == {"platform": 200}  # what it had queued when it started
     assert terminal["totals"] == [{"terminal_id": TERMINAL_ID, "business_date": "2026-11-21",
                                    "currency": "MAD", "count": 200, "amount_minor": 100_000}]
     # A second run has nothing left for the platform and stores nothing twice.
-    assert main([*common, "run", "--once", "--json"], services_factory=_services) == 0
+    assert main([*common, *run], services_factory=_services) == 0
     capsys.readouterr()
-    assert httpx.get(f"{url}/v1/fleet").json()["messages"] == 202  # two backlog reports
+    # Two backlog reports; no second checkpoint: the journal did not move in between.
+    assert httpx.get(f"{url}/v1/fleet").json()["messages"] == 203

@@ -57,7 +57,7 @@ async def _sync_to_platform(c: Counter, database: Path) -> None:
                 "platform": platform,
                 "psp:cih": PspOutboxTransport(
                     c.manager.router, "cih",
-                    advice_card=advice_card_source(c.store, c.manager.card_keys),
+                    advice_card=advice_card_source(c.store, lambda: c.manager.card_keys),
                     on_accepted=advice_reference_recorder(c.store))}
             worker = OutboxWorker(SqliteOutbox(c.store), routes, signer,
                                   WorkerSettings(terminal_id=terminal_id))

@@ -22,14 +22,6 @@ from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.integration.sync_receiver import PLATFORM_KEY, receiver_on
 
-
-class _InMemoryCardKeys(SoftwareKeyStore):
-    """The in-memory card keys, closable as the services close the key store."""
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 KEYS = SoftwareSigningKeys()
 SIGNER = KEYS.for_version(1)
 
@@ -38,7 +30,7 @@ def _services(ctx: CliContext, **injected: Any) -> TerminalServices:
     """The real services with in-memory keys in place of the token (signing for the sync,
     card keys for the payments `sync run` settles afterwards)."""
     def card_keys(store: Store) -> Any:
-        return _InMemoryCardKeys(StoreTokenRegistry(store))
+        return SoftwareKeyStore(StoreTokenRegistry(store))
 
     return TerminalServices(ctx.profile(), ctx.data_dir, signing_keys=KEYS,
                             key_store_factory=card_keys, **injected)

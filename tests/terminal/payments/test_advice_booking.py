@@ -43,7 +43,7 @@ async def _earlier_attempt(c: Counter, payment_id: uuid.UUID, how: str) -> None:
     if how == "approved_then_reversed":
         # The offline card has no ARQC to offer; the acquirer takes this attempt without.
         c.acquirer.require_arqc = False
-        card = await advice_card_source(c.store, c.manager.card_keys)(
+        card = await advice_card_source(c.store, lambda: c.manager.card_keys)(
             {"payment_id": str(payment_id)})
         answer = await connector.authorise(AuthorisationRequest(payment_id, amount, card))
         assert answer.approved, answer
@@ -70,7 +70,7 @@ async def test_advice_after_a_reversed_attempt_is_booked_on_its_own_key(
         assert payload["advice_id"] == str(advice_id(pid)) != str(pid)
         transport = PspOutboxTransport(
             c.manager.router, "cih",
-            advice_card=advice_card_source(c.store, c.manager.card_keys))
+            advice_card=advice_card_source(c.store, lambda: c.manager.card_keys))
         envelope = build_envelope(SIGNER, terminal_id="ETK00001", kind="advice", seq=1,
                                   idempotency_key=f"advice:{pid}", payload=payload)
         first = await transport.deliver([envelope], timeout=10)

@@ -43,7 +43,7 @@ async def _drain(c: Counter, *, pop: bool = False) -> None:
     """One sync as ``etika sync run`` does it: the PSP (advices, refunds' originals) and,
     when asked, the PoP back end."""
     routes: dict[str, Transport] = {"psp:cih": PspOutboxTransport(
-        c.manager.router, "cih", advice_card=advice_card_source(c.store, c.manager.card_keys),
+        c.manager.router, "cih", advice_card=advice_card_source(c.store, lambda: c.manager.card_keys),
         on_accepted=advice_reference_recorder(c.store))}
     if pop:
         routes["pop"] = PopOutboxTransport(c.pop)
