@@ -100,3 +100,23 @@ def test_interval_checkpoints_are_checked_like_end_of_day_ones(
     ack, = uplink_checkpoints(store, registered, ingestor)
     store.close()
     assert ack.status == "rejected" and "truncated or rewritten" in (ack.reason or "")
+
+
+def test_a_replayed_or_reordered_checkpoint_is_refused(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path
+) -> None:
+    """An older checkpoint sent again after a newer one (even in a fresh, validly signed
+    envelope) is refused: a replay cannot roll the platform's record of the journal back."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    first = sign_checkpoint(store, registered, TERMINAL_ID, "end_of_day")
+    store.record(StateChange("terminal", "later", None, action="report"))
+    sign_checkpoint(store, registered, TERMINAL_ID, "end_of_day")
+    statuses = [a.status for a in uplink_checkpoints(store, registered, ingestor)]
+    store.close()
+    assert statuses == ["accepted", "accepted"]
+    replay = build_envelope(registered, terminal_id=TERMINAL_ID, kind=CHECKPOINT_KIND,
+                            seq=1000, idempotency_key="cp-replay",
+                            payload={**first.payload, "signature": first.signature})
+    ack, = ingestor.ingest([RawUplink(TERMINAL_ID, replay.to_json(), CHECKPOINT_KIND)])
+    assert ack.status == "rejected" and "does not link" in (ack.reason or "")
