@@ -1,11 +1,14 @@
 """``etika demo`` with its UI, driven by Pilot: simulators started by PID, a card from the
 shelf plugged into vpcd and read over pcscd, the sale approved through the acquirer and the
-PIN pad, the receipt printed on the simulated printer, every process stopped at the end."""
+PIN pad, the receipt printed on the simulated printer, the sale synced to the platform,
+every process stopped at the end."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import warnings
@@ -37,8 +40,9 @@ def _alive(pid: int) -> bool:
 def test_demo_sale_from_the_shelf_is_approved_and_printed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], pcscd: Pcscd) -> None:
     """750 MAD with the shelf's Visa, plugged into vpcd and read over pcscd (online PIN on
-    the pty PIN pad): ACCEPTÉ, and the simulated printer kept the receipt; the demo stops
-    every process it started, by PID, on exit."""
+    the pty PIN pad): ACCEPTÉ, the simulated printer kept the receipt, the fleet's outbox
+    worker carried the sale to the platform; the demo stops every process it started, by
+    PID, on exit."""
     seen: dict[str, str] = {}
     started: list[int] = []
 
@@ -68,9 +72,29 @@ def test_demo_sale_from_the_shelf_is_approved_and_printed(
             seen["verdict"] = str(app.screen.query_one("#verdict").render())
             for widget in app.screen.query("#reason"):
                 seen["reason"] = str(widget.render())
+            # The fleet's outbox worker carries the sale to the platform (through the broker).
+            for _ in range(600):
+                seen["platform_rows"] = str(await asyncio.to_thread(platform_rows))
+                if seen["platform_rows"] != "0":
+                    break
+                await pilot.pause(0.1)
+
+    fleets: list[Fleet] = []
 
     def note(fleet: Fleet) -> None:
         started.extend(fleet.processes.pids)
+        fleets.append(fleet)
+
+    def platform_rows() -> int:
+        database = fleets[0].platform_db
+        if not database.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            try:
+                return int(db.execute("SELECT count(*) FROM platform_transactions")
+                           .fetchone()[0])
+            except sqlite3.OperationalError:  # the platform is still migrating
+                return 0
 
     data_dir = tmp_path / "data"
     init = subprocess.run([sys.executable, "-m", "terminal.cli.main", "--data-dir",
@@ -82,6 +106,7 @@ def test_demo_sale_from_the_shelf_is_approved_and_printed(
                            on_fleet=note) == 0
     assert seen["over_pcsc"] == "True"
     assert "ACCEPTÉ" in seen["verdict"], seen
+    assert seen["platform_rows"] == "1", seen
     assert started and [pid for pid in started if _alive(pid)] == []
     assert "print-status" in seen and "non imprimé" not in seen["print-status"], seen
     out = capsys.readouterr().out
