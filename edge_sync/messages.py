@@ -54,10 +54,12 @@ from edge_sync.signing import Signer, verify_signature
 
 __all__ = [
     "ACK_STATUSES",
+    "CONTENT_FIELDS",
     "DOWNLINK_KINDS",
     "MAX_DEPTH",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
+    "REUSED_ID_REASON",
     "SHARED_SUBSCRIPTION_GROUP",
     "SHARED_UPLINK_FILTER",
     "Ack",
@@ -97,6 +99,13 @@ AckStatus = Literal["accepted", "duplicate", "rejected"]
 ACK_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "rejected")
 DownlinkKind = Literal["config", "blacklist", "crl", "fx", "cmd"]
 DOWNLINK_KINDS: tuple[str, ...] = ("config", "blacklist", "crl", "fx", "cmd")
+#: The envelope fields that make a message what it is. A resend of the same outbox row
+#: repeats them exactly; its signature differs (ECDSA is randomised) and so may its
+#: ``key_version`` (the terminal rotated its key in between).
+CONTENT_FIELDS = ("terminal_id", "kind", "seq", "idempotency_key", "created_at", "payload")
+#: The ``rejected`` reason for a verified message that reuses another one's ``message_id``
+#: with other content: never ``duplicate``, the terminal would drop it as delivered.
+REUSED_ID_REASON = "message_id already used by a different message; nothing stored"
 
 SHARED_SUBSCRIPTION_GROUP = "etika-platform"
 #: What platform workers subscribe to: the broker splits the uplink among them.

@@ -10,7 +10,8 @@ every row in one store transaction:
   the receiver refuses cannot help; a person must look);
 * no ack in time, or the link down → back to ``pending`` with exponential backoff and jitter
   (``next_attempt_at`` is stored, so a restart keeps the schedule), or ``dead`` once the retry
-  policy's attempts are exhausted.
+  policy's attempts are exhausted. A receiver answers nothing for a message it cannot verify
+  (a key it does not hold): :attr:`DrainReport.unacknowledged` counts those rows.
 
 Several batches of one destination may be in flight at once (``max_in_flight`` messages), which
 keeps the link busy while acks come back; they are handed to the transport in claim order and a
@@ -76,6 +77,10 @@ class DrainReport:
     delivered: int = 0
     rejected: int = 0
     retried: int = 0
+    #: Of the rows handed to a working link, those that got no ack in time (queued again, or
+    #: dead once out of attempts). A receiver that cannot verify a message answers nothing,
+    #: so this is how a key the receiver does not hold shows; a link down is not counted.
+    unacknowledged: int = 0
     expired: int = 0
     dead: int = 0
     errors: list[str] = field(default_factory=list)
@@ -85,6 +90,7 @@ class DrainReport:
         self.delivered += other.delivered
         self.rejected += other.rejected
         self.retried += other.retried
+        self.unacknowledged += other.unacknowledged
         self.expired += other.expired
         self.dead += other.dead
         self.errors = [*self.errors, *other.errors][-100:]
@@ -94,6 +100,7 @@ class DrainReport:
             "delivered": self.delivered,
             "rejected": self.rejected,
             "retried": self.retried,
+            "unacknowledged": self.unacknowledged,
             "expired": self.expired,
             "dead": self.dead,
             "errors": self.errors[-10:],
@@ -372,10 +379,13 @@ class OutboxWorker:
                 delivered.append(row.message_id)
             elif ack is not None:
                 rejected.append((row.message_id, ack.reason or "rejected without a reason"))
-            elif policy.exhausted(row.attempts):
-                exhausted.append(row.message_id)
             else:
-                retries.append((row.message_id, now + policy.delay(row.attempts)))
+                if error is None:
+                    report.unacknowledged += 1
+                if policy.exhausted(row.attempts):
+                    exhausted.append(row.message_id)
+                else:
+                    retries.append((row.message_id, now + policy.delay(row.attempts)))
         if delivered:
             self._outbox.mark_delivered(delivered, now)
             report.delivered += len(delivered)

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from edge_sync.errors import MessageFormatError
 from edge_sync.messages import (
     MAX_MESSAGE_BYTES,
+    REUSED_ID_REASON,
     Ack,
     AckStatus,
     Envelope,
@@ -461,7 +462,7 @@ class Ingestor:
             if outcome.conflict:
                 # Never "duplicate" for another message: the terminal would drop it as
                 # delivered. A reused id is a terminal bug to be seen, not absorbed.
-                reason = "message_id already used by a different message; nothing stored"
+                reason = REUSED_ID_REASON
                 acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id,
                                         "rejected", reason)
                 outcomes[index] = "rejected"

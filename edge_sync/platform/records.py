@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_sync.messages import CONTENT_FIELDS
+
 __all__ = [
     "CONTENT_FIELDS",
     "COUNTED_STATES",
@@ -145,10 +147,8 @@ class IngestOutcome:
     conflict: bool = False
 
 
-#: The envelope fields that make a message what it is. A resend of the same outbox row
-#: repeats them exactly; its signature differs (ECDSA is randomised) and so may its
-#: ``key_version`` (the terminal rotated its key in between).
-CONTENT_FIELDS = ("terminal_id", "kind", "seq", "idempotency_key", "created_at", "payload")
+# CONTENT_FIELDS (what makes a message what it is) is the wire contract's, shared with the
+# terminal's receiver doubles; re-exported here for the storage.
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ Each test runs against :class:`edge_sync.fake_transport.FakeReceiver`, against
 ``tests/integration/sync_receiver.py`` at the far end, and against
 :class:`edge_sync.https.HttpsTransport` talking to a real ``etika platform serve`` over TLS
 with client certificates on 127.0.0.1 (a free port, stopped by PID). The far ends validate,
-verify and deduplicate, so one set of checks holds for every link.
-
-One difference is stated per link rather than hidden: the platform refuses a forged envelope
-without an ack (anyone could have sent it), while the doubles answer ``rejected``; on every
-link it settles nothing.
+verify and deduplicate the way the platform does, so one set of checks holds for every link:
+an envelope whose signature does not verify gets no ack at all (anyone could have sent it,
+so an answer must not make the terminal drop the message whose id it quotes), and a verified
+one that reuses a committed message id with other content is ``rejected``.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from edge_sync import pki as test_pki_module
 from edge_sync.errors import TransportError
 from edge_sync.fake_transport import FakeReceiver
 from edge_sync.https import HttpsLinkSettings
-from edge_sync.messages import Ack, Envelope, build_envelope
+from edge_sync.messages import REUSED_ID_REASON, Ack, Envelope, build_envelope
 from edge_sync.signing import SoftwareSigner
 from edge_sync.transport import Transport
 
@@ -54,17 +53,16 @@ class Harness:
     committed: Callable[[], list[str]]
     lose_ack_of: Callable[[str], None]
     link_down: Callable[[], Awaitable[None]]
-    #: Whether the far end answers a forged envelope (``rejected``): the doubles do, the
-    #: platform refuses it without an ack since anyone could have sent it.
-    acks_forgeries: bool = True
 
 
-def _envelopes(count: int, signer: SoftwareSigner = SIGNER, first_seq: int = 1) -> list[Envelope]:
+def _envelopes(count: int, signer: SoftwareSigner = SIGNER, first_seq: int = 1,
+               message_id: str | None = None) -> list[Envelope]:
     # A status report: a kind every far end books as it is (the platform would refuse a
     # transaction payload that is not a whole payment).
     return [
         build_envelope(signer, terminal_id=TERMINAL_ID, kind="status", seq=seq,
-                       idempotency_key=f"status-{seq}", payload={"backlog": {"platform": seq}})
+                       idempotency_key=f"status-{seq}", payload={"backlog": {"platform": seq}},
+                       message_id=message_id)
         for seq in range(first_seq, first_seq + count)
     ]
 
@@ -200,8 +198,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
                 platform.stop()
 
             async with HttpsTransport(link, transport=losing) as https:
-                yield Harness(https, platform.committed, losing.lose.add, platform_dies,
-                              acks_forgeries=False)
+                yield Harness(https, platform.committed, losing.lose.add, platform_dies)
         return
     from edge_sync.mqtt import MqttTransport
     from tests.integration.sync_receiver import PLATFORM_KEY, AckingReceiver
@@ -266,19 +263,29 @@ async def test_redelivery_is_acked_as_duplicate(harness: Harness) -> None:
     assert harness.committed() == [e.message_id for e in batch]
 
 
-async def test_bad_signature_settles_nothing(harness: Harness) -> None:
-    """An envelope signed with another key is never acked as delivered nor committed: the
-    doubles reject it naming the signature, the platform refuses it without an ack."""
+async def test_bad_signature_gets_no_ack(harness: Harness) -> None:
+    """An envelope signed with a key the far end does not hold gets no ack at all (neither
+    delivered nor rejected: anyone could have sent it) and is not committed; the genuine
+    one beside it is accepted."""
     forged, genuine = (*_envelopes(1, signer=SoftwareSigner.generate()), *_envelopes(1, first_seq=2))
     acks = await harness.transport.deliver([forged, genuine], ACK_WAIT_S)
+    assert set(acks) == {genuine.message_id}
     assert acks[genuine.message_id].status == "accepted"  # the link itself worked
-    if harness.acks_forgeries:
-        ack = acks[forged.message_id]
-        assert ack.status == "rejected" and not ack.delivered
-        assert ack.reason and "signature" in ack.reason
-    else:
-        assert forged.message_id not in acks
     assert harness.committed() == [genuine.message_id]
+
+
+async def test_reused_message_id_is_rejected(harness: Harness) -> None:
+    """A verified envelope that reuses a committed message id with other content is
+    ``rejected`` with the reason (never ``duplicate``, which would settle it), and the
+    message first committed under that id stays as it was."""
+    (first,) = _envelopes(1)
+    (other,) = _envelopes(1, first_seq=2, message_id=first.message_id)
+    await harness.transport.deliver([first], ACK_WAIT_S)
+    acks = await harness.transport.deliver([other], ACK_WAIT_S)
+    ack = acks[first.message_id]
+    assert ack.status == "rejected" and not ack.delivered
+    assert ack.reason == REUSED_ID_REASON
+    assert harness.committed() == [first.message_id]
 
 
 async def test_a_lost_ack_is_absent_not_an_error(harness: Harness) -> None:

@@ -9,7 +9,7 @@ import pytest
 from edge_sync.errors import TransportError
 from edge_sync.fake_transport import FakeReceiver
 from edge_sync.memory_outbox import MemoryOutbox
-from edge_sync.messages import verify_envelope
+from edge_sync.messages import REUSED_ID_REASON, build_envelope, verify_envelope
 from edge_sync.outbox import RetryPolicy
 from edge_sync.signing import ANNOUNCED_WITH, SoftwareSigner
 from edge_sync.transport import FailoverTransport
@@ -136,17 +136,48 @@ async def test_lost_ack_is_resent_and_deduplicated() -> None:
 
 
 async def test_rejected_message_is_dead_lettered_with_an_alert() -> None:
-    """A message the receiver rejects goes dead with its reason and an alert row is queued."""
-    other = SoftwareSigner.generate()
-    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver(other.public_key_pem())
+    """A message the receiver rejects (it verified it, but another message holds its id)
+    goes dead with the receiver's reason and an alert row is queued."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver(SIGNER.public_key_pem())
     (mid,) = fill(outbox, clock, 1)
+    receiver.judge(build_envelope(SIGNER, terminal_id="T-0001", kind="transaction", seq=99,
+                                  idempotency_key="another", payload={}, message_id=mid))
     worker = make_worker(outbox, receiver, clock)
     report = await worker.drain()
-    assert report.rejected == 1
+    assert report.rejected == 1 and report.unacknowledged == 0
     dead = next(r for r in outbox.rows() if r.row.message_id == mid)
-    assert dead.state == "dead" and "signature" in (dead.last_error or "")
+    assert dead.state == "dead" and REUSED_ID_REASON in (dead.last_error or "")
     alerts = [r for r in outbox.rows() if r.row.kind == "alert"]
     assert alerts[0].row.payload["message_id"] == mid
+    worker.close()
+
+
+async def test_unverifiable_message_stays_queued_unacknowledged() -> None:
+    """A message signed with a key the receiver does not hold gets no ack (as from the
+    platform): it is not dead-lettered nor delivered but queued again with backoff, and
+    the report counts it as unacknowledged, naming the timeout."""
+    other = SoftwareSigner.generate()
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver(other.public_key_pem())
+    ids = fill(outbox, clock, 3)
+    worker = make_worker(outbox, receiver, clock)
+    report = await worker.drain()
+    assert (report.delivered, report.rejected, report.dead) == (0, 0, 0)
+    assert report.retried == 3 and report.unacknowledged == 3
+    assert report.errors == ["platform: no acknowledgement within 1 s"]
+    assert [outbox.state_of(m) for m in ids] == ["pending"] * 3
+    assert [m for m, _ in receiver.refused] == ids and not receiver.committed
+    worker.close()
+
+
+async def test_link_down_is_not_counted_as_unacknowledged() -> None:
+    """Rows that never reached the receiver (the link down) are retried, and not counted as
+    sent-but-unacknowledged: that count points at the receiver, not the link."""
+    outbox, clock, receiver = MemoryOutbox(), Clock(), FakeReceiver()
+    fill(outbox, clock, 2)
+    receiver.fail_next_calls = 1
+    worker = make_worker(outbox, receiver, clock)
+    report = await worker.drain()
+    assert report.retried == 2 and report.unacknowledged == 0
     worker.close()
 
 

@@ -2,6 +2,12 @@
 deduplicates and acks by message id, exactly as the wire contract says (by default, as the
 platform does, in one signed batch per terminal for the messages that arrive together).
 
+It answers as the platform's ingestion does (checked on every link by
+``tests/edge_sync/test_transport_contract.py``): no ack at all for a message whose signature
+could not be checked (kept in ``refused``: anyone could have sent it), ``rejected`` for a
+verified message that reuses another's id with other content, else ``accepted`` or
+``duplicate``.
+
 It stands in for the platform's consumer (``edge_sync.platform``, whose own end-to-end tests
 are the platform's), and keeps what it committed so tests can check that nothing was lost or
 duplicated. It is a plain paho client on its own network thread (``loop_start``), which
@@ -27,6 +33,8 @@ from paho.mqtt.properties import Properties
 from edge_sync.ack_batch import MAX_ACKS_PER_BATCH, build_ack_batch
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.messages import (
+    CONTENT_FIELDS,
+    REUSED_ID_REASON,
     Ack,
     AckStatus,
     ack_topic,
@@ -53,8 +61,13 @@ class AckingReceiver:
     committed: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     duplicates: int = 0
+    #: ``(message_id, reason)`` of verified messages answered ``rejected``.
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: ``(message_id, reason)`` of messages refused without an ack (signature unchecked).
+    refused: list[tuple[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    #: What was committed under each message id (a reused id with other content is rejected).
+    contents: dict[str, dict[str, Any]] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
     #: False: only read the message id and ack it (the bench, which measures the terminal).
     validate: bool = True
@@ -123,20 +136,26 @@ class AckingReceiver:
         return self._ack(terminal_id, message_id, status)
 
     def judge(self, terminal_id: str, raw: bytes) -> Ack | None:
+        """The platform's answer to one uplink on ``terminal_id``'s topic (``None``: none)."""
         try:
             env = parse_envelope(raw)
+            if env.terminal_id != terminal_id:
+                raise MessageFormatError(f"terminal_id {env.terminal_id} is not the topic's")
             if self.public_key_pem is not None:
                 verify_envelope(env, self.public_key_pem)
         except (MessageFormatError, SignatureError) as exc:
             message_id = exc.fields.get("message_id")
-            if not isinstance(message_id, str):
-                return None
-            self.rejected.append((message_id, exc.message))
-            return self._ack(terminal_id, message_id, "rejected", exc.message)
+            self.refused.append((message_id if isinstance(message_id, str) else "", exc.message))
+            return None
+        content = {name: env.model_dump(mode="json").get(name) for name in CONTENT_FIELDS}
+        if env.message_id in self.seen and self.contents.get(env.message_id) != content:
+            self.rejected.append((env.message_id, REUSED_ID_REASON))
+            return self._ack(terminal_id, env.message_id, "rejected", REUSED_ID_REASON)
         if env.message_id in self.seen:
             self.duplicates += 1
             return self._ack(terminal_id, env.message_id, "duplicate")
         self.seen.add(env.message_id)
+        self.contents[env.message_id] = content
         self.committed.append(env.message_id)
         self.seqs.append(env.seq)
         return self._ack(terminal_id, env.message_id, "accepted")
