@@ -237,15 +237,41 @@ def _run_sync(ctx: CliContext, args: argparse.Namespace, early: _EarlyStop) -> i
         )
         for error in report.errors[-3:]:
             print(f"  last error: {error}")
-    if report.rejected or report.dead:
-        # Monitoring reads the exit status: a run that dead-lettered anything is not a success.
+    problem = _failure_line(report, ctx)
+    if problem:
+        # Monitoring reads the exit status: a run that left anything undelivered is not a
+        # success, and the one line says what to look at.
         import sys
 
-        print(f"etika: error: {report.rejected} message(s) rejected and {report.dead} "
-              "dead-lettered: `etika sync status` shows the last reason; fix its cause "
-              "(often the terminal's key at the platform), then `etika sync requeue-dead`",
-              file=sys.stderr)
+        print(f"etika: error: {problem}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _failure_line(report: DrainReport, ctx: CliContext) -> str | None:
+    """Why a run is not a success, in one line that names what to check (None: it is)."""
+    sync, terminal_id = ctx.profile().sync, ctx.profile().terminal.terminal_id
+    parts: list[str] = []
+    if report.unacknowledged:
+        # The platform answers nothing for a message whose signature it cannot verify (an
+        # answer to a forgery could make a terminal drop its real message): a key it does
+        # not hold, or one it revoked, shows here and nowhere else on this side.
+        parts.append(
+            f"{report.unacknowledged} message(s) were not acknowledged within "
+            f"{sync.ack_timeout_s:g} s and are still in the outbox; the platform answers "
+            "nothing for a message it cannot verify: check that it is running and that this "
+            "terminal's signing key (`etika hsm public-key`) is the one registered there with "
+            f"`etika platform register-terminal --terminal-id {terminal_id} --public-key FILE` "
+            f"and not revoked (`etika platform revoke-key {terminal_id} VERSION`), then run "
+            "`etika sync run` again")
+    if report.rejected or report.dead:
+        parts.append(
+            f"{report.rejected} message(s) rejected and {report.dead} dead-lettered: "
+            "`etika sync status` shows the last reason; fix its cause, then "
+            "`etika sync requeue-dead`")
+    if not parts and report.errors:
+        parts.append(f"{report.retried} message(s) not sent, still in the outbox: "
+                     f"{report.errors[-1]}")
+    return "; ".join(parts) or None
 
 
 async def _drive(services: TerminalServices, options: SyncOptions, *, quiet: bool,

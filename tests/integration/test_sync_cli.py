@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from edge_sync.messages import build_envelope, verify_envelope
@@ -20,7 +27,11 @@ from terminal.services.fake import SoftwareSigningKeys
 from terminal.store import OutboxMessage, StateChange, Store
 from terminal.store.token_map import StoreTokenRegistry
 from tests.fixtures.mosquitto import MosquittoBroker
+from tests.integration.platform_key import platform_public_key
 from tests.integration.sync_receiver import PLATFORM_KEY, receiver_on
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL_ID = "ETK00001"  # the default profile's, and the CN of the test PKI's certificate
 
 KEYS = SoftwareSigningKeys()
 SIGNER = KEYS.for_version(1)
@@ -181,23 +192,158 @@ def _queue(data_dir: Path, count: int) -> None:
             ))
 
 
+@contextlib.contextmanager
+def _platform_serve(mosquitto: MosquittoBroker, directory: Path
+                    ) -> Iterator[tuple[Path, str, str]]:
+    """``etika platform serve`` on the broker's platform listener (the shipped ACL) and on
+    HTTPS with client certificates, a free loopback port, stopped by PID; yields its data
+    dir, HTTPS URL and public key once its MQTT consumer has subscribed."""
+    from edge_sync.https import HttpsLinkSettings
+    from tests.fixtures.mosquitto import free_port
+
+    data, port, log = directory / "platform-data", free_port(), directory / "platform.log"
+    pki = mosquitto.pki
+    public_key = platform_public_key(data)  # `platform key` first, as at deployment
+    process = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(data), "platform",
+         "serve", *mosquitto.platform_cli_args(), "--http-port", str(port),
+         "--worker-id", "sync-cli", "--https-cert", str(pki.platform_pem),
+         "--https-key", str(pki.platform_key), "--https-client-ca", str(pki.ca_pem)],
+        cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    url = f"https://127.0.0.1:{port}"
+    link = HttpsLinkSettings(terminal_id=TERMINAL_ID, base_url=url, ca_file=pki.ca_pem,
+                             cert_file=pki.terminal_pem, key_file=pki.terminal_key)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a guard against a platform that never comes up, not a timing check
+            if process.poll() is not None:
+                raise AssertionError(f"platform exited: {log.read_text()}")
+            try:
+                with httpx.Client(verify=link.ssl_context()) as http:
+                    if http.get(f"{url}/healthz").json().get("mqtt") == "subscribed":
+                        break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"platform never subscribed: {log.read_text()}")
+            time.sleep(0.05)
+        yield data, url, public_key
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+
+
+def _queue_payments(data_dir: Path, count: int) -> None:
+    """Whole payments, as the platform books them (so only the key can stop them)."""
+    with Store.open(data_dir / "etika.db") as store:
+        for i in range(count):
+            payload = {"payment_id": f"pay-{i}", "amount_minor": 500, "currency": "MAD",
+                       "business_date": "2026-11-21", "status": "completed"}
+            store.record(StateChange(
+                entity="terminal", entity_id=f"q{i}", to_state=None, action="report",
+                outbox=(OutboxMessage("platform", "transaction", payload, f"q{i}"),),
+            ))
+
+
 @pytest.mark.network
-def test_run_once_fails_when_messages_are_rejected(
-    profile: Path, data_dir: Path, mosquitto: MosquittoBroker,
+@pytest.mark.parametrize(("transport", "platform_knows"), [
+    ("mqtt",  "another key"),
+    ("https", "another key"),
+    ("https", "the key, revoked"),
+])
+def test_run_once_fails_when_the_platform_cannot_verify(
+    transport: str, platform_knows: str, mosquitto: MosquittoBroker,
+    default_profile_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16.12 on the real platform: when it holds another key for the terminal, or revoked
+    its key, it answers nothing (no signed rejection for a signature it never checked); a
+    --once run then exits 1 with one line saying how many messages were not acknowledged
+    within the timeout and which platform commands to check, and every row stays in the
+    outbox, pending (nothing lost, nothing dead-lettered)."""
+    terminal_data = tmp_path / "terminal-data"
+    _queue_payments(terminal_data, 5)
+    with _platform_serve(mosquitto, tmp_path) as (platform_data, url, public_key):
+        registered = tmp_path / "registered.pub.pem"
+        registered.write_bytes(SIGNER.public_key_pem() if "revoked" in platform_knows
+                               else SoftwareSigner.generate().public_key_pem())
+        platform = ["--data-dir", str(platform_data), "platform"]
+        assert main([*platform, "register-terminal", "--terminal-id", TERMINAL_ID,
+                     "--public-key", str(registered)]) == 0
+        if "revoked" in platform_knows:
+            assert main([*platform, "revoke-key", TERMINAL_ID, "1"]) == 0
+        profile = tmp_path / "profile"
+        shutil.copytree(default_profile_dir, profile)
+        (profile / "platform.pem").write_text(public_key)
+        pki = mosquitto.pki
+        (profile / "sync.toml").write_text(
+            f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
+            f'mqtt_tls = true\nhttps_url = "{url}"\nca_file = "{pki.ca_pem}"\n'
+            f'cert_file = "{pki.terminal_pem}"\nkey_file = "{pki.terminal_key}"\n'
+            'platform_public_key = "platform.pem"\nack_timeout_s = 2\n'
+        )
+        capsys.readouterr()
+        code = main(["--data-dir", str(terminal_data), "--profile", str(profile), "sync", "run",
+                     "--once", "--transport", transport, "--destinations", "platform"],
+                    services_factory=_services)
+        captured = capsys.readouterr()
+    with Store.open(terminal_data / "etika.db") as store:
+        states = store.connection.execute(
+            "SELECT kind, state FROM outbox WHERE destination = 'platform'").fetchall()
+    # The payments, the run's backlog report and its journal checkpoint: all still queued.
+    assert [kind for kind, _ in states].count("transaction") == 5
+    assert {state for _, state in states} == {"pending"}, states
+    assert code == 1, captured.out + captured.err
+    (line,) = captured.err.splitlines()
+    assert line.startswith("etika: error: ")
+    assert f"{len(states)} message(s) were not acknowledged within 2 s" in line
+    assert "etika platform register-terminal" in line and "etika platform revoke-key" in line
+    assert "Traceback" not in captured.out + captured.err
+
+
+@pytest.mark.network
+def test_run_once_reports_a_rejection_by_the_platform(
+    mosquitto: MosquittoBroker, default_profile_dir: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """#16.12: a --once run whose messages the platform rejects (here: it holds another key
-    for the terminal) exits 1 and says why in one line, instead of 0."""
-    _queue(data_dir, 5)
-    other_key = SoftwareSigner.generate().public_key_pem()
-    common = ["--data-dir", str(data_dir), "--profile", str(profile), "sync"]
-    with receiver_on(mosquitto, other_key) as rx:
-        code = main([*common, "run", "--once", "--transport", "mqtt", "--destinations", "platform"],
+    """The platform's explicit "rejected" (signed: the signature verified, but the
+    transaction is not a payment it can book) dead-letters the row with its reason; the run
+    exits 1 with one line pointing at `etika sync status` and `etika sync requeue-dead`."""
+    terminal_data = tmp_path / "terminal-data"
+    with Store.open(terminal_data / "etika.db") as store:
+        store.record(StateChange(
+            entity="terminal", entity_id="bad", to_state=None, action="report",
+            outbox=(OutboxMessage("platform", "transaction", {"amount_minor": 1}, "bad-1"),),
+        ))
+    with _platform_serve(mosquitto, tmp_path) as (platform_data, url, public_key):
+        key_file = tmp_path / "terminal.pub.pem"
+        key_file.write_bytes(SIGNER.public_key_pem())
+        assert main(["--data-dir", str(platform_data), "platform", "register-terminal",
+                     "--terminal-id", TERMINAL_ID, "--public-key", str(key_file)]) == 0
+        profile = tmp_path / "profile"
+        shutil.copytree(default_profile_dir, profile)
+        (profile / "platform.pem").write_text(public_key)
+        pki = mosquitto.pki
+        (profile / "sync.toml").write_text(
+            f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
+            f'mqtt_tls = true\nhttps_url = "{url}"\nca_file = "{pki.ca_pem}"\n'
+            f'cert_file = "{pki.terminal_pem}"\nkey_file = "{pki.terminal_key}"\n'
+            'platform_public_key = "platform.pem"\n'
+        )
+        capsys.readouterr()
+        code = main(["--data-dir", str(terminal_data), "--profile", str(profile), "sync", "run",
+                     "--once", "--json", "--transport", "mqtt", "--destinations", "platform"],
                     services_factory=_services)
-    captured = capsys.readouterr()
-    assert rx.rejected and not rx.committed
-    assert code == 1, captured.out + captured.err
-    assert "rejected" in captured.err and "requeue-dead" in captured.err
+        captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    with Store.open(terminal_data / "etika.db") as store:
+        (state, error), = store.connection.execute(
+            "SELECT state, last_error FROM outbox WHERE idempotency_key = 'bad-1'").fetchall()
+    assert code == 1 and report["rejected"] == 1 and report["unacknowledged"] == 0
+    assert state == "dead" and "rejected by the receiver" in error
+    (line,) = captured.err.splitlines()
+    assert "1 message(s) rejected" in line and "etika sync requeue-dead" in line
 
 
 @pytest.mark.network
