@@ -303,6 +303,64 @@ def test_run_once_fails_when_the_platform_cannot_verify(
 
 
 @pytest.mark.network
+def test_continuous_run_keeps_unverifiable_messages_and_says_so(
+    mosquitto: MosquittoBroker, default_profile_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The long-running sync worker meets the same silence: it keeps the messages the
+    platform cannot verify pending (retried with backoff, never dead-lettered), and its
+    summary when stopped (SIGTERM) is exit 1 with the same one line."""
+    import threading
+
+    terminal_data = tmp_path / "terminal-data"
+    _queue_payments(terminal_data, 3)
+    with _platform_serve(mosquitto, tmp_path) as (platform_data, url, public_key):
+        other = tmp_path / "other.pub.pem"
+        other.write_bytes(SoftwareSigner.generate().public_key_pem())
+        assert main(["--data-dir", str(platform_data), "platform", "register-terminal",
+                     "--terminal-id", TERMINAL_ID, "--public-key", str(other)]) == 0
+        profile = tmp_path / "profile"
+        shutil.copytree(default_profile_dir, profile)
+        (profile / "platform.pem").write_text(public_key)
+        pki = mosquitto.pki
+        (profile / "sync.toml").write_text(
+            f'[sync]\nmqtt_host = "{mosquitto.host}"\nmqtt_port = {mosquitto.tls_port}\n'
+            f'mqtt_tls = true\nhttps_url = "{url}"\nca_file = "{pki.ca_pem}"\n'
+            f'cert_file = "{pki.terminal_pem}"\nkey_file = "{pki.terminal_key}"\n'
+            'platform_public_key = "platform.pem"\nack_timeout_s = 2\n'
+        )
+
+        def stop_once_every_payment_went_unanswered() -> None:
+            deadline = time.monotonic() + 60  # a guard against a hang, not a timing check
+            while time.monotonic() < deadline:
+                with Store.open(terminal_data / "etika.db") as store:
+                    waiting = store.connection.execute(
+                        "SELECT count(*) FROM outbox WHERE kind = 'transaction' "
+                        "AND state = 'pending' AND attempts >= 1").fetchone()[0]
+                if waiting == 3:
+                    break
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        capsys.readouterr()
+        stopper = threading.Thread(target=stop_once_every_payment_went_unanswered, daemon=True)
+        stopper.start()
+        code = main(["--data-dir", str(terminal_data), "--profile", str(profile), "sync", "run",
+                     "--transport", "mqtt", "--destinations", "platform"],
+                    services_factory=_services)
+        stopper.join(5)
+        captured = capsys.readouterr()
+    with Store.open(terminal_data / "etika.db") as store:
+        states = store.connection.execute(
+            "SELECT state FROM outbox WHERE kind = 'transaction'").fetchall()
+    assert [state for (state,) in states] == ["pending"] * 3
+    assert code == 1, captured.out + captured.err
+    (line,) = captured.err.splitlines()
+    assert "message(s) were not acknowledged within 2 s" in line
+    assert "etika platform register-terminal" in line and "Traceback" not in captured.err
+
+
+@pytest.mark.network
 def test_run_once_reports_a_rejection_by_the_platform(
     mosquitto: MosquittoBroker, default_profile_dir: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
