@@ -59,6 +59,8 @@ async def _earlier_attempt(c: Counter, payment_id: uuid.UUID, how: str) -> None:
 @pytest.mark.parametrize("how", ["approved_then_reversed", "reversed_before_arrival"])
 async def test_advice_after_a_reversed_attempt_is_booked_on_its_own_key(
         data_dir: Path, how: str) -> None:
+    """The advice is booked once on its own key, beside the reversed attempt under the
+    payment's id; a retry of it is answered as a duplicate and books nothing more."""
     async with counter(data_dir) as c:
         out = await c.manager.sale(sale("1.00"), c.reader)  # the card approves offline
         assert out.state == "completed" and out.offline, out.reason
@@ -93,6 +95,7 @@ async def test_advice_after_a_reversed_attempt_is_booked_on_its_own_key(
 
 
 def test_advice_id_is_stable_and_not_the_payment_id() -> None:
+    """One payment always gives the same advice id (retries dedupe), never its own id."""
     pid = uuid.uuid4()
     assert advice_id(pid) == advice_id(str(pid)) != pid
     assert advice_id(pid) != advice_id(uuid.uuid4())
