@@ -55,6 +55,7 @@ from edge_sync.messages import (
     utc_now_iso,
 )
 from edge_sync.platform.booking import KEY_VERSION_END, book_payload, payload_int
+from edge_sync.platform.checkpoint_chain import link_problem, neighbours
 from edge_sync.platform.errors import (
     BadSignatureError,
     KeyNotRegisteredError,
@@ -68,6 +69,7 @@ from edge_sync.platform.records import (
     HELD_PREFIX,
     KeyRecord,
     Rejection,
+    StoredCheckpoint,
     Uplink,
 )
 from edge_sync.platform.storage import PlatformStorage
@@ -213,10 +215,12 @@ class Ingestor:
             raise UnknownTerminalError(f"the registered key of {terminal_id} is not an EC key")
         return record, key
 
-    def _checkpoint(self, envelope: Envelope, uplink: Uplink) -> Uplink:
+    def _checkpoint(self, envelope: Envelope, uplink: Uplink,
+                    batch: list[StoredCheckpoint]) -> Uplink:
         """A signed journal checkpoint: its own signature verifies with the terminal's key,
-        and it links to the newest one received before (same entry, same hash), else the
-        terminal's journal was truncated or rewritten in between: refused, and logged."""
+        and it links to the stored checkpoints around it and to those earlier in ``batch``
+        (:mod:`.checkpoint_chain`: in any arrival order), else the terminal's journal was
+        truncated or rewritten in between: refused, and logged."""
         if envelope.kind != CHECKPOINT_KIND:
             return uplink
         payload = envelope.payload
@@ -227,6 +231,8 @@ class Ingestor:
         signature, signed_at = payload.get("signature"), payload.get("signed_at")
         if not (isinstance(entry_hash, str) and _HEX64.match(entry_hash)):
             raise MalformedUplinkError("payload.entry_hash must be 64 hex digits")
+        if prev_hash is not None and not isinstance(prev_hash, str):
+            raise MalformedUplinkError("payload.prev_entry_hash must be a string or null")
         if not isinstance(signature, str) or not isinstance(signed_at, str):
             raise MalformedUplinkError("payload.signature and payload.signed_at must be strings")
         if payload.get("terminal_id") != envelope.terminal_id or version >= KEY_VERSION_END:
@@ -237,14 +243,15 @@ class Ingestor:
                        ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError) as exc:
             raise MalformedUplinkError("journal checkpoint: signature does not verify") from exc
-        last = self.storage.journal_checkpoint(envelope.terminal_id)
-        if last is not None and (entry_id < last[0] or (prev_id, prev_hash) != last):
-            raise MalformedUplinkError(
-                f"journal checkpoint of entry {entry_id} does not link to the last one "
-                f"received (entry {last[0]}): the terminal's audit journal was truncated or "
-                "rewritten in between"
-            )
-        return replace(uplink, checkpoint=(entry_id, entry_hash, signed_at))
+        checkpoint = StoredCheckpoint(entry_id, entry_hash, prev_id, prev_hash, signed_at,
+                                      envelope.message_id)
+        stored = [c for c in self.storage.journal_checkpoints_around(
+            envelope.terminal_id, entry_id) if c is not None]
+        problem = link_problem(checkpoint, *neighbours(entry_id, stored + batch))
+        if problem is not None:
+            raise MalformedUplinkError(problem)
+        batch.append(checkpoint)
+        return replace(uplink, checkpoint=checkpoint)
 
     def _rotation(self, envelope: Envelope, uplink: Uplink) -> Uplink:
         """A key announcement is taken only from the terminal's current key and only for a
@@ -391,6 +398,8 @@ class Ingestor:
         outcomes: list[str] = ["held"] * len(batch)
         good: list[tuple[int, Uplink]] = []
         rejections: list[Rejection] = []
+        # The checkpoints of this batch per terminal, not stored yet: linked like stored ones.
+        checkpoints: dict[str, list[StoredCheckpoint]] = {}
         for index, raw in enumerate(batch):
             try:
                 envelope = self.verified(raw)
@@ -419,7 +428,8 @@ class Ingestor:
                 continue
             try:
                 booked = self._rotation(envelope, book_payload(envelope))
-                good.append((index, self._checkpoint(envelope, booked)))
+                good.append((index, self._checkpoint(
+                    envelope, booked, checkpoints.setdefault(envelope.terminal_id, []))))
             except StorageError:
                 raise  # the registry lookup failed: the whole batch waits
             except Exception as exc:

@@ -46,6 +46,7 @@ __all__ = [
     "IngestOutcome",
     "KeyRecord",
     "Rejection",
+    "StoredCheckpoint",
     "TerminalSummary",
     "Total",
     "TransactionFact",
@@ -104,8 +105,23 @@ class Uplink:
     new_key: tuple[int, str] | None = None
     #: When the versions older than ``new_key`` stop being accepted (the grace period).
     retire_older_after: str | None = None
-    #: ``(entry_id, entry_hash, signed_at)`` of a signed journal checkpoint.
-    checkpoint: tuple[int, str, str] | None = None
+    #: The signed journal checkpoint this message carries.
+    checkpoint: StoredCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """One signed journal checkpoint as the platform keeps it: the entry it signs and the
+    previous checkpoint's entry and hash as the terminal's journal held them when signing
+    (``prev_entry_hash`` ``None``: unknown, or the journal no longer had that entry)."""
+
+    entry_id: int
+    entry_hash: str
+    prev_entry_id: int | None
+    prev_entry_hash: str | None
+    signed_at: str = ""
+    #: The uplink message that carried it (a resend of that same message is a duplicate).
+    message_id: str = ""
 
 
 @dataclass(frozen=True)

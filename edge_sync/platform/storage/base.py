@@ -15,6 +15,7 @@ from edge_sync.platform.records import (
     IngestOutcome,
     KeyRecord,
     Rejection,
+    StoredCheckpoint,
     TerminalSummary,
     Total,
     Uplink,
@@ -53,8 +54,11 @@ class PlatformStorage(abc.ABC):
         """Revoke one key version now; ``False`` when no such version is registered."""
 
     @abc.abstractmethod
-    def journal_checkpoint(self, terminal_id: str) -> tuple[int, str] | None:
-        """``(entry_id, entry_hash)`` of the terminal's newest journal checkpoint."""
+    def journal_checkpoints_around(
+        self, terminal_id: str, entry_id: int
+    ) -> tuple[StoredCheckpoint | None, StoredCheckpoint | None, StoredCheckpoint | None]:
+        """The terminal's stored checkpoints just below ``entry_id``, at it, and just above
+        it (``None`` where there is none): the neighbours a new checkpoint must link to."""
 
     @abc.abstractmethod
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:

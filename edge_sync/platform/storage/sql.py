@@ -28,6 +28,7 @@ from edge_sync.platform.records import (
     IngestOutcome,
     KeyRecord,
     Rejection,
+    StoredCheckpoint,
     TerminalSummary,
     Total,
     Uplink,
@@ -219,15 +220,24 @@ class SqlStorage(PlatformStorage):
             ).fetchone()
         return bool(changed) or exists is not None
 
-    def journal_checkpoint(self, terminal_id: str) -> tuple[int, str] | None:
+    def journal_checkpoints_around(
+        self, terminal_id: str, entry_id: int
+    ) -> tuple[StoredCheckpoint | None, StoredCheckpoint | None, StoredCheckpoint | None]:
+        columns = "entry_id, entry_hash, prev_entry_id, prev_entry_hash, signed_at, message_id"
+        table = "platform_journal_checkpoint_chain"
         with self._transaction(write=False) as conn:
-            row = self._run(
-                conn,
-                "SELECT entry_id, entry_hash FROM platform_journal_checkpoints "
-                "WHERE terminal_id = ?",
-                (terminal_id,),
-            ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+            rows = [
+                self._run(conn, f"SELECT {columns} FROM {table} WHERE terminal_id = ? "  # noqa: S608
+                          f"AND entry_id {where} ORDER BY entry_id {order} LIMIT 1",
+                          (terminal_id, entry_id)).fetchone()
+                for where, order in (("< ?", "DESC"), ("= ?", "ASC"), ("> ?", "ASC"))
+            ]
+        return tuple(  # type: ignore[return-value]
+            None if row is None else StoredCheckpoint(
+                int(row[0]), str(row[1]), None if row[2] is None else int(row[2]),
+                None if row[3] is None else str(row[3]), str(row[4]), str(row[5]))
+            for row in rows
+        )
 
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
         with self._transaction() as conn:
@@ -343,7 +353,17 @@ class SqlStorage(PlatformStorage):
                     (uplink.retire_older_after, uplink.terminal_id, version),
                 )
         if uplink.checkpoint is not None:
-            entry_id, entry_hash, signed_at = uplink.checkpoint
+            checkpoint = uplink.checkpoint
+            entry_id, entry_hash = checkpoint.entry_id, checkpoint.entry_hash
+            signed_at = checkpoint.signed_at
+            self._run(
+                conn,
+                "INSERT INTO platform_journal_checkpoint_chain (terminal_id, entry_id, "
+                "entry_hash, prev_entry_id, prev_entry_hash, signed_at, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (terminal_id, entry_id) DO NOTHING",
+                (uplink.terminal_id, entry_id, entry_hash, checkpoint.prev_entry_id,
+                 checkpoint.prev_entry_hash, signed_at, uplink.message_id),
+            )
             self._run(
                 conn,
                 "INSERT INTO platform_journal_checkpoints (terminal_id, entry_id, entry_hash, "

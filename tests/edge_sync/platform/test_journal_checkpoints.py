@@ -4,6 +4,7 @@ the terminal's file edits cannot reach — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edge_sync.messages import build_envelope
+from edge_sync.messages import build_envelope, canonical_json
 from edge_sync.platform.ingest import Ingestor, RawUplink
 from edge_sync.platform.storage import PlatformStorage
 from edge_sync.signing import SoftwareSigner
@@ -120,3 +121,107 @@ def test_a_replayed_or_reordered_checkpoint_is_refused(
                             payload={**first.payload, "signature": first.signature})
     ack, = ingestor.ingest([RawUplink(TERMINAL_ID, replay.to_json(), CHECKPOINT_KIND)])
     assert ack.status == "rejected" and "does not link" in (ack.reason or "")
+
+
+def _checkpoint_envelopes(store: Store, signer: SoftwareSigner) -> list[RawUplink]:
+    """The queued checkpoints as signed uplinks, in the order the terminal queued them."""
+    rows = store.connection.execute(
+        "SELECT id, payload FROM outbox WHERE kind = ? AND state = 'pending' ORDER BY id",
+        (CHECKPOINT_KIND,)).fetchall()
+    store.connection.execute("UPDATE outbox SET state = 'delivered' WHERE kind = ?",
+                             (CHECKPOINT_KIND,))
+    return [RawUplink(TERMINAL_ID, build_envelope(
+        signer, terminal_id=TERMINAL_ID, kind=CHECKPOINT_KIND, seq=row_id,
+        idempotency_key=f"cp-{row_id}", payload=json.loads(payload)).to_json(), CHECKPOINT_KIND)
+        for row_id, payload in rows]
+
+
+def _three_checkpoints(store: Store, signer: SoftwareSigner) -> list[RawUplink]:
+    for round_ in range(3):
+        store.record(StateChange("terminal", f"round{round_}", None, action="report"))
+        sign_checkpoint(store, signer, TERMINAL_ID, "end_of_day")
+    return _checkpoint_envelopes(store, signer)
+
+
+@pytest.mark.parametrize("one_batch", [False, True])
+def test_checkpoints_delivered_out_of_order_are_all_accepted_and_linked(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path, one_batch: bool
+) -> None:
+    """Two platform workers (or a resend) deliver checkpoints in reverse order: each is the
+    terminal's, so each is kept; the links are checked when the gap fills, and the chain
+    goes on (the next checkpoint links to the newest). Resending one is a duplicate."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    first, second, third = _three_checkpoints(store, registered)
+    if one_batch:
+        statuses = [a.status for a in ingestor.ingest([third, first, second])]
+    else:
+        statuses = [a.status for raw in (third, first, second) for a in ingestor.ingest([raw])]
+    assert statuses == ["accepted", "accepted", "accepted"]
+    assert [a.status for a in ingestor.ingest([second])] == ["duplicate"]
+    store.record(StateChange("terminal", "later", None, action="report"))
+    sign_checkpoint(store, registered, TERMINAL_ID, "end_of_day")
+    fourth, = _checkpoint_envelopes(store, registered)
+    store.close()
+    assert [a.status for a in ingestor.ingest([fourth])] == ["accepted"]
+
+
+@pytest.mark.parametrize(("keep", "edit"), [(None, 2), (3, None)])
+def test_a_cut_is_seen_when_the_gap_fills_whichever_side_came_first(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path,
+    keep: int | None, edit: int | None,
+) -> None:
+    """The checkpoint signed after a rewrite (or truncation) arrives first and is kept (a
+    gap); when the checkpoint from before the rewrite arrives, the stored successor does
+    not name its hash: refused as truncated or rewritten — tolerating the order does not
+    hide the cut."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    sign_checkpoint(store, registered, TERMINAL_ID, "end_of_day")
+    before, = _checkpoint_envelopes(store, registered)
+    path = store.path
+    store.close()
+    _rechain(path, keep=keep, edit=edit)
+    store = Store.open(path)
+    for i in range(8):
+        store.record(StateChange("terminal", f"after{i}", None, action="report"))
+    sign_checkpoint(store, registered, TERMINAL_ID, "end_of_day")
+    after, = _checkpoint_envelopes(store, registered)
+    store.close()
+    first_ack, = ingestor.ingest([after])
+    late_ack, = ingestor.ingest([before])
+    statuses = [first_ack.status, late_ack.status]
+    assert "rejected" in statuses
+    reason = next(a.reason for a in (first_ack, late_ack) if a.status == "rejected")
+    assert "truncated or rewritten" in (reason or "")
+
+
+def test_a_replayed_checkpoint_in_a_fresh_envelope_is_refused_out_of_order_too(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path
+) -> None:
+    """Tolerating order is not tolerating replays: a stored checkpoint re-sent in a new,
+    validly signed envelope is refused, before and after its successor arrived, and a
+    checkpoint that jumps over a stored one (a forged link) is refused."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    first, second, third = _three_checkpoints(store, registered)
+    store.close()
+    assert [a.status for a in ingestor.ingest([third, first])] == ["accepted", "accepted"]
+    payload = json.loads(first.body)["payload"]
+    replay = build_envelope(registered, terminal_id=TERMINAL_ID, kind=CHECKPOINT_KIND,
+                            seq=1000, idempotency_key="cp-replay", payload=payload)
+    ack, = ingestor.ingest([RawUplink(TERMINAL_ID, replay.to_json(), CHECKPOINT_KIND)])
+    assert ack.status == "rejected" and "already received" in (ack.reason or "")
+    # A checkpoint re-signed by the terminal's key but claiming to follow the first one
+    # directly (it jumps over the stored second... once the second is stored).
+    assert [a.status for a in ingestor.ingest([second])] == ["accepted"]
+    third_payload = json.loads(third.body)["payload"]
+    forged = {k: v for k, v in third_payload.items() if k != "signature"}
+    forged.update(entry_id=third_payload["entry_id"] + 50,
+                  prev_entry_id=payload["entry_id"], prev_entry_hash=payload["entry_hash"])
+    signature = base64.b64encode(registered.sign(canonical_json(forged))).decode("ascii")
+    jumped = build_envelope(registered, terminal_id=TERMINAL_ID, kind=CHECKPOINT_KIND,
+                            seq=1001, idempotency_key="cp-jump",
+                            payload={**forged, "signature": signature})
+    ack, = ingestor.ingest([RawUplink(TERMINAL_ID, jumped.to_json(), CHECKPOINT_KIND)])
+    assert ack.status == "rejected" and "truncated or rewritten" in (ack.reason or "")
