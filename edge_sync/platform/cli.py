@@ -465,8 +465,10 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), indent=2))
         return 0 if result.ok else 1
     print(
-        f"reconciliation {result.business_date}: {len(result.terminals_checked)} terminal(s), "
-        f"{len(result.matched)} matched, {len(result.mismatches)} mismatch(es)"
+        f"reconciliation {result.business_date}: "
+        f"{_count(len(result.terminals_checked), 'terminal', 'terminals')}, "
+        f"{len(result.matched)} matched, "
+        f"{_count(len(result.mismatches), 'mismatch', 'mismatches')}"
     )
     if result.mismatches:
         print(f"  {'terminal':<20} {'cur':<4} {'difference':<26} "
@@ -476,15 +478,16 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
         ours = f"{m.platform.count}/{m.platform.amount_minor}" if m.platform else "-"
         print(f"  {m.terminal_id:<20} {m.currency or '*':<4} {m.kind:<26} {theirs:>16} {ours:>16}")
     if result.pop_checked is not None:
-        print(f"PoP ledger: {result.pop_checked} record(s), "
-              f"{len(result.pop_mismatches)} mismatch(es)")
+        print(f"PoP ledger: {_count(result.pop_checked, 'record', 'records')}, "
+              f"{_count(len(result.pop_mismatches), 'mismatch', 'mismatches')}")
         for p in result.pop_mismatches:
             print(f"  {p.terminal_id:<20} {p.kind:<30} sale {p.transaction_id or '-'} "
                   f"({p.platform_state or '-'}) record {p.pop_record_id or '-'} "
                   f"({p.pop_status or 'absent'})")
     if result.psp_checked is not None:
-        print(f"PSP ledgers: {result.psp_checked} entr(y/ies), "
-              f"{len(result.psp_mismatches)} mismatch(es)   (amounts in minor units)")
+        print(f"PSP ledgers: {_count(result.psp_checked, 'entry', 'entries')}, "
+              f"{_count(len(result.psp_mismatches), 'mismatch', 'mismatches')}"
+              "   (amounts in minor units)")
         for psp in result.psp_mismatches:
             platform_has = "-" if psp.platform_amount_minor is None \
                 else str(psp.platform_amount_minor)
@@ -493,6 +496,11 @@ def _reconcile(ctx: CommandContext, args: argparse.Namespace) -> int:
                   f"{psp.transaction_id or '-'} ({psp.platform_state or '-'}: {platform_has}) PSP "
                   f"{'/'.join(psp.psp_keys)}: {psp_has}")
     return 0 if result.ok else 1
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    """``1 entry``, ``2 entries``, ``0 entries``: the report reads as words."""
+    return f"{n} {singular if n == 1 else plural}"
 
 
 def _push(ctx: CommandContext, args: argparse.Namespace) -> int:

@@ -117,5 +117,5 @@ async def test_reconcile_with_the_acquirer_ledger_reports_a_deliberate_mismatch(
              m["psp_amount_minor"]) for m in found["psp_mismatches"]] == [
         ("refund_mismatch", str(second.payment_id), 0, 500)]
     assert text.returncode == 1
-    assert "PSP ledgers: 5 entr(y/ies), 1 mismatch(es)" in text.stdout
+    assert "PSP ledgers: 5 entries, 1 mismatch" in text.stdout
     assert f"refund_mismatch                payment {second.payment_id}" in text.stdout
