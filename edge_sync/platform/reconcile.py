@@ -115,19 +115,23 @@ class PopMismatch:
 
 
 def reconcile_pop(storage: PlatformStorage, business_date: str,
-                  records: list[dict[str, Any]], *, limit: int = 100_000
-                  ) -> list[PopMismatch]:
+                  records: list[dict[str, Any]]) -> list[PopMismatch]:
     """Sales of ``business_date`` against the PoP ledger's records, one to one: a sale that
     counts has its record confirmed; one that does not has none confirmed; a confirmed sale
-    record the platform knows of no sale for is reported too."""
+    record the platform knows of no sale for is reported too. Every sale of the day is
+    read (:meth:`PlatformStorage.day_transactions`, no cap); a record no sale of the day
+    names is looked up by its id."""
     ledger = {str(r.get("record_id")): r for r in records
               if isinstance(r, dict) and r.get("kind") == "sale"}
     found: list[PopMismatch] = []
-    for tx in storage.transactions(None, limit, business_date):
+    named: set[str] = set()
+    for tx in storage.day_transactions(business_date):
         details = tx.get("details") or {}
         if details.get("type", "sale") != "sale":
             continue
         record_id = details.get("pop_record_id")
+        if record_id:
+            named.add(str(record_id))
         record = ledger.get(str(record_id)) if record_id else None
         status = record.get("status") if record else None
         if tx["counted"] and status != "confirmed":
@@ -137,12 +141,14 @@ def reconcile_pop(storage: PlatformStorage, business_date: str,
         elif not tx["counted"] and status == "confirmed":
             found.append(PopMismatch(tx["terminal_id"], tx["transaction_id"], record_id,
                                      "pop_confirmed_for_failed_sale", tx["state"], status))
-    every_known = {str((t.get("details") or {}).get("pop_record_id"))
-                   for t in storage.transactions(None, limit)}
-    for record_id, record in ledger.items():
-        if record.get("status") == "confirmed" and record_id not in every_known:
-            found.append(PopMismatch(str(record.get("terminal_id")), None, record_id,
-                                     "pop_only", None, "confirmed"))
+    unexplained = [record_id for record_id, record in ledger.items()
+                   if record.get("status") == "confirmed" and record_id not in named]
+    named.update(str((tx.get("details") or {}).get("pop_record_id"))
+                 for tx in storage.transactions_by_pop_record(unexplained))
+    for record_id in unexplained:
+        if record_id not in named:
+            found.append(PopMismatch(str(ledger[record_id].get("terminal_id")), None,
+                                     record_id, "pop_only", None, "confirmed"))
     return found
 
 
@@ -174,33 +180,57 @@ def _charge_of(entry: dict[str, Any]) -> int:
 
 
 def reconcile_psp(storage: PlatformStorage, business_date: str,
-                  entries: list[dict[str, Any]], *, limit: int = 100_000
-                  ) -> list[PspMismatch]:
+                  entries: list[dict[str, Any]], *, batch: int = 500) -> list[PspMismatch]:
     """Sales of ``business_date`` against the PSPs' ledger entries (every PSP's, merged),
     payment by payment: a sale that counts is charged once, for its amount, and what was
     given back equals its approved refunds; a sale that does not count holds no charge; a
     charge no payment explains is reported too. An offline approval is booked under its
-    advice's key (:func:`edge_sync.transaction_keys.advice_key`)."""
+    advice's key (:func:`edge_sync.transaction_keys.advice_key`).
+
+    Every sale of the day is read (:meth:`PlatformStorage.day_transactions`, no cap), in
+    batches of ``batch`` whose refunds (of any date) are looked up by the sale; a charge no
+    sale of the day explains is looked up by its key among the other days' payments."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         if isinstance(entry, dict) and entry.get("key"):
             by_key.setdefault(str(entry["key"]), []).append(entry)
-    every = storage.transactions(None, limit)
-    refunds: dict[str, int] = {}
-    for tx in every:
-        details = tx.get("details") or {}
-        if details.get("type") == "refund" and tx["state"] == "approved":
-            refers_to = str(details.get("refers_to"))
-            refunds[refers_to] = refunds.get(refers_to, 0) - int(tx["amount_minor"])
     found: list[PspMismatch] = []
     explained: set[str] = set()
-    for tx in every:
-        if (tx.get("details") or {}).get("type", "sale") != "sale":
-            continue
+    sales: list[dict[str, Any]] = []
+    for tx in storage.day_transactions(business_date):
+        if (tx.get("details") or {}).get("type", "sale") == "sale":
+            sales.append(tx)
+        if len(sales) >= batch:
+            _check_sales(storage, sales, by_key, explained, found)
+            sales = []
+    _check_sales(storage, sales, by_key, explained, found)
+    unexplained = [key for key, booked in by_key.items()
+                   if key not in explained and any(_charged(e) for e in booked)]
+    for tx in storage.transactions_by_psp_key(unexplained):
+        if (tx.get("details") or {}).get("type", "sale") == "sale":
+            explained.update(psp_keys(str(tx["transaction_id"])))
+    for key in sorted(unexplained):
+        if key not in explained:
+            found.append(PspMismatch(None, None, (key,), "psp_only", None, None,
+                                     sum(_charge_of(e) for e in by_key[key] if _charged(e))))
+    return found
+
+
+def _check_sales(storage: PlatformStorage, sales: list[dict[str, Any]],
+                 by_key: dict[str, list[dict[str, Any]]], explained: set[str],
+                 found: list[PspMismatch]) -> None:
+    """One batch of the day's sales against the PSP entries under their keys."""
+    if not sales:
+        return
+    refunds: dict[str, int] = {}
+    for refund in storage.refunds_of(str(tx["transaction_id"]) for tx in sales):
+        details = refund.get("details") or {}
+        if details.get("type") == "refund" and refund["state"] == "approved":
+            refers_to = str(details.get("refers_to"))
+            refunds[refers_to] = refunds.get(refers_to, 0) - int(refund["amount_minor"])
+    for tx in sales:
         keys = psp_keys(str(tx["transaction_id"]))
         explained.update(keys)
-        if tx["business_date"] != business_date:
-            continue
         charges = [e for key in keys for e in by_key.get(key, []) if _charged(e)]
         charged = sum(_charge_of(e) for e in charges)
         given_back = sum(int(e.get("refunded") or 0) for e in charges)
@@ -226,12 +256,6 @@ def reconcile_psp(storage: PlatformStorage, business_date: str,
             found.append(PspMismatch(tx["terminal_id"], tx["transaction_id"], keys,
                                      "refund_mismatch", tx["state"],
                                      refunds.get(str(tx["transaction_id"]), 0), given_back))
-    for key, booked in sorted(by_key.items()):
-        charges = [e for e in booked if _charged(e)]
-        if charges and key not in explained:
-            found.append(PspMismatch(None, None, (key,), "psp_only", None, None,
-                                     sum(_charge_of(e) for e in charges)))
-    return found
 
 
 def _by_key(totals: list[Total]) -> dict[tuple[str, str], Line]:

@@ -8,7 +8,7 @@ Both engines (:mod:`.sqlite`, :mod:`.postgres`) inherit the shared statements of
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from edge_sync.platform.records import (
@@ -111,6 +111,26 @@ class PlatformStorage(abc.ABC):
                      business_date: str | None = None) -> list[dict[str, Any]]:
         """Mirrored payments and refunds (latest state, details), newest first: one
         terminal's or (``None``) the fleet's, of one business date or any."""
+
+    @abc.abstractmethod
+    def day_transactions(self, business_date: str, terminal_id: str | None = None, *,
+                         page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every mirrored payment and refund of ``business_date`` (of one terminal, or the
+        fleet's), in ``(terminal_id, transaction_id)`` order, fetched ``page_size`` rows at
+        a time: no cap, however many the day holds (reconciliation must see them all)."""
+
+    @abc.abstractmethod
+    def transactions_by_psp_key(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Mirrored transactions a PSP may book under one of ``keys`` (their own id or
+        their advice's key, :func:`edge_sync.transaction_keys.psp_keys`), any date."""
+
+    @abc.abstractmethod
+    def transactions_by_pop_record(self, record_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Mirrored transactions that name one of these PoP record ids, any date."""
+
+    @abc.abstractmethod
+    def refunds_of(self, sale_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Mirrored refunds referring to one of these sales, any date and state."""
 
     @abc.abstractmethod
     def messages(

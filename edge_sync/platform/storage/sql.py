@@ -35,6 +35,12 @@ from edge_sync.platform.records import (
 )
 from edge_sync.platform.storage.base import PlatformStorage
 from edge_sync.platform.storage.schema import apply_migrations, shipped_migrations
+from edge_sync.platform.storage.transaction_reads import (
+    TRANSACTION_COLUMNS,
+    TransactionReads,
+    lookup_columns,
+    transaction_row,
+)
 
 __all__ = ["SqlStorage"]
 
@@ -48,13 +54,14 @@ _INSERT_MESSAGE = """INSERT INTO platform_messages
 # A terminal reports each state change of a transaction: the highest seq is the truth.
 _UPSERT_TRANSACTION = """INSERT INTO platform_transactions
     (terminal_id, transaction_id, business_date, currency, amount_minor, state, counted,
-     seq, message_id, details)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     seq, message_id, details, psp_advice_key, pop_record_id, refers_to)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (terminal_id, transaction_id) DO UPDATE SET
         business_date = excluded.business_date, currency = excluded.currency,
         amount_minor = excluded.amount_minor, state = excluded.state,
         counted = excluded.counted, seq = excluded.seq, message_id = excluded.message_id,
-        details = excluded.details
+        details = excluded.details, psp_advice_key = excluded.psp_advice_key,
+        pop_record_id = excluded.pop_record_id, refers_to = excluded.refers_to
     WHERE excluded.seq > platform_transactions.seq"""
 
 # The counters are kept up to date by each commit: a fleet of thousands of terminals with
@@ -64,7 +71,7 @@ _TERMINALS = """SELECT t.terminal_id, t.registered_at, t.last_seen_at, t.backlog
     FROM platform_terminals t"""
 
 
-class SqlStorage(PlatformStorage):
+class SqlStorage(TransactionReads, PlatformStorage):
     """The statements; subclasses say how to connect and which errors the driver raises."""
 
     _errors: tuple[type[BaseException], ...] = ()
@@ -147,6 +154,7 @@ class SqlStorage(PlatformStorage):
                 utc_now_iso(),
                 shipped,
             )
+        self._fill_lookup_columns()
         return self._version
 
     def schema_version(self) -> int:
@@ -331,6 +339,8 @@ class SqlStorage(PlatformStorage):
                     uplink.message_id,
                     None if fact.details is None else json.dumps(fact.details,
                                                                  sort_keys=True),
+                    *lookup_columns(fact.transaction_id,
+                                    None if fact.details is None else dict(fact.details)),
                 ),
             )
         if uplink.eod_date is not None:
@@ -518,17 +528,13 @@ class SqlStorage(PlatformStorage):
         with self._transaction(write=False) as conn:
             rows = self._run(
                 conn,
-                "SELECT terminal_id, transaction_id, business_date, currency, amount_minor, "
-                "state, counted, seq, details FROM platform_transactions "
+                f"SELECT {TRANSACTION_COLUMNS} FROM platform_transactions "  # noqa: S608
                 "WHERE (? = 1 OR terminal_id = ?) AND (? = 1 OR business_date = ?) "
                 "ORDER BY seq DESC LIMIT ?",
                 (int(terminal_id is None), terminal_id or "", int(business_date is None),
                  business_date or "", limit),
             ).fetchall()
-        return [{"terminal_id": r[0], "transaction_id": r[1], "business_date": r[2],
-                 "currency": r[3], "amount_minor": int(r[4]), "state": r[5],
-                 "counted": bool(r[6]), "seq": int(r[7]),
-                 "details": json.loads(r[8]) if r[8] else None} for r in rows]
+        return [transaction_row(r) for r in rows]
 
     def transaction_totals(
         self, business_date: str | None = None, terminal_id: str | None = None
