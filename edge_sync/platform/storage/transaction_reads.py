@@ -5,7 +5,7 @@ no limit: :meth:`TransactionReads.day_transactions` pages through the day by the
 key (keyset pagination: each page is one short read, the lock is never held while the
 caller works), and the lookups answer for the keys asked about, in chunks that keep each
 ``IN (…)`` list small. The lookup columns (``psp_advice_key``, ``pop_record_id``,
-``refers_to``, migration 0007) are written at ingestion by :func:`lookup_columns`.
+``refers_to``, migration 0008) are written at ingestion by :func:`lookup_columns`.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class TransactionReads:
         return [found[key] for key in sorted(found)]
 
     def _fill_lookup_columns(self, page_size: int = 1000) -> int:
-        """Fill the lookup columns of rows mirrored before migration 0007; how many."""
+        """Fill the lookup columns of rows mirrored before migration 0008; how many."""
         filled = 0
         while True:
             with self._transaction() as conn:

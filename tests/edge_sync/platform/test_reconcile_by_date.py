@@ -118,7 +118,7 @@ def test_pop_reconciliation_of_a_day_that_is_not_the_newest(fleet: PlatformStora
 
 def test_rows_mirrored_before_the_lookup_columns_are_filled_on_open(
         tmp_path: Path, signer: SoftwareSigner) -> None:
-    """A database mirrored before migration 0007 gets its lookup columns on the next open,
+    """A database mirrored before migration 0008 gets its lookup columns on the next open,
     so its payments are found by key like new ones."""
     path = tmp_path / "old.db"
     storage = SqliteStorage(path)
@@ -126,7 +126,7 @@ def test_rows_mirrored_before_the_lookup_columns_are_filled_on_open(
                          "2026-11-21T00:00:00Z")
     _mirror(storage, signer, [_sale(1, DAY), _refund(2, 1, DAY, 500)])
     storage.close()
-    with sqlite3.connect(path) as raw:  # what a row written before 0007 looks like
+    with sqlite3.connect(path) as raw:  # what a row written before 0008 looks like
         raw.execute("UPDATE platform_transactions SET psp_advice_key = NULL, "
                     "pop_record_id = NULL, refers_to = NULL")
     reopened = SqliteStorage(path)
