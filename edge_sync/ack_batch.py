@@ -5,15 +5,18 @@ ECDSA signature per ack made the ack path the costliest part of a drain on both 
 (profiled: the terminal spent a third of its time verifying acks). A batch carries the acks
 of one commit for one terminal and destination under a single signature::
 
-    {"v": 1, "terminal_id": str, "destination": "platform",
-     "acks": [{"message_id": str, "status": "accepted"|"duplicate"|"rejected",
+    {"v": 1, "terminal_id": str, "destination": "platform", "issued_at": "<UTC time>",
+     "acks": [{"message_id": str, "seq": int, "status": "accepted"|"duplicate"|"rejected",
                "reason": str|null}, ...],
      "signature": "<platform key, over the canonical JSON of the other fields>"}
 
 It travels on the same topic as a single ack (``etika/v1/t/{terminal_id}/ack``); the
 terminal tells them apart by the ``acks`` field and still takes single signed acks. Each
 ack of a verified batch is bound, through the batch, to the terminal and destination it
-names, exactly as a single signed ack is.
+names, exactly as a single signed ack is, and carries the batch's ``issued_at`` and its own
+``seq`` (the envelope's, as the terminal sent it): the terminal holds them to what it sent
+(:mod:`edge_sync.ack_binding`), so a batch captured from an earlier drain and replayed, or
+one whose acks name other seqs, settles nothing.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from edge_sync.messages import (
     AckStatus,
     AckVerifier,
     _check_signature,
+    _check_utc_timestamp,
     _check_uuid,
     _Wire,
     canonical_json,
+    utc_now_iso,
 )
 from edge_sync.signing import Signer
 
@@ -50,6 +55,7 @@ class AckItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     message_id: str
+    seq: int = Field(ge=0)
     status: AckStatus
     reason: str | None = None
 
@@ -62,10 +68,12 @@ class SignedAckBatch(_Wire):
     v: Literal[1] = PROTOCOL_VERSION
     terminal_id: str
     destination: str
+    issued_at: str
     acks: list[AckItem] = Field(min_length=1, max_length=MAX_ACKS_PER_BATCH)
     signature: str
 
     _sig = field_validator("signature")(_check_signature)
+    _ts = field_validator("issued_at")(_check_utc_timestamp)
 
 
 def is_ack_batch(raw: bytes) -> bool:
@@ -74,14 +82,18 @@ def is_ack_batch(raw: bytes) -> bool:
 
 
 def build_ack_batch(signer: Signer, *, terminal_id: str, destination: str,
-                    acks: Sequence[Ack]) -> SignedAckBatch:
-    """One signature over ``acks`` (their message id, status and reason) for that terminal."""
+                    acks: Sequence[Ack], issued_at: str | None = None) -> SignedAckBatch:
+    """One signature over ``acks`` (their message id, seq, status and reason) for that
+    terminal, issued now (or at ``issued_at``). Each ack must carry the envelope's seq."""
+    if any(a.seq is None for a in acks):
+        raise ValueError("cannot build an ack batch: every ack must carry its message's seq")
     unsigned = {
         "v": PROTOCOL_VERSION,
         "terminal_id": terminal_id,
         "destination": destination,
-        "acks": [{"message_id": a.message_id, "status": a.status, "reason": a.reason}
-                 for a in acks],
+        "issued_at": issued_at or utc_now_iso(),
+        "acks": [{"message_id": a.message_id, "seq": a.seq, "status": a.status,
+                  "reason": a.reason} for a in acks],
     }
     signature = base64.b64encode(signer.sign(canonical_json(unsigned))).decode("ascii")
     try:
@@ -110,6 +122,7 @@ def check_ack_batch(verifier: AckVerifier, raw: bytes) -> list[Ack]:
             # The reason is kept (dead letter, logs): storable whatever it holds.
             reason=None if item.reason is None
             else item.reason[:500].encode("utf-8", "replace").decode("utf-8"),
-            terminal_id=batch.terminal_id, destination=batch.destination)
+            terminal_id=batch.terminal_id, destination=batch.destination, seq=item.seq,
+            issued_at=batch.issued_at)
         for item in batch.acks
     ]

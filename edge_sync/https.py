@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from edge_sync.ack_binding import SentLog
 from edge_sync.errors import SignatureError, TransportError
 from edge_sync.http_client import (
     JSON_HEADERS,
@@ -65,8 +67,10 @@ class HttpsTransport(OwnsHttpClient):
     """A :class:`~edge_sync.transport.Transport` over HTTPS; ``async with`` closes its client."""
 
     def __init__(
-        self, settings: HttpsLinkSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: HttpsLinkSettings, *, transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         if settings.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._settings = settings
@@ -99,6 +103,10 @@ class HttpsTransport(OwnsHttpClient):
 
     async def _post(self, batch: Sequence[Envelope], timeout: float) -> dict[str, Ack]:
         body = b'{"messages":[' + b",".join(e.to_json() for e in batch) + b"]}"
+        # Acks are held to this request: its messages, their seqs, not issued before it.
+        sent = SentLog(self._clock)
+        for envelope in batch:
+            sent.sent(envelope.message_id, envelope.seq)
         try:
             response = await self._client.post(self._url, content=body, timeout=timeout)
         except httpx.TimeoutException as exc:
@@ -128,7 +136,6 @@ class HttpsTransport(OwnsHttpClient):
             raise TransportError(
                 f"HTTPS answer from {self._url} is not an ack batch: {exc}", url=self._url
             ) from exc
-        sent = {envelope.message_id for envelope in batch}
         acks: dict[str, Ack] = {}
         for ack in answer.acks:
             try:
@@ -138,7 +145,7 @@ class HttpsTransport(OwnsHttpClient):
                         "platform_public_key): acks cannot be verified", reason="no key"
                     )
                 checked = self._verifier.check(ack)
-                if checked.message_id not in sent:
+                if not sent.settleable([checked]):
                     raise SignatureError(
                         f"ack for {ack.message_id}, which this batch did not carry",
                         reason="not in flight",

@@ -208,7 +208,16 @@ class Ack(_Wire):
     reason: str | None = None
     terminal_id: str | None = None
     destination: str | None = None
+    #: The acked envelope's ``seq`` as the terminal sent it under ``message_id``.
+    seq: int | None = Field(default=None, ge=0)
+    #: When the platform issued the ack (its clock; see :mod:`edge_sync.ack_binding`).
+    issued_at: str | None = None
     signature: str | None = None
+
+    @field_validator("issued_at")
+    @classmethod
+    def _issued(cls, value: str | None) -> str | None:
+        return None if value is None else _check_utc_timestamp(value)
 
     @field_validator("signature")
     @classmethod
@@ -342,10 +351,13 @@ def build_ack(
     terminal_id: str,
     destination: str,
     message_id: str,
+    seq: int,
     status: AckStatus,
     reason: str | None = None,
+    issued_at: str | None = None,
 ) -> Ack:
-    """An ack signed by the platform, for one message of one terminal's ``destination``."""
+    """An ack signed by the platform, for one message (``message_id`` sent as ``seq``) of
+    one terminal's ``destination``, issued now (or at ``issued_at``)."""
     unsigned: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "message_id": message_id,
@@ -353,6 +365,8 @@ def build_ack(
         "reason": reason,
         "terminal_id": terminal_id,
         "destination": destination,
+        "seq": seq,
+        "issued_at": issued_at or utc_now_iso(),
     }
     return _signed(Ack, unsigned, signer, "an ack")
 

@@ -11,7 +11,8 @@ Acks come one by one or, from the platform, as one signed batch per commit
 (:mod:`edge_sync.ack_batch`). An ack settles a message only when it verifies with the
 platform key and is bound to this
 terminal and this link's destination (:class:`~edge_sync.messages.AckVerifier`), and names
-a message sent here and not yet answered; anything else is dropped, logged and counted
+a message sent here and not yet answered, under the seq it was sent with, and was issued
+after it was first sent (:mod:`edge_sync.ack_binding`); anything else is dropped, logged and counted
 (``refused_acks``): a client that can publish on the ack topic cannot make the terminal
 forget its transactions.
 
@@ -41,6 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_sync.ack_batch import check_ack_batch, is_ack_batch
+from edge_sync.ack_binding import SentLog
 from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.http_client import client_tls_context
 from edge_sync.messages import (
@@ -121,8 +123,11 @@ class MqttTransport:
         *,
         on_downlink: DownlinkCallback | None = None,
         on_late_ack: Callable[[Ack], None] | None = None,
+        sent_log: SentLog | None = None,
     ) -> None:
         self._settings = settings
+        #: What was sent and not yet settled: acks are held to its seq and first send time.
+        self._sent = sent_log if sent_log is not None else SentLog()
         self._on_downlink = on_downlink
         self._on_late_ack = on_late_ack
         self._client: aiomqtt.Client | None = None
@@ -254,11 +259,15 @@ class MqttTransport:
                 acks = check_ack_batch(self._verifier, raw)
             else:
                 acks = [self._verifier.check(_fast_ack(raw))]
+            # Only answers to what was sent here, with its seq and not issued before it.
+            settling = self._sent.settleable(acks)
         except (MessageFormatError, SignatureError) as exc:
             self.refused_acks += 1
             log.warning("sync: ack refused: %s", exc)
             return
-        for ack in acks:
+        self.refused_acks += len(acks) - len(settling)
+        for ack in settling:
+            self._sent.forget(ack.message_id)
             waiter = self._waiters.pop(ack.message_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(ack)
@@ -302,6 +311,7 @@ class MqttTransport:
                     waiter.add_done_callback(self._release_window)
                     futures[envelope.message_id] = waiter
                     self._waiters[envelope.message_id] = waiter
+                    self._sent.sent(envelope.message_id, envelope.seq)
                     # paho's publish, as aiomqtt's own publish calls it, minus the wait for
                     # the PUBACK: the application ack (after the receiver's commit) is what
                     # counts, and it implies the PUBACK. A dropped link fails the waiters.

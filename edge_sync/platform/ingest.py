@@ -354,17 +354,17 @@ class Ingestor:
         """The platform key acks are signed with (``None``: unsigned, tests only)."""
         return self._signer
 
-    def _ack(self, sign: bool, terminal_id: str, message_id: str, status: AckStatus,
-             reason: str | None = None) -> Ack:
+    def _ack(self, sign: bool, terminal_id: str, message_id: str, seq: int,
+             status: AckStatus, reason: str | None = None) -> Ack:
         """An ack bound to the terminal, signed with the platform key when ``sign`` (and it
         has one); unsigned ones are signed later as a batch (:mod:`edge_sync.ack_batch`)."""
         if self._signer is None:
-            return Ack(message_id=message_id, status=status, reason=reason)
+            return Ack(message_id=message_id, status=status, reason=reason, seq=seq)
         if not sign:
             return Ack(message_id=message_id, status=status, reason=reason,
-                       terminal_id=terminal_id, destination=ACK_DESTINATION)
+                       terminal_id=terminal_id, destination=ACK_DESTINATION, seq=seq)
         return build_ack(self._signer, terminal_id=terminal_id, destination=ACK_DESTINATION,
-                         message_id=message_id, status=status, reason=reason)
+                         message_id=message_id, seq=seq, status=status, reason=reason)
 
     def _refusal_logged(self, channel: str) -> bool:
         """Whether one more refusal of an unverified body may be written (rate limit)."""
@@ -440,7 +440,7 @@ class Ingestor:
                     log.exception("booking an uplink failed unexpectedly")
                     reason = f"the platform could not book this message ({type(exc).__name__})"
                 acks[index] = self._ack(sign_acks, envelope.terminal_id, envelope.message_id,
-                                        "rejected", reason)
+                                        envelope.seq, "rejected", reason)
                 outcomes[index] = "rejected"
                 rejections.append(Rejection(envelope.terminal_id, envelope.message_id, reason))
         received_at = self._clock()
@@ -458,7 +458,7 @@ class Ingestor:
                 except UnstorableDataError as exc:
                     reason = f"the platform cannot store this message: {exc.__cause__}"
                     acks[index] = self._ack(sign_acks, uplink.terminal_id, uplink.message_id,
-                                            "rejected", reason)
+                                            uplink.seq, "rejected", reason)
                     outcomes[index] = "rejected"
                     rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
                     continue
@@ -474,12 +474,13 @@ class Ingestor:
                 # delivered. A reused id is a terminal bug to be seen, not absorbed.
                 reason = REUSED_ID_REASON
                 acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id,
-                                        "rejected", reason)
+                                        uplink.seq, "rejected", reason)
                 outcomes[index] = "rejected"
                 rejections.append(Rejection(uplink.terminal_id, outcome.message_id, reason))
                 continue
             status: AckStatus = "accepted" if outcome.new else "duplicate"
-            acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id, status)
+            acks[index] = self._ack(sign_acks, uplink.terminal_id, outcome.message_id,
+                                    uplink.seq, status)
             outcomes[index] = status
         self.storage.record_rejections(rejections, received_at)
         with self._counts_lock:

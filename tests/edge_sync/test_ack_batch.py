@@ -16,8 +16,9 @@ from edge_sync.signing import SoftwareSigner
 PLATFORM, ROGUE = SoftwareSigner.generate(), SoftwareSigner.generate()
 TERMINAL = "ETK00001"
 IDS = [str(uuid.uuid4()) for _ in range(3)]
-ACKS = [Ack(message_id=IDS[0], status="accepted"), Ack(message_id=IDS[1], status="duplicate"),
-        Ack(message_id=IDS[2], status="rejected", reason="bad amount")]
+ACKS = [Ack(message_id=IDS[0], seq=1, status="accepted"),
+        Ack(message_id=IDS[1], seq=2, status="duplicate"),
+        Ack(message_id=IDS[2], seq=3, status="rejected", reason="bad amount")]
 
 
 def _verifier() -> AckVerifier:
@@ -30,8 +31,10 @@ def test_a_batch_from_the_platform_key_gives_back_each_ack_bound_to_us() -> None
                           acks=ACKS).to_json()
     assert is_ack_batch(raw)
     acks = check_ack_batch(_verifier(), raw)
-    assert [(a.message_id, a.status, a.reason) for a in acks] == [
-        (IDS[0], "accepted", None), (IDS[1], "duplicate", None), (IDS[2], "rejected", "bad amount")]
+    assert [(a.message_id, a.seq, a.status, a.reason) for a in acks] == [
+        (IDS[0], 1, "accepted", None), (IDS[1], 2, "duplicate", None),
+        (IDS[2], 3, "rejected", "bad amount")]
+    assert {a.issued_at for a in acks} == {json.loads(raw)["issued_at"]}
     assert {(a.terminal_id, a.destination) for a in acks} == {(TERMINAL, "platform")}
     assert [a.delivered for a in acks] == [True, True, False]
 
@@ -71,6 +74,6 @@ def test_a_batch_that_is_not_the_platforms_for_us_is_refused_whole(
 def test_single_signed_acks_still_verify() -> None:
     """A single ack (an older platform, or an HTTPS answer's) is not taken for a batch."""
     ack = build_ack(PLATFORM, terminal_id=TERMINAL, destination="platform",
-                    message_id=IDS[0], status="accepted")
+                    message_id=IDS[0], seq=1, status="accepted")
     assert not is_ack_batch(ack.to_json())
     assert _verifier().check(ack) == ack

@@ -24,9 +24,9 @@ SETTINGS = HttpsLinkSettings(terminal_id="ETK00001", base_url="https://platform.
 
 
 def accepted(message_id: str, terminal_id: str = "ETK00001", signer: SoftwareSigner = PLATFORM,
-             destination: str = "platform") -> Ack:
+             destination: str = "platform", seq: int = 0, issued_at: str | None = None) -> Ack:
     return build_ack(signer, terminal_id=terminal_id, destination=destination,
-                     message_id=message_id, status="accepted")
+                     message_id=message_id, seq=seq, status="accepted", issued_at=issued_at)
 
 
 def envelopes(n: int) -> list:  # type: ignore[type-arg]
@@ -45,7 +45,7 @@ async def test_posts_batches_in_order_and_reads_acks() -> None:
         assert request.url.path == "/v1/terminals/ETK00001/messages"
         body = json.loads(request.content)
         bodies.append(body)
-        acks = [accepted(m["message_id"]) for m in body["messages"]]
+        acks = [accepted(m["message_id"], seq=m["seq"]) for m in body["messages"]]
         return httpx.Response(200, content=AckBatch(acks=acks).to_json())
 
     batch = envelopes(3)
@@ -128,7 +128,7 @@ async def test_partial_failure_keeps_what_was_acked() -> None:
         if calls == 2:
             raise httpx.ConnectError("gone")
         body = json.loads(request.content)
-        acks = [accepted(m["message_id"]) for m in body["messages"]]
+        acks = [accepted(m["message_id"], seq=m["seq"]) for m in body["messages"]]
         return httpx.Response(200, content=AckBatch(acks=acks).to_json())
 
     async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
@@ -137,20 +137,22 @@ async def test_partial_failure_keeps_what_was_acked() -> None:
 
 
 async def test_acks_that_are_not_the_platforms_for_this_batch_settle_nothing() -> None:
-    """Unsigned, forged, misdirected acks and acks for messages not sent are dropped and
-    counted; only the platform's own ack for a message of the batch counts."""
+    """Unsigned, forged, misdirected, reordered (another seq) or replayed (issued before
+    the request) acks and acks for messages not sent are dropped and counted; only the platform's own ack for a message of the batch counts."""
     batch = envelopes(1)
     mid = batch[0].message_id
 
     def handler(request: httpx.Request) -> httpx.Response:
         acks = [Ack(message_id=mid, status="accepted"), accepted(mid, signer=SIGNER),
                 accepted(mid, terminal_id="ETK00002"), accepted(mid, destination="pop"),
-                accepted("3b1f0c2e-8d4a-4f6b-9c1d-2e5a7b9c0d1e")]
+                accepted("3b1f0c2e-8d4a-4f6b-9c1d-2e5a7b9c0d1e"),
+                accepted(mid, seq=7),  # another seq under this id: reordered
+                accepted(mid, issued_at="2020-01-01T00:00:00.000Z")]  # replayed
         return httpx.Response(200, content=AckBatch(acks=acks).to_json())
 
     async with HttpsTransport(SETTINGS, transport=httpx.MockTransport(handler)) as https:
         assert await https.deliver(batch, timeout=5) == {}
-        assert https.refused_acks == 5
+        assert https.refused_acks == 7
 
 
 def test_missing_tls_files_say_what_to_do(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from edge_sync.ack_binding import SentLog
 from edge_sync.errors import TransportError
 from edge_sync.messages import Ack, build_ack, build_envelope
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
@@ -103,19 +104,23 @@ async def test_acks_settle_waiters_and_late_acks_are_passed_on() -> None:
     unsigned, forged or misdirected acks and foreign topics are dropped and counted."""
     late: list[Ack] = []
     settings = MqttLinkSettings(terminal_id="T1", platform_public_key=PLATFORM.public_key_pem())
-    transport = MqttTransport(settings, on_late_ack=late.append)
+    sent = SentLog()
+    sent.sent(MID, 5)  # what deliver notes when it publishes
+    transport = MqttTransport(settings, on_late_ack=late.append, sent_log=sent)
     ack = build_ack(PLATFORM, terminal_id="T1", destination="platform", message_id=MID,
-                    status="duplicate")
+                    seq=5, status="duplicate")
     await transport._dispatch("etika/v1/t/T1/ack", ack.to_json())
     refused = [
         b"{garbage",
         Ack(message_id=MID, status="accepted").to_json(),
         build_ack(SIGNER, terminal_id="T1", destination="platform", message_id=MID,
-                  status="accepted").to_json(),
+                  seq=5, status="accepted").to_json(),
         build_ack(PLATFORM, terminal_id="T2", destination="platform", message_id=MID,
-                  status="accepted").to_json(),
+                  seq=5, status="accepted").to_json(),
         build_ack(PLATFORM, terminal_id="T1", destination="pop", message_id=MID,
-                  status="accepted").to_json(),
+                  seq=5, status="accepted").to_json(),
+        # The very ack again, once settled: it answers nothing sent any more.
+        ack.to_json(),
     ]
     for raw in refused:
         await transport._dispatch("etika/v1/t/T1/ack", raw)

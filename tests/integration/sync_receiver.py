@@ -85,12 +85,12 @@ class AckingReceiver:
     _flusher: threading.Thread | None = None
     _stopping: bool = False
 
-    def _ack(self, terminal_id: str, message_id: str, status: AckStatus,
+    def _ack(self, terminal_id: str, message_id: str, seq: int, status: AckStatus,
              reason: str | None = None) -> Ack:
         if self.batch_acks:  # signed later, with its batch
-            return Ack(message_id=message_id, status=status, reason=reason)
+            return Ack(message_id=message_id, seq=seq, status=status, reason=reason)
         return build_ack(self.ack_signer, terminal_id=terminal_id, destination="platform",
-                         message_id=message_id, status=status, reason=reason)
+                         message_id=message_id, seq=seq, status=status, reason=reason)
 
     def _send(self, client: mqtt.Client, terminal_id: str, ack: Ack) -> None:
         if not self.batch_acks:
@@ -124,7 +124,8 @@ class AckingReceiver:
 
     def _ack_only(self, terminal_id: str, raw: bytes) -> Ack | None:
         try:
-            message_id = json.loads(raw)["message_id"]
+            body = json.loads(raw)
+            message_id, seq = body["message_id"], int(body["seq"])
         except (ValueError, KeyError, TypeError):
             return None
         status = "duplicate" if message_id in self.seen else "accepted"
@@ -133,7 +134,7 @@ class AckingReceiver:
             self.committed.append(message_id)
         else:
             self.duplicates += 1
-        return self._ack(terminal_id, message_id, status)
+        return self._ack(terminal_id, message_id, seq, status)
 
     def judge(self, terminal_id: str, raw: bytes) -> Ack | None:
         """The platform's answer to one uplink on ``terminal_id``'s topic (``None``: none)."""
@@ -150,15 +151,16 @@ class AckingReceiver:
         content = {name: env.model_dump(mode="json").get(name) for name in CONTENT_FIELDS}
         if env.message_id in self.seen and self.contents.get(env.message_id) != content:
             self.rejected.append((env.message_id, REUSED_ID_REASON))
-            return self._ack(terminal_id, env.message_id, "rejected", REUSED_ID_REASON)
+            return self._ack(terminal_id, env.message_id, env.seq, "rejected",
+                             REUSED_ID_REASON)
         if env.message_id in self.seen:
             self.duplicates += 1
-            return self._ack(terminal_id, env.message_id, "duplicate")
+            return self._ack(terminal_id, env.message_id, env.seq, "duplicate")
         self.seen.add(env.message_id)
         self.contents[env.message_id] = content
         self.committed.append(env.message_id)
         self.seqs.append(env.seq)
-        return self._ack(terminal_id, env.message_id, "accepted")
+        return self._ack(terminal_id, env.message_id, env.seq, "accepted")
 
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
         client.subscribe("etika/v1/t/+/up/#", qos=1)

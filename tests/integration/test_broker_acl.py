@@ -136,12 +136,17 @@ async def test_forged_and_misdirected_acks_settle_nothing(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
     """Acks from anyone with broker access but not the platform key — unsigned, signed by
-    another key, or the platform's for another terminal, single or batched — leave the row
-    in flight; the platform's own ack then settles it."""
+    another key, or the platform's for another terminal or destination, single or batched —
+    and the platform's own acks replayed (issued before the message was first sent: an ack
+    or a batch captured from an earlier drain) or reordered (naming another seq under this
+    message id) leave the row in flight; the platform's own fresh ack then settles it."""
     platform_key, rogue = SoftwareSigner.generate(), SoftwareSigner.generate()
     store = Store.open(tmp_path / "etika.db")
     outbox = SqliteOutbox(store)
     message_id = outbox.enqueue("platform", "transaction", {"amount_minor": 1}, "t-1", 1.0)
+    seq = int(store.connection.execute(
+        "SELECT id FROM outbox WHERE message_id = ?", (message_id,)).fetchone()[0])
+    earlier = "2026-01-01T00:00:00.000Z"  # long before this run first sent the message
     link = mosquitto.terminal_link(VICTIM, platform_public_key=platform_key.public_key_pem())
     workers: list[OutboxWorker] = []
 
@@ -158,23 +163,37 @@ async def test_forged_and_misdirected_acks_settle_nothing(
                            retry=RetryPolicy(base_s=30, cap_s=30))))
         report = await workers[0].drain()  # nobody answers: the row waits for its retry
         assert report.delivered == 0 and state() == "pending"
+        item = Ack(message_id=message_id, seq=seq, status="accepted")
+        moved = Ack(message_id=message_id, seq=seq + 1, status="accepted")
         forged = [
             b'{"v":1,"message_id":"%s","status":"accepted","reason":null}'
             % message_id.encode(),
             build_ack(rogue, terminal_id=VICTIM, destination="platform",
-                      message_id=message_id, status="accepted").to_json(),
+                      message_id=message_id, seq=seq, status="accepted").to_json(),
             build_ack(platform_key, terminal_id=ATTACKER, destination="platform",
-                      message_id=message_id, status="accepted").to_json(),
+                      message_id=message_id, seq=seq, status="accepted").to_json(),
             build_ack(platform_key, terminal_id=VICTIM, destination="pop",
-                      message_id=message_id, status="accepted").to_json(),
+                      message_id=message_id, seq=seq, status="accepted").to_json(),
+            # The platform's own, replayed (issued before the first send) or reordered.
+            build_ack(platform_key, terminal_id=VICTIM, destination="platform",
+                      message_id=message_id, seq=seq, status="accepted",
+                      issued_at=earlier).to_json(),
+            build_ack(platform_key, terminal_id=VICTIM, destination="platform",
+                      message_id=message_id, seq=seq + 1, status="accepted").to_json(),
             # The same as signed batches (the platform's form, one per commit).
             build_ack_batch(rogue, terminal_id=VICTIM, destination="platform",
-                            acks=[Ack(message_id=message_id, status="accepted")]).to_json(),
+                            acks=[item]).to_json(),
             build_ack_batch(platform_key, terminal_id=ATTACKER, destination="platform",
-                            acks=[Ack(message_id=message_id, status="accepted")]).to_json(),
+                            acks=[item]).to_json(),
+            build_ack_batch(platform_key, terminal_id=VICTIM, destination="pop",
+                            acks=[item]).to_json(),
+            build_ack_batch(platform_key, terminal_id=VICTIM, destination="platform",
+                            acks=[item], issued_at=earlier).to_json(),
+            build_ack_batch(platform_key, terminal_id=VICTIM, destination="platform",
+                            acks=[moved]).to_json(),
         ]
         genuine = build_ack(platform_key, terminal_id=VICTIM, destination="platform",
-                            message_id=message_id, status="accepted").to_json()
+                            message_id=message_id, seq=seq, status="accepted").to_json()
         async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-forger") as forger:
             for raw in [*forged, genuine]:  # in order: the genuine one is handled last
                 await forger.publish(ack_topic(VICTIM), raw, qos=1)

@@ -86,7 +86,8 @@ def _acks_in(raw: bytes, platform_key: bytes | None = None) -> list[Ack]:
     if platform_key is not None:
         return check_ack_batch(AckVerifier(platform_key, batch.terminal_id, "platform"), raw)
     return [Ack(message_id=a.message_id, status=a.status, reason=a.reason,
-                terminal_id=batch.terminal_id, destination=batch.destination)
+                terminal_id=batch.terminal_id, destination=batch.destination, seq=a.seq,
+                issued_at=batch.issued_at)
             for a in batch.acks]
 
 

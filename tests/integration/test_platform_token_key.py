@@ -73,11 +73,12 @@ def test_downlinks_and_acks_signed_in_the_token_verify_on_the_terminal(
                              terminal_id=TERMINAL_ID, seq=1)
     verify_downlink(downlink, public)
     ack = build_ack(platform_signer, terminal_id=TERMINAL_ID, destination="platform",
-                    message_id=str(uuid.uuid4()), status="accepted")
+                    message_id=str(uuid.uuid4()), seq=1, status="accepted")
     verifier = AckVerifier(public, TERMINAL_ID, "platform")
     assert verifier.check(ack) == ack
     forged = build_ack(SoftwareSigner.generate(), terminal_id=TERMINAL_ID,
-                       destination="platform", message_id=ack.message_id, status="accepted")
+                       destination="platform", message_id=ack.message_id, seq=1,
+                       status="accepted")
     with pytest.raises(SignatureError):
         verifier.check(forged)
 
