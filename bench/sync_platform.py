@@ -36,6 +36,7 @@ from edge_sync.pki import ensure_test_pki
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.storage import open_storage
+from edge_sync.platform.topics import platform_topic
 from edge_sync.signing import SoftwareSigner
 from tests.fixtures.mosquitto import MosquittoBroker
 
@@ -81,7 +82,7 @@ def _session(expiry: int) -> Properties:
 
 async def raw(broker: MosquittoBroker, bodies: list[bytes], progress: Progress) -> float:
     """A bare QoS 1 consumer draining ``len(bodies)`` messages queued for its session."""
-    topic_filter = f"$share/bench-raw/etika/v1/t/{TERMINAL_ID}/up/raw"
+    topic_filter = f"$share/bench-raw/{platform_topic(f'etika/v1/t/{TERMINAL_ID}/up/raw')}"
 
     def client(clean: bool, expiry: int) -> aiomqtt.Client:
         return broker.client(

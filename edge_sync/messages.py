@@ -60,8 +60,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "REUSED_ID_REASON",
-    "SHARED_SUBSCRIPTION_GROUP",
-    "SHARED_UPLINK_FILTER",
+    "TERMINALS_MOUNT_POINT",
     "Ack",
     "AckBatch",
     "AckStatus",
@@ -107,9 +106,12 @@ CONTENT_FIELDS = ("terminal_id", "kind", "seq", "idempotency_key", "created_at",
 #: with other content: never ``duplicate``, the terminal would drop it as delivered.
 REUSED_ID_REASON = "message_id already used by a different message; nothing stored"
 
-SHARED_SUBSCRIPTION_GROUP = "etika-platform"
-#: What platform workers subscribe to: the broker splits the uplink among them.
-SHARED_UPLINK_FILTER = f"$share/{SHARED_SUBSCRIPTION_GROUP}/etika/v1/t/+/up/#"
+#: The broker's terminal listener puts this in front of every terminal topic
+#: (edge_sync/broker/mosquitto.conf ``mount_point``; the platform's names for the topics are
+#: in :mod:`edge_sync.platform.topics`). Mosquitto 2.0.11 also leaves it on what it delivers
+#: to terminals (eclipse-mosquitto/mosquitto#2244, fixed in 2.0.12), so a terminal takes it
+#: off an incoming topic before parsing it.
+TERMINALS_MOUNT_POINT = "terminals/"
 
 # Identifiers end up inside MQTT topics and URLs: no '/', '+', '#', spaces or control chars.
 _TERMINAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

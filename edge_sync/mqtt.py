@@ -46,6 +46,7 @@ from edge_sync.ack_binding import SentLog
 from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.http_client import client_tls_context
 from edge_sync.messages import (
+    TERMINALS_MOUNT_POINT,
     Ack,
     AckVerifier,
     Envelope,
@@ -206,9 +207,11 @@ class MqttTransport:
                     # callback settles them in place, on this event loop's thread, skipping
                     # aiomqtt's message queue and its task per message. Downlinks (rare)
                     # still come through ``client.messages``.
-                    client._client.message_callback_add(
-                        ack_topic(terminal_id), self._on_paho_ack
-                    )
+                    for topic in (ack_topic(terminal_id),
+                                  TERMINALS_MOUNT_POINT + ack_topic(terminal_id)):
+                        # Mosquitto 2.0.11 delivers it with the listener's mount point
+                        # still on (messages.TERMINALS_MOUNT_POINT), later ones without.
+                        client._client.message_callback_add(topic, self._on_paho_ack)
                     await client.subscribe(
                         [(ack_topic(terminal_id), 1), (downlink_wildcard(terminal_id), 1)]
                     )
@@ -277,7 +280,7 @@ class MqttTransport:
     async def _dispatch(self, topic: str, payload: object) -> None:
         raw = payload if isinstance(payload, bytes) else str(payload).encode()
         try:
-            _, direction, kind = parse_topic(topic)
+            _, direction, kind = parse_topic(topic.removeprefix(TERMINALS_MOUNT_POINT))
         except MessageFormatError:
             log.warning("sync: message on unexpected topic %r ignored", topic)
             return

@@ -1,9 +1,10 @@
 """The MQTT side of a platform worker: shared-subscription consumer, commit, then ack.
 
-Each worker subscribes to ``$share/etika-platform/etika/v1/t/+/up/#``; the broker hands each
-uplink to one worker of the group. The worker takes what has arrived as one batch, ingests
+Each worker subscribes to ``$share/etika-platform/terminals/etika/v1/t/+/up/#`` (the terminals'
+topics under their listener's mount point, :mod:`edge_sync.platform.topics`); the broker hands
+each uplink to one worker of the group. The worker takes what has arrived as one batch, ingests
 it (one database transaction), and only after the commit publishes the acks on
-``etika/v1/t/{terminal_id}/ack`` (one signed batch per terminal,
+``terminals/etika/v1/t/{terminal_id}/ack`` (one signed batch per terminal,
 :mod:`edge_sync.ack_batch`) and sends the broker its PUBACKs. A worker killed before its
 commit acknowledged nothing: the broker redelivers to it when it returns (persistent
 session) and the ``message_id`` key turns any second delivery into a ``duplicate``.
@@ -29,10 +30,11 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 
 from edge_sync.ack_batch import MAX_ACKS_PER_BATCH, build_ack_batch
-from edge_sync.messages import SHARED_UPLINK_FILTER, Ack, ack_topic
+from edge_sync.messages import Ack, ack_topic
 from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import ACK_DESTINATION, Ingestor, RawUplink
 from edge_sync.platform.mqtt import MqttSettings, make_client
+from edge_sync.platform.topics import SHARED_UPLINK_FILTER, platform_ack_topic, terminal_topic
 
 __all__ = ["ConsumerStats", "UplinkConsumer"]
 
@@ -57,7 +59,7 @@ class ConsumerStats:
 
 def _raw(message: aiomqtt.Message) -> tuple[RawUplink, str | None]:
     """The raw uplink and the terminal id to ack on (``None`` when the topic has none)."""
-    parts = message.topic.value.split("/")
+    parts = terminal_topic(message.topic.value).split("/")
     terminal_id = parts[3] if len(parts) > 3 else ""
     # Exactly etika/v1/t/{id}/up/{kind}; anything deeper gets a kind that cannot match.
     kind = parts[5] if len(parts) == 6 else "/".join(parts[5:]) or "?"
@@ -177,7 +179,7 @@ class UplinkConsumer:
         """
         paho = client._client
         for terminal_id, body in self._ack_bodies(decoded, acks):
-            info = paho.publish(ack_topic(terminal_id), body, qos=1)
+            info = paho.publish(platform_ack_topic(terminal_id), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise aiomqtt.MqttCodeError(info.rc, "could not publish an ack")
         for message in batch:

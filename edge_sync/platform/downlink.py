@@ -10,8 +10,10 @@ which is then wrapped as ``{"version": …, "files": {name: text}}``.
 The downlink is bound to one terminal, given the next sequence of that terminal and kind
 from the platform database, and an expiry (:data:`DEFAULT_TTL_S` per kind); it is signed
 with the platform key (:func:`edge_sync.messages.build_downlink`) and published with QoS 1 on
-``etika/v1/t/{terminal_id}/down/{kind}``; ``config`` is retained, so a terminal that comes
-online later (before the expiry) still receives its latest configuration.
+``terminals/etika/v1/t/{terminal_id}/down/{kind}`` (the terminal receives it as
+``etika/v1/t/{terminal_id}/down/{kind}``, :mod:`edge_sync.platform.topics`); ``config`` is
+retained, so a terminal that comes online later (before the expiry) still receives its latest
+configuration.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import aiomqtt
 from pydantic import BaseModel, ValidationError
 
 from edge_sync.downlink import BlacklistUpdate, Command, ConfigUpdate, CrlUpdate, FxUpdate
-from edge_sync.messages import DOWNLINK_KINDS, Downlink, build_downlink, downlink_topic
+from edge_sync.messages import DOWNLINK_KINDS, Downlink, build_downlink
 from edge_sync.platform.errors import DownlinkError
 from edge_sync.platform.mqtt import MqttSettings, make_client
+from edge_sync.platform.topics import platform_downlink_topic
 from edge_sync.signing import Signer
 
 __all__ = [
@@ -141,7 +144,7 @@ async def publish_downlink(
 ) -> str:
     """Publish one signed downlink (QoS 1, ``config`` retained); returns the topic."""
     try:
-        topic = downlink_topic(terminal_id, downlink.kind)
+        topic = platform_downlink_topic(terminal_id, downlink.kind)
     except ValueError as exc:
         raise DownlinkError(str(exc), terminal_id=terminal_id) from exc
     # Never the serving worker's client id: the broker would disconnect that worker.

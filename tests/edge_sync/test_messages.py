@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.messages import (
-    SHARED_UPLINK_FILTER,
     AckBatch,
     build_downlink,
     build_envelope,
@@ -27,6 +26,12 @@ from edge_sync.messages import (
     uplink_topic,
     verify_downlink,
     verify_envelope,
+)
+from edge_sync.platform.topics import (
+    SHARED_UPLINK_FILTER,
+    platform_ack_topic,
+    platform_downlink_topic,
+    terminal_topic,
 )
 from edge_sync.signing import SoftwareSigner, verify_signature
 
@@ -157,7 +162,10 @@ def test_topics_and_paths() -> None:
     assert uplink_topic("T1", "transaction") == "etika/v1/t/T1/up/transaction"
     assert downlink_topic("T1", "config") == "etika/v1/t/T1/down/config"
     assert messages_path("T1") == "/v1/terminals/T1/messages"
-    assert SHARED_UPLINK_FILTER == "$share/etika-platform/etika/v1/t/+/up/#"
+    assert SHARED_UPLINK_FILTER == "$share/etika-platform/terminals/etika/v1/t/+/up/#"
+    assert platform_ack_topic("T1") == "terminals/etika/v1/t/T1/ack"
+    assert platform_downlink_topic("T1", "fx") == "terminals/etika/v1/t/T1/down/fx"
+    assert terminal_topic("terminals/etika/v1/t/T1/up/x") == "etika/v1/t/T1/up/x"
     assert parse_topic("etika/v1/t/T1/up/pop_record") == ("T1", "up", "pop_record")
     assert parse_topic("etika/v1/t/T1/ack") == ("T1", "ack", None)
     with pytest.raises(ValueError):

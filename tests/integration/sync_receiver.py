@@ -37,12 +37,12 @@ from edge_sync.messages import (
     REUSED_ID_REASON,
     Ack,
     AckStatus,
-    ack_topic,
     build_ack,
     parse_envelope,
     parse_topic,
     verify_envelope,
 )
+from edge_sync.platform.topics import platform_ack_topic, platform_topic, terminal_topic
 from edge_sync.signing import Signer, SoftwareSigner
 
 __all__ = ["PLATFORM_KEY", "AckingReceiver", "receiver_on"]
@@ -94,7 +94,7 @@ class AckingReceiver:
 
     def _send(self, client: mqtt.Client, terminal_id: str, ack: Ack) -> None:
         if not self.batch_acks:
-            client.publish(ack_topic(terminal_id), ack.to_json(), qos=1)
+            client.publish(platform_ack_topic(terminal_id), ack.to_json(), qos=1)
             return
         with self._wake:
             self._pending.append((terminal_id, ack))
@@ -120,7 +120,7 @@ class AckingReceiver:
                                             destination="platform",
                                             acks=acks[start:start + MAX_ACKS_PER_BATCH])
                     if client is not None:
-                        client.publish(ack_topic(terminal_id), batch.to_json(), qos=1)
+                        client.publish(platform_ack_topic(terminal_id), batch.to_json(), qos=1)
 
     def _ack_only(self, terminal_id: str, raw: bytes) -> Ack | None:
         try:
@@ -163,7 +163,7 @@ class AckingReceiver:
         return self._ack(terminal_id, env.message_id, env.seq, "accepted")
 
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        client.subscribe("etika/v1/t/+/up/#", qos=1)
+        client.subscribe(platform_topic("etika/v1/t/+/up/#"), qos=1)
 
     def _on_subscribe(self, *_: object) -> None:
         self.ready.set()
@@ -173,7 +173,7 @@ class AckingReceiver:
 
     def _on_message(self, client: mqtt.Client, _userdata: object, message: Any) -> None:
         try:
-            terminal_id, _, _ = parse_topic(message.topic)
+            terminal_id, _, _ = parse_topic(terminal_topic(message.topic))
         except MessageFormatError:
             return
         ack = (self._ack_only(terminal_id, message.payload) if not self.validate

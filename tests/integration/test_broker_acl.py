@@ -1,6 +1,9 @@
 """Attacks through the broker with a valid certificate, against the shipped Mosquitto
 configuration and ACL (#12 item 2, #15 item 4). Each is refused and nothing changes.
 
+Terminals name their topics ``etika/v1/t/...``; the platform, on its own listener, names
+them under the terminal listener's mount point (``edge_sync.platform.topics``).
+
 Absence is shown without waiting: after the attack, the platform publishes a sentinel on
 the attacker's own ack topic; Mosquitto routes messages in order, so an attacker that
 receives its sentinel first received nothing it was denied before it.
@@ -10,26 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from edge_sync.ack_batch import build_ack_batch
-from edge_sync.messages import (
-    SHARED_UPLINK_FILTER,
-    Ack,
-    ack_topic,
-    build_ack,
-    build_envelope,
-    uplink_topic,
-)
+from edge_sync.messages import Ack, ack_topic, build_ack, build_envelope, uplink_topic
 from edge_sync.mqtt import MqttTransport
 from edge_sync.outbox import RetryPolicy
 from edge_sync.platform.consumer import UplinkConsumer
 from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.storage import open_storage
+from edge_sync.platform.topics import SHARED_UPLINK_FILTER, platform_ack_topic, platform_topic
 from edge_sync.signing import SoftwareSigner
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from terminal.store import Store
@@ -46,7 +42,7 @@ async def sentinel_then_nothing_else(broker: MosquittoBroker, attacker: aiomqtt.
     """What ``attacker`` received up to the sentinel the platform sends it now."""
     await attacker.subscribe(ack_topic(ATTACKER), qos=1)
     async with broker.client(PLATFORM_CN, identifier="etika-platform-sentinel") as platform:
-        await platform.publish(ack_topic(ATTACKER), SENTINEL, qos=1)
+        await platform.publish(platform_ack_topic(ATTACKER), SENTINEL, qos=1)
     received = []
     async with asyncio.timeout(30):  # a hang guard; the assertion is on what arrived
         async for message in attacker.messages:
@@ -62,6 +58,9 @@ async def sentinel_then_nothing_else(broker: MosquittoBroker, attacker: aiomqtt.
         f"etika/v1/t/{VICTIM}/up/#",
         "etika/v1/t/+/up/#",
         "$share/etika-platform/etika/v1/t/+/up/#",
+        SHARED_UPLINK_FILTER,
+        "terminals/etika/v1/t/+/up/#",
+        "#",
         f"etika/v1/t/{VICTIM}/ack",
         f"etika/v1/t/{VICTIM}/down/+",
     ],
@@ -75,8 +74,9 @@ async def test_a_terminal_reads_nothing_of_another(
         await attacker.subscribe(topic_filter, qos=1)
         await victim.publish(uplink_topic(VICTIM, "transaction"), b"victim's sale", qos=1)
         async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-x") as platform:
-            await platform.publish(ack_topic(VICTIM), b"victim's ack", qos=1)
-            await platform.publish(f"etika/v1/t/{VICTIM}/down/cmd", b"victim's cmd", qos=1)
+            await platform.publish(platform_ack_topic(VICTIM), b"victim's ack", qos=1)
+            await platform.publish(platform_topic(f"etika/v1/t/{VICTIM}/down/cmd"),
+                                   b"victim's cmd", qos=1)
         assert await sentinel_then_nothing_else(mosquitto, attacker) == []
 
 
@@ -86,6 +86,7 @@ async def test_a_terminal_reads_nothing_of_another(
         ack_topic(VICTIM),
         f"etika/v1/t/{VICTIM}/down/config",
         uplink_topic(VICTIM, "transaction"),
+        platform_ack_topic(VICTIM),  # the platform's name for it, from a terminal
     ],
 )
 async def test_a_terminal_cannot_publish_as_the_platform_or_another_terminal(
@@ -96,12 +97,12 @@ async def test_a_terminal_cannot_publish_as_the_platform_or_another_terminal(
             mosquitto.client(PLATFORM_CN, identifier="etika-platform-watch") as platform:
         await victim.subscribe(ack_topic(VICTIM), qos=1)
         await victim.subscribe(f"etika/v1/t/{VICTIM}/down/+", qos=1)
-        await platform.subscribe(f"etika/v1/t/{VICTIM}/up/+", qos=1)
+        await platform.subscribe(platform_topic(f"etika/v1/t/{VICTIM}/up/+"), qos=1)
         async with mosquitto.client(ATTACKER) as attacker:
             await attacker.publish(topic, b"forged", qos=1)
         # Sentinels on the same topics, from their rightful owners, after the attack.
         async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-s") as owner:
-            await owner.publish(ack_topic(VICTIM), SENTINEL, qos=1)
+            await owner.publish(platform_ack_topic(VICTIM), SENTINEL, qos=1)
         got = []
         async with asyncio.timeout(30):
             async for message in victim.messages:
@@ -126,7 +127,7 @@ async def test_another_certificate_cannot_take_over_a_terminal_session(
             await attacker.subscribe(ack_topic(ATTACKER), qos=1)
             # Still connected and still subscribed: the platform's message reaches it.
             async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-s") as owner:
-                await owner.publish(ack_topic(VICTIM), SENTINEL, qos=1)
+                await owner.publish(platform_ack_topic(VICTIM), SENTINEL, qos=1)
             async with asyncio.timeout(30):
                 first = await anext(aiter(victim.messages))
     assert first.payload == SENTINEL
@@ -196,7 +197,7 @@ async def test_forged_and_misdirected_acks_settle_nothing(
                             message_id=message_id, seq=seq, status="accepted").to_json()
         async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-forger") as forger:
             for raw in [*forged, genuine]:  # in order: the genuine one is handled last
-                await forger.publish(ack_topic(VICTIM), raw, qos=1)
+                await forger.publish(platform_ack_topic(VICTIM), raw, qos=1)
         async with asyncio.timeout(30):  # a hang guard
             while state() != "delivered":
                 await asyncio.sleep(0.01)
@@ -244,7 +245,7 @@ async def test_uplink_claiming_another_terminal_is_refused_without_an_ack(
 async def test_oversized_message_is_dropped_by_the_broker(mosquitto: MosquittoBroker) -> None:
     """A publish above the shipped message_size_limit never reaches the platform."""
     async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-big") as platform:
-        await platform.subscribe(f"etika/v1/t/{VICTIM}/up/+", qos=1)
+        await platform.subscribe(platform_topic(f"etika/v1/t/{VICTIM}/up/+"), qos=1)
         # The broker may also drop the connection of a client sending that much.
         with contextlib.suppress(aiomqtt.MqttError):
             async with mosquitto.client(VICTIM) as sender:
@@ -257,13 +258,20 @@ async def test_oversized_message_is_dropped_by_the_broker(mosquitto: MosquittoBr
         assert first.payload == SENTINEL
 
 
-async def test_a_terminal_in_the_platform_share_group_reads_nothing_and_loses_nothing(
-    mosquitto: MosquittoBroker, tmp_path: Path
+@pytest.mark.parametrize(
+    "share_filter", [SHARED_UPLINK_FILTER, "$share/etika-platform/etika/v1/t/+/up/#"]
+)
+async def test_a_terminal_cannot_join_the_platform_share_group(
+    mosquitto: MosquittoBroker, tmp_path: Path, share_filter: str
 ) -> None:
-    """What Mosquitto 2.0's ACL file cannot refuse — a terminal certificate joining the
-    platform's shared group (SUBACK granted: the file checks deliveries, not subscriptions)
-    — costs a delay only: the broker drops that member's share at delivery (its read ACL),
-    the victim resends what got no ack, and the platform stores every message once."""
+    """A terminal certificate subscribing to the platform's shared group (its exact filter,
+    or as a terminal names the uplink) is no member of it: the terminal listener's mount
+    point makes that a plain filter no topic matches. It receives nothing, and the platform
+    receives every uplink once, on the first send: one drain delivers all, nothing resent.
+
+    (Mosquitto 2.0's ACL file checks deliveries, not SUBSCRIBE: without the mount point the
+    broker routed part of the uplink to such a member and dropped it there, so the terminal
+    had to resend — 12 uplinks took 23 sends.)"""
     count = 12
     storage = open_storage(str(tmp_path / "platform.db"))
     victim_key, platform_key = SoftwareSigner.generate(), SoftwareSigner.generate()
@@ -280,27 +288,28 @@ async def test_a_terminal_in_the_platform_share_group_reads_nothing_and_loses_no
     try:
         await asyncio.wait_for(consumer.subscribed.wait(), 10)
         async with mosquitto.client(ATTACKER) as attacker:
-            granted = await attacker.subscribe(SHARED_UPLINK_FILTER, qos=1)
-            # Granted, not refused (0x87): what the ACL file cannot do (see the docstring).
-            assert [code.value for code in granted] == [1]  # type: ignore[union-attr]
+            await attacker.subscribe(share_filter, qos=1)
             workers: list[OutboxWorker] = []
             async with MqttTransport(
                     link, on_late_ack=lambda ack: workers[0].late_ack(ack)) as transport:
                 assert await transport.wait_connected(10)
+                # A generous ack timeout and no retry within the test: a lost uplink would
+                # stay pending, not be resent.
                 workers.append(OutboxWorker(
                     outbox, {"platform": transport}, victim_key,
-                    WorkerSettings(terminal_id=VICTIM, ack_timeout_s=0.5,
-                                   retry=RetryPolicy(base_s=0.05, cap_s=0.2))))
-                async with asyncio.timeout(60):  # a hang guard; the assertions follow
-                    while outbox.status(time.time())[0].as_dict()["depth"]:
-                        await workers[0].drain()
-                        await asyncio.sleep(0.05)
+                    WorkerSettings(terminal_id=VICTIM, ack_timeout_s=30,
+                                   retry=RetryPolicy(base_s=3600, cap_s=3600))))
+                report = await workers[0].drain()
                 workers[0].close()
             assert await sentinel_then_nothing_else(mosquitto, attacker) == []
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        store.close()
+    attempts = [row[0] for row in store.connection.execute("SELECT attempts FROM outbox")]
+    store.close()
+    assert (report.delivered, report.retried) == (count, 0)
+    assert attempts == [1] * count
+    assert consumer.stats.received == count  # each uplink reached the platform once
     assert storage.message_count(VICTIM) == count
     storage.close()

@@ -18,6 +18,7 @@ from edge_sync.messages import (
     parse_downlink,
     verify_downlink,
 )
+from edge_sync.platform.topics import platform_ack_topic
 from terminal.cli.main import main
 from tests.fixtures.mosquitto import PLATFORM_CN
 from tests.fixtures.mosquitto import MosquittoBroker as Broker
@@ -57,10 +58,10 @@ async def _retained(broker: Broker, terminal_id: str) -> list[tuple[Downlink, bo
         # tells us we have seen all of them.
         await client.subscribe(ack_topic(terminal_id), qos=1)
         async with broker.client(PLATFORM_CN, identifier="etika-platform-marker") as platform:
-            await platform.publish(ack_topic(terminal_id), b"end", qos=1)
+            await platform.publish(platform_ack_topic(terminal_id), b"end", qos=1)
         async with asyncio.timeout(10):
             async for message in client.messages:
-                if message.topic.value == ack_topic(terminal_id):
+                if message.payload == b"end":
                     break
                 assert isinstance(message.payload, bytes)
                 found.append((parse_downlink(message.payload), message.retain))

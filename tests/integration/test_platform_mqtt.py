@@ -26,6 +26,7 @@ from edge_sync.platform.errors import StorageError
 from edge_sync.platform.ingest import Ingestor
 from edge_sync.platform.records import IngestOutcome, Uplink
 from edge_sync.platform.storage import PlatformStorage, open_storage
+from edge_sync.platform.topics import platform_topic
 from edge_sync.signing import SoftwareSigner
 from tests.edge_sync.platform.conftest import TERMINAL_ID, envelope
 from tests.fixtures.mosquitto import PLATFORM_CN, free_port
@@ -92,7 +93,7 @@ def _acks_in(raw: bytes, platform_key: bytes | None = None) -> list[Ack]:
 
 
 class AckListener:
-    """Everything the platform says on ``etika/v1/t/+/ack``, in arrival order."""
+    """Everything the platform says on every terminal's ack topic, in arrival order."""
 
     def __init__(self) -> None:
         self.acks: list[Ack] = []
@@ -103,7 +104,7 @@ class AckListener:
     async def run(self, broker: Broker, ready: asyncio.Event) -> None:
         async with broker.client(PLATFORM_CN, identifier=f"etika-platform-acks-{os.getpid()}") \
                 as client:
-            await client.subscribe("etika/v1/t/+/ack", qos=1)
+            await client.subscribe(platform_topic("etika/v1/t/+/ack"), qos=1)
             ready.set()
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from edge_sync.downlink import DownlinkHandler
-from edge_sync.messages import build_downlink, downlink_topic
+from edge_sync.messages import build_downlink
 from edge_sync.mqtt import MqttTransport
 from edge_sync.platform.downlink import publish_downlink
+from edge_sync.platform.topics import platform_downlink_topic
 from edge_sync.signing import SoftwareSigner
 from terminal.profile import load_profile
 from terminal.store import Store
@@ -74,7 +75,8 @@ async def test_retained_profile_applied_and_tampered_downlink_refused(
         # signature still stops it.
         async with mosquitto.client(PLATFORM_CN, identifier="etika-platform-forger") as forger:
             await forger.publish(
-                downlink_topic(TERMINAL_ID, "fx"), json.dumps(tampered).encode(), qos=1
+                platform_downlink_topic(TERMINAL_ID, "fx"), json.dumps(tampered).encode(),
+                qos=1,
             )
         await wait_for_results(handler, 2)
         assert handler.results[1].outcome == "rejected"
