@@ -75,14 +75,14 @@ CASES: list[tuple[str, int, tuple[str, ...]]] = [
     ("platform terminals --database {garbage}",                                            1, ("platform database", "not a database")),
     ("--data-dir {pin_readable_by_all} platform key",                                      2, ("readable by others", "chmod 600")),
     ("platform key --pin-file {empty_dir}",                                                2, ("PIN file", "not a regular file")),
-    ("--data-dir {platform_is_file} platform push cmd {cmd_json} --terminal-id T1",        2, ("PIN file", "not a directory")),
+    ("--data-dir {platform_is_file} platform push cmd {cmd_json} --terminal-id T1",        2, ("PIN file", "Not a directory")),
     ("platform push fx {bad_json} --terminal-id T1",                                       2, ("not valid JSON",)),
     ("platform push cmd {truncated_json} --terminal-id T1",                                2, ("not valid JSON",)),
     ("platform push blacklist {garbage} --terminal-id T1",                                 2, ("not UTF-8",)),
-    ("platform push fx {cmd_json} --terminal-id T1",                                       2, ("fx payload does not match",)),
-    ("platform push cmd {cmd_json} --terminal-id T1 --mqtt-ca {garbage}",                  2, ("--mqtt-", "CA file")),
-    ("platform push cmd {cmd_json} --terminal-id T1 --mqtt-port {closed_port}",             2, ("cannot publish to the broker", "--mqtt-port")),
-    ("platform serve --no-mqtt --http-port {busy_port}",                                   2, ("already in use", "--http-port")),
+    ("--data-dir {platform_home} platform push fx {cmd_json} --terminal-id T1",            2, ("fx payload does not match",)),
+    ("--data-dir {platform_home} platform push cmd {cmd_json} --terminal-id T1 --mqtt-ca {garbage}", 2, ("--mqtt-", "CA file")),
+    ("--data-dir {platform_home} platform push cmd {cmd_json} --terminal-id T1 --mqtt-port {closed_port}", 2, ("cannot publish to the broker", "--mqtt-port")),
+    ("--data-dir {platform_home} platform serve --no-mqtt --http-port {busy_port}",         2, ("already in use", "--http-port")),
     ("platform serve --no-mqtt --http-port {busy_port} --https-cert {bad_pem} --https-key {bad_pem}",
                                                                                            2, ("--https-", "certificate and key")),
     ("platform serve --http-port {busy_port} --mqtt-ca {bad_pem}",                         2, ("--mqtt-", "CA file")),
@@ -294,6 +294,14 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     inputs["busy_port"] = str(busy.getsockname()[1])
+    # push and serve sign with the platform's key and refuse to start without one (only
+    # `platform key` creates it): the rows that test what comes after get a platform home.
+    home = root / "platform-home"
+    key = subprocess.run([sys.executable, "-m", "terminal.cli.main", "--data-dir", str(home),
+                          "platform", "key"], capture_output=True, text=True,
+                         env=_environment(), cwd=REPO_ROOT, timeout=120, check=False)
+    assert key.returncode == 0, key.stderr
+    inputs["platform_home"] = str(home)
     inputs["closed_port"] = str(closed.getsockname()[1])
     try:
         yield root, inputs
