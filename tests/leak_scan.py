@@ -70,10 +70,11 @@ def _pin_patterns(pin: str) -> list[re.Pattern[bytes]]:
     ]
 
 
-#: The key store's own PIN files (``etika hsm init``): 16 random digits, Luhn-valid one
-#: time in ten. They are the token's secrets, not card data; the PAN and PIN checks still
-#: read them, only the any-Luhn-run check does not.
-LUHN_EXEMPT = frozenset({"hsm-pin", "hsm-so-pin"})
+#: The key stores' own PIN files (``etika hsm init`` for the terminal, ``etika platform
+#: key`` for the platform): 16 random digits, Luhn-valid one time in ten. They are the
+#: tokens' secrets, not card data; the PAN and PIN checks still read them, only the
+#: any-Luhn-run check does not.
+LUHN_EXEMPT = frozenset({"hsm-pin", "hsm-so-pin", "token-pin", "token-so-pin"})
 
 
 def scan_blob(blob: bytes, source: str, pans: Iterable[str] | None = None,
