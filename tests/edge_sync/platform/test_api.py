@@ -85,6 +85,8 @@ async def test_https_message_for_another_terminal_is_rejected(
         (b"[]",                              400),
         (b" " * (16 * 1024 * 1024 + 1),      413),
     ],
+    # Short ids: a 16 MiB body as a test id would be carried in every report.
+    ids=["not-json", "messages-not-a-list", "bare-list", "16MiB-plus-1-of-spaces"],
 )
 async def test_https_malformed_body_is_a_400(
     client: httpx.AsyncClient, content: bytes, status: int
