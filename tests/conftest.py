@@ -1,11 +1,19 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and how it is spread over pytest-xdist's workers.
 
 Fixtures that start a real component live in ``tests/fixtures/<component>.py`` and are
 loaded here as plugins, so that ``tests/integration`` and the package tests share them.
+
+The suite runs on two workers (``-n auto --dist loadgroup`` in pyproject.toml, at most
+:data:`MAX_WORKERS`). Each worker is its own session: its own SoftHSM2 token and test PKI
+(in its own tmp dir), its own Mosquitto per test on free ports, its own PostgreSQL schema
+per test. pcscd is the exception, one per machine: every test that reaches it goes to one
+worker (the xdist group ``pcscd``, tests/fixtures/pcsc.py), which holds the machine-wide
+lock for its session while the other worker runs the rest.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +31,24 @@ pytest_plugins = [
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE_DIR = REPO_ROOT / "firmware-config" / "default"
+#: More workers than this buy little (pcscd's tests run on one of them) and crowd a
+#: shared machine; CI has two cores.
+MAX_WORKERS = 2
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core this process may use, at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the slow tests first.
+
+    A stable sort, so the order is otherwise unchanged (and the same on every worker, as
+    xdist requires): xdist hands out work in this order, and a long test started last would
+    keep one worker busy after the other has finished.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)

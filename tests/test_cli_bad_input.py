@@ -32,6 +32,10 @@ from pathlib import Path
 
 import pytest
 
+# One pytest-xdist worker runs the whole module: the rows share one module fixture (~90
+# interpreter starts), which each worker would otherwise run again.
+pytestmark = pytest.mark.xdist_group("cli_bad_input")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE = REPO_ROOT / "firmware-config" / "default"
 PAN = "4761739001010010"  # a public EMV test card number

@@ -32,7 +32,9 @@ def _run_without_components(tmp_path: Path, require_all: bool) -> subprocess.Com
     if require_all:
         env[REQUIRE_ALL] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", *_NEEDS],
+        # On two pytest-xdist workers, as `make test` runs: each worker's fixtures decide.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-n", "2",
+         *_NEEDS],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
     )
 

@@ -25,6 +25,7 @@ import pytest
 from drivers.base import CardEvent, CardEventKind, CardReader, ResponseApdu
 from drivers.reader_errors import CardRemovedError, NoCardError, ReaderTimeoutError
 from drivers.scripted import ScriptedReader
+from tests.fixtures.pcsc import PCSCD_GROUP, VPCD_READERS
 
 #: SELECT 2PAY.SYS.DDF01 (EMV Contactless Book B §3.3.2; EMV 4.4 Book 1 §12.3.2).
 PPSE = bytes.fromhex("00A404000E325041592E5359532E444446303100")
@@ -54,7 +55,10 @@ class _PpseScript(ScriptedReader):
         return ResponseApdu(SCRIPTED_FCI, 0x90, 0x00)
 
 
-@pytest.fixture(params=["scripted", "simulated", pytest.param("pcsc", marks=pytest.mark.hardware)])
+# The pcsc harness asks for pcscd at run time: its tests join pcscd's xdist group themselves.
+@pytest.fixture(params=["scripted", "simulated",
+                        pytest.param("pcsc", marks=[pytest.mark.hardware,
+                                                    pytest.mark.xdist_group(PCSCD_GROUP)])])
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "scripted":
         scripted = _PpseScript(card_present=False)
@@ -69,8 +73,6 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield Harness(simulated, simulated.name, lambda: simulated.insert_card(card),
                       simulated.remove_card)
         return
-    from tests.fixtures.pcsc import VPCD_READERS
-
     make_card = request.getfixturevalue("vpcd_card")
     reader: CardReader = request.getfixturevalue("pcsc_reader")
     threads: list[object] = []

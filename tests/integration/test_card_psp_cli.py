@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.network, pytest.mark.hardware]
+# One pytest-xdist worker runs the whole module: its tests share the acquirers (a module
+# fixture), which each worker would otherwise start again.
+pytestmark = [pytest.mark.network, pytest.mark.hardware, pytest.mark.xdist_group("card_psp_cli")]
 
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
 

@@ -20,13 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.pcsc import PCSCD_GROUP
 from tests.integration.test_card_psp_cli import (  # the PIN pad process fixture too
     _free_port,
     _wait_for_port,
     pinpad_process_factory,  # noqa: F401
 )
 
-pytestmark = [pytest.mark.network, pytest.mark.hsm]
+# The whole module on pcscd's pytest-xdist worker: one of its tests uses pcscd, and the
+# others share the counter (a module fixture) with it, which another worker would build again.
+pytestmark = [pytest.mark.network, pytest.mark.hsm, pytest.mark.xdist_group(PCSCD_GROUP)]
 
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
 
