@@ -180,6 +180,9 @@ def test_topics_and_paths() -> None:
         (b"not a pem",         b"\x30\x00"),
         (OTHER.public_key_pem(), b"not der"),
     ],
+    # Fixed ids: OTHER's key is new on each run, and pytest-xdist's workers must collect
+    # the same test ids.
+    ids=["not-a-pem", "not-der"],
 )
 def test_verify_signature_maps_library_errors(pem: bytes, signature: bytes) -> None:
     """Bad keys and non-DER signatures become SignatureError, not library exceptions."""
