@@ -39,8 +39,11 @@ def _luhn_runs(blob: bytes) -> set[str]:
     return {run for run in runs if luhn_valid(run)}
 
 
-def test_demo_workload_writes_no_card_number(tmp_path: Path) -> None:
+def test_demo_workload_writes_no_card_number(tmp_path: Path, pcscd_when_installed: object
+                                            ) -> None:
     """Database, WAL, logs, token files and every process's output hold no clear PAN."""
+    # scripts/demo.py plugs its cards into pcscd's vpcd readers: pcscd_when_installed holds
+    # the machine's pcscd for this test alone (and keeps it on pcscd's xdist worker).
     data_dir = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     env["ETIKA_DATA_DIR"] = str(data_dir)
