@@ -32,8 +32,9 @@ def _run_without_components(tmp_path: Path, require_all: bool) -> subprocess.Com
     if require_all:
         env[REQUIRE_ALL] = "1"
     return subprocess.run(
-        # On two pytest-xdist workers, as `make test` runs: each worker's fixtures decide.
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-n", "2",
+        # On a pytest-xdist worker, as `make test` runs (one: each worker starts the whole
+        # plugin set, and the fixtures decide the same way in each).
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfs", "-n", "1",
          *_NEEDS],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
     )
