@@ -21,6 +21,7 @@ from terminal.services.cards import (
 )
 from terminal.services.fake import ScriptedReaderProbe
 from tests.drivers.fake_scard import FakeCard, FakePcscd, FakeScard
+from tests.fixtures.pcsc import PCSCD_GROUP
 
 CONTACT, CONTACTLESS = "Virtual PCD 00 00", "Virtual PCD 00 01"
 PROBE_WAIT_S = 20.0  # generous: pcscd polls the vpcd socket
@@ -32,7 +33,10 @@ class ProbeHarness:
     insert: Callable[[], None]
 
 
-@pytest.fixture(params=["scripted", pytest.param("pcsc", marks=pytest.mark.hardware)])
+# The pcsc probe asks for pcscd at run time: its tests join pcscd's xdist group themselves.
+@pytest.fixture(params=["scripted",
+                        pytest.param("pcsc", marks=[pytest.mark.hardware,
+                                                    pytest.mark.xdist_group(PCSCD_GROUP)])])
 def harness(request: pytest.FixtureRequest) -> Iterator[ProbeHarness]:
     if request.param == "scripted":
         scripted = ScriptedReaderProbe(CONTACT, CONTACTLESS)
