@@ -21,8 +21,9 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# Two pytest-xdist workers (at most; tests/conftest.py); pcscd's tests share one of them.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 # Proof under fault (README "Proof under fault"): the long chaos run — 1,000 dual
 # transactions against real simulators, Mosquitto and the platform, with a seeded schedule of

@@ -3,10 +3,10 @@
 Fixtures that start a real component live in ``tests/fixtures/<component>.py`` and are
 loaded here as plugins, so that ``tests/integration`` and the package tests share them.
 
-The suite runs on two workers (``-n auto --dist loadgroup`` in pyproject.toml, at most
-:data:`MAX_WORKERS`). Each worker is its own session: its own SoftHSM2 token and test PKI
-(in its own tmp dir), its own Mosquitto per test on free ports, its own PostgreSQL schema
-per test. pcscd is the exception, one per machine: every test that reaches it goes to one
+``make test`` runs the suite on two workers (``-n auto --dist loadgroup``, at most
+:data:`MAX_WORKERS`); a plain ``pytest`` runs it in one process. Each worker is its own
+session: its own SoftHSM2 token and test PKI (in its own tmp dir), its own Mosquitto per
+test on free ports, its own PostgreSQL schema per test. pcscd is the exception, one per machine: every test that reaches it goes to one
 worker (the xdist group ``pcscd``, tests/fixtures/pcsc.py), which holds the machine-wide
 lock for its session while the other worker runs the rest.
 """
@@ -36,6 +36,7 @@ DEFAULT_PROFILE_DIR = REPO_ROOT / "firmware-config" / "default"
 MAX_WORKERS = 2
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: a run without xdist ignores it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per core this process may use, at most :data:`MAX_WORKERS`."""
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
