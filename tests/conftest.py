@@ -42,6 +42,23 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
+#: Longer string or bytes parameters get a short test id (:func:`pytest_make_parametrize_id`).
+LONG_ID = 100
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A long string or bytes parameter (a JSON body, a PEM key, a megabyte buffer) is named
+    by its argument and length, not its text.
+
+    pytest-xdist's workers must collect the same test ids: a value made at import (a fresh
+    key, a UUID) would differ between them and stop the run; and a megabyte id is carried
+    in every report. Short values keep pytest's own id.
+    """
+    if isinstance(val, (str, bytes)) and len(val) > LONG_ID:
+        return f"{argname}-{len(val)}{'B' if isinstance(val, bytes) else 'c'}"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Start the slow tests first.
 
