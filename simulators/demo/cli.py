@@ -40,6 +40,10 @@ def register(groups: CommandGroups) -> None:
                       help=f"how many scripted steps in the headless mix, {MIN_STEPS} to "
                       f"{MAX_STEPS} (default 60)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--cards", default="auto", metavar="MODE",
+                      help="headless cards: auto (pcscd + vpcd when pcscd can run, in-process "
+                           "otherwise; the default), pcscd (required), in-process (never "
+                           "pcscd: when pcscd is held by something else)")
     demo.add_argument("--work-dir", metavar="DIR",
                       help="keep what the headless run wrote (databases, PoP ledger) in DIR "
                            "(default: a temporary directory, removed)")
@@ -60,8 +64,12 @@ def _demo(ctx: CliContext, args: argparse.Namespace) -> int:
         from simulators.demo.interactive import run_interactive
 
         return run_interactive(ctx)
-    from simulators.demo.headless import run_headless
+    from simulators.demo.headless import CARD_MODES, run_headless
 
+    if args.cards not in CARD_MODES:  # one line, exit 2 (argparse choices would add usage)
+        print(f"etika: error: --cards {args.cards!r}: use one of {', '.join(CARD_MODES)}",
+              file=sys.stderr)
+        return 2
     n = args.transactions
     if args.work_dir:
         work = Path(args.work_dir)
@@ -71,10 +79,11 @@ def _demo(ctx: CliContext, args: argparse.Namespace) -> int:
             print(f"etika: error: --work-dir {work}: cannot use it as a directory "
                   f"({exc.strerror or exc}); give a directory path", file=sys.stderr)
             return 2
-        summary = asyncio.run(run_headless(n, ctx.profile_dir, work))
+        summary = asyncio.run(run_headless(n, ctx.profile_dir, work, cards=args.cards))
     else:
         with tempfile.TemporaryDirectory(prefix="etika-demo-") as tmp:
-            summary = asyncio.run(run_headless(n, ctx.profile_dir, Path(tmp)))
+            summary = asyncio.run(run_headless(n, ctx.profile_dir, Path(tmp),
+                                                  cards=args.cards))
     ok = summary["outbox_depth_after_sync"] == 0 and summary["totals_match"]
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))

@@ -1,13 +1,18 @@
 """``etika demo --headless``: a scripted day at the counter, and one JSON summary.
 
 What runs (loopback only, each started by :class:`~simulators.demo.fleet.Fleet` as its own
-process and stopped by PID): the ISO 8583 acquirer simulator (its ledger read back through
-its control port), the PoP back end stand-in (``etika sim pop``) and the platform on
-SQLite (``etika platform serve``, reached over HTTPS with the test PKI). In this process:
-simulated cards in an in-process reader and the in-process DUKPT PIN pad (the
-interactive demo has pcscd + vpcd and the pty PIN pad; here they would cost the run its
-speed and the machine-wide PC/SC lock). The terminal side is the real one: the payments
-manager, the store, the outbox and its worker; its keys are software keys (no token).
+process and stopped by PID, the same launcher as the interactive demo): the ISO 8583
+acquirer simulator (its ledger read back through its control port), the PoP back end
+stand-in (``etika sim pop``), the platform on SQLite (``etika platform serve``) behind
+Mosquitto when it is installed (the shipped configuration and ACLs, TLS with the test PKI),
+over HTTPS otherwise; and, when pcscd with vpcd's readers can run (``cards="auto"``), the
+card of each step plugged into vpcd by :meth:`Fleet.card` (``etika sim card``, as the
+interactive shelf does) and read over PC/SC. ``cards="in-process"`` (or no pcscd) keeps the
+cards in an in-process reader: no pcscd, no machine-wide PC/SC lock, ten times the speed.
+The PIN pad is the in-process DUKPT one. The terminal side is the real one: the payments
+manager, the store, the outbox and its worker; its keys are software keys (no token). The
+summary says which: ``"cards": "pcscd+vpcd" | "in-process"``, ``"platform_link": "mqtt" |
+"https"``.
 
 The mix, cycled over N transactions: contact sales with online PIN, contactless taps under
 the CVM limit (no CVM), a co-badged card, a decline (insufficient funds), a timeout (no
@@ -44,6 +49,7 @@ from edge_sync.connectors import (
 )
 from edge_sync.connectors.iso8583_messages import HostContext
 from edge_sync.https import HttpsLinkSettings, HttpsTransport
+from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.outbox import RetryPolicy
 from edge_sync.worker import OutboxWorker, WorkerSettings
 from hsm import KeyStore
@@ -69,10 +75,12 @@ from terminal.store.outbox import SqliteOutbox
 from terminal.store.psp_trace import SqliteStanSource
 from terminal.store.token_map import StoreTokenRegistry
 
-__all__ = ["Step", "mix", "run_headless"]
+__all__ = ["CARD_MODES", "Step", "mix", "run_headless"]
+
+#: ``--cards``: pcscd + vpcd when it can run (auto), required (pcscd), or never.
+CARD_MODES = ("auto", "pcscd", "in-process")
 
 _DEBUG = bool(os.environ.get("ETIKA_DEMO_DEBUG"))
-
 
 
 @dataclass(frozen=True)
@@ -225,19 +233,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def run_headless(transactions: int, profile_dir: Path, work: Path) -> dict[str, Any]:
-    """Run the mix; return the summary (see the module docstring)."""
+async def run_headless(transactions: int, profile_dir: Path, work: Path, *,
+                       cards: str = "auto") -> dict[str, Any]:
+    """Run the mix; return the summary (see the module docstring). ``cards`` is one of
+    :data:`CARD_MODES`."""
+    if cards not in CARD_MODES:
+        raise ValueError(f"cards={cards!r}: use one of {', '.join(CARD_MODES)}")
     keys = SoftwareSigningKeys()
     fleet = Fleet(work, profile_dir)
     try:
         pem = work / "terminal-signing.pem"
         pem.write_bytes(keys.for_version(1).public_key_pem())
         # Started side by side: each spends its start-up importing, not waiting on another.
-        (port, control), _link, pop_url = await asyncio.gather(
+        (port, control), _link, pop_url, over_pcsc = await asyncio.gather(
             asyncio.to_thread(fleet.iso8583_acquirer),
-            asyncio.to_thread(fleet.platform, "ETK00001", pem.read_bytes(), broker=False),
+            asyncio.to_thread(fleet.platform, "ETK00001", pem.read_bytes()),
             asyncio.to_thread(lambda: fleet.pop(confirm_delay_ms=0,
-                                                key_file=f"ETK00001={pem}:1")))
+                                                key_file=f"ETK00001={pem}:1")),
+            asyncio.to_thread(lambda: cards != "in-process" and fleet.pcscd()))
+        if cards == "pcscd" and not over_pcsc:
+            raise DemoError("pcscd with vsmartcard-vpcd's two readers cannot run here "
+                            "(scripts/setup installs them); use --cards in-process")
         profile = load_profile(fleet.profile_dir)
         link = _Link(port, free_port())
         services = TerminalServices(
@@ -245,15 +261,47 @@ async def run_headless(transactions: int, profile_dir: Path, work: Path) -> dict
             key_store_factory=lambda store: cast(
                 KeyStore, _ClosableKeys(StoreTokenRegistry(store))))
         try:
-            return await _run(services, link, fleet, control, pop_url, transactions)
+            return await _run(services, link, fleet, control, pop_url, transactions,
+                              over_pcsc=bool(over_pcsc))
         finally:
             services.close()
     finally:
         fleet.stop()
 
 
+class _VpcdCards:
+    """The card of each step plugged into vpcd (:meth:`Fleet.card`, what the interactive
+    shelf does) and read through pcscd; pulled out once the sale is over."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        from drivers.pcsc import PcscReader
+
+        self._fleet = fleet
+        self.reader = PcscReader(poll_ms=100, backoff=(0.05, 0.5))
+
+    @contextlib.asynccontextmanager
+    async def plugged(self, step: Step) -> Any:
+        if step.kind == "timeout":  # no card comes: both readers stay empty
+            yield self.reader
+            return
+        card = await asyncio.to_thread(self._fleet.card, step.card,
+                                       contactless=step.interface == "contactless")
+        try:
+            yield self.reader
+        finally:
+            await asyncio.to_thread(self._fleet.remove_card, card)
+
+
+class _InProcessCards:
+    @contextlib.asynccontextmanager
+    async def plugged(self, step: Step) -> Any:
+        yield (_NoCardReader() if step.kind == "timeout"
+               else in_process_reader(step.card, step.interface))
+
+
 async def _run(services: TerminalServices, link: _Link, fleet: Fleet, control: int,
-               pop_url: str, transactions: int) -> dict[str, Any]:
+               pop_url: str, transactions: int, *, over_pcsc: bool) -> dict[str, Any]:
+    cards: _VpcdCards | _InProcessCards = _VpcdCards(fleet) if over_pcsc else _InProcessCards()
     pad = SimulatedPinPad(PinPadDevice.from_bdk(
         bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"),
         bytes.fromhex("FFFF9876543210E00000"), pin="1234"))
@@ -296,19 +344,20 @@ async def _run(services: TerminalServices, link: _Link, fleet: Fleet, control: i
                     continue
                 if step.kind == "pop_failure":
                     await pop_admin.post("/v1/admin/faults", json={"spec": "error=1"})
-                reader: Any = (_NoCardReader() if step.kind == "timeout"
-                               else in_process_reader(step.card, step.interface))
                 request = SaleRequest(amount=parse_amount(step.amount, home),
                                       contactless=step.interface == "contactless",
                                       card_timeout_s=0.05 if step.kind == "timeout" else 5.0)
-                started = time.perf_counter()
-                outcome = await manager.sale(request, reader)
-                latencies.append(time.perf_counter() - started)
+                async with cards.plugged(step) as reader:
+                    started = time.perf_counter()
+                    outcome = await manager.sale(request, reader)
+                    latencies.append(time.perf_counter() - started)
                 events[f"{step.kind}:{outcome.state}"] += 1
                 if outcome.approved:
                     approved.append(outcome)
         finally:
             await manager_cm.__aexit__(None, None, None)
+            if isinstance(cards, _VpcdCards):
+                await cards.reader.aclose()
         depth = await _final_sync(services, fleet)
         summary = (await pop_admin.get("/ledger/summary")).json()
         records = (await pop_admin.get("/ledger/records")).json()
@@ -325,6 +374,8 @@ async def _run(services: TerminalServices, link: _Link, fleet: Fleet, control: i
                                         else records.get("records", []))}
     summary_out: dict[str, Any] = {
         "transactions": transactions,
+        "cards": "pcscd+vpcd" if over_pcsc else "in-process",
+        "platform_link": (fleet.platform_link or "").lower(),
         "final_states": dict(sorted(states.items())),
         "steps": dict(sorted(events.items())),
         "refunds": refunds, "voids": voids,
@@ -353,13 +404,24 @@ async def _final_sync(services: TerminalServices, fleet: Fleet) -> int:
     # The platform signs its acks; the link verifies them with its public half.
     if fleet.pki is None:
         raise DemoError("the platform is not started")
-    platform = HttpsTransport(HttpsLinkSettings(
-        terminal_id=services.profile.terminal.terminal_id,
-        base_url=f"https://127.0.0.1:{fleet.platform_port}", ca_file=fleet.pki.ca_pem,
-        max_batch=200,
-        platform_public_key=(fleet.profile_dir / "platform.pem").read_bytes()))
+    terminal_id = services.profile.terminal.terminal_id
+    platform_key = (fleet.profile_dir / "platform.pem").read_bytes()
+    platform: MqttTransport | HttpsTransport
+    if fleet.platform_link == "MQTT":  # the broker the fleet started, as the profile copy says
+        sync = services.profile.sync
+        platform = MqttTransport(MqttLinkSettings(
+            terminal_id=terminal_id, host=sync.mqtt_host, port=sync.mqtt_port,
+            ca_file=fleet.pki.ca_pem, cert_file=fleet.pki.terminal_pem,
+            key_file=fleet.pki.terminal_key, platform_public_key=platform_key))
+    else:
+        platform = HttpsTransport(HttpsLinkSettings(
+            terminal_id=terminal_id, base_url=f"https://127.0.0.1:{fleet.platform_port}",
+            ca_file=fleet.pki.ca_pem, max_batch=200, platform_public_key=platform_key))
     depth = -1
     async with platform, contextlib.AsyncExitStack() as stack:
+        if isinstance(platform, MqttTransport) and not await platform.wait_connected(30):
+            raise DemoError(f"the terminal could not connect to Mosquitto: "
+                            f"{platform.last_error or 'no answer'} (see {fleet.log('mosquitto')})")
         routes: dict[str, Any] = {"platform": platform,
                                   "pop": await services.pop_transport(stack)}
         routes.update(await services.psp_transports(stack))

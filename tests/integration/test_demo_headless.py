@@ -1,5 +1,6 @@
-"""``etika demo --headless --transactions 200``: the scripted day drains, the four ledgers
-agree, and nothing written anywhere holds a clear card number."""
+"""``etika demo --headless``: the scripted day drains, the four ledgers agree, and nothing
+written anywhere holds a clear card number. 200 steps with in-process cards; 20 with each
+card plugged into vpcd and read over pcscd, the platform behind Mosquitto."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 
 from simulators.card.profiles import PROFILES
+from simulators.demo.fleet import mosquitto_binary
 from simulators.demo.headless import mix
+from tests.fixtures.pcsc import Pcscd
+from tests.fixtures.require import component_missing
 
 warnings.filterwarnings("ignore", message=".*TripleDES.*")
 
@@ -44,15 +48,62 @@ def test_the_mix_has_every_kind_of_step() -> None:
     assert any(offline for _i, _s, offline in steps)
 
 
-def _demo(tmp_path: Path, transactions: int) -> dict[str, Any]:
+def _demo(tmp_path: Path, transactions: int, cards: str = "in-process") -> dict[str, Any]:
+    """Without the pcscd fixture (and its machine-wide lock) the cards stay in-process:
+    the demo must not plug cards into a pcscd another run is using."""
     run = subprocess.run(
         [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(tmp_path / "data"),
          "demo", "--headless", "--transactions", str(transactions), "--json",
-         "--work-dir", str(tmp_path / "work")],
+         "--cards", cards, "--work-dir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     summary: dict[str, Any] = json.loads(run.stdout)
+    summary["_output"] = run.stdout + run.stderr
     return summary
+
+
+def _leaks(tmp_path: Path, output: str) -> list[str]:
+    """Files (and the output) of the run that hold a simulated card's number."""
+    numbers = _card_numbers()
+    assert numbers, "the simulated cards' numbers must be known to look for them"
+    pattern = re.compile("|".join(sorted(numbers)).encode())
+    leaks = [str(path) for path in tmp_path.rglob("*") if path.is_file()
+             and pattern.search(path.read_bytes())]
+    return leaks + (["output"] if pattern.search(output.encode()) else [])
+
+
+def test_bad_cards_mode_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(tmp_path / "data"),
+         "demo", "--headless", "--cards", "usb", "--json"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--cards 'usb'" in lines[0] and "in-process" in lines[0], \
+        run.stderr
+
+
+@pytest.mark.hardware
+def test_day_over_pcscd_and_mosquitto_drains_and_the_four_totals_agree(
+        tmp_path: Path, pcscd: Pcscd) -> None:
+    """20 steps, each card plugged into vpcd (``etika sim card``) and read over pcscd (the
+    fixture's, under the machine-wide lock: the demo uses it and starts none), the platform
+    reached through Mosquitto with the shipped ACLs and TLS: outbox empty, four totals
+    equal, no clear card number anywhere."""
+    if mosquitto_binary() is None:
+        component_missing("mosquitto is not installed (scripts/setup installs it)")
+    summary = _demo(tmp_path, 20, cards="pcscd")
+    assert summary["cards"] == "pcscd+vpcd", summary
+    assert summary["platform_link"] == "mqtt", summary
+    assert summary["outbox_depth_after_sync"] == 0, summary
+    totals = summary["totals_minor"]
+    assert totals["terminal"] == totals["platform"] == totals["psp_simulator"] \
+        == totals["pop_ledger"], totals
+    assert totals["pop_ledger"]["MAD"] > 0
+    assert summary["steps"]["sale:completed"] >= 10, summary["steps"]
+    assert summary["steps"]["timeout:cancelled"] == 1, summary["steps"]
+    assert _leaks(tmp_path, summary["_output"]) == []
 
 
 def test_short_day_refunds_waiting_at_the_end_reach_the_acquirer(tmp_path: Path) -> None:
@@ -70,16 +121,12 @@ def test_short_day_refunds_waiting_at_the_end_reach_the_acquirer(tmp_path: Path)
 
 
 def test_headless_demo_drains_and_the_four_totals_agree(tmp_path: Path) -> None:
-    """`etika demo --headless --transactions 200 --json`: exit 0, outbox empty after the
-    final sync, terminal = platform = PSP simulator = PoP ledger, resident memory under
-    150 MB, and no clear PAN in any file, WAL or output line the run produced."""
-    work = tmp_path / "work"
-    run = subprocess.run(
-        [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(tmp_path / "data"),
-         "demo", "--headless", "--transactions", "200", "--json", "--work-dir", str(work)],
-        capture_output=True, text=True, timeout=600, check=False)
-    assert run.returncode == 0, run.stderr[-2000:]
-    summary = json.loads(run.stdout)
+    """`etika demo --headless --transactions 200 --json --cards in-process`: exit 0, outbox
+    empty after the final sync, terminal = platform = PSP simulator = PoP ledger, resident
+    memory under 150 MB, and no clear PAN in any file, WAL or output line the run produced."""
+    summary = _demo(tmp_path, 200)
+    assert summary["cards"] == "in-process", summary
+    assert summary["platform_link"] == ("mqtt" if mosquitto_binary() else "https"), summary
     assert summary["outbox_depth_after_sync"] == 0, summary
     totals = summary["totals_minor"]
     assert totals["terminal"] == totals["platform"] == totals["psp_simulator"] \
@@ -89,10 +136,4 @@ def test_headless_demo_drains_and_the_four_totals_agree(tmp_path: Path) -> None:
     assert states["completed"] > 150 and states["voided"] == 1 and states["cancelled"] >= 1, \
         summary
     assert summary["rss_mb"] < 150, summary
-    numbers = _card_numbers()
-    assert numbers, "the simulated cards' numbers must be known to look for them"
-    pattern = re.compile("|".join(sorted(numbers)).encode())
-    leaks = [str(path) for path in tmp_path.rglob("*") if path.is_file()
-             and pattern.search(path.read_bytes())]
-    assert leaks == []
-    assert not pattern.search((run.stdout + run.stderr).encode())
+    assert _leaks(tmp_path, summary["_output"]) == []
