@@ -73,6 +73,7 @@ def _leaks(tmp_path: Path, output: str) -> list[str]:
 
 
 def test_bad_cards_mode_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    """An unknown --cards mode is refused in one line naming the choices (exit 2)."""
     run = subprocess.run(
         [sys.executable, "-m", "terminal.cli.main", "--data-dir", str(tmp_path / "data"),
          "demo", "--headless", "--cards", "usb", "--json"],
