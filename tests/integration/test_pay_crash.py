@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,13 @@ def test_refund_survives_a_kill_at_every_step(backends: Backends, tmp_path: Path
     sale = _child(backends, tmp_path, "sale", "-")
     assert sale.returncode == 0, sale.stderr
     pid = json.loads(sale.stdout)["payment_id"]
+    # On a loaded machine the PoP leg can miss the sale's deadline (pop_deferred); a refund
+    # of such a sale rightly waits for the PoP record, so the kill point would never come.
+    # Let the terminal's own recovery confirm the PoP record first.
+    for _ in range(5):
+        if [p["status"] for p in _restart(backends, tmp_path)["payments"]] == ["completed"]:
+            break
+        time.sleep(1)
     refund = _child(backends, tmp_path, "refund", pid, kill_at)
     assert refund.returncode == -9, refund.stderr
     state = _restart(backends, tmp_path)
