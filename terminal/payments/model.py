@@ -15,8 +15,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from edge_sync.json_types import JsonObject, JsonValue
 from terminal.errors import TerminalError
 from terminal.money import Amount
 
@@ -107,12 +107,12 @@ class PaymentOutcome:
     auth_code: str | None = None
     pop_status: str | None = None
     pop_reference: str | None = None
-    emv: Mapping[str, Any] = field(default_factory=dict)
-    fraud: Mapping[str, Any] | None = None
+    emv: JsonObject = field(default_factory=dict)
+    fraud: JsonObject | None = None
     attempts: int = 0
     receipts: Mapping[str, str] = field(default_factory=dict)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, JsonValue]:
         return {
             "payment_id": str(self.payment_id),
             "state": self.state,
@@ -145,7 +145,7 @@ class RefundOutcome:
     reason: str
     receipts: Mapping[str, str] = field(default_factory=dict)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, JsonValue]:
         return {"refund_id": str(self.refund_id), "payment_id": str(self.payment_id),
                 "kind": self.kind, "state": self.state, "amount": str(self.amount),
                 "amount_minor": self.amount.minor, "currency": self.amount.currency.code,
