@@ -16,17 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.mosquitto import free_port
+
 # One pytest-xdist worker runs the whole module: its tests share the acquirers (a module
 # fixture), which each worker would otherwise start again.
 pytestmark = [pytest.mark.network, pytest.mark.hardware, pytest.mark.xdist_group("card_psp_cli")]
 
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
@@ -53,7 +49,7 @@ def acquirers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     processes = []
     try:
         for old in ("8583", "8584", "8585"):
-            port = _free_port()
+            port = free_port()
             text = re.sub(rf"^port = {old}$", f"port = {port}", text, flags=re.MULTILINE)
             process = subprocess.Popen(
                 [*ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port)],

@@ -31,19 +31,13 @@ from typing import IO, Any
 import httpx
 
 from edge_sync.pki import TestPki, ensure_test_pki
-from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.mosquitto import MosquittoBroker, free_port
 
 __all__ = ["ETIKA", "Lab", "Process", "free_port", "start_again"]
 
 REPO = Path(__file__).resolve().parents[2]
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
 TERMINAL_ID = "ETK00001"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def env() -> dict[str, str]:
