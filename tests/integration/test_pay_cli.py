@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.mosquitto import free_port
 from tests.fixtures.pcsc import PCSCD_GROUP
 from tests.integration.test_card_psp_cli import (  # the PIN pad process fixture too
-    _free_port,
     _wait_for_port,
     pinpad_process_factory,  # noqa: F401
 )
@@ -64,7 +64,7 @@ def counter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     try:
         routing = (profile / "routing.toml").read_text()
         for old in ("8583", "8584", "8585"):
-            port = _free_port()
+            port = free_port()
             routing = re.sub(rf"^port = {old}$", f"port = {port}", routing, flags=re.MULTILINE)
             process = subprocess.Popen(
                 [*ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port)],
@@ -72,7 +72,7 @@ def counter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
             processes.append(process)
             _wait_for_port(port, process)
         (profile / "routing.toml").write_text(routing)
-        pop_port = _free_port()
+        pop_port = free_port()
         pop = subprocess.Popen(
             [*ETIKA, "--data-dir", str(root / "pop"), "sim", "pop", "--port", str(pop_port),
              "--key-file", f"ETK00001={key_file}"],
@@ -167,7 +167,7 @@ def slow_profile(counter: tuple[Path, Path], tmp_path: Path) -> Iterator[Path]:
     profile, _ = counter
     slow = tmp_path / "profile"
     shutil.copytree(profile, slow)
-    port = _free_port()
+    port = free_port()
     acquirer = subprocess.Popen(
         [*ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port), "--faults",
          "latency=8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())

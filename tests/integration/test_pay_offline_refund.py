@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from terminal.payments.advice import advice_id
-from tests.integration.test_card_psp_cli import _free_port, _wait_for_port
+from tests.fixtures.mosquitto import free_port
+from tests.integration.test_card_psp_cli import _wait_for_port
 from tests.integration.test_pay_cli import ETIKA, _env, etika
 
 pytestmark = [pytest.mark.network, pytest.mark.hsm]
@@ -52,11 +53,11 @@ def offline_counter(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
     assert public.returncode == 0, public.stderr
     key_file = tmp_path / "terminal.pub.pem"
     key_file.write_text(public.stdout)
-    acquirer_port = _free_port()
+    acquirer_port = free_port()
     routing = re.sub(r"^port = 858[345]$", f"port = {acquirer_port}",
                      (profile / "routing.toml").read_text(), flags=re.MULTILINE)
     (profile / "routing.toml").write_text(routing)
-    pop_port = _free_port()
+    pop_port = free_port()
     pop = subprocess.Popen(
         [*ETIKA, "--data-dir", str(tmp_path / "pop"), "sim", "pop", "--port", str(pop_port),
          "--key-file", f"ETK00001={key_file}"],
@@ -86,7 +87,7 @@ def test_refund_of_offline_sale_reaches_the_acquirer_after_sync(
     assert refund.returncode == 0, refund.stderr
     waiting = json.loads(refund.stdout)
     assert waiting["state"] == "pending_sync", waiting
-    control = _free_port()
+    control = free_port()
     psp = subprocess.Popen(
         [*ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port),
          "--control-port", str(control)],
