@@ -27,8 +27,11 @@ from terminal.logs import luhn_valid
 __all__ = ["LUHN_EXEMPT", "Finding", "card_secrets", "scan_blob", "scan_files"]
 
 # A run of digits inside a hex string (a hash, a cryptogram, TLV as hex, two SQLite columns
-# side by side) is not a card number; a card number is delimited by something else.
-_DIGIT_RUN = re.compile(rb"(?<![0-9A-Fa-f])[0-9]{13,19}(?![0-9A-Fa-f])")
+# side by side) is not a card number; a card number is delimited by something else. Nor is
+# one that starts inside an identifier: in a SQLite page the terminal id "ETK00001" runs
+# straight into the next column's digits (a Luhn-valid 13-digit run one time in ten). Every
+# SQLite value is also scanned on its own (_sqlite_values), where no neighbour is glued on.
+_DIGIT_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9]{13,19}(?![0-9A-Fa-f])")
 
 
 @dataclass(frozen=True)
