@@ -42,13 +42,29 @@ from simulators.demo.processes import (
     wait_for_port,
 )
 
-__all__ = ["CONTACTLESS_READER", "CONTACT_READER", "Fleet", "mosquitto_binary"]
+__all__ = ["CONTACTLESS_READER", "CONTACT_READER", "Fleet", "mosquitto_binary",
+           "platform_subscribed"]
 
 CONTACT_READER = "Virtual PCD 00 00"
 CONTACTLESS_READER = "Virtual PCD 00 01"
 VPCD_PORTS = {CONTACT_READER: 35963, CONTACTLESS_READER: 35964}
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 BROKER_DIR = Path(__file__).resolve().parents[2] / "edge_sync" / "broker"
+
+
+def platform_subscribed(port: int, timeout_s: float = 30.0) -> bool:
+    """Whether the platform on ``port`` reports its MQTT subscription within ``timeout_s``
+    (``/healthz``): before that, what terminals publish would wait at the broker."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            if health.json().get("mqtt") == "subscribed":
+                return True
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def mosquitto_binary() -> str | None:
@@ -294,7 +310,7 @@ class Fleet:
         terminal_key.write_bytes(terminal_public_key_pem)
         self._etika("platform", "register-terminal", "--terminal-id", terminal_id,
                     "--public-key", str(terminal_key), data_dir=data)
-        self.platform_port = free_port()
+        self.platform_port = http_port = free_port()
         common = [*ETIKA, "--data-dir", str(data), "platform", "serve",
                   "--http-port", str(self.platform_port), "--worker-id", "demo"]
         self._set_sync(ca_file=f'"{pki.ca_pem}"', cert_file=f'"{pki.terminal_pem}"',
@@ -311,7 +327,9 @@ class Fleet:
                 "--mqtt-ca", str(pki.ca_pem), "--mqtt-cert", str(pki.platform_pem),
                 "--mqtt-key", str(pki.platform_key)], log=self.log("platform"))
             wait_for_port(self.platform_port, process, "the platform")
-            self._wait_subscribed()
+            if not platform_subscribed(http_port):
+                raise DemoError(f"the platform never subscribed to the broker (see "
+                                f"{self.log('platform')})")
             self._set_sync(mqtt_host='"127.0.0.1"', mqtt_port=str(terminal_port),
                            mqtt_tls="true", https_url=f'"http://127.0.0.1:{self.platform_port}"')
             self.platform_link = "MQTT"
@@ -347,19 +365,6 @@ class Fleet:
         wait_for_port(terminal_port, process, "Mosquitto (terminal listener)")
         wait_for_port(platform_port, process, "Mosquitto (platform listener)")
         return terminal_port, platform_port
-
-    def _wait_subscribed(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{self.platform_port}/healthz", timeout=2)
-                if health.json().get("mqtt") == "subscribed":
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise DemoError(f"the platform never subscribed to the broker (see "
-                        f"{self.log('platform')})")
 
     def sync(self, data_dir: Path) -> subprocess.Popen[str]:
         """The terminal's outbox worker for ``data_dir``: to the platform, the PSPs and the

@@ -31,6 +31,7 @@ from typing import IO, Any
 import httpx
 
 from edge_sync.pki import TestPki, ensure_test_pki
+from simulators.demo.fleet import platform_subscribed
 from tests.fixtures.mosquitto import MosquittoBroker, free_port
 
 __all__ = ["ETIKA", "Lab", "Process", "free_port", "start_again"]
@@ -248,16 +249,8 @@ class Lab:
                     lambda: broker.proc is not None and broker.proc.poll() is None, "broker")
 
     def wait_platform_subscribed(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{self.platform_port}/healthz", timeout=2)
-                if health.json().get("mqtt") == "subscribed":
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the platform never subscribed to the broker")
+        if not platform_subscribed(self.platform_port, timeout):
+            raise RuntimeError("the platform never subscribed to the broker")
 
     # --- faults ----------------------------------------------------------------------------
 
