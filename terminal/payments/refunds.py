@@ -10,7 +10,8 @@
   authorisation is reversed and the payment becomes ``voided``.
 
 Every refund and void carries its PoP counterpart record (kind ``refund`` / ``cancel``),
-queued in the outbox, and is journalled.
+queued in the outbox, and is journalled; so is every failed retry of a waiting refund
+(entity ``refund_attempt``, action ``refund_retry_failed``: payment, PSP, error class).
 """
 
 from __future__ import annotations
@@ -138,6 +139,14 @@ async def send_refund(manager: PaymentManager, refund_id: str) -> RefundOutcome:
         if refund[3] == "requested":
             manager.store.record(StateChange("refund", refund_id, "pending_sync",
                                              reason=f"PSP unreachable ({exc}); retried later"))
+        else:
+            # The refund stays pending_sync, so no transition journals this attempt; an
+            # auditor must still see every attempt. The error's class only: its text is
+            # the connector's and the journal takes nothing it did not choose.
+            manager.store.record(StateChange(
+                "refund_attempt", refund_id, None, action="refund_retry_failed",
+                fields={"payment_id": refund[0], "psp": request.original.connector,
+                        "error": type(exc).__name__}))
         return _refund_outcome(manager, uuid.UUID(refund_id))
     manager.on_step("refund_answered")
     state = "approved" if answer.outcome is Outcome.APPROVE else "declined"
