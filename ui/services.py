@@ -34,6 +34,7 @@ from terminal.payments.model import (
     SaleRequest,
     UnknownPaymentError,
 )
+from terminal.payments.rows import PaymentSummary, connector_of
 from terminal.services import TerminalServices
 from terminal.services.cards import ReaderStatus
 from ui.facade import (
@@ -186,10 +187,10 @@ class TerminalCounterServices:
             raise UnknownPaymentError(f"no payment {payment_id} in this terminal's store")
         outcome = outcome_from_row(store, detail, self._info.locale)
         attempts = tuple(
-            f"{a['attempt_number']} {(a.get('gateway_response') or {}).get('connector', '-')}: "
-            f"{a['status']} {a.get('error_code') or ''}".rstrip() for a in detail["attempts"])
-        fraud = detail.get("fraud_check")
-        pop = detail.get("pop")
+            f"{a['attempt_number']} {connector_of(a)}: "
+            f"{a['status']} {a['error_code'] or ''}".rstrip() for a in detail["attempts"])
+        fraud = detail["fraud_check"]
+        pop = detail["pop"]
         refunds = detail["refunds"]
         taken = sum(int(r["amount_minor"]) for r in refunds
                     if r["status"] in ("approved", "pending_sync", "requested"))
@@ -199,7 +200,7 @@ class TerminalCounterServices:
             attempts=attempts,
             fraud=(f"{fraud['risk_score']:.2f} {fraud['risk_level']} → {fraud['decision']}"
                    if fraud else ""),
-            pop=(f"{pop['status']} {pop.get('pop_reference') or ''}".strip() if pop else ""),
+            pop=(f"{pop['status']} {pop['pop_reference'] or ''}".strip() if pop else ""),
             refunds=tuple(f"{r['kind']} {r['status']} "
                           f"{Amount(int(r['amount_minor']), currency(r['currency']))}"
                           for r in refunds),
@@ -355,12 +356,12 @@ def _mirrored(pin_entry: PinCallback, on_event: EventCallback) -> PinCallback:
     return entry
 
 
-def _history_row(row: dict[str, Any]) -> HistoryRow:
+def _history_row(row: PaymentSummary) -> HistoryRow:
     return HistoryRow(
         payment_id=str(row["id"]), created_at=str(row["created_at"]), state=str(row["status"]),
         amount=Amount(int(row["amount_minor"]), currency(row["currency"])),
-        masked_pan=row.get("pan_masked") or "", network=row.get("network") or "",
-        offline=bool(row.get("offline")))
+        masked_pan=row["pan_masked"] or "", network=row["network"] or "",
+        offline=bool(row["offline"]))
 
 
 def _online(rows: list[DestinationStatusRow]) -> bool | None:

@@ -262,6 +262,7 @@ def _tx_show(ctx: CliContext, args: argparse.Namespace) -> int:
     from terminal.payments.ledger import payment_detail
     from terminal.payments.manager import outcome_from_row
     from terminal.payments.model import UnknownPaymentError
+    from terminal.payments.rows import connector_of
 
     with ctx.services() as services:
         detail = payment_detail(services.store, args.payment_id)
@@ -270,16 +271,15 @@ def _tx_show(ctx: CliContext, args: argparse.Namespace) -> int:
                                       "(etika tx list shows them)")
         outcome = outcome_from_row(services.store, detail)
     if args.json:
-        detail["receipts"] = dict(outcome.receipts)
-        print(json.dumps(detail, ensure_ascii=False, default=str))
+        print(json.dumps({**detail, "receipts": dict(outcome.receipts)}, ensure_ascii=False,
+                         default=str))
         return 0
     _print_outcome(outcome, False, False)
     print(f"  {'created':<10} {detail['created_at']}")
     for attempt in detail["attempts"]:
-        response = attempt.get("gateway_response") or {}
-        print(f"  attempt {attempt['attempt_number']}  {response.get('connector', '-')}: "
-              f"{attempt['status']} {attempt.get('error_code') or ''}".rstrip())
-    fraud = detail.get("fraud_check")
+        print(f"  attempt {attempt['attempt_number']}  {connector_of(attempt)}: "
+              f"{attempt['status']} {attempt['error_code'] or ''}".rstrip())
+    fraud = detail["fraud_check"]
     if fraud:
         print(f"  fraud      {fraud['risk_score']:.2f} {fraud['risk_level']} "
               f"→ {fraud['decision']}")

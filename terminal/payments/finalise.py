@@ -292,7 +292,8 @@ async def abandon(manager: PaymentManager, sale: SaleInProgress, legs: DualLegs,
     else:
         outbox = _pop_cancel(manager, legs, "the card session ended early")
         pop_fields, pop_state = _pop_after(legs.pop_leg, approved=False)
-        current = (ledger.payment_row(manager.store, pid) or {}).get("status")
+        stored = ledger.payment_row(manager.store, pid)
+        current = stored["status"] if stored else None
         state = "cancelled"
         if current == "created" and not outbox:
             outcome = _close(manager, sale, None, state, f"cancelled: {reason}")

@@ -3,8 +3,8 @@
 
 Writes here run inside the caller's write transaction, next to the state change they
 belong to (:func:`terminal.store.changes.record_change`), so a payment, its attempts, its
-fraud check and its journal entry are one commit. Reads return plain dicts, with no card
-data to leak: the store holds none.
+fraud check and its journal entry are one commit. Reads return the TypedDicts of
+:mod:`terminal.payments.rows`, with no card data to leak: the store holds none.
 """
 
 from __future__ import annotations
@@ -16,8 +16,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from edge_sync.json_types import JsonObject
+from terminal.payments.rows import (
+    AttemptRow,
+    FraudCheckRow,
+    JournalEntry,
+    PaymentDetail,
+    PaymentRow,
+    PaymentSummary,
+    PopRow,
+    RefundRow,
+)
 from terminal.store import Store
 
 __all__ = [
@@ -37,6 +48,9 @@ __all__ = [
 ]
 
 
+_Row = TypeVar("_Row")
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One try at a PSP for a payment (seed 000 ``payment_attempts``)."""
@@ -46,7 +60,7 @@ class Attempt:
     error_code: str | None = None
     error_message: str | None = None
     #: What the PSP answered, without card data (code, outcome, references).
-    summary: Mapping[str, Any] | None = None
+    summary: JsonObject | None = None
 
 
 @dataclass(frozen=True)
@@ -156,33 +170,40 @@ def refunded_minor(store: Store, payment_id: uuid.UUID) -> int:
     return int(value)
 
 
-def _dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    data = {key: row[key] for key in row.keys()}
-    data.pop("vault_blob", None)  # sealed card data: never shown, never exported
-    for key in ("emv", "route_connectors", "psp_reference", "receipt", "gateway_response",
-                "checks_performed"):
-        if isinstance(data.get(key), str):
-            try:
-                data[key] = json.loads(data[key])
-            except ValueError:
-                pass
-    return data
+_JSON_COLUMNS = frozenset({"emv", "route_connectors", "psp_reference", "receipt",
+                           "gateway_response", "checks_performed"})
 
 
-def payment_row(store: Store, payment_id: str) -> dict[str, Any] | None:
+def _column(key: str, value: object) -> object:
+    if key in _JSON_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass  # not JSON: shown as stored
+    return value
+
+
+def _typed(shape: type[_Row], row: sqlite3.Row) -> _Row:
+    """The row as ``shape``: exactly its keys (``row[key]`` fails on a column the query
+    lacks), JSON columns decoded. The cast is what this function checks: the keys come from
+    the TypedDict and the value types from the schema it mirrors (:mod:`terminal.payments.rows`;
+    a test pins the two together)."""
+    return cast(_Row, {key: _column(key, row[key]) for key in shape.__annotations__})
+
+
+def payment_row(store: Store, payment_id: str) -> PaymentRow | None:
     row = store.connection.execute("SELECT * FROM payments WHERE id = ?", (payment_id,))
-    return _dict(row.fetchone())
+    found = row.fetchone()
+    return None if found is None else _typed(PaymentRow, found)
 
 
 def list_payments(store: Store, *, state: str | None = None, last4: str | None = None,
                   since: str | None = None, until: str | None = None,
                   min_minor: int | None = None, max_minor: int | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
+                  limit: int = 100) -> list[PaymentSummary]:
     """Payments newest first, filtered as the history screen and ``etika tx list`` ask."""
     where: list[str] = []
-    args: list[Any] = []
+    args: list[str | int] = []
     if state:
         where.append("status = ?")
         args.append(state)
@@ -207,39 +228,38 @@ def list_payments(store: Store, *, state: str | None = None, last4: str | None =
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY created_at DESC, id LIMIT ?"
     args.append(limit)
-    return [d for r in store.connection.execute(sql, args) if (d := _dict(r)) is not None]
+    return [_typed(PaymentSummary, r) for r in store.connection.execute(sql, args)]
 
 
-def payment_detail(store: Store, payment_id: str) -> dict[str, Any] | None:
+def payment_detail(store: Store, payment_id: str) -> PaymentDetail | None:
     """A payment with its attempts, fraud check, PoP record, refunds and journal entries."""
     payment = payment_row(store, payment_id)
     if payment is None:
         return None
     conn = store.connection
 
-    def rows(sql: str) -> list[dict[str, Any]]:
-        return [d for r in conn.execute(sql, (payment_id,)) if (d := _dict(r)) is not None]
+    def rows(shape: type[_Row], sql: str) -> list[_Row]:
+        return [_typed(shape, r) for r in conn.execute(sql, (payment_id,))]
 
-    payment["attempts"] = rows("SELECT attempt_number, status, error_code, error_message, "
-                               "gateway_response, created_at FROM payment_attempts "
-                               "WHERE payment_id = ? ORDER BY attempt_number")
-    fraud = rows("SELECT risk_score, risk_level, decision, checks_performed, created_at "
-                 "FROM fraud_checks WHERE payment_id = ? ORDER BY created_at")
-    payment["fraud_check"] = fraud[-1] if fraud else None
-    pop = rows("SELECT id, status, pop_reference, sequence, reason, updated_at "
+    attempts = rows(AttemptRow, "SELECT attempt_number, status, error_code, error_message, "
+                    "gateway_response, created_at FROM payment_attempts "
+                    "WHERE payment_id = ? ORDER BY attempt_number")
+    fraud = rows(FraudCheckRow, "SELECT risk_score, risk_level, decision, checks_performed, "
+                 "created_at FROM fraud_checks WHERE payment_id = ? ORDER BY created_at")
+    pop = rows(PopRow, "SELECT id, status, pop_reference, sequence, reason, updated_at "
                "FROM pop_transactions WHERE payment_id = ?")
-    payment["pop"] = pop[0] if pop else None
-    payment["refunds"] = rows("SELECT id, kind, amount_minor, currency, status, reason, "
-                              "pop_record_id, created_at FROM refunds WHERE payment_id = ? "
-                              "ORDER BY created_at")
-    ids = [payment_id, *(r["id"] for r in payment["refunds"])]
-    if payment["pop"]:
-        ids.append(payment["pop"]["id"])
+    refunds = rows(RefundRow, "SELECT id, kind, amount_minor, currency, status, reason, "
+                   "pop_record_id, created_at FROM refunds WHERE payment_id = ? "
+                   "ORDER BY created_at")
+    ids = [payment_id, *(r["id"] for r in refunds)]
+    if pop:
+        ids.append(pop[0]["id"])
     marks = ",".join("?" for _ in ids)
-    payment["journal"] = [
+    journal: list[JournalEntry] = [
         {"id": r[0], "at": r[1], "entity": r[2], "action": r[3], "from": r[4], "to": r[5]}
         for r in conn.execute(
             f"SELECT id, at, entity, action, from_state, to_state FROM audit_journal "  # noqa: S608
             f"WHERE entity_id IN ({marks}) ORDER BY id", ids)
     ]
-    return payment
+    return PaymentDetail(**payment, attempts=attempts, fraud_check=fraud[-1] if fraud else None,
+                         pop=pop[0] if pop else None, refunds=refunds, journal=journal)

@@ -315,8 +315,8 @@ class PaymentManager:
             return []
 
     def route_of(self, sale: SaleInProgress) -> list[str]:
-        row = ledger.payment_row(self.store, str(sale.payment_id)) or {}
-        route = row.get("route_connectors")
+        row = ledger.payment_row(self.store, str(sale.payment_id))
+        route = row["route_connectors"] if row else None
         return list(route) if isinstance(route, list) else []
 
     # --- reading back ------------------------------------------------------------------

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from edge_sync.json_types import JsonValue
 from terminal.money import Amount
 from terminal.money import currency as currency_of
 from terminal.payments.model import APPROVED_STATES, PaymentOutcome
 from terminal.payments.receipt import Receipt, render_text
+from terminal.payments.rows import PaymentRow
 from terminal.store import OutboxMessage, Store
 
 __all__ = ["outcome_from_row", "token_activation"]
 
 
-def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
-                     ) -> PaymentOutcome:
+def outcome_from_row(store: Store, row: PaymentRow, locale: str = "fr") -> PaymentOutcome:
     """A payment's outcome as the CLI and the UI show it, from its stored row."""
-    pid = str(row["id"])
+    pid = row["id"]
     pop = store.connection.execute(
         "SELECT status, pop_reference FROM pop_transactions WHERE payment_id = ?",
         (pid,)).fetchone()
@@ -35,7 +33,7 @@ def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
     attempts = store.connection.execute(
         "SELECT count(*) FROM payment_attempts WHERE payment_id = ?", (pid,)).fetchone()[0]
     receipts: dict[str, str] = {}
-    data = row.get("receipt")
+    data = row["receipt"]
     if isinstance(data, dict):
         with contextlib.suppress(Exception):
             merchant = Receipt.from_dict(data)
@@ -44,15 +42,15 @@ def outcome_from_row(store: Store, row: Mapping[str, Any], locale: str = "fr"
             receipts["merchant"] = render_text(merchant, locale=locale)
             receipts["customer"] = render_text(
                 Receipt.from_dict({**merchant.as_dict(), "copy": "customer"}), locale=locale)
-    state = str(row["status"])
+    state = row["status"]
     return PaymentOutcome(
         payment_id=uuid.UUID(pid), state=state,
-        approved=state in APPROVED_STATES, reason=str(row.get("reason") or ""),
-        amount=Amount(int(row["amount_minor"]), currency_of(str(row["currency"]))),
-        offline=bool(row.get("offline")), masked_pan=str(row.get("pan_masked") or ""),
-        network=str(row.get("network") or ""), auth_code=row.get("auth_code"),
+        approved=state in APPROVED_STATES, reason=row["reason"] or "",
+        amount=Amount(row["amount_minor"], currency_of(row["currency"])),
+        offline=bool(row["offline"]), masked_pan=row["pan_masked"] or "",
+        network=row["network"] or "", auth_code=row["auth_code"],
         pop_status=pop[0] if pop else None, pop_reference=pop[1] if pop else None,
-        emv=emv if isinstance(emv := row.get("emv"), dict) else {},
+        emv=emv if isinstance(emv := row["emv"], dict) else {},
         fraud=({"score": fraud[0], "level": fraud[1], "decision": fraud[2]}
                if fraud else None),
         attempts=int(attempts), receipts=receipts,

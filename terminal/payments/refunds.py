@@ -17,9 +17,10 @@ queued in the outbox, and is journalled; so is every failed retry of a waiting r
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge_sync.connectors.base import Outcome, PspReference, RefundRequest
 from edge_sync.connectors.errors import PspError
@@ -34,6 +35,7 @@ from terminal.payments.model import (
     RefundRefusedError,
     UnknownPaymentError,
 )
+from terminal.payments.rows import PaymentRow
 from terminal.services.psp import psp_amount
 from terminal.store import StateChange
 from terminal.store.changes import record_change
@@ -46,7 +48,7 @@ __all__ = ["refund_payment", "send_refund", "void_payment"]
 REFUNDABLE = frozenset({"completed", "pop_deferred"})
 
 
-def _payment(manager: PaymentManager, payment_id: str) -> dict[str, Any]:
+def _payment(manager: PaymentManager, payment_id: str) -> PaymentRow:
     try:
         uuid.UUID(payment_id)
     except ValueError:
@@ -59,7 +61,7 @@ def _payment(manager: PaymentManager, payment_id: str) -> dict[str, Any]:
     return row
 
 
-def _pop_record(manager: PaymentManager, conn: Any, row: dict[str, Any], kind: str,
+def _pop_record(manager: PaymentManager, conn: sqlite3.Connection, row: PaymentRow, kind: str,
                 amount_minor: int) -> PopRecord:
     """The refund's or void's PoP counterpart; it refers to the sale's own PoP record."""
     term = manager.profile.terminal
@@ -125,8 +127,8 @@ async def send_refund(manager: PaymentManager, refund_id: str) -> RefundOutcome:
     refund = manager.store.connection.execute(
         "SELECT payment_id, amount_minor, currency, status FROM refunds WHERE id = ?",
         (refund_id,)).fetchone()
-    row = ledger.payment_row(manager.store, refund[0]) or {}
-    reference = row.get("psp_reference")
+    row = ledger.payment_row(manager.store, refund[0])
+    reference = row["psp_reference"] if row else None
     if not isinstance(reference, dict):
         return _refund_outcome(manager, uuid.UUID(refund_id))
     amount = Amount(int(refund[1]), currency_of(refund[2]))
