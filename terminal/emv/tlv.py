@@ -17,10 +17,15 @@ several records), and its errors do not carry the absolute offset inside nested 
 Every malformed input raises :class:`~terminal.emv.errors.TlvError` with ``offset``: the
 index in the outermost buffer where the problem was found.
 
-Bounds: a card (or a host's DE 55) is untrusted input. EMV templates nest a few levels
-(``6F`` → ``A5`` → ``BF0C`` → ``61`` is the deepest in Book 1), so decoding refuses more
-than :data:`MAX_DEPTH` levels of constructed objects and more than :data:`MAX_SIZE` bytes
-of input, with a ``TlvError``; nothing here recurses without a bound, ``repr`` included.
+Bounds: a card (or a host's DE 55) is untrusted input, and a few kilobytes of ``E1 82 ..``
+headers delivered through ``61xx`` chaining nest a thousand levels deep. EMV templates nest
+a few levels (``6F`` → ``A5`` → ``BF0C`` → ``61`` → ``73`` is the deepest, Book 1 §11.3.4
+and §12.2.3; a record is ``70`` → its objects; DE 55 carries ``71``/``72`` → ``86``), so
+decoding refuses more than :data:`MAX_DEPTH` levels of constructed objects and more than
+:data:`MAX_SIZE` bytes of input, with a ``TlvError`` that says where (``offset``) and, for
+nesting, how deep (``depth``). Nothing here recurses without a bound: ``repr``/``str``
+stop at a few levels, and :func:`find_all` and :func:`flatten` walk with a stack, so even
+a tree built by hand at any depth is safe.
 """
 
 from __future__ import annotations
@@ -51,10 +56,14 @@ __all__ = [
 
 _PADDING = 0x00
 _MAX_LENGTH_BYTES = 4
-#: Constructed objects nested deeper than this are refused (EMV uses at most 4 levels).
+#: Constructed objects nested deeper than this are refused. EMV uses at most 5 levels;
+#: 16 leaves room for issuers' proprietary templates yet keeps the decoder's recursion (one
+#: Python frame per level) far below the interpreter's limit of 1,000.
 MAX_DEPTH = 16
-#: Inputs longer than this are refused: 16 chained 256-byte answers are 4 KB, DE 55 < 1 KB.
-MAX_SIZE = 65536
+#: Inputs longer than this are refused. The largest legitimate input is a card's answer
+#: through T=0 chaining: at most ``drivers.apdu.MAX_T0_ROUNDS`` (32) × 256 bytes = 8 KB;
+#: a DE 55 is under 1 KB (ISO 8583 LLLVAR). Twice that leaves a margin and nothing more.
+MAX_SIZE = 16384
 #: ``repr`` shows children down to this depth, then ``…``.
 _REPR_DEPTH = 4
 
@@ -245,8 +254,11 @@ def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]
         children: list[Tlv] = []
         if recurse and first & 0x20:
             if depth >= MAX_DEPTH:
-                raise TlvError(f"constructed objects nested more than {MAX_DEPTH} deep",
-                               offset=base + start, tag=tag)
+                raise TlvError(
+                    f"constructed objects nested more than {MAX_DEPTH} deep "
+                    f"(this one is at depth {depth + 1})",
+                    offset=base + start, tag=tag, depth=depth + 1,
+                )
             children = _decode_list(value, base + offset, True, depth + 1)
         out.append(Tlv(tag, value, children, base + start))
         offset = end
@@ -264,11 +276,17 @@ def decode(data: bytes) -> list[Tlv]:
 
 def find_all(tlvs: Iterable[Tlv], tag: int) -> Iterator[Tlv]:
     """Every object with ``tag`` in ``tlvs`` and their descendants, depth first."""
-    for item in tlvs:
-        if item.tag == tag:
-            yield item
-        if item.children:
-            yield from find_all(item.children, tag)
+    # An explicit stack of iterators, not recursion: safe on a hand-built tree of any depth.
+    stack: list[Iterator[Tlv]] = [iter(tlvs)]
+    while stack:
+        for item in stack[-1]:
+            if item.tag == tag:
+                yield item
+            if item.children:
+                stack.append(iter(item.children))
+                break
+        else:
+            stack.pop()
 
 
 def find(tlvs: Iterable[Tlv], tag: int) -> Tlv | None:
@@ -279,10 +297,15 @@ def find(tlvs: Iterable[Tlv], tag: int) -> Tlv | None:
 def flatten(tlvs: Iterable[Tlv]) -> dict[int, bytes]:
     """Primitive objects by tag (first occurrence wins), constructed ones descended into."""
     out: dict[int, bytes] = {}
-    for item in tlvs:
-        if item.constructed:
-            for tag, value in flatten(item.children).items():
-                out.setdefault(tag, value)
+    # Depth first with a stack of iterators (no recursion), as in find_all.
+    stack: list[Iterator[Tlv]] = [iter(tlvs)]
+    while stack:
+        for item in stack[-1]:
+            if is_constructed(item.tag):
+                stack.append(iter(item.children))
+                break
+            if item.tag not in out:
+                out[item.tag] = item.value
         else:
-            out.setdefault(item.tag, item.value)
+            stack.pop()
     return out
