@@ -33,14 +33,11 @@ from edge_sync.messages import (
     Ack,
     AckStatus,
     AckVerifier,
-    _check_signature,
-    _check_utc_timestamp,
-    _check_uuid,
-    _Wire,
     canonical_json,
     utc_now_iso,
 )
 from edge_sync.signing import Signer
+from edge_sync.wire import WireModel, check_signature, check_utc_timestamp, check_uuid
 
 __all__ = ["MAX_ACKS_PER_BATCH", "AckItem", "SignedAckBatch", "build_ack_batch",
            "check_ack_batch", "is_ack_batch"]
@@ -59,10 +56,10 @@ class AckItem(BaseModel):
     status: AckStatus
     reason: str | None = None
 
-    _uuid = field_validator("message_id")(_check_uuid)
+    _uuid = field_validator("message_id")(check_uuid)
 
 
-class SignedAckBatch(_Wire):
+class SignedAckBatch(WireModel):
     """The acks of one platform commit for one terminal and destination, signed once."""
 
     v: Literal[1] = PROTOCOL_VERSION
@@ -72,8 +69,8 @@ class SignedAckBatch(_Wire):
     acks: list[AckItem] = Field(min_length=1, max_length=MAX_ACKS_PER_BATCH)
     signature: str
 
-    _sig = field_validator("signature")(_check_signature)
-    _ts = field_validator("issued_at")(_check_utc_timestamp)
+    _sig = field_validator("signature")(check_signature)
+    _ts = field_validator("issued_at")(check_utc_timestamp)
 
 
 def is_ack_batch(raw: bytes) -> bool:

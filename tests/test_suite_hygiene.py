@@ -22,8 +22,8 @@ _CHECK_CALLS = ("raises", "warns", "fail")
 #: Helpers whose call is a check, and where each is defined (it must assert or raise).
 CHECKING_HELPERS = {
     "_check": "tests/test_cli_bad_input.py",
-    "verify_envelope": "edge_sync/messages.py",
-    "verify_downlink": "edge_sync/messages.py",
+    "verify_envelope": "edge_sync/wire_signing.py",
+    "verify_downlink": "edge_sync/wire_signing.py",
 }
 
 _FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef)
