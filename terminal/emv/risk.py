@@ -75,7 +75,11 @@ def processing_restrictions(
         tvr.set(TvrBit.DIFFERENT_APP_VERSIONS)
 
     auc = card.get(0x9F07)
-    if auc is not None and len(auc) >= 2:
+    if auc is not None and len(auc) != 2:
+        # Book 3 Annex A: the AUC is 2 bytes. One that is not cannot show the service is
+        # allowed: like a malformed date, it sets its bit and never fails open.
+        tvr.set(TvrBit.SERVICE_NOT_ALLOWED)
+    elif auc is not None:
         allowed = True
         if config.is_atm and not auc[0] & 0x02:
             allowed = False
@@ -186,15 +190,41 @@ async def _velocity_checking(channel: CardChannel, lcol: bytes, ucol: bytes, tvr
         tvr.set(TvrBit.UCOL_EXCEEDED)
 
 
+#: Issuer action codes (Book 3 §10.7, Annex A): tag, name, default when absent.
+_IAC_DENIAL = (0x9F0E, "denial", bytes(5))
+_IAC_ONLINE = (0x9F0F, "online", b"\xff" * 5)
+_IAC_DEFAULT = (0x9F0D, "default", b"\xff" * 5)
+
+
+def _issuer_action_code(card: dict[int, bytes], which: tuple[int, str, bytes]) -> bytes:
+    """An IAC as the card sent it (5 bytes, Book 3 Annex A), or its default when absent.
+
+    A present IAC of another length cannot be read bit for bit against the TVR; taking the
+    default instead would let a card weaken the issuer's rules, so it is the card's data
+    error (the transaction ends, as for any malformed object the kernel must interpret).
+    """
+    tag, name, default = which
+    value = card.get(tag)
+    if value is None:
+        return default
+    if len(value) != 5:
+        raise CardDataError(f"the issuer action code – {name} ({tag:X}) is {len(value)} "
+                            "bytes, not 5", tag=tag)
+    return value
+
+
 def action_analysis(
     card: dict[int, bytes], aid: AidConfig, tvr: Tvr, *, online_capable: bool
 ) -> Cryptogram:
     """The cryptogram to ask for in GENERATE AC 1 (Book 3 §10.7)."""
-    iac_denial = card.get(0x9F0E, bytes(5))
+    # All three read first: whether a malformed one ends the transaction must not depend
+    # on which TVR bits happen to be set.
+    iac_denial = _issuer_action_code(card, _IAC_DENIAL)
+    iac_online = _issuer_action_code(card, _IAC_ONLINE)
+    _issuer_action_code(card, _IAC_DEFAULT)
     if tvr.matches(aid.tac_denial) or tvr.matches(iac_denial):
         return Cryptogram.AAC
     if online_capable:
-        iac_online = card.get(0x9F0F, b"\xff" * 5)
         if tvr.matches(aid.tac_online) or tvr.matches(iac_online):
             return Cryptogram.ARQC
         return Cryptogram.TC
@@ -203,7 +233,7 @@ def action_analysis(
 
 def default_action(card: dict[int, bytes], aid: AidConfig, tvr: Tvr) -> Cryptogram:
     """TAC/IAC default: offline-only terminals and the unable-to-go-online path (§10.7)."""
-    iac_default = card.get(0x9F0D, b"\xff" * 5)
+    iac_default = _issuer_action_code(card, _IAC_DEFAULT)
     if tvr.matches(aid.tac_default) or tvr.matches(iac_default):
         return Cryptogram.AAC
     return Cryptogram.TC
