@@ -30,6 +30,7 @@ from terminal.emv.errors import (
     CardDataError,
     CardError,
     CommandTooLongError,
+    DolError,
     TlvError,
     TransactionNotAllowedError,
 )
@@ -90,23 +91,31 @@ class ContactFlow(OdaSteps, CryptogramSteps):
 
     # -- §10.1 initiate application processing ------------------------------------------
 
-    async def initiate_and_read(self) -> None:
-        """Book 3 §10.1 (GET PROCESSING OPTIONS) then §10.2 (READ RECORD per the AFL)."""
+    def gpo_command(self) -> bytes:
+        """GET PROCESSING OPTIONS with the PDOL data (Book 3 §10.1, §5.4); every flow's.
+
+        A malformed PDOL is a :class:`CardDataError`; one asking for more than the command
+        carries (Book 3 Annex B, Book 1 §9.4: the ``83`` template in one short command, so
+        252 bytes) a :class:`CommandTooLongError` — both naming 9F38.
+        """
         pdol = self.selected.pdol
         if pdol:
             try:
                 self.pdol_data = build_dol(pdol, self.dol_source())
-            except ValueError as exc:
-                raise CardDataError(f"the card's PDOL is malformed: {exc}", tag=0x9F38) from exc
+            except DolError as exc:
+                raise CardDataError(f"the card's PDOL is malformed: {exc.message}",
+                                    tag=0x9F38) from exc
         try:
-            command = apdu.get_processing_options(self.pdol_data)
+            return apdu.get_processing_options(self.pdol_data)
         except CommandTooLongError as exc:
-            # Book 3 Annex B, Book 1 §9.4: the 83 template must fit one short command.
             raise CommandTooLongError(
                 f"the card's PDOL asks for {len(self.pdol_data)} bytes of terminal data; "
                 "GET PROCESSING OPTIONS carries at most 252", tag=0x9F38,
             ) from exc
-        response = await self.channel.transmit(command)
+
+    async def initiate_and_read(self) -> None:
+        """Book 3 §10.1 (GET PROCESSING OPTIONS) then §10.2 (READ RECORD per the AFL)."""
+        response = await self.channel.transmit(self.gpo_command())
         if response.sw == 0x6985:
             raise GpoRefusedError(
                 "the card refuses this transaction (GPO: conditions of use not satisfied)",

@@ -37,13 +37,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from etika_errors import EtikaError
-from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.contact import ContactFlow, checked_aip, response_template
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
 from terminal.emv.dates import application_date
-from terminal.emv.dol import build_dol
 from terminal.emv.errors import (
     CardDataError,
     CardError,
@@ -105,13 +103,10 @@ class QvsdcFlow(ContactFlow):
                 and self.authoriser is not None)
 
     async def _gpo(self) -> None:
-        pdol = self.selected.pdol or b""
-        source = self.dol_source()
-        self.pdol_data = build_dol(pdol, source) if pdol else b""
         # The card's qVSDC cryptogram covers the terminal data as sent in the PDOL; the TVR
         # the kernel sets afterwards (ODA not performed, …) is for the terminal's own log.
-        self.pdol_tvr = source.get(0x95, bytes(5))
-        response = await self.channel.transmit(apdu.get_processing_options(self.pdol_data))
+        self.pdol_tvr = bytes(self.tvr)
+        response = await self.channel.transmit(self.gpo_command())
         if response.sw in (0x6984, 0x6985, 0x6986):
             raise TransactionNotAllowedError(
                 "the card asks for another interface; insert the card", sw=response.sw

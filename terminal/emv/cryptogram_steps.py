@@ -13,7 +13,13 @@ import logging
 from terminal.emv import apdu
 from terminal.emv.card_responses import response_template
 from terminal.emv.dol import build_dol, parse_dol
-from terminal.emv.errors import CardDataError, CardError, CommandTooLongError, OdaError
+from terminal.emv.errors import (
+    CardDataError,
+    CardError,
+    CommandTooLongError,
+    DolError,
+    OdaError,
+)
 from terminal.emv.flow_state import FlowState
 from terminal.emv.oda import sha1, verify_cda
 from terminal.emv.online import (
@@ -39,14 +45,11 @@ class CryptogramSteps(FlowState):
     """Book 3 §10.8–10.11 on the transaction's state."""
 
     async def generate_ac(self, kind: Cryptogram, cdol_tag: int) -> Cryptogram:
-        cdol = self.card[cdol_tag]
+        entries = self._card_dol(cdol_tag)
         source = self.dol_source()
-        if any(tag == 0x98 for tag, _ in parse_dol(cdol)):
+        if any(tag == 0x98 for tag, _ in entries):
             source[0x98] = self._tc_hash(source)
-        try:
-            cdol_data = build_dol(cdol, source)
-        except ValueError as exc:
-            raise CardDataError(f"CDOL {cdol_tag:X} is malformed: {exc}", tag=cdol_tag) from exc
+        cdol_data = build_dol(entries, source)
         cda = (
             self.oda == "cda"
             and kind is not Cryptogram.AAC
@@ -93,6 +96,14 @@ class CryptogramSteps(FlowState):
             self.card[tag] = value
         return got
 
+    def _card_dol(self, tag: int) -> list[tuple[int, int]]:
+        """The entries of the card's DOL ``tag`` (8C, 8D, 97); malformed → CardDataError."""
+        try:
+            return parse_dol(self.card[tag])
+        except DolError as exc:
+            raise CardDataError(f"the card's DOL {tag:X} is malformed: {exc.message}",
+                                tag=tag) from exc
+
     def _check_cda(self, template: Tlv, data: dict[int, bytes], cdol_data: bytes,
                    cdol_tag: int) -> None:
         """Book 2 §6.6.2; a failure sets CDA failed and the card's AC is not trusted."""
@@ -113,12 +124,11 @@ class CryptogramSteps(FlowState):
             self.oda_result = "failed"
 
     def _tc_hash(self, source: dict[int, bytes]) -> bytes:
-        tdol = self.card.get(0x97)
-        if tdol is None:
-            tdol = self.aid_config.default_tdol
-            self.tvr.set(TvrBit.DEFAULT_TDOL_USED)
-            source[0x95] = bytes(self.tvr)
-        return sha1(build_dol(tdol, source))
+        if 0x97 in self.card:
+            return sha1(build_dol(self._card_dol(0x97), source))
+        self.tvr.set(TvrBit.DEFAULT_TDOL_USED)
+        source[0x95] = bytes(self.tvr)
+        return sha1(build_dol(self.aid_config.default_tdol, source))
 
     # -- §10.9–10.11 online, scripts, completion -----------------------------------------
 
@@ -169,7 +179,7 @@ class CryptogramSteps(FlowState):
         iad = answer.issuer_authentication_data
         malformed = answer.issuer_data_malformed or (
             iad is not None and not 8 <= len(iad) <= 16)
-        cdol2_has_91 = any(tag == 0x91 for tag, _ in parse_dol(self.card[0x8D]))
+        cdol2_has_91 = any(tag == 0x91 for tag, _ in self._card_dol(0x8D))
         if malformed:
             log.info("issuer authentication data unusable; issuer authentication failed")
             self.tsi.set(TsiBit.ISSUER_AUTHENTICATION_PERFORMED)
