@@ -104,6 +104,10 @@ def certificate_in_force(mmyy: bytes, today: date) -> bool:
 
 
 def _key_from(leftmost: bytes, key_len: int, remainder: bytes | None, step: str) -> bytes:
+    if key_len < _MIN_MODULUS:
+        # Refused here, not only when the key is used: a key recovered for CDA or for the
+        # offline PIN is handed on (to the PIN pad too) before it verifies any signature.
+        raise OdaError(f"a public key of {key_len} bytes is too short", step=step + "_key_size")
     if key_len <= len(leftmost):
         return leftmost[:key_len]
     if remainder is None:
