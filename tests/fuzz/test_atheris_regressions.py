@@ -5,6 +5,7 @@ outcome (see each harness), not a crash. The PIN pad input is the first one athe
 ``02 02 03 03`` (STX, STX restarts the packet, an empty message, its LRC) frames an empty
 message, which ``decode_response`` refuses with ``ValueError`` — the contract the serial
 driver maps to ``PinPadFrameError`` (the harness had expected ``PinPadError`` directly).
+The kernel's inputs are transactions on a hostile card (``simulators.card.hostile``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def _harness(name: str) -> ModuleType:
         ("tlv",           bytes.fromhex("7003")),              # constructed, value missing
         ("iso8583",       b""),
         ("iso8583",       b"0210" + bytes(8)),                 # empty bitmap
+        # found by atheris: an empty IAC - denial (9F0E) on a contact card (ValueError in
+        # the TVR match; now a CardDataError, #17 item 2)
+        ("kernel",        bytes.fromhex("cb01000000000000000005"
+                                        "1f000000000000000000" "5b6d")),
+        ("kernel",        bytes.fromhex("000201")),            # an honest contact card
+        ("kernel",        bytes.fromhex("010201")),            # an honest qVSDC tap
     ],
 )
 def test_harness_inputs_end_in_the_decoders_own_outcome(harness: str, data: bytes) -> None:

@@ -18,6 +18,10 @@ from drivers.base import ResponseApdu
 from edge_sync.connectors import Router, RouteRule
 from edge_sync.connectors.base import Operation
 from edge_sync.connectors.fake import ScriptedConnector, response
+from simulators.card.card import EmvCard
+from simulators.card.hostile import default_config
+from simulators.card.profiles import Interface, get_profile
+from simulators.card.reader import SimulatedCardReader
 from terminal.emv import tlv
 from terminal.emv.config import TransactionData
 from terminal.emv.errors import CardDataError, CommandTooLongError, TlvError
@@ -26,7 +30,15 @@ from terminal.emv.tvr import Tvr, TvrBit
 from terminal.psp_routing import KernelAuthoriser
 from tests.fixtures.psp import MAD
 
-from .cardkit import QVSDC_PDOL, App, KitCard, TweakReader, kernel_config, replace_value
+from .cardkit import (
+    CDOL1,
+    QVSDC_PDOL,
+    App,
+    KitCard,
+    TweakReader,
+    kernel_config,
+    replace_value,
+)
 
 WHEN = datetime(2026, 11, 22, 10, 30)
 
@@ -154,7 +166,99 @@ async def test_contactless_cid_is_guarded(cid: bytes) -> None:
     assert info.value.tag == 0x9F27
 
 
+class TweakedSimulatedReader(SimulatedCardReader):
+    """The project's simulated card, its answers passed through ``tweak`` (as TweakReader)."""
+
+    def __init__(self, card: EmvCard, tweak: Any) -> None:
+        super().__init__(card)
+        self.tweak = tweak
+
+    def respond(self, command: bytes) -> ResponseApdu:
+        return self.tweak(command, super().respond(command), 0)
+
+
+async def tap_mastercard(tweak: Any, amount: int = 2500) -> tuple[TransactionResult, list[bytes]]:
+    """A Mastercard M/Chip contactless tap (Kernel 2) on the simulated card, tweaked."""
+    reader = TweakedSimulatedReader(
+        EmvCard(get_profile("mastercard-contactless"), Interface.CONTACTLESS), tweak)
+    session = await reader.connect(await reader.wait_for_card())
+    result = await EmvKernel(default_config()).transact(session, txn(amount), contactless=True)
+    return result, reader.sent
+
+
+@pytest.mark.parametrize("cid", [b"\xc0", b"", b"\x40\x00"], ids=["aar", "empty", "two-bytes"])
+async def test_mchip_contactless_cid_is_guarded(cid: bytes) -> None:
+    """#17.2: CID C0 (AAR), empty or two bytes in an M/Chip GENERATE AC answer →
+    CardDataError naming 9F27 (Book 3 §6.5.5.4), as on contact and qVSDC."""
+    with pytest.raises(CardDataError) as info:
+        await tap_mastercard(set_value(0xAE, 0x9F27, cid))
+    assert info.value.tag == 0x9F27
+
+
+@pytest.mark.parametrize("tag", [0x9F0D, 0x9F0E, 0x9F0F])
+@pytest.mark.parametrize("value", [b"", bytes(4), bytes(6)], ids=["empty", "short", "long"])
+async def test_issuer_action_code_of_a_wrong_length_is_a_card_data_error(
+        tag: int, value: bytes) -> None:
+    """#17.2 (found by fuzz/fuzz_kernel.py): an IAC that is not 5 bytes (Book 3 §10.7,
+    Annex A) → CardDataError naming it, before GENERATE AC (the card computes nothing)."""
+    reader = TweakReader(KitCard(App()), set_value(0xB2, tag, value))
+    session = await reader.connect(await reader.wait_for_card())
+    with pytest.raises(CardDataError) as info:
+        await EmvKernel(kernel_config()).transact(session, txn())
+    assert info.value.tag == tag
+    assert not any(c[1] == 0xAE for c in reader.sent)
+
+
+@pytest.mark.parametrize("auc", [b"", b"\xff", b"\xff\x00\x00"], ids=["empty", "short", "long"])
+async def test_auc_of_a_wrong_length_sets_service_not_allowed(auc: bytes) -> None:
+    """#17.2: an Application Usage Control (9F07) that is not 2 bytes cannot allow the
+    service: TVR "requested service not allowed" (Book 3 §10.4.2), never fails open."""
+    result = await run(App(), set_value(0xB2, 0x9F07, auc))
+    assert TvrBit.SERVICE_NOT_ALLOWED in tvr_of(result)
+
+
 # -- item 3: DOL data over a short APDU, empty CDOL ------------------------------------------
+
+
+@pytest.mark.parametrize("contactless", [False, True])
+async def test_malformed_pdol_is_a_card_data_error(contactless: bool) -> None:
+    """#17.3: a PDOL whose last tag has no length (Book 3 §5.4) → CardDataError naming 9F38
+    on either interface, before GET PROCESSING OPTIONS is sent."""
+    app = App(oda="dda")
+    reader = TweakReader(KitCard(app), lambda c, a, n: a)
+    app.qvsdc = contactless
+    app.pdol = (QVSDC_PDOL if contactless else app.pdol or b"") + b"\x9f\x35"
+    session = await reader.connect(await reader.wait_for_card())
+    with pytest.raises(CardDataError) as info:
+        await EmvKernel(kernel_config()).transact(session, txn(), contactless=contactless)
+    assert info.value.tag == 0x9F38
+    assert not any(c[:2] == b"\x80\xa8" for c in reader.sent)
+
+
+@pytest.mark.parametrize(("tag", "dol"), [(0x8C, "9F0206" "9F"), (0x8D, "8A02" "9F37")],
+                         ids=["cdol1-tag-cut", "cdol2-no-length"])
+async def test_malformed_cdol_is_a_card_data_error(tag: int, dol: str) -> None:
+    """#17.3: a malformed CDOL1 or CDOL2 (Book 3 §5.4) → CardDataError naming it; a bad
+    CDOL1 stops before GENERATE AC is sent."""
+    reader = TweakReader(KitCard(App()), set_value(0xB2, tag, bytes.fromhex(dol)))
+    session = await reader.connect(await reader.wait_for_card())
+    with pytest.raises(CardDataError) as info:
+        await EmvKernel(kernel_config(), authoriser=Issuer(OnlineResponse(arc=b"00"))
+                        ).transact(session, txn(60000))
+    assert info.value.tag == tag
+    assert sum(c[1] == 0xAE for c in reader.sent) == (0 if tag == 0x8C else 1)
+
+
+async def test_malformed_tdol_is_a_card_data_error() -> None:
+    """#17.3: a CDOL asking for the TC hash (98) over a malformed card TDOL (97, Book 3
+    §5.4, §10.8) → CardDataError naming 97, no GENERATE AC sent."""
+    app = App(extra_record_tags=[(0x97, b"\x9f\x02")])
+    reader = TweakReader(KitCard(app), set_value(0xB2, 0x8C, CDOL1 + bytes.fromhex("9814")))
+    session = await reader.connect(await reader.wait_for_card())
+    with pytest.raises(CardDataError) as info:
+        await EmvKernel(kernel_config()).transact(session, txn())
+    assert info.value.tag == 0x97
+    assert not any(c[1] == 0xAE for c in reader.sent)
 
 
 async def test_cdol_over_255_bytes_is_command_too_long() -> None:

@@ -1,0 +1,49 @@
+"""Atheris harness: the whole EMV kernel (contact and contactless) over a hostile card.
+
+One input is one transaction: :mod:`simulators.card.hostile` reads from it the card profile,
+the interface, the amount, what the host and PIN pads do, and for each of the card's
+answers whether to keep it or change it (status word, truncation, a data object emptied,
+cut, lengthened, dropped, added or repeated, raw bytes, a flipped byte).
+
+Allowed: a ``TransactionResult``, or one of the kernel's own errors (``EmvError``, the root
+of ``terminal.emv.errors``). Anything else — ``IndexError``, ``ValueError``, … — is a crash.
+``python fuzz/fuzz_kernel.py -max_total_time=300`` (``make fuzz``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+
+import atheris
+
+# pyemv (the simulated card and issuer) uses TDES through a deprecated import path.
+warnings.filterwarnings("ignore")
+
+# Only the kernel is instrumented: the simulated card is the fuzzer's tool, not its target.
+with atheris.instrument_imports(include=["terminal.emv"]):
+    from simulators.card.hostile import default_config, run_scenario
+    from terminal.emv.errors import EmvError
+    from terminal.emv.kernel import TransactionResult
+
+CONFIG = default_config()
+
+
+def check(data: bytes) -> None:
+    """One input: one transaction; a result or an ``EmvError``, nothing else."""
+    try:
+        result = asyncio.run(run_scenario(CONFIG, data))
+    except EmvError:
+        return
+    if not isinstance(result, TransactionResult) or not result.decision:
+        raise AssertionError(f"the kernel ended without a decision: {result!r}")
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
