@@ -112,7 +112,7 @@ def check_ack_batch(verifier: AckVerifier, raw: bytes) -> list[Ack]:
             f"ack batch is bound to {batch.terminal_id}/{batch.destination}, not "
             f"{verifier.terminal_id}/{verifier.destination}", reason="misdirected ack")
     wire = batch.wire()
-    verifier.verify_signed(canonical_json(wire), wire["signature"],
+    verifier.verify_signed(canonical_json(wire), batch.signature,
                            what=f"ack batch of {len(batch.acks)}")
     return [
         Ack(message_id=item.message_id, status=item.status,

@@ -58,7 +58,7 @@ class PopOutboxTransport:
         if envelope.kind == "pop_cancel":
             payload = envelope.payload
             try:
-                record_id = uuid.UUID(payload["record_id"])
+                record_id = uuid.UUID(str(payload["record_id"]))
                 reason = str(payload["reason"])
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise PopRecordError(f"pop_cancel payload lacks record_id/reason ({exc})"

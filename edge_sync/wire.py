@@ -15,11 +15,19 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from edge_sync.errors import MessageFormatError
+from edge_sync.json_types import JsonObject, JsonValue
 
 __all__ = [
     "ACK_STATUSES",
@@ -38,6 +46,7 @@ __all__ = [
     "Envelope",
     "MessageBatch",
     "WireModel",
+    "WireObject",
     "ack_topic",
     "check_depth",
     "check_signature",
@@ -122,6 +131,19 @@ def check_signature(value: str) -> str:
     return value
 
 
+# A JSON object on the wire (a payload; a raw message of an HTTPS batch): mypy sees
+# JsonObject; pydantic validates it as ``dict[str, Any]``, as before the alias (an object with
+# string keys, kept as it is). It is JSON by construction (parsed from JSON text after
+# check_depth, or built from a JsonObject), so checking every value against the recursive
+# JsonValue union would cost a pass over megabytes of config downlink and could refuse
+# nothing json.loads produced; pydantic also cannot resolve that string-defined recursive
+# alias without a rebuild.
+if TYPE_CHECKING:
+    WireObject: TypeAlias = JsonObject
+else:
+    WireObject = dict[str, Any]
+
+
 class WireModel(BaseModel):
     """A signed wire object: frozen, no extra fields, compared by its fields, serialised once."""
 
@@ -137,7 +159,7 @@ class WireModel(BaseModel):
     def __hash__(self) -> int:
         return hash(self.to_json())
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self) -> dict[str, JsonValue]:
         """The JSON object as it goes on the wire."""
         return self.model_dump(mode="json")
 
@@ -161,7 +183,7 @@ class Envelope(WireModel):
     seq: int = Field(ge=0)
     created_at: str
     idempotency_key: str = Field(min_length=1, max_length=200)
-    payload: dict[str, Any]
+    payload: WireObject
     key_version: int = Field(ge=0)
     signature: str
 
@@ -216,7 +238,7 @@ class Downlink(WireModel):
     issued_at: str
     #: After this instant the terminal refuses it (a retained config waits for its terminal).
     expires_at: str
-    payload: dict[str, Any]
+    payload: WireObject
     signature: str
 
     _uuid = field_validator("message_id")(check_uuid)
@@ -229,7 +251,7 @@ class MessageBatch(BaseModel):
     so that one malformed message is refused without refusing its neighbours)."""
 
     model_config = ConfigDict(extra="forbid")
-    messages: list[dict[str, Any]] = Field(max_length=1000)
+    messages: list[WireObject] = Field(max_length=1000)
 
 
 class AckBatch(WireModel):
@@ -251,13 +273,13 @@ def validation_summary(exc: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
-def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> None:
+def check_depth(value: object, what: str, limit: int = MAX_DEPTH) -> None:
     """Raise :class:`MessageFormatError` when JSON ``value`` nests deeper than ``limit``.
 
     Iterative, so a hostile depth is refused here instead of overflowing the recursion of
     the validator, the canonicaliser or a later ``repr``.
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
@@ -270,7 +292,7 @@ def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-def _load(raw: bytes | str | Mapping[str, Any], what: str) -> Any:
+def _load(raw: bytes | str | JsonObject, what: str) -> JsonValue:
     if isinstance(raw, Mapping):
         data = dict(raw)
         check_depth(data, what)
@@ -289,7 +311,7 @@ def _load(raw: bytes | str | Mapping[str, Any], what: str) -> Any:
     return data
 
 
-def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> _M:
+def _parse(model: type[_M], raw: bytes | str | JsonObject, what: str) -> _M:
     data = _load(raw, what)
     if not isinstance(data, dict):
         raise MessageFormatError(f"{what} is not a JSON object", reason="not an object")
@@ -307,16 +329,16 @@ def _parse(model: type[_M], raw: bytes | str | Mapping[str, Any], what: str) -> 
     return model_obj
 
 
-def parse_envelope(raw: bytes | str | Mapping[str, Any]) -> Envelope:
+def parse_envelope(raw: bytes | str | JsonObject) -> Envelope:
     """Validate an uplink envelope; :class:`MessageFormatError` (with ``reason``) when wrong."""
     return _parse(Envelope, raw, "uplink envelope")
 
 
-def parse_ack(raw: bytes | str | Mapping[str, Any]) -> Ack:
+def parse_ack(raw: bytes | str | JsonObject) -> Ack:
     return _parse(Ack, raw, "ack")
 
 
-def parse_downlink(raw: bytes | str | Mapping[str, Any]) -> Downlink:
+def parse_downlink(raw: bytes | str | JsonObject) -> Downlink:
     return _parse(Downlink, raw, "downlink")
 
 

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from edge_sync.errors import SignatureError
+from edge_sync.json_types import JsonObject, JsonValue
 from edge_sync.signing import Signer, verify_signature
 from edge_sync.wire import (
     PROTOCOL_VERSION,
@@ -58,7 +59,7 @@ def _b64(signature: bytes) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
-def _signed(model: type[_M], unsigned: dict[str, Any], signer: Signer, what: str) -> _M:
+def _signed(model: type[_M], unsigned: Mapping[str, JsonValue], signer: Signer, what: str) -> _M:
     """``unsigned`` with its signature over the canonical JSON, as a checked ``model``;
     ``ValueError`` naming ``what`` when a field is out of the wire contract."""
     signature = _b64(signer.sign(canonical_json(unsigned)))
@@ -75,12 +76,12 @@ def build_envelope(
     kind: str,
     seq: int,
     idempotency_key: str,
-    payload: Mapping[str, Any],
+    payload: JsonObject,
     message_id: str | None = None,
     created_at: str | None = None,
 ) -> Envelope:
     """A signed uplink envelope (``message_id`` defaults to a fresh uuid4)."""
-    unsigned: dict[str, Any] = {
+    unsigned: dict[str, JsonValue] = {
         "v": PROTOCOL_VERSION,
         "message_id": message_id or str(uuid.uuid4()),
         "terminal_id": terminal_id,
@@ -100,7 +101,7 @@ def build_downlink(
     terminal_id: str,
     kind: str,
     seq: int,
-    payload: Mapping[str, Any],
+    payload: JsonObject,
     ttl_s: float = 3600.0,
     message_id: str | None = None,
     issued_at: str | None = None,
@@ -114,7 +115,7 @@ def build_downlink(
         except (ValueError, OverflowError) as exc:
             raise ValueError(f"cannot build a downlink: issued_at/ttl: {exc}") from exc
         expires_at = expiry.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    unsigned: dict[str, Any] = {
+    unsigned: dict[str, JsonValue] = {
         "v": PROTOCOL_VERSION,
         "message_id": message_id or str(uuid.uuid4()),
         "terminal_id": terminal_id,
@@ -140,7 +141,7 @@ def build_ack(
 ) -> Ack:
     """An ack signed by the platform, for one message (``message_id`` sent as ``seq``) of
     one terminal's ``destination``, issued now (or at ``issued_at``)."""
-    unsigned: dict[str, Any] = {
+    unsigned: dict[str, JsonValue] = {
         "v": PROTOCOL_VERSION,
         "message_id": message_id,
         "status": status,
@@ -223,7 +224,7 @@ class AckVerifier:
                 f"ack for {ack.message_id} cannot be verified: {type(exc).__name__}",
                 reason="malformed signature",
             ) from exc
-        self.verify_signed(signed, wire["signature"], what=f"ack for {ack.message_id}")
+        self.verify_signed(signed, ack.signature, what=f"ack for {ack.message_id}")
         # The reason is kept (dead letter, logs): make it storable whatever it holds.
         if ack.reason is not None:
             clean = ack.reason[:500].encode("utf-8", "replace").decode("utf-8")
@@ -232,9 +233,9 @@ class AckVerifier:
         return ack
 
 
-def _verify(obj: WireModel, public_key_pem: bytes | str) -> None:
+def _verify(obj: Envelope | Downlink, public_key_pem: bytes | str) -> None:
     wire = obj.wire()
-    signature = base64.b64decode(wire["signature"])
+    signature = base64.b64decode(obj.signature)
     try:
         signed = canonical_json(wire)
     except UnicodeEncodeError as exc:  # a lone surrogate, escaped in the JSON text

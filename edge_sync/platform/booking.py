@@ -159,11 +159,11 @@ def _backlog(envelope: Envelope) -> dict[str, int]:
     value = envelope.payload.get("backlog")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return {"all": value}
-    if isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-        for k, v in value.items()
-    ):
-        return dict(value)
+    if isinstance(value, Mapping):
+        counts = {k: v for k, v in value.items()
+                  if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+        if len(counts) == len(value):
+            return counts
     raise MalformedUplinkError("payload.backlog must be a count or {destination: count}")
 
 

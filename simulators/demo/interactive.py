@@ -16,11 +16,14 @@ import asyncio
 import dataclasses
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from textual.events import Key
+
+from drivers.base import CardEvent, CardSession, ResponseApdu
 from drivers.printer import EscposSerialPrinter
 from drivers.reader_errors import ReaderTimeoutError
 from simulators.card.reader import SimulatedCardReader, in_process_reader
@@ -29,6 +32,9 @@ from terminal.cli.context import CliContext
 from terminal.services.cards import PcscReaderProbe, ReaderState, ReaderStatus
 from ui.app import CounterApp
 from ui.services import TerminalCounterServices
+
+if TYPE_CHECKING:
+    from drivers.pcsc import PcscReader
 
 __all__ = ["SHELF", "ShelfCard", "ShelfReader", "VpcdShelf", "run_interactive"]
 
@@ -53,21 +59,31 @@ SHELF = (
 
 
 class _RemovedOnClose:
-    """A card session that takes the card off the reader when the sale closes it."""
+    """A card session (:class:`~drivers.base.CardSession`) that takes the card off the
+    reader when the sale closes it."""
 
-    def __init__(self, session: Any, on_close: Callable[[], Any]) -> None:
+    def __init__(self, session: CardSession,
+                 on_close: Callable[[], Awaitable[None] | None]) -> None:
         self._session = session
         self._on_close = on_close
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
+    @property
+    def reader(self) -> str:
+        return self._session.reader
+
+    @property
+    def atr(self) -> bytes:
+        return self._session.atr
+
+    async def transmit(self, apdu: bytes) -> ResponseApdu:
+        return await self._session.transmit(apdu)
 
     async def close(self) -> None:
         try:
             await self._session.close()
         finally:
             result = self._on_close()
-            if asyncio.iscoroutine(result):
+            if result is not None:
                 await result
 
 
@@ -108,7 +124,7 @@ class ShelfReader:
             raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
         return await self._card.wait_for_card(None, timeout)
 
-    async def connect(self, reader: str) -> Any:
+    async def connect(self, reader: str) -> CardSession:
         if self._card is None:
             raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
         session = await self._card.connect(reader)
@@ -117,7 +133,7 @@ class ShelfReader:
     def _take_out(self) -> None:
         self._in = False
 
-    def events(self) -> Any:
+    def events(self) -> AsyncIterator[CardEvent]:
         if self._card is None:
             raise ReaderTimeoutError("the shelf holds no card", reader=self.name)
         return self._card.events()
@@ -130,7 +146,7 @@ class VpcdShelf:
 
     over_pcsc = True
 
-    def __init__(self, fleet: Fleet, reader: Any = None) -> None:
+    def __init__(self, fleet: Fleet, reader: PcscReader | None = None) -> None:
         from drivers.pcsc import PcscReader
 
         self._fleet = fleet
@@ -163,10 +179,10 @@ class VpcdShelf:
         name: str = await self._reader.wait_for_card(reader, timeout)
         return name
 
-    async def connect(self, reader: str) -> Any:
+    async def connect(self, reader: str) -> CardSession:
         return _RemovedOnClose(await self._reader.connect(reader), self.take_out)
 
-    def events(self) -> Any:
+    def events(self) -> AsyncIterator[CardEvent]:
         return self._reader.events()
 
     async def aclose(self) -> None:
@@ -183,7 +199,7 @@ class DemoCounterApp(CounterApp):
         self.shelf = shelf
         self.platform_link = platform_link
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: Key) -> None:
         from ui.screens.present_card import PresentCardScreen
 
         if not isinstance(self.screen, PresentCardScreen):

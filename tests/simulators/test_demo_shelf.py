@@ -20,6 +20,7 @@ async def test_a_shelf_card_is_in_until_the_sale_closes_its_session() -> None:
     assert [s.state for s in await shelf.probe()] == [ReaderState.CARD_IN]
     name = await shelf.wait_for_card(timeout=1)
     session = await shelf.connect(name)
+    assert (session.reader, session.atr[:1]) == (name, b"\x3b")  # a direct-convention ATR
     # SELECT 1PAY.SYS.DDF01 (EMV 4.4 Book 1 §12.3.2): the contact card's directory answers.
     answer = await session.transmit(bytes.fromhex("00A404000E315041592E5359532E444446303100"))
     assert answer.sw == 0x9000
