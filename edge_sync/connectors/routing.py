@@ -48,7 +48,7 @@ from edge_sync.connectors.errors import (
     PspUnreachableError,
     ReversalPendingError,
 )
-from edge_sync.json_types import JsonValue
+from edge_sync.json_types import JsonObject, JsonValue
 from edge_sync.outbox import RetryPolicy
 
 __all__ = ["ConnectorScope", "RouteRule", "Router", "RoutingKey"]
@@ -306,10 +306,13 @@ class Router:
         return await self._with_retry(c, Operation.REVERSE, lambda: c.reverse(original, amount),
                                       use_breaker=False)
 
-    async def replay_reversal(self, reversal: Mapping[str, Any]) -> PspResponse:
+    async def replay_reversal(self, reversal: JsonObject) -> PspResponse:
         """Send a reversal queued from :class:`ReversalPendingError` (the outbox drains these)."""
-        amount = Amount(**reversal["amount"])
-        return await self.reverse(PspReference.from_dict(reversal["original"]), amount)
+        amount, original = reversal["amount"], reversal["original"]
+        if not isinstance(amount, Mapping) or not isinstance(original, Mapping):
+            raise ValueError("a queued reversal holds its amount and original as JSON objects")
+        fields: dict[str, Any] = dict(amount)  # Amount checks its own values
+        return await self.reverse(PspReference.from_dict(original), Amount(**fields))
 
     async def refund(self, request: RefundRequest) -> PspResponse:
         c = self._connector(request.original.connector)

@@ -49,7 +49,6 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from drivers.base import CardReader
 from edge_sync.connectors import Router, RoutingKey
@@ -237,7 +236,8 @@ class PaymentManager:
         sale.prepared = Prepared(go, reason, record, offline_allowed=offline_ok)
         return sale.prepared
 
-    def new_pop_record(self, conn: Any, sale: SaleInProgress, card: TokenisedCard) -> PopRecord:
+    def new_pop_record(self, conn: sqlite3.Connection, sale: SaleInProgress,
+                       card: TokenisedCard) -> PopRecord:
         term = self.profile.terminal
         return PopRecord(
             record_id=uuid.uuid4(), payment_id=sale.payment_id, kind="sale",

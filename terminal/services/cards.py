@@ -28,6 +28,7 @@ from terminal.emv.offline_pin import OfflinePinCallback, OfflinePinRequest
 from terminal.emv.selection import Candidate, Chooser, choose_first
 
 __all__ = [
+    "CardStates",
     "InjectedReaderProbe",
     "PcscReaderProbe",
     "PinPadEntry",
@@ -170,17 +171,32 @@ class ReaderProbe(Protocol):
         ...
 
 
+class CardStates(Protocol):
+    """What :class:`PcscReaderProbe` asks of a reader (:class:`drivers.pcsc.PcscReader`, or
+    a test's twin): which readers hold a card, without waiting; then close."""
+
+    async def card_states(self) -> dict[str, bool]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _open_pcsc_states() -> CardStates:
+    from drivers.pcsc import PcscReader
+
+    return PcscReader()
+
+
 class PcscReaderProbe:
     """:class:`ReaderProbe` over pcscd: one short-lived PC/SC context per probe (a probe a
     second costs one socket round trip, and nothing stays open between probes)."""
 
-    def __init__(self, reader_factory: Callable[[], Any] | None = None) -> None:
-        self._reader_factory = reader_factory or open_pcsc_reader
+    def __init__(self, reader_factory: Callable[[], CardStates] | None = None) -> None:
+        self._reader_factory = reader_factory or _open_pcsc_states
 
     async def probe(self) -> list[ReaderStatus]:
-        reader: Any = self._reader_factory()  # drivers.pcsc.PcscReader, or a test's twin
+        reader = self._reader_factory()
         try:
-            states: dict[str, bool] = await reader.card_states()
+            states = await reader.card_states()
         except ReaderError as exc:
             from drivers.pcsc import NO_PCSCD_MESSAGE
             from drivers.reader_errors import PcscServiceError

@@ -73,7 +73,7 @@ class CounterScreen(Screen[Any]):
             bar.show(self.counter.status_snapshot, self.counter.clock())
 
     def call_service(self, call: Callable[[], Awaitable[T]],
-                     done: Callable[[T], Any], *, group: str = "call") -> None:
+                     done: Callable[[T], object], *, group: str = "call") -> None:
         """Run ``call`` in a worker; its result comes back through ``done`` as a message
         handler would see it, and a refused request as :class:`ServiceFailed`."""
 
