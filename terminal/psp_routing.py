@@ -43,13 +43,14 @@ from hsm.cards import CardData
 from terminal.emv import tlv
 from terminal.emv.errors import CardDataError, TlvError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
+from terminal.emv.online import APPROVED_ARCS
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.errors import ConfigError
 from terminal.profile import Profile, PspConfig, Route
 from terminal.profile.checks import profile_file
 from terminal.psp_trust import CREDENTIALS_DIR, P2pePins, read_api_key
 
-__all__ = ["KernelAuthoriser", "build_connector", "build_router", "route_rule"]
+__all__ = ["KernelAuthoriser", "build_connector", "build_router", "kernel_answer", "route_rule"]
 
 log = logging.getLogger(__name__)
 
@@ -234,25 +235,37 @@ class KernelAuthoriser:
             log.warning("online authorisation %s failed: %s", self.transaction_id, exc)
             self.error = exc
             return None
-        # The ARC (tag 8A) is two ASCII alphanumerics (EMV Book 3 Annex A); a PSP's own
-        # longer or non-ASCII code is mapped to the generic approve/decline ARC.
-        code = self.response.code
-        arc = code if len(code) == 2 and code.isascii() and code.isalnum() else (
-            "00" if self.response.approved else "05")
-        issuer_data, malformed = None, False
-        if self.response.emv_data:
-            try:
-                found = tlv.find(tlv.decode(self.response.emv_data), 0x91)
-            except TlvError:
-                # The host answered; its DE 55 is unusable. The kernel treats that as an
-                # issuer authentication failure and keeps the answer (EMV Book 3 §10.9).
-                log.warning("online authorisation %s: the host's DE 55 is malformed",
-                            self.transaction_id)
-                found, malformed = None, True
-            issuer_data = found.value if found is not None else None
-        approval = self.response.reference.approval_code
-        return OnlineResponse(
-            arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
-            authorisation_code=approval.encode("ascii") if approval and approval.isascii()
-            else None,
-            issuer_data_malformed=malformed)
+        return kernel_answer(self.response, str(self.transaction_id))
+
+
+def kernel_answer(response: PspResponse, transaction: str = "") -> OnlineResponse:
+    """What the kernel is told of the host's answer: the ARC, tag 91, the approval code.
+
+    Never raises: the host has decided, and its decision must reach GENERATE AC 2 (and the
+    transaction manager, which reverses or completes it). The ARC (tag 8A) is two ASCII
+    alphanumerics (EMV Book 3 Annex A) that agree with the PSP's outcome — a PSP's own
+    longer or odd code becomes the generic approve/decline ARC, and a decline never
+    carries an approving ARC. Issuer data that cannot be read (DE 55 undecodable, or the
+    connector flagged it) is an issuer authentication failure for the kernel (Book 3
+    §10.9); the decision stands.
+    """
+    code = response.code
+    usable = len(code) == 2 and code.isascii() and code.isalnum()
+    if response.approved:
+        arc = code if usable and code.encode("ascii") in APPROVED_ARCS else "00"
+    else:
+        arc = code if usable and code.encode("ascii") not in APPROVED_ARCS else "05"
+    issuer_data, malformed = None, response.issuer_data_malformed
+    if response.emv_data:
+        try:
+            found = tlv.find(tlv.decode(response.emv_data), 0x91)
+        except TlvError:
+            log.warning("online authorisation %s: the host's DE 55 is malformed", transaction)
+            found, malformed = None, True
+        issuer_data = found.value if found is not None else None
+    approval = response.reference.approval_code
+    return OnlineResponse(
+        arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
+        authorisation_code=approval.encode("ascii") if approval and approval.isascii()
+        else None,
+        issuer_data_malformed=malformed)

@@ -190,6 +190,10 @@ class PspResponse:
     reference: PspReference
     #: ISO 8583 DE 55 of the answer (tag 91 issuer authentication data, scripts 71/72).
     emv_data: bytes = b""
+    #: The answer carried issuer data that could not be read (not hex, too long): the
+    #: decision stands and the kernel counts a failed issuer authentication (EMV Book 3
+    #: §10.9); ``emv_data`` is then empty.
+    issuer_data_malformed: bool = False
     #: The PSP answered from its idempotency cache (a replay of an earlier answer).
     replayed: bool = False
 

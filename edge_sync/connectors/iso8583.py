@@ -321,10 +321,15 @@ class Iso8583Connector:
                     ) from None
                 try:
                     fields = decode(body)
-                except (iso8583.DecodeError, ValueError) as exc:
-                    raise _LinkDown(f"undecodable answer ({exc})", malformed=True) from None
-                unauthentic = self._mac_problem(body, fields)
-                key = (fields.get("t", ""), fields.get("11", ""))
+                    unauthentic = self._mac_problem(body, fields)
+                    key = (str(fields.get("t", "")), str(fields.get("11", "")))
+                except (iso8583.DecodeError, ValueError, LookupError, TypeError,
+                        UnicodeError, RecursionError) as exc:
+                    # Whatever the codec raises on hostile bytes: the link is torn down
+                    # and every waiting request learns its outcome is unknown, rather
+                    # than a reader task dying and leaving them to time out.
+                    raise _LinkDown(f"undecodable answer ({type(exc).__name__})",
+                                    malformed=True) from None
                 future = link.pending.pop(key, None)
                 if future is None or future.done():
                     log.warning("%s: dropped an answer nobody waits for (MTI %s STAN %s): "
@@ -392,7 +397,7 @@ class Iso8583Connector:
         try:
             parsed = read_answer(answer)
             echoed = decode_de48(answer.get("48", "")).get(DE48_IDEMPOTENCY_KEY)
-        except ValueError as exc:
+        except (ValueError, LookupError, TypeError) as exc:
             raise MalformedResponseError(f"{self.name}: unreadable answer: {exc}",
                                          **where) from None
         if echoed is not None and echoed != reference.transaction_id:
@@ -413,5 +418,5 @@ class Iso8583Connector:
         return PspResponse(
             outcome=classify_iso(parsed.code), code=parsed.code, message=parsed.message,
             operation=operation, reference=reference, emv_data=parsed.emv_data,
-            replayed=parsed.replayed,
+            issuer_data_malformed=parsed.emv_malformed, replayed=parsed.replayed,
         )

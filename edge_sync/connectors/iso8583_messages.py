@@ -14,11 +14,13 @@ there). STAN and RRN (DE 11, DE 37):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from edge_sync.connectors.answers import issuer_data, message
 from edge_sync.connectors.base import (
     Amount,
     AuthorisationRequest,
@@ -57,6 +59,8 @@ PROCESSING_PURCHASE = "000000"
 PROCESSING_REFUND = "200000"
 PROCESSING_STATUS = "330000"
 NETWORK_ECHO = "301"
+#: DE 38 (an 6): what the terminal keeps as the issuer's approval code.
+_APPROVAL = re.compile(r"[0-9A-Za-z ]{1,6}")
 _ENTRY_MODE = {EntryMode.CHIP: "051", EntryMode.CONTACTLESS: "071",
                EntryMode.OFFLINE_ADVICE: "901"}  # fmt: skip
 
@@ -326,26 +330,32 @@ class ParsedAnswer:
     rrn: str | None
     emv_data: bytes
     replayed: bool
+    #: DE 55 was present but not binary data: the host's decision stands, its issuer
+    #: authentication fails (EMV Book 3 §10.9).
+    emv_malformed: bool = False
 
 
 def read_answer(fields: dict[str, str]) -> ParsedAnswer:
-    """DE 39, 44, 38, 37 and 55 of an answer; ``ValueError`` when DE 39 is missing/bad."""
+    """DE 39, 44, 38, 37 and 55 of an answer; ``ValueError`` when DE 39 is missing or bad,
+    or DE 48 (which names the transaction) is malformed. An unreadable DE 55 does not void
+    the answer: it is flagged (``emv_malformed``) and the kernel fails issuer
+    authentication, keeping the decision (EMV Book 3 §10.9)."""
     code = fields.get("39")
-    if code is None or len(code) != 2 or not code.isalnum():
+    if code is None or len(code) != 2 or not code.isascii() or not code.isalnum():
         raise ValueError("the answer has no valid response code (DE 39)")
-    try:
-        emv = bytes.fromhex(fields.get("55", ""))
-    except ValueError as exc:
-        raise ValueError("DE 55 of the answer is not binary data") from exc
+    emv, malformed = issuer_data(fields.get("55"))
     try:
         private = decode_de48(fields.get("48", ""))
     except ValueError as exc:
         raise ValueError(f"DE 48 of the answer is malformed: {exc}") from exc
+    approval = fields.get("38")
     return ParsedAnswer(
         code=code,
-        message=fields.get("44", "").strip(),
-        approval_code=fields.get("38"),
+        message=message(fields.get("44", "").strip()),
+        # DE 38 is an 6 (ISO 8583:1987 §4.3.38); anything else is not an approval code.
+        approval_code=approval if approval and _APPROVAL.fullmatch(approval) else None,
         rrn=fields.get("37"),
         emv_data=emv,
         replayed=private.get(DE48_REPLAYED) == "1",
+        emv_malformed=malformed,
     )

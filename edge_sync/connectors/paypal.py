@@ -33,6 +33,17 @@ from typing import Any
 
 import httpx
 
+from edge_sync.connectors.answers import (
+    approval_code,
+    code,
+    identifier,
+    issuer_data,
+    listing,
+    mapping,
+    message,
+    reading,
+    require,
+)
 from edge_sync.connectors.base import (
     Amount,
     AuthorisationRequest,
@@ -44,19 +55,8 @@ from edge_sync.connectors.base import (
     RefundRequest,
 )
 from edge_sync.connectors.classify import classify_paypal
-from edge_sync.connectors.errors import MalformedResponseError
 from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
-from edge_sync.connectors.rest import (
-    HttpAnswer,
-    RestClient,
-    RestSettings,
-    SentRequests,
-    approval_code,
-    mapping,
-    reading,
-    require,
-    text,
-)
+from edge_sync.connectors.rest import HttpAnswer, RestClient, RestSettings, SentRequests
 
 __all__ = ["PayPalConnector"]
 
@@ -65,12 +65,30 @@ _READ_METHOD = {EntryMode.CHIP: "contact_emv", EntryMode.CONTACTLESS: "contactle
                 EntryMode.OFFLINE_ADVICE: "contact_emv"}  # fmt: skip
 
 
-def _first_payment(unit: Mapping[str, Any]) -> tuple[str, Any]:
-    """``("capture" | "authorization", payment)`` of a purchase unit; ``LookupError`` or
-    ``TypeError`` when it holds neither."""
+#: What a ``psp_id`` names: ``<kind>/<id>``, the kind saying which API path holds it.
+_KINDS = frozenset({"capture", "authorization", "refund"})
+
+
+def _first_payment(units: Any) -> tuple[str, Mapping[str, Any]]:
+    """``("capture" | "authorization", payment)`` of an order's first purchase unit;
+    ``LookupError``/``TypeError``/``ValueError`` when it holds neither (read under
+    :func:`reading`)."""
+    unit = mapping(listing(units, "purchase_units")[0], "a purchase unit")
     payments = mapping(unit["payments"], "payments")
     kind = "captures" if "captures" in payments else "authorizations"
-    return kind.rstrip("s"), payments[kind][0]
+    return kind.rstrip("s"), mapping(listing(payments[kind], kind)[0], "a payment")
+
+
+def _split_psp_id(psp_id: str | None) -> tuple[str, str] | None:
+    """``(kind, id)`` of a stored ``psp_id``, or ``None`` when it is absent or not one this
+    connector wrote (then the payment is looked up again, never put in a URL as it is)."""
+    kind, _, payment_id = (psp_id or "").partition("/")
+    if kind not in _KINDS:
+        return None
+    try:
+        return kind, identifier(payment_id, "the payment id")
+    except ValueError:
+        return None
 
 
 def _money(amount: Amount) -> dict[str, str]:
@@ -150,10 +168,12 @@ class PayPalConnector:
     def _retry(self, answer: HttpAnswer, operation: Operation, reference: PspReference
                ) -> PspResponse:
         name = answer.body.get("name")
-        code = name if isinstance(name, str) and name.isascii() and name else (
-            f"http_{answer.status}")
-        return PspResponse(outcome=Outcome.RETRY, code=code,
-                           message=str(answer.body.get("message", "")), operation=operation,
+        try:
+            reason = code(name, "the error name")
+        except ValueError:
+            reason = f"http_{answer.status}"
+        return PspResponse(outcome=Outcome.RETRY, code=reason,
+                           message=message(answer.body.get("message")), operation=operation,
                            reference=reference)
 
     def _order_response(self, answer: HttpAnswer, operation: Operation, key: str,
@@ -164,60 +184,50 @@ class PayPalConnector:
                                  currency=amount.currency if amount else None)
         if answer.status >= 409:
             return self._retry(answer, operation, reference)
-        units = require(answer.body, "purchase_units", where)
-        try:
-            kind, payment = _first_payment(mapping(units[0], "a purchase unit"))
-        except (LookupError, TypeError) as exc:
-            raise MalformedResponseError(
-                f"{self.name}: the order has no capture or authorization; the outcome is "
-                "unknown", **where) from exc
+        with reading(where, "the order"):
+            kind, payment = _first_payment(require(answer.body, "purchase_units", where))
         return self._payment_response(payment, kind, operation, reference, answer, where)
 
     def _payment_response(self, payment: Any, kind: str, operation: Operation,
                           reference: PspReference, answer: HttpAnswer,
                           where: dict[str, Any]) -> PspResponse:
-        if not isinstance(payment, dict):
-            raise MalformedResponseError(f"{self.name}: a payment is not an object", **where)
         with reading(where, f"the {kind}"):
-            status = text(require(payment, "status", where), f"the {kind} status")
+            payment = mapping(payment, f"the {kind}")
+            status = code(require(payment, "status", where), f"the {kind} status")
             processor = mapping(payment.get("processor_response") or {}, "processor_response")
-            code = processor.get("response_code")
-            if code is not None:
-                code = text(code, "the processor response code")
-                if not code.isascii() or not 0 < len(code) <= 64:
-                    raise ValueError("the processor response code is not short ASCII text")
-            outcome = classify_paypal(status, code)
-            payment_id = text(require(payment, "id", where), f"the {kind} id")
+            response_code = processor.get("response_code")
+            if response_code is not None:
+                response_code = code(response_code, "the processor response code")
+            outcome = classify_paypal(status, response_code)
+            payment_id = identifier(require(payment, "id", where), f"the {kind} id")
             approval = approval_code(processor.get("authorization_code"))
-        emv = processor.get("emv_auth_data") or ""
-        try:
             # Unreadable issuer data does not drop the decision: the kernel then records
             # issuer authentication as failed (EMV Book 3 §10.9).
-            emv_data = bytes.fromhex(emv) if isinstance(emv, str) else b""
-        except ValueError:
-            emv_data = b""
+            emv_data, malformed = issuer_data(processor.get("emv_auth_data"))
         return PspResponse(
-            outcome=outcome, code=code or status, message=status, operation=operation,
+            outcome=outcome, code=response_code or status, message=status, operation=operation,
             reference=replace(reference, psp_id=f"{kind}/{payment_id}", approval_code=approval),
-            emv_data=emv_data, replayed=answer.status == 200 and operation in (
-                Operation.AUTHORISE, Operation.ADVICE),
+            emv_data=emv_data, issuer_data_malformed=malformed,
+            replayed=answer.status == 200 and operation in (Operation.AUTHORISE,
+                                                            Operation.ADVICE),
         )
 
-    async def _payment_id(self, original: PspReference, operation: Operation) -> str | None:
-        if original.psp_id:
-            return original.psp_id
+    async def _payment_id(self, original: PspReference, operation: Operation
+                          ) -> tuple[str, str] | None:
+        """``(kind, id)`` of the payment: the reference's, else found by the order search
+        (after an unknown outcome); ``None`` when the gateway has no order for it."""
+        known = _split_psp_id(original.psp_id)
+        if known is not None:
+            return known
         where = self._where(operation, original.transaction_id)
         answer = await self._http.request("GET", "/v2/checkout/orders", where=where,
                                           params={"custom_id": original.transaction_id})
-        orders = require(answer.body, "orders", where)
         with reading(where, "the order search answer"):
-            if not isinstance(orders, list):
-                raise TypeError("orders is not a list")
+            orders = listing(require(answer.body, "orders", where), "orders")
             if not orders:
                 return None
-            units = mapping(orders[0], "an order")["purchase_units"]
-            kind, payment = _first_payment(mapping(units[0], "a purchase unit"))
-            return f"{kind}/{text(mapping(payment, 'a payment')['id'], 'the payment id')}"
+            kind, payment = _first_payment(mapping(orders[0], "an order")["purchase_units"])
+            return kind, identifier(payment["id"], "the payment id")
 
     def _not_found(self, operation: Operation, original: PspReference, outcome: Outcome
                    ) -> PspResponse:
@@ -228,10 +238,10 @@ class PayPalConnector:
     async def complete(self, original: PspReference, amount: Amount) -> PspResponse:
         key = original.transaction_id
         payment = await self._payment_id(original, Operation.COMPLETE)
-        if payment is None or not payment.startswith("authorization/"):
+        if payment is None or payment[0] != "authorization":
             return self._not_found(Operation.COMPLETE, original, Outcome.DECLINE)
         where = self._where(Operation.COMPLETE, key)
-        answer = await self._post(f"/v2/payments/authorizations/{payment.split('/')[1]}/capture",
+        answer = await self._post(f"/v2/payments/authorizations/{payment[1]}/capture",
                                   {"amount": _money(amount), "final_capture": True},
                                   f"{key}:capture", where)
         return self._single(answer, "capture", Operation.COMPLETE, key, where)
@@ -249,7 +259,7 @@ class PayPalConnector:
         payment = await self._payment_id(original, Operation.REVERSE)
         if payment is None:
             return self._not_found(Operation.REVERSE, original, Outcome.APPROVE)
-        kind, payment_id = payment.split("/", 1)
+        kind, payment_id = payment
         where = self._where(Operation.REVERSE, key)
         if kind == "authorization":
             answer = await self._post(f"/v2/payments/authorizations/{payment_id}/void", {},
@@ -263,10 +273,10 @@ class PayPalConnector:
     async def refund(self, request: RefundRequest) -> PspResponse:
         key = request.idempotency_key
         payment = await self._payment_id(request.original, Operation.REFUND)
-        if payment is None or not payment.startswith("capture/"):
+        if payment is None or payment[0] != "capture":
             return self._not_found(Operation.REFUND, request.original, Outcome.DECLINE)
         where = self._where(Operation.REFUND, key)
-        answer = await self._post(f"/v2/payments/captures/{payment.split('/')[1]}/refund",
+        answer = await self._post(f"/v2/payments/captures/{payment[1]}/refund",
                                   {"amount": _money(request.amount), "custom_id": key},
                                   key, where)
         return self._single(answer, "refund", Operation.REFUND, key, where)
@@ -276,7 +286,7 @@ class PayPalConnector:
         payment = await self._payment_id(original, Operation.STATUS)
         if payment is None:
             return self._not_found(Operation.STATUS, original, Outcome.DECLINE)
-        kind, payment_id = payment.split("/", 1)
+        kind, payment_id = payment
         where = self._where(Operation.STATUS, key)
         answer = await self._http.request("GET", f"/v2/payments/{kind}s/{payment_id}",
                                           where=where)
@@ -287,7 +297,7 @@ class PayPalConnector:
         answer = await self._http.request("GET", "/v1/health", where=where)
         outcome = Outcome.APPROVE if answer.status < 300 else Outcome.RETRY
         return PspResponse(outcome=outcome, code=str(answer.status),
-                           message=str(answer.body.get("status", "")), operation=Operation.ECHO,
+                           message=message(answer.body.get("status")), operation=Operation.ECHO,
                            reference=PspReference(connector=self.name, transaction_id="",
                                                   operation=Operation.ECHO.value))
 

@@ -16,11 +16,13 @@ any other ``httpx.HTTPError`` (``ReadError``, :class:`OutcomeUnknownError`
 ``RemoteProtocolError``…)
 ==========================================  ==================================
 
-An answer is decoded with bounds (:func:`decode_json`: at most 1 MiB and 32 levels of
-nesting), and every connector reads it inside :func:`reading`, which turns any shape or
-type surprise (a missing key, a string where an object belongs, a non-ASCII code) into
-:class:`MalformedResponseError`: an answer the terminal cannot read is an unknown outcome, which
-the router reverses — never a raw ``KeyError`` that would lose the reversal.
+An answer is read at most :data:`~edge_sync.connectors.answers.MAX_ANSWER_BYTES` into
+memory (a longer body is not read on) and decoded with bounds
+(:func:`~edge_sync.connectors.answers.decode_json`); every connector then reads it with
+the typed reader of :mod:`edge_sync.connectors.answers`, which turns any shape or type
+surprise into :class:`MalformedResponseError`: an answer the terminal cannot read is an
+unknown outcome, which the router reverses — never a raw ``KeyError`` that would lose the
+reversal.
 
 HTTP statuses: 2xx and 402 are answers; 429 and 5xx are "retry" answers; 400, 401, 403,
 404 and 422 are :class:`PspRejectedError`; 409 is "retry" (the same idempotency key is still
@@ -29,20 +31,17 @@ being processed) — Stripe's documented semantics, which PayPal's mostly share.
 
 from __future__ import annotations
 
-import json
-import re
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from edge_sync.connectors.answers import MAX_ANSWER_BYTES, decode_json, message
 from edge_sync.connectors.errors import (
     MalformedResponseError,
     OutcomeUnknownError,
-    PspError,
     PspRejectedError,
     PspTimeoutError,
     PspUnreachableError,
@@ -50,29 +49,12 @@ from edge_sync.connectors.errors import (
 from edge_sync.http_client import OwnsHttpClient, http_client
 
 __all__ = [
-    "MAX_ANSWER_BYTES",
-    "MAX_JSON_DEPTH",
     "HttpAnswer",
     "RestClient",
     "RestSettings",
     "SentRequests",
-    "approval_code",
-    "decode_json",
     "map_httpx_error",
-    "mapping",
-    "reading",
-    "require",
-    "text",
 ]
-
-#: A PSP answer is a few kilobytes; anything near this is not one.
-MAX_ANSWER_BYTES = 1 << 20
-#: PSP answers nest a handful of levels; the bound keeps the decoder and every walker of
-#: the result far from Python's recursion limit.
-MAX_JSON_DEPTH = 32
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-#: ISO 8583 DE 38 / EMV tag 89: six alphanumeric characters (shorter ones are padded).
-_APPROVAL_CODE = re.compile(r"[0-9A-Za-z ]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -139,16 +121,24 @@ class RestClient(OwnsHttpClient):
         headers = {}
         if idempotency_header and idempotency_key:
             headers[idempotency_header] = idempotency_key
+        name = self.settings.name
         try:
-            response = await self._client.request(method, path, headers=headers, data=data,
-                                                  json=json_body, params=params)
+            request = self._client.build_request(method, path, headers=headers, data=data,
+                                                 json=json_body, params=params)
+            response = await self._client.send(request, stream=True)
+            try:
+                content = await _bounded_body(response)
+            finally:
+                await response.aclose()
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL,
                 httpx.CookieConflict) as exc:
             raise map_httpx_error(exc, where) from exc
-        name = self.settings.name
-        body = decode_json(response.content, name=name,
-                           where={**where, "http_status": response.status_code})
         status = response.status_code
+        if content is None:
+            raise MalformedResponseError(f"{name}: the answer is more than {MAX_ANSWER_BYTES} "
+                                         "bytes; the outcome is unknown", **where,
+                                         http_status=status)
+        body = decode_json(content, name=name, where={**where, "http_status": status})
         if status in (400, 401, 403, 404, 422):
             raise PspRejectedError(
                 f"{name}: HTTP {status} to {method} {path}: {_error_text(body)}; "
@@ -159,93 +149,23 @@ class RestClient(OwnsHttpClient):
         return HttpAnswer(status=status, body=body, replayed=replayed)
 
 
-def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON object of at most :data:`MAX_ANSWER_BYTES` and :data:`MAX_JSON_DEPTH` levels,
-    else :class:`MalformedResponseError` (the outcome of the request is unknown)."""
-    if len(content) > MAX_ANSWER_BYTES:
-        raise MalformedResponseError(f"{name}: the answer is {len(content)} bytes, more than "
-                                f"{MAX_ANSWER_BYTES}; the outcome is unknown", **where)
-    depth = deepest = 0
-    for token in _JSON_TOKENS.finditer(content):
-        char = token.group()
-        if char in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in (b"]", b"}"):
-            depth -= 1
-    if deepest > MAX_JSON_DEPTH:
-        raise MalformedResponseError(f"{name}: the answer nests deeper than {MAX_JSON_DEPTH} "
-                                "levels; the outcome is unknown", **where)
-    try:
-        body = json.loads(content)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise MalformedResponseError(f"{name}: the answer is not JSON; the outcome of the request "
-                                "is unknown", **where) from exc
-    if not isinstance(body, dict):
-        raise MalformedResponseError(f"{name}: the answer is JSON but not an object", **where)
-    return body
-
-
-@contextmanager
-def reading(where: Mapping[str, Any], what: str = "the answer") -> Iterator[None]:
-    """Read a decoded answer: any shape or type surprise is :class:`MalformedResponseError`.
-
-    The connectors' answer readers index, convert and compare freely inside this block; a
-    PSP that sends a list entry without its id, a string where an object belongs or a
-    non-ASCII code gets "unreadable answer, outcome unknown" — the case the router reverses.
-    """
-    try:
-        yield
-    except PspError:
-        raise
-    except (LookupError, TypeError, AttributeError, ValueError, UnicodeError,
-            RecursionError) as exc:
-        raise MalformedResponseError(
-            f"{where.get('connector', 'psp')}: {what} has an unexpected shape "
-            f"({type(exc).__name__}); the outcome is unknown", **where,
-        ) from None
-
-
-def mapping(value: Any, what: str) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else ``TypeError`` (mapped by :func:`reading`)."""
-    if not isinstance(value, dict):
-        raise TypeError(f"{what} is not an object")
-    return value
-
-
-def text(value: Any, what: str) -> str:
-    """``value`` when it is a JSON string, else ``TypeError`` (mapped by :func:`reading`)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} is not a string")
-    return value
-
-
-def approval_code(value: Any) -> str | None:
-    """An issuer approval code (DE 38 / tag 89: up to six ASCII alphanumerics) or ``None``;
-    anything else is ``ValueError`` (mapped by :func:`reading`)."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not _APPROVAL_CODE.fullmatch(value):
-        raise ValueError("the approval code is not up to six ASCII letters or digits")
-    return value
+async def _bounded_body(response: httpx.Response) -> bytes | None:
+    """The body, or ``None`` once it passes :data:`MAX_ANSWER_BYTES` (not read further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_text(body: Mapping[str, Any]) -> str:
     error = body.get("error")
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("code") or error)
-    return str(body.get("message") or body.get("name") or "no detail")
-
-
-def require(body: Mapping[str, Any], key: str, where: Mapping[str, Any]) -> Any:
-    """``body[key]`` or :class:`MalformedResponseError` naming the missing key."""
-    if key not in body:
-        raise MalformedResponseError(
-            f"{where.get('connector', 'psp')}: the answer has no {key!r}; the outcome is "
-            "unknown", **where,
-        )
-    return body[key]
-
+        return message(error.get("message") or error.get("code") or "no detail")
+    return message(body.get("message") or body.get("name") or "no detail")
 
 
 class SentRequests:

@@ -308,11 +308,16 @@ class Router:
 
     async def replay_reversal(self, reversal: JsonObject) -> PspResponse:
         """Send a reversal queued from :class:`ReversalPendingError` (the outbox drains these)."""
-        amount, original = reversal["amount"], reversal["original"]
-        if not isinstance(amount, Mapping) or not isinstance(original, Mapping):
-            raise ValueError("a queued reversal holds its amount and original as JSON objects")
-        fields: dict[str, Any] = dict(amount)  # Amount checks its own values
-        return await self.reverse(PspReference.from_dict(original), Amount(**fields))
+        try:
+            amount, original = reversal["amount"], reversal["original"]
+            if not isinstance(amount, Mapping) or not isinstance(original, Mapping):
+                raise TypeError("its amount and original are not JSON objects")
+            fields: dict[str, Any] = dict(amount)  # Amount checks its own values
+            money, reference = Amount(**fields), PspReference.from_dict(original)
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ValueError(f"a queued reversal needs 'original' (a PSP reference) and "
+                             f"'amount' (minor, currency, numeric, exponent): {exc}") from None
+        return await self.reverse(reference, money)
 
     async def refund(self, request: RefundRequest) -> PspResponse:
         c = self._connector(request.original.connector)

@@ -22,7 +22,9 @@ echo                   ``GET /v1/balance``
 =====================  ==================================================================
 
 Declines come back as HTTP 402 ``card_error`` with a ``decline_code``, which is kept as the
-response code; the issuer's ARPC comes back as ``emv_auth_data`` of the charge.
+response code; the issuer's ARPC comes back as ``emv_auth_data`` of the charge. Answers
+are read with :mod:`edge_sync.connectors.answers`: a shape the connector cannot read is
+:class:`~edge_sync.connectors.errors.MalformedResponseError` (unknown outcome, reversed).
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ from typing import Any
 
 import httpx
 
+from edge_sync.connectors.answers import (
+    approval_code,
+    code,
+    identifier,
+    issuer_data,
+    listing,
+    mapping,
+    message,
+    reading,
+    require,
+)
 from edge_sync.connectors.base import (
     Amount,
     AuthorisationRequest,
@@ -45,19 +58,8 @@ from edge_sync.connectors.base import (
     RefundRequest,
 )
 from edge_sync.connectors.classify import classify_stripe
-from edge_sync.connectors.errors import MalformedResponseError
 from edge_sync.connectors.iso8583_messages import refuse_card_data_tags
-from edge_sync.connectors.rest import (
-    HttpAnswer,
-    RestClient,
-    RestSettings,
-    SentRequests,
-    approval_code,
-    mapping,
-    reading,
-    require,
-    text,
-)
+from edge_sync.connectors.rest import HttpAnswer, RestClient, RestSettings, SentRequests
 
 __all__ = ["StripeConnector"]
 
@@ -146,49 +148,48 @@ class StripeConnector:
                                  amount_minor=amount.minor if amount else None,
                                  currency=amount.currency if amount else None)
         if answer.status == 402 or answer.status == 409 or answer.status >= 429:
-            error = require(body, "error", where)
-            if not isinstance(error, dict):
-                raise MalformedResponseError(f"{self.name}: 'error' is not an object", **where)
-            code = _code(error.get("decline_code") or error.get("code")
-                         or f"http_{answer.status}")
-            outcome = Outcome.RETRY if answer.status != 402 else classify_stripe(None, code)
+            error = mapping(require(body, "error", where), "'error'")
+            reason = code(error.get("decline_code") or error.get("code")
+                          or f"http_{answer.status}")
+            outcome = Outcome.RETRY if answer.status != 402 else classify_stripe(None, reason)
             intent = error.get("payment_intent")
             if isinstance(intent, dict) and "id" in intent:
-                reference = replace(reference, psp_id=text(intent["id"], "the intent id"))
-            return PspResponse(outcome=outcome, code=code,
-                               message=str(error.get("message", "")),
+                reference = replace(reference, psp_id=identifier(intent["id"], "the intent id"))
+            return PspResponse(outcome=outcome, code=reason,
+                               message=message(error.get("message")),
                                operation=operation, reference=reference,
                                replayed=answer.replayed)
-        intent_id = text(require(body, "id", where), "the intent id")
-        status = text(require(body, "status", where), "the intent status")
-        code = status
+        intent_id = identifier(require(body, "id", where), "the intent id")
+        status = code(require(body, "status", where), "the intent status")
+        reason = status
         outcome = classify_stripe(status, None)
         last_error = body.get("last_payment_error")
         if outcome is not Outcome.APPROVE and isinstance(last_error, dict):
-            code = _code(last_error.get("decline_code") or last_error.get("code") or status)
-            outcome = classify_stripe(None, code)
+            reason = code(last_error.get("decline_code") or last_error.get("code") or status)
+            outcome = classify_stripe(None, reason)
+        details = _charge_details(body)
+        emv, malformed = issuer_data(details.get("emv_auth_data"))
         return PspResponse(
-            outcome=outcome, code=code, message=status, operation=operation,
+            outcome=outcome, code=reason, message=status, operation=operation,
             reference=replace(reference, psp_id=intent_id,
-                              approval_code=approval_code(_charge_details(body)
-                                                          .get("authorization_code"))),
-            emv_data=_emv_auth_data(body), replayed=answer.replayed,
+                              approval_code=approval_code(details.get("authorization_code"))),
+            emv_data=emv, issuer_data_malformed=malformed, replayed=answer.replayed,
         )
 
     async def _intent_id(self, original: PspReference, operation: Operation) -> str | None:
-        if original.psp_id:
+        """The payment intent's id: the reference's, else found by the search API (after
+        an unknown outcome). A stored id that is not path-safe is not used in a URL."""
+        if original.psp_id and _is_identifier(original.psp_id):
             return original.psp_id
         where = self._where(operation, original.transaction_id)
         query = f"metadata['transaction_id']:'{original.transaction_id}'"
         answer = await self._http.request("GET", "/v1/payment_intents/search", where=where,
                                           params={"query": query})
-        found = require(answer.body, "data", where)
-        if not isinstance(found, list):
-            raise MalformedResponseError(f"{self.name}: search 'data' is not a list", **where)
-        if not found:
-            return None
         with reading(where, "the search answer"):
-            return text(mapping(found[0], "a search entry")["id"], "the intent id")
+            found = listing(require(answer.body, "data", where), "search 'data'")
+            if not found:
+                return None
+            return identifier(mapping(found[0], "a search entry")["id"], "the intent id")
 
     def _not_found(self, operation: Operation, original: PspReference, outcome: Outcome
                    ) -> PspResponse:
@@ -217,7 +218,7 @@ class StripeConnector:
         where = self._where(Operation.REVERSE, key)
         current = await self._http.request("GET", f"/v1/payment_intents/{intent}", where=where)
         with reading(where, "the payment intent"):
-            status = text(require(current.body, "status", where), "the intent status")
+            status = code(require(current.body, "status", where), "the intent status")
         if status == "canceled":
             return self._intent_response(current, Operation.REVERSE, key, amount, where)
         if status == "succeeded":
@@ -261,17 +262,18 @@ class StripeConnector:
                                  operation=operation.value)
         if answer.status >= 400:
             error = mapping(answer.body.get("error") or {}, "the error")
-            code = _code(error.get("code") or f"http_{answer.status}")
+            reason = code(error.get("code") or f"http_{answer.status}")
             outcome = Outcome.RETRY if answer.status >= 409 else Outcome.DECLINE
-            return PspResponse(outcome=outcome, code=code, message=str(error.get("message", "")),
+            return PspResponse(outcome=outcome, code=reason,
+                               message=message(error.get("message")),
                                operation=operation, reference=reference,
                                replayed=answer.replayed)
-        status = text(require(answer.body, "status", where), "the refund status")
+        status = code(require(answer.body, "status", where), "the refund status")
         outcome = Outcome.APPROVE if status in {"succeeded", "pending"} else Outcome.DECLINE
         refund_id = answer.body.get("id")
         return PspResponse(outcome=outcome, code=status, message=status, operation=operation,
                            reference=replace(reference, psp_id=None if refund_id is None
-                                             else text(refund_id, "the refund id")),
+                                             else identifier(refund_id, "the refund id")),
                            replayed=answer.replayed)
 
     async def status(self, original: PspReference) -> PspResponse:
@@ -296,28 +298,19 @@ class StripeConnector:
         await self._http.aclose()
 
 
-def _code(value: Any) -> str:
-    """A decline or error code: a short ASCII string (classified, kept, shown)."""
-    code = text(value, "the code")
-    if not code.isascii() or not 0 < len(code) <= 64:
-        raise ValueError("the code is not short ASCII text")
-    return code
+def _is_identifier(value: str) -> bool:
+    try:
+        identifier(value, "the intent id")
+    except ValueError:
+        return False
+    return True
 
 
-def _charge_details(body: dict[str, Any]) -> Mapping[str, Any]:
+def _charge_details(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``latest_charge.payment_method_details.card_present``, or ``{}`` when absent."""
     charge = body.get("latest_charge")
     if charge is None:
         return {}
     details = mapping(charge, "latest_charge").get("payment_method_details") or {}
     return mapping(mapping(details, "payment_method_details").get("card_present") or {},
                    "card_present")
-
-
-def _emv_auth_data(body: dict[str, Any]) -> bytes:
-    # Unreadable issuer data is not a reason to drop the host's decision: without it the
-    # kernel records issuer authentication as failed (EMV Book 3 §10.9), as it should.
-    value = _charge_details(body).get("emv_auth_data") or ""
-    try:
-        return bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        return b""

@@ -18,7 +18,7 @@ from edge_sync.connectors.base import Outcome, PspReference
 from edge_sync.connectors.errors import PspError
 from edge_sync.pop import PopRecord
 from hsm import TokenisedCard
-from terminal.emv.errors import EmvError
+from terminal.emv.errors import CardDataError, EmvError
 from terminal.emv.kernel import TransactionResult
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.logs import mask_pan_text
@@ -123,7 +123,10 @@ async def _finalise_without_host(manager: PaymentManager,
         except EmvError:
             network = result.network or ""
         candidates = manager.candidates_for(pan, aid, network, sale.request.amount)
-        await manager.prepare(sale, pan, expiry, network, candidates, submit_pop=False)
+        try:
+            await manager.prepare(sale, pan, expiry, network, candidates, submit_pop=False)
+        except CardDataError as exc:
+            return _close(manager, sale, result, "financial_declined", _mask(str(exc)))
     if not card_approved:
         return _close(manager, sale, result, "financial_declined",
                            _reason(result, "declined by the card"))

@@ -33,6 +33,7 @@ from edge_sync.connectors.errors import (
 )
 from edge_sync.errors import PopError, PopRejectedError, PopUnavailableError
 from edge_sync.pop import PopClient, PopReceipt, PopRecord
+from etika_errors import EtikaError
 from terminal.emv.kernel import OnlineRequest, OnlineResponse
 from terminal.emv.pan import expiry_from_card, pan_from_card
 from terminal.money import Amount
@@ -136,22 +137,34 @@ class DualLegs:
             entry_mode=EntryMode.CONTACTLESS if self.contactless else EntryMode.CHIP,
         )
         answer: list[OnlineResponse | None] = [None]
+        refused: list[EtikaError] = []
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._financial(bridge, request, deadline, answer),
+            group.create_task(self._financial(bridge, request, deadline, answer, refused),
                               name=f"financial-{self.payment_id}")
             if self.prepared.record is not None:
                 group.create_task(self._pop(self.prepared.record, deadline),
                                   name=f"pop-{self.payment_id}")
+        if refused:
+            # Nothing was sent for the card's data (the bridge refuses it before routing):
+            # the kernel ends with the card's own error, and the manager cancels the sale
+            # and withdraws the PoP record — not an ExceptionGroup out of the TaskGroup.
+            raise refused[0]
         self._on_step("legs_answered")  # both legs back; GENERATE AC 2 comes next
         return self._kernel_answer(answer[0])
 
     async def _financial(self, bridge: KernelAuthoriser, request: OnlineRequest,
-                         deadline: float, answer: list[OnlineResponse | None]) -> None:
+                         deadline: float, answer: list[OnlineResponse | None],
+                         refused: list[EtikaError]) -> None:
         started = time.monotonic()
         leg = self.financial
         try:
             async with asyncio.timeout_at(deadline):
                 answer[0] = await bridge.authorise(request)
+        except EtikaError as exc:
+            if bridge.response is None and bridge.error is None:
+                refused.append(exc)  # refused before anything was sent
+                return
+            raise  # the bridge never raises after an answer: a bug, not swallowed
         except TimeoutError:
             leg.status = "timeout"
             leg.attempts.append(Attempt(leg.candidates[0] if leg.candidates else "-",

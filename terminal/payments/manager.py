@@ -58,6 +58,7 @@ from etika_errors import EtikaError
 from hsm import CardKeyStore, TokenisedCard
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.cvm import PinCallback
+from terminal.emv.errors import CardDataError
 from terminal.emv.kernel import EmvKernel
 from terminal.emv.offline_pin import OfflinePinCallback
 from terminal.emv.selection import Chooser, choose_first
@@ -185,7 +186,13 @@ class PaymentManager:
         """Tokenise, score, check offline limits, and record ``authorising`` (before any
         send) with the fraud check and the PoP record, in one transaction."""
         amount = sale.request.amount
-        card = await asyncio.to_thread(self.card_keys.tokenise, pan, expiry)
+        try:
+            card = await asyncio.to_thread(self.card_keys.tokenise, pan, expiry)
+        except ValueError as exc:
+            # The card's own PAN or expiry is not one (fails Luhn, month 13): the card's
+            # data error, which ends the session cleanly. The message masks the PAN.
+            raise CardDataError(f"the card's PAN or expiry cannot be tokenised: {exc}",
+                                tag=0x5A) from None
         sale.card, sale.network = card, network
         # A sale prepared without its online legs is the card's offline approval.
         exposure = self.offline_exposure(sale)

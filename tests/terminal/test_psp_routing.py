@@ -13,8 +13,9 @@ from edge_sync.connectors import (
     RoutingKey,
     StripeConnector,
 )
+from edge_sync.connectors.base import Operation, Outcome, PspReference, PspResponse
 from terminal.profile import load_profile
-from terminal.psp_routing import build_router
+from terminal.psp_routing import build_router, kernel_answer
 from terminal.store import Store
 from terminal.store.psp_trace import SqliteStanSource
 
@@ -77,3 +78,29 @@ def test_router_takes_durable_stans_per_connector(tmp_path: Path,
         assert cih.stans.next_stan() == "000001"
         names = [r[0] for r in store.connection.execute("SELECT connector FROM psp_trace")]
         assert names == ["cih"]
+
+
+@pytest.mark.parametrize(
+    ("outcome",          "code",       "emv_data",                     "flagged", "arc",  "iad"),
+    [
+        (Outcome.APPROVE,  "00",         bytes.fromhex("9108") + bytes(8), False,   b"00",  bytes(8)),
+        (Outcome.APPROVE,  "succeeded",  b"",                            False,     b"00",  None),
+        (Outcome.DECLINE,  "00",         b"",                            False,     b"05",  None),
+        (Outcome.DECLINE,  "51",         b"",                            False,     b"51",  None),
+        (Outcome.APPROVE,  "05",         b"",                            False,     b"00",  None),
+        (Outcome.APPROVE,  "00",         bytes.fromhex("91"),            False,     b"00",  None),
+        (Outcome.APPROVE,  "00",         b"",                            True,      b"00",  None),
+    ],
+)
+def test_kernel_answer_keeps_the_decision(outcome: Outcome, code: str, emv_data: bytes,
+                                          flagged: bool, arc: bytes, iad: bytes | None) -> None:
+    """The ARC agrees with the PSP's outcome (a decline never carries an approving ARC) and
+    unreadable issuer data is an issuer authentication failure, not a lost answer (#17
+    items 6-7, EMV Book 3 §10.9)."""
+    answer = kernel_answer(PspResponse(
+        outcome=outcome, code=code, message="", operation=Operation.AUTHORISE,
+        reference=PspReference(connector="x", transaction_id="t", approval_code="A1B2C3"),
+        emv_data=emv_data, issuer_data_malformed=flagged))
+    assert (answer.arc, answer.issuer_authentication_data) == (arc, iad)
+    assert answer.issuer_data_malformed is (flagged or emv_data == bytes.fromhex("91"))
+    assert answer.authorisation_code == b"A1B2C3"

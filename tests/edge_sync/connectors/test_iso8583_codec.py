@@ -245,14 +245,22 @@ def test_rrn_layout() -> None:
     [
         ({"t": "0110"},                             "response code"),
         ({"t": "0110", "39": "0"},                  "response code"),
-        ({"t": "0110", "39": "00", "55": "ZZ"},     "DE 55"),
         ({"t": "0110", "39": "00", "48": "01"},     "DE 48"),
     ],
 )
 def test_read_answer_refuses_broken_answers(fields: dict[str, str], message: str) -> None:
-    """An answer without a usable DE 39, or with a broken DE 55/48, is a ValueError."""
+    """An answer without a usable DE 39, or with a broken DE 48, is a ValueError."""
     with pytest.raises(ValueError, match=message):
         read_answer(fields)
+
+
+@pytest.mark.parametrize("de55", ["ZZ", "9", "91" * 300])
+def test_read_answer_keeps_the_decision_of_a_broken_de55(de55: str) -> None:
+    """An unreadable DE 55 flags the issuer data as malformed and keeps the host's approval
+    (#17 item 7; EMV Book 3 §10.9: issuer authentication fails, the decision stands)."""
+    parsed = read_answer({"t": "0110", "39": "00", "38": "A1B2C3", "55": de55})
+    assert (parsed.code, parsed.approval_code) == ("00", "A1B2C3")
+    assert parsed.emv_malformed and parsed.emv_data == b""
 
 
 def test_pyiso8583_errors_are_mapped() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -83,6 +83,11 @@ def _ill_typed(response: PspResponse) -> list[str]:
         problems.append(f"approval code {approval!r}")
     if not (response.reference.psp_id is None or isinstance(response.reference.psp_id, str)):
         problems.append("psp_id")
+    try:  # what the store writes: SQLite refuses lone surrogates
+        json.dumps(response.reference.as_dict(), ensure_ascii=False).encode("utf-8")
+        (response.code + response.message).encode("utf-8")
+    except UnicodeEncodeError:
+        problems.append("not storable")
     return problems
 
 
@@ -239,3 +244,62 @@ def test_fuzzed_answers_never_escape(kind: str, answers: list[tuple[int, Any]]) 
         assert exc.fields.get("idempotency_key")  # says which payment it is about
         return
     assert not _ill_typed(response)
+
+
+# --- bounds and issuer data ---------------------------------------------------------------
+
+def test_an_oversized_answer_is_not_read_on() -> None:
+    """An answer past 1 MiB is refused as unreadable (unknown outcome) after reading just
+    past the bound, never decoded; the router then queues the reversal."""
+    sent: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(64):  # 4 MiB in all, if read to the end
+            sent.append(65536)
+            yield b" " * 65536
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            raise httpx.ReadTimeout("no answer", request=request)
+        return httpx.Response(200, content=body())
+
+    with pytest.raises(ReversalPendingError, match="more than 1048576 bytes"):
+        _authorise("stripe", handle)
+    assert sum(sent) < 2 * 1048576 * 3  # three attempts, each stopped just past the bound
+
+
+@pytest.mark.parametrize(
+    ("kind",     "status", "body"),
+    [
+        ("stripe",   200,      _stripe_charge(emv_auth_data="ZZ")),
+        ("stripe",   200,      _stripe_charge(emv_auth_data="91" * 300)),
+        ("stripe",   200,      _stripe_charge(emv_auth_data=["91"])),
+        ("paypal",   201,      _paypal_order(processor_response={"response_code": "0000",
+                                                                 "emv_auth_data": "9"})),
+    ],
+    ids=["not-hex", "too-long", "a-list", "odd-length"],
+)
+def test_unreadable_issuer_data_keeps_the_approval(kind: str, status: int, body: Any) -> None:
+    """Issuer data that cannot be read does not void an approval: it is flagged, and the
+    kernel fails issuer authentication (#17 item 7, EMV Book 3 §10.9)."""
+    _, response = _authorise(kind, _answer(status, body))
+    assert response.approved and response.issuer_data_malformed
+    assert response.emv_data == b""
+
+
+@pytest.mark.parametrize(
+    ("kind",     "status", "body"),
+    [
+        ("stripe",   200,      {"id": "pi_1/../refunds", "status": "succeeded"}),
+        ("stripe",   200,      {"id": "pi_1", "status": "succeeded\u0000"}),
+        ("paypal",   201,      {"purchase_units": [{"payments": {"captures": [
+                                    {"id": "C1#x", "status": "COMPLETED"}]}}]}),
+    ],
+    ids=["stripe-path-id", "stripe-odd-status", "paypal-fragment-id"],
+)
+def test_ids_that_would_steer_a_url_are_refused(kind: str, status: int, body: Any) -> None:
+    """An id that is not path-safe is an unreadable answer (reversed), never kept as the
+    reference a later capture, reversal or refund would put in its URL (#17 item 6)."""
+    with pytest.raises(PspError) as info:
+        _authorise(kind, _answer(status, body))
+    assert info.value.fields.get("idempotency_key")
