@@ -5,7 +5,8 @@ POST     ``/v1/terminals/{id}/messages``      ``{"messages": [envelopeâ€¦]}`` â†
                                               answered after the commit (503 if the database
                                               fails: nothing was stored, send again)
 GET      ``/v1/terminals``                    every registered terminal: last seen, reported
-                                              backlog, message and rejection counts
+                                              backlog, message and rejection counts, journal
+                                              stretches no checkpoint covers yet
 GET      ``/v1/terminals/{id}``               one terminal, its messages per kind and totals
 GET      ``/v1/terminals/{id}/messages``      its latest envelopes (``?kind=alert&limit=``)
 GET      ``/v1/terminals/{id}/transactions``  its payments and refunds as mirrored: latest
@@ -224,6 +225,7 @@ def create_app(
             "messages": sum(s.messages for s in summaries),
             "rejected": sum(s.rejected for s in summaries),
             "unbooked": sum(s.unbooked for s in summaries),
+            "checkpoint_gaps": sum(len(s.checkpoint_gaps) for s in summaries),
             "business_date": date,
             "totals_by_currency": _by_currency(totals),
         }

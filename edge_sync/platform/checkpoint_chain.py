@@ -44,8 +44,10 @@ def link_problem(new: StoredCheckpoint, below: StoredCheckpoint | None,
     """Why ``new`` does not fit between the stored checkpoints around it, or ``None``."""
     entry = new.entry_id
     if same is not None:
-        if same == new:
-            return None  # the very message again: storage answers "duplicate"
+        if same.message_id == new.message_id:
+            # The same message again: the storage answers "duplicate", or refuses a reused
+            # id when its content differs.
+            return None
         return (f"journal checkpoint of entry {entry} does not link: a checkpoint of that "
                 f"entry was already received (message {same.message_id}); a replayed or "
                 f"re-signed one is refused" + ("" if same.entry_hash == new.entry_hash

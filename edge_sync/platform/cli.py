@@ -269,7 +269,8 @@ def register(groups: CommandGroups) -> None:
     revoke.add_argument("key_version", metavar="VERSION", type=int, help="the key version")
     revoke.set_defaults(handler=_revoke_key)
 
-    fleet = commands.add_parser("terminals", help="list registered terminals")
+    fleet = commands.add_parser(
+        "terminals", help="list registered terminals and their unchecked journal stretches")
     _add_database(fleet)
     fleet.add_argument("--json", action="store_true", help="print JSON")
     fleet.set_defaults(handler=_terminals)
@@ -429,18 +430,23 @@ def _register_terminal(ctx: CommandContext, args: argparse.Namespace) -> int:
 def _terminals(ctx: CommandContext, args: argparse.Namespace) -> int:
     storage = _open(ctx, args)
     try:
-        rows = [summary.as_json() for summary in storage.terminals()]
+        summaries = storage.terminals()
     finally:
         storage.close()
     if args.json:
-        print(json.dumps({"terminals": rows}, indent=2))
+        print(json.dumps({"terminals": [s.as_json() for s in summaries]}, indent=2))
         return 0
-    print(f"{'terminal':<20} {'last seen':<25} {'backlog':>8} {'messages':>9} {'rejected':>9}")
-    for row in rows:
+    print(f"{'terminal':<20} {'last seen':<25} {'backlog':>8} {'messages':>9} {'rejected':>9} "
+          f"{'journal gaps':>12}")
+    for row in (summary.as_json() for summary in summaries):
         print(
             f"{row['terminal_id']:<20} {row['last_seen_at'] or '-':<25} "
-            f"{row['backlog_total']:>8} {row['messages']:>9} {row['rejected']:>9}"
+            f"{row['backlog_total']:>8} {row['messages']:>9} {row['rejected']:>9} "
+            f"{len(row['checkpoint_gaps']):>12}"
         )
+    # What an auditor must see: journal stretches no received checkpoint vouches for yet.
+    for gap in (gap for summary in summaries for gap in summary.checkpoint_gaps):
+        print(gap.describe())
     return 0
 
 

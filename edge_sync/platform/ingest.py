@@ -55,7 +55,6 @@ from edge_sync.messages import (
     utc_now_iso,
 )
 from edge_sync.platform.booking import KEY_VERSION_END, book_payload, payload_int
-from edge_sync.platform.checkpoint_chain import link_problem, neighbours
 from edge_sync.platform.errors import (
     BadSignatureError,
     KeyNotRegisteredError,
@@ -215,12 +214,11 @@ class Ingestor:
             raise UnknownTerminalError(f"the registered key of {terminal_id} is not an EC key")
         return record, key
 
-    def _checkpoint(self, envelope: Envelope, uplink: Uplink,
-                    batch: list[StoredCheckpoint]) -> Uplink:
-        """A signed journal checkpoint: its own signature verifies with the terminal's key,
-        and it links to the stored checkpoints around it and to those earlier in ``batch``
-        (:mod:`.checkpoint_chain`: in any arrival order), else the terminal's journal was
-        truncated or rewritten in between: refused, and logged."""
+    def _checkpoint(self, envelope: Envelope, uplink: Uplink) -> Uplink:
+        """A signed journal checkpoint: its own signature verifies with the terminal's key.
+        Whether it links to the checkpoints around it (:mod:`.checkpoint_chain`: in any
+        arrival order) is the storage's to decide, inside the commit (two workers may hold
+        conflicting ones at once); one that does not is refused there, and logged here."""
         if envelope.kind != CHECKPOINT_KIND:
             return uplink
         payload = envelope.payload
@@ -243,15 +241,8 @@ class Ingestor:
                        ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError) as exc:
             raise MalformedUplinkError("journal checkpoint: signature does not verify") from exc
-        checkpoint = StoredCheckpoint(entry_id, entry_hash, prev_id, prev_hash, signed_at,
-                                      envelope.message_id)
-        stored = [c for c in self.storage.journal_checkpoints_around(
-            envelope.terminal_id, entry_id) if c is not None]
-        problem = link_problem(checkpoint, *neighbours(entry_id, stored + batch))
-        if problem is not None:
-            raise MalformedUplinkError(problem)
-        batch.append(checkpoint)
-        return replace(uplink, checkpoint=checkpoint)
+        return replace(uplink, checkpoint=StoredCheckpoint(
+            entry_id, entry_hash, prev_id, prev_hash, signed_at, envelope.message_id))
 
     def _rotation(self, envelope: Envelope, uplink: Uplink) -> Uplink:
         """A key announcement is taken only from the terminal's current key and only for a
@@ -398,8 +389,6 @@ class Ingestor:
         outcomes: list[str] = ["held"] * len(batch)
         good: list[tuple[int, Uplink]] = []
         rejections: list[Rejection] = []
-        # The checkpoints of this batch per terminal, not stored yet: linked like stored ones.
-        checkpoints: dict[str, list[StoredCheckpoint]] = {}
         for index, raw in enumerate(batch):
             try:
                 envelope = self.verified(raw)
@@ -428,8 +417,7 @@ class Ingestor:
                 continue
             try:
                 booked = self._rotation(envelope, book_payload(envelope))
-                good.append((index, self._checkpoint(
-                    envelope, booked, checkpoints.setdefault(envelope.terminal_id, []))))
+                good.append((index, self._checkpoint(envelope, booked)))
             except StorageError:
                 raise  # the registry lookup failed: the whole batch waits
             except Exception as exc:
@@ -469,6 +457,18 @@ class Ingestor:
                 for cached in [k for k in list(self._keys) if k[0] == uplink.terminal_id]:
                     self._keys.pop(cached, None)
         for (index, uplink), outcome in stored:
+            if outcome.refused is not None:
+                # A checkpoint that does not link: the terminal's journal was cut or
+                # rewritten (or a replay). The terminal is told and it is logged.
+                log.warning("journal checkpoint of %s refused (message %s): %s",
+                            uplink.terminal_id, uplink.message_id, outcome.refused)
+                reason = (outcome.refused if len(outcome.refused) <= 300
+                          else outcome.refused[:297] + "...")
+                acks[index] = self._ack(sign_acks, uplink.terminal_id, uplink.message_id,
+                                        uplink.seq, "rejected", reason)
+                outcomes[index] = "rejected"
+                rejections.append(Rejection(uplink.terminal_id, uplink.message_id, reason))
+                continue
             if outcome.conflict:
                 # Never "duplicate" for another message: the terminal would drop it as
                 # delivered. A reused id is a terminal bug to be seen, not absorbed.

@@ -42,6 +42,7 @@ __all__ = [
     "CONTENT_FIELDS",
     "COUNTED_STATES",
     "HELD_PREFIX",
+    "CheckpointGap",
     "EodTotal",
     "IngestOutcome",
     "KeyRecord",
@@ -125,6 +126,32 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True)
+class CheckpointGap:
+    """A stretch of a terminal's audit journal that no received, linked checkpoint covers:
+    the checkpoint of ``checkpoint_entry`` names entry ``last_entry`` as its predecessor,
+    and no checkpoint of that entry has arrived (delivered out of order, still in the
+    terminal's outbox, or never sent). Entries ``first_entry``–``last_entry`` (from just
+    after the nearest stored checkpoint below) are unverified until it does, and a journal
+    cut or rewritten in there would go unseen. ``since``: when that checkpoint arrived."""
+
+    terminal_id: str
+    first_entry: int
+    last_entry: int
+    checkpoint_entry: int
+    since: str
+
+    def describe(self) -> str:
+        """The gap as an operator reads it."""
+        return (f"{self.terminal_id}: journal entries {self.first_entry}-{self.last_entry} "
+                f"not covered by a verified checkpoint since {self.since} (the checkpoint of "
+                f"entry {self.checkpoint_entry} names entry {self.last_entry}, not received)")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"first_entry": self.first_entry, "last_entry": self.last_entry,
+                "checkpoint_entry": self.checkpoint_entry, "since": self.since}
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     """One registered key version of a terminal and where it stands in its life."""
 
@@ -161,6 +188,9 @@ class IngestOutcome:
     message_id: str
     new: bool
     conflict: bool = False
+    #: Why the storage refused it (a journal checkpoint that does not link to the ones
+    #: committed before it): not stored, to be rejected.
+    refused: str | None = None
 
 
 # CONTENT_FIELDS (what makes a message what it is) is the wire contract's, shared with the
@@ -191,6 +221,8 @@ class TerminalSummary:
     messages: int = 0
     rejected: int = 0
     unbooked: int = 0
+    #: Stretches of its audit journal no received checkpoint covers yet.
+    checkpoint_gaps: list[CheckpointGap] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -204,4 +236,5 @@ class TerminalSummary:
             "messages": self.messages,
             "rejected": self.rejected,
             "unbooked": self.unbooked,
+            "checkpoint_gaps": [gap.as_json() for gap in self.checkpoint_gaps],
         }

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from edge_sync.platform.records import (
+    CheckpointGap,
     IngestOutcome,
     KeyRecord,
     Rejection,
@@ -61,12 +62,20 @@ class PlatformStorage(abc.ABC):
         it (``None`` where there is none): the neighbours a new checkpoint must link to."""
 
     @abc.abstractmethod
+    def checkpoint_gaps(self, terminal_id: str | None = None) -> list[CheckpointGap]:
+        """Every stored checkpoint whose predecessor has not arrived, of one terminal or of
+        the fleet, by terminal and entry: the journal stretches no checkpoint covers yet."""
+
+    @abc.abstractmethod
     def next_downlink_seq(self, terminal_id: str, kind: str) -> int:
         """The next downlink sequence for that terminal and kind (committed before use)."""
 
     @abc.abstractmethod
     def ingest(self, uplinks: Sequence[Uplink], received_at: str) -> list[IngestOutcome]:
-        """Commit a batch in one transaction; each outcome says new or already there."""
+        """Commit a batch in one transaction; each outcome says new, already there, or
+        refused (a journal checkpoint that does not link to those committed before it,
+        checked inside this transaction so that concurrent workers cannot both store one of
+        two conflicting checkpoints)."""
 
     @abc.abstractmethod
     def record_rejections(self, rejections: Sequence[Rejection], received_at: str) -> None:

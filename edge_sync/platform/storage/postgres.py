@@ -2,7 +2,8 @@
 
 A URL may carry ``?schema=NAME``: the tables then live in that schema (created if missing),
 so that test runs and tenants stay apart. Concurrent migrations (several workers starting
-together) are serialised by an advisory lock on the schema's name.
+together) are serialised by an advisory lock on the schema's name, and the checkpoint
+checks of one terminal (several workers committing its checkpoints) by one on its id.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class PostgresStorage(SqlStorage):
 
     def _lock_schema(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+
+    def _lock_checkpoints(self, conn: Any, terminal_id: str) -> None:
+        # Held until this transaction ends; under READ COMMITTED each statement after the
+        # wait sees what the worker that held it committed. Keyed by the schema too, so
+        # that tenants (and test runs) do not queue behind each other; a hash collision
+        # only serialises more than needed.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(%s))",
+                     (terminal_id,))
 
     def close(self) -> None:
         with self._lock:

@@ -52,3 +52,11 @@ def test_a_missing_predecessor_entry_on_the_terminal_is_refused() -> None:
     """A checkpoint whose terminal no longer holds its predecessor entry is refused."""
     gone = StoredCheckpoint(9, H[9], 5, None, "2026-12-03T00:00:00.000Z", "m9")
     assert "no longer holds entry 5" in (problem(gone, []) or "")
+
+
+def test_the_same_message_again_is_left_to_the_storage_even_when_its_link_was_not_kept() -> None:
+    """A checkpoint carried over from the newest-checkpoint table (no link kept) and sent
+    again in its own message is not a replay: the storage answers it as a duplicate."""
+    carried = StoredCheckpoint(5, H[5], None, None, "2026-12-03T00:00:00.000Z", "m5")
+    assert problem(cp(5, 0), [carried]) is None
+    assert "already received" in (problem(cp(5, 0, mid="other"), [carried]) or "")

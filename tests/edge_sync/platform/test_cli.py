@@ -267,3 +267,30 @@ def test_a_fixed_key_is_used_at_once(tmp_path: Path) -> None:
         assert accepted is not None and accepted.status == "accepted"
     finally:
         storage.close()
+
+
+def test_terminals_names_the_journal_stretches_no_checkpoint_covers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An auditor running ``etika platform terminals`` sees each terminal's unchecked
+    journal stretch in words, and ``--json`` lists it per terminal."""
+    from edge_sync.platform.records import StoredCheckpoint, Uplink
+
+    database = str(tmp_path / "p.db")
+    storage = open_storage(database)
+    storage.register_key("T-0001", 1, "pem", "2026-12-03T00:00:00Z")
+    checkpoints = [StoredCheckpoint(5, "5" * 64, 0, "0" * 64, "then", "m-5"),
+                   StoredCheckpoint(20, "a" * 64, 14, "e" * 64, "then", "m-20")]
+    storage.ingest([Uplink(c.message_id, "T-0001", "journal_checkpoint", c.entry_id,
+                           c.message_id, "then", "{}", checkpoint=c) for c in checkpoints],
+                   "2026-12-03T10:00:00.000Z")
+    storage.close()
+    status, out, _ = _run(capsys, "platform", "terminals", "--database", database)
+    assert status == 0
+    assert out.splitlines()[-1] == (
+        "T-0001: journal entries 6-14 not covered by a verified checkpoint since "
+        "2026-12-03T10:00:00.000Z (the checkpoint of entry 20 names entry 14, not received)")
+    status, out, _ = _run(capsys, "platform", "terminals", "--database", database, "--json")
+    assert json.loads(out)["terminals"][0]["checkpoint_gaps"] == [
+        {"first_entry": 6, "last_entry": 14, "checkpoint_entry": 20,
+         "since": "2026-12-03T10:00:00.000Z"}]

@@ -225,3 +225,56 @@ def test_a_replayed_checkpoint_in_a_fresh_envelope_is_refused_out_of_order_too(
                             payload={**forged, "signature": signature})
     ack, = ingestor.ingest([RawUplink(TERMINAL_ID, jumped.to_json(), CHECKPOINT_KIND)])
     assert ack.status == "rejected" and "truncated or rewritten" in (ack.reason or "")
+
+
+def _entries(raws: list[RawUplink]) -> list[tuple[int, int]]:
+    """``(entry_id, prev_entry_id)`` of each checkpoint uplink."""
+    payloads = [json.loads(raw.body)["payload"] for raw in raws]
+    return [(int(p["entry_id"]), int(p["prev_entry_id"])) for p in payloads]
+
+
+def test_an_unfilled_gap_is_reported_until_its_checkpoint_arrives(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path
+) -> None:
+    """A checkpoint whose predecessor has not arrived leaves a journal stretch no verified
+    checkpoint covers: reported per terminal (from just after the checkpoint below to the
+    missing one, since the checkpoint that revealed it came) until the gap fills."""
+    arrivals = iter(["2026-12-03T10:00:00.000Z", "2026-12-03T11:00:00.000Z",
+                     "2026-12-03T12:00:00.000Z"])
+    ingestor = Ingestor(storage, clock=lambda: next(arrivals),
+                        signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    first, second, third = _three_checkpoints(store, registered)
+    store.close()
+    (one, _), (two, _), (three, prev_of_three) = _entries([first, second, third])
+    assert prev_of_three == two
+    assert [a.status for a in ingestor.ingest([first])] == ["accepted"]
+    assert storage.checkpoint_gaps() == []
+    assert [a.status for a in ingestor.ingest([third])] == ["accepted"]
+    gap, = storage.checkpoint_gaps(TERMINAL_ID)
+    assert (gap.first_entry, gap.last_entry, gap.checkpoint_entry, gap.since) == (
+        one + 1, two, three, "2026-12-03T11:00:00.000Z")
+    assert gap.describe() == (
+        f"{TERMINAL_ID}: journal entries {one + 1}-{two} not covered by a verified "
+        f"checkpoint since 2026-12-03T11:00:00.000Z (the checkpoint of entry {three} names "
+        f"entry {two}, not received)")
+    summary = storage.terminal(TERMINAL_ID)
+    assert summary is not None and summary.as_json()["checkpoint_gaps"] == [gap.as_json()]
+    assert storage.checkpoint_gaps("T-OTHER") == []
+    assert [a.status for a in ingestor.ingest([second])] == ["accepted"]
+    assert storage.checkpoint_gaps() == []
+
+
+def test_a_gap_below_the_first_checkpoint_received_starts_at_entry_one(
+    storage: PlatformStorage, registered: SoftwareSigner, tmp_path: Path
+) -> None:
+    """When the terminal's earlier checkpoints never arrived, the whole journal up to the
+    one the first received checkpoint names is reported as unverified."""
+    ingestor = Ingestor(storage, signer=SoftwareSigner.generate())
+    store = _journalled(tmp_path)
+    _, second, _ = _three_checkpoints(store, registered)
+    store.close()
+    (_, prev_of_second), = _entries([second])
+    assert [a.status for a in ingestor.ingest([second])] == ["accepted"]
+    gap, = storage.checkpoint_gaps()
+    assert (gap.first_entry, gap.last_entry) == (1, prev_of_second)
