@@ -11,8 +11,13 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from edge_sync.platform.errors import StorageError
+from edge_sync.platform.records import StoredCheckpoint, Uplink
 from edge_sync.platform.storage import PlatformStorage, open_storage
-from edge_sync.platform.storage.schema import MIGRATIONS_TABLE, shipped_migrations
+from edge_sync.platform.storage.schema import (
+    MIGRATIONS_TABLE,
+    apply_migrations,
+    shipped_migrations,
+)
 from tests.fixtures.postgres import POSTGRES_URL
 
 
@@ -100,6 +105,59 @@ def test_a_database_from_before_versioning_is_adopted(tmp_path: Any) -> None:
         assert storage.schema_version() == shipped_migrations()[-1].version
     finally:
         storage.close()
+
+
+def _tables(conn: Any, database: str) -> set[str]:
+    if database.startswith("postgresql://"):
+        rows = conn.execute("SELECT table_name FROM information_schema.tables "
+                            "WHERE table_schema = current_schema()").fetchall()
+    else:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def test_a_database_with_the_newest_checkpoint_table_upgrades(database: str) -> None:
+    """A database at schema 8 still has the newest-checkpoint table of 0005: migration 0009
+    carries over a row the chain lacks, keeps the chain's, and drops the table; the
+    terminal's next checkpoint links to what was carried over."""
+    with raw(database) as conn:
+        if database.startswith("postgresql://"):
+            schema = dict(parse_qsl(urlsplit(database).query))["schema"]
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+
+            def run(statement: str, params: Any) -> Any:
+                return conn.execute(statement.replace("?", "%s"), params)
+        else:
+            run = conn.execute
+        apply_migrations(run, database, "then", shipped_migrations()[:8])
+        for terminal in ("T-CHAIN", "T-HAND"):
+            run("INSERT INTO platform_terminals (terminal_id, registered_at) VALUES (?, 'x')",
+                (terminal,))
+            run("INSERT INTO platform_journal_checkpoints VALUES (?, 7, ?, 'then', 'm-7')",
+                (terminal, "7" * 64))
+        # Written together since 0007; a hand-edited database may lack the chain's row.
+        run("INSERT INTO platform_journal_checkpoint_chain (terminal_id, entry_id, entry_hash, "
+            "prev_entry_id, prev_entry_hash, signed_at, message_id) "
+            "VALUES ('T-CHAIN', 7, ?, 3, ?, 'then', 'm-7')", ("7" * 64, "3" * 64))
+    storage = open_storage(database)
+    try:
+        assert storage.schema_version() == 9
+        links = {}
+        for terminal in ("T-CHAIN", "T-HAND"):
+            _, at_seven, _ = storage.journal_checkpoints_around(terminal, 7)
+            assert at_seven is not None and at_seven.entry_hash == "7" * 64
+            links[terminal] = at_seven.prev_entry_id
+        assert links == {"T-CHAIN": 3, "T-HAND": None}
+        nxt = StoredCheckpoint(12, "c" * 64, 7, "7" * 64, "now", "m-12")
+        outcome, = storage.ingest([Uplink("m-12", "T-HAND", "journal_checkpoint", 12, "m-12",
+                                          "now", "{}", checkpoint=nxt)], "now")
+        assert outcome.new and outcome.refused is None
+    finally:
+        storage.close()
+    with raw(database) as conn:
+        tables = _tables(conn, database)
+    assert "platform_journal_checkpoint_chain" in tables
+    assert "platform_journal_checkpoints" not in tables
 
 
 def test_storage_methods_are_abstract() -> None:
