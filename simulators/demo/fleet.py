@@ -21,7 +21,6 @@ by :meth:`Fleet.stop` (the demo calls it on exit, whatever happened).
 
 from __future__ import annotations
 
-import getpass
 import re
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from edge_sync.pki import TestPki
+from simulators.demo.broker import start_mosquitto
 from simulators.demo.processes import (
     ETIKA,
     DemoError,
@@ -49,7 +49,6 @@ CONTACT_READER = "Virtual PCD 00 00"
 CONTACTLESS_READER = "Virtual PCD 00 01"
 VPCD_PORTS = {CONTACT_READER: 35963, CONTACTLESS_READER: 35964}
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-BROKER_DIR = Path(__file__).resolve().parents[2] / "edge_sync" / "broker"
 
 
 def platform_subscribed(port: int, timeout_s: float = 30.0) -> bool:
@@ -343,27 +342,10 @@ class Fleet:
         return self.platform_link
 
     def _mosquitto(self, binary: str, pki: TestPki) -> tuple[int, int]:
-        """Mosquitto from the shipped configuration and ACLs on two free loopback ports."""
-        directory = self.work / "mosquitto"
-        (directory / "data").mkdir(parents=True, exist_ok=True)
-        terminal_port, platform_port = free_port(), free_port()
-        values = {"PERSISTENCE": str(directory / "data"), "TERMINAL_PORT": str(terminal_port),
-                  "TERMINAL_HOST": "127.0.0.1", "PLATFORM_PORT": str(platform_port),
-                  "PLATFORM_HOST": "127.0.0.1", "CA_FILE": str(pki.ca_pem),
-                  "CERT_FILE": str(pki.broker_pem),
-                  "KEY_FILE": str(pki.broker_key),
-                  "ACL_DIR": str(BROKER_DIR)}
-        conf = (BROKER_DIR / "mosquitto.conf").read_text(encoding="utf-8")
-        for name, value in values.items():
-            conf = conf.replace(f"@{name}@", value)
-        # Our own user: run as root, mosquitto would switch to one who cannot read our files.
-        conf += f"\nuser {getpass.getuser()}\nlog_dest file {directory / 'mosquitto.log'}\n"
-        (directory / "mosquitto.conf").write_text(conf, encoding="utf-8")
-        process = self.processes.start("Mosquitto", [binary, "-c", str(directory /
-                                                                      "mosquitto.conf")],
-                                       log=self.log("mosquitto"))
-        wait_for_port(terminal_port, process, "Mosquitto (terminal listener)")
-        wait_for_port(platform_port, process, "Mosquitto (platform listener)")
+        """Mosquitto from the shipped configuration and ACLs on two free loopback ports
+        (fresh ones when another process took them first)."""
+        _process, terminal_port, platform_port = start_mosquitto(
+            self.processes, binary, self.work / "mosquitto", pki, log=self.log("mosquitto"))
         return terminal_port, platform_port
 
     def sync(self, data_dir: Path) -> subprocess.Popen[str]:
