@@ -27,6 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edge_sync.bounded_json import storable_text, validate_json
 from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.messages import (
     PROTOCOL_VERSION,
@@ -89,8 +90,10 @@ def build_ack_batch(signer: Signer, *, terminal_id: str, destination: str,
         "terminal_id": terminal_id,
         "destination": destination,
         "issued_at": issued_at or utc_now_iso(),
+        # A reason may quote what the terminal sent: storable and signable whatever it is.
         "acks": [{"message_id": a.message_id, "seq": a.seq, "status": a.status,
-                  "reason": a.reason} for a in acks],
+                  "reason": None if a.reason is None else storable_text(a.reason)}
+                 for a in acks],
     }
     signature = base64.b64encode(signer.sign(canonical_json(unsigned))).decode("ascii")
     try:
@@ -103,22 +106,22 @@ def check_ack_batch(verifier: AckVerifier, raw: bytes) -> list[Ack]:
     """The acks of a batch that verifies with the platform key and is bound to the
     verifier's terminal and destination; :class:`SignatureError` or
     :class:`MessageFormatError` otherwise (the caller drops the whole batch)."""
-    try:
-        batch = SignedAckBatch.model_validate_json(raw)
-    except ValueError as exc:
-        raise MessageFormatError(f"not a valid ack batch: {exc}") from exc
+    batch = validate_json(SignedAckBatch, raw, "ack batch")
     if batch.terminal_id != verifier.terminal_id or batch.destination != verifier.destination:
         raise SignatureError(
             f"ack batch is bound to {batch.terminal_id}/{batch.destination}, not "
             f"{verifier.terminal_id}/{verifier.destination}", reason="misdirected ack")
     wire = batch.wire()
-    verifier.verify_signed(canonical_json(wire), batch.signature,
-                           what=f"ack batch of {len(batch.acks)}")
+    try:
+        signed = canonical_json(wire)
+    except MessageFormatError as exc:  # a lone surrogate: nothing valid was signed
+        raise SignatureError(f"ack batch cannot be verified: {exc.message}",
+                             reason="malformed signature") from exc
+    verifier.verify_signed(signed, batch.signature, what=f"ack batch of {len(batch.acks)}")
     return [
         Ack(message_id=item.message_id, status=item.status,
             # The reason is kept (dead letter, logs): storable whatever it holds.
-            reason=None if item.reason is None
-            else item.reason[:500].encode("utf-8", "replace").decode("utf-8"),
+            reason=None if item.reason is None else storable_text(item.reason),
             terminal_id=batch.terminal_id, destination=batch.destination, seq=item.seq,
             issued_at=batch.issued_at)
         for item in batch.acks

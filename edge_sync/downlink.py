@@ -47,6 +47,8 @@ import functools
 import logging
 import re
 import time
+import tomllib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -62,6 +64,12 @@ from pydantic import (
     field_validator,
 )
 
+from edge_sync.bounded_json import (
+    MAX_DEPTH,
+    check_depth,
+    storable_text,
+    validation_summary,
+)
 from edge_sync.errors import DownlinkRejectedError, MessageFormatError, SignatureError
 from edge_sync.json_types import JsonObject
 from edge_sync.messages import Downlink, parse_downlink, verify_downlink
@@ -118,7 +126,28 @@ class ConfigUpdate(_Payload):
                 raise ValueError(f"{name!r} is not a profile file name (<name>.toml, no paths)")
             if len(text) > 256_000:
                 raise ValueError(f"{name} is larger than 256 kB")
+            _check_toml(name, text)
         return files
+
+
+def _check_toml(name: str, text: str) -> None:
+    """``ValueError`` unless ``text`` is TOML within :data:`MAX_DEPTH` levels (TOML 1.0;
+    profile tables nest a few levels): refused here, before anything is written, so neither
+    the profile loader nor the file writer meets text they cannot take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} holds text that is not valid Unicode") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{name} is not TOML: {storable_text(str(exc), 200)}") from None
+    except RecursionError:  # tomllib recurses per level of arrays and inline tables
+        raise ValueError(f"{name} is nested too deep to load") from None
+    try:
+        check_depth(document, name)
+    except MessageFormatError:
+        raise ValueError(f"{name} is nested too deep (over {MAX_DEPTH} levels)") from None
 
 
 class BlacklistEntry(_Payload):
@@ -208,10 +237,16 @@ def _instant(value: str, what: str) -> dt.datetime:
     return parsed
 
 
-def _storable(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, with what UTF-8 cannot hold (lone surrogates,
-    NUL) replaced, so that it can be stored, serialised and signed."""
-    return text[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+def _downlink_id(message_id: object) -> str | None:
+    """The message id to name in a refusal: only a UUID (what the contract allows); any
+    other text the sender put there is not repeated (the reason describes it)."""
+    if not isinstance(message_id, str) or len(message_id) > 64:
+        return None
+    try:
+        uuid.UUID(message_id)
+    except ValueError:
+        return None
+    return message_id
 
 
 class DownlinkHooks(Protocol):
@@ -356,18 +391,9 @@ class DownlinkHandler:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, stale)
         try:
             payload = _SCHEMAS[downlink.kind].model_validate(downlink.payload)
-        except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-                for e in exc.errors()[:3]
-            )
-            return await self._refuse(
-                downlink, downlink.message_id, downlink.kind, f"invalid payload: {reason}"
-            )
-        except RecursionError:
-            return await self._refuse(
-                downlink, downlink.message_id, downlink.kind, "invalid payload: nested too deep"
-            )
+        except ValidationError as exc:  # the payload's depth is bounded by the parser
+            return await self._refuse(downlink, downlink.message_id, downlink.kind,
+                                      f"invalid payload: {validation_summary(exc)}")
         older = await self._older_version(payload)
         if older is not None:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, older)
@@ -375,11 +401,6 @@ class DownlinkHandler:
             await self._apply(downlink, payload)
         except DownlinkRejectedError as exc:
             return await self._refuse(downlink, downlink.message_id, downlink.kind, exc.message)
-        except RecursionError:
-            return await self._refuse(
-                downlink, downlink.message_id, downlink.kind,
-                f"the {downlink.kind} is nested too deep to be applied",
-            )
         await self._blocking(self._hooks.record, downlink, "applied", None)
         return DownlinkResult(downlink.message_id, downlink.kind, "applied")
 
@@ -464,10 +485,12 @@ class DownlinkHandler:
         record: bool = True,
     ) -> DownlinkResult:
         # The id, kind and reason may quote what the sender wrote (a lone surrogate, a
-        # megabyte): the alert must stay storable and signable, so keep them short and valid.
-        mid = _storable(message_id, 64) if isinstance(message_id, str) else None
-        kind = _storable(kind, 32)
-        reason = _storable(reason, 500)
+        # megabyte): the alert must stay storable and signable. An id that is not a UUID is
+        # not repeated; the kind and reason are cut short, with what UTF-8 cannot hold
+        # replaced (U+FFFD).
+        mid = _downlink_id(message_id)
+        kind = storable_text(kind, 32)
+        reason = storable_text(reason, 500)
         if record and downlink is not None:
             await self._blocking(self._hooks.record, downlink, "rejected", reason)
         now = self._clock()

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 
 from edge_sync.ack_binding import SentLog
-from edge_sync.errors import SignatureError, TransportError
+from edge_sync.bounded_json import MAX_MESSAGE_BYTES, storable_text, validate_json
+from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.http_client import (
     JSON_HEADERS,
     OwnsHttpClient,
@@ -61,6 +62,18 @@ class HttpsLinkSettings:
                 "run scripts/setup to create the test PKI or fix the [sync] paths",
                 url=self.base_url,
             ) from exc
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it grows past ``limit`` bytes (not read further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class HttpsTransport(OwnsHttpClient):
@@ -108,7 +121,10 @@ class HttpsTransport(OwnsHttpClient):
         for envelope in batch:
             sent.sent(envelope.message_id, envelope.seq)
         try:
-            response = await self._client.post(self._url, content=body, timeout=timeout)
+            # Streamed so that an answer is read only up to the bound, never whole.
+            async with self._client.stream("POST", self._url, content=body,
+                                           timeout=timeout) as response:
+                content = await _read_capped(response, MAX_MESSAGE_BYTES)
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"HTTPS POST {self._url} timed out after {timeout:g} s", url=self._url
@@ -117,6 +133,10 @@ class HttpsTransport(OwnsHttpClient):
             raise TransportError(
                 f"HTTPS POST {self._url} failed: {exc!s} ({type(exc).__name__})", url=self._url
             ) from exc
+        if content is None:
+            raise TransportError(
+                f"HTTPS answer from {self._url} is larger than {MAX_MESSAGE_BYTES} bytes; "
+                "it is not an ack batch", url=self._url)
         if response.status_code != 200:
             hint = (
                 "the platform refused the request itself (contract mismatch?)"
@@ -125,16 +145,17 @@ class HttpsTransport(OwnsHttpClient):
             )
             raise TransportError(
                 f"HTTPS POST {self._url} answered {response.status_code}: "
-                f"{response.text[:200]}; {hint}",
+                f"{storable_text(content[:200].decode('utf-8', 'replace'), 200)}; {hint}",
                 url=self._url,
                 status=response.status_code,
             )
         try:
-            answer = AckBatch.model_validate_json(response.content)
-        except ValueError as exc:
+            answer = validate_json(AckBatch, content, "HTTPS answer")
+        except MessageFormatError as exc:
             # Retried like an outage: the messages' fate is unknown, the receiver dedups.
             raise TransportError(
-                f"HTTPS answer from {self._url} is not an ack batch: {exc}", url=self._url
+                f"HTTPS answer from {self._url} is not an ack batch: {exc.message}",
+                url=self._url,
             ) from exc
         acks: dict[str, Ack] = {}
         for ack in answer.acks:

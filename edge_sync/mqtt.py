@@ -43,6 +43,7 @@ from paho.mqtt.properties import Properties
 
 from edge_sync.ack_batch import check_ack_batch, is_ack_batch
 from edge_sync.ack_binding import SentLog
+from edge_sync.bounded_json import validate_json
 from edge_sync.errors import MessageFormatError, SignatureError, TransportError
 from edge_sync.http_client import client_tls_context
 from edge_sync.messages import (
@@ -52,7 +53,6 @@ from edge_sync.messages import (
     Envelope,
     ack_topic,
     downlink_wildcard,
-    parse_ack,
     parse_topic,
     uplink_topic,
 )
@@ -107,12 +107,9 @@ class MqttLinkSettings:
 
 
 def _fast_ack(raw: bytes) -> Ack:
-    # The hot path (one ack per uplink message): pydantic's JSON parser straight away; the
-    # slow path only to build a good error message.
-    try:
-        return Ack.model_validate_json(raw)
-    except ValueError:
-        return parse_ack(raw)
+    # The hot path (one ack per uplink message): pydantic's JSON parser straight away,
+    # bounded (size; depth by the model's shape) and mapped to MessageFormatError.
+    return validate_json(Ack, raw, "ack")
 
 
 class MqttTransport:
@@ -278,7 +275,10 @@ class MqttTransport:
                 self._on_late_ack(ack)
 
     async def _dispatch(self, topic: str, payload: object) -> None:
-        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+        # aiomqtt hands bytes; anything else is made bytes without raising (surrogatepass:
+        # the bounded decoder refuses what is not UTF-8).
+        raw = (bytes(payload) if isinstance(payload, bytes | bytearray)
+               else str(payload).encode("utf-8", "surrogatepass"))
         try:
             _, direction, kind = parse_topic(topic.removeprefix(TERMINALS_MOUNT_POINT))
         except MessageFormatError:

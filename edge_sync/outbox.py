@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict, runtime_checkable
 
+from edge_sync.bounded_json import storable_text
 from edge_sync.json_types import JsonObject, JsonValue
 
 __all__ = [
@@ -152,8 +153,14 @@ class RetryPolicy:
 
 
 def alert_payload(alert: str, **details: JsonValue) -> dict[str, JsonValue]:
-    """Payload of an ``alert`` row: what happened and the facts to act on."""
-    return {"alert": alert, **details}
+    """Payload of an ``alert`` row: what happened and the facts to act on.
+
+    A text detail may quote what came from outside (a refused downlink's reason): it is made
+    storable and signable here (lone surrogates replaced, NUL replaced, at most 2000
+    characters), so that the alert about a hostile message is never itself unstorable.
+    """
+    return {"alert": alert, **{name: storable_text(value, 2000) if isinstance(value, str)
+                               else value for name, value in details.items()}}
 
 
 @runtime_checkable

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -26,6 +25,13 @@ from pydantic import (
     field_validator,
 )
 
+from edge_sync.bounded_json import (
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
+    check_depth,
+    decode_json,
+    validation_summary,
+)
 from edge_sync.errors import MessageFormatError
 from edge_sync.json_types import JsonObject, JsonValue
 
@@ -65,11 +71,6 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Literal[1] = 1
-#: The largest message any parser here reads (a config downlink of 32 profile files at
-#: 256 kB each fits); the broker's ``message_size_limit`` is the same.
-MAX_MESSAGE_BYTES = 9 * 1024 * 1024
-#: How deep JSON may nest in any message (payloads are a few levels deep by design).
-MAX_DEPTH = 32
 AckStatus = Literal["accepted", "duplicate", "rejected"]
 ACK_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "rejected")
 DownlinkKind = Literal["config", "blacklist", "crl", "fx", "cmd"]
@@ -263,52 +264,12 @@ class AckBatch(WireModel):
 _M = TypeVar("_M", bound=WireModel)
 
 
-def validation_summary(exc: ValidationError) -> str:
-    """The first three errors of a pydantic validation, as ``where: what; ...``."""
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
-        parts.append(f"{where}: {error['msg']}")
-    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-    return "; ".join(parts) + more
-
-
-def check_depth(value: object, what: str, limit: int = MAX_DEPTH) -> None:
-    """Raise :class:`MessageFormatError` when JSON ``value`` nests deeper than ``limit``.
-
-    Iterative, so a hostile depth is refused here instead of overflowing the recursion of
-    the validator, the canonicaliser or a later ``repr``.
-    """
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise MessageFormatError(
-                f"{what} is nested deeper than {limit} levels", reason="nested too deep"
-            )
-        if isinstance(item, Mapping):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend((v, depth + 1) for v in item)
-
-
 def _load(raw: bytes | str | JsonObject, what: str) -> JsonValue:
     if isinstance(raw, Mapping):
         data = dict(raw)
         check_depth(data, what)
         return data
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise MessageFormatError(
-            f"{what} is larger than {MAX_MESSAGE_BYTES} bytes", reason="too large"
-        )
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MessageFormatError(f"{what} is not JSON: {exc}", reason="not json") from exc
-    except RecursionError as exc:
-        raise MessageFormatError(f"{what} is nested too deep", reason="nested too deep") from exc
-    check_depth(data, what)
-    return data
+    return decode_json(raw, what)  # size, syntax and depth bounded (edge_sync.bounded_json)
 
 
 def _parse(model: type[_M], raw: bytes | str | JsonObject, what: str) -> _M:
@@ -316,9 +277,7 @@ def _parse(model: type[_M], raw: bytes | str | JsonObject, what: str) -> _M:
     if not isinstance(data, dict):
         raise MessageFormatError(f"{what} is not a JSON object", reason="not an object")
     try:
-        model_obj = model.model_validate(data)
-    except RecursionError as exc:
-        raise MessageFormatError(f"{what} is nested too deep", reason="nested too deep") from exc
+        model_obj = model.model_validate(data)  # depth already bounded by _load
     except ValidationError as exc:
         reason = validation_summary(exc)
         raise MessageFormatError(

@@ -11,7 +11,6 @@ Every signature covers the *canonical JSON* of all the other fields of its objec
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -22,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
-from edge_sync.errors import SignatureError
+from edge_sync.bounded_json import canonical_json, storable_text
+from edge_sync.errors import MessageFormatError, SignatureError
 from edge_sync.json_types import JsonObject, JsonValue
 from edge_sync.signing import Signer, verify_signature
 from edge_sync.wire import (
@@ -49,20 +49,18 @@ __all__ = [
 _M = TypeVar("_M", bound=WireModel)
 
 
-def canonical_json(obj: Mapping[str, object]) -> bytes:
-    """The signed bytes: every field but ``signature``, sorted keys, no spaces, UTF-8."""
-    unsigned = {key: value for key, value in obj.items() if key != "signature"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _b64(signature: bytes) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
 def _signed(model: type[_M], unsigned: Mapping[str, JsonValue], signer: Signer, what: str) -> _M:
     """``unsigned`` with its signature over the canonical JSON, as a checked ``model``;
-    ``ValueError`` naming ``what`` when a field is out of the wire contract."""
-    signature = _b64(signer.sign(canonical_json(unsigned)))
+    ``ValueError`` naming ``what`` when a field is out of the wire contract (or holds what
+    canonical JSON cannot carry: a lone surrogate, ``NaN``)."""
+    try:
+        signature = _b64(signer.sign(canonical_json(unsigned)))
+    except MessageFormatError as exc:
+        raise ValueError(f"cannot build {what}: {exc.message}") from exc
     try:
         return model.model_validate({**unsigned, "signature": signature})
     except ValidationError as exc:
@@ -145,7 +143,8 @@ def build_ack(
         "v": PROTOCOL_VERSION,
         "message_id": message_id,
         "status": status,
-        "reason": reason,
+        # The reason may quote what the terminal sent: storable and signable whatever it is.
+        "reason": None if reason is None else storable_text(reason),
         "terminal_id": terminal_id,
         "destination": destination,
         "seq": seq,
@@ -200,7 +199,7 @@ class AckVerifier:
         except InvalidSignature as exc:
             raise SignatureError(f"{what} does not verify with the platform key",
                                  reason="bad signature") from exc
-        except (ValueError, RecursionError) as exc:  # not DER; invalid Unicode; too deep
+        except ValueError as exc:  # the signature is not base64 DER
             raise SignatureError(f"{what} cannot be verified: {type(exc).__name__}",
                                  reason="malformed signature") from exc
 
@@ -219,15 +218,15 @@ class AckVerifier:
         wire = ack.wire()
         try:
             signed = canonical_json(wire)
-        except (ValueError, RecursionError) as exc:  # invalid Unicode; too deep
+        except MessageFormatError as exc:  # a lone surrogate: nothing valid was signed
             raise SignatureError(
-                f"ack for {ack.message_id} cannot be verified: {type(exc).__name__}",
-                reason="malformed signature",
+                f"ack for {storable_text(ack.message_id, 64)} cannot be verified: "
+                f"{exc.message}", reason="malformed signature",
             ) from exc
         self.verify_signed(signed, ack.signature, what=f"ack for {ack.message_id}")
         # The reason is kept (dead letter, logs): make it storable whatever it holds.
         if ack.reason is not None:
-            clean = ack.reason[:500].encode("utf-8", "replace").decode("utf-8")
+            clean = storable_text(ack.reason)
             if clean != ack.reason:
                 return Ack.model_validate({**ack.wire(), "reason": clean})
         return ack
@@ -238,13 +237,8 @@ def _verify(obj: Envelope | Downlink, public_key_pem: bytes | str) -> None:
     signature = base64.b64decode(obj.signature)
     try:
         signed = canonical_json(wire)
-    except UnicodeEncodeError as exc:  # a lone surrogate, escaped in the JSON text
-        raise SignatureError(
-            "the message holds text that is not valid Unicode (a lone surrogate): nothing "
-            "valid was signed", reason="invalid unicode"
-        ) from exc
-    except RecursionError as exc:
-        raise SignatureError("the message is nested too deep", reason="nested too deep") from exc
+    except MessageFormatError as exc:  # a lone surrogate, NaN, too deep: nothing was signed
+        raise SignatureError(exc.message, reason=exc.fields.get("reason", "not json")) from exc
     verify_signature(public_key_pem, signed, signature)
 
 

@@ -73,11 +73,6 @@ class TerminalDownlinkHooks:
                 f"profile version {update.version} could not be written: {exc}",
                 reason="write failed",
             ) from exc
-        except RecursionError as exc:  # TOML nested beyond what the parser can follow
-            raise DownlinkRejectedError(
-                f"profile version {update.version} is nested too deep to load",
-                reason="invalid profile",
-            ) from exc
         if self._on_profile_applied is not None:
             self._on_profile_applied()
 

@@ -239,7 +239,7 @@ class Ingestor:
         try:
             key.verify(base64.b64decode(signature), canonical_json(payload),
                        ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, ValueError) as exc:
+        except (InvalidSignature, ValueError, MessageFormatError) as exc:
             raise MalformedUplinkError("journal checkpoint: signature does not verify") from exc
         return replace(uplink, checkpoint=StoredCheckpoint(
             entry_id, entry_hash, prev_id, prev_hash, signed_at, envelope.message_id))
@@ -290,7 +290,7 @@ class Ingestor:
                     f"malformed envelope: larger than {MAX_MESSAGE_BYTES} bytes")
             try:
                 data = json.loads(raw.body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except ValueError as exc:  # not JSON, not UTF-8, an integer past the digit limit
                 raise MalformedUplinkError("malformed envelope: not json") from exc
             except RecursionError as exc:
                 raise MalformedUplinkError("malformed envelope: nested too deep") from exc
@@ -316,8 +316,8 @@ class Ingestor:
         key = self._public_key(envelope.terminal_id, envelope.key_version)
         try:
             signed = canonical_json(data)
-        except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
-            raise MalformedUplinkError("malformed envelope: text is not valid Unicode") from exc
+        except MessageFormatError as exc:  # a lone surrogate escaped in the JSON, NaN
+            raise MalformedUplinkError(f"malformed envelope: {exc.message}") from exc
         try:
             signature = base64.b64decode(envelope.signature)
             try:

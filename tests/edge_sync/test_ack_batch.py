@@ -58,8 +58,8 @@ def _batch(signer: SoftwareSigner, terminal: str = TERMINAL, destination: str = 
         (_tampered(_batch(PLATFORM)),                SignatureError,      "does not verify"),
         (_batch(PLATFORM, terminal="ETK00666"),      SignatureError,      "bound to ETK00666"),
         (_batch(PLATFORM, destination="pop"),        SignatureError,      "bound to"),
-        (b'{"acks": []}',                            MessageFormatError,  "not a valid ack batch"),
-        (b'{"acks": "x", "v": 1}',                   MessageFormatError,  "not a valid ack batch"),
+        (b'{"acks": []}',                            MessageFormatError,  "ack batch does not match"),
+        (b'{"acks": "x", "v": 1}',                   MessageFormatError,  "ack batch does not match"),
     ],
 )
 def test_a_batch_that_is_not_the_platforms_for_us_is_refused_whole(

@@ -39,7 +39,8 @@ PLATFORM = SoftwareSigner.generate(key_version=1)
 TERMINAL_ID = "ETK00001"
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    # JSON has no NaN or Infinity (RFC 8259 §6): the canonicaliser refuses to sign them.
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
                                                                 max_size=5),
