@@ -11,8 +11,10 @@ IMMEDIATE, holding the file's write lock from its start); PostgreSQL takes a tra
 advisory lock per terminal (:meth:`PostgresStorage._lock_checkpoints
 <edge_sync.platform.storage.postgres.PostgresStorage._lock_checkpoints>`).
 
-A stored checkpoint whose predecessor has not arrived is a *gap*:
-:meth:`CheckpointRows.checkpoint_gaps` lists them for the operators' views.
+A stored checkpoint whose predecessor has not arrived is a *gap*, kept as a row of
+``platform_journal_checkpoint_gaps`` (migration 0010) from the commit that opens it to the
+one that fills it: :meth:`CheckpointRows.checkpoint_gaps` lists them for the operators'
+views without reading every checkpoint ever received.
 """
 
 from __future__ import annotations
@@ -29,18 +31,19 @@ __all__ = ["CheckpointRows"]
 _TABLE = "platform_journal_checkpoint_chain"
 _COLUMNS = "entry_id, entry_hash, prev_entry_id, prev_entry_hash, signed_at, message_id"
 
-# A checkpoint naming a predecessor that is not stored, with the nearest stored checkpoint
-# below that predecessor (where the unlinked stretch starts) and when the checkpoint came.
-# Only constants are formatted in; the terminal id is a parameter.
-_GAPS = f"""SELECT c.terminal_id, c.entry_id, c.prev_entry_id, c.signed_at, m.received_at,
+_GAP_TABLE = "platform_journal_checkpoint_gaps"
+# Each open gap (migration 0010) with the nearest stored checkpoint below the missing one
+# (where the unchecked stretch starts) and when the checkpoint naming it came. Only
+# constants are formatted in; the terminal id is a parameter.
+_GAPS = f"""SELECT g.terminal_id, g.entry_id, g.prev_entry_id, c.signed_at, m.received_at,
         (SELECT MAX(b.entry_id) FROM {_TABLE} b
-         WHERE b.terminal_id = c.terminal_id AND b.entry_id < c.prev_entry_id)
-    FROM {_TABLE} c
-    LEFT JOIN {_TABLE} p ON p.terminal_id = c.terminal_id AND p.entry_id = c.prev_entry_id
+         WHERE b.terminal_id = g.terminal_id AND b.entry_id < g.prev_entry_id)
+    FROM {_GAP_TABLE} g
+    JOIN {_TABLE} c ON c.terminal_id = g.terminal_id AND c.entry_id = g.entry_id
     LEFT JOIN platform_messages m
         ON m.terminal_id = c.terminal_id AND m.message_id = c.message_id
-    WHERE c.prev_entry_id > 0 AND p.entry_id IS NULL AND (? = 1 OR c.terminal_id = ?)
-    ORDER BY c.terminal_id, c.entry_id"""  # noqa: S608
+    WHERE (? = 1 OR g.terminal_id = ?)
+    ORDER BY g.terminal_id, g.entry_id"""  # noqa: S608
 
 
 def _checkpoint(row: Sequence[Any] | None) -> StoredCheckpoint | None:
@@ -100,6 +103,16 @@ class CheckpointRows:
              checkpoint.prev_entry_id, checkpoint.prev_entry_hash, checkpoint.signed_at,
              checkpoint.message_id),
         )
+        # The gaps it fills close; the one it opens (its predecessor not here) is kept.
+        self._run(conn, f"DELETE FROM {_GAP_TABLE} WHERE terminal_id = ? "  # noqa: S608
+                  "AND prev_entry_id = ?", (terminal_id, checkpoint.entry_id))
+        prev = checkpoint.prev_entry_id
+        if prev is not None and prev > 0 and self._run(
+            conn, f"SELECT 1 FROM {_TABLE} WHERE terminal_id = ? AND entry_id = ?",  # noqa: S608
+            (terminal_id, prev),
+        ).fetchone() is None:
+            self._run(conn, f"INSERT INTO {_GAP_TABLE} (terminal_id, entry_id, "  # noqa: S608
+                      "prev_entry_id) VALUES (?, ?, ?)", (terminal_id, checkpoint.entry_id, prev))
 
     def checkpoint_gaps(self, terminal_id: str | None = None) -> list[CheckpointGap]:
         with self._transaction(write=False) as conn:

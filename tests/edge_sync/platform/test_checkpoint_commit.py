@@ -125,3 +125,22 @@ def test_a_batch_is_checked_against_itself_in_the_commit(storage: PlatformStorag
                                checkpoint_uplink(14, 5)], RECEIVED)
     assert [o.new for o in outcomes][:1] == [True]
     assert sorted(o.refused is None for o in outcomes[1:]) == [False, True]
+
+
+def test_gaps_open_split_and_close_as_checkpoints_arrive(storage: PlatformStorage) -> None:
+    """Each gap runs from just after the nearest stored checkpoint below the missing one to
+    that one; a checkpoint arriving inside a gap splits it, its missing one closes it."""
+    storage.register_key(TERMINAL_ID, 1, "pem", RECEIVED)
+
+    def gaps_after(entry: int, prev: int) -> list[tuple[int, int, int]]:
+        outcome, = storage.ingest([checkpoint_uplink(entry, prev)], RECEIVED)
+        assert outcome.new, outcome.refused
+        return [(g.first_entry, g.last_entry, g.checkpoint_entry)
+                for g in storage.checkpoint_gaps(TERMINAL_ID)]
+
+    assert gaps_after(5, 0) == []
+    assert gaps_after(30, 25) == [(6, 25, 30)]
+    assert gaps_after(14, 9) == [(6, 9, 14), (15, 25, 30)]
+    assert gaps_after(25, 20) == [(6, 9, 14), (15, 20, 25)]
+    assert gaps_after(9, 5) == [(15, 20, 25)]
+    assert gaps_after(20, 14) == []

@@ -118,8 +118,9 @@ def _tables(conn: Any, database: str) -> set[str]:
 
 def test_a_database_with_the_newest_checkpoint_table_upgrades(database: str) -> None:
     """A database at schema 8 still has the newest-checkpoint table of 0005: migration 0009
-    carries over a row the chain lacks, keeps the chain's, and drops the table; the
-    terminal's next checkpoint links to what was carried over."""
+    carries over a row the chain lacks, keeps the chain's, and drops the table; 0010 finds
+    the gap already open (entry 7 names 3, never received); the terminal's next checkpoint
+    links to what was carried over."""
     with raw(database) as conn:
         if database.startswith("postgresql://"):
             schema = dict(parse_qsl(urlsplit(database).query))["schema"]
@@ -141,13 +142,15 @@ def test_a_database_with_the_newest_checkpoint_table_upgrades(database: str) -> 
             "VALUES ('T-CHAIN', 7, ?, 3, ?, 'then', 'm-7')", ("7" * 64, "3" * 64))
     storage = open_storage(database)
     try:
-        assert storage.schema_version() == 9
+        assert storage.schema_version() == shipped_migrations()[-1].version
         links = {}
         for terminal in ("T-CHAIN", "T-HAND"):
             _, at_seven, _ = storage.journal_checkpoints_around(terminal, 7)
             assert at_seven is not None and at_seven.entry_hash == "7" * 64
             links[terminal] = at_seven.prev_entry_id
         assert links == {"T-CHAIN": 3, "T-HAND": None}
+        assert [(g.terminal_id, g.first_entry, g.last_entry, g.checkpoint_entry, g.since)
+                for g in storage.checkpoint_gaps()] == [("T-CHAIN", 1, 3, 7, "then")]
         nxt = StoredCheckpoint(12, "c" * 64, 7, "7" * 64, "now", "m-12")
         outcome, = storage.ingest([Uplink("m-12", "T-HAND", "journal_checkpoint", 12, "m-12",
                                           "now", "{}", checkpoint=nxt)], "now")
@@ -158,6 +161,7 @@ def test_a_database_with_the_newest_checkpoint_table_upgrades(database: str) -> 
         tables = _tables(conn, database)
     assert "platform_journal_checkpoint_chain" in tables
     assert "platform_journal_checkpoints" not in tables
+    assert "platform_journal_checkpoint_gaps" in tables
 
 
 def test_storage_methods_are_abstract() -> None:
