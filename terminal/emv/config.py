@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 __all__ = [
     "AidConfig",
@@ -19,7 +20,37 @@ __all__ = [
     "KernelConfig",
     "TransactionData",
     "TransactionType",
+    "replaced",
 ]
+
+_Frozen = TypeVar("_Frozen")
+#: (id of the original, the changes) → (the original, the copy); see :func:`replaced`.
+_REPLACED: dict[tuple[int, tuple[tuple[str, Any], ...]], tuple[Any, Any]] = {}
+_REPLACED_MAX = 64
+
+
+def replaced(original: _Frozen, **changes: Any) -> _Frozen:
+    """``dataclasses.replace(original, **changes)``, made once per original and changes.
+
+    For the frozen configurations here: a contactless kernel derives its configuration
+    (capabilities, floor limit) on every tap, and copying a :class:`KernelConfig` runs its
+    ``__post_init__`` checks again. The copy is equal to a fresh ``replace`` and, being
+    frozen, safe to share. The cache keeps the original alive, so its ``id`` cannot be
+    reused while it is remembered; it is emptied when it reaches 64 entries.
+    """
+    key = (id(original), tuple(sorted(changes.items())))
+    try:
+        hit = _REPLACED.get(key)
+    except TypeError:  # an unhashable change: nothing to remember it by
+        return replace(original, **changes)  # type: ignore[type-var]
+    if hit is not None and hit[0] is original:
+        copy: _Frozen = hit[1]
+        return copy
+    copy = replace(original, **changes)  # type: ignore[type-var]
+    if len(_REPLACED) >= _REPLACED_MAX:
+        _REPLACED.clear()
+    _REPLACED[key] = (original, copy)
+    return copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ concatenated in the same order, without tags or lengths, each fitted to its leng
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from terminal.emv.errors import DolError, TlvError
 from terminal.emv.tags import format_of
@@ -21,10 +22,39 @@ from terminal.emv.tlv import is_constructed, read_tag
 
 __all__ = ["build_dol", "dol_length", "fit_value", "parse_dol"]
 
+#: How a DOL entry is filled: 0 zeros (constructed tag), 1 format n, 2 cn, 3 anything else.
+_ZEROS, _N, _CN, _OTHER = 0, 1, 2, 3
+_KIND = {"n": _N, "cn": _CN}
+
+# A card's DOLs are the same on every tap (and the few cards a terminal sees share them):
+# each DOL is parsed once and kept, with how each entry is filled, in a small cache.
+# Malformed DOLs raise and are not cached. 64 distinct DOLs cover many card products.
+_CACHE_SIZE = 64
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _parsed(dol: bytes) -> tuple[tuple[int, int], ...]:
+    return tuple(_parse(dol))
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _plan(dol: bytes) -> tuple[tuple[int, int, int], ...]:
+    return _plan_of(_parsed(dol))
+
+
+def _plan_of(entries: Sequence[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+    return tuple(
+        (tag, length, _ZEROS if is_constructed(tag) else _KIND.get(format_of(tag), _OTHER))
+        for tag, length in entries
+    )
+
 
 def parse_dol(dol: bytes) -> list[tuple[int, int]]:
     """The ``(tag, length)`` entries of a DOL, in order; malformed → :class:`DolError`."""
-    dol = bytes(dol)
+    return list(_parsed(bytes(dol)))
+
+
+def _parse(dol: bytes) -> list[tuple[int, int]]:
     entries: list[tuple[int, int]] = []
     offset = 0
     while offset < len(dol):
@@ -40,7 +70,7 @@ def parse_dol(dol: bytes) -> list[tuple[int, int]]:
 
 
 def dol_length(dol: bytes | Sequence[tuple[int, int]]) -> int:
-    entries = parse_dol(dol) if isinstance(dol, bytes | bytearray) else dol
+    entries = _parsed(bytes(dol)) if isinstance(dol, bytes | bytearray) else dol
     return sum(length for _, length in entries)
 
 
@@ -59,12 +89,24 @@ def fit_value(tag: int, value: bytes, length: int) -> bytes:
 
 def build_dol(dol: bytes | Sequence[tuple[int, int]], data: Mapping[int, bytes]) -> bytes:
     """The concatenated values a DOL asks for, taken from ``data`` (tag → value)."""
-    entries = parse_dol(dol) if isinstance(dol, bytes | bytearray) else dol
+    plan = _plan(bytes(dol)) if isinstance(dol, bytes | bytearray) else _plan_of(dol)
     out = bytearray()
-    for tag, length in entries:
-        value = data.get(tag)
-        if value is None or is_constructed(tag):
-            out += b"\x00" * length
+    get = data.get
+    # fit_value's rules, inlined with each entry's format looked up once per DOL.
+    for tag, length, kind in plan:
+        value = get(tag)
+        if value is None or kind == _ZEROS:
+            out += bytes(length)
+            continue
+        size = len(value)
+        if size == length:
+            out += value
+        elif size > length:
+            out += value[size - length :] if kind == _N else value[:length]
+        elif kind == _N:
+            out += bytes(length - size) + value
+        elif kind == _CN:
+            out += value + b"\xff" * (length - size)
         else:
-            out += fit_value(tag, value, length)
+            out += value + bytes(length - size)
     return bytes(out)

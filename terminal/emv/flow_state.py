@@ -23,7 +23,7 @@ from terminal.emv.pan import pan_from_card
 from terminal.emv.risk import Cryptogram
 from terminal.emv.selection import SelectedApplication
 from terminal.emv.terminal_data import terminal_data
-from terminal.emv.tlv import Tlv
+from terminal.emv.tlv import Tlv, is_constructed
 from terminal.emv.tvr import Tsi, Tvr
 
 __all__ = ["FlowState"]
@@ -102,17 +102,19 @@ class FlowState:
 
     def store(self, items: list[Tlv], *, where: str) -> None:
         """Keep primitive objects; a repeated one is an error (Book 3 §10.2)."""
+        card = self.card
         for item in items:
-            if item.constructed:
+            tag = item.tag
+            if is_constructed(tag):
                 self.store(item.children, where=where)
                 continue
-            if item.tag in self.card and item.tag not in (0x9F36,):
-                if self.tolerate_identical_duplicates and self.card[item.tag] == item.value:
+            if tag in card and tag != 0x9F36:
+                if self.tolerate_identical_duplicates and card[tag] == item.value:
                     continue
                 raise CardDataError(
-                    f"the card sent data object {item.tag:X} twice ({where})", tag=item.tag
+                    f"the card sent data object {tag:X} twice ({where})", tag=tag
                 )
-            self.card[item.tag] = item.value
+            card[tag] = item.value
 
     def today(self) -> date:
         assert self.txn is not None

@@ -32,10 +32,8 @@ data storage and the balance reading of Book C-2 are not):
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from terminal.emv.apdu import CardChannel
-from terminal.emv.config import KernelConfig, TransactionData
+from terminal.emv.config import KernelConfig, TransactionData, replaced
 from terminal.emv.contact import ContactFlow
 from terminal.emv.cvm import PinCallback, process_cvm
 from terminal.emv.errors import TransactionNotAllowedError
@@ -85,9 +83,9 @@ class MChipContactlessFlow(ContactFlow):
         capabilities = bytearray(config.capabilities)
         if not self.cvm_required:
             capabilities[1] = _NO_CVM_ONLY
-        super().__init__(replace(config, capabilities=bytes(capabilities)), channel, selected,
+        super().__init__(replaced(config, capabilities=bytes(capabilities)), channel, selected,
                          txn, pin_entry=pin_entry, authoriser=authoriser)
-        self.aid_config = replace(self.aid_config, floor_limit=limits.floor_limit)
+        self.aid_config = replaced(self.aid_config, floor_limit=limits.floor_limit)
 
     def terminal_objects(self) -> dict[int, bytes]:
         data = super().terminal_objects()

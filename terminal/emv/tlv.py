@@ -97,6 +97,17 @@ class Tlv:
         return _repr(self, _REPR_DEPTH)
 
 
+# Building a frozen dataclass goes through object.__setattr__ once per field; the decoder
+# makes a few dozen objects per card answer, so it fills the slots directly instead (same
+# object, same fields: what __init__ would do, without its per-field lookups).
+# _decode_list does it inline.
+_new_tlv = object.__new__
+_set_tag = Tlv.__dict__["tag"].__set__
+_set_value = Tlv.__dict__["value"].__set__
+_set_children = Tlv.__dict__["children"].__set__
+_set_offset = Tlv.__dict__["offset"].__set__
+
+
 def _repr(item: Tlv, depth: int) -> str:
     # Bounded: a Tlv built by hand may nest without limit; repr must never recurse into it.
     if item.children:
@@ -135,6 +146,11 @@ def encode_tag(tag: int) -> bytes:
 
 def is_constructed(tag: int) -> bool:
     """Bit b6 of the tag's first byte (Annex B1)."""
+    # One- and two-byte tags are nearly all of them: test those without a loop.
+    if tag <= 0xFF:
+        return bool(tag & 0x20)
+    if tag <= 0xFFFF:
+        return bool(tag & 0x2000)
     while tag > 0xFF:
         tag >>= 8
     return bool(tag & 0x20)
@@ -157,7 +173,21 @@ def encode(tag: int, value: bytes) -> bytes:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"value must be bytes, not {type(value).__name__}")
     value = bytes(value)
-    return tag_bytes(tag) + encode_length(len(value)) + value
+    # The kernel encodes the same few dozen tags on every transaction (CDA's hash input,
+    # DE 55): their checked bytes are kept. Only well-formed int tags get in, never bools.
+    raw = _TAG_BYTES.get(tag) if type(tag) is int else None
+    if raw is None:
+        raw = tag_bytes(tag)
+        if type(tag) is int and len(_TAG_BYTES) < _TAG_BYTES_MAX:
+            _TAG_BYTES[tag] = raw
+    size = len(value)
+    if size < 0x80:
+        return raw + bytes((size,)) + value
+    return raw + encode_length(size) + value
+
+
+_TAG_BYTES: dict[int, bytes] = {}
+_TAG_BYTES_MAX = 1024
 
 
 def encode_constructed(tag: int, children: Iterable[tuple[int, bytes] | Tlv]) -> bytes:
@@ -225,6 +255,9 @@ def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]
     # The kernel decodes every card answer, several times per transaction: this loop reads
     # one-byte lengths and short tags inline and leaves the rarer forms to the helpers.
     out: list[Tlv] = []
+    append = out.append
+    new, set_tag, set_value = _new_tlv, _set_tag, _set_value
+    set_children, set_offset = _set_children, _set_offset
     size = len(data)
     offset = 0
     while offset < size:
@@ -251,7 +284,6 @@ def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]
                 tag=tag,
             )
         value = data[offset:end]
-        children: list[Tlv] = []
         if recurse and first & 0x20:
             if depth >= MAX_DEPTH:
                 raise TlvError(
@@ -260,7 +292,15 @@ def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]
                     offset=base + start, tag=tag, depth=depth + 1,
                 )
             children = _decode_list(value, base + offset, True, depth + 1)
-        out.append(Tlv(tag, value, children, base + start))
+        else:
+            children = []
+        # _make, inlined: this is the decoder's innermost step.
+        item = new(Tlv)
+        set_tag(item, tag)
+        set_value(item, value)
+        set_children(item, children)
+        set_offset(item, base + start)
+        append(item)
         offset = end
     return out
 

@@ -18,6 +18,12 @@ __all__ = ["Tsi", "TsiBit", "Tvr", "TvrBit"]
 class TvrBit(enum.Enum):
     """(byte, bit) of each TVR bit (Book 3 Annex C5)."""
 
+    def __init__(self, byte: int, bit: int) -> None:
+        # Index and mask kept on the member: ``.value`` is a property lookup, and the
+        # kernel tests these bits a few hundred times per transaction.
+        self.index = byte - 1
+        self.mask = 1 << (bit - 1)
+
     # Byte 1
     ODA_NOT_PERFORMED = (1, 8)
     SDA_FAILED = (1, 7)
@@ -55,6 +61,10 @@ class TvrBit(enum.Enum):
 class TsiBit(enum.Enum):
     """(byte, bit) of each TSI bit (Book 3 Annex C6)."""
 
+    def __init__(self, byte: int, bit: int) -> None:
+        self.index = byte - 1
+        self.mask = 1 << (bit - 1)
+
     ODA_PERFORMED = (1, 8)
     CARDHOLDER_VERIFICATION_PERFORMED = (1, 7)
     CARD_RISK_MANAGEMENT_PERFORMED = (1, 6)
@@ -72,17 +82,11 @@ class _Bits:
             raise ValueError(f"{type(self).__name__} is {self.size} bytes, got {len(raw)}")
         self._value = bytearray(raw)
 
-    def _pos(self, bit: TvrBit | TsiBit) -> tuple[int, int]:
-        byte, b = bit.value
-        return byte - 1, 1 << (b - 1)
-
     def set(self, bit: TvrBit | TsiBit) -> None:
-        index, mask = self._pos(bit)
-        self._value[index] |= mask
+        self._value[bit.index] |= bit.mask
 
     def __contains__(self, bit: TvrBit | TsiBit) -> bool:
-        index, mask = self._pos(bit)
-        return bool(self._value[index] & mask)
+        return bool(self._value[bit.index] & bit.mask)
 
     def __bytes__(self) -> bytes:
         return bytes(self._value)
