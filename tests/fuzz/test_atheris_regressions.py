@@ -47,6 +47,13 @@ def _harness(name: str) -> ModuleType:
                                         "1f000000000000000000" "5b6d")),
         ("kernel",        bytes.fromhex("000201")),            # an honest contact card
         ("kernel",        bytes.fromhex("010201")),            # an honest qVSDC tap
+        ("psp_rest",      b""),                                # Stripe: authorise, 500s
+        # #17 item 5: a Stripe authorisation times out three times, then every search
+        # entry lacks its id (was a KeyError out of the router: the reversal was lost)
+        ("psp_rest",      bytes.fromhex("0000f0f0f0" + "00000203010200" * 3)),
+        # the same with a PayPal order without purchase_units
+        ("psp_rest",      bytes.fromhex("0100f0f0f0" + "0000020a010400" * 3)),
+        ("psp_rest",      bytes.fromhex("fc5589898989a689898989898989898989ee")),  # nesting
     ],
 )
 def test_harness_inputs_end_in_the_decoders_own_outcome(harness: str, data: bytes) -> None:
