@@ -1,9 +1,10 @@
 """Atheris harness: the whole EMV kernel (contact and contactless) over a hostile card.
 
-One input is one transaction: :mod:`simulators.card.hostile` reads from it the card profile,
-the interface, the amount, what the host and PIN pads do, and for each of the card's
-answers whether to keep it or change it (status word, truncation, a data object emptied,
-cut, lengthened, dropped, added or repeated, raw bytes, a flipped byte).
+One input is one transaction (or card read): :mod:`simulators.card.hostile` reads from it
+the card profile, the interface, the amount, what the host and PIN pads do, and for each
+of the card's answers whether to keep it or change it (status word, truncation, a data
+object emptied, cut, lengthened, set to an edge value, dropped, added or repeated, raw
+bytes, a flipped byte).
 
 Allowed: a ``TransactionResult``, or one of the kernel's own errors (``EmvError``, the root
 of ``terminal.emv.errors``). Anything else — ``IndexError``, ``ValueError``, … — is a crash.
@@ -23,7 +24,7 @@ warnings.filterwarnings("ignore")
 
 # Only the kernel is instrumented: the simulated card is the fuzzer's tool, not its target.
 with atheris.instrument_imports(include=["terminal.emv"]):
-    from simulators.card.hostile import default_config, run_scenario
+    from simulators.card.hostile import default_config, reads_only, run_scenario
     from terminal.emv.errors import EmvError
     from terminal.emv.kernel import TransactionResult
 
@@ -36,8 +37,10 @@ def check(data: bytes) -> None:
         result = asyncio.run(run_scenario(CONFIG, data))
     except EmvError:
         return
-    if not isinstance(result, TransactionResult) or not result.decision:
-        raise AssertionError(f"the kernel ended without a decision: {result!r}")
+    if not isinstance(result, TransactionResult):
+        raise AssertionError(f"the kernel returned {type(result).__name__}")
+    if not reads_only(data) and not result.decision:
+        raise AssertionError("a transaction ended without a decision")
 
 
 def main() -> None:

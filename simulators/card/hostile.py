@@ -5,15 +5,17 @@ hypothesis). One input — any bytes — is a whole scenario, so a fuzzer's inpu
 exactly:
 
 * byte 0: the card profile and the interface (:data:`SCENARIOS`); byte 1: the amount
-  (:data:`AMOUNTS`); byte 2: what the host does (low 3 bits: the simulated issuer, unable to
-  go online, approve without tag 91, decline, approve with a 91 of any bytes) and the PIN
-  pads (b4–b5 online PIN: an enciphered block, cancelled, timed out, no pad; b6–b7 offline
-  PIN: a block of the key's size, of a wrong size, cancelled, no pad);
+  (:data:`AMOUNTS`); byte 2: what the host does (b1–b3 modulo 5: the simulated issuer,
+  unable to go online, approve without tag 91, decline, approve with a 91 of any bytes and
+  issuer scripts of any commands), b4 a card read (``EmvKernel.read``) instead of a
+  transaction, and the PIN pads (b5–b6 online PIN: an enciphered block, cancelled, timed
+  out, no pad; b7–b8 offline PIN: a block of the key's size, of a wrong size, cancelled,
+  no pad);
 * then, for each answer the card gives, one instruction byte (:class:`Op`, modulo its
   count) and its operands: keep the honest answer, or change its status word, truncate
-  it, set one data object's value (emptied, shortened, lengthened, any bytes), cut a value
-  short, drop an object, add one (a tag the kernel reads, :data:`CARD_TAGS`), repeat one,
-  replace the whole answer, or flip one byte.
+  it, set one data object's value (emptied, shortened, lengthened, any bytes, or one of
+  :data:`KNOWN_VALUES`), cut a value short, drop an object, add one (a tag the kernel
+  reads, :data:`CARD_TAGS`), repeat one, replace the whole answer, or flip one byte.
 
 The honest simulated card (:mod:`simulators.card.card`) keeps answering after a change,
 so a mutation in the GPO answer still reaches CVM, risk management and GENERATE AC — which
@@ -55,12 +57,14 @@ from terminal.profile import load_profile
 __all__ = [
     "AMOUNTS",
     "CARD_TAGS",
+    "KNOWN_VALUES",
     "SCENARIOS",
     "ByteStream",
     "HostileCardReader",
     "Op",
     "default_config",
     "mutate",
+    "reads_only",
     "run_scenario",
 ]
 
@@ -91,6 +95,24 @@ CARD_TAGS = (0x82, 0x94, 0x8C, 0x8D, 0x8E, 0x8F, 0x90, 0x92, 0x93, 0x97, 0x9F32,
 STATUS_WORDS = (0x9000, 0x6283, 0x6300, 0x63C0, 0x63C2, 0x6985, 0x6984, 0x6986, 0x6983,
                 0x6A81, 0x6A82, 0x6A83, 0x6A88, 0x6D00, 0x6F00, 0x6100, 0x61FF, 0x6C00,
                 0x6C10)
+
+#: Values a data object may be set to that random bytes rarely hit: the edge values of
+#: one-byte fields, CVM Lists with every condition (amounts X = 10.00, Y = 50.00), DOLs
+#: (short, malformed, over 255 bytes, with the TC hash), dates, AFLs, currencies, CTQs,
+#: IADs and AIPs that each pick another branch of the kernel.
+KNOWN_VALUES = tuple(bytes.fromhex(h) for h in (
+    "", "00", "FF", "C0", "80", "40", "ABCD", "0000000000", "FFFFFFFFFF", "0000",
+    "000003E800001388" "0206" "4207" "1E08" "1F09" "0103" "4403" "0504" "5E00" "3F00" "0000",
+    "000003E800001388" "0406" "4507" "0101" "4102" "1E03",
+    "00000000000000000000",
+    "9F3704", "DF01FF9F0206", "9F02069F3704", "98149F3704", "9F", "9F0206DF01FA",
+    "991231", "000000", "201301", "AABBCC", "491231", "500101",
+    "08010100", "08010101", "F8010100", "0801FF00", "58010100",
+    "0978", "0504", "0840",
+    "8000", "4000", "2000", "1000", "0800", "0080",
+    "06011103900000", "06011103A00000", "06011103B00000",
+    "FF00", "2000", "0100", "1B80", "3C00", "5C00", "7D00",
+))
 
 WHEN = datetime(2026, 11, 22, 10, 30)
 
@@ -129,6 +151,7 @@ class Op(enum.IntEnum):
     REPEAT = 9
     RAW = 10
     FLIP = 11
+    SET_KNOWN = 12
 
 
 # A mutable TLV tree: [tag, value, children or None], rebuilt with tlv.encode.
@@ -194,6 +217,8 @@ def mutate(answer: ResponseApdu, stream: ByteStream) -> ResponseApdu:
     node = parent[index]
     if op is Op.SET_VALUE:
         node[1] = stream.take(stream.byte())
+    elif op is Op.SET_KNOWN:
+        node[1] = KNOWN_VALUES[stream.byte() % len(KNOWN_VALUES)]
     elif op is Op.CUT_VALUE:
         node[1] = node[1][: stream.byte() % (len(node[1]) + 1)]
     elif op is Op.DROP:
@@ -242,8 +267,17 @@ class _Host:
             return OnlineResponse(arc=b"00")
         if self.mode == 3:
             return OnlineResponse(arc=b"05")
-        return OnlineResponse(arc=b"00", issuer_authentication_data=self.stream.take(
-            self.stream.byte() % 24))
+        iad = self.stream.take(self.stream.byte() % 24)
+        return OnlineResponse(arc=b"00", issuer_authentication_data=iad, scripts=self._scripts())
+
+    def _scripts(self) -> bytes:
+        """Up to three 71/72 templates, each one 86 command of any bytes (Book 3 §10.10)."""
+        out = b""
+        for _ in range(self.stream.byte() % 4):
+            template = 0x71 if self.stream.byte() & 1 else 0x72
+            command = self.stream.take(self.stream.byte() % 20)
+            out += tlv.encode(template, tlv.encode(0x86, command))
+        return out
 
 
 def _online_pin(mode: int) -> Callable[[OnlinePinRequest], Awaitable[EncryptedPin]] | None:
@@ -281,7 +315,7 @@ def default_config() -> KernelConfig:
 
 
 async def run_scenario(config: KernelConfig, data: bytes) -> TransactionResult:
-    """One whole transaction on the hostile card ``data`` describes (see the module)."""
+    """One whole transaction (or card read) on the hostile card ``data`` describes."""
     stream = ByteStream(data)
     profile_name, interface = SCENARIOS[stream.byte() % len(SCENARIOS)]
     amount = AMOUNTS[stream.byte() % len(AMOUNTS)]
@@ -292,6 +326,13 @@ async def run_scenario(config: KernelConfig, data: bytes) -> TransactionResult:
     kernel = EmvKernel(config, authoriser=_Host((modes & 0x07) % 5, profile, stream),
                        pin_entry=_online_pin(modes >> 4 & 0x03),
                        offline_pin=_offline_pin(modes >> 6 & 0x03))
+    contactless = interface is Interface.CONTACTLESS
+    if reads_only(data):
+        return await kernel.read(session, contactless=contactless)
     txn = TransactionData(amount=amount, currency_numeric=504, when=WHEN)
-    return await kernel.transact(session, txn,
-                                 contactless=interface is Interface.CONTACTLESS)
+    return await kernel.transact(session, txn, contactless=contactless)
+
+
+def reads_only(data: bytes) -> bool:
+    """Whether ``data`` reads the card (``EmvKernel.read``, no cryptogram: byte 2 b4)."""
+    return len(data) > 2 and bool(data[2] & 0x08)
