@@ -13,9 +13,11 @@ exhaust the interpreter's stack. The connectors read answers only through this m
   ``UnicodeError``…) becomes :class:`MalformedResponseError`, an *unknown outcome*, which
   the router reverses — never a raw exception that would lose the reversal;
 * the typed getters (:func:`mapping`, :func:`listing`, :func:`text`, :func:`identifier`,
-  :func:`code`, :func:`approval_code`, :func:`issuer_data`) that raise those exceptions
-  for a value of the wrong type or form, and :func:`message`, which never raises: a PSP's
-  free text is kept (cleaned and cut) for people, never acted on.
+  :func:`code`) that raise those exceptions for a value of the wrong type or form — the
+  fields a decision or a later request rests on — and the lenient ones for what is only
+  kept or shown, which never raise: :func:`approval_code` (dropped when odd),
+  :func:`issuer_data` (flagged when unreadable, so the kernel fails issuer
+  authentication) and :func:`message` (a PSP's free text, cleaned and cut).
 
 Everything a connector keeps from an answer is therefore storable as it is: valid UTF-8
 (SQLite and the outbox refuse lone surrogates), short, and ids that are path-safe in a URL.
@@ -175,13 +177,13 @@ def code(value: Any, what: str = "the code") -> str:
 
 
 def approval_code(value: Any) -> str | None:
-    """An issuer approval code (DE 38 / tag 89: up to six ASCII alphanumerics) or ``None``;
-    anything else is ``ValueError``."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not _APPROVAL_CODE.fullmatch(value):
-        raise ValueError("the approval code is not up to six ASCII letters or digits")
-    return value
+    """An issuer approval code (DE 38 / tag 89: up to six ASCII alphanumerics), or ``None``
+    when absent or not one (an integer, non-ASCII digits): the code is printed on the
+    receipt, the decision does not rest on it, so an odd one is dropped, never guessed at
+    and never a reason to void the answer. Never raises."""
+    if isinstance(value, str) and _APPROVAL_CODE.fullmatch(value):
+        return value
+    return None
 
 
 def issuer_data(value: Any) -> tuple[bytes, bool]:

@@ -26,7 +26,10 @@ reversal.
 
 HTTP statuses: 2xx and 402 are answers; 429 and 5xx are "retry" answers; 400, 401, 403,
 404 and 422 are :class:`PspRejectedError`; 409 is "retry" (the same idempotency key is still
-being processed) — Stripe's documented semantics, which PayPal's mostly share.
+being processed) — Stripe's documented semantics, which PayPal's mostly share. Any other
+status (a redirect, which the client never follows, or another 4xx) is no answer of the
+PSP's API: :class:`MalformedResponseError`, so a body that merely looks like an approval
+is never taken for one.
 """
 
 from __future__ import annotations
@@ -145,6 +148,10 @@ class RestClient(OwnsHttpClient):
                 "fix the request or the credentials, do not resend", **where,
                 http_status=status,
             )
+        if not (200 <= status < 300 or status in (402, 409, 429) or 500 <= status < 600):
+            raise MalformedResponseError(
+                f"{name}: HTTP {status} to {method} {path} is not an answer of the API; the "
+                "outcome is unknown", **where, http_status=status)
         replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
         return HttpAnswer(status=status, body=body, replayed=replayed)
 

@@ -307,10 +307,11 @@ def _is_identifier(value: str) -> bool:
 
 
 def _charge_details(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``latest_charge.payment_method_details.card_present``, or ``{}`` when absent."""
-    charge = body.get("latest_charge")
-    if charge is None:
-        return {}
-    details = mapping(charge, "latest_charge").get("payment_method_details") or {}
-    return mapping(mapping(details, "payment_method_details").get("card_present") or {},
-                   "card_present")
+    """``latest_charge.payment_method_details.card_present``, or ``{}`` when it is absent
+    or not an object — Stripe sends ``latest_charge`` as the charge's id unless it is
+    expanded. Only the approval code and the issuer data come from here, and the decision
+    does not rest on them."""
+    details: Any = body
+    for key in ("latest_charge", "payment_method_details", "card_present"):
+        details = details.get(key) if isinstance(details, dict) else None
+    return details if isinstance(details, dict) else {}

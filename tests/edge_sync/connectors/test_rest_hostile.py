@@ -303,3 +303,23 @@ def test_ids_that_would_steer_a_url_are_refused(kind: str, status: int, body: An
     with pytest.raises(PspError) as info:
         _authorise(kind, _answer(status, body))
     assert info.value.fields.get("idempotency_key")
+
+
+@pytest.mark.parametrize("kind", ["stripe", "paypal"])
+@pytest.mark.parametrize("status", [301, 302, 405, 410, 418])
+def test_an_approval_under_an_odd_status_is_no_approval(kind: str, status: int) -> None:
+    """A body that looks like an approval under a status the API never answers with (a
+    redirect, another 4xx) is an unreadable answer — unknown outcome, reversal queued —
+    not an approval."""
+    body = (_STRIPE_OK if kind == "stripe"
+            else _paypal_order(processor_response={"response_code": "0000"}))
+    with pytest.raises(ReversalPendingError, match=f"HTTP {status}"):
+        _authorise(kind, _answer(status, body))
+
+
+def test_latest_charge_as_an_id_keeps_the_approval() -> None:
+    """Stripe sends latest_charge as the charge's id unless expanded: the approval stands,
+    without an approval code or issuer data."""
+    _, response = _authorise("stripe", _answer(200, {**_STRIPE_OK, "latest_charge": "ch_1"}))
+    assert response.approved and response.reference.approval_code is None
+    assert (response.emv_data, response.issuer_data_malformed) == (b"", False)

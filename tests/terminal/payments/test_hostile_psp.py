@@ -163,7 +163,7 @@ def _answer(status: int, body: bytes) -> Handler:
         ("stripe",  402,  b'{"error": "card_declined"}',                            "cancelled"),
         ("stripe",  200,  b'{"id": "pi_1", "status": "succeeded", "latest_charge":'
                           b' {"payment_method_details": {"card_present":'
-                          b' {"authorization_code": 123456}}}}',                    "cancelled"),
+                          b' {"authorization_code": 123456}}}}',                    "reversed"),
         ("paypal",  201,  b'{"purchase_units": [{"payments": {"captures": [{"id": "C1",'
                           b' "status": "DECLINED", "processor_response": "5400"}]}}]}',
                                                                                    "cancelled"),
@@ -177,7 +177,9 @@ async def test_wrong_types_end_the_sale_in_a_stored_state(
         data_dir: Path, kind: str, status: int, body: bytes, state: str) -> None:
     """#17 item 6: wrong types, lone surrogates and deep nesting in an answer end the sale in
     a stored state — declined, or cancelled with the reversal queued — never a raw error
-    out of the manager; a decline whose code looks like an approval stays a decline."""
+    out of the manager; a decline whose code looks like an approval stays a decline; an
+    approval with an odd approval code stays an approval without it (here the card then
+    declines at GENERATE AC 2, no ARPC came, and the approval is reversed)."""
     async with shop(data_dir, _rest(kind, _answer(status, body))) as s:
         out = await s.manager.sale(sale("600.00"), in_process_reader("visa-credit", "contact"))
         assert (out.state, out.approved) == (state, False)
