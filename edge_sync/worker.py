@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from edge_sync.bounded_json import storable_text
 from edge_sync.errors import TransportError
 from edge_sync.json_types import JsonValue
 from edge_sync.messages import Ack, Envelope, build_envelope
@@ -378,7 +379,10 @@ class OutboxWorker:
             if ack is not None and ack.delivered:
                 delivered.append(row.message_id)
             elif ack is not None:
-                rejected.append((row.message_id, ack.reason or "rejected without a reason"))
+                # A receiver's reason is outside text (a PSP's answer, the platform's words):
+                # storable whatever it holds, or dead-lettering it would fail in the store.
+                rejected.append((row.message_id,
+                                 storable_text(ack.reason or "rejected without a reason")))
             else:
                 if error is None:
                     report.unacknowledged += 1
@@ -394,7 +398,8 @@ class OutboxWorker:
         report.rejected += len(rejected)
         report.dead += len(rejected)
         if retries or exhausted:
-            why = error or f"no acknowledgement within {self._settings.ack_timeout_s:g} s"
+            why = storable_text(
+                error or f"no acknowledgement within {self._settings.ack_timeout_s:g} s")
             if retries:
                 self._outbox.retry_later(retries, why)
                 report.retried += len(retries)

@@ -41,6 +41,12 @@ def _harness(name: str) -> ModuleType:
         ("tlv",           bytes.fromhex("7003")),              # constructed, value missing
         ("iso8583",       b""),
         ("iso8583",       b"0210" + bytes(8)),                 # empty bitmap
+        ("sync",          b"\x00" + b"[" * 5000),               # ack nested too deep
+        ("sync",          b"\x01\x03{\"seq\": " + b"9" * 5000 + b"}"),  # int past digit limit
+        ("sync",          b'\x02{"reason": "\\udfff"}'),        # signed ack, lone surrogate
+        ("sync",          b'\x05\x03{"rates": {"EUR": NaN}}'),  # NaN is not JSON
+        ("sync",          b"\x06" + b"{" * 3000),               # HTTPS answer too deep
+        ("sync",          b"\x08x = " + b"[" * 3000),           # config TOML too deep
         # found by atheris: an empty IAC - denial (9F0E) on a contact card (ValueError in
         # the TVR match; now a CardDataError, #17 item 2)
         ("kernel",        bytes.fromhex("cb01000000000000000005"

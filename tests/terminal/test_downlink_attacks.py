@@ -50,6 +50,8 @@ class Terminal:
             "profile": {f.name: f.read_text() for f in sorted(self.profile.rglob("*.toml"))},
             "blacklist": conn.execute("SELECT * FROM blacklist ORDER BY value").fetchall(),
             "fx": self.fleet.fx_rates(),
+            "outbox": conn.execute(
+                "SELECT kind, payload FROM outbox WHERE kind != 'alert' ORDER BY id").fetchall(),
         }
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -186,7 +188,27 @@ async def test_lone_surrogate_is_refused_and_its_alert_stored(
         doc["message_id"] = "\udfff" * 3
     raw = json.dumps(doc).encode()  # ASCII JSON with \\udfff escapes, as a broker carries it
     assert await refused(terminal, "fx", raw, why, caplog)
-    json.dumps(terminal.alerts()[-1], ensure_ascii=False).encode("utf-8")  # signable as is
+    alert = terminal.alerts()[-1]
+    json.dumps(alert, ensure_ascii=False).encode("utf-8")  # signable as is
+    # The bad id is described in the reason, not repeated as the alert's message id.
+    assert alert["message_id"] == (doc["message_id"] if field == "payload" else None)
+
+
+async def test_lone_surrogate_in_the_topic_kind_is_refused_and_stored(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A downlink topic whose kind is not valid Unicode is refused; the alert replaces the
+    surrogate (U+FFFD) instead of carrying it (#17 item 8)."""
+    assert await refused(terminal, "\udfff", down("fx", FX, 1), "arrived on the", caplog)
+    assert terminal.alerts()[-1]["kind"] == "\ufffd"
+
+
+async def test_huge_integer_in_a_downlink_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An integer literal past CPython's digit limit is refused as not JSON, not raised."""
+    raw = down("fx", FX, 1)[:-1] + b', "extra": ' + b"9" * 5000 + b"}"
+    assert await refused(terminal, "fx", raw, "not JSON", caplog)
 
 
 @pytest.mark.parametrize("depth", [40, 5000])
@@ -199,10 +221,19 @@ async def test_deeply_nested_downlink_is_refused(
     assert await refused(terminal, "cmd", raw, "nested", caplog)
 
 
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "x = " + "[" * 5000 + "]" * 5000 + "\n",          # arrays: beyond tomllib's recursion
+        "x = " + "{a = " * 400 + "1" + "}" * 400 + "\n",  # inline tables
+        ".".join(["a"] * 200) + " = 1\n",                   # dotted keys: parsed, then too deep
+    ],
+    ids=["arrays", "inline tables", "dotted keys"],
+)
 async def test_deep_toml_in_a_signed_config_is_refused(
-    terminal: Terminal, caplog: pytest.LogCaptureFixture
+    terminal: Terminal, toml: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Deeply nested TOML inside a correctly signed config is refused, profile kept."""
-    toml = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+    """Deeply nested TOML inside a correctly signed config is refused before anything is
+    written: the profile is unchanged and the refusal is alerted (#17 item 9)."""
     raw = down("config", {"version": "3", "files": {"sync.toml": toml}}, 1)
     assert await refused(terminal, "config", raw, "nested too deep", caplog)
