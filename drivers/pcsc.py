@@ -49,6 +49,7 @@ from drivers.reader_errors import (
     ReaderTimeoutError,
     _ReaderLeaf,
 )
+from drivers.scard_api import ScardApi
 
 __all__ = ["NO_PCSCD_MESSAGE", "PNP_NOTIFICATION", "PcscReader", "PcscSession"]
 
@@ -106,7 +107,7 @@ def _guarded(api_call: Callable[..., T], *args: Any, operation: str, reader: str
 class _Context:
     """One PC/SC context, established on first use and again after pcscd restarts."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: ScardApi) -> None:
         self._api = api
         self._handle: int | None = None
         self._lock = threading.Lock()
@@ -249,7 +250,7 @@ class PcscReader:
     def __init__(
         self,
         *,
-        api: Any = None,
+        api: ScardApi | None = None,
         exclusive: bool = True,
         poll_ms: int = 250,
         backoff: tuple[float, float] = (0.1, 2.0),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from drivers.printer.base import PaperLevel, PrinterState
 from drivers.printer.errors import (
@@ -22,12 +22,47 @@ from drivers.printer.errors import (
     PrinterPortError,
 )
 
-__all__ = ["ENCODING", "EscposSerialPrinter"]
+__all__ = ["ENCODING", "EscposDevice", "EscposSerialPrinter", "SerialPort"]
 
 ENCODING = "CP858"
 
 
-def _open_escpos(port: str, baud: int, timeout_s: float) -> Any:
+class SerialPort(Protocol):
+    """pyserial's ``Serial``, as python-escpos holds it (``printer.device``)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def flush(self) -> None: ...
+
+    def read(self, size: int = 1, /) -> bytes: ...
+
+    def reset_input_buffer(self) -> None: ...
+
+
+class _Encoder(Protocol):
+    def force_encoding(self, encoding: str, /) -> None: ...
+
+
+class EscposDevice(Protocol):
+    """What this driver uses of python-escpos's ``Serial`` printer (the library ships no
+    type hints); an ``opener`` returns it, a test's stand-in too."""
+
+    @property
+    def device(self) -> SerialPort: ...
+
+    @property
+    def magic(self) -> _Encoder: ...
+
+    def hw(self, hw: str, /) -> None: ...
+
+    def textln(self, txt: str = "", /) -> None: ...
+
+    def cut(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _open_escpos(port: str, baud: int, timeout_s: float) -> EscposDevice:
     from escpos.printer import Serial
 
     printer = Serial(devfile=port, baudrate=baud, timeout=timeout_s, dsrdtr=False)
@@ -39,15 +74,15 @@ class EscposSerialPrinter:
     """:class:`~drivers.printer.base.ReceiptPrinter` over python-escpos's ``Serial``."""
 
     def __init__(self, port: str, baud: int = 19200, *, timeout_s: float = 0.5,
-                 opener: Callable[[str, int, float], Any] = _open_escpos) -> None:
+                 opener: Callable[[str, int, float], EscposDevice] = _open_escpos) -> None:
         self.port = port
         self.baud = baud
         self.timeout_s = timeout_s
         self._opener = opener
-        self._printer: Any = None
+        self._printer: EscposDevice | None = None
         self._lock = asyncio.Lock()
 
-    def _device(self) -> Any:
+    def _device(self) -> EscposDevice:
         if self._printer is None:
             try:
                 self._printer = self._opener(self.port, self.baud, self.timeout_s)
@@ -64,7 +99,7 @@ class EscposSerialPrinter:
             except Exception:  # noqa: S110 - already failing; the port is reopened next time
                 pass
 
-    def _ask(self, device: Any, request: bytes) -> int | None:
+    def _ask(self, device: SerialPort, request: bytes) -> int | None:
         """One real-time status byte, or None when the printer says nothing. (python-escpos's
         own ``is_online`` reads 16 bytes and so always waits the whole timeout.)"""
         device.write(request)

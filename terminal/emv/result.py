@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from drivers.base import EncryptedPin
 
@@ -41,7 +40,7 @@ class TransactionResult:
     #: Card and terminal data of the transaction (clear PAN inside: never log, never print).
     emv_data: dict[int, bytes] = field(default_factory=dict, repr=False)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, str | None]:
         return {
             "aid": self.aid,
             "label": self.label,
