@@ -42,6 +42,11 @@ def _plan(dol: bytes) -> tuple[tuple[int, int, int], ...]:
     return _plan_of(_parsed(dol))
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
+def _plan_of_entries(entries: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int, int], ...]:
+    return _plan_of(entries)
+
+
 def _plan_of(entries: Sequence[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
     return tuple(
         (tag, length, _ZEROS if is_constructed(tag) else _KIND.get(format_of(tag), _OTHER))
@@ -89,7 +94,13 @@ def fit_value(tag: int, value: bytes, length: int) -> bytes:
 
 def build_dol(dol: bytes | Sequence[tuple[int, int]], data: Mapping[int, bytes]) -> bytes:
     """The concatenated values a DOL asks for, taken from ``data`` (tag → value)."""
-    plan = _plan(bytes(dol)) if isinstance(dol, bytes | bytearray) else _plan_of(dol)
+    if isinstance(dol, bytes | bytearray):
+        plan = _plan(bytes(dol))
+    else:  # entries, as parse_dol gives them: cached by their tuple too
+        try:
+            plan = _plan_of_entries(tuple(dol))
+        except TypeError:  # entries that are not hashable (lists): no cache
+            plan = _plan_of(dol)
     out = bytearray()
     get = data.get
     # fit_value's rules, inlined with each entry's format looked up once per DOL.

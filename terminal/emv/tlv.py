@@ -274,6 +274,8 @@ def _decode_list(data: bytes, base: int, recurse: bool, depth: int) -> list[Tlv]
             tag, offset = read_tag(data, offset, base=base)
         if offset < size and data[offset] < 0x80:
             length, offset = data[offset], offset + 1
+        elif offset + 1 < size and data[offset] == 0x81:  # 81 xx: records, certificates
+            length, offset = data[offset + 1], offset + 2
         else:
             length, offset = _read_length(data, offset, tag, base)
         end = offset + length
