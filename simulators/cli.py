@@ -95,7 +95,8 @@ def register_psp(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         choices=("iso8583", "stripe", "paypal"),
         help="which protocol to speak",
     )
-    psp.add_argument("--port", required=True, type=_port, metavar="N", help="TCP port")
+    psp.add_argument("--port", required=True, type=port_or_zero, metavar="N",
+                     help="TCP port (0: any free port; the first line printed says which)")
     psp.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     psp.add_argument(
         "--faults",
@@ -105,9 +106,10 @@ def register_psp(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     psp.add_argument("--key", metavar="PEM", help="P2PE private key (default: the TEST key)")
     psp.add_argument(
-        "--control-port", type=_port, metavar="N",
+        "--control-port", type=port_or_zero, metavar="N",
         help="iso8583 only: also serve GET /ledger/summary and POST /v1/admin/faults on "
-        "127.0.0.1:N (the in-memory ledger for reconciliation; faults without a restart)")
+        "127.0.0.1:N (the in-memory ledger for reconciliation; faults without a restart; "
+        "0: any free port, printed in the first line)")
     psp.add_argument("--capture", metavar="FILE",
                      help="iso8583 only: append every frame received to FILE, as received "
                      "(tests that scan the wire)")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # uvicorn, FastAPI and aiomqtt are imported by the commands that use them, so that every
 # other ``etika`` command starts without paying for them.
-from etika_argtypes import CommandGroups, not_empty
+from etika_argtypes import CommandGroups, not_empty, port_or_zero
 from etika_argtypes import port as _port
 from etika_argtypes import positive_int as _positive
 from etika_argtypes import session_expiry as _session_expiry
@@ -199,7 +199,8 @@ def register(groups: CommandGroups) -> None:
     _add_database(run)
     _add_mqtt(run)
     run.add_argument("--http-host", default="127.0.0.1", help="HTTP bind address (%(default)s)")
-    run.add_argument("--http-port", type=_port, default=8080, help="HTTP port (%(default)s)")
+    run.add_argument("--http-port", type=port_or_zero, default=8080,
+                     help="HTTP port (%(default)s; 0: any free port, printed once listening)")
     run.add_argument(
         "--worker-id",
         default=socket.gethostname(),
@@ -369,12 +370,17 @@ def _serve(ctx: CommandContext, args: argparse.Namespace) -> int:
     try:
         storage = _open(ctx, args)
         try:
-            asyncio.run(serve(storage, settings, signer))
+            asyncio.run(serve(storage, settings, signer, on_listening=_say_listening))
         finally:
             storage.close()
     finally:
         signer.close()
     return 0
+
+
+def _say_listening(scheme: str, host: str, port: int) -> None:
+    # The one line on stdout: with --http-port 0, whoever started us learns the port here.
+    print(f"etika platform: serving {scheme} on {host}:{port}", flush=True)
 
 
 def _revoke_key(ctx: CommandContext, args: argparse.Namespace) -> int:

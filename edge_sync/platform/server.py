@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,15 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 async def serve(
-    storage: PlatformStorage, settings: ServeSettings, signer: Signer | None = None
+    storage: PlatformStorage,
+    settings: ServeSettings,
+    signer: Signer | None = None,
+    *,
+    on_listening: Callable[[str, str, int], None] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; every ack is signed with ``signer`` (the platform key)."""
+    """Serve until SIGINT/SIGTERM; every ack is signed with ``signer`` (the platform key).
+    ``on_listening(scheme, host, port)`` is told the port bound (``http_port`` 0: any free
+    one) before the first request is served."""
     ingestor = Ingestor(storage, signer=signer)
     consumer = (
         UplinkConsumer(ingestor, settings.mqtt, max_batch=settings.max_batch)
@@ -133,6 +140,9 @@ async def serve(
     # Bound here rather than by uvicorn, so that a taken port is our one-line error (and
     # no MQTT session is opened for a worker that cannot serve).
     listener = listen(settings.http_host, settings.http_port)
+    if on_listening is not None:
+        on_listening("https" if settings.tls_cert else "http", settings.http_host,
+                     int(listener.getsockname()[1]))
     task = None
     forwarder = (TokenActivationForwarder(storage, settings.token_system_url)
                  if settings.token_system_url else None)

@@ -3,8 +3,8 @@
 :class:`Fleet` works on a copy of the profile in its work directory and moves each link of
 that copy to what it starts:
 
-* the profile's acquirers on free ports: ISO 8583 hosts and the Stripe/PayPal-like REST
-  gateways (``etika sim psp``);
+* the profile's acquirers: ISO 8583 hosts and the Stripe/PayPal-like REST gateways
+  (``etika sim psp``);
 * PIN pads and the receipt printer on pseudo-terminals (``etika sim pinpad|printer``);
 * the PoP back end (``etika sim pop``, its own SQLite ledger);
 * pcscd with vsmartcard-vpcd's two readers (the one running, or ours), and simulated cards
@@ -15,7 +15,10 @@ that copy to what it starts:
   HTTPS otherwise; and the terminal's outbox worker (``etika sync run``) draining to it,
   to the PSPs and to the PoP back end.
 
-Each is a child process of :class:`~simulators.demo.processes.Processes`, stopped by PID
+Every server that can is started on port 0 and says which port it bound (no other process
+can take a port between our choice and its bind); Mosquitto cannot, and is retried on fresh
+ports when its were taken (:func:`simulators.demo.broker.start_mosquitto`). Each is a
+child process of :class:`~simulators.demo.processes.Processes`, stopped by PID
 by :meth:`Fleet.stop` (the demo calls it on exit, whatever happened).
 """
 
@@ -38,7 +41,6 @@ from simulators.demo.processes import (
     DemoError,
     Processes,
     etika_env,
-    free_port,
     wait_for_port,
 )
 
@@ -49,6 +51,9 @@ CONTACT_READER = "Virtual PCD 00 00"
 CONTACTLESS_READER = "Virtual PCD 00 01"
 VPCD_PORTS = {CONTACT_READER: 35963, CONTACTLESS_READER: 35964}
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+#: What ``etika sim psp`` and ``etika platform serve`` print once listening (port 0 given).
+_PSP_LISTENING = r"etika sim psp: \S+ on [^\s:]+:(\d+)(?: \(control port (\d+)\))?"
+_PLATFORM_LISTENING = r"etika platform: serving \S+ on [^\s:]+:(\d+)"
 
 
 def platform_subscribed(port: int, timeout_s: float = 30.0) -> bool:
@@ -148,10 +153,11 @@ class Fleet:
             if kind == "iso8583":
                 old = int(psp["port"])
                 if old not in moved_iso:
-                    moved_iso[old] = self._start_psp("iso8583", f"ISO 8583 acquirer {name}")
+                    moved_iso[old] = self._start_psp("iso8583", name,
+                                                     f"ISO 8583 acquirer {name}")
                 ports[name] = moved_iso[old]
             elif kind in ("stripe", "paypal") and psp.get("url"):
-                port = self._start_psp(kind, f"{kind} gateway {name}")
+                port = self._start_psp(kind, name, f"{kind} gateway {name}")
                 text = text.replace(f'url = "{psp["url"]}"', f'url = "http://127.0.0.1:{port}"')
                 ports[name] = port
         for old, new in moved_iso.items():
@@ -162,21 +168,21 @@ class Fleet:
     def iso8583_acquirer(self) -> tuple[int, int]:
         """One ISO 8583 acquirer with its control port (ledger summary, faults), for a
         caller that builds its own route to it; ``(port, control port)``."""
-        port, control = free_port(), free_port()
-        process = self.processes.start("ISO 8583 acquirer", [
-            *ETIKA, "sim", "psp", "--kind", "iso8583", "--port", str(port),
-            "--control-port", str(control)], log=self.log(f"psp-iso8583-{port}"))
-        wait_for_port(port, process, "the ISO 8583 acquirer")
-        wait_for_port(control, process, "the ISO 8583 acquirer's control port")
-        return port, control
+        _process, said = self.processes.start_announcing("ISO 8583 acquirer", [
+            *ETIKA, "sim", "psp", "--kind", "iso8583", "--port", "0", "--control-port", "0"],
+            log=self.log("psp-iso8583-control"), pattern=_PSP_LISTENING)
+        if said.group(2) is None:
+            raise DemoError(f"the ISO 8583 acquirer did not say its control port: "
+                            f"{said.group(0)!r}")
+        return int(said.group(1)), int(said.group(2))
 
-    def _start_psp(self, kind: str, what: str) -> int:
-        port = free_port()
-        process = self.processes.start(
-            what, [*ETIKA, "sim", "psp", "--kind", kind, "--port", str(port)],
-            log=self.log(f"psp-{kind}-{port}"))
-        wait_for_port(port, process, what)
-        return port
+    def _start_psp(self, kind: str, name: str, what: str) -> int:
+        # Port 0: the simulator binds, then prints the port it got (no window in which
+        # another process could take a port chosen for it).
+        _process, said = self.processes.start_announcing(
+            what, [*ETIKA, "sim", "psp", "--kind", kind, "--port", "0"],
+            log=self.log(f"psp-{kind}-{name}"), pattern=_PSP_LISTENING)
+        return int(said.group(1))
 
     # --- PIN pads, printer -------------------------------------------------------------
 
@@ -309,9 +315,8 @@ class Fleet:
         terminal_key.write_bytes(terminal_public_key_pem)
         self._etika("platform", "register-terminal", "--terminal-id", terminal_id,
                     "--public-key", str(terminal_key), data_dir=data)
-        self.platform_port = http_port = free_port()
         common = [*ETIKA, "--data-dir", str(data), "platform", "serve",
-                  "--http-port", str(self.platform_port), "--worker-id", "demo"]
+                  "--http-port", "0", "--worker-id", "demo"]
         self._set_sync(ca_file=f'"{pki.ca_pem}"', cert_file=f'"{pki.terminal_pem}"',
                        key_file=f'"{pki.terminal_key}"',
                        platform_public_key='"platform.pem"', retry_base_s="0.5",
@@ -321,25 +326,31 @@ class Fleet:
             raise DemoError("Mosquitto is not installed (scripts/setup installs it)")
         if binary is not None:
             terminal_port, platform_port = self._mosquitto(binary, pki)
-            process = self.processes.start("platform", [
+            self.platform_port = self._start_platform([
                 *common, "--mqtt-host", "127.0.0.1", "--mqtt-port", str(platform_port),
                 "--mqtt-ca", str(pki.ca_pem), "--mqtt-cert", str(pki.platform_pem),
-                "--mqtt-key", str(pki.platform_key)], log=self.log("platform"))
-            wait_for_port(self.platform_port, process, "the platform")
-            if not platform_subscribed(http_port):
+                "--mqtt-key", str(pki.platform_key)])
+            if not platform_subscribed(self.platform_port):
                 raise DemoError(f"the platform never subscribed to the broker (see "
                                 f"{self.log('platform')})")
             self._set_sync(mqtt_host='"127.0.0.1"', mqtt_port=str(terminal_port),
                            mqtt_tls="true", https_url=f'"http://127.0.0.1:{self.platform_port}"')
             self.platform_link = "MQTT"
         else:
-            process = self.processes.start("platform", [
+            self.platform_port = self._start_platform([
                 *common, "--no-mqtt", "--https-cert", str(pki.broker_pem),
-                "--https-key", str(pki.broker_key)], log=self.log("platform"))
-            wait_for_port(self.platform_port, process, "the platform")
+                "--https-key", str(pki.broker_key)])
             self._set_sync(https_url=f'"https://127.0.0.1:{self.platform_port}"')
             self.platform_link = "HTTPS"
         return self.platform_link
+
+    def _start_platform(self, command: list[str]) -> int:
+        """``etika platform serve --http-port 0``: it binds, then prints the port it got."""
+        process, said = self.processes.start_announcing(
+            "platform", command, log=self.log("platform"), pattern=_PLATFORM_LISTENING)
+        port = int(said.group(1))
+        wait_for_port(port, process, "the platform")
+        return port
 
     def _mosquitto(self, binary: str, pki: TestPki) -> tuple[int, int]:
         """Mosquitto from the shipped configuration and ACLs on two free loopback ports

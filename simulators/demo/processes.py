@@ -9,6 +9,7 @@ simulators through it; ``scripts/demo.py`` (the kernel walkthrough) does too.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from etika_errors import EtikaError
 
-__all__ = ["ETIKA", "DemoError", "Processes", "etika_env", "free_port", "wait_for_port"]
+__all__ = ["ETIKA", "DemoError", "Processes", "announced", "etika_env", "free_port",
+           "wait_for_port"]
 
 ETIKA = [sys.executable, "-m", "terminal.cli.main"]
 
@@ -52,6 +54,29 @@ def wait_for_port(port: int, process: subprocess.Popen[str], what: str,
     raise DemoError(f"{what} does not listen on 127.0.0.1:{port} after {timeout_s:.0f} s")
 
 
+def announced(process: subprocess.Popen[str], log: Path, offset: int, pattern: str,
+              what: str, timeout_s: float = 30.0) -> re.Match[str]:
+    """The first match of ``pattern`` in what ``process`` wrote to ``log`` past ``offset``
+    (the log's size before it started): a server started on port 0 binds first, then says
+    there which port it got, so that port is already its own when we read it."""
+    deadline = time.monotonic() + timeout_s
+    compiled = re.compile(pattern)
+    while time.monotonic() < deadline:
+        exited = process.poll() is not None
+        with log.open("rb") as written:
+            written.seek(offset)
+            text = written.read().decode("utf-8", errors="replace")
+        found = compiled.search(text)
+        if found is not None:
+            return found
+        if exited:
+            raise DemoError(f"{what} exited at start (status {process.returncode}): "
+                            f"{text.strip()[-300:] or 'nothing written'} (see {log})")
+        time.sleep(0.05)
+    raise DemoError(f"{what} did not say which port it listens on after {timeout_s:.0f} s "
+                    f"(see {log})")
+
+
 class Processes:
     """Every process the demo started, stopped by PID in reverse order."""
 
@@ -73,6 +98,14 @@ class Processes:
                                            text=True, env=etika_env(), start_new_session=True)
         self.started.append((what, process))
         return process
+
+    def start_announcing(self, what: str, command: list[str], *, log: Path, pattern: str
+                         ) -> tuple[subprocess.Popen[str], re.Match[str]]:
+        """Start ``command`` with its output to ``log`` and wait for its announcement
+        (:func:`announced`): ``(process, the match of pattern)``."""
+        offset = log.stat().st_size if log.exists() else 0
+        process = self.start(what, command, log=log)
+        return process, announced(process, log, offset, pattern, what)
 
     def first_line(self, process: subprocess.Popen[str], what: str) -> str:
         if process.stdout is None:

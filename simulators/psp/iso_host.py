@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import struct
 from typing import Any, BinaryIO
@@ -93,9 +94,14 @@ class Iso8583Host:
         #: Every request the host received, decoded (tests inspect what went on the wire).
         self.received: list[dict[str, str]] = []
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  ssl=self._ssl)
+    async def start(self, *, sock: socket.socket | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port), or on ``sock``, already bound by the
+        caller; returns the port."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=sock, ssl=self._ssl)
+        else:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                      ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("ISO 8583 host listening on %s:%d", self.host, self.port)
         return self.port

@@ -6,6 +6,7 @@
     with RestGatewayThread(stripe_app(acquirer)) as gateway:   # uvicorn on a free port
         url = gateway.url
     run("iso8583", port=8583, faults="latency=0.2")           # blocks until interrupted
+    run("stripe", port=0)          # any free port; the first line printed says which
 """
 
 from __future__ import annotations
@@ -83,36 +84,62 @@ class RestGatewayThread:
         self.stop()
 
 
-def _check_listen(host: str, port: int) -> None:
-    """Bind once before serving, so that a taken port is one clear line, not a traceback
-    from asyncio or uvicorn's own exit status."""
+def _listen_error(host: str, port: int, exc: OSError) -> SimulatorListenError:
+    return SimulatorListenError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+        "(or stop what uses it) or check --host",
+        host=host, port=port,
+    )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (0: any free port), bound here so that a taken
+    port is one clear line, not a traceback from asyncio or uvicorn's own exit status, and
+    the port announced is the one served (the server is handed this very socket)."""
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise SimulatorListenError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
-            "(or stop what uses it) or check --host",
-            host=host, port=port,
-        ) from exc
+        raise _listen_error(host, port, exc) from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise _listen_error(host, port, exc) from exc
+    return sock
 
 
-async def _serve_iso(host_sim: Iso8583Host, control_port: int | None) -> None:
-    """The host, and its control port when asked (:mod:`simulators.psp.control`)."""
-    if control_port is None:
-        await host_sim.serve_forever()
-        return
-    from simulators.psp.control import ControlServer
+def _announce(kind: str, host: str, port: int, faults: str | None,
+              control_port: int | None = None) -> None:
+    """The first line printed: the port actually served (``--port 0`` asks for any)."""
+    print(f"etika sim psp: {kind} on {host}:{port}"
+          + (f" (control port {control_port})" if control_port is not None else "")
+          + (f" with faults {faults}" if faults else ""), flush=True)
 
-    control = ControlServer(host_sim, host="127.0.0.1", port=control_port)
-    await control.start()
+
+async def _serve_iso(host_sim: Iso8583Host, listener: socket.socket,
+                     control_port: int | None, faults: str | None) -> None:
+    """The host on ``listener``, and its control port when asked
+    (:mod:`simulators.psp.control`; 0: any free port, announced)."""
+    port = await host_sim.start(sock=listener)
+    control = None
+    if control_port is not None:
+        from simulators.psp.control import ControlServer
+
+        control = ControlServer(host_sim, host="127.0.0.1", port=control_port)
+        try:
+            control_port = await control.start()
+        except OSError as exc:
+            raise _listen_error("127.0.0.1", control_port, exc) from exc
+    _announce("iso8583", host_sim.host, port, faults, control_port)
     try:
         await host_sim.serve_forever()
     finally:
-        await control.close()
+        if control is not None:
+            await control.close()
 
 
 def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = None,
@@ -133,18 +160,23 @@ def run(kind: str, *, host: str = "127.0.0.1", port: int, faults: str | None = N
         raise SimulatorKeyError(f"{key_path} is not an unencrypted PEM RSA or EC P-256 "
                                 "private key; give one with --key",
                                 path=str(key_path)) from exc
-    _check_listen(host, port)
-    print(f"etika sim psp: {kind} on {host}:{port}"
-          + (f" with faults {faults}" if faults else ""), flush=True)
+    listener = _listen(host, port)
     if kind == "iso8583":
         with contextlib.ExitStack() as files:
+            files.callback(listener.close)
             sink = files.enter_context(capture.open("ab")) if capture is not None else None
             host_sim = Iso8583Host(acquirer, fault_state, host=host, port=port, capture=sink)
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_serve_iso(host_sim, control_port))
+                asyncio.run(_serve_iso(host_sim, listener, control_port, faults))
         return 0
     if control_port is not None or capture is not None:
+        listener.close()
         raise ValueError("--control-port and --capture are for --kind iso8583")
-    uvicorn.run(build_app(kind, acquirer, fault_state), host=host, port=port,
-                log_level="warning")
+    _announce(kind, host, listener.getsockname()[1], faults)
+    config = uvicorn.Config(build_app(kind, acquirer, fault_state), host=host,
+                            port=listener.getsockname()[1], log_level="warning")
+    # uvicorn re-raises the SIGINT it captured once it has shut down.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listener])
+    listener.close()
     return 0

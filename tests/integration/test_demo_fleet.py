@@ -78,3 +78,27 @@ def test_fleet_starts_every_simulator_and_stops_each_by_pid(tmp_path: Path) -> N
     assert [pid for pid in pids if _alive(pid)] == []
     assert [port for port in psp_ports.values() if _listening(port)] == []
     assert not _listening(fleet.platform_port)
+
+
+def test_fleet_platform_serves_https_on_the_port_it_announced(tmp_path: Path) -> None:
+    """Without the broker the platform starts with --http-port 0: the port it printed is
+    the one serving HTTPS, and the profile copy's sync points there."""
+    import ssl
+
+    from edge_sync.signing import SoftwareSigner
+
+    fleet = Fleet(tmp_path / "work", PROFILE)
+    try:
+        link = fleet.platform("ETK00001", SoftwareSigner.generate().public_key_pem(),
+                              broker=False)
+        port = fleet.platform_port
+        assert link == "HTTPS" and port is not None and port != 0
+        sync = (fleet.profile_dir / "sync.toml").read_text()
+        assert f'https_url = "https://127.0.0.1:{port}"' in sync
+        assert fleet.pki is not None
+        context = ssl.create_default_context(cafile=str(fleet.pki.ca_pem))
+        health = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=context, timeout=10)
+        assert health.json()["mqtt"] == "disabled"
+    finally:
+        fleet.stop()
+    assert not _listening(port)

@@ -71,10 +71,41 @@ async def test_sim_psp_serves_its_protocol(sim_process: tuple[str, int]) -> None
     await connector.aclose()
 
 
+@pytest.mark.network
+@pytest.mark.parametrize("kind", ["iso8583", "stripe"])
+def test_port_zero_serves_on_the_port_it_prints(kind: str) -> None:
+    """With --port 0 (and --control-port 0) the simulator binds any free port first, then
+    its first line says which: that port, and the control port, are the ones served."""
+    import re
+    import socket
+
+    extra = ["--control-port", "0"] if kind == "iso8583" else []
+    process = subprocess.Popen([*ETIKA, "sim", "psp", "--kind", kind, "--port", "0", *extra],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        said = re.search(r"on 127\.0\.0\.1:(\d+)(?: \(control port (\d+)\))?", line)
+        assert said is not None, line
+        ports = [int(p) for p in said.groups() if p is not None]
+        assert len(ports) == len(extra) // 2 + 1 and 0 not in ports
+        for port in ports:  # bound before the line was printed: no wait needed
+            with socket.create_connection(("127.0.0.1", port), timeout=10):
+                pass
+    finally:
+        os.kill(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @pytest.mark.parametrize(
     ("args",                                               "message"),
     [
-        (["--kind", "iso8583", "--port", "0"],                 "between 1 and 65535"),
+        (["--kind", "iso8583", "--port", "70000"],             "between 1 and 65535"),
         (["--kind", "visa", "--port", "9"],                    "invalid choice"),
         (["--kind", "iso8583", "--port", "9", "--faults", "x"], "unknown fault"),
         (["--kind", "stripe", "--port", "9", "--key", "/no"],  "cannot read"),
