@@ -17,7 +17,7 @@ that copy to what it starts:
 
 Every server that can is started on port 0 and says which port it bound (no other process
 can take a port between our choice and its bind); Mosquitto cannot, and is retried on fresh
-ports when its were taken (:func:`simulators.demo.broker.start_mosquitto`). Each is a
+ports when they were taken (:func:`simulators.demo.broker.start_mosquitto`). Each is a
 child process of :class:`~simulators.demo.processes.Processes`, stopped by PID
 by :meth:`Fleet.stop` (the demo calls it on exit, whatever happened).
 """
