@@ -17,7 +17,6 @@ rewrites this file with :func:`render_crl` and swaps the profile in atomically.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -89,28 +88,23 @@ def crl_problems(directory: Path) -> tuple[list[RevokedCertificate], list[str]]:
 
     No file is an empty list; the problems are reported like every other profile file's.
     """
-    path = Path(directory) / CRL_FILE
+    # Imported here: terminal.profile's loader imports this module (a cycle otherwise).
+    from terminal.profile.toml_reading import format_loc, read_toml
+
     try:
-        raw = path.read_bytes()
+        # Bounded in size and nesting like every profile file (issue #17 item 10); the
+        # largest list (100,000 entries of some 60 bytes) fits in 8 MiB.
+        data, problem = read_toml(Path(directory) / CRL_FILE, CRL_FILE, max_bytes=8 << 20)
     except FileNotFoundError:
         return [], []
-    except OSError as exc:
-        return [], [f"{CRL_FILE}: cannot be read: {exc.strerror}"]
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return [], [f"{CRL_FILE}: not UTF-8 text (byte {exc.start})"]
-    except tomllib.TOMLDecodeError as exc:
-        return [], [f"{CRL_FILE}: invalid TOML: {exc}"]
+    if data is None:
+        return [], [str(problem)]
     try:
         return list(CrlFile.model_validate(data).revoked), []
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            where = "".join(
-                f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
-                for i, part in enumerate(error["loc"])
-            ) or "(top level)"
+            where = format_loc(error["loc"])
             problems.append(f"{CRL_FILE}:{where}: {error['msg'].removeprefix('Value error, ')}")
         return [], problems
 

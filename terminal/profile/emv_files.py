@@ -23,6 +23,7 @@ from terminal.profile.fields import (
     MinorUnits,
     Network,
     Percent,
+    PrintableText,
     StrictModel,
     hex_digits,
     hex_range,
@@ -39,10 +40,10 @@ __all__ = [
 # --- aids.toml ---------------------------------------------------------------------------
 
 class AidConfig(StrictModel):
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[PrintableText, Field(min_length=1, max_length=64)]
     network: Network
     aid: Aid
-    label: Annotated[str, Field(min_length=1, max_length=16)]
+    label: Annotated[PrintableText, Field(min_length=1, max_length=16)]
     partial_match: bool = True
     application_version: Hex2
     tac_denial: Hex5

@@ -31,6 +31,7 @@ __all__ = [
     "MinorUnits",
     "Network",
     "Percent",
+    "PrintableText",
     "StrictModel",
     "hex_digits",
     "hex_range",
@@ -75,6 +76,18 @@ def _currency_code(value: str) -> str:
 
 
 CurrencyCode = Annotated[str, AfterValidator(_currency_code)]
+
+
+def _printable(value: str) -> str:
+    # Shown on the counter, on receipts and in messages: a control character (a terminal
+    # escape, a NUL) has no place in a name.
+    if not value.isprintable():
+        raise ValueError("must not contain control characters")
+    return value
+
+
+#: A name or label a person reads (any script, no control characters).
+PrintableText = Annotated[str, AfterValidator(_printable)]
 #: The card networks a profile names (an AID's, a PSP's, a route's).
 Network = Literal["visa", "mastercard", "cb", "bancontact", "domestic", "amex", "jcb"]
 

@@ -8,16 +8,17 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
     Field,
     model_validator,
 )
 
+from terminal.profile.endpoints import BaseUrl, HostName, LocalPath, WireText
 from terminal.profile.fields import (
     Aid,
     CurrencyCode,
     MinorUnits,
     Network,
+    PrintableText,
     StrictModel,
 )
 
@@ -44,32 +45,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _psp_url(value: str) -> str:
-    # Checked here so a URL such as "http://[::1" is a profile error with its file:key, not a
-    # traceback in the middle of a payment (issue #17 item 10).
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        raise ValueError(f"is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry credentials (use the connector's credentials file)")
-    if not value.isascii() or any(c.isspace() for c in value):
-        raise ValueError("must be plain ASCII without spaces")
-    return value
-
-
-PspUrl = Annotated[str, AfterValidator(_psp_url)]
-
-
 class PspConfig(StrictModel):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
     kind: Literal["iso8583", "stripe", "paypal"]
-    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")] | None = None
+    host: HostName | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    url: PspUrl | None = None
+    url: BaseUrl | None = None
     acquirer_id: Annotated[str, Field(pattern=r"^[0-9]{1,11}$")] | None = None
     networks: list[Network]
     currencies: list[CurrencyCode]
@@ -77,12 +58,12 @@ class PspConfig(StrictModel):
     tls: bool = False
     # Mutual TLS of an ISO 8583 link (PEM files, relative to the profile directory): the CA
     # that signs the host's certificate, and this terminal's client certificate and key.
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
+    tls_ca_file: LocalPath | None = None
+    tls_cert_file: LocalPath | None = None
+    tls_key_file: LocalPath | None = None
     # ISO 8583 MAC (DE 64/128, AES-CMAC) under the key etika-psp-mac-<name> of the token.
     mac: bool = False
-    p2pe_public_key: str | None = None  # PEM file, relative to the profile directory
+    p2pe_public_key: LocalPath | None = None  # PEM file, relative to the profile directory
     # Circuit breaker: open after this many failures within the window, probe after reset.
     breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     breaker_window_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
@@ -128,7 +109,7 @@ class PspConfig(StrictModel):
 
 
 class Route(StrictModel):
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[PrintableText, Field(min_length=1, max_length=64)]
     networks: list[Network] = Field(default_factory=list)
     aid_prefixes: list[Aid] = Field(default_factory=list)
     bin_ranges: list[tuple[Annotated[str, Field(pattern=r"^[0-9]{6,8}$")], str]] = Field(
@@ -157,30 +138,42 @@ class RoutingFile(StrictModel):
 
 
 class SyncConfig(StrictModel):
-    mqtt_host: str = "127.0.0.1"
+    mqtt_host: HostName = "127.0.0.1"
     mqtt_port: Annotated[int, Field(ge=1, le=65535)] = 8883
     mqtt_tls: bool = True
-    https_url: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    platform_public_key: str | None = None  # PEM file, relative to the profile directory
+    https_url: BaseUrl | None = None
+    ca_file: LocalPath | None = None
+    cert_file: LocalPath | None = None
+    key_file: LocalPath | None = None
+    platform_public_key: LocalPath | None = None  # PEM file, relative to the profile directory
     # Outbox worker pacing (edge_sync.worker.WorkerSettings).
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
     max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 2000
     ack_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    max_bytes_per_s: Annotated[int, Field(gt=0)] | None = None  # metered links
+    # Metered links; bounded so the token bucket's float arithmetic cannot overflow.
+    max_bytes_per_s: Annotated[int, Field(gt=0, le=10**12)] | None = None
     retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     retry_cap_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
-    max_attempts: Annotated[int, Field(ge=1)] | None = None  # None: retry until the TTL
+    max_attempts: Annotated[int, Field(ge=1, le=1_000_000)] | None = None  # None: until the TTL
     # Sign the audit journal's head at most this often while it moves (0: at end of day
     # only); terminal.store.checkpoints.checkpoint_if_due.
     journal_checkpoint_interval_s: Annotated[float, Field(ge=0, le=86_400)] = 900.0
     # The PoP back end (etika-pop-consensus): None means none is configured and every PoP
     # record waits in the outbox.
-    pop_url: str | None = None
+    pop_url: BaseUrl | None = None
     pop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    pop_audience: Annotated[str, Field(min_length=1, max_length=64)] = "etika-pop-consensus"
+    # Sent in the PoP requests' signed headers: printable ASCII.
+    pop_audience: Annotated[WireText, Field(min_length=1, max_length=64)] = "etika-pop-consensus"
+
+    @model_validator(mode="after")
+    def _encrypted_off_this_machine(self) -> SyncConfig:
+        # Like the PSP links (issue #12 item 6): plain HTTP only to a simulator on this machine.
+        for name in ("https_url", "pop_url"):
+            url = getattr(self, name)
+            if url is not None and not url.lower().startswith("https://") \
+                    and not is_loopback(urlsplit(url).hostname or ""):
+                raise ValueError(f"{name} {url} is not on this machine: use https://")
+        return self
 
 
 class SyncFile(StrictModel):

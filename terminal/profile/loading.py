@@ -4,9 +4,8 @@ cross-file checks; every problem collected into one :class:`~terminal.errors.Con
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,72 +22,27 @@ from terminal.profile.schemas import (
     SyncFile,
     TerminalFile,
 )
+from terminal.profile.toml_reading import format_loc, read_toml
 from terminal.profile_crl import crl_problems
 
 __all__ = ["load_profile"]
 
 
-#: The deepest nesting any profile file needs is about four levels (``[[psp]]`` → list →
-#: table); the bound keeps validation and error reporting far from the recursion limit.
-MAX_DEPTH = 16
-
-
-def _too_deep(data: Any) -> str | None:
-    """The key path of the first value nested deeper than :data:`MAX_DEPTH`, or ``None``."""
-    stack: list[tuple[Any, tuple[int | str, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        if len(path) > MAX_DEPTH:
-            return _format_loc(path[:MAX_DEPTH])
-        if isinstance(value, dict):
-            stack.extend((v, (*path, str(k))) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, (*path, i)) for i, v in enumerate(value))
-    return None
-
-
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
 def _validate_file(directory: Path, filename: str, problems: list[str]) -> BaseModel | None:
-    path = directory / filename
     try:
-        raw = path.read_bytes()
+        data, problem = read_toml(directory / filename, filename)
     except FileNotFoundError:
         problems.append(f"{filename}: missing (every profile has {', '.join(PROFILE_FILES)})")
         return None
-    except OSError as exc:
-        problems.append(f"{filename}: cannot be read: {exc.strerror}")
-        return None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        problems.append(f"{filename}: not UTF-8 text (byte {exc.start})")
-        return None
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{filename}: invalid TOML: {exc}")
-        return None
-    except RecursionError:
-        problems.append(f"{filename}: nested too deep to read (arrays or tables)")
-        return None
-    where = _too_deep(data)
-    if where is not None:
-        problems.append(f"{filename}:{where}: nested too deep (more than {MAX_DEPTH} "
-                        "levels; no profile setting is)")
+    if data is None:
+        problems.append(str(problem))
         return None
     try:
         return PROFILE_FILES[filename].model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{filename}:{_format_loc(error['loc'])}: {message}")
+            problems.append(f"{filename}:{format_loc(error['loc'])}: {message}")
         return None
 
 

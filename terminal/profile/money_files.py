@@ -59,7 +59,9 @@ _LATEST_AS_OF = datetime(2999, 12, 30)
 class FxRateEntry(StrictModel):
     base: CurrencyCode
     quote: CurrencyCode
-    rate: Decimal = Field(gt=0)
+    # Bounded so converting with it stays inside Decimal's default 28-digit context (a rate
+    # such as "1e999999" validated and then failed in the middle of a sale).
+    rate: Decimal = Field(gt=0, le=Decimal(10**9), max_digits=24, decimal_places=15)
     as_of: datetime
     max_age_s: Annotated[int, Field(gt=0, le=_TEN_YEARS_S)]
 
@@ -166,7 +168,7 @@ class FraudSettings(StrictModel):
     #: Declines of one card within the window that make the decline check fully risky.
     max_declines: Annotated[int, Field(ge=1, le=1000)] = 3
     #: Amount check: the merchant's history needs this many payments before it counts.
-    amount_min_history: Annotated[int, Field(ge=1)] = 20
+    amount_min_history: Annotated[int, Field(ge=1, le=1_000_000)] = 20
     #: Standard deviations above the merchant's mean where the amount starts / is fully risky.
     amount_z_start: Annotated[float, Field(ge=0, le=100)] = 2.0
     amount_z_full: Annotated[float, Field(gt=0, le=100)] = 6.0

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from terminal.profile.emv_files import AidConfig, AidsFile, Capk, CapksFile
+from terminal.profile.endpoints import LocalPath, WireText
 from terminal.profile.fields import (
     Hex1,
     Hex3,
@@ -95,7 +96,7 @@ __all__ = [
 class TerminalConfig(StrictModel):
     terminal_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{8}$")]
     merchant_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9 ]{15}$")]
-    merchant_name: Annotated[str, Field(min_length=1, max_length=40)]
+    merchant_name: Annotated[WireText, Field(min_length=1, max_length=40)]  # 9F4E, DE 43
     mcc: Annotated[str, Field(pattern=r"^[0-9]{4}$")]
     country_code: Annotated[int, Field(ge=1, le=999)]
     ifd_serial: Annotated[str, Field(pattern=r"^[\x20-\x7e]{8}$")]
@@ -115,14 +116,15 @@ class TerminalConfig(StrictModel):
 
 
 class HsmConfig(StrictModel):
-    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    token_label: Annotated[str, Field(min_length=1, max_length=32)] = "etika-terminal"  # noqa: S105
+    pkcs11_module: LocalPath = "/usr/lib/softhsm/libsofthsm2.so"
+    # The PKCS#11 token label: at most 32 bytes, so ASCII.
+    token_label: Annotated[WireText, Field(min_length=1, max_length=32)] = "etika-terminal"  # noqa: S105
 
 
 class PinPadConfig(StrictModel):
     """The serial PIN pad: its port (as pyserial opens it) and line speed."""
 
-    port: Annotated[str, Field(min_length=1)] = "/dev/ttyUSB0"
+    port: LocalPath = "/dev/ttyUSB0"
     baud: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
     pin_timeout_s: Annotated[float, Field(ge=5, le=300)] = 30.0
 
@@ -130,7 +132,7 @@ class PinPadConfig(StrictModel):
 class PrinterConfig(StrictModel):
     """The ESC/POS receipt printer: its serial port (none: receipts are not printed)."""
 
-    port: Annotated[str, Field(min_length=1)] | None = None
+    port: LocalPath | None = None
     baud: Literal[9600, 19200, 38400, 57600, 115200] = 19200
 
 
