@@ -60,6 +60,9 @@ def _harness(name: str) -> ModuleType:
         # the same with a PayPal order without purchase_units
         ("psp_rest",      bytes.fromhex("0100f0f0f0" + "0000020a010400" * 3)),
         ("psp_rest",      bytes.fromhex("fc5589898989a689898989898989898989ee")),  # nesting
+        ("profile",       bytes.fromhex("1e2d3650553e")),      # sync https_url "http://[::1"
+        ("profile",       bytes.fromhex("9221479b90804582")),  # sync mqtt_host ""
+        ("profile",       bytes.fromhex("d772147773ca82247f2e")),  # crl.toml nested 3,000 deep
     ],
 )
 def test_harness_inputs_end_in_the_decoders_own_outcome(harness: str, data: bytes) -> None:

@@ -119,7 +119,7 @@ def test_deep_crl_is_a_config_error(profile_copy: Path) -> None:
     (profile_copy / "crl.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
     problems = _problems(profile_copy)
     assert any("crl.toml" in p and "nested too deep" in p for p in problems), problems
-    with pytest.raises(ConfigError, match="crl.toml: nested too deep"):
+    with pytest.raises(ConfigError, match=r"crl\.toml: nested too deep"):
         read_crl(profile_copy)
 
 
