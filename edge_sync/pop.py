@@ -43,7 +43,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
+from edge_sync.bounded_json import decode_json, storable_text
 from edge_sync.errors import (
+    MessageFormatError,
     PopRecordError,
     PopRejectedError,
     PopUnavailableError,
@@ -388,9 +390,9 @@ class HttpsPopClient(OwnsHttpClient):
 
     def _answer(self, op: str, url: str, record_id: uuid.UUID, status_code: int,
                 raw: bytes) -> PopReceipt:
-        try:
-            data = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, ValueError):
+        try:  # bounded: a deep or huge answer is no answer, not a RecursionError
+            data = decode_json(raw, "PoP answer", max_bytes=self._max_body) if raw else None
+        except MessageFormatError:
             data = None
         if status_code == 200:
             try:
@@ -417,6 +419,7 @@ class HttpsPopClient(OwnsHttpClient):
 
 
 def _reason(data: Any, raw: bytes) -> str:
+    # The back end's words, kept in errors, logs and the outbox: storable whatever they hold.
     if isinstance(data, dict) and isinstance(data.get("reason"), str):
-        return data["reason"][:300]
-    return raw[:200].decode("utf-8", "replace") or "no reason given"
+        return storable_text(data["reason"], 300)
+    return storable_text(raw[:200].decode("utf-8", "replace"), 200) or "no reason given"

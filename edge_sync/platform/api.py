@@ -159,7 +159,7 @@ def create_app(
         body = await _read_capped(request)
         try:
             document = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # not JSON, not UTF-8, an integer past the digit limit
             raise HTTPException(400, detail=f"body is not JSON: {exc}") from exc
         except RecursionError as exc:
             raise HTTPException(400, detail="body is nested too deep") from exc

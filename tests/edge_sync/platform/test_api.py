@@ -84,9 +84,12 @@ async def test_https_message_for_another_terminal_is_rejected(
         (b'{"messages": 3}',                 400),
         (b"[]",                              400),
         (b" " * (16 * 1024 * 1024 + 1),      413),
+        (b'{"messages": [' + b"9" * 5000 + b"]}", 400),
+        (b"[" * 100_000,                     400),
     ],
     # Short ids: a 16 MiB body as a test id would be carried in every report.
-    ids=["not-json", "messages-not-a-list", "bare-list", "16MiB-plus-1-of-spaces"],
+    ids=["not-json", "messages-not-a-list", "bare-list", "16MiB-plus-1-of-spaces",
+         "integer-past-the-digit-limit", "nested-too-deep"],
 )
 async def test_https_malformed_body_is_a_400(
     client: httpx.AsyncClient, content: bytes, status: int

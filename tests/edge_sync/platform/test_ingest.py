@@ -255,6 +255,14 @@ def test_lone_surrogate_is_rejected_not_raised(
     assert "not valid Unicode" in refused(storage, raw(body))
 
 
+def test_an_integer_past_the_digit_limit_is_rejected_not_raised(
+    storage: PlatformStorage, registered: SoftwareSigner
+) -> None:
+    """An integer literal CPython will not convert (over 4300 digits) is not JSON here."""
+    body = json.dumps(envelope(registered).wire())[:-1].encode() + b', "x": ' + b"9" * 5000 + b"}"
+    assert "not json" in refused(storage, raw(body))
+
+
 def test_an_unexpected_error_in_checks_rejects_only_that_message(
     storage: PlatformStorage, registered: SoftwareSigner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
