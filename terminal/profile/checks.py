@@ -29,8 +29,11 @@ def profile_file(directory: Path, name: str) -> Path:
     """
     if Path(name).is_absolute():
         raise ValueError(f"{name} is an absolute path; name a file inside the profile directory")
-    root = directory.resolve()
-    path = (root / name).resolve()
+    try:
+        root = directory.resolve()
+        path = (root / name).resolve()
+    except (RuntimeError, OSError) as exc:  # a link loop: RuntimeError before Python 3.13
+        raise ValueError(f"{name} cannot be resolved ({exc}): a symbolic link loop?") from None
     if not path.is_relative_to(root):
         raise ValueError(f"{name} lies outside the profile directory")
     return path

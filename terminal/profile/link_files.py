@@ -108,16 +108,26 @@ class PspConfig(StrictModel):
         return is_loopback(host or "")
 
 
+BinPrefix = Annotated[str, Field(pattern=r"^[0-9]{6,8}$")]
+
+
 class Route(StrictModel):
     name: Annotated[PrintableText, Field(min_length=1, max_length=64)]
     networks: list[Network] = Field(default_factory=list)
     aid_prefixes: list[Aid] = Field(default_factory=list)
-    bin_ranges: list[tuple[Annotated[str, Field(pattern=r"^[0-9]{6,8}$")], str]] = Field(
-        default_factory=list)
+    bin_ranges: list[tuple[BinPrefix, BinPrefix]] = Field(default_factory=list)
     currencies: list[CurrencyCode] = Field(default_factory=list)
     min_amount: MinorUnits | None = None
     max_amount: MinorUnits | None = None
     connectors: Annotated[list[str], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _ranges_rise(self) -> Route:
+        # The same padding as the router's match (low with 0s, high with 9s).
+        for low, high in self.bin_ranges:
+            if low.ljust(8, "0") > high.ljust(8, "9"):
+                raise ValueError(f"bin range {low}-{high} is empty (low above high)")
+        return self
 
 
 class RoutingFile(StrictModel):

@@ -63,6 +63,9 @@ def _harness(name: str) -> ModuleType:
         ("profile",       bytes.fromhex("1e2d3650553e")),      # sync https_url "http://[::1"
         ("profile",       bytes.fromhex("9221479b90804582")),  # sync mqtt_host ""
         ("profile",       bytes.fromhex("d772147773ca82247f2e")),  # crl.toml nested 3,000 deep
+        ("profile",       bytes.fromhex("7d91c8063359fcbcbac6")),  # FX as_of 9999-12-31
+        ("profile",       bytes.fromhex("bf43986d29e43b3006143ce4e87436")),  # PSP http://[::1]x:80
+        ("profile",       bytes.fromhex("4530b4174092a4e04e7c5e60")),  # merchant name not ASCII
     ],
 )
 def test_harness_inputs_end_in_the_decoders_own_outcome(harness: str, data: bytes) -> None:

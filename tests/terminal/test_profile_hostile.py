@@ -85,6 +85,9 @@ def _problems(directory: Path) -> list[str]:
         ("currencies.toml", _RATE,      'rate = "1e999999"',                            "fx_rate[0].rate",       "24 digits"),
         ("currencies.toml", _RATE,      'rate = "1e-999999"',                           "fx_rate[0].rate",       "24 digits"),
         ("currencies.toml", 'as_of = "2026-11-22T06:00:00Z"', 'as_of = 9999-12-31T23:59:59-23:59', "fx_rate[0].as_of", "between 2000 and 2999"),
+        # -- BIN ranges: the high end was any string ------------------------------------------------------------------
+        ("routing.toml",    'connectors = ["cih", "bmce"]', 'connectors = ["cih", "bmce"]\nbin_ranges = [["400000", "zzz"]]', "route[0].bin_ranges[0][1]", "should match pattern"),
+        ("routing.toml",    'connectors = ["cih", "bmce"]', 'connectors = ["cih", "bmce"]\nbin_ranges = [["500000", "400000"]]', "route[0]", "low above high"),
     ],
 )
 def test_hostile_value_is_a_located_config_error(profile_copy: Path, filename: str, old: str,
@@ -160,3 +163,13 @@ def test_hostile_key_names_are_shown_escaped_and_short(profile_copy: Path) -> No
     assert "\x1b" not in problems[0] and key not in problems[0]
     assert "sync.toml:sync.'\\x1b[2Jkkk" in problems[0] and "…'" in problems[0], problems
     assert len(problems[0]) < len(str(profile_copy)) + 200
+
+
+def test_symbolic_link_loop_is_a_config_error(profile_copy: Path) -> None:
+    """A key file that is a symbolic link loop is named, not a RuntimeError out of resolve."""
+    (profile_copy / "loop.pem").symlink_to("loop.pem")
+    _edit(profile_copy / "routing.toml", 'p2pe_public_key = "p2pe/iso8583-test.pem"',
+          'p2pe_public_key = "loop.pem"')
+    problems = _problems(profile_copy)
+    assert any("routing.toml:psp[0].p2pe_public_key: loop.pem cannot be resolved" in p
+               and "symbolic link loop" in p for p in problems), problems
