@@ -10,6 +10,7 @@ other, never a traceback. :func:`format_loc` writes a pydantic error location as
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def read_toml(path: Path, filename: str, *, max_bytes: int = MAX_FILE_BYTES
         return None, f"{filename}: invalid TOML: {exc}"
     except RecursionError:
         return None, f"{filename}: nested too deep to read (arrays or tables)"
+    except ValueError:  # int() of a decimal past the interpreter's digit limit (4300)
+        return None, (f"{filename}: invalid TOML: a number of more than "
+                      f"{sys.get_int_max_str_digits()} digits")
     where = _too_deep(data)
     if where is not None:
         return None, (f"{filename}:{where}: nested too deep (more than {MAX_DEPTH} levels; "

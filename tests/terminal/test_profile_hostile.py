@@ -173,3 +173,12 @@ def test_symbolic_link_loop_is_a_config_error(profile_copy: Path) -> None:
     problems = _problems(profile_copy)
     assert any("routing.toml:psp[0].p2pe_public_key: loop.pem cannot be resolved" in p
                and "symbolic link loop" in p for p in problems), problems
+
+
+def test_number_past_the_digit_limit_is_a_config_error(profile_copy: Path) -> None:
+    """A decimal integer of 5,000 digits is a ConfigError naming the file, not the bare
+    ValueError tomllib lets out of int()."""
+    _edit(profile_copy / "sync.toml", "mqtt_port = 8883", "mqtt_port = " + "9" * 5000)
+    problems = _problems(profile_copy)
+    assert any(p.endswith("sync.toml: invalid TOML: a number of more than 4300 digits")
+               for p in problems), problems
