@@ -1,7 +1,8 @@
 """Checks on the card's answers that every flow shares (EMV 4.4 Book 3 §6.5, §10.1–10.2).
 
 The response template of GPO, INTERNAL AUTHENTICATE and GENERATE AC (80 or 77), the
-Application Interchange Profile (82, two bytes) and the Application File Locator (94).
+Application Interchange Profile (82, two bytes), the Application File Locator (94) and the
+length of every fixed-length object the kernel interprets (:func:`fixed_length`).
 A malformed answer is a :class:`~terminal.emv.errors.CardDataError` that names it.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from terminal.emv.errors import CardDataError, TlvError
 from terminal.emv.tlv import Tlv, decode
 
-__all__ = ["checked_aip", "parse_afl", "response_template"]
+__all__ = ["checked_aip", "fixed_length", "parse_afl", "response_template"]
 
 
 def parse_afl(afl: bytes) -> list[tuple[int, int, int, int]]:
@@ -27,11 +28,25 @@ def parse_afl(afl: bytes) -> list[tuple[int, int, int, int]]:
 
 
 
+def fixed_length(value: bytes, tag: int, size: int, name: str, where: str = "") -> bytes:
+    """``value`` of the card's data object ``tag`` if it is ``size`` bytes, else a
+    :class:`CardDataError` naming it (fixed-length elements, EMV 4.4 Book 3 Annex A).
+
+    The one check before the kernel reads bits or bytes of a card object it must interpret
+    (AIP, CID, CTQ, IACs…): a short or empty one is the card's data error, never an
+    ``IndexError``. Objects whose bad length the books answer otherwise (ODA data, LCOL,
+    AUC, dates) are checked where they are used and set their TVR bits instead.
+    """
+    if len(value) != size:
+        prefix = f"{where}: " if where else ""
+        raise CardDataError(f"{prefix}the {name} ({tag:X}) is {len(value)} bytes, not {size}",
+                            tag=tag)
+    return value
+
+
 def checked_aip(aip: bytes) -> bytes:
     """The Application Interchange Profile, which is 2 bytes (Book 3 Annex A, C1)."""
-    if len(aip) != 2:
-        raise CardDataError(f"the AIP (82) is {len(aip)} bytes, not 2", tag=0x82)
-    return aip
+    return fixed_length(aip, 0x82, 2, "AIP")
 
 
 

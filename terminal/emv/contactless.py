@@ -38,6 +38,7 @@ from dataclasses import replace
 
 from etika_errors import EtikaError
 from terminal.emv.apdu import CardChannel
+from terminal.emv.card_responses import fixed_length
 from terminal.emv.config import KernelConfig, TransactionData
 from terminal.emv.contact import ContactFlow, checked_aip, response_template
 from terminal.emv.cvm import OnlinePinRequest, PinCallback
@@ -182,10 +183,8 @@ class QvsdcFlow(ContactFlow):
         await self._gpo()
         if 0x9F26 not in self.card or 0x9F36 not in self.card:
             raise CardDataError("the GPO answer lacks the cryptogram or the ATC", tag=0x9F26)
-        ctq = self.card.get(0x9F6C, b"\x00\x00")
-        if len(ctq) != 2:
-            raise CardDataError(f"the card transaction qualifiers (9F6C) are {len(ctq)} bytes, "
-                                "not 2", tag=0x9F6C)
+        ctq = fixed_length(self.card.get(0x9F6C, b"\x00\x00"), 0x9F6C, 2,
+                           "card transaction qualifiers")
         card_says = self._card_cryptogram()
         self.first = card_says
         go_online = card_says is Cryptogram.ARQC

@@ -20,6 +20,7 @@ import enum
 
 from terminal.emv import apdu
 from terminal.emv.apdu import CardChannel
+from terminal.emv.card_responses import fixed_length
 from terminal.emv.config import AidConfig, KernelConfig, TransactionData, TransactionType
 from terminal.emv.dates import application_date
 from terminal.emv.errors import CardDataError, TlvError
@@ -56,9 +57,7 @@ def card_cryptogram(cid: bytes, where: str) -> Cryptogram:
 
     An empty CID or the AAR pattern ``C0`` (not used by EMV 4.x) is the card's data error.
     """
-    if len(cid) != 1:
-        raise CardDataError(f"{where}: the cryptogram information data (9F27) is "
-                            f"{len(cid)} bytes, not 1", tag=0x9F27)
+    fixed_length(cid, 0x9F27, 1, "cryptogram information data", where)
     try:
         return Cryptogram.from_cid(cid[0])
     except ValueError as exc:
@@ -207,10 +206,7 @@ def _issuer_action_code(card: dict[int, bytes], which: tuple[int, str, bytes]) -
     value = card.get(tag)
     if value is None:
         return default
-    if len(value) != 5:
-        raise CardDataError(f"the issuer action code – {name} ({tag:X}) is {len(value)} "
-                            "bytes, not 5", tag=tag)
-    return value
+    return fixed_length(value, tag, 5, f"issuer action code – {name}")
 
 
 def action_analysis(
