@@ -236,7 +236,10 @@ class PopReceipt:
         if status not in POP_STATUSES:
             raise PopRecordError(f"PoP receipt status {str(status)[:20]!r} is unknown")
         for name, value in (("pop_reference", reference), ("reason", reason)):
-            if value is not None and (not isinstance(value, str) or len(value) > 500):
+            # Text SQLite, the journal and a signature can carry: a lone surrogate or NUL is
+            # refused here, not when the receipt is stored mid-sale (#17 item 8).
+            if value is not None and (not isinstance(value, str) or len(value) > 500
+                                      or storable_text(value, 500) != value):
                 raise PopRecordError(f"PoP receipt {name} must be text (at most 500 chars)")
         return cls(record_id, status, reference, reason)
 

@@ -207,6 +207,37 @@ async def test_every_answer_maps_to_a_receipt_or_a_pop_error(
             await pop.status(uuid.uuid4())
 
 
+@pytest.mark.parametrize(
+    ("status", "body",                                                      "error"),
+    [
+        (200,      b"[" * 20000 + b"]" * 20000,                             PopUnavailableError),
+        (500,      b"[" * 20000 + b"]" * 20000,                             PopUnavailableError),
+        (404,      b"{" + b'"a":{' * 8000 + b"}" * 8001,                  PopRejectedError),
+        (200,      {"status": "pending", "pop_reference": "\udfff"},        PopUnavailableError),
+        (200,      {"status": "confirmed", "reason": "ok\x00"},             PopUnavailableError),
+        (409,      {"error": "conflict", "reason": "\ud800 other content"}, PopRejectedError),
+        (422,      b"bad\x00 answer",                                        PopRejectedError),
+    ],
+    ids=["deep-200", "deep-500", "deep-404", "surrogate-reference", "nul-reason",
+         "surrogate-refusal", "nul-raw-refusal"],
+)
+async def test_a_hostile_answer_is_a_pop_error_that_can_be_stored(
+    status: int, body: dict[str, Any] | bytes, error: type[PopError]
+) -> None:
+    """#17 items 8-9: deep nesting, a lone surrogate or NUL in a PoP answer is the right
+    PopError leaf (never RecursionError), and its message is text SQLite can store."""
+    records = RecordMaker()
+    record_id = uuid.uuid4()
+    if isinstance(body, dict):
+        body = json.dumps({"record_id": str(record_id), **body}).encode()
+    async with client(_answer(status, content=body), records.terminal_id) as pop:
+        with pytest.raises(error) as caught:
+            await pop.status(record_id)
+    message = str(caught.value)
+    assert "\x00" not in message
+    message.encode("utf-8")
+
+
 async def test_an_answer_about_another_record_is_not_trusted() -> None:
     """A receipt naming another record id is unavailable (fate unknown), not success."""
     records = RecordMaker()
