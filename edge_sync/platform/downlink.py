@@ -30,7 +30,9 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel, ValidationError
 
+from edge_sync.bounded_json import MAX_DEPTH, decode_json
 from edge_sync.downlink import BlacklistUpdate, Command, ConfigUpdate, CrlUpdate, FxUpdate
+from edge_sync.errors import MessageFormatError
 from edge_sync.messages import DOWNLINK_KINDS, Downlink, build_downlink
 from edge_sync.platform.errors import DownlinkError
 from edge_sync.platform.mqtt import MqttSettings, make_client
@@ -83,6 +85,8 @@ def read_payload(path: Path, kind: str, config_version: str | None = None) -> di
             document = tomllib.loads(_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise DownlinkError(f"{path} is not valid TOML: {exc}", path=str(path)) from exc
+        except RecursionError as exc:  # tomllib recurses per level of arrays/inline tables
+            raise DownlinkError(f"{path} is nested too deep", path=str(path)) from exc
         if set(document) == {"version", "files"}:
             return document  # the payload itself, written as TOML
     if kind == "config" and (path.is_dir() or path.suffix == ".toml"):
@@ -93,9 +97,10 @@ def read_payload(path: Path, kind: str, config_version: str | None = None) -> di
         return {"version": version, "files": {f.name: _text(f) for f in files}}
     text = _text(path)
     try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DownlinkError(f"{path} is not valid JSON: {exc}", path=str(path)) from exc
+        # The terminal's bounds (one level is the downlink around the payload).
+        data: Any = decode_json(text, str(path), max_depth=MAX_DEPTH - 1)
+    except MessageFormatError as exc:
+        raise DownlinkError(f"{path} is not valid JSON: {exc.message}", path=str(path)) from exc
     if not isinstance(data, dict):
         raise DownlinkError(f"{path} must hold an object (the downlink payload)", path=str(path))
     return data
