@@ -19,7 +19,6 @@ from terminal.profile.fields import (
     Hex1,
     Hex2,
     Hex5,
-    HexAny,
     MinorUnits,
     Network,
     Percent,
@@ -39,6 +38,42 @@ __all__ = [
 
 # --- aids.toml ---------------------------------------------------------------------------
 
+#: A DOL's data goes in one short APDU (Lc at most 255, less the few bytes of a template).
+_MAX_DOL_DATA = 252
+
+
+def _dol_entries(value: str) -> list[tuple[int, int]]:
+    # A default TDOL or DDOL the kernel cannot parse failed every transaction that needed it
+    # (a DolError in the TC hash, DDA failing on each card without a DDOL): refused here.
+    # Imported here: the EMV package pulls the kernel in, which a profile load need not.
+    from terminal.emv.dol import dol_length, parse_dol
+    from terminal.emv.errors import DolError
+
+    try:
+        entries = parse_dol(bytes.fromhex(hex_digits()(value)))
+    except DolError as exc:
+        raise ValueError(f"is not a data object list (EMV Book 3 §5.4): {exc}") from None
+    if dol_length(entries) > _MAX_DOL_DATA:
+        raise ValueError(f"asks for more than {_MAX_DOL_DATA} bytes of data")
+    return entries
+
+
+def _dol(value: str) -> str:
+    _dol_entries(value)
+    return value.upper()
+
+
+def _ddol(value: str) -> str:
+    if not any(tag == 0x9F37 for tag, _ in _dol_entries(value)):
+        # Book 2 §6.5.1: the default DDOL holds the unpredictable number.
+        raise ValueError("must ask for the unpredictable number (9F37), EMV Book 2 §6.5.1")
+    return value.upper()
+
+
+Dol = Annotated[str, AfterValidator(_dol)]
+Ddol = Annotated[str, AfterValidator(_ddol)]
+
+
 class AidConfig(StrictModel):
     name: Annotated[PrintableText, Field(min_length=1, max_length=64)]
     network: Network
@@ -53,8 +88,8 @@ class AidConfig(StrictModel):
     random_selection_threshold: MinorUnits
     target_percent: Percent
     max_target_percent: Percent
-    default_tdol: HexAny
-    default_ddol: HexAny
+    default_tdol: Dol
+    default_ddol: Ddol
     contactless: bool = False
     # Contactless reader limits (EMV Book A §5.7; Visa qVSDC), minor units of the default
     # currency: above the transaction limit contactless is refused, above the CVM limit a

@@ -85,6 +85,10 @@ def _problems(directory: Path) -> list[str]:
         ("currencies.toml", _RATE,      'rate = "1e999999"',                            "fx_rate[0].rate",       "24 digits"),
         ("currencies.toml", _RATE,      'rate = "1e-999999"',                           "fx_rate[0].rate",       "24 digits"),
         ("currencies.toml", 'as_of = "2026-11-22T06:00:00Z"', 'as_of = 9999-12-31T23:59:59-23:59', "fx_rate[0].as_of", "between 2000 and 2999"),
+        # -- default DOLs: a malformed one failed every transaction that used it --------------------------------------
+        ("aids.toml",       'default_tdol = "9F02065F2A029A039C0195059F3704"', 'default_tdol = "9F"', "aid[0].default_tdol", "not a data object list"),
+        ("aids.toml",       'default_tdol = "9F02065F2A029A039C0195059F3704"', 'default_tdol = "' + "9F02FF" * 2 + '"', "aid[0].default_tdol", "more than 252 bytes"),
+        ("aids.toml",       'default_ddol = "9F3704"', 'default_ddol = "9F0206"',         "aid[0].default_ddol",   "unpredictable number"),
         # -- BIN ranges: the high end was any string ------------------------------------------------------------------
         ("routing.toml",    'connectors = ["cih", "bmce"]', 'connectors = ["cih", "bmce"]\nbin_ranges = [["400000", "zzz"]]', "route[0].bin_ranges[0][1]", "should match pattern"),
         ("routing.toml",    'connectors = ["cih", "bmce"]', 'connectors = ["cih", "bmce"]\nbin_ranges = [["500000", "400000"]]', "route[0]", "low above high"),
