@@ -60,7 +60,10 @@ MAX_JSON_DEPTH = 32
 #: Issuer data in an answer (tags 91, 71, 72): ISO 8583 DE 55 holds at most 255 bytes.
 MAX_ISSUER_DATA = 255
 _MESSAGE_CHARS = 200
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: A string (to skip: its brackets do not count) or a bracket. A string left open runs to the
+#: end of the answer, and the quantifiers are possessive: one pass, linear in the answer's
+#: length even for ``"\\"\\"…`` (a pattern that restarted at every quote was quadratic).
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 #: ISO 8583 DE 38 / EMV tag 89: six alphanumeric characters (shorter ones are padded).
 _APPROVAL_CODE = re.compile(r"[0-9A-Za-z ]{1,6}")
 #: A PSP's object id goes into later URL paths: letters, digits, ``_`` and ``-`` only, so
@@ -86,6 +89,8 @@ def decode_json(content: bytes, *, name: str, where: Mapping[str, Any]) -> dict[
         if char in (b"[", b"{"):
             depth += 1
             deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                break
         elif char in (b"]", b"}"):
             depth -= 1
     if deepest > MAX_JSON_DEPTH:

@@ -27,7 +27,8 @@ from edge_sync.connectors import (
     RoutingKey,
     StripeConnector,
 )
-from edge_sync.connectors.errors import PspError, ReversalPendingError
+from edge_sync.connectors.answers import decode_json
+from edge_sync.connectors.errors import MalformedResponseError, PspError, ReversalPendingError
 
 MAD = Amount(2500, "MAD", 504, 2)
 KEY = RoutingKey(network="visa", currency="MAD", amount_minor=2500)
@@ -323,3 +324,16 @@ def test_latest_charge_as_an_id_keeps_the_approval() -> None:
     _, response = _authorise("stripe", _answer(200, {**_STRIPE_OK, "latest_charge": "ch_1"}))
     assert response.approved and response.reference.approval_code is None
     assert (response.emv_data, response.issuer_data_malformed) == (b"", False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'"' + b'\\"' * 131072, b'"\\' * 131072, b'"' * 262144, b'[' * 33 + b']' * 33],
+    ids=["escaped-quotes", "open-escapes", "quotes", "deep"],
+)
+def test_the_nesting_check_is_one_pass(body: bytes) -> None:
+    """The nesting bound is checked in one pass over the answer: 256 KiB of escaped or
+    unclosed quotes is refused as unreadable at once (the pattern that restarted at every
+    quote took minutes over it — a hostile PSP could stall the terminal's event loop)."""
+    with pytest.raises(MalformedResponseError):
+        decode_json(body, name="stripe", where={"connector": "stripe"})
