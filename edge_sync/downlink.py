@@ -106,8 +106,9 @@ class BlockingRunner(Protocol):
     def __call__(self, fn: Callable[_P, _T], /, *args: _P.args,
                  **kwargs: _P.kwargs) -> Awaitable[_T]: ...
 
-_PROFILE_FILE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.toml$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# \Z, not $: $ also matches before a final newline ("EUR\n" reached SQLite's CHECK).
+_PROFILE_FILE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.toml\Z")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 
 
 class _Payload(BaseModel):
@@ -160,10 +161,10 @@ class BlacklistEntry(_Payload):
     def _value(cls, value: str, info: ValidationInfo) -> str:
         kind = info.data.get("type")
         patterns = {
-            "token": r"^[A-Za-z0-9_.:-]{1,128}$",
-            "bin": r"^[0-9]{6,8}$",  # a BIN, never more: a full PAN is refused here
+            "token": r"^[A-Za-z0-9_.:-]{1,128}\Z",
+            "bin": r"^[0-9]{6,8}\Z",  # a BIN, never more: a full PAN is refused here
             # the keyed HMAC-SHA256 of the PAN (hsm fingerprint), never an unkeyed digest
-            "fingerprint": r"^[0-9a-f]{64}$",
+            "fingerprint": r"^[0-9a-f]{64}\Z",
         }
         if kind in patterns and not re.match(patterns[kind], value):
             raise ValueError(f"not a valid {kind} value")

@@ -302,13 +302,13 @@ def parse_downlink(raw: bytes | str | JsonObject) -> Downlink:
 
 
 def _check_terminal_id(terminal_id: str) -> None:
-    if not _TERMINAL_ID.match(terminal_id):
+    if not _TERMINAL_ID.fullmatch(terminal_id):
         raise ValueError(f"terminal id {terminal_id!r} is not usable in a topic or URL")
 
 
 def uplink_topic(terminal_id: str, kind: str) -> str:
     _check_terminal_id(terminal_id)
-    if not _KIND.match(kind):
+    if not _KIND.fullmatch(kind):
         raise ValueError(f"message kind {kind!r} is not usable in a topic")
     return f"etika/v1/t/{terminal_id}/up/{kind}"
 

@@ -233,12 +233,18 @@ class AckVerifier:
 
 
 def _verify(obj: Envelope | Downlink, public_key_pem: bytes | str) -> None:
-    wire = obj.wire()
     signature = base64.b64decode(obj.signature)
     try:
-        signed = canonical_json(wire)
+        signed = canonical_json(obj.wire())
     except MessageFormatError as exc:  # a lone surrogate, NaN, too deep: nothing was signed
         raise SignatureError(exc.message, reason=exc.fields.get("reason", "not json")) from exc
+    except UnicodeEncodeError as exc:
+        # A lone surrogate in an object *key*: pydantic's serializer refuses it before the
+        # canonicaliser sees it (#17 item 8). Nothing valid was signed over it either.
+        raise SignatureError(
+            "the message holds text that is not valid Unicode (a lone surrogate): nothing "
+            "valid was signed", reason="invalid unicode"
+        ) from exc
     verify_signature(public_key_pem, signed, signature)
 
 

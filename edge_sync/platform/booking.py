@@ -24,7 +24,7 @@ from hsm.cards import luhn_valid
 
 __all__ = ["KEY_VERSION_END", "book_payload", "payload_int"]
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 _INT64 = 2**63
 #: Key versions are below this (a 32-bit column).
 KEY_VERSION_END = 2**31

@@ -92,7 +92,7 @@ log = logging.getLogger("etika.platform.ingest")
 # A truncated body still often names its message id near the start: quote it back so the
 # terminal knows which outbox row was refused.
 _MESSAGE_ID = re.compile(rb'"message_id"\s*:\s*"([0-9A-Za-z-]{1,64})"')
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 #: The uplink kind of a signed journal checkpoint (``terminal.store.checkpoints``).
 CHECKPOINT_KIND = "journal_checkpoint"
 _KEY_CACHE_SECONDS = 30.0

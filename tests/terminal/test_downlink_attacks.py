@@ -211,6 +211,35 @@ async def test_huge_integer_in_a_downlink_is_refused(
     assert await refused(terminal, "fx", raw, "not JSON", caplog)
 
 
+async def test_lone_surrogate_in_a_payload_key_is_refused(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#17 item 8: a lone surrogate in an object key (not a value) of an unsigned downlink
+    is a refusal, not a UnicodeEncodeError out of the serializer before verification."""
+    doc = json.loads(down("fx", FX, 1))
+    doc["payload"]["rates"]["\udfff"] = "1"
+    assert await refused(terminal, "fx", json.dumps(doc).encode(), "not valid Unicode", caplog)
+
+
+@pytest.mark.parametrize(
+    ("kind",        "payload"),
+    [
+        ("fx",        {**FX, "rates": {"EUR\n": "10.85"}}),
+        ("fx",        {**FX, "base": "MAD\n"}),
+        ("config",    {"version": "2", "files": {"sync.toml\n": SYNC.format(host="x")}}),
+        ("blacklist", {"version": 1, "mode": "add",
+                       "entries": [{"type": "bin", "value": "476173\n"}]}),
+    ],
+    ids=["fx-code", "fx-base", "config-file-name", "blacklist-bin"],
+)
+async def test_a_trailing_newline_in_a_signed_payload_is_refused(
+    terminal: Terminal, kind: str, payload: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """#17 item 9: a code, file name or BIN with a trailing newline (which a ``$`` regex
+    lets through) is an invalid payload, not an IntegrityError or ValueError raised later."""
+    assert await refused(terminal, kind, down(kind, payload, 1), "invalid payload", caplog)
+
+
 @pytest.mark.parametrize("depth", [40, 5000])
 async def test_deeply_nested_downlink_is_refused(
     terminal: Terminal, depth: int, caplog: pytest.LogCaptureFixture

@@ -136,6 +136,7 @@ def test_channel_must_match_the_envelope(
         ({"transaction_id": "t", "amount_minor": "1", "currency": "MAD"},      "amount_minor"),
         ({"transaction_id": "t", "amount_minor": True, "currency": "MAD"},     "amount_minor"),
         ({"transaction_id": "t", "amount_minor": 1, "currency": "dirham"},     "currency"),
+        ({"transaction_id": "t", "amount_minor": 1, "currency": "MAD\n"},      "currency"),
         ({"transaction_id": "t", "amount_minor": 1, "currency": "MAD",
           "business_date": "21/11/2026"},                                      "business_date"),
         ({"transaction_id": "t", "amount_minor": 1, "currency": "MAD",
