@@ -5,9 +5,10 @@ The first byte picks the entry point, the rest is the message:
 0. an ack on the MQTT ack topic (the link's own dispatch: parse, verify, settle);
 1. a downlink on a ``down/{kind}`` topic (the next byte picks the kind), through the
    downlink handler;
-2. an ack, 3. an ack batch, 4. a downlink, each with the fuzzed JSON object merged into a
-   valid one and *signed by the platform key*, so the checks behind the signature run too;
-5. a signed downlink whose payload is the fuzzed JSON (the next byte picks the kind: the
+2. an ack, 3. an ack batch, 4. a downlink, each with fuzzed fields (values drawn from the
+   input: any Unicode, huge integers, deep nesting) merged into a valid one and *signed by
+   the platform key*, so the checks behind the signature run too;
+5. a signed downlink whose payload is such fuzzed fields (the next byte picks the kind: the
    payload schemas);
 6. an HTTPS answer to a POST of one envelope (the HTTPS link);
 7. a message batch (``{"messages": [...]}``): each envelope parsed and verified;
@@ -27,7 +28,6 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import atheris
@@ -64,7 +64,7 @@ KINDS = (*DOWNLINK_KINDS, "firmware")
 _LOOP = asyncio.new_event_loop()
 
 
-async def _inline(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
@@ -96,12 +96,51 @@ def _signed(unsigned: dict[str, Any]) -> bytes | None:
     return json.dumps({**unsigned, "signature": signature}).encode()
 
 
-def _object(rest: bytes) -> dict[str, Any] | None:
-    try:
-        value = decode_json(rest, "fuzz input")
-    except MessageFormatError:
+NAMES = ("v", "message_id", "status", "reason", "terminal_id", "destination", "seq",
+         "issued_at", "expires_at", "kind", "payload", "acks", "signature", "version", "mode",
+         "entries", "type", "value", "base", "as_of", "rates", "files", "command", "args",
+         "rid", "index", "serial", "sync.toml", "EUR")
+STRINGS = (MID, TERMINAL_ID, "platform", "accepted", "rejected", "duplicate", "fx", "config",
+           "replace", "add", "bin", "token", "476173", "MAD", "10.85", "2026-11-22T00:00:00Z",
+           "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+00:00", "sync_now", "rotate_keys",
+           "report_diagnostics", "A000000003", "92", "7E5E01", "\udfff", "\x00")
+
+
+def _value(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> object:
+    """A JSON-ish value from the input: scalars, known field values, any Unicode (lone
+    surrogates included), huge integers, and nesting past every bound."""
+    choice = fdp.ConsumeIntInRange(0, 9 if depth < 40 else 6)
+    if choice == 0:
         return None
-    return value if isinstance(value, dict) else None
+    if choice == 1:
+        return fdp.ConsumeBool()
+    if choice == 2:
+        return fdp.ConsumeInt(fdp.ConsumeIntInRange(1, 9))
+    if choice == 3:
+        return fdp.ConsumeRegularFloat()
+    if choice == 4:
+        return fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 24))
+    if choice == 5:
+        return STRINGS[fdp.ConsumeIntInRange(0, len(STRINGS) - 1)]
+    if choice == 6:
+        nested: object = []
+        for _ in range(fdp.ConsumeIntInRange(0, 3000)):  # built iteratively: no recursion here
+            nested = [nested]
+        return nested
+    if choice == 7:
+        return 10 ** fdp.ConsumeIntInRange(0, 5000)
+    if choice == 8:
+        return [_value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    return _object(fdp, depth + 1)
+
+
+def _object(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for _ in range(fdp.ConsumeIntInRange(0, 4)):
+        name = (NAMES[fdp.ConsumeIntInRange(0, len(NAMES) - 1)] if fdp.ConsumeBool()
+                else fdp.ConsumeUnicode(8))
+        fields[name] = _value(fdp, depth + 1)
+    return fields
 
 
 def _ack_fields() -> dict[str, Any]:
@@ -179,9 +218,7 @@ def check(data: bytes) -> None:
     elif which == 1:
         _downlink(kind, rest, signed=False)
     elif which in (2, 3, 4, 5):
-        fields = _object(rest)
-        if fields is None:
-            return
+        fields = _object(atheris.FuzzedDataProvider(rest))
         if which == 2:
             unsigned = {**_ack_fields(), **fields}
         elif which == 3:

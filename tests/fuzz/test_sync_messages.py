@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -119,7 +118,7 @@ class Link:
         asyncio.run(self.transport._dispatch(ACK_TOPIC, raw))
 
 
-async def _inline(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _inline(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
