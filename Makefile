@@ -35,10 +35,22 @@ FUZZ_SECONDS ?= 60
 chaos: setup
 	$(PY) -m tests.resilience.chaos --seed $(SEED) --transactions $(CHAOS_TRANSACTIONS)
 
+# Every fuzz/fuzz_*.py harness in turn (FUZZ=profile: only fuzz_profile.py), each growing its
+# corpus in $(ETIKA_DATA_DIR)/fuzz/corpus/<harness>/ across runs. A crash does not stop the
+# others: its input lands in $(ETIKA_DATA_DIR)/fuzz/<harness>-crash-…, the target fails at
+# the end naming the harnesses that crashed (fuzz/README.md: replaying and keeping one).
+FUZZ ?= *
 fuzz: setup
-	@set -e; mkdir -p $(ETIKA_DATA_DIR)/fuzz; for h in fuzz/fuzz_*.py; do \
-		echo "== $$h ($(FUZZ_SECONDS) s; a crash input lands in $(ETIKA_DATA_DIR)/fuzz/)"; \
-		$(PY) $$h -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(ETIKA_DATA_DIR)/fuzz/; done
+	@failed=""; for h in fuzz/fuzz_$(FUZZ).py; do \
+		name=$$(basename $$h .py); corpus=$(ETIKA_DATA_DIR)/fuzz/corpus/$$name; \
+		mkdir -p $$corpus; \
+		echo "== $$h ($(FUZZ_SECONDS) s; corpus $$corpus/)"; \
+		$(PY) $$h $$corpus -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=$(ETIKA_DATA_DIR)/fuzz/$$name- || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+		echo "fuzz: crashed:$$failed; inputs in $(ETIKA_DATA_DIR)/fuzz/ (replay: $(PY) fuzz/<harness>.py <file>)"; \
+		exit 1; fi
 
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
