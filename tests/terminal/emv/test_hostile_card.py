@@ -124,35 +124,47 @@ def test_repr_of_a_deep_tree_is_bounded() -> None:
 
 @pytest.mark.parametrize("contactless", [False, True])
 async def test_empty_aip_is_a_card_data_error(contactless: bool) -> None:
-    """#17.2: an empty AIP (82) on either interface → CardDataError naming the tag."""
+    """#17.2: an empty AIP (82, 2 bytes: Book 3 Annex A, C1) on either interface →
+    CardDataError naming the tag; no record is read and no GENERATE AC sent."""
+    app = App()
+    if contactless:
+        app.qvsdc, app.pdol = True, QVSDC_PDOL
+    reader = TweakReader(KitCard(app), set_value(0xA8, 0x82, b""))
+    session = await reader.connect(await reader.wait_for_card())
     with pytest.raises(CardDataError) as info:
-        await run(App(), set_value(0xA8, 0x82, b""), contactless=contactless)
+        await EmvKernel(kernel_config()).transact(session, txn(), contactless=contactless)
     assert info.value.tag == 0x82
+    after_gpo = reader.sent[[c[:2] for c in reader.sent].index(b"\x80\xa8") + 1:]
+    assert not any(c[1] in (0xB2, 0xAE) for c in after_gpo)
 
 
 async def test_empty_cid_in_generate_ac_is_a_card_data_error() -> None:
-    """#17.2: an empty CID (9F27) in the GENERATE AC answer → CardDataError."""
+    """#17.2: an empty CID (9F27, 1 byte: Book 3 §6.5.5.4) in the GENERATE AC answer →
+    CardDataError."""
     with pytest.raises(CardDataError) as info:
         await run(App(), set_value(0xAE, 0x9F27, b""))
     assert info.value.tag == 0x9F27
 
 
 async def test_empty_capk_index_fails_sda() -> None:
-    """#17.2: an empty CA public key index (8F) on an SDA card fails ODA, the flow goes on."""
+    """#17.2: an empty CA public key index (8F) on an SDA card fails ODA (TVR, Book 3
+    §10.3), the flow goes on."""
     result = await run(App(oda="sda"), set_value(0xB2, 0x8F, b""))
     assert TvrBit.SDA_FAILED in tvr_of(result)
     assert result.oda_result == "failed"
 
 
 async def test_empty_lcol_counts_as_exceeded() -> None:
-    """#17.2: an empty LCOL beside a UCOL → both limit bits (velocity never fails open)."""
+    """#17.2: an empty LCOL beside a UCOL → both limit bits (Book 3 §10.6.3; velocity
+    checking never fails open)."""
     result = await run(App(), set_value(0xB2, 0x9F14, b""))
     tvr = tvr_of(result)
     assert TvrBit.LCOL_EXCEEDED in tvr and TvrBit.UCOL_EXCEEDED in tvr
 
 
 async def test_empty_ctq_at_the_cvm_limit_is_a_card_data_error() -> None:
-    """#17.2: an empty 9F6C when a CVM is required → CardDataError naming 9F6C."""
+    """#17.2: an empty CTQ (9F6C, 2 bytes: Book C-3 Annex A) when a CVM is required →
+    CardDataError naming 9F6C."""
     with pytest.raises(CardDataError) as info:
         await run(App(oda="dda"), set_value(0xA8, 0x9F6C, b""), txn(6000), contactless=True)
     assert info.value.tag == 0x9F6C
@@ -160,7 +172,8 @@ async def test_empty_ctq_at_the_cvm_limit_is_a_card_data_error() -> None:
 
 @pytest.mark.parametrize("cid", [b"\xc0", b"", b"\x40\x00"], ids=["aar", "empty", "two-bytes"])
 async def test_contactless_cid_is_guarded(cid: bytes) -> None:
-    """#17.2: CID C0 (AAR), empty or two bytes in a qVSDC GPO answer → CardDataError."""
+    """#17.2: CID C0 (AAR, not used by EMV 4.x), empty or two bytes in a qVSDC GPO answer
+    → CardDataError (Book 3 §6.5.5.4, as on contact)."""
     with pytest.raises(CardDataError) as info:
         await run(App(oda="dda"), set_value(0xA8, 0x9F27, cid), contactless=True)
     assert info.value.tag == 0x9F27
@@ -262,14 +275,16 @@ async def test_malformed_tdol_is_a_card_data_error() -> None:
 
 
 async def test_cdol_over_255_bytes_is_command_too_long() -> None:
-    """#17.3: a CDOL1 asking for 261 bytes → CommandTooLongError (a CardDataError) naming 8C."""
+    """#17.3: a CDOL1 asking for 261 bytes → CommandTooLongError (a CardDataError) naming 8C
+    (Book 1 §9.4: Lc is one byte; Book 3 §6.5.5)."""
     with pytest.raises(CommandTooLongError) as info:
         await run(App(), set_value(0xB2, 0x8C, bytes.fromhex("DF01FF9F0206")))
     assert info.value.tag == 0x8C and isinstance(info.value, CardDataError)
 
 
 async def test_pdol_over_the_gpo_limit_on_contactless_is_command_too_long() -> None:
-    """#17.3: a contactless PDOL asking for 260 bytes → CommandTooLongError, not ValueError."""
+    """#17.3: a contactless PDOL asking for 260 bytes → CommandTooLongError, not ValueError
+    (Book 3 §6.5.8, §10.1: the 83 template in one short command)."""
     app = App(oda="dda")
     reader = TweakReader(KitCard(app), lambda c, a, n: a)
     app.qvsdc, app.pdol = True, QVSDC_PDOL + bytes.fromhex("DF01F0")
@@ -279,7 +294,8 @@ async def test_pdol_over_the_gpo_limit_on_contactless_is_command_too_long() -> N
 
 
 async def test_empty_cdol_sends_generate_ac_as_case_2() -> None:
-    """#17.3: an empty CDOL1 sends GENERATE AC without Lc (case 2), never "Lc = 00"."""
+    """#17.3: an empty CDOL1 sends GENERATE AC without Lc (case 2), never "Lc = 00" (Book 1
+    §9.4, ISO/IEC 7816-3 §12.1.3)."""
     reader = TweakReader(KitCard(App()), set_value(0xB2, 0x8C, b""))
     session = await reader.connect(await reader.wait_for_card())
     result = await EmvKernel(kernel_config()).transact(session, txn())
@@ -289,7 +305,8 @@ async def test_empty_cdol_sends_generate_ac_as_case_2() -> None:
 
 
 async def test_ddol_over_255_bytes_fails_dda() -> None:
-    """#17.3: a DDOL asking for more than INTERNAL AUTHENTICATE carries fails DDA (TVR)."""
+    """#17.3: a DDOL asking for more than INTERNAL AUTHENTICATE carries fails DDA (TVR;
+    Book 3 §10.3, Book 2 §6.5.1)."""
     result = await run(App(), set_value(0xB2, 0x9F49, bytes.fromhex("9F3704DF01FF")))
     assert TvrBit.DDA_FAILED in tvr_of(result)
 
@@ -298,7 +315,8 @@ async def test_ddol_over_255_bytes_fails_dda() -> None:
 
 
 async def test_non_bcd_application_currency_skips_amount_conditions() -> None:
-    """#17.4: 9F42 = ABCD with an "under X" rule: the condition is not met (Book 3 Annex C3)."""
+    """#17.4: 9F42 = ABCD with an "under X" rule: the condition is not met, the next rule
+    applies (Book 3 §10.5, Annex C3)."""
     cvm_list = bytes.fromhex("00002710" "00000000" "1F06" "1E00")  # no CVM under X, else sign
     result = await run(App(cvm_list=cvm_list), set_value(0xB2, 0x9F42, b"\xab\xcd"))
     assert result.cvm == "signature"
