@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,3 +62,45 @@ def test_mutated_profile_loads_usable_or_is_a_config_error(
             assert all("\x1b" not in p for p in exc.problems), exc.problems
             return
         check_usable(profile)
+
+
+_URL_HOSTS = st.one_of(
+    st.sampled_from(["127.0.0.1", "localhost", "localhost.", "[::1]", "::1", "[::1", "[v1.x]",
+                     "[fe80::1%25eth0]", "999.1.1.1", "a..b", "-a-", "a_b", "xn--bcher-kva",
+                     "é", "[::ffff:1.2.3.4]", "1.2.3", "a" * 64, ""]),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+    st.text("abc.-_[]:%@0123456789", max_size=20),
+)
+_URLS = st.builds(
+    lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
+    scheme=st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", "http:/", ""]),
+    host=_URL_HOSTS,
+    port=st.one_of(st.just(""), st.integers(-1, 70_000).map(lambda p: f":{p}"),
+                   st.sampled_from([":", ":80", ":443", ":+80", ": 80", ":0x50", ":٣"])),
+    path=st.one_of(st.just(""), st.text(st.characters(max_codepoint=0x2FF), max_size=20)
+                   .map(lambda t: "/" + t)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(url=_URLS)
+def test_every_url_the_profile_accepts_parses_alike_in_httpx_and_urllib(url: str) -> None:
+    """A URL the profile's check accepts is one httpx (which sends to it) and urllib (which
+    the loopback rule reads) both parse, to the same host and port; any other is refused
+    with a ValueError the loader reports as file:key."""
+    import httpx
+
+    from terminal.profile.endpoints import base_url
+
+    try:
+        base_url(url)
+    except ValueError:
+        return
+    parsed = httpx.URL(url)
+    parts = urlsplit(url)
+    assert parts.scheme in ("http", "https")
+    assert parts.hostname and parsed.host
+    assert parsed.raw_host.decode("ascii").lower() == parts.hostname.lower()
+    default = {"http": 80, "https": 443}[parts.scheme]  # httpx drops a default port
+    assert (parsed.port or default) == (parts.port or default)
