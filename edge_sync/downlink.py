@@ -172,7 +172,7 @@ class BlacklistEntry(_Payload):
 
 
 class BlacklistUpdate(_Payload):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, lt=2**63)  # stored in SQLite INTEGER (64-bit signed)
     mode: Literal["replace", "add", "remove"]
     entries: list[BlacklistEntry] = Field(max_length=100_000)
 
@@ -184,7 +184,7 @@ class CrlEntry(_Payload):
 
 
 class CrlUpdate(_Payload):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, lt=2**63)  # stored in SQLite INTEGER (64-bit signed)
     mode: Literal["replace", "add", "remove"]
     entries: list[CrlEntry] = Field(max_length=100_000)
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +41,10 @@ from edge_sync.messages import (
 )
 from edge_sync.mqtt import MqttLinkSettings, MqttTransport
 from edge_sync.signing import SoftwareSigner
+from terminal.store import Store
+from terminal.store.fleet import FleetStore
+from terminal.store.outbox import SqliteOutbox
+from terminal.sync_hooks import TerminalDownlinkHooks
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -237,3 +245,82 @@ def test_message_batches_parse_or_are_refused(raw: bytes, messages: list[Any]) -
         for item in batch.messages:
             with pytest.raises((MessageFormatError, SignatureError)):
                 verify_envelope(parse_envelope(item), TERMINAL.public_key_pem())
+
+
+PROFILE = Path(__file__).resolve().parents[2] / "firmware-config" / "default"
+#: A valid payload of each kind; the test replaces values along these paths.
+TEMPLATES: dict[str, tuple[dict[str, Any], list[tuple[Any, ...]]]] = {
+    "fx": ({"base": "MAD", "as_of": "2026-11-22T00:00:00Z", "rates": {"EUR": "10.85"}},
+           [("base",), ("as_of",), ("rates",), ("rates", "EUR")]),
+    "blacklist": ({"version": 7, "mode": "add",
+                   "entries": [{"type": "bin", "value": "476173", "reason": "fraud"}]},
+                  [("version",), ("mode",), ("entries",), ("entries", 0, "type"),
+                   ("entries", 0, "value"), ("entries", 0, "reason")]),
+    "crl": ({"version": 3, "mode": "add",
+             "entries": [{"rid": "A000000003", "index": "92", "serial": "7E5E01"}]},
+            [("version",), ("mode",), ("entries", 0, "rid"), ("entries", 0, "serial")]),
+    "config": ({"version": "2", "files": {"sync.toml": (PROFILE / "sync.toml").read_text()}},
+               [("version",), ("files",), ("files", "sync.toml")]),
+    "cmd": ({"command": "report_diagnostics", "args": {}}, [("command",), ("args",)]),
+}
+#: Near misses a regex or a store is likely to meet: a trailing newline, NUL, empty, long.
+NEAR = st.sampled_from(["EUR\n", "476173\n", "MAD\x00", "", "9" * 300, "\udfff", "add\n",
+                        "x = " + "[" * 3000, "[sync]\nmqtt_port = 99999999999999999999\n"])
+
+
+def _replace(document: Any, path: tuple[Any, ...], value: object) -> None:
+    """Put ``value`` at ``path``, unless an earlier replacement took the path away."""
+    for step in path[:-1]:
+        if isinstance(document, dict) and step in document:
+            document = document[step]
+        elif isinstance(document, list) and isinstance(step, int) and step < len(document):
+            document = document[step]
+        else:
+            return
+    if isinstance(document, dict) or (isinstance(document, list) and isinstance(path[-1], int)
+                                      and path[-1] < len(document)):
+        document[path[-1]] = value
+
+
+def _state(store: Store, profile: Path) -> tuple[object, ...]:
+    """What a downlink can change: profile files, blacklist, FX rates, outbox rows."""
+    conn = store.connection
+    return ({f.name: f.read_text() for f in sorted(profile.rglob("*.toml"))},
+            conn.execute("SELECT * FROM blacklist ORDER BY value").fetchall(),
+            FleetStore(store).fx_rates(),
+            conn.execute("SELECT kind FROM outbox WHERE kind != 'alert'").fetchall())
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(TEMPLATES)), data=st.data())
+def test_signed_payloads_on_the_real_store_are_applied_or_refused(
+        kind: str, data: st.DataObject) -> None:
+    """A downlink the platform signed, its payload's values replaced by anything (near
+    misses included), through the real SQLite hooks and profile: applied, or refused with
+    nothing changed and a stored alert; never an exception."""
+    template, paths = TEMPLATES[kind]
+    payload = copy.deepcopy(template)
+    for path in data.draw(st.lists(st.sampled_from(paths), min_size=1, max_size=3)):
+        _replace(payload, path, data.draw(NEAR | JSON))
+    raw = signed(downlink_fields(kind, payload))
+    if raw is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Path(tmp) / "profile"
+        shutil.copytree(PROFILE, profile)
+        store = Store.open(Path(tmp) / "etika.db")
+        try:
+            handler = DownlinkHandler(
+                PLATFORM.public_key_pem(), TerminalDownlinkHooks(FleetStore(store), profile),
+                SqliteOutbox(store), terminal_id=TERMINAL_ID, run_blocking=_inline)
+            before = _state(store, profile)
+            result = asyncio.run(handler.handle(kind, raw))
+            if result.outcome == "rejected":
+                assert _state(store, profile) == before
+                alerts = store.connection.execute(
+                    "SELECT payload FROM outbox WHERE kind = 'alert'").fetchall()
+                assert [json.loads(a[0])["alert"] for a in alerts] == ["downlink_rejected"]
+            else:
+                assert result.outcome == "applied"
+        finally:
+            store.close()

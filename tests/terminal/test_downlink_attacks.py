@@ -266,3 +266,13 @@ async def test_deep_toml_in_a_signed_config_is_refused(
     written: the profile is unchanged and the refusal is alerted (#17 item 9)."""
     raw = down("config", {"version": "3", "files": {"sync.toml": toml}}, 1)
     assert await refused(terminal, "config", raw, "nested too deep", caplog)
+
+
+@pytest.mark.parametrize("version", [2**63, "9" * 300], ids=["int", "digit-string"])
+async def test_a_blacklist_version_past_sqlite_integers_is_refused(
+    terminal: Terminal, version: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#17 item 9 (found by tests/fuzz): a signed blacklist whose version does not fit
+    SQLite's 64-bit INTEGER is an invalid payload, not an OverflowError from the store."""
+    raw = down("blacklist", {**BLACKLIST, "version": version}, 1)
+    assert await refused(terminal, "blacklist", raw, "invalid payload", caplog)
