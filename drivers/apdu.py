@@ -115,15 +115,24 @@ def exchange_sync(
     send: Callable[[bytes], ResponseApdu], apdu: bytes, reader: str
 ) -> ResponseApdu:
     """Drive :func:`t0_rounds` with a blocking ``send``; for sessions that own a thread."""
+    # Nearly every answer is final (no 61xx, 6Cxx or case 4 warning): t0_rounds would
+    # hand it back unchanged, so skip building the generator and copying the response.
+    response = send(apdu)
+    if response.sw1 not in _T0_PROCEDURE:
+        return response
     rounds = t0_rounds(apdu, reader)
-    command = next(rounds)
+    next(rounds)
     while True:
-        response = send(command)
         try:
             command = rounds.send(response)
         except StopIteration as done:
             final: ResponseApdu = done.value
             return final
+        response = send(command)
+
+
+#: First status bytes after which :func:`t0_rounds` does more than return the answer.
+_T0_PROCEDURE = frozenset({0x61, 0x6C, 0x62, 0x63})
 
 
 class T0Session(abc.ABC):

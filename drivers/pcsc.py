@@ -185,17 +185,18 @@ class PcscSession(T0Session):
         return await self._owner._blocking(self._transmit_sync, command)
 
     def _transmit_sync(self, command: bytes) -> ResponseApdu:
-        api = self._owner.api
-        operation = f"sending INS {command[1]:02X} to the card"
-        hresult, response = _guarded(
-            api.SCardTransmit,
-            self._card,
-            self._protocol,
-            list(command),
-            operation=operation,
-            reader=self.reader,
-        )
+        # Once per APDU: _guarded inlined, and the operation named only on failure.
+        try:
+            answer = self._owner.api.SCardTransmit(self._card, self._protocol, list(command))
+        except _ReaderLeaf:
+            raise
+        except Exception as exc:
+            raise error_for_exception(
+                exc, operation=f"sending INS {command[1]:02X} to the card", reader=self.reader
+            ) from exc
+        hresult, response = answer
         if hresult != 0:
+            operation = f"sending INS {command[1]:02X} to the card"
             if code_name(hresult) in _AMBIGUOUS_TRANSMIT:
                 self._raise_if_card_gone(operation)
             raise error_for_hresult(hresult, operation=operation, reader=self.reader)
