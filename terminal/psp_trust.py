@@ -78,7 +78,9 @@ class P2pePins:
             data = tomllib.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        # ValueError: not UTF-8, not TOML, or a decimal past int()'s digit limit (which
+        # tomllib lets out bare); RecursionError: nested past the parser's recursion.
+        except (OSError, ValueError, RecursionError) as exc:
             raise ConfigError([f"{self.path}: cannot read the P2PE key pins ({exc})"]) from None
         pins = data.get("p2pe", {})
         if not isinstance(pins, dict) or not all(

@@ -175,6 +175,17 @@ def test_p2pe_key_swapped_by_a_pushed_profile_is_refused(profile_copy: Path,
         build_router(load_profile(profile_copy), p2pe_pins=pins)
 
 
+@pytest.mark.parametrize("text", ["[p2pe]\ncih = " + "9" * 5000, "x = " + "[" * 5000,
+                                  "[p2pe\n"])
+def test_unreadable_pins_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    """A pins file past int()'s digit limit, nested past the parser or not TOML is a
+    ConfigError naming it, not a bare ValueError or RecursionError."""
+    pins = P2pePins(tmp_path / "p2pe-pins.toml")
+    pins.path.write_text(text)
+    with pytest.raises(ConfigError, match="cannot read the P2PE key pins"):
+        pins.pinned()
+
+
 # --- mutual TLS to an ISO 8583 host -------------------------------------------------------
 
 @pytest.mark.network
