@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import tomllib
 import uuid
 from collections.abc import Mapping
@@ -87,6 +88,10 @@ def read_payload(path: Path, kind: str, config_version: str | None = None) -> di
             raise DownlinkError(f"{path} is not valid TOML: {exc}", path=str(path)) from exc
         except RecursionError as exc:  # tomllib recurses per level of arrays/inline tables
             raise DownlinkError(f"{path} is nested too deep", path=str(path)) from exc
+        except ValueError as exc:  # int() of a decimal past the digit limit, let out bare
+            raise DownlinkError(f"{path} is not valid TOML: a number of more than "
+                                f"{sys.get_int_max_str_digits()} digits",
+                                path=str(path)) from exc
         if set(document) == {"version", "files"}:
             return document  # the payload itself, written as TOML
     if kind == "config" and (path.is_dir() or path.suffix == ".toml"):

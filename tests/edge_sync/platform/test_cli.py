@@ -112,6 +112,7 @@ def test_serve_and_push_never_create_a_platform_key(
         (["push", "config", "{empty_dir}", "--terminal-id", "T"],                 "no <name>.toml"),
         (["push", "cmd", "{deep_json}", "--terminal-id", "T"],                    "nested"),
         (["push", "config", "{deep_toml}", "--terminal-id", "T"],                 "nested too deep"),
+        (["push", "config", "{big_toml}", "--terminal-id", "T"],                  "4300 digits"),
         (["serve", "--no-mqtt", "--operator-token-file", "{short}"],              "16 characters"),
         (["register-terminal", "--terminal-id", "T/1", "--public-key", "{junk}"], "--terminal-id"),
         (["register-terminal", "--terminal-id", "T", "--public-key", "{junk}",
@@ -133,9 +134,12 @@ def test_bad_arguments_give_one_line_errors(
     deep_json.write_text('{"args": ' + "[" * 5000 + "]" * 5000 + "}")
     deep_toml = tmp_path / "deep.toml"
     deep_toml.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    big_toml = tmp_path / "big.toml"
+    big_toml.write_text("x = " + "9" * 5000 + "\n")
     argv = [a.replace("{junk}", str(junk)).replace("{missing}", str(tmp_path / "no.json"))
             .replace("{empty_dir}", str(empty)).replace("{short}", str(short))
             .replace("{deep_json}", str(deep_json)).replace("{deep_toml}", str(deep_toml))
+            .replace("{big_toml}", str(big_toml))
             for a in argv]
     status, _, err = _run(capsys, "--data-dir", str(tmp_path), "platform", *argv)
     assert status != 0
