@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "SEARCH_SETTLE_S",
     "Amount",
     "AuthorisationRequest",
     "CardEncryptor",
@@ -29,6 +30,11 @@ __all__ = [
     "PspResponse",
     "RefundRequest",
 ]
+
+
+#: Seconds after a transaction from which a search that still finds no payment for it is
+#: believed (see :attr:`PspResponse.not_found_by_search`): five times Stripe's documented lag.
+SEARCH_SETTLE_S = 300.0
 
 
 class Operation(StrEnum):
@@ -196,6 +202,12 @@ class PspResponse:
     issuer_data_malformed: bool = False
     #: The PSP answered from its idempotency cache (a replay of an earlier answer).
     replayed: bool = False
+    #: The answer rests on a search that found no payment for the transaction. Stripe's and
+    #: PayPal's searches are eventually consistent (Stripe documents results lagging by up
+    #: to about a minute), so soon after an unanswered authorisation this is no proof that
+    #: nothing was charged: the router queues the reversal instead of trying another PSP,
+    #: and the outbox asks again until :data:`SEARCH_SETTLE_S` have passed.
+    not_found_by_search: bool = False
 
     @property
     def approved(self) -> bool:

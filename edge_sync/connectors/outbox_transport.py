@@ -17,7 +17,10 @@ kind           payload (JSON, no card data)                           call
 =============  =====================================================  ====================
 
 A reversal answered "original not found" (ISO 8583 ``25``) is acknowledged: the PSP holds no
-charge to undo (recovery reverses at every PSP a payment could have reached).
+charge to undo (recovery reverses at every PSP a payment could have reached). A REST PSP's
+"not found" comes from its search, which lags behind its charges: it is believed only once
+the row is :data:`~edge_sync.connectors.base.SEARCH_SETTLE_S` old; before that the row (and
+the rows after it) come back later.
 
 An accepted row is handed to ``on_accepted`` with the PSP's answer before it is acknowledged:
 the terminal records an advice's acquirer reference (RRN, STAN and DE 7, or the REST capture
@@ -40,9 +43,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from edge_sync.connectors.base import (
+    SEARCH_SETTLE_S,
     Amount,
     AuthorisationRequest,
     CardInput,
@@ -86,13 +91,24 @@ class PspOutboxTransport:
 
     def __init__(self, router: Router, connector: str, *,
                  advice_card: AdviceCard | None = None,
-                 on_accepted: AcceptedHook | None = None) -> None:
+                 on_accepted: AcceptedHook | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if connector not in router.connectors:
             raise ValueError(f"the router has no connector {connector!r}")
         self.router = router
         self.connector = connector
         self._advice_card = advice_card
         self._on_accepted = on_accepted
+        self._now = now
+
+    def _search_settled(self, envelope: Envelope) -> bool:
+        """Whether a search that finds no payment for this row's transaction is believed:
+        the row is old enough for the PSP's search to show a charge made when it was queued."""
+        try:
+            queued = datetime.fromisoformat(envelope.created_at)
+        except ValueError:
+            return True  # the wire model checked it; an unreadable one waits for no one
+        return (self._now() - queued).total_seconds() >= SEARCH_SETTLE_S
 
     @property
     def name(self) -> str:
@@ -148,6 +164,8 @@ class PspOutboxTransport:
                 continue
             if response.outcome is Outcome.RETRY:
                 break
+            if response.not_found_by_search and not self._search_settled(envelope):
+                break  # the PSP's search may not show the charge yet: asked again later
             nothing_to_undo = (envelope.kind == "reversal"
                                and response.code == ORIGINAL_NOT_FOUND)
             if response.outcome is Outcome.APPROVE and self._on_accepted is not None:

@@ -233,7 +233,8 @@ class PayPalConnector:
                    ) -> PspResponse:
         return PspResponse(outcome=outcome, code="RESOURCE_NOT_FOUND",
                            message="no order for this transaction", operation=operation,
-                           reference=replace(original, connector=self.name))
+                           reference=replace(original, connector=self.name),
+                           not_found_by_search=True)
 
     async def complete(self, original: PspReference, amount: Amount) -> PspResponse:
         key = original.transaction_id

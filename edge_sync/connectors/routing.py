@@ -12,7 +12,8 @@ connector, in order:
    is **reversed** at once; a confirmed reversal lets routing go on to the next connector
    (:class:`AuthorisationReversedError` is recorded), an unconfirmed one stops everything with
    :class:`ReversalPendingError`, whose ``reversal`` the terminal queues in the outbox — trying
-   another PSP then could charge the card twice;
+   another PSP then could charge the card twice. A REST PSP's "no such payment", read from
+   its lagging search (:attr:`PspResponse.not_found_by_search`), is not a confirmation;
 4. a connector that cannot be reached, rejects the request, answers "retry", or was
    reversed counts as a breaker failure and the next connector is tried; a decline or a
    referral is final.
@@ -251,6 +252,15 @@ class Router:
                 f"({cause}) and its reversal failed ({exc}); queue the reversal",
                 reversal=reversal, **fields,
             ) from exc
+        if response.not_found_by_search:
+            # The search may not show a charge made seconds ago: trying the next PSP now
+            # could charge the card twice. The queued reversal asks again later.
+            raise ReversalPendingError(
+                f"{connector.name}: authorisation {request.idempotency_key} went unanswered "
+                f"({cause}) and the PSP's search does not show it yet; searches lag, so "
+                f"the reversal is queued and no other PSP is tried",
+                reversal=reversal, **fields,
+            ) from cause
         if response.outcome is Outcome.APPROVE:
             raise AuthorisationReversedError(
                 f"{connector.name}: authorisation {request.idempotency_key} went unanswered "

@@ -195,7 +195,8 @@ class StripeConnector:
                    ) -> PspResponse:
         return PspResponse(outcome=outcome, code="not_found",
                            message="no payment intent for this transaction",
-                           operation=operation, reference=replace(original, connector=self.name))
+                           operation=operation, reference=replace(original, connector=self.name),
+                           not_found_by_search=True)
 
     async def complete(self, original: PspReference, amount: Amount) -> PspResponse:
         key = original.transaction_id

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from edge_sync.connectors import Operation, Outcome, PspReference, Router, RouteRule
+from edge_sync.connectors.base import SEARCH_SETTLE_S
 from edge_sync.connectors.errors import PspTimeoutError, PspUnreachableError
 from edge_sync.connectors.fake import ScriptedConnector, response
 from edge_sync.connectors.outbox_transport import PspOutboxTransport
@@ -107,3 +109,25 @@ async def test_accepted_rows_reach_the_hook_and_a_failing_hook_holds_the_ack() -
     acks = await t.deliver(batch, timeout=5)
     assert list(acks) == [batch[0].message_id]
     assert seen == [(batch[0].message_id, "00"), (batch[1].message_id, "00")]
+
+
+@pytest.mark.parametrize(
+    ("age_s",                     "statuses"),
+    [
+        (5.0,                         []),
+        (SEARCH_SETTLE_S + 1,         ["accepted"]),
+    ],
+)
+async def test_a_lagging_search_is_believed_only_once_the_row_is_old(
+        age_s: float, statuses: list[str]) -> None:
+    """A queued reversal that a REST PSP's search cannot find stays queued until the search
+    has had SEARCH_SETTLE_S to show a charge; then "nothing to undo" acknowledges it."""
+    not_found = replace(response(Outcome.APPROVE, "not_found"), not_found_by_search=True)
+    row = envelope()
+    queued = datetime.fromisoformat(row.created_at)
+    router = Router([RouteRule("all", ("cih",))],
+                    {"cih": ScriptedConnector("cih", {Operation.REVERSE: [not_found]})}, {},
+                    sleep=no_sleep, max_attempts=1)
+    t = PspOutboxTransport(router, "cih", now=lambda: queued + timedelta(seconds=age_s))
+    acks = await t.deliver([row], timeout=5)
+    assert [a.status for a in acks.values()] == statuses

@@ -337,3 +337,44 @@ def test_the_nesting_check_is_one_pass(body: bytes) -> None:
     quote took minutes over it — a hostile PSP could stall the terminal's event loop)."""
     with pytest.raises(MalformedResponseError):
         decode_json(body, name="stripe", where={"connector": "stripe"})
+
+
+# --- a lagging search is no proof that nothing was charged ------------------------------
+
+@pytest.mark.parametrize(
+    ("kind",     "search_path",                    "empty"),
+    [
+        ("stripe",   "/v1/payment_intents/search",     {"data": []}),
+        ("paypal",   "/v2/checkout/orders",            {"orders": []}),
+    ],
+)
+def test_a_search_that_finds_nothing_queues_the_reversal_and_tries_no_other_psp(
+        kind: str, search_path: str, empty: dict[str, Any]) -> None:
+    """An unanswered authorisation that the PSP's search does not show is ReversalPendingError:
+    Stripe's search lags behind its charges, so a second PSP could charge the card twice."""
+    seen_by_backup: list[str] = []
+
+    def backup(request: httpx.Request) -> httpx.Response:
+        seen_by_backup.append(f"{request.method} {request.url.path}")
+        return httpx.Response(500)
+
+    request = _request()
+
+    async def run() -> None:
+        first = _router(kind, _timeout_then(search_path, empty)).connectors[kind]
+        other = StripeConnector(RestSettings(name="backup", url="https://backup.test",
+                                             p2pe_public_key=b"pem", api_key="sk_test"),
+                                transport=httpx.MockTransport(backup))
+        router = Router([RouteRule("all", (kind, "backup"))], {kind: first, "backup": other},
+                        {}, breakers={kind: BreakerSettings(failures=100, reset_s=60),
+                                      "backup": BreakerSettings(failures=100, reset_s=60)},
+                        sleep=_no_sleep)
+        try:
+            await router.authorise(request, KEY)
+        finally:
+            await router.aclose()
+
+    with pytest.raises(ReversalPendingError, match="search") as info:
+        asyncio.run(run())
+    assert info.value.reversal["original"]["transaction_id"] == request.idempotency_key
+    assert seen_by_backup == []
