@@ -145,6 +145,8 @@ def _check_toml(name: str, text: str) -> None:
         raise ValueError(f"{name} is not TOML: {storable_text(str(exc), 200)}") from None
     except RecursionError:  # tomllib recurses per level of arrays and inline tables
         raise ValueError(f"{name} is nested too deep to load") from None
+    except ValueError:  # tomllib lets int()'s 4,300-digit limit out as a bare ValueError
+        raise ValueError(f"{name} is not TOML: a number has too many digits") from None
     try:
         check_depth(document, name)
     except MessageFormatError:

@@ -268,6 +268,16 @@ async def test_deep_toml_in_a_signed_config_is_refused(
     assert await refused(terminal, "config", raw, "nested too deep", caplog)
 
 
+async def test_an_overlong_number_in_a_signed_config_is_refused_in_plain_words(
+    terminal: Terminal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5,000-digit integer in a signed config's TOML is refused as not TOML, and the alert
+    says so rather than quoting CPython's advice to raise sys.set_int_max_str_digits."""
+    raw = down("config", {"version": "3", "files": {"sync.toml": "x = " + "9" * 5000 + "\n"}}, 1)
+    assert await refused(terminal, "config", raw, "too many digits", caplog)
+    assert "set_int_max_str_digits" not in caplog.text
+
+
 @pytest.mark.parametrize("version", [2**63, "9" * 300], ids=["int", "digit-string"])
 async def test_a_blacklist_version_past_sqlite_integers_is_refused(
     terminal: Terminal, version: object, caplog: pytest.LogCaptureFixture
