@@ -239,7 +239,8 @@ class KernelAuthoriser:
 
 
 def kernel_answer(response: PspResponse, transaction: str = "") -> OnlineResponse:
-    """What the kernel is told of the host's answer: the ARC, tag 91, the approval code.
+    """What the kernel is told of the host's answer: the ARC, tag 91, the issuer scripts (71/72)
+    and the approval code.
 
     Never raises: the host has decided, and its decision must reach GENERATE AC 2 (and the
     transaction manager, which reverses or completes it). The ARC (tag 8A) is two ASCII
@@ -255,17 +256,22 @@ def kernel_answer(response: PspResponse, transaction: str = "") -> OnlineRespons
         arc = code if usable and code.encode("ascii") in APPROVED_ARCS else "00"
     else:
         arc = code if usable and code.encode("ascii") not in APPROVED_ARCS else "05"
-    issuer_data, malformed = None, response.issuer_data_malformed
+    issuer_data, malformed, scripts = None, response.issuer_data_malformed, b""
     if response.emv_data:
         try:
-            found = tlv.find(tlv.decode(response.emv_data), 0x91)
+            objects = tlv.decode(response.emv_data)
         except TlvError:
             log.warning("online authorisation %s: the host's DE 55 is malformed", transaction)
-            found, malformed = None, True
+            objects, malformed = [], True
+        found = tlv.find(objects, 0x91)
         issuer_data = found.value if found is not None else None
+        # Issuer scripts (71 before, 72 after GENERATE AC 2; Book 3 §10.10) go to the card
+        # as the host sent them; the kernel runs them and reports their results in 9F5B.
+        scripts = b"".join(tlv.encode(o.tag, o.value) for o in objects
+                           if o.tag in (0x71, 0x72))
     approval = response.reference.approval_code
     return OnlineResponse(
-        arc=arc.encode("ascii"), issuer_authentication_data=issuer_data,
+        arc=arc.encode("ascii"), issuer_authentication_data=issuer_data, scripts=scripts,
         authorisation_code=approval.encode("ascii") if approval and approval.isascii()
         else None,
         issuer_data_malformed=malformed)

@@ -60,6 +60,8 @@ class TransactionResult:
             "atc": self.atc,
             "interface": self.interface,
             "network": self.network,
+            # 9F5B, Book 4 Annex A5: one result byte + script id per script the host sent.
+            "issuer_script_results": self.issuer_script_results or None,
         }
 
     @property

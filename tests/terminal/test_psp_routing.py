@@ -14,6 +14,7 @@ from edge_sync.connectors import (
     StripeConnector,
 )
 from edge_sync.connectors.base import Operation, Outcome, PspReference, PspResponse
+from terminal.emv import tlv
 from terminal.profile import load_profile
 from terminal.psp_routing import build_router, kernel_answer
 from terminal.store import Store
@@ -104,3 +105,19 @@ def test_kernel_answer_keeps_the_decision(outcome: Outcome, code: str, emv_data:
     assert (answer.arc, answer.issuer_authentication_data) == (arc, iad)
     assert answer.issuer_data_malformed is (flagged or emv_data == bytes.fromhex("91"))
     assert answer.authorisation_code == b"A1B2C3"
+
+
+def test_kernel_answer_hands_the_issuer_scripts_to_the_card() -> None:
+    """Issuer scripts in the host's DE 55 (templates 71 and 72, Book 3 §10.10) reach the
+    kernel as sent, without the other objects; before, they were dropped and never run."""
+    put_data = bytes.fromhex("84DA9F580100")  # a script command: PUT DATA (secure messaging)
+    script71 = tlv.encode(0x71, tlv.encode(0x9F18, bytes.fromhex("00000001"))
+                          + tlv.encode(0x86, put_data))
+    script72 = tlv.encode(0x72, tlv.encode(0x9F18, bytes.fromhex("00000002"))
+                          + tlv.encode(0x86, put_data))
+    emv = tlv.encode(0x91, bytes(8)) + script71 + tlv.encode(0x8A, b"00") + script72
+    answer = kernel_answer(PspResponse(
+        outcome=Outcome.APPROVE, code="00", message="", operation=Operation.AUTHORISE,
+        reference=PspReference(connector="x", transaction_id="t"), emv_data=emv))
+    assert answer.scripts == script71 + script72
+    assert answer.issuer_authentication_data == bytes(8)

@@ -38,6 +38,7 @@ from simulators.card.card import EmvCard
 from simulators.card.profiles import Interface, get_profile
 from simulators.card.reader import SimulatedCardReader, in_process_reader
 from simulators.psp.keys import public_key_path
+from terminal.emv import tlv
 from terminal.emv.errors import CardDataError
 from terminal.emv.profile_adapter import kernel_config_from_profile
 from terminal.payments.manager import PaymentManager
@@ -258,3 +259,19 @@ async def test_card_data_refused_before_sending_cancels_cleanly(data_dir: Path) 
         assert out.state == "cancelled" and "cannot be sent online" in out.reason
         kinds = [kind for _, kind, _ in s.outbox(out.payment_id)]
         assert "pop_cancel" in kinds and "reversal" not in kinds
+
+
+async def test_issuer_scripts_in_an_approval_reach_the_card(data_dir: Path) -> None:
+    """Issuer scripts in the host's DE 55 are sent to the card after GENERATE AC 2 (template
+    72, Book 3 §10.10) and their results kept with the payment (9F5B); the simulated card
+    refuses a script without a valid MAC, which TVR byte 5 b5 records."""
+    put_data = bytes.fromhex("04DA9F580101") + bytes(1)  # PUT DATA, no secure-messaging MAC
+    script = tlv.encode(0x72, tlv.encode(0x9F18, bytes.fromhex("0000002A"))
+                        + tlv.encode(0x86, put_data))
+    approval = replace(response(code="00"), emv_data=script)
+    connector = ScriptedConnector("cih", {Operation.AUTHORISE: [approval]})
+    async with shop(data_dir, connector) as s:
+        out = await s.manager.sale(sale("600.00"), in_process_reader("visa-credit", "contact"))
+        assert out.emv["issuer_script_results"] == "110000002A"  # failed at command 1
+        assert int(out.emv["tsi"][0:2], 16) & 0x04  # script processing performed
+        assert int(out.emv["tvr"][8:10], 16) & 0x10  # script failed after GENERATE AC 2
