@@ -51,7 +51,7 @@ import tomllib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal, ParamSpec, Protocol, TypeVar
 
 from pydantic import (
@@ -109,6 +109,12 @@ class BlockingRunner(Protocol):
 # \Z, not $: $ also matches before a final newline ("EUR\n" reached SQLite's CHECK).
 _PROFILE_FILE = re.compile(r"^[a-z][a-z0-9_]{0,31}\.toml\Z")
 _CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+#: An FX rate as the profile's currencies.toml takes it (> 0, at most 10^9, 15 decimals, 24
+#: digits in all), written in ASCII digits: Decimal() alone also takes "1e999999999",
+#: " 10.5 " and Arabic-Indic digits.
+_RATE = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,15})?\Z")
+#: A config version: printable ASCII, since it is shown to operators and stored.
+_VERSION = re.compile(r"^[\x21-\x7e]{1,64}\Z")
 
 
 class _Payload(BaseModel):
@@ -118,6 +124,13 @@ class _Payload(BaseModel):
 class ConfigUpdate(_Payload):
     version: str = Field(min_length=1, max_length=64)
     files: dict[str, str] = Field(min_length=1, max_length=32)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        if not _VERSION.match(version):
+            raise ValueError("version must be printable ASCII without spaces")
+        return version
 
     @field_validator("files")
     @classmethod
@@ -215,12 +228,12 @@ class FxUpdate(_Payload):
         for code, rate in rates.items():
             if not _CURRENCY.match(code):
                 raise ValueError(f"{code!r} is not an ISO 4217 alphabetic code")
-            try:
-                value = Decimal(rate)
-            except InvalidOperation as exc:
-                raise ValueError(f"rate of {code} is not a decimal string") from exc
-            if not value.is_finite() or value <= 0:
-                raise ValueError(f"rate of {code} must be a positive decimal")
+            if not isinstance(rate, str) or not _RATE.match(rate):
+                raise ValueError(f"rate of {code} is not a decimal string of ASCII digits "
+                                 "(at most 10 before and 15 after the point)")
+            value = Decimal(rate)
+            if value <= 0 or value > 10**9:
+                raise ValueError(f"rate of {code} must be above 0 and at most 10^9")
         return rates
 
 

@@ -101,7 +101,7 @@ async def test_downlink_signed_by_another_key_is_refused() -> None:
                        "entries": [{"type": "pan_sha256", "value": "ab" * 32}]}, "type"),
         ("blacklist", {"version": 1, "mode": "add",
                        "entries": [{"type": "fingerprint", "value": "xyz"}]},    "fingerprint"),
-        ("fx",        {"base": "MAD", "as_of": "x", "rates": {"EUR": "-1"}},     "positive"),
+        ("fx",        {"base": "MAD", "as_of": "x", "rates": {"EUR": "-1"}},     "ASCII digits"),
         ("cmd",       {"command": "format_disk"},                                "command"),
     ],
 )

@@ -222,6 +222,30 @@ async def test_lone_surrogate_in_a_payload_key_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("kind",      "payload"),
+    [
+        ("fx",      {**FX, "rates": {"EUR": "1e999999999"}}),
+        ("fx",      {**FX, "rates": {"EUR": "1E-999999999"}}),
+        ("fx",      {**FX, "rates": {"EUR": " 10.5 "}}),
+        ("fx",      {**FX, "rates": {"EUR": "\u0664\u0662"}}),   # Arabic-Indic 42
+        ("fx",      {**FX, "rates": {"EUR": "1000000001"}}),
+        ("fx",      {**FX, "rates": {"EUR": "0.000"}}),
+        ("config",  {"version": "\x00", "files": {"sync.toml": SYNC.format(host="x")}}),
+        ("config",  {"version": "v 2", "files": {"sync.toml": SYNC.format(host="x")}}),
+    ],
+    ids=["fx-huge-exponent", "fx-tiny-exponent", "fx-spaces", "fx-arabic-digits",
+         "fx-above-1e9", "fx-zero", "config-version-nul", "config-version-space"],
+)
+async def test_rates_and_versions_the_profile_would_not_take_are_refused(
+    terminal: Terminal, kind: str, payload: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """#17 item 9 (review): an FX rate Decimal() takes but currencies.toml would not (an
+    exponent, spaces, non-ASCII digits, out of range) and a config version that is not
+    printable ASCII are invalid payloads; nothing is stored."""
+    assert await refused(terminal, kind, down(kind, payload, 1), "invalid payload", caplog)
+
+
+@pytest.mark.parametrize(
     ("kind",        "payload"),
     [
         ("fx",        {**FX, "rates": {"EUR\n": "10.85"}}),
