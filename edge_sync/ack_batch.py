@@ -118,11 +118,17 @@ def check_ack_batch(verifier: AckVerifier, raw: bytes) -> list[Ack]:
         raise SignatureError(f"ack batch cannot be verified: {exc.message}",
                              reason="malformed signature") from exc
     verifier.verify_signed(signed, batch.signature, what=f"ack batch of {len(batch.acks)}")
+    # One ack per message: a commit that met an uplink twice (an MQTT redelivery) acks it
+    # twice, and settling both would run the late-ack path twice. The first one stands.
+    first: dict[str, AckItem] = {}
+    for item in batch.acks:
+        first.setdefault(item.message_id, item)
+    items = list(first.values())
     return [
         Ack(message_id=item.message_id, status=item.status,
             # The reason is kept (dead letter, logs): storable whatever it holds.
             reason=None if item.reason is None else storable_text(item.reason),
             terminal_id=batch.terminal_id, destination=batch.destination, seq=item.seq,
             issued_at=batch.issued_at)
-        for item in batch.acks
+        for item in items
     ]

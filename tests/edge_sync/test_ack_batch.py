@@ -71,6 +71,17 @@ def test_a_batch_that_is_not_the_platforms_for_us_is_refused_whole(
         check_ack_batch(_verifier(), raw)
 
 
+def test_a_message_acked_twice_in_a_batch_comes_back_once() -> None:
+    """A commit that met one uplink twice (an MQTT redelivery) acks it twice; the terminal
+    settles it once, with the first ack, so the late-ack path never runs twice for it."""
+    again = Ack(message_id=IDS[0], seq=1, status="duplicate")
+    raw = build_ack_batch(PLATFORM, terminal_id=TERMINAL, destination="platform",
+                          acks=[ACKS[0], again, ACKS[1]]).to_json()
+    acks = check_ack_batch(_verifier(), raw)
+    assert [(a.message_id, a.status) for a in acks] == [(IDS[0], "accepted"),
+                                                       (IDS[1], "duplicate")]
+
+
 def test_single_signed_acks_still_verify() -> None:
     """A single ack (an older platform, or an HTTPS answer's) is not taken for a batch."""
     ack = build_ack(PLATFORM, terminal_id=TERMINAL, destination="platform",
