@@ -9,6 +9,7 @@ replayed inputs fails here in every environment.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from pathlib import Path
 
@@ -38,3 +39,13 @@ def test_harness_is_documented_replayable_and_runnable(harness: Path) -> None:
     replays = (REPO_ROOT / "tests" / "fuzz" / "test_atheris_regressions.py").read_text()
     name = harness.stem.removeprefix("fuzz_")
     assert re.search(rf'\(\s*"{name}",', replays), f"no replayed input for {harness.name}"
+
+
+def test_importing_the_harnesses_leaves_logging_on() -> None:
+    """Replaying kept inputs imports every harness; none may switch logging off for the rest
+    of the suite (fuzz_sync did, and the log-masking tests after it saw an empty log file)."""
+    from tests.fuzz.test_atheris_regressions import FUZZ_DIR, _harness
+
+    for harness in sorted(FUZZ_DIR.glob("fuzz_*.py")):
+        _harness(harness.stem.removeprefix("fuzz_"))
+        assert logging.root.manager.disable == logging.NOTSET, harness.name
