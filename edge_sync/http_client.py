@@ -19,7 +19,7 @@ from typing import Self
 
 import httpx
 
-__all__ = ["JSON_HEADERS", "OwnsHttpClient", "client_tls_context", "http_client"]
+__all__ = ["JSON_HEADERS", "OwnsHttpClient", "client_tls_context", "http_client", "read_capped"]
 
 #: For a client whose every request body is JSON it encodes itself.
 JSON_HEADERS = {"content-type": "application/json"}
@@ -74,3 +74,16 @@ class OwnsHttpClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """A streamed response's body, or ``None`` as soon as it grows past ``limit`` bytes (not
+    read further): a hostile peer's answer is never held whole in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

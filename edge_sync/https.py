@@ -28,6 +28,7 @@ from edge_sync.http_client import (
     OwnsHttpClient,
     client_tls_context,
     http_client,
+    read_capped,
 )
 from edge_sync.messages import Ack, AckBatch, AckVerifier, Envelope, messages_path
 
@@ -62,18 +63,6 @@ class HttpsLinkSettings:
                 "run scripts/setup to create the test PKI or fix the [sync] paths",
                 url=self.base_url,
             ) from exc
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
-    """The body, or ``None`` as soon as it grows past ``limit`` bytes (not read further)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class HttpsTransport(OwnsHttpClient):
@@ -124,7 +113,7 @@ class HttpsTransport(OwnsHttpClient):
             # Streamed so that an answer is read only up to the bound, never whole.
             async with self._client.stream("POST", self._url, content=body,
                                            timeout=timeout) as response:
-                content = await _read_capped(response, MAX_MESSAGE_BYTES)
+                content = await read_capped(response, MAX_MESSAGE_BYTES)
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"HTTPS POST {self._url} timed out after {timeout:g} s", url=self._url

@@ -49,7 +49,7 @@ from edge_sync.connectors.errors import (
     PspTimeoutError,
     PspUnreachableError,
 )
-from edge_sync.http_client import OwnsHttpClient, http_client
+from edge_sync.http_client import OwnsHttpClient, http_client, read_capped
 
 __all__ = [
     "HttpAnswer",
@@ -130,7 +130,7 @@ class RestClient(OwnsHttpClient):
                                                  json=json_body, params=params)
             response = await self._client.send(request, stream=True)
             try:
-                content = await _bounded_body(response)
+                content = await read_capped(response, MAX_ANSWER_BYTES)
             finally:
                 await response.aclose()
         except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL,
@@ -154,18 +154,6 @@ class RestClient(OwnsHttpClient):
                 "outcome is unknown", **where, http_status=status)
         replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
         return HttpAnswer(status=status, body=body, replayed=replayed)
-
-
-async def _bounded_body(response: httpx.Response) -> bytes | None:
-    """The body, or ``None`` once it passes :data:`MAX_ANSWER_BYTES` (not read further)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error_text(body: Mapping[str, Any]) -> str:
